@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// Entry point of the `mmad` CLI. A source checkout runs the TypeScript through
+// tsx, so what a developer edits is what runs; a production image ships only
+// the compiled tree (npm run build → dist/) and runs that.
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const source = join(root, 'src', 'cli', 'main.ts');
+if (existsSync(source)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(pathToFileURL(source).href);
+} else {
+  await import(pathToFileURL(join(root, 'dist', 'cli', 'main.js')).href);
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// The project's test command (npm test): provides one real Kafka broker for the
+// whole run (KAFKA_BROKERS if set, else a container or a local KRaft broker, see
+// src/kafka/provide-broker.ts), runs every test/**/*.test.ts with node's test
+// runner, stops the broker, and fails the run if any broker JVM it started is
+// still alive afterwards.
+//
+//   npm test                      all tests
+//   npm test -- test/codec        only files under a path (or single files)
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { register } from 'tsx/esm/api';
+
+register();
+const root = join(fileURLToPath(import.meta.url), '..', '..');
+const { loadConfig } = await import('../src/config/load-config.ts');
+const { provideBroker } = await import('../src/kafka/provide-broker.ts');
+const { findBrokerProcesses } = await import('../src/kafka/local-kraft.ts');
+
+function collect(path, out) {
+  const st = statSync(path);
+  if (st.isDirectory()) {
+    for (const e of readdirSync(path).sort()) if (e !== 'fixtures') collect(join(path, e), out);
+  } else if (/\.test\.ts$/.test(path)) out.push(relative(root, path));
+  return out;
+}
+const args = process.argv.slice(2);
+const files = (args.length > 0 ? args : ['test']).flatMap((p) => collect(join(root, p), []));
+if (files.length === 0) {
+  console.error(`no test files under ${args.join(' ') || 'test/'}`);
+  process.exit(1);
+}
+
+const before = new Set(findBrokerProcesses());
+const broker = await provideBroker(loadConfig());
+let code = 1;
+try {
+  code = await new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+      { cwd: root, stdio: 'inherit', env: { ...process.env, KAFKA_BROKERS: broker.brokers.join(',') } },
+    );
+    for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => child.kill(sig));
+    child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0)));
+  });
+} finally {
+  await broker.stop();
+}
+// The brokers tests started must all be gone (a watchdog needs up to a second).
+let leftover = [];
+for (let i = 0; i < 30; i++) {
+  leftover = findBrokerProcesses().filter((p) => !before.has(p));
+  if (leftover.length === 0) break;
+  await new Promise((r) => setTimeout(r, 200));
+}
+if (leftover.length > 0) {
+  console.error(`FAIL: Kafka broker JVM(s) still running after the tests: pids ${leftover.join(', ')}`);
+  for (const pid of leftover) process.kill(pid, 'SIGKILL');
+  code = code || 1;
+}
+process.exit(code);

@@ -1,0 +1,80 @@
+/**
+ * The one error type of the service. Every failure that crosses a module
+ * boundary is an `MmadError` with a stable `code` (what operators grep for and
+ * what dead letters carry as their reason), a `retriable` flag (whether trying
+ * the same thing again may succeed: a broker that is down, not a corrupt frame),
+ * and the underlying `cause`.
+ */
+export const ErrorCode = {
+  /** The configuration failed validation; `details.issues` names each bad path. */
+  CONFIG_INVALID: 'CONFIG_INVALID',
+  /** A configuration file could not be read or parsed. */
+  CONFIG_UNREADABLE: 'CONFIG_UNREADABLE',
+
+  /** Bytes do not start with a known Avro framing (single-object marker or Confluent magic byte). */
+  CODEC_BAD_MAGIC: 'CODEC_BAD_MAGIC',
+  /** The writer schema's fingerprint or registry id is not known to this service. */
+  CODEC_UNKNOWN_SCHEMA: 'CODEC_UNKNOWN_SCHEMA',
+  /** The record ended before the writer schema said it would. */
+  CODEC_TRUNCATED: 'CODEC_TRUNCATED',
+  /** The bytes are not a valid record of the writer schema (bad union index, trailing bytes, ...). */
+  CODEC_INVALID: 'CODEC_INVALID',
+  /** A value handed to the encoder does not conform to the schema. */
+  CODEC_ENCODE_FAILED: 'CODEC_ENCODE_FAILED',
+  /** The schema registry could not be reached or refused a request. */
+  SCHEMA_REGISTRY_FAILED: 'SCHEMA_REGISTRY_FAILED',
+
+  /** No broker could be reached (after retries). */
+  BROKER_UNAVAILABLE: 'BROKER_UNAVAILABLE',
+  /** The embedded broker could not be fetched, formatted or started. */
+  BROKER_START_FAILED: 'BROKER_START_FAILED',
+  /** Input topics do not share one partition count, so a sample's frames cannot meet in one task. */
+  TOPIC_PARTITION_MISMATCH: 'TOPIC_PARTITION_MISMATCH',
+  /** Topic creation or inspection failed. */
+  TOPIC_ADMIN_FAILED: 'TOPIC_ADMIN_FAILED',
+
+  /** A command-line invocation was wrong. */
+  USAGE: 'USAGE',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface MmadErrorOptions {
+  cause?: unknown;
+  retriable?: boolean;
+  details?: Record<string, unknown>;
+}
+
+export class MmadError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: MmadErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MmadError';
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+    this.details = options.details ?? {};
+  }
+
+  /** One line for logs: code, message, and the chain of causes. */
+  describe(): string {
+    const parts = [`[${this.code}] ${this.message}`];
+    let cause: unknown = this.cause;
+    while (cause instanceof Error) {
+      parts.push(`caused by: ${cause.message}`);
+      cause = cause.cause;
+    }
+    return parts.join('; ');
+  }
+}
+
+export function isMmadError(err: unknown, code?: ErrorCode): err is MmadError {
+  return err instanceof MmadError && (code === undefined || err.code === code);
+}
+
+/** Message of any thrown value, for wrapping third-party errors. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { AvroCodec, SINGLE_OBJECT_MARKER } from '../../src/codec/avro-codec.js';
+import { fingerprintBytes } from '../../src/codec/crc64-avro.js';
+import { SchemaCatalog, parseSchema } from '../../src/codec/schema-catalog.js';
+import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { plain, sampleAlert, sampleDeadLetter, sampleEvent, sampleFrame } from '../helpers/records.js';
+
+const catalog = SchemaCatalog.load();
+
+test('every schema in schemas/avro loads, one current version per record', () => {
+  assert.deepEqual(catalog.names().sort(), ['Alert', 'AnomalyEvent', 'DeadLetter', 'Frame']);
+  for (const n of catalog.names()) assert.ok(catalog.current(n).version >= 1);
+});
+
+test('every field of every schema has a doc string', () => {
+  const walk = (node: unknown, where: string): void => {
+    if (Array.isArray(node)) return node.forEach((n, i) => walk(n, `${where}[${i}]`));
+    if (node === null || typeof node !== 'object') return;
+    const o = node as Record<string, unknown>;
+    if (o.type === 'record') {
+      assert.ok(typeof o.doc === 'string' && o.doc.length > 0, `${where} record ${String(o.name)} has no doc`);
+      for (const f of o.fields as Record<string, unknown>[]) {
+        assert.ok(typeof f.doc === 'string' && f.doc.length > 0, `${where}.${String(f.name)} has no doc`);
+        walk(f.type, `${where}.${String(f.name)}`);
+      }
+    }
+    if (o.type === 'enum') assert.ok(typeof o.doc === 'string', `enum ${String(o.name)} has no doc`);
+    for (const k of ['type', 'items', 'values']) if (k in o && typeof o[k] === 'object') walk(o[k], where);
+  };
+  for (const n of catalog.names()) walk(JSON.parse(catalog.current(n).json), n);
+});
+
+test('records of every schema round-trip; dates come back as Dates, bytes as Buffers', () => {
+  const cases = [
+    ['Frame', sampleFrame()],
+    ['AnomalyEvent', sampleEvent()],
+    ['Alert', sampleAlert()],
+    ['DeadLetter', sampleDeadLetter()],
+  ] as const;
+  for (const [name, value] of cases) {
+    const codec = AvroCodec.local(catalog, name);
+    const bytes = codec.encode(value as never);
+    assert.deepEqual(bytes.subarray(0, 2), SINGLE_OBJECT_MARKER);
+    assert.deepEqual(bytes.subarray(2, 10), fingerprintBytes(catalog.current(name).fingerprint));
+    const back = codec.decodeSync(bytes);
+    assert.deepEqual(plain(back), value, name);
+  }
+  const frame = AvroCodec.local(catalog, 'Frame').decodeSync(AvroCodec.local(catalog, 'Frame').encode(sampleFrame()));
+  assert.ok(frame.captureTime instanceof Date);
+  assert.ok(Buffer.isBuffer(frame.payload));
+});
+
+test('encoding a value that does not match the schema names the bad field', () => {
+  const codec = AvroCodec.local(catalog, 'Frame');
+  assert.throws(
+    () => codec.encode({ ...sampleFrame(), width: 'wide' } as never),
+    (e: unknown) => e instanceof MmadError && e.code === ErrorCode.CODEC_ENCODE_FAILED && /width/.test(e.message),
+  );
+});
+
+function withSchema(file: string): { catalog: SchemaCatalog; writer: ReturnType<typeof parseSchema> } {
+  const c = SchemaCatalog.load();
+  const writer = parseSchema(readFileSync(new URL(`../fixtures/schemas/${file}`, import.meta.url), 'utf8'), 0);
+  c.add({ ...writer, version: 0 });
+  return { catalog: c, writer };
+}
+
+function frameBytes(writer: ReturnType<typeof parseSchema>, value: Record<string, unknown>): Buffer {
+  return Buffer.concat([SINGLE_OBJECT_MARKER, fingerprintBytes(writer.fingerprint), writer.type.toBuffer(value)]);
+}
+
+test('schema evolution: a record of an older writer reads with the current schema (defaults filled in)', () => {
+  const { catalog: c, writer } = withSchema('Frame.v0.avsc');
+  const { expectedModalities: _e, attributes: _a, ...old } = sampleFrame();
+  const decoded = AvroCodec.local(c, 'Frame').decodeSync(frameBytes(writer, { ...old, modality: 'xyz' }));
+  assert.equal(decoded.modality, 'xyz');
+  assert.equal(decoded.expectedModalities, null);
+  assert.deepEqual(decoded.attributes, {});
+  assert.equal(decoded.sampleId, 'S-000123');
+});
+
+test('schema evolution: a newer writer with an extra field and a new modality reads as the current schema, modality "unknown"', () => {
+  const { catalog: c, writer } = withSchema('Frame.v2.avsc');
+  const current = AvroCodec.local(c, 'Frame');
+  assert.equal(current.schema.version, 1, 'the fixture registered at version 0 must not become current');
+  const decoded = current.decodeSync(frameBytes(writer, { ...sampleFrame(), modality: 'thz', exposureUs: 900 }));
+  assert.equal(decoded.modality, 'unknown');
+  assert.equal((decoded as unknown as Record<string, unknown>).exposureUs, undefined);
+  assert.deepEqual(decoded.payload, sampleFrame().payload);
+});
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof MmadError, `expected MmadError, got ${String(e)}`);
+    return e.code;
+  }
+  return 'no error';
+}
+
+test('bad bytes of each kind give the typed error, never a crash', () => {
+  const codec = AvroCodec.local(catalog, 'Frame');
+  const good = codec.encode(sampleFrame(Buffer.alloc(1000, 7)));
+  assert.equal(codeOf(() => codec.decodeSync(Buffer.from('{"json": true}'))), ErrorCode.CODEC_BAD_MAGIC);
+  assert.equal(codeOf(() => codec.decodeSync(Buffer.alloc(0))), ErrorCode.CODEC_BAD_MAGIC);
+  assert.equal(codeOf(() => codec.decodeSync(Buffer.from([0xc3, 0x01, 1, 2]))), ErrorCode.CODEC_TRUNCATED);
+  const unknown = Buffer.from(good);
+  unknown.writeBigUInt64LE(0x0123456789abcdefn, 2);
+  assert.equal(codeOf(() => codec.decodeSync(unknown)), ErrorCode.CODEC_UNKNOWN_SCHEMA);
+  for (const cut of [11, 40, good.length - 500, good.length - 1]) {
+    assert.equal(codeOf(() => codec.decodeSync(good.subarray(0, cut))), ErrorCode.CODEC_TRUNCATED, `cut at ${cut}`);
+  }
+  assert.equal(codeOf(() => codec.decodeSync(Buffer.concat([good, Buffer.from([0])]))), ErrorCode.CODEC_INVALID);
+  // an Avro record of another schema under Frame's fingerprint
+  const alien = Buffer.concat([good.subarray(0, 10), Buffer.from([0x02, 0x61, 0x08])]);
+  assert.match(codeOf(() => codec.decodeSync(alien)), /^CODEC_(TRUNCATED|INVALID)$/);
+});
+
+test('a forged block count cannot make the decoder loop or allocate', () => {
+  const codec = AvroCodec.local(catalog, 'Frame');
+  const frame = sampleFrame(Buffer.alloc(0), { expectedModalities: null, attributes: {} });
+  const good = codec.encode(frame);
+  // the last byte is the attributes map's terminating 0 block: replace it with a huge count
+  const huge = Buffer.from([0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]); // zig-zag varint ≈ 2^55
+  const forged = Buffer.concat([good.subarray(0, good.length - 1), huge]);
+  const t0 = performance.now();
+  assert.equal(codeOf(() => codec.decodeSync(forged)), ErrorCode.CODEC_TRUNCATED);
+  assert.ok(performance.now() - t0 < 1000, 'the guard answers without walking the forged items');
+});
+
+test('random corruption of a valid frame never escapes as anything but a typed error', () => {
+  const codec = AvroCodec.local(catalog, 'Frame');
+  const good = codec.encode(sampleFrame(Buffer.alloc(64, 1)));
+  let seed = 12345;
+  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  let typed = 0;
+  for (let i = 0; i < 2000; i++) {
+    const b = Buffer.from(good);
+    const flips = 1 + Math.floor(rnd() * 4);
+    for (let f = 0; f < flips; f++) b[10 + Math.floor(rnd() * (b.length - 10))] = Math.floor(rnd() * 256);
+    try {
+      codec.decodeSync(b);
+    } catch (e) {
+      assert.ok(e instanceof MmadError, `corruption ${i} escaped as ${String(e)}`);
+      typed++;
+    }
+  }
+  assert.ok(typed > 0, 'some corruptions must be detected');
+});
+
+test('Confluent-framed records without a registry are an unknown schema, with the id', async () => {
+  const codec = AvroCodec.local(catalog, 'Frame');
+  const body = catalog.current('Frame').type.toBuffer(sampleFrame());
+  const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 42]), body]);
+  await assert.rejects(codec.decode(framed), (e: unknown) => e instanceof MmadError && e.code === ErrorCode.CODEC_UNKNOWN_SCHEMA && /42/.test(e.message));
+});

@@ -1,0 +1,84 @@
+/**
+ * Integration-test helpers: the broker the test runner provides
+ * (KAFKA_BROKERS), unique topic and group names per test, and cleanup.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
+import type { Config } from '../../src/config/config-schema.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import { createKafka, frameConsumerConfig } from '../../src/kafka/kafka-client.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+
+export const quietLogger = createLogger({}, 'error');
+
+export function brokersFromEnv(): string[] {
+  const b = process.env.KAFKA_BROKERS;
+  if (b === undefined || b === '') {
+    throw new Error('KAFKA_BROKERS is not set: run the tests with `npm test`, which provides a broker');
+  }
+  return b.split(',');
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+/** A config on the test broker whose topics all carry a unique prefix. */
+export function testConfig(overrides: Record<string, unknown> = {}): Config {
+  const p = uniqueName('t');
+  return loadConfig({
+    env: { KAFKA_BROKERS: brokersFromEnv().join(',') },
+    overrides: {
+      topics: {
+        inputs: { rgb: `${p}.rgb`, ir: `${p}.ir`, xyz: `${p}.xyz` },
+        events: `${p}.events`,
+        alerts: `${p}.alerts`,
+        deadLetters: `${p}.dlq`,
+        labels: `${p}.labels`,
+        partitions: 3,
+      },
+      ...overrides,
+    } as never,
+  });
+}
+
+export function testKafka(config: Config): Kafka {
+  return createKafka(config, config.kafka.brokers, quietLogger);
+}
+
+export async function deleteTopics(admin: Admin, topics: string[]): Promise<void> {
+  const existing = new Set(await admin.listTopics());
+  const present = topics.filter((t) => existing.has(t));
+  if (present.length > 0) await admin.deleteTopics({ topics: present, timeout: 30_000 });
+}
+
+/** Reads `count` messages from the beginning of `topic` (any partition) with a fresh group. */
+export async function consumeN(
+  kafka: Kafka,
+  config: Config,
+  topic: string,
+  count: number,
+  timeoutMs = 30_000,
+): Promise<KafkaMessage[]> {
+  const consumer = kafka.consumer(frameConsumerConfig(config, uniqueName('g')));
+  const got: KafkaMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out with ${got.length}/${count} messages from ${topic}`)), timeoutMs);
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          got.push(message);
+          if (got.length >= count) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return got;
+}

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { ensureTopics, planTopics, verifyTopics } from '../../src/kafka/topics.js';
+import { deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
+
+const created: string[] = [];
+const config = testConfig();
+const kafka = testKafka(config);
+const admin = kafka.admin();
+await admin.connect();
+after(async () => {
+  await deleteTopics(admin, created);
+  await admin.disconnect();
+});
+
+test('ensureTopics creates inputs, outputs and labels with the configured partitions, then finds them', async () => {
+  const plans = planTopics(config);
+  created.push(...plans.map((p) => p.name));
+  const first = await ensureTopics(admin, plans);
+  assert.deepEqual(first.map((s) => s.role), ['input', 'input', 'input', 'events', 'alerts', 'deadLetters', 'labels']);
+  assert.ok(first.every((s) => s.created && s.actualPartitions === 3));
+  const again = await ensureTopics(admin, plans);
+  assert.ok(again.every((s) => !s.created && s.actualPartitions === 3), 'idempotent');
+  const verified = await verifyTopics(admin, plans);
+  assert.equal(verified.length, plans.length);
+  const configs = await admin.describeConfigs({ resources: [{ type: 2, name: config.topics.inputs.rgb }], includeSynonyms: false });
+  const maxBytes = configs.resources[0]!.configEntries.find((e) => e.configName === 'max.message.bytes');
+  assert.equal(maxBytes?.configValue, String(config.kafka.maxMessageBytes));
+});
+
+test('input topics with different partition counts are refused, naming each topic and count', async () => {
+  const odd = testConfig();
+  const plans = planTopics(odd);
+  created.push(...plans.map((p) => p.name));
+  await admin.createTopics({ topics: [{ topic: odd.topics.inputs.ir, numPartitions: 5 }], waitForLeaders: true });
+  await assert.rejects(ensureTopics(admin, plans), (e: unknown) => {
+    assert.ok(e instanceof MmadError);
+    assert.equal(e.code, ErrorCode.TOPIC_PARTITION_MISMATCH);
+    assert.ok(e.message.includes(`${odd.topics.inputs.ir}=5`));
+    assert.ok(e.message.includes(`${odd.topics.inputs.rgb}=3`));
+    return true;
+  });
+});
+
+test('verify names the topics that are missing', async () => {
+  const absent = testConfig();
+  await assert.rejects(verifyTopics(admin, planTopics(absent)), new RegExp(absent.topics.inputs.rgb.replace(/\./g, '\\.')));
+});
