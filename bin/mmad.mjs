@@ -11,7 +11,6 @@ const source = join(root, 'src', 'cli', 'main.ts');
 if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(pathToFileURL(source).href);
-} else {
-  await import(pathToFileURL(join(root, 'dist', 'cli', 'main.js')).href);
 }
+const { main } = await import(pathToFileURL(existsSync(source) ? source : join(root, 'dist', 'cli', 'main.js')).href);
+process.exitCode = await main(process.argv.slice(2));

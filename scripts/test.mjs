@@ -1,13 +1,13 @@
 #!/usr/bin/env node
-// The project's test command (npm test): provides one real Kafka broker for the
-// whole run (KAFKA_BROKERS if set, else a container or a local KRaft broker, see
+// The project's test command (npm test): type-checks the TypeScript, provides
+// one real Kafka broker for the whole run (KAFKA_BROKERS if set, else a container or a local KRaft broker, see
 // src/kafka/provide-broker.ts), runs every test/**/*.test.ts with node's test
 // runner, stops the broker, and fails the run if any broker JVM it started is
 // still alive afterwards.
 //
 //   npm test                      all tests
 //   npm test -- test/codec        only files under a path (or single files)
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,13 @@ const args = process.argv.slice(2);
 const files = (args.length > 0 ? args : ['test']).flatMap((p) => collect(join(root, p), []));
 if (files.length === 0) {
   console.error(`no test files under ${args.join(' ') || 'test/'}`);
+  process.exit(1);
+}
+
+// tsx strips types without checking them: check them first, and stop on an error.
+const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--noEmit'], { stdio: 'inherit' });
+if (tsc.status !== 0) {
+  console.error('type check failed');
   process.exit(1);
 }
 

@@ -1,6 +1,7 @@
 /**
  * `mmad` — the one CLI. This file only wires: it registers the subcommands,
  * parses arguments, turns errors into a clear message and an exit code.
+ * bin/mmad.mjs calls main().
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isMmadError, messageOf } from '../errors/errors.js';
@@ -67,4 +68,3 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));

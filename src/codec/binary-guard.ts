@@ -39,19 +39,23 @@ class Cursor {
       );
     }
   }
-  /** Zig-zag varint, up to 64 bits; returned as a JS number (exact below 2^53, which bounds every length that fits a buffer). */
+  /**
+   * Zig-zag varint, up to 64 bits, as a JS number. Exact below 2^53, which
+   * bounds every length and count that can fit a buffer; larger values only
+   * need to compare as "too large", which they do.
+   */
   long(what: string): number {
-    let result = 0n;
-    let shift = 0n;
+    let value = 0;
+    let scale = 1;
     for (let i = 0; i < 10; i++) {
       this.need(1, what);
       const b = this.buf[this.pos++]!;
-      result |= BigInt(b & 0x7f) << shift;
+      value += (b & 0x7f) * scale;
       if ((b & 0x80) === 0) {
-        const value = (result >> 1n) ^ -(result & 1n);
-        return Number(value);
+        // zig-zag: even → value/2, odd → -(value+1)/2
+        return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
       }
-      shift += 7n;
+      scale *= 128;
     }
     throw new MmadError(ErrorCode.CODEC_INVALID, `invalid varint for ${what} at offset ${this.pos}`);
   }

@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { COMMANDS } from '../../src/cli/main.js';
+import { deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
+
+const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
+
+function mmad(args: string[], env: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, MMAD_LOG_LEVEL: 'error', ...env }, timeout: 120_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('mmad --help lists every command; each command has --help', () => {
+  const top = mmad(['--help']);
+  assert.equal(top.code, 0);
+  for (const c of COMMANDS) {
+    assert.ok(top.stdout.includes(c.name), `top-level help lists ${c.name}`);
+    const h = mmad([c.name, '--help']);
+    assert.equal(h.code, 0, `${c.name} --help`);
+    assert.match(h.stdout, new RegExp(`^Usage: mmad ${c.name}`));
+    for (const opt of Object.keys(c.options)) assert.ok(h.stdout.includes(`--${opt}`), `${c.name} --help documents --${opt}`);
+  }
+});
+
+test('usage errors exit 2 with the help; configuration errors exit 1 naming the path', () => {
+  const unknown = mmad(['frobnicate']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+  const badFlag = mmad(['topics', '--colour']);
+  assert.equal(badFlag.code, 2);
+  assert.match(badFlag.stderr, /Usage: mmad topics/);
+  const badConfig = mmad(['config'], { MMAD_TOPICS__PARTITIONS: '-1' });
+  assert.equal(badConfig.code, 1);
+  assert.match(badConfig.stderr, /CONFIG_INVALID.*\n?.*topics\.partitions/);
+});
+
+test('mmad config prints the effective configuration', () => {
+  const r = mmad(['config'], { MMAD_TOPICS__EVENTS: 'plant.events' });
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /events: plant\.events/);
+});
+
+const config = testConfig();
+const env = {
+  KAFKA_BROKERS: config.kafka.brokers.join(','),
+  MMAD_TOPICS__INPUTS__RGB: config.topics.inputs.rgb,
+  MMAD_TOPICS__INPUTS__IR: config.topics.inputs.ir,
+  MMAD_TOPICS__INPUTS__XYZ: config.topics.inputs.xyz,
+  MMAD_TOPICS__EVENTS: config.topics.events,
+  MMAD_TOPICS__ALERTS: config.topics.alerts,
+  MMAD_TOPICS__DEAD_LETTERS: config.topics.deadLetters,
+  MMAD_TOPICS__LABELS: config.topics.labels,
+  MMAD_TOPICS__PARTITIONS: '2',
+};
+after(async () => {
+  const admin = testKafka(config).admin();
+  await admin.connect();
+  await deleteTopics(admin, [...Object.values(config.topics.inputs).filter((t): t is string => t !== null), config.topics.events, config.topics.alerts, config.topics.deadLetters, config.topics.labels]);
+  await admin.disconnect();
+});
+
+test('mmad demo on a configured broker creates the topics and reports them; topics verify finds them', () => {
+  const before = mmad(['topics', 'verify'], env);
+  assert.equal(before.code, 1);
+  assert.match(before.stderr, /topics missing/);
+  const demo = mmad(['demo'], env);
+  assert.equal(demo.code, 0, demo.stderr);
+  assert.match(demo.stdout, /broker: .* \(external;/);
+  for (const t of [config.topics.inputs.rgb, config.topics.events, config.topics.deadLetters]) {
+    assert.match(demo.stdout, new RegExp(`${t.replace(/\./g, '\\.')}\\s+\\S+\\s+2\\s+created`));
+  }
+  const verify = mmad(['topics', 'verify'], env);
+  assert.equal(verify.code, 0, verify.stderr);
+  assert.match(verify.stdout, /existed/);
+});
+
+test('mmad demo with no broker configured starts a local one, creates the default topics, and stops it', () => {
+  const demo = mmad(['demo'], { KAFKA_BROKERS: '', MMAD_BROKER__PROVIDER: 'local' });
+  assert.equal(demo.code, 0, demo.stderr);
+  assert.match(demo.stdout, /broker: 127\.0\.0\.1:\d+ \(local;/);
+  assert.match(demo.stdout, /local broker start: \d+ ms/);
+  assert.match(demo.stdout, /mmad\.frames\.rgb\s+input:rgb\s+6\s+created/);
+  assert.match(demo.stdout, /mmad\.deadletters\s+deadLetters\s+6\s+created/);
+});
