@@ -74,11 +74,53 @@ export const TopicsSchema = z
   })
   .prefault({});
 
+const durationMs = z.number().int().min(0).max(7 * 24 * 3600 * 1000);
+
+/**
+ * How the join treats one modality. Times count in event time (capture time)
+ * from the capture of the sample's first frame.
+ *  - required: the sample is not judged without it; after timeoutMs it gets an
+ *    UNKNOWN verdict naming the missing modality;
+ *  - optional: waited for up to timeoutMs, then the sample is judged without it;
+ *  - late: never waited for; the sample is judged without it and, when it
+ *    arrives within windowMs, judged again (a refined revision).
+ */
+export const ModalityPolicySchema = z.discriminatedUnion('policy', [
+  z.strictObject({ policy: z.literal('required'), timeoutMs: durationMs }),
+  z.strictObject({ policy: z.literal('optional'), timeoutMs: durationMs }),
+  z.strictObject({ policy: z.literal('late'), windowMs: durationMs }),
+]);
+export type ModalityPolicy = z.infer<typeof ModalityPolicySchema>;
+
+export const JoinSchema = z
+  .strictObject({
+    /** Policy per modality; a modality whose input topic is null is not joined. */
+    modalities: z
+      .strictObject({
+        rgb: ModalityPolicySchema.default({ policy: 'required', timeoutMs: 10_000 }),
+        ir: ModalityPolicySchema.default({ policy: 'optional', timeoutMs: 2_000 }),
+        xyz: ModalityPolicySchema.default({ policy: 'late', windowMs: 120_000 }),
+        ct: ModalityPolicySchema.default({ policy: 'late', windowMs: 600_000 }),
+      })
+      .prefault({}),
+    /** A frame whose sample was already closed, or is older than the longest wait plus this, is too late (dead letter). */
+    graceMs: durationMs.default(5_000),
+    /** When no frame has arrived for this long (wall clock), stream time follows the wall clock, so the last parts before a stop are not stranded. */
+    idleAdvanceMs: durationMs.min(1).default(2_000),
+    /** Per task: pending samples and their payload bytes; at either limit consumption pauses (nothing is dropped). */
+    maxPendingSamples: z.number().int().min(1).default(5_000),
+    maxPendingBytes: z.number().int().min(1_048_576).default(536_870_912),
+    /** How long (event time) closed sample ids are remembered, to recognise duplicates and too-late frames. */
+    closedRetentionMs: durationMs.default(600_000),
+  })
+  .prefault({});
+
 export const ConfigSchema = z.strictObject({
   kafka: KafkaSchema,
   broker: BrokerSchema,
   schemaRegistry: SchemaRegistrySchema,
   topics: TopicsSchema,
+  join: JoinSchema,
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

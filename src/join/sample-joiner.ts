@@ -1,0 +1,457 @@
+/**
+ * The join of one task: frames of the same sample ID, from every input topic's
+ * partition with this task's number, gathered until the sample can be judged.
+ *
+ * Pure and deterministic: no I/O, no clock of its own. Time comes in two ways,
+ * as in Kafka Streams: *stream time* is the largest capture time seen (event
+ * time, so a replay of history joins exactly as the live run did), and
+ * `tick(wallNow)` lets stream time follow the wall clock once input has been
+ * idle for `idleAdvanceMs`, so the last parts before a line stop are released.
+ * Tested like Kafka Streams' TopologyTestDriver: frames with explicit
+ * timestamps, a fake clock, assertions on what was released (test/join).
+ *
+ * Per modality the policy (config `join.modalities`) says what a sample waits
+ * for:
+ *   required  — wait up to timeoutMs; without it the sample is UNKNOWN;
+ *   optional  — wait up to timeoutMs, then judge without it;
+ *   late      — never wait; judge without it and again (a new revision) if it
+ *               arrives within windowMs.
+ * The station's expected-modalities hint, when present, removes modalities the
+ * sample will never get, so nothing waits for them.
+ */
+import type { ModalityPolicy } from '../config/config-schema.js';
+import type { Modality } from '../codec/records.js';
+
+/** Where a frame came from in Kafka. */
+export interface FrameSource {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+/** A decoded frame entering the join; `payload` is opaque here. */
+export interface JoinInput<P> {
+  sampleId: string;
+  modality: Modality;
+  /** Capture time, epoch ms (event time). */
+  captureTime: number;
+  /** Wall-clock arrival, epoch ms (for latency figures only; never for decisions). */
+  arrivedAt: number;
+  /** Bytes this frame holds in memory (payload), for the memory bound. */
+  bytes: number;
+  expectedModalities: Modality[] | null;
+  source: FrameSource;
+  payload: P;
+}
+
+export type ReleaseKind =
+  /** Every modality the sample can get is in. */
+  | 'complete'
+  /** Required and optional modalities are in; a late one may still refine it. */
+  | 'provisional'
+  /** Released without an optional modality whose timeout expired. */
+  | 'timeout'
+  /** A late modality arrived within its window: a refined revision. */
+  | 'refine';
+
+export type JoinOutput<P> =
+  | {
+      type: 'release';
+      kind: ReleaseKind;
+      sampleId: string;
+      revision: number;
+      /** All frames of the sample so far, one per modality, in modality order. */
+      frames: JoinInput<P>[];
+      /** Modalities configured for the line that this revision is made without. */
+      missing: Modality[];
+      /** True when no later revision can follow. */
+      final: boolean;
+      /** Capture time of the sample's first frame. */
+      firstCapture: number;
+      /** Wall-clock arrival of the sample's first frame. */
+      firstArrival: number;
+    }
+  | {
+      type: 'unknown';
+      sampleId: string;
+      revision: number;
+      frames: JoinInput<P>[];
+      missing: Modality[];
+      /** The required modalities that never arrived. */
+      reason: string;
+      final: true;
+      firstCapture: number;
+      firstArrival: number;
+    }
+  | {
+      type: 'rejected';
+      frame: JoinInput<P>;
+      code: 'JOIN_TOO_LATE';
+      message: string;
+    };
+
+export interface JoinPolicy {
+  /** Policies of the modalities this line joins (those with an input topic). */
+  modalities: Partial<Record<Modality, ModalityPolicy>>;
+  graceMs: number;
+  idleAdvanceMs: number;
+  maxPendingSamples: number;
+  maxPendingBytes: number;
+  closedRetentionMs: number;
+}
+
+export interface JoinStats {
+  framesIn: Record<string, number>;
+  released: Record<ReleaseKind, number>;
+  unknown: number;
+  duplicates: number;
+  tooLate: number;
+  /** Releases (and unknowns) that went without a modality because its wait expired, per modality. */
+  timedOut: Record<string, number>;
+}
+
+interface ClosedSample {
+  at: number;
+  modalities: Set<Modality>;
+  expected: Set<Modality> | null;
+}
+
+interface PendingSample<P> {
+  sampleId: string;
+  firstCapture: number;
+  firstArrival: number;
+  frames: Map<Modality, JoinInput<P>>;
+  expected: Set<Modality> | null;
+  /** Revisions published so far (0 = none yet). */
+  revision: number;
+  bytes: number;
+}
+
+const MODALITY_ORDER: Modality[] = ['rgb', 'ir', 'xyz', 'ct'];
+
+export class SampleJoiner<P> {
+  private readonly pending = new Map<string, PendingSample<P>>();
+  /** Closed samples in closing order (stream time never decreases), for duplicates and too-late frames. */
+  private readonly closed = new Map<string, ClosedSample>();
+  /** Deadlines of pending samples, earliest first. */
+  private readonly deadlines = new DeadlineHeap();
+  private streamTime = Number.NEGATIVE_INFINITY;
+  private lastInputWall = Number.NEGATIVE_INFINITY;
+  private streamTimeAtLastInput = Number.NEGATIVE_INFINITY;
+  private pendingBytes = 0;
+  private readonly joined: Modality[];
+  /** The longest a sample can stay open, from its first capture. */
+  private readonly horizonMs: number;
+  readonly stats: JoinStats = {
+    framesIn: {},
+    released: { complete: 0, provisional: 0, timeout: 0, refine: 0 },
+    unknown: 0,
+    duplicates: 0,
+    tooLate: 0,
+    timedOut: {},
+  };
+
+  constructor(private readonly policy: JoinPolicy) {
+    this.joined = MODALITY_ORDER.filter((m) => policy.modalities[m] !== undefined);
+    if (this.joined.length === 0) throw new Error('the join needs at least one modality');
+    this.horizonMs = Math.max(...this.joined.map((m) => waitOf(policy.modalities[m]!)));
+  }
+
+  /** Stream time (event time), epoch ms; -Infinity before the first frame. */
+  get now(): number {
+    return this.streamTime;
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  get bytesHeld(): number {
+    return this.pendingBytes;
+  }
+
+  /** At a memory bound: the caller pauses consumption until releases make room. */
+  get full(): boolean {
+    return this.pending.size >= this.policy.maxPendingSamples || this.pendingBytes >= this.policy.maxPendingBytes;
+  }
+
+  /** Adds a frame; returns what it (and the stream time it brings) releases. */
+  add(frame: JoinInput<P>): JoinOutput<P>[] {
+    const out: JoinOutput<P>[] = [];
+    this.stats.framesIn[frame.modality] = (this.stats.framesIn[frame.modality] ?? 0) + 1;
+    this.lastInputWall = Math.max(this.lastInputWall, frame.arrivedAt);
+
+    let sample = this.pending.get(frame.sampleId);
+    if (sample === undefined) {
+      const closed = this.closed.get(frame.sampleId);
+      if (closed !== undefined) {
+        if (closed.modalities.has(frame.modality)) this.stats.duplicates++;
+        else out.push(this.rejectClosed(frame, closed));
+      } else if (frame.captureTime + this.horizonMs + this.policy.graceMs < this.streamTime) {
+        this.stats.tooLate++;
+        out.push({
+          type: 'rejected',
+          frame,
+          code: 'JOIN_TOO_LATE',
+          message: `frame captured at ${iso(frame.captureTime)} arrived when stream time was ${iso(this.streamTime)}, beyond the longest wait (${this.horizonMs} ms) plus grace (${this.policy.graceMs} ms)`,
+        });
+      } else {
+        sample = {
+          sampleId: frame.sampleId,
+          firstCapture: frame.captureTime,
+          firstArrival: frame.arrivedAt,
+          frames: new Map(),
+          expected: null,
+          revision: 0,
+          bytes: 0,
+        };
+        this.pending.set(frame.sampleId, sample);
+      }
+    }
+    if (sample !== undefined) {
+      if (sample.frames.has(frame.modality)) {
+        this.stats.duplicates++;
+      } else {
+        this.accept(sample, frame, out);
+      }
+    }
+    this.advanceTo(frame.captureTime, out);
+    this.streamTimeAtLastInput = this.streamTime;
+    return out;
+  }
+
+  /**
+   * Wall-clock tick: once input has been idle for idleAdvanceMs, stream time
+   * moves with the wall clock, releasing samples whose waits have expired.
+   */
+  tick(wallNow: number): JoinOutput<P>[] {
+    const out: JoinOutput<P>[] = [];
+    const idle = wallNow - this.lastInputWall;
+    if (idle >= this.policy.idleAdvanceMs && Number.isFinite(this.streamTimeAtLastInput)) {
+      this.advanceTo(this.streamTimeAtLastInput + idle, out);
+    }
+    return out;
+  }
+
+  /** End of input (a replay's range, shutdown of a finite run): every wait expires now. */
+  flush(): JoinOutput<P>[] {
+    const out: JoinOutput<P>[] = [];
+    this.advanceTo(Number.POSITIVE_INFINITY, out);
+    return out;
+  }
+
+  private accept(sample: PendingSample<P>, frame: JoinInput<P>, out: JoinOutput<P>[]): void {
+    sample.frames.set(frame.modality, frame);
+    sample.bytes += frame.bytes;
+    this.pendingBytes += frame.bytes;
+    if (frame.captureTime < sample.firstCapture || sample.frames.size === 1) {
+      sample.firstCapture = Math.min(sample.firstCapture, frame.captureTime);
+      // deadlines count from the first capture: (re)schedule them
+      for (const m of this.joined) this.deadlines.push(this.deadline(sample, m), sample.firstCapture, sample.sampleId);
+    }
+    if (frame.arrivedAt < sample.firstArrival) sample.firstArrival = frame.arrivedAt;
+    if (frame.expectedModalities !== null && sample.expected === null) {
+      sample.expected = new Set(frame.expectedModalities.filter((m) => this.joined.includes(m)));
+    }
+    if (sample.revision > 0) {
+      // already judged: a late modality inside its window refines the verdict
+      out.push(this.release(sample, 'refine'));
+    } else {
+      this.evaluate(sample, out);
+    }
+  }
+
+  private rejectClosed(frame: JoinInput<P>, closed: ClosedSample): JoinOutput<P> {
+    this.stats.tooLate++;
+    const hint =
+      closed.expected !== null && !closed.expected.has(frame.modality)
+        ? ` (its expected-modalities hint did not include ${frame.modality})`
+        : '';
+    return {
+      type: 'rejected',
+      frame,
+      code: 'JOIN_TOO_LATE',
+      message: `sample ${frame.sampleId} was already closed when its ${frame.modality} frame (captured ${iso(frame.captureTime)}) arrived${hint}`,
+    };
+  }
+
+  private advanceTo(time: number, out: JoinOutput<P>[]): void {
+    if (time > this.streamTime) this.streamTime = time;
+    for (;;) {
+      const next = this.deadlines.peek();
+      if (next === undefined || next.deadline > this.streamTime) break;
+      this.deadlines.pop();
+      const sample = this.pending.get(next.sampleId);
+      if (sample !== undefined) this.evaluate(sample, out);
+    }
+    for (const [id, c] of this.closed) {
+      if (c.at + this.policy.closedRetentionMs >= this.streamTime) break;
+      this.closed.delete(id);
+    }
+  }
+
+  /** Modalities this sample can still get. */
+  private wanted(sample: PendingSample<P>): Modality[] {
+    return this.joined.filter((m) => sample.expected === null || sample.expected.has(m));
+  }
+
+  private deadline(sample: PendingSample<P>, m: Modality): number {
+    return sample.firstCapture + waitOf(this.policy.modalities[m]!);
+  }
+
+  /** Decides, for the sample's current frames and the stream time, whether it is released or closed. */
+  private evaluate(sample: PendingSample<P>, out: JoinOutput<P>[]): void {
+    const wanted = this.wanted(sample);
+    const missing = wanted.filter((m) => !sample.frames.has(m));
+    if (sample.revision > 0) {
+      // judged; open only for late modalities inside their windows
+      if (missing.every((m) => this.streamTime >= this.deadline(sample, m))) this.close(sample);
+      return;
+    }
+    if (missing.length === 0) {
+      out.push(this.release(sample, 'complete'));
+      return;
+    }
+    const expired = (m: Modality): boolean => this.streamTime >= this.deadline(sample, m);
+    const policyOf = (m: Modality): ModalityPolicy['policy'] => this.policy.modalities[m]!.policy;
+    const requiredMissing = missing.filter((m) => policyOf(m) === 'required');
+    if (requiredMissing.length > 0) {
+      // without a required modality the sample cannot be judged: no point waiting for others
+      const gone = requiredMissing.filter(expired);
+      if (gone.length > 0) out.push(this.unknown(sample, gone));
+      return;
+    }
+    // all required present: wait only for optional modalities still inside their timeout
+    if (missing.every((m) => policyOf(m) === 'late' || expired(m))) {
+      out.push(this.release(sample, missing.some((m) => policyOf(m) === 'optional') ? 'timeout' : 'provisional'));
+    }
+  }
+
+  private release(sample: PendingSample<P>, kind: ReleaseKind): JoinOutput<P> {
+    sample.revision++;
+    const wanted = this.wanted(sample);
+    const missingNow = wanted.filter((m) => !sample.frames.has(m));
+    if (kind !== 'refine') {
+      for (const m of missingNow) {
+        if (this.policy.modalities[m]!.policy !== 'late') this.stats.timedOut[m] = (this.stats.timedOut[m] ?? 0) + 1;
+      }
+    }
+    this.stats.released[kind]++;
+    // Only late modalities inside their window can still come.
+    const stillPossible = missingNow.filter(
+      (m) => this.policy.modalities[m]!.policy === 'late' && this.streamTime < this.deadline(sample, m),
+    );
+    const final = stillPossible.length === 0;
+    const output: JoinOutput<P> = {
+      type: 'release',
+      kind,
+      sampleId: sample.sampleId,
+      revision: sample.revision,
+      frames: this.framesOf(sample),
+      missing: this.joined.filter((m) => !sample.frames.has(m)),
+      final,
+      firstCapture: sample.firstCapture,
+      firstArrival: sample.firstArrival,
+    };
+    if (final) this.close(sample);
+    return output;
+  }
+
+  private unknown(sample: PendingSample<P>, absent: Modality[]): JoinOutput<P> {
+    sample.revision++;
+    this.stats.unknown++;
+    for (const m of absent) this.stats.timedOut[m] = (this.stats.timedOut[m] ?? 0) + 1;
+    const output: JoinOutput<P> = {
+      type: 'unknown',
+      sampleId: sample.sampleId,
+      revision: sample.revision,
+      frames: this.framesOf(sample),
+      missing: this.joined.filter((m) => !sample.frames.has(m)),
+      reason: `required modality ${absent.join(', ')} did not arrive within ${absent.map((m) => `${waitOf(this.policy.modalities[m]!)} ms`).join(', ')} of the sample's first capture`,
+      final: true,
+      firstCapture: sample.firstCapture,
+      firstArrival: sample.firstArrival,
+    };
+    this.close(sample);
+    return output;
+  }
+
+  private framesOf(sample: PendingSample<P>): JoinInput<P>[] {
+    return MODALITY_ORDER.flatMap((m) => {
+      const f = sample.frames.get(m);
+      return f === undefined ? [] : [f];
+    });
+  }
+
+  private close(sample: PendingSample<P>): void {
+    if (!this.pending.delete(sample.sampleId)) return;
+    this.pendingBytes -= sample.bytes;
+    this.closed.set(sample.sampleId, { at: this.streamTime, modalities: new Set(sample.frames.keys()), expected: sample.expected });
+  }
+}
+
+interface DeadlineEntry {
+  deadline: number;
+  firstCapture: number;
+  sampleId: string;
+}
+
+/** Binary min-heap of deadlines, ordered by (deadline, first capture, sample id) so releases are deterministic. */
+class DeadlineHeap {
+  private readonly items: DeadlineEntry[] = [];
+
+  private static less(a: DeadlineEntry, b: DeadlineEntry): boolean {
+    if (a.deadline !== b.deadline) return a.deadline < b.deadline;
+    if (a.firstCapture !== b.firstCapture) return a.firstCapture < b.firstCapture;
+    return a.sampleId < b.sampleId;
+  }
+
+  push(deadline: number, firstCapture: number, sampleId: string): void {
+    const items = this.items;
+    items.push({ deadline, firstCapture, sampleId });
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!DeadlineHeap.less(items[i]!, items[parent]!)) break;
+      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      i = parent;
+    }
+  }
+
+  peek(): DeadlineEntry | undefined {
+    return this.items[0];
+  }
+
+  pop(): DeadlineEntry | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last !== undefined) {
+      items[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < items.length && DeadlineHeap.less(items[l]!, items[m]!)) m = l;
+        if (r < items.length && DeadlineHeap.less(items[r]!, items[m]!)) m = r;
+        if (m === i) break;
+        [items[i], items[m]] = [items[m]!, items[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+}
+
+function waitOf(p: ModalityPolicy): number {
+  return p.policy === 'late' ? p.windowMs : p.timeoutMs;
+}
+
+function iso(ms: number): string {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms);
+}
