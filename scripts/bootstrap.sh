@@ -11,6 +11,8 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
 /usr/bin/python3 -c 'import avro' >/dev/null 2>&1 || need+=(python3-avro)
 /usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need+=(python3-confluent-kafka)
+# tifffile (with numpy) is the independent reader the dataset tests check our xyz TIFFs against
+/usr/bin/python3 -c 'import tifffile, numpy' >/dev/null 2>&1 || need+=(python3-tifffile)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]}"

@@ -1,5 +1,5 @@
 /**
- * Typed Avro codec for one record name (Frame, AnomalyEvent, Alert, DeadLetter).
+ * Typed Avro codec for one record name (Frame, AnomalyEvent, Alert, DeadLetter, Label).
  *
  * Encodes with the newest schema version, framed with Avro single-object
  * encoding (C3 01 + CRC-64-AVRO fingerprint) or, when a schema registry is

@@ -133,12 +133,53 @@ export interface DeadLetter {
   producedAt: Date;
 }
 
+export type VisibilityLevel = 'none' | 'faint' | 'strong' | 'unknown';
+
+export interface ModalityVisibility {
+  modality: WireModality;
+  level: VisibilityLevel;
+}
+
+/** Ground truth of a sample, on the labels topic (evaluation only; the service never reads it). */
+export interface Label {
+  sampleId: string;
+  line: string;
+  station: string;
+  productType: string;
+  /** 'good' or the defect's name. */
+  defectType: string;
+  visibility: ModalityVisibility[];
+  /** 8-bit grey PNG, or null for a good part / unknown mask. */
+  mask: Buffer | null;
+  width: number;
+  height: number;
+  defectPixels: number;
+  captureTime: Date;
+  modalitiesSent: WireModality[];
+  modalitiesDropped: WireModality[];
+  source: string;
+  seed: number | null;
+  attributes: Record<string, string>;
+}
+
+/** The join's changelog record (internal topic): what has been published for a sample. */
+export interface JoinState {
+  sampleId: string;
+  revision: number;
+  modalities: string[];
+  firstCapture: Date;
+  closed: boolean;
+  closedAt: number | null;
+}
+
 /** Record name → TypeScript shape, for the typed codec. */
 export interface RecordTypes {
   Frame: Frame;
   AnomalyEvent: AnomalyEvent;
   Alert: Alert;
   DeadLetter: DeadLetter;
+  Label: Label;
+  JoinState: JoinState;
 }
 export type RecordName = keyof RecordTypes;
-export const RECORD_NAMES: readonly RecordName[] = ['Frame', 'AnomalyEvent', 'Alert', 'DeadLetter'];
+export const RECORD_NAMES: readonly RecordName[] = ['Frame', 'AnomalyEvent', 'Alert', 'DeadLetter', 'Label', 'JoinState'];

@@ -115,12 +115,129 @@ export const JoinSchema = z
   })
   .prefault({});
 
+export const InputSchema = z
+  .strictObject({
+    /** Directories a claim-check payload reference (file:// URI) may point into; empty: references are refused. */
+    claimCheckRoots: z.array(z.string().min(1)).default([]),
+    /** Longest sample id accepted (bytes of UTF-8). */
+    maxSampleIdBytes: z.number().int().min(1).max(65_536).default(256),
+    /** Consumer group of the service (all instances of one line share it). */
+    groupId: z.string().min(1).default('mmad-processor'),
+    /** Where a new consumer group starts: earliest (nothing on the topics is skipped) or latest. */
+    startFrom: z.enum(['earliest', 'latest']).default('earliest'),
+  })
+  .prefault({});
+
+export const ProcessingSchema = z
+  .strictObject({
+    /**
+     * exactly-once: events, alerts, dead letters, join changelog and input offsets commit in one
+     * Kafka transaction per task; at-least-once: cheaper, a crash can publish a revision twice.
+     */
+    guarantee: z.enum(['exactly-once', 'at-least-once']).default('exactly-once'),
+    /** How often a task commits (a transaction under exactly-once); consumers reading committed see events this much later at most. */
+    commitIntervalMs: z.number().int().min(10).default(100),
+    /** A task waits this long for a partition with no buffered frames before merging without it (Kafka Streams' max.task.idle.ms). */
+    maxTaskIdleMs: z.number().int().min(0).default(500),
+    /** Frames buffered per task before its partitions are paused. */
+    maxBufferedBytesPerTask: z.number().int().min(1_048_576).default(134_217_728),
+    /** Samples being judged at once per task (more fill micro-batches; each holds its frames). */
+    maxInFlightPerTask: z.number().int().min(1).default(64),
+    /** How often idle tasks are driven (join idle timer, merge idle limit, resuming paused partitions, commits). */
+    tickMs: z.number().int().min(5).default(20),
+  })
+  .prefault({});
+
+export const InferenceSchema = z
+  .strictObject({
+    /** The model manifest (schemas/model-manifest.schema.json); relative paths resolve against the project root. */
+    manifest: z.string().min(1).default('models/exported/manifest.json'),
+    /** ONNX Runtime execution providers, in order of preference (cuda/tensorrt need a GPU install of onnxruntime-node). */
+    executionProviders: z.array(z.enum(['cpu', 'cuda', 'tensorrt'])).min(1).default(['cpu']),
+    /** When a GPU provider cannot start: fall back to CPU (logged) instead of refusing to start. */
+    cpuFallback: z.boolean().default(true),
+    /** Threads per inference run on CPU; 0 lets ONNX Runtime choose. */
+    intraOpThreads: z.number().int().min(0).default(0),
+    /** Micro-batching: at most this many samples per run... */
+    maxBatchSize: z.number().int().min(1).max(1024).default(8),
+    /** ...and a sample waits at most this long for others to join its batch. */
+    maxBatchWaitMs: z.number().min(0).max(10_000).default(5),
+    /** When several models fit a modality set, prefer methods in this order. */
+    preferMethods: z.array(z.enum(['crd', 'mtfi'])).default(['crd', 'mtfi']),
+    /** Largest frame (width × height) decoded; larger ones are dead-lettered before decoding. */
+    maxPixels: z.number().int().min(1).default(16_777_216),
+  })
+  .prefault({});
+
+export const OutputSchema = z
+  .strictObject({
+    /** Side of the square heatmap PNG in each event (0: no heatmap). */
+    heatmapSize: z.number().int().min(0).max(512).default(64),
+    /** Most anomalous regions listed per event (largest first). */
+    maxRegions: z.number().int().min(0).max(1000).default(32),
+  })
+  .prefault({});
+
+const probability = z.number().min(0).max(1);
+
+/**
+ * Defaults of the line simulator and the dataset tools (`mmad simulate`,
+ * `mmad publish-dataset`, `mmad dataset`); their command-line flags override
+ * these. The fault rates are small but not zero, so a default run already
+ * exercises the service's handling of lost, repeated and late frames.
+ */
+export const SimulateSchema = z
+  .strictObject({
+    line: z.string().min(1).default('line-1'),
+    station: z.string().min(1).default('station-1'),
+    /** Product type of the simulated line (battery_lid, composite_coupon). */
+    product: z.string().regex(/^[a-z][a-z0-9_]*$/, 'a product type name (snake_case)').default('battery_lid'),
+    /** Pixels per side of every modality (all pixel-aligned). */
+    width: z.number().int().min(16).max(4096).default(256),
+    height: z.number().int().min(16).max(4096).default(256),
+    seed: z.number().int().min(0).max(4_294_967_295).default(1),
+    /** Share of defective parts on the simulated line. */
+    defectRate: probability.default(0.1),
+    /** Defects to draw from; empty: every defect the product can have. */
+    defects: z.array(z.string().regex(/^[a-z][a-z0-9_]*$/)).default([]),
+    /** Scale of defect footprints and of their physical magnitude (1 = the catalogue's). */
+    defectSize: z.number().positive().max(10).default(1),
+    defectContrast: z.number().positive().max(10).default(1),
+    /** Parts passing the station per second. */
+    ratePerSecond: z.number().positive().max(100_000).default(5),
+    rgbIrJitterMs: z.number().min(0).max(1000).default(3),
+    /** Share of parts that also get the slow 3D measurement, and its delay after the part passed. */
+    xyzFraction: probability.default(0.3),
+    xyzDelayMinMs: z.number().min(0).default(5_000),
+    xyzDelayMaxMs: z.number().min(0).default(60_000),
+    dropRate: probability.default(0.002),
+    duplicateRate: probability.default(0.002),
+    reorderRate: probability.default(0.01),
+    reorderMaxMs: z.number().min(0).default(2_000),
+    /** Each sensor's clock is off by a constant within ±clockSkewMs. */
+    clockSkewMs: z.number().min(0).default(20),
+    burstRate: probability.default(0),
+    burstSize: z.number().int().min(1).default(10),
+    burstFactor: z.number().min(1).default(5),
+    /** Parts pre-rendered and re-published under fresh IDs (load tests); 0 renders every part. */
+    poolSize: z.number().int().min(0).max(100_000).default(32),
+    /** zlib level of the PNG payloads: lower is faster and larger. */
+    pngCompressionLevel: z.number().int().min(0).max(9).default(6),
+  })
+  .refine((s) => s.xyzDelayMaxMs >= s.xyzDelayMinMs, { message: 'xyzDelayMaxMs must not be below xyzDelayMinMs', path: ['xyzDelayMaxMs'] })
+  .prefault({});
+
 export const ConfigSchema = z.strictObject({
   kafka: KafkaSchema,
   broker: BrokerSchema,
   schemaRegistry: SchemaRegistrySchema,
   topics: TopicsSchema,
+  input: InputSchema,
+  processing: ProcessingSchema,
   join: JoinSchema,
+  inference: InferenceSchema,
+  output: OutputSchema,
+  simulate: SimulateSchema,
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

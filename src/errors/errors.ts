@@ -33,6 +33,41 @@ export const ErrorCode = {
   /** Topic creation or inspection failed. */
   TOPIC_ADMIN_FAILED: 'TOPIC_ADMIN_FAILED',
 
+  /** The model manifest is unreadable or does not match its schema. */
+  MODEL_INVALID: 'MODEL_INVALID',
+  /** A model file the manifest names does not exist. */
+  MODEL_MISSING: 'MODEL_MISSING',
+  /** A model file's size or SHA-256 differs from the manifest. */
+  MODEL_CHECKSUM: 'MODEL_CHECKSUM',
+  /** A model's graph inputs/outputs differ from the manifest. */
+  MODEL_SIGNATURE: 'MODEL_SIGNATURE',
+  /** No model covers the modalities a sample has. */
+  MODEL_NOT_AVAILABLE: 'MODEL_NOT_AVAILABLE',
+  /** The inference run failed. */
+  INFERENCE_FAILED: 'INFERENCE_FAILED',
+
+  /** A frame's payload cannot be decoded (corrupt PNG/TIFF, NaN points...). */
+  FRAME_CORRUPT: 'FRAME_CORRUPT',
+  /** A frame's declared or decoded size, channels or sample type is not what its modality needs. */
+  FRAME_SHAPE: 'FRAME_SHAPE',
+  /** A frame field is unusable (empty or oversized sample id, absurd capture time, payload and reference both or neither set). */
+  FRAME_INVALID: 'FRAME_INVALID',
+  /** The frame's modality is not one this line joins, or not the modality of the topic it came from. */
+  FRAME_UNKNOWN_MODALITY: 'FRAME_UNKNOWN_MODALITY',
+  /** The record key is not the sample id, or does not hash to the partition it was read from. */
+  FRAME_KEY_MISMATCH: 'FRAME_KEY_MISMATCH',
+  /** A claim-check payload reference does not resolve (missing, wrong size or checksum). */
+  FRAME_PAYLOAD_UNRESOLVED: 'FRAME_PAYLOAD_UNRESOLVED',
+  /** Frames of one sample do not agree (e.g. different image sizes). */
+  FRAME_INCONSISTENT: 'FRAME_INCONSISTENT',
+  /** The frame came after its sample was closed, or later than the longest wait plus grace. */
+  JOIN_TOO_LATE: 'JOIN_TOO_LATE',
+
+  /** An image or point-cloud payload (PNG, TIFF) is malformed or not of the expected kind. */
+  IMAGE_INVALID: 'IMAGE_INVALID',
+  /** A dataset folder does not follow the MVTec 3D-AD layout, or a sample in it is unusable. */
+  DATASET_INVALID: 'DATASET_INVALID',
+
   /** A command-line invocation was wrong. */
   USAGE: 'USAGE',
 } as const;

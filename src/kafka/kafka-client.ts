@@ -3,7 +3,7 @@
  * broker that is down or restarting, kafkajs' logs routed into ours, and fetch
  * sizes that fit image frames (kafkajs' default 1 MiB per partition does not).
  */
-import { Kafka, logLevel, type ConsumerConfig, type LogEntry } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type ConsumerConfig, type LogEntry, type ProducerConfig } from 'kafkajs';
 import type { Config } from '../config/config-schema.js';
 import { rootLogger, type Logger } from '../telemetry/logger.js';
 
@@ -25,7 +25,11 @@ export function createKafka(config: Config, brokers: string[] = config.kafka.bro
       ({ level, log: entry }: LogEntry) => {
         const { message, timestamp: _ts, logger: _l, ...fields } = entry as unknown as Record<string, unknown>;
         const msg = String(message);
-        if (level <= logLevel.ERROR) log.error(msg, fields);
+        // kafkajs logs every error response of the protocol, and every send it retries, at ERROR
+        // (a coordinator still loading, a transaction's markers being written): those are debug
+        const retried = msg.startsWith('Response ') || fields.retryCount !== undefined;
+        if (level <= logLevel.ERROR && !retried) log.error(msg, fields);
+        else if (level <= logLevel.ERROR) log.debug(msg, fields);
         else if (level === logLevel.WARN) log.warn(msg, fields);
         else log.debug(msg, fields);
       },
@@ -40,5 +44,25 @@ export function frameConsumerConfig(config: Config, groupId: string): ConsumerCo
     maxBytes: 2 * config.kafka.maxMessageBytes,
     sessionTimeout: 30_000,
     heartbeatInterval: 3_000,
+    // kafkajs fetches all partitions of a broker in one long poll: a partition resumed
+    // (after backpressure or a task start) waits for the poll in flight, so keep it short
+    maxWaitTimeInMs: 100,
+  };
+}
+
+/**
+ * Producer settings of the service: Kafka's default (murmur2) key partitioner,
+ * explicitly; idempotent, one request in flight (order kept per partition),
+ * and — as an idempotent producer requires — retries without a count limit,
+ * backing off up to kafka.retry.maxRetryTimeMs while a broker is away.
+ */
+export function producerConfig(config: Config, extra: ProducerConfig = {}): ProducerConfig {
+  return {
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    retry: { initialRetryTime: config.kafka.retry.initialRetryTimeMs, maxRetryTime: config.kafka.retry.maxRetryTimeMs, retries: Number.MAX_SAFE_INTEGER },
+    ...extra,
   };
 }

@@ -5,12 +5,12 @@ import { AvroCodec, SINGLE_OBJECT_MARKER } from '../../src/codec/avro-codec.js';
 import { fingerprintBytes } from '../../src/codec/crc64-avro.js';
 import { SchemaCatalog, parseSchema } from '../../src/codec/schema-catalog.js';
 import { ErrorCode, MmadError } from '../../src/errors/errors.js';
-import { plain, sampleAlert, sampleDeadLetter, sampleEvent, sampleFrame } from '../helpers/records.js';
+import { plain, sampleAlert, sampleDeadLetter, sampleEvent, sampleFrame, sampleLabel } from '../helpers/records.js';
 
 const catalog = SchemaCatalog.load();
 
 test('every schema in schemas/avro loads, one current version per record', () => {
-  assert.deepEqual(catalog.names().sort(), ['Alert', 'AnomalyEvent', 'DeadLetter', 'Frame']);
+  assert.deepEqual(catalog.names().sort(), ['Alert', 'AnomalyEvent', 'DeadLetter', 'Frame', 'JoinState', 'Label']);
   for (const n of catalog.names()) assert.ok(catalog.current(n).version >= 1);
 });
 
@@ -38,6 +38,8 @@ test('records of every schema round-trip; dates come back as Dates, bytes as Buf
     ['AnomalyEvent', sampleEvent()],
     ['Alert', sampleAlert()],
     ['DeadLetter', sampleDeadLetter()],
+    ['Label', sampleLabel()],
+    ['Label', sampleLabel({ defectType: 'good', mask: null, seed: null, defectPixels: 0 })],
   ] as const;
   for (const [name, value] of cases) {
     const codec = AvroCodec.local(catalog, name);

@@ -1,5 +1,5 @@
 /** Complete, valid records of every schema, for round-trip tests. */
-import type { Alert, AnomalyEvent, DeadLetter, Frame } from '../../src/codec/records.js';
+import type { Alert, AnomalyEvent, DeadLetter, Frame, Label } from '../../src/codec/records.js';
 
 export function sampleFrame(payload: Buffer = Buffer.from([0x89, 0x50, 0x4e, 0x47]), overrides: Partial<Frame> = {}): Frame {
   return {
@@ -76,6 +76,32 @@ export function sampleDeadLetter(): DeadLetter {
     modality: null,
     original: Buffer.from('garbage'),
     producedAt: new Date('2026-11-23T08:00:01.000Z'),
+  };
+}
+
+export function sampleLabel(overrides: Partial<Label> = {}): Label {
+  return {
+    sampleId: 'S-000123',
+    line: 'line-1',
+    station: 'st-7',
+    productType: 'battery_lid',
+    defectType: 'hot_spot',
+    visibility: [
+      { modality: 'rgb', level: 'none' },
+      { modality: 'ir', level: 'strong' },
+      { modality: 'xyz', level: 'none' },
+    ],
+    mask: Buffer.from([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]),
+    width: 256,
+    height: 256,
+    defectPixels: 412,
+    captureTime: new Date('2026-11-23T08:00:00.123Z'),
+    modalitiesSent: ['rgb', 'ir'],
+    modalitiesDropped: ['xyz'],
+    source: 'simulator',
+    seed: 4_000_000_123,
+    attributes: { defectSize: '1', defectContrast: '1' },
+    ...overrides,
   };
 }
 

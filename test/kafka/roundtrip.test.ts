@@ -5,7 +5,7 @@ import { AvroCodec } from '../../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { consumeN, deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
-import { plain, sampleAlert, sampleDeadLetter, sampleEvent, sampleFrame } from '../helpers/records.js';
+import { plain, sampleAlert, sampleDeadLetter, sampleEvent, sampleFrame, sampleLabel } from '../helpers/records.js';
 
 const config = testConfig();
 const kafka = testKafka(config);
@@ -28,6 +28,7 @@ test('every schema round-trips through Kafka with kafkajs', async () => {
     ['AnomalyEvent', config.topics.events, sampleEvent()],
     ['Alert', config.topics.alerts, sampleAlert()],
     ['DeadLetter', config.topics.deadLetters, sampleDeadLetter()],
+    ['Label', config.topics.labels, sampleLabel()],
   ] as const;
   for (const [name, topic, value] of cases) {
     const codec = await AvroCodec.create(catalog, name);

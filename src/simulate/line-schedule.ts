@@ -1,0 +1,265 @@
+/**
+ * The timing of an inspection station, as a pure plan: when each part passes,
+ * when each of its frames is captured (by the sensor's own, possibly skewed,
+ * clock) and when it is sent — with the faults a real line has: lost frames,
+ * producer retries that duplicate a frame, frames held back so they arrive out
+ * of order, and bursts when a buffer upstream releases parts.
+ *
+ * The plan is drawn from a seeded generator and knows nothing of Kafka, so the
+ * live simulator and the dataset publisher share it and tests check it without
+ * a broker. Times are milliseconds from the start of the line.
+ */
+import { Rng } from './prng.js';
+
+export type StationModality = 'rgb' | 'ir' | 'xyz';
+export const STATION_MODALITIES: readonly StationModality[] = ['rgb', 'ir', 'xyz'];
+
+export interface TimingOptions {
+  /** Parts per second passing the station (mean, outside bursts). */
+  ratePerSecond: number;
+  /** The IR frame is captured up to this many ms after the RGB frame. */
+  rgbIrJitterMs: number;
+  /** Share of parts that also get the slow 3D measurement. */
+  xyzFraction: number;
+  /** The 3D measurement happens this long after the part passed (uniform between min and max). */
+  xyzDelayMinMs: number;
+  xyzDelayMaxMs: number;
+  /** Probability that a frame is lost and never sent. */
+  dropRate: number;
+  /** Probability that a sent frame is sent a second time (a producer retry). */
+  duplicateRate: number;
+  /** Probability that a frame is held back, so that it arrives after frames of later parts. */
+  reorderRate: number;
+  /** How long a held-back frame waits at most. */
+  reorderMaxMs: number;
+  /** Each sensor's clock is off by a constant drawn from ±clockSkewMs. */
+  clockSkewMs: number;
+  /** Probability, per part outside a burst, that a burst starts. */
+  burstRate: number;
+  /** Parts in a burst. */
+  burstSize: number;
+  /** A burst's parts come this many times faster than the mean rate. */
+  burstFactor: number;
+}
+
+export interface PlannedFrame {
+  modality: StationModality;
+  /** True capture time. */
+  captureMs: number;
+  /** Capture time as the sensor's clock stamps it (true time + that sensor's skew). */
+  stampedMs: number;
+  /** When the station sends it. */
+  sendMs: number;
+  /** This emission is the second copy of a frame. */
+  duplicate: boolean;
+  /** This emission was held back (sent out of order). */
+  delayed: boolean;
+}
+
+export interface PartPlan {
+  index: number;
+  /** When the part passed the fast sensors. */
+  timeMs: number;
+  /** The station routes this part to the 3D measurement. */
+  getsXyz: boolean;
+  /** What the station announces the part will get (the frames' expectedModalities hint). */
+  expected: StationModality[];
+  /** Every emission of the part's frames, duplicates included, drops excluded. */
+  frames: PlannedFrame[];
+  /** Modalities with at least one emission. */
+  sent: StationModality[];
+  /** Modalities whose frame was lost. */
+  dropped: StationModality[];
+}
+
+export function validateTiming(t: TimingOptions): void {
+  const prob = (name: keyof TimingOptions): void => {
+    const v = t[name];
+    if (!(v >= 0 && v <= 1)) throw new RangeError(`${name} must be between 0 and 1, got ${v}`);
+  };
+  for (const k of ['xyzFraction', 'dropRate', 'duplicateRate', 'reorderRate', 'burstRate'] as const) prob(k);
+  if (!(t.ratePerSecond > 0)) throw new RangeError(`ratePerSecond must be positive, got ${t.ratePerSecond}`);
+  for (const k of ['rgbIrJitterMs', 'xyzDelayMinMs', 'xyzDelayMaxMs', 'reorderMaxMs', 'clockSkewMs'] as const) {
+    if (!(t[k] >= 0)) throw new RangeError(`${k} must be zero or positive, got ${t[k]}`);
+  }
+  if (t.xyzDelayMaxMs < t.xyzDelayMinMs) throw new RangeError(`xyzDelayMaxMs (${t.xyzDelayMaxMs}) is below xyzDelayMinMs (${t.xyzDelayMinMs})`);
+  if (!(t.burstSize >= 1) || !(t.burstFactor >= 1)) throw new RangeError('burstSize and burstFactor must be at least 1');
+}
+
+/** Plans parts one after the other. */
+export class LineSchedule {
+  /** Constant clock offset of each sensor. */
+  readonly skewMs: Record<StationModality, number>;
+  private readonly rng: Rng;
+  private nextIndex = 0;
+  private nextTime = 0;
+  private burstLeft = 0;
+
+  constructor(
+    readonly timing: TimingOptions,
+    seed: number | string,
+    /** The modalities this station has (a recorded dataset may lack ir). */
+    readonly modalities: readonly StationModality[] = STATION_MODALITIES,
+  ) {
+    validateTiming(timing);
+    this.rng = Rng.fromSeed(`schedule/${String(seed)}`);
+    const skew = this.rng.fork('skew');
+    this.skewMs = {
+      rgb: Math.round(skew.range(-timing.clockSkewMs, timing.clockSkewMs)),
+      ir: Math.round(skew.range(-timing.clockSkewMs, timing.clockSkewMs)),
+      xyz: Math.round(skew.range(-timing.clockSkewMs, timing.clockSkewMs)),
+    };
+  }
+
+  /** When the next part will pass (without planning it). */
+  peekTime(): number {
+    return this.nextTime;
+  }
+
+  nextPart(): PartPlan {
+    const t = this.timing;
+    const index = this.nextIndex++;
+    const timeMs = this.nextTime;
+    // one generator per part: the plan of part i does not depend on how many draws earlier parts made
+    const r = this.rng.fork(index);
+    if (this.burstLeft === 0 && r.chance(t.burstRate)) this.burstLeft = t.burstSize;
+    const inBurst = this.burstLeft > 0;
+    if (inBurst) this.burstLeft--;
+    const period = (1000 / t.ratePerSecond) * (inBurst ? 1 / t.burstFactor : 1);
+    this.nextTime = timeMs + period * r.range(0.9, 1.1); // conveyor jitter
+
+    const has = (m: StationModality): boolean => this.modalities.includes(m);
+    const getsXyz = has('xyz') && r.chance(t.xyzFraction);
+    const capture: Partial<Record<StationModality, number>> = {};
+    if (has('rgb')) capture.rgb = timeMs;
+    if (has('ir')) capture.ir = timeMs + r.range(0, t.rgbIrJitterMs);
+    if (getsXyz) capture.xyz = timeMs + r.range(t.xyzDelayMinMs, t.xyzDelayMaxMs);
+    const expected = STATION_MODALITIES.filter((m) => capture[m] !== undefined);
+
+    const frames: PlannedFrame[] = [];
+    const sent: StationModality[] = [];
+    const dropped: StationModality[] = [];
+    for (const m of expected) {
+      const captureMs = capture[m]!;
+      // draws happen whether or not they are used, so one option does not shift another's outcomes
+      const lost = r.chance(t.dropRate);
+      const latency = m === 'xyz' ? r.range(20, 80) : r.range(2, 8); // readout and transfer
+      const held = r.chance(t.reorderRate);
+      const hold = r.range(0, t.reorderMaxMs);
+      const twice = r.chance(t.duplicateRate);
+      const retryAfter = r.range(5, 500);
+      if (lost) {
+        dropped.push(m);
+        continue;
+      }
+      const stampedMs = Math.round(captureMs) + this.skewMs[m];
+      const sendMs = captureMs + latency + (held ? hold : 0);
+      frames.push({ modality: m, captureMs, stampedMs, sendMs, duplicate: false, delayed: held });
+      if (twice) frames.push({ modality: m, captureMs, stampedMs, sendMs: sendMs + retryAfter, duplicate: true, delayed: held });
+      sent.push(m);
+    }
+    return { index, timeMs, getsXyz, expected, frames, sent, dropped };
+  }
+}
+
+export type Emission =
+  | { kind: 'label'; part: PartPlan; sendMs: number }
+  | { kind: 'frame'; part: PartPlan; frame: PlannedFrame; sendMs: number };
+
+/**
+ * Merges the plans of consecutive parts into one stream in send order, planning
+ * parts lazily: a part is planned only when the next emission could be one of
+ * its own (every emission of a part is sent at or after the part passes), so an
+ * endless line needs memory only for the frames still waiting, e.g. the 3D ones.
+ */
+export class EmissionStream {
+  private readonly heap: { e: Emission; seq: number }[] = [];
+  private seq = 0;
+  private planned = 0;
+  private closed = false;
+
+  constructor(
+    private readonly schedule: LineSchedule,
+    /** Parts to plan at most (Infinity for an endless line). */
+    private readonly maxParts = Infinity,
+    /** Plan no part that passes at or after this line time. */
+    private readonly untilMs = Infinity,
+  ) {}
+
+  /** Plans no more parts; what is planned still drains. */
+  close(): void {
+    this.closed = true;
+  }
+
+  get partsPlanned(): number {
+    return this.planned;
+  }
+
+  /** Emissions planned and not yet taken. */
+  get pending(): number {
+    return this.heap.length;
+  }
+
+  /** Send time of the next emission (planning a part if needed), or undefined when drained. */
+  peekTime(): number | undefined {
+    this.fill();
+    return this.heap[0]?.e.sendMs;
+  }
+
+  /** The next emission in send order (ties in planning order), or undefined when drained. */
+  next(): Emission | undefined {
+    this.fill();
+    if (this.heap.length === 0) return undefined;
+    const top = this.heap[0]!;
+    const last = this.heap.pop()!;
+    if (this.heap.length > 0) {
+      this.heap[0] = last;
+      this.down(0);
+    }
+    return top.e;
+  }
+
+  private fill(): void {
+    while (
+      !this.closed &&
+      this.planned < this.maxParts &&
+      this.schedule.peekTime() < this.untilMs &&
+      (this.heap.length === 0 || this.schedule.peekTime() <= this.heap[0]!.e.sendMs)
+    ) {
+      const part = this.schedule.nextPart();
+      this.planned++;
+      this.push({ kind: 'label', part, sendMs: part.timeMs });
+      for (const frame of part.frames) this.push({ kind: 'frame', part, frame, sendMs: frame.sendMs });
+    }
+  }
+
+  private less(a: { e: Emission; seq: number }, b: { e: Emission; seq: number }): boolean {
+    return a.e.sendMs < b.e.sendMs || (a.e.sendMs === b.e.sendMs && a.seq < b.seq);
+  }
+
+  private push(e: Emission): void {
+    const h = this.heap;
+    h.push({ e, seq: this.seq++ });
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  private down(i: number): void {
+    const h = this.heap;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
+      if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
+      if (m === i) return;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The simulated line's parts: which part comes next (good, or with which
+ * defect) is drawn from the seed and the part's index; its data is rendered by
+ * the part generator and encoded as the sensors would send it.
+ *
+ * With a pool, `poolSize` parts are rendered up front and re-published under
+ * fresh sample IDs — rendering costs tens of milliseconds a part, publishing a
+ * fraction of that, so a pool is how the simulator outruns the service in a
+ * load test. Without one (poolSize 0) every part is rendered fresh. Either way
+ * whether part i is good or which defect it has is drawn per part, so the
+ * defect rate holds however small the pool; the pool only bounds the variety
+ * of images.
+ */
+import { DEFAULT_DEFECT_PARAMS, type DefectName, type DefectParams } from './defects.js';
+import { encodePart, type EncodedPart } from './image-codec.js';
+import type { StationModality } from './line-schedule.js';
+import { generatePart } from './part-generator.js';
+import { Rng } from './prng.js';
+import { productByName } from './products/index.js';
+import type { PartSource, SourcedPart } from './station-publisher.js';
+
+export interface SimulationOptions {
+  product: string;
+  width: number;
+  height: number;
+  seed: number;
+  /** Share of parts with a defect. */
+  defectRate: number;
+  /** Defects to draw from; empty means every defect the product can have. */
+  defects: readonly DefectName[];
+  defectParams?: Partial<DefectParams>;
+  /** Parts rendered up front and reused under fresh IDs; 0 renders every part. */
+  poolSize: number;
+  pngCompressionLevel?: number;
+}
+
+/** What part number `index` of a line is: its generator seed and its defect (null = good). */
+export function partChoice(o: SimulationOptions, index: number): { seed: number; defect: DefectName | null } {
+  const product = productByName(o.product);
+  const defects = o.defects.length > 0 ? o.defects : product.defects;
+  for (const d of defects) {
+    if (!product.defects.includes(d)) throw new RangeError(`product ${product.name} has no defect '${d}'`);
+  }
+  const r = Rng.fromSeed(`line/${o.product}/${o.seed}`).fork(index);
+  const seed = r.uint32();
+  const defective = r.chance(o.defectRate);
+  const defect = r.pick(defects);
+  return { seed, defect: defective ? defect : null };
+}
+
+/** Renders and encodes one part of the line. */
+export async function renderPart(o: SimulationOptions, choice: { seed: number; defect: DefectName | null }): Promise<{ encoded: EncodedPart; seed: number }> {
+  const part = generatePart({
+    product: o.product,
+    seed: choice.seed,
+    defect: choice.defect,
+    width: o.width,
+    height: o.height,
+    defectParams: { ...DEFAULT_DEFECT_PARAMS, ...o.defectParams },
+  });
+  return { encoded: await encodePart(part, { compressionLevel: o.pngCompressionLevel }), seed: choice.seed };
+}
+
+/**
+ * What the pool holds: good parts and defective ones in the line's proportion,
+ * at least one of each kind the rate asks for, defects taken in turn so that
+ * every defect type is in the pool when it is large enough.
+ */
+export function poolPlan(o: SimulationOptions): { seed: number; defect: DefectName | null }[] {
+  const product = productByName(o.product);
+  const defects = o.defects.length > 0 ? o.defects : product.defects;
+  let bad = Math.round(o.poolSize * o.defectRate);
+  if (o.defectRate > 0) bad = Math.max(1, bad);
+  if (o.defectRate < 1) bad = Math.min(bad, o.poolSize - 1);
+  const r = Rng.fromSeed(`pool/${o.product}/${o.seed}`);
+  const out: { seed: number; defect: DefectName | null }[] = [];
+  for (let k = 0; k < o.poolSize; k++) out.push({ seed: r.uint32(), defect: k < bad ? defects[k % defects.length]! : null });
+  return out;
+}
+
+function sourced(name: string, e: EncodedPart, seed: number): SourcedPart {
+  return {
+    name,
+    productType: e.product,
+    defectType: e.defect,
+    visibility: e.visibility,
+    width: e.width,
+    height: e.height,
+    defectPixels: e.defectPixels,
+    payloads: { rgb: e.rgb, ir: e.ir, xyz: e.xyz },
+    mask: e.defect === 'good' ? null : e.gt,
+    seed,
+    source: 'simulator',
+    frameAttributes: { product: e.product },
+  };
+}
+
+export class SimulatedPartSource implements PartSource {
+  readonly modalities: readonly StationModality[] = ['rgb', 'ir', 'xyz'];
+  readonly size = undefined;
+  /** Wall time spent rendering the pool, ms. */
+  poolMs = 0;
+  private pool: { encoded: EncodedPart; seed: number }[] = [];
+  private readonly live = new Map<number, Promise<{ encoded: EncodedPart; seed: number }>>();
+
+  private constructor(private readonly o: SimulationOptions) {
+    partChoice(o, 0); // validates product and defects before anything runs
+  }
+
+  static async create(o: SimulationOptions, onPool?: (done: number, total: number) => void): Promise<SimulatedPartSource> {
+    const s = new SimulatedPartSource(o);
+    const t0 = performance.now();
+    const plan = poolPlan(o);
+    for (let k = 0; k < plan.length; k++) {
+      s.pool.push(await renderPart(o, plan[k]!));
+      onPool?.(k + 1, plan.length);
+    }
+    s.poolMs = performance.now() - t0;
+    return s;
+  }
+
+  /** Sample names are the part's index, so IDs stay unique when pool parts repeat. */
+  static nameOf(index: number): string {
+    return String(index).padStart(8, '0');
+  }
+
+  async get(index: number): Promise<SourcedPart> {
+    if (this.pool.length > 0) {
+      const want = partChoice(this.o, index).defect ?? 'good';
+      let candidates = this.pool.filter((p) => p.encoded.defect === want);
+      if (candidates.length === 0) candidates = this.pool.filter((p) => (want === 'good') === (p.encoded.defect === 'good'));
+      if (candidates.length === 0) candidates = this.pool;
+      const p = candidates[index % candidates.length]!;
+      return sourced(SimulatedPartSource.nameOf(index), p.encoded, p.seed);
+    }
+    const p = this.render(index);
+    // the next part's encoding overlaps this one's publishing; its failure surfaces when it is awaited
+    this.render(index + 1).catch(() => undefined);
+    const { encoded, seed } = await p;
+    return sourced(SimulatedPartSource.nameOf(index), encoded, seed);
+  }
+
+  release(index: number): void {
+    this.live.delete(index);
+  }
+
+  private render(index: number): Promise<{ encoded: EncodedPart; seed: number }> {
+    let p = this.live.get(index);
+    if (p === undefined) {
+      p = renderPart(this.o, partChoice(this.o, index));
+      this.live.set(index, p);
+    }
+    return p;
+  }
+}

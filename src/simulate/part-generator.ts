@@ -1,0 +1,106 @@
+/**
+ * One inspected part, all three modalities pixel-aligned, plus its ground
+ * truth — pure: a seed in, typed arrays out, no I/O, so the same seed gives
+ * the same bytes anywhere.
+ *
+ * The good part, the defect placement and each sensor's noise come from
+ * separate forks of the seed, so the same seed with and without a defect
+ * renders the same part: the difference between the two is the defect alone.
+ */
+import { ErrorCode, MmadError } from '../errors/errors.js';
+import { DEFAULT_DEFECT_PARAMS, DEFECTS, THERMAL_MASK_FRACTION, type DefectName, type DefectParams, type SensorModality, type VisibilityLevel } from './defects.js';
+import { productByName, visibilityOf, type ProductType } from './products/index.js';
+import { Rng } from './prng.js';
+import { renderRgb } from './render-rgb.js';
+import { scanXyz } from './scanner.js';
+import type { Scene } from './scene.js';
+import { renderThermal, temperatureField } from './thermal.js';
+
+export const DEFAULT_RESOLUTION = 256;
+
+export interface PartSpec {
+  product: ProductType | string;
+  seed: number | string;
+  /** null for a good part. */
+  defect: DefectName | null;
+  width?: number;
+  height?: number;
+  defectParams?: Partial<DefectParams>;
+}
+
+export interface GeneratedPart {
+  product: string;
+  /** 'good' or the defect's name. */
+  defect: DefectName | 'good';
+  width: number;
+  height: number;
+  /** 8-bit sRGB, interleaved RGB, row-major. */
+  rgb: Uint8Array;
+  /** 16-bit thermal counts, row-major. */
+  ir: Uint16Array;
+  /** Organized point cloud, x,y,z metres per pixel; missing = 0,0,0. */
+  xyz: Float32Array;
+  /** Ground truth: 255 on the defect, 0 elsewhere (all 0 for a good part). */
+  mask: Uint8Array;
+  /** How each modality sees this part's defect (all 'none' for a good part). */
+  visibility: Record<SensorModality, VisibilityLevel>;
+  /** Pixels set in the mask. */
+  defectPixels: number;
+}
+
+const NO_DEFECT: Record<SensorModality, VisibilityLevel> = { rgb: 'none', ir: 'none', xyz: 'none' };
+
+/** The scene of the part (good, or with its defect applied) and the defect's mask — the pure physics step, exposed for tests. */
+export function buildScene(spec: PartSpec): { product: ProductType; scene: Scene; mask: Uint8Array | null; rng: Rng } {
+  const product = typeof spec.product === 'string' ? productByName(spec.product) : spec.product;
+  const width = spec.width ?? DEFAULT_RESOLUTION;
+  const height = spec.height ?? width;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 16 || height < 16 || width > 4096 || height > 4096) {
+    throw new MmadError(ErrorCode.USAGE, `resolution ${width}x${height} is out of range (16..4096 pixels per side)`);
+  }
+  if (spec.defect !== null && !product.defects.includes(spec.defect)) {
+    throw new MmadError(ErrorCode.USAGE, `product ${product.name} has no defect '${spec.defect}' (it has ${product.defects.join(', ')})`);
+  }
+  const rng = Rng.fromSeed(`${product.name}/${String(spec.seed)}`);
+  const scene = product.build(rng.fork('part'), width, height);
+  let mask: Uint8Array | null = null;
+  if (spec.defect !== null) {
+    const params = { ...DEFAULT_DEFECT_PARAMS, ...spec.defectParams };
+    mask = DEFECTS[spec.defect].apply(scene, rng.fork(`defect/${spec.defect}`), params);
+  }
+  return { product, scene, mask, rng };
+}
+
+export function generatePart(spec: PartSpec): GeneratedPart {
+  const { product, scene, mask: footprint, rng } = buildScene(spec);
+  const { width, height } = scene;
+  const fields = temperatureField(scene);
+  const xyz = scanXyz(scene, rng.fork('scanner'));
+  const rgb = renderRgb(scene, rng.fork('camera'));
+  const ir = renderThermal(scene, rng.fork('thermal'), fields);
+  const mask = new Uint8Array(width * height);
+  if (spec.defect !== null) {
+    if (footprint !== null) {
+      for (let i = 0; i < mask.length; i++) if (footprint[i] !== 0) mask[i] = 255;
+    } else {
+      // a thermal defect is where its diffused rise stands out
+      let peak = 0;
+      for (let i = 0; i < fields.defectRise.length; i++) peak = Math.max(peak, fields.defectRise[i]!);
+      for (let i = 0; i < mask.length; i++) if (peak > 0 && fields.defectRise[i]! >= THERMAL_MASK_FRACTION * peak) mask[i] = 255;
+    }
+  }
+  let defectPixels = 0;
+  for (let i = 0; i < mask.length; i++) if (mask[i] !== 0) defectPixels++;
+  return {
+    product: product.name,
+    defect: spec.defect ?? 'good',
+    width,
+    height,
+    rgb,
+    ir,
+    xyz,
+    mask,
+    visibility: spec.defect === null ? { ...NO_DEFECT } : visibilityOf(product, spec.defect),
+    defectPixels,
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * Writes the TIFF that MVTec 3D-AD uses for its organized point clouds:
+ * classic TIFF, little-endian, one image, uncompressed, interleaved samples
+ * (PlanarConfiguration 1), three 32-bit IEEE float samples per pixel
+ * (SampleFormat 3) — what `tifffile.imread` returns as an H×W×3 float32 array.
+ * The layout is header, IFD, out-of-line tag values, then one strip holding
+ * the whole image, so the pixel data starts at a fixed, 16-byte-aligned offset.
+ *
+ * Also writes 1- or 3-sample 8/16-bit images the same way (used by tests and
+ * tools); the sensors' images themselves travel as PNG.
+ */
+export type TiffSamples = Float32Array | Uint16Array | Uint8Array;
+
+export interface TiffImage {
+  width: number;
+  height: number;
+  samplesPerPixel: number;
+  data: TiffSamples;
+}
+
+const TYPE_SHORT = 3;
+const TYPE_LONG = 4;
+
+// tag numbers (TIFF 6.0)
+const IMAGE_WIDTH = 256;
+const IMAGE_LENGTH = 257;
+const BITS_PER_SAMPLE = 258;
+const COMPRESSION = 259;
+const PHOTOMETRIC = 262;
+const STRIP_OFFSETS = 273;
+const SAMPLES_PER_PIXEL = 277;
+const ROWS_PER_STRIP = 278;
+const STRIP_BYTE_COUNTS = 279;
+const PLANAR_CONFIGURATION = 284;
+const SAMPLE_FORMAT = 339;
+
+interface Entry {
+  tag: number;
+  type: number;
+  values: number[];
+}
+
+function sampleInfo(data: TiffSamples): { bits: number; format: number } {
+  if (data instanceof Float32Array) return { bits: 32, format: 3 }; // IEEE float
+  if (data instanceof Uint16Array) return { bits: 16, format: 1 }; // unsigned integer
+  return { bits: 8, format: 1 };
+}
+
+export function encodeTiff(img: TiffImage): Buffer {
+  const { width, height, samplesPerPixel: spp, data } = img;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new RangeError(`TIFF size ${width}x${height} is not a positive integer size`);
+  }
+  if (spp !== 1 && spp !== 3) throw new RangeError(`TIFF with ${spp} samples per pixel: only 1 or 3 are written`);
+  if (data.length !== width * height * spp) {
+    throw new RangeError(`TIFF data has ${data.length} samples, expected ${width}x${height}x${spp}`);
+  }
+  const { bits, format } = sampleInfo(data);
+  const byteCount = data.length * (bits / 8);
+  const entries: Entry[] = [
+    { tag: IMAGE_WIDTH, type: TYPE_LONG, values: [width] },
+    { tag: IMAGE_LENGTH, type: TYPE_LONG, values: [height] },
+    { tag: BITS_PER_SAMPLE, type: TYPE_SHORT, values: new Array<number>(spp).fill(bits) },
+    { tag: COMPRESSION, type: TYPE_SHORT, values: [1] },
+    // RGB for three interleaved samples needs no ExtraSamples tag and is what readers expect for H×W×3
+    { tag: PHOTOMETRIC, type: TYPE_SHORT, values: [spp === 3 ? 2 : 1] },
+    { tag: STRIP_OFFSETS, type: TYPE_LONG, values: [0] }, // patched below
+    { tag: SAMPLES_PER_PIXEL, type: TYPE_SHORT, values: [spp] },
+    { tag: ROWS_PER_STRIP, type: TYPE_LONG, values: [height] },
+    { tag: STRIP_BYTE_COUNTS, type: TYPE_LONG, values: [byteCount] },
+    { tag: PLANAR_CONFIGURATION, type: TYPE_SHORT, values: [1] },
+    { tag: SAMPLE_FORMAT, type: TYPE_SHORT, values: new Array<number>(spp).fill(format) },
+  ];
+  const ifdOffset = 8;
+  const ifdSize = 2 + entries.length * 12 + 4;
+  // values that do not fit in the entry's 4 bytes go right after the IFD
+  let extra = ifdOffset + ifdSize;
+  const outOfLine = new Map<Entry, number>();
+  for (const e of entries) {
+    const size = e.values.length * (e.type === TYPE_SHORT ? 2 : 4);
+    if (size > 4) {
+      outOfLine.set(e, extra);
+      extra += size + (size % 2); // word-aligned, as TIFF asks
+    }
+  }
+  const dataOffset = Math.ceil(extra / 16) * 16;
+  entries.find((e) => e.tag === STRIP_OFFSETS)!.values[0] = dataOffset;
+
+  const buf = Buffer.alloc(dataOffset + byteCount);
+  buf.write('II', 0, 'latin1');
+  buf.writeUInt16LE(42, 2);
+  buf.writeUInt32LE(ifdOffset, 4);
+  buf.writeUInt16LE(entries.length, ifdOffset);
+  let p = ifdOffset + 2;
+  const writeValues = (e: Entry, at: number): void => {
+    e.values.forEach((v, k) => (e.type === TYPE_SHORT ? buf.writeUInt16LE(v, at + 2 * k) : buf.writeUInt32LE(v, at + 4 * k)));
+  };
+  for (const e of entries) {
+    buf.writeUInt16LE(e.tag, p);
+    buf.writeUInt16LE(e.type, p + 2);
+    buf.writeUInt32LE(e.values.length, p + 4);
+    const at = outOfLine.get(e);
+    if (at === undefined) writeValues(e, p + 8);
+    else {
+      buf.writeUInt32LE(at, p + 8);
+      writeValues(e, at);
+    }
+    p += 12;
+  }
+  buf.writeUInt32LE(0, p); // no next IFD
+  // sample data, little-endian; typed arrays are in host order, so go through a DataView-free copy only on big-endian hosts
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, byteCount);
+  if (HOST_LITTLE_ENDIAN || bits === 8) buf.set(bytes, dataOffset);
+  else {
+    const step = bits / 8;
+    for (let i = 0; i < byteCount; i += step) for (let b = 0; b < step; b++) buf[dataOffset + i + b] = bytes[i + step - 1 - b]!;
+  }
+  return buf;
+}
+
+export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** An organized point cloud (H×W×3 float32, metres, missing = 0,0,0) as MVTec 3D-AD's xyz TIFF bytes. */
+export function encodeXyzTiff(xyz: Float32Array, width: number, height: number): Buffer {
+  return encodeTiff({ width, height, samplesPerPixel: 3, data: xyz });
+}

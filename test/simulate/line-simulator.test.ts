@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SimulatedPartSource, partChoice, poolPlan, renderPart, type SimulationOptions } from '../../src/simulate/line-simulator.js';
+
+const BASE: SimulationOptions = { product: 'battery_lid', width: 32, height: 32, seed: 4, defectRate: 0.5, defects: ['dent', 'hot_spot'], poolSize: 4 };
+
+test('a pooled line keeps the configured defect rate and kinds, with fresh sample names', async () => {
+  assert.deepEqual(
+    poolPlan(BASE).map((p) => p.defect),
+    ['dent', 'hot_spot', null, null],
+  );
+  const source = await SimulatedPartSource.create(BASE);
+  let defective = 0;
+  const names = new Set<string>();
+  for (let i = 0; i < 400; i++) {
+    const part = await source.get(i);
+    names.add(part.name);
+    const want = partChoice(BASE, i).defect ?? 'good';
+    assert.equal(part.defectType, want, `part ${i}`);
+    if (want !== 'good') {
+      defective++;
+      assert.ok(part.mask !== null && part.defectPixels > 0);
+    } else assert.equal(part.mask, null);
+    assert.deepEqual(Object.keys(part.payloads).sort(), ['ir', 'rgb', 'xyz']);
+    assert.deepEqual(part.frameAttributes, { product: 'battery_lid' });
+  }
+  assert.equal(names.size, 400, 'every part gets its own name, pool or not');
+  assert.ok(defective > 150 && defective < 250, `${defective} of 400 defective at rate 0.5`);
+});
+
+test('without a pool every part is rendered fresh, deterministically', async () => {
+  const o = { ...BASE, poolSize: 0 };
+  const a = await SimulatedPartSource.create(o);
+  const b = await SimulatedPartSource.create(o);
+  const [pa, pb] = [await a.get(3), await b.get(3)];
+  for (const m of ['rgb', 'ir', 'xyz'] as const) assert.ok(pa.payloads[m]!.equals(pb.payloads[m]!), m);
+  const direct = await renderPart(o, partChoice(o, 3));
+  assert.ok(direct.encoded.xyz.equals(pa.payloads.xyz!));
+  assert.equal(pa.seed, direct.seed);
+  const other = await a.get(4);
+  assert.ok(!other.payloads.rgb!.equals(pa.payloads.rgb!), 'parts differ from one another');
+  a.release(3);
+  a.release(4);
+  assert.throws(() => partChoice({ ...BASE, defects: ['delamination'] }, 0), /no defect 'delamination'/);
+});

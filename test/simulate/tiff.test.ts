@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { generatePart } from '../../src/simulate/part-generator.js';
+import { decodeTiff, decodeXyzTiff } from '../../src/simulate/tiff-reader.js';
+import { encodeTiff, encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
+
+// The independent reader is tifffile (Debian python3-tifffile, installed by scripts/bootstrap.sh).
+const PYTHON = '/usr/bin/python3';
+const dir = mkdtempSync(join(tmpdir(), 'mmad-tiff-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The bytes of a Buffer as an ArrayBuffer of their own (small Buffers share a pool). */
+function copyOf(b: Buffer): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
+
+function python(script: string, ...args: string[]): string {
+  return execFileSync(PYTHON, ['-c', script, ...args], { encoding: 'utf8' });
+}
+
+test('an xyz TIFF we write reads back with tifffile as H×W×3 little-endian float32, uncompressed, values identical', () => {
+  const part = generatePart({ product: 'composite_coupon', seed: 11, defect: 'crack', width: 80, height: 48 });
+  const tiff = encodeXyzTiff(part.xyz, 80, 48);
+  const file = join(dir, 'ours.tiff');
+  const raw = join(dir, 'ours.f32');
+  writeFileSync(file, tiff);
+  writeFileSync(raw, Buffer.from(part.xyz.buffer, part.xyz.byteOffset, part.xyz.byteLength));
+  const out = python(
+    `
+import sys, json, numpy, tifffile
+a = tifffile.imread(sys.argv[1])
+b = numpy.fromfile(sys.argv[2], dtype='<f4').reshape(48, 80, 3)
+with tifffile.TiffFile(sys.argv[1]) as t:
+    p = t.pages[0]
+    print(json.dumps({'dtype': str(a.dtype), 'shape': list(a.shape), 'equal': bool(numpy.array_equal(a, b)),
+      'missing': int((a == 0).all(axis=2).sum()), 'byteorder': t.byteorder, 'pages': len(t.pages),
+      'compression': int(p.compression), 'sampleformat': int(p.sampleformat), 'planar': int(p.planarconfig),
+      'bits': int(p.bitspersample), 'spp': int(p.samplesperpixel)}))
+`,
+    file,
+    raw,
+  );
+  const r = JSON.parse(out) as Record<string, unknown>;
+  assert.deepEqual(r, {
+    dtype: 'float32',
+    shape: [48, 80, 3],
+    equal: true,
+    missing: r.missing,
+    byteorder: '<',
+    pages: 1,
+    compression: 1,
+    sampleformat: 3,
+    planar: 1,
+    bits: 32,
+    spp: 3,
+  });
+  let missing = 0;
+  for (let i = 0; i < 80 * 48; i++) if (part.xyz[3 * i + 2] === 0) missing++;
+  assert.equal(r.missing, missing, 'missing points survive as 0,0,0');
+});
+
+test('our reader reads TIFFs written by tifffile in every layout a recorded dataset may use', () => {
+  const script = `
+import sys, numpy, tifffile
+d = sys.argv[1]
+rng = numpy.random.default_rng(5)
+xyz = rng.normal(size=(37, 29, 3)).astype('float32')
+xyz[3, 4] = 0
+xyz.tofile(d + '/xyz.f32')
+tifffile.imwrite(d + '/plain.tiff', xyz, photometric='rgb')
+tifffile.imwrite(d + '/minisblack.tiff', xyz, photometric='minisblack', planarconfig='contig')
+tifffile.imwrite(d + '/bigendian.tiff', xyz, photometric='rgb', byteorder='>')
+tifffile.imwrite(d + '/strips.tiff', xyz, photometric='rgb', rowsperstrip=5)
+tifffile.imwrite(d + '/planar.tiff', numpy.ascontiguousarray(numpy.moveaxis(xyz, 2, 0)), photometric='rgb', planarconfig='separate')
+tifffile.imwrite(d + '/deflate.tiff', xyz, photometric='rgb', compression='zlib')
+g = (rng.random((21, 17)) * 65535).astype('uint16')
+g.tofile(d + '/grey.u16')
+tifffile.imwrite(d + '/grey16.tiff', g, compression='zlib', predictor=True)
+`;
+  python(script, dir);
+  const expected = new Float32Array(copyOf(readFileSync(join(dir, 'xyz.f32'))));
+  for (const name of ['plain', 'minisblack', 'bigendian', 'strips', 'planar', 'deflate']) {
+    const t = decodeXyzTiff(readFileSync(join(dir, `${name}.tiff`)));
+    assert.equal(t.width, 29, name);
+    assert.equal(t.height, 37, name);
+    assert.deepEqual(Array.from(t.xyz), Array.from(expected), name);
+  }
+  const grey = decodeTiff(readFileSync(join(dir, 'grey16.tiff')));
+  assert.equal(grey.dtype, 'uint16');
+  assert.equal(grey.samplesPerPixel, 1);
+  assert.deepEqual(Array.from(grey.data), Array.from(new Uint16Array(copyOf(readFileSync(join(dir, 'grey.u16'))))));
+});
+
+test('a written TIFF round-trips through our reader, for each sample type', () => {
+  const cases = [
+    { samplesPerPixel: 3, data: Float32Array.from({ length: 5 * 4 * 3 }, (_, i) => i * 0.25 - 3) },
+    { samplesPerPixel: 1, data: Uint16Array.from({ length: 5 * 4 }, (_, i) => i * 3000) },
+    { samplesPerPixel: 3, data: Uint8Array.from({ length: 5 * 4 * 3 }, (_, i) => i) },
+  ];
+  for (const c of cases) {
+    const t = decodeTiff(encodeTiff({ width: 5, height: 4, ...c }));
+    assert.equal(t.width, 5);
+    assert.equal(t.height, 4);
+    assert.deepEqual(Array.from(t.data), Array.from(c.data));
+  }
+  assert.throws(() => encodeTiff({ width: 5, height: 4, samplesPerPixel: 3, data: new Float32Array(7) }), /expected 5x4x3/);
+});
+
+test('malformed TIFFs are IMAGE_INVALID errors that say what is wrong, never a crash', () => {
+  const good = encodeXyzTiff(new Float32Array(8 * 8 * 3).fill(0.3), 8, 8);
+  const cases: [string, Buffer, RegExp][] = [
+    ['empty', Buffer.alloc(0), /too short/],
+    ['not a TIFF', Buffer.from('PNG and more bytes'), /byte-order/],
+    ['BigTIFF', Buffer.from([0x49, 0x49, 43, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), /BigTIFF/],
+    ['truncated pixels', good.subarray(0, good.length - 10), /runs past the end/],
+    ['IFD out of file', Buffer.concat([good.subarray(0, 4), Buffer.from([0xff, 0xff, 0xff, 0x7f]), good.subarray(8)]), /outside the file/],
+  ];
+  for (const [what, bytes, message] of cases) {
+    assert.throws(
+      () => decodeXyzTiff(bytes),
+      (e: unknown) => e instanceof MmadError && e.code === ErrorCode.IMAGE_INVALID && message.test(e.message),
+      what,
+    );
+  }
+  // right format, wrong kind: a grey 16-bit image is not a point cloud
+  const grey = encodeTiff({ width: 4, height: 4, samplesPerPixel: 1, data: new Uint16Array(16) });
+  assert.throws(() => decodeXyzTiff(grey), /3 samples of float32/);
+  // random corruption of the header never escapes as anything but a typed error
+  let seed = 99;
+  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  for (let i = 0; i < 500; i++) {
+    const b = Buffer.from(good);
+    for (let f = 0; f < 3; f++) b[Math.floor(rnd() * 200)] = Math.floor(rnd() * 256);
+    try {
+      decodeTiff(b);
+    } catch (e) {
+      assert.ok(e instanceof MmadError, `corruption ${i} escaped as ${String(e)}`);
+    }
+  }
+});
