@@ -5,8 +5,10 @@
 // runner, stops the broker, and fails the run if any broker JVM it started is
 // still alive afterwards.
 //
-//   npm test                      all tests
-//   npm test -- test/codec        only files under a path (or single files)
+//   npm test                      all tests: TypeScript, then the Python package in models/
+//   npm test -- test/codec        only TypeScript files under a path (or single files)
+//   npm test -- models            only the Python tests (models/tests, in the venv
+//                                 models/scripts/setup-venv.sh creates)
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -17,7 +19,8 @@ register();
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 const { loadConfig } = await import('../src/config/load-config.ts');
 const { provideBroker } = await import('../src/kafka/provide-broker.ts');
-const { findBrokerProcesses } = await import('../src/kafka/local-kraft.ts');
+const { findBrokerProcesses, BROKER_GROUP_ENV } = await import('../src/kafka/local-kraft.ts');
+const { randomBytes } = await import('node:crypto');
 
 function collect(path, out) {
   const st = statSync(path);
@@ -27,11 +30,23 @@ function collect(path, out) {
   return out;
 }
 const args = process.argv.slice(2);
-const files = (args.length > 0 ? args : ['test']).flatMap((p) => collect(join(root, p), []));
-if (files.length === 0) {
+const python = args.length === 0 || args.includes('models');
+const tsArgs = args.filter((a) => a !== 'models');
+const files = args.length > 0 && tsArgs.length === 0 ? [] : (tsArgs.length > 0 ? tsArgs : ['test']).flatMap((p) => collect(join(root, p), []));
+if (files.length === 0 && !python) {
   console.error(`no test files under ${args.join(' ') || 'test/'}`);
   process.exit(1);
 }
+
+/** The Python side: its own venv (created once, reused), its own test runner. */
+function pythonTests() {
+  const setup = spawnSync('bash', [join(root, 'models', 'scripts', 'setup-venv.sh')], { stdio: 'inherit' });
+  if (setup.status !== 0) return 1;
+  const py = join(root, 'models', '.venv', 'bin', 'python');
+  const r = spawnSync(py, ['-m', 'pytest', join(root, 'models', 'tests'), '-q', '-p', 'no:cacheprovider'], { stdio: 'inherit', cwd: join(root, 'models') });
+  return r.status ?? 1;
+}
+if (files.length === 0) process.exit(pythonTests());
 
 // tsx strips types without checking them: check them first, and stop on an error.
 const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--noEmit'], { stdio: 'inherit' });
@@ -40,7 +55,9 @@ if (tsc.status !== 0) {
   process.exit(1);
 }
 
-const before = new Set(findBrokerProcesses());
+// every broker this run starts (here or in a test) carries this group on its command line
+const group = `test-${randomBytes(6).toString('hex')}`;
+process.env[BROKER_GROUP_ENV] = group;
 const broker = await provideBroker(loadConfig());
 let code = 1;
 try {
@@ -59,7 +76,7 @@ try {
 // The brokers tests started must all be gone (a watchdog needs up to a second).
 let leftover = [];
 for (let i = 0; i < 30; i++) {
-  leftover = findBrokerProcesses().filter((p) => !before.has(p));
+  leftover = findBrokerProcesses({ group });
   if (leftover.length === 0) break;
   await new Promise((r) => setTimeout(r, 200));
 }
@@ -68,4 +85,5 @@ if (leftover.length > 0) {
   for (const pid of leftover) process.kill(pid, 'SIGKILL');
   code = code || 1;
 }
+if (python) code = pythonTests() || code;
 process.exit(code);

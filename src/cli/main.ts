@@ -7,11 +7,15 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isMmadError, messageOf } from '../errors/errors.js';
 import { helpText, type Command, type CommandContext } from './command.js';
 import { configCommand } from './commands/config.js';
+import { datasetCommand } from './commands/dataset.js';
 import { demoCommand } from './commands/demo.js';
 import { kafkaCommand } from './commands/kafka.js';
+import { runCommand } from './commands/run.js';
+import { publishDatasetCommand } from './commands/publish-dataset.js';
+import { simulateCommand } from './commands/simulate.js';
 import { topicsCommand } from './commands/topics.js';
 
-export const COMMANDS: Command[] = [demoCommand, kafkaCommand, topicsCommand, configCommand];
+export const COMMANDS: Command[] = [demoCommand, runCommand, kafkaCommand, topicsCommand, configCommand, datasetCommand, simulateCommand, publishDatasetCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

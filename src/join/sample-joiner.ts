@@ -100,6 +100,14 @@ export interface JoinPolicy {
   closedRetentionMs: number;
 }
 
+/** Notifications for the owner of the frames (to release their input offsets). */
+export interface JoinListener<P> {
+  /** A sample closed: no output will involve these frames any more. */
+  closed?(sampleId: string, frames: JoinInput<P>[], info: { revision: number; firstCapture: number; closedAt: number; modalities: Modality[] }): void;
+  /** A frame was a duplicate of one already joined (or of a closed sample's): it is not kept. */
+  duplicate?(frame: JoinInput<P>): void;
+}
+
 export interface JoinStats {
   framesIn: Record<string, number>;
   released: Record<ReleaseKind, number>;
@@ -125,6 +133,8 @@ interface PendingSample<P> {
   /** Revisions published so far (0 = none yet). */
   revision: number;
   bytes: number;
+  /** Modalities of the last published revision, when restored (their re-read frames refine nothing). */
+  released?: Set<Modality>;
 }
 
 const MODALITY_ORDER: Modality[] = ['rgb', 'ir', 'xyz', 'ct'];
@@ -151,7 +161,10 @@ export class SampleJoiner<P> {
     timedOut: {},
   };
 
-  constructor(private readonly policy: JoinPolicy) {
+  constructor(
+    private readonly policy: JoinPolicy,
+    private readonly listener: JoinListener<P> = {},
+  ) {
     this.joined = MODALITY_ORDER.filter((m) => policy.modalities[m] !== undefined);
     if (this.joined.length === 0) throw new Error('the join needs at least one modality');
     this.horizonMs = Math.max(...this.joined.map((m) => waitOf(policy.modalities[m]!)));
@@ -175,6 +188,32 @@ export class SampleJoiner<P> {
     return this.pending.size >= this.policy.maxPendingSamples || this.pendingBytes >= this.policy.maxPendingBytes;
   }
 
+  /**
+   * Seeds the join with what was already published for a sample before a
+   * restart (the changelog), before any input is read again: a closed sample
+   * makes its re-read frames duplicates; an open one (judged, waiting for a
+   * late modality) takes its re-read frames without publishing the revision
+   * again, and a frame of a modality it was not judged with refines it.
+   */
+  restore(state: { sampleId: string; revision: number; modalities: Modality[]; firstCapture: number; closed: boolean; closedAt: number | null }): void {
+    if (state.closed) {
+      this.closed.set(state.sampleId, { at: state.closedAt ?? state.firstCapture, modalities: new Set(state.modalities), expected: null });
+      return;
+    }
+    if (state.revision === 0) return;
+    this.pending.set(state.sampleId, {
+      sampleId: state.sampleId,
+      firstCapture: state.firstCapture,
+      firstArrival: Number.POSITIVE_INFINITY,
+      frames: new Map(),
+      expected: null,
+      revision: state.revision,
+      bytes: 0,
+      released: new Set(state.modalities),
+    });
+    for (const m of this.joined) this.deadlines.push(state.firstCapture + waitOf(this.policy.modalities[m]!), state.firstCapture, state.sampleId);
+  }
+
   /** Adds a frame; returns what it (and the stream time it brings) releases. */
   add(frame: JoinInput<P>): JoinOutput<P>[] {
     const out: JoinOutput<P>[] = [];
@@ -185,7 +224,7 @@ export class SampleJoiner<P> {
     if (sample === undefined) {
       const closed = this.closed.get(frame.sampleId);
       if (closed !== undefined) {
-        if (closed.modalities.has(frame.modality)) this.stats.duplicates++;
+        if (closed.modalities.has(frame.modality)) this.duplicate(frame);
         else out.push(this.rejectClosed(frame, closed));
       } else if (frame.captureTime + this.horizonMs + this.policy.graceMs < this.streamTime) {
         this.stats.tooLate++;
@@ -210,7 +249,7 @@ export class SampleJoiner<P> {
     }
     if (sample !== undefined) {
       if (sample.frames.has(frame.modality)) {
-        this.stats.duplicates++;
+        this.duplicate(frame);
       } else {
         this.accept(sample, frame, out);
       }
@@ -255,10 +294,16 @@ export class SampleJoiner<P> {
     }
     if (sample.revision > 0) {
       // already judged: a late modality inside its window refines the verdict
-      out.push(this.release(sample, 'refine'));
+      // (a restored sample's re-read frames were part of its last revision)
+      if (sample.released?.has(frame.modality) !== true) out.push(this.release(sample, 'refine'));
     } else {
       this.evaluate(sample, out);
     }
+  }
+
+  private duplicate(frame: JoinInput<P>): void {
+    this.stats.duplicates++;
+    this.listener.duplicate?.(frame);
   }
 
   private rejectClosed(frame: JoinInput<P>, closed: ClosedSample): JoinOutput<P> {
@@ -387,6 +432,14 @@ export class SampleJoiner<P> {
     if (!this.pending.delete(sample.sampleId)) return;
     this.pendingBytes -= sample.bytes;
     this.closed.set(sample.sampleId, { at: this.streamTime, modalities: new Set(sample.frames.keys()), expected: sample.expected });
+    const frames = this.framesOf(sample);
+    const modalities = new Set<Modality>([...frames.map((f) => f.modality), ...(sample.released ?? [])]);
+    this.listener.closed?.(sample.sampleId, frames, {
+      revision: sample.revision,
+      firstCapture: sample.firstCapture,
+      closedAt: this.streamTime,
+      modalities: MODALITY_ORDER.filter((m) => modalities.has(m)),
+    });
   }
 }
 

@@ -43,6 +43,9 @@ export interface LocalKraftTimings {
 
 /** Marker on the JVM command line, so a run's brokers can be found (and proved gone). */
 export const BROKER_MARKER_PROPERTY = 'mmad.localBroker';
+/** Environment variable naming a group of brokers (a test run): every broker started under it carries it on its command line. */
+export const BROKER_GROUP_ENV = 'LOCAL_KAFKA_BROKER_GROUP';
+const GROUP_PROPERTY = 'mmad.brokerGroup';
 
 const live = new Set<LocalKraftBroker>();
 let exitHooksInstalled = false;
@@ -162,6 +165,7 @@ export class LocalKraftBroker {
     const jvmBase = [
       `-Dlog4j2.configurationFile=${log4jFile}`,
       `-D${BROKER_MARKER_PROPERTY}=${this.id}`,
+      `-D${GROUP_PROPERTY}=${process.env[BROKER_GROUP_ENV] ?? 'none'}`,
       '-Djava.awt.headless=true',
       '-cp',
       classpath,
@@ -353,9 +357,9 @@ function freePort(avoid?: number): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** PIDs of live local brokers started with this marker (or any marker), from /proc. */
-export function findBrokerProcesses(marker?: string): number[] {
-  const needle = marker === undefined ? `-D${BROKER_MARKER_PROPERTY}=` : `-D${BROKER_MARKER_PROPERTY}=${marker}`;
+/** PIDs of live local brokers: the one with this id, or all of a group (see BROKER_GROUP_ENV), from /proc. */
+export function findBrokerProcesses(which: { id: string } | { group: string }): number[] {
+  const needle = 'id' in which ? `-D${BROKER_MARKER_PROPERTY}=${which.id}\0` : `-D${GROUP_PROPERTY}=${which.group}\0`;
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

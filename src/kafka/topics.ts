@@ -10,7 +10,7 @@ import type { Config } from '../config/config-schema.js';
 import { MODALITIES, type Modality } from '../codec/records.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 
-export type TopicRole = 'input' | 'events' | 'alerts' | 'deadLetters' | 'labels';
+export type TopicRole = 'input' | 'events' | 'alerts' | 'deadLetters' | 'labels' | 'changelog';
 
 export interface TopicPlan {
   name: string;
@@ -47,6 +47,8 @@ export function planTopics(config: Config): TopicPlan[] {
     // dead letters carry the original frame bytes
     { name: t.deadLetters, role: 'deadLetters', ...base, configs: big },
     { name: t.labels, role: 'labels', ...base, configs: big },
+    // internal: the join's changelog, co-partitioned with the inputs, compacted (see src/runtime/join-changelog.ts)
+    { name: `${config.input.groupId}-join-changelog`, role: 'changelog', ...base, configs: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' } },
   ];
 }
 
@@ -98,17 +100,26 @@ export async function verifyTopics(admin: Admin, plans: TopicPlan[]): Promise<To
 
 async function describeTopics(admin: Admin, plans: TopicPlan[], created: Set<string>): Promise<TopicState[]> {
   let meta;
-  try {
-    meta = await admin.fetchTopicMetadata({ topics: plans.map((p) => p.name) });
-  } catch (err) {
-    throw new MmadError(ErrorCode.TOPIC_ADMIN_FAILED, `cannot describe topics: ${messageOf(err)}`, { cause: err, retriable: true });
+  // right after creation a topic's metadata may not have reached every broker cache yet
+  for (let attempt = 1; ; attempt++) {
+    try {
+      meta = await admin.fetchTopicMetadata({ topics: plans.map((p) => p.name) });
+      break;
+    } catch (err) {
+      const transient = /does not host this topic-partition|unknown topic|leader/i.test(messageOf(err));
+      if (!transient || attempt >= 20) {
+        throw new MmadError(ErrorCode.TOPIC_ADMIN_FAILED, `cannot describe topics: ${messageOf(err)}`, { cause: err, retriable: true });
+      }
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
   }
   const counts = new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
   return plans.map((p) => ({ ...p, created: created.has(p.name), actualPartitions: counts.get(p.name) ?? 0 }));
 }
 
 function checkInputPartitions(states: TopicState[]): void {
-  const inputs = states.filter((s) => s.role === 'input');
+  // the join changelog is written per task, so it is co-partitioned with the inputs too
+  const inputs = states.filter((s) => s.role === 'input' || s.role === 'changelog');
   const counts = new Set(inputs.map((s) => s.actualPartitions));
   if (counts.size > 1) {
     const listing = inputs.map((s) => `${s.name}=${s.actualPartitions}`).join(', ');

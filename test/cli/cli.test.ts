@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../../src/cli/main.js';
+import { planTopics } from '../../src/kafka/topics.js';
 import { deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
 
 const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
@@ -54,11 +55,12 @@ const env = {
   MMAD_TOPICS__DEAD_LETTERS: config.topics.deadLetters,
   MMAD_TOPICS__LABELS: config.topics.labels,
   MMAD_TOPICS__PARTITIONS: '2',
+  MMAD_INPUT__GROUP_ID: config.input.groupId,
 };
 after(async () => {
   const admin = testKafka(config).admin();
   await admin.connect();
-  await deleteTopics(admin, [...Object.values(config.topics.inputs).filter((t): t is string => t !== null), config.topics.events, config.topics.alerts, config.topics.deadLetters, config.topics.labels]);
+  await deleteTopics(admin, planTopics(config).map((p) => p.name));
   await admin.disconnect();
 });
 

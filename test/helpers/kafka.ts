@@ -37,6 +37,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): Config {
         labels: `${p}.labels`,
         partitions: 3,
       },
+      input: { groupId: `${p}.group` },
       ...overrides,
     } as never,
   });
@@ -77,6 +78,29 @@ export async function consumeN(
         },
       });
     });
+  } finally {
+    await consumer.disconnect();
+  }
+  return got;
+}
+
+/** Reads everything on `topic` from the beginning, until nothing new has arrived for `idleMs`. */
+export async function consumeAll(kafka: Kafka, config: Config, topic: string, idleMs = 1500): Promise<KafkaMessage[]> {
+  const consumer = kafka.consumer(frameConsumerConfig(config, uniqueName('g')));
+  const got: KafkaMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    let last = Date.now();
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        got.push(message);
+        last = Date.now();
+      },
+    });
+    // wait for the assignment and the first fetch, then for quiet
+    await new Promise((r) => setTimeout(r, 1000));
+    while (Date.now() - last < idleMs) await new Promise((r) => setTimeout(r, 100));
   } finally {
     await consumer.disconnect();
   }

@@ -259,3 +259,50 @@ test('thousands of interleaved samples: every one is released exactly once per r
   const samples = new Set([...firsts.keys()].map((k) => k.split('#')[0]));
   assert.equal(samples.size, n, 'every part judged');
 });
+
+test('the listener hears of every closed sample (with its frames) and every duplicate', () => {
+  const closed: string[] = [];
+  const dups: string[] = [];
+  const j = new SampleJoiner<string>(POLICY, {
+    closed: (id, frames) => closed.push(`${id}:${frames.map((f) => f.modality).join(',')}`),
+    duplicate: (f) => dups.push(`${f.sampleId}:${f.modality}`),
+  });
+  const f = (id: string, m: Modality, at: number): JoinInput<string> => ({
+    sampleId: id, modality: m, captureTime: T0 + at, arrivedAt: T0 + at, bytes: 1, expectedModalities: null, source: { topic: m, partition: 0, offset: '0' }, payload: '',
+  });
+  j.add(f('A', 'rgb', 0));
+  j.add(f('A', 'ir', 1));
+  j.add(f('A', 'ir', 1));
+  assert.deepEqual(closed, [], 'A stays open for xyz');
+  j.add(f('A', 'xyz', 50));
+  assert.deepEqual(closed, ['A:rgb,ir,xyz']);
+  j.add(f('A', 'rgb', 0));
+  assert.deepEqual(dups, ['A:ir', 'A:rgb']);
+  j.add(f('B', 'ir', 100));
+  j.flush();
+  assert.deepEqual(closed, ['A:rgb,ir,xyz', 'B:ir']);
+});
+
+test('restored state: re-read frames of a judged sample publish nothing again; a new late modality refines it', () => {
+  // before the crash: S1 released as r1 with rgb+ir, waiting for xyz; S2 closed
+  const d = new JoinDriver();
+  d.joiner.restore({ sampleId: 'S1', revision: 1, modalities: ['rgb', 'ir'], firstCapture: T0, closed: false, closedAt: null });
+  d.joiner.restore({ sampleId: 'S2', revision: 1, modalities: ['rgb', 'ir'], firstCapture: T0 - 1000, closed: true, closedAt: T0 });
+  d.frame('S2', 'rgb', -1000);
+  d.frame('S1', 'rgb', 0);
+  d.frame('S1', 'ir', 2);
+  d.frame('S2', 'ir', -998);
+  assert.deepEqual(d.summary(), [], 'nothing is published twice');
+  assert.equal(d.joiner.stats.duplicates, 2, "S2's frames are duplicates of a closed sample");
+  d.frame('S1', 'xyz', 40_000);
+  assert.deepEqual(d.summary(), ['S1 r2 refine final [rgb,ir,xyz]']);
+});
+
+test('restored state: a judged sample whose window expires closes without another event', () => {
+  const closed: string[] = [];
+  const j = new SampleJoiner<string>(POLICY, { closed: (id) => closed.push(id) });
+  j.restore({ sampleId: 'S1', revision: 1, modalities: ['rgb'], firstCapture: T0, closed: false, closedAt: null });
+  const out = j.flush();
+  assert.deepEqual(out, []);
+  assert.deepEqual(closed, ['S1']);
+});

@@ -49,14 +49,14 @@ test('a second local broker starts from the cached jars, serves requests, and st
     await admin.createTopics({ topics: [{ topic: 'probe', numPartitions: 2 }] });
     assert.ok((await admin.listTopics()).includes('probe'));
     await admin.disconnect();
-    assert.deepEqual(findBrokerProcesses(broker.id), [broker.pid]);
+    assert.deepEqual(findBrokerProcesses({ id: broker.id }), [broker.pid]);
   } finally {
     const pid = broker.pid!;
     const logFile = broker.logFile;
     await broker.stop();
     assert.ok(!alive(pid), 'JVM gone after stop()');
     assert.ok(!existsSync(logFile), 'temporary run directory removed');
-    assert.deepEqual(findBrokerProcesses(broker.id), []);
+    assert.deepEqual(findBrokerProcesses({ id: broker.id }), []);
   }
 });
 

@@ -18,7 +18,7 @@ test('ensureTopics creates inputs, outputs and labels with the configured partit
   const plans = planTopics(config);
   created.push(...plans.map((p) => p.name));
   const first = await ensureTopics(admin, plans);
-  assert.deepEqual(first.map((s) => s.role), ['input', 'input', 'input', 'events', 'alerts', 'deadLetters', 'labels']);
+  assert.deepEqual(first.map((s) => s.role), ['input', 'input', 'input', 'events', 'alerts', 'deadLetters', 'labels', 'changelog']);
   assert.ok(first.every((s) => s.created && s.actualPartitions === 3));
   const again = await ensureTopics(admin, plans);
   assert.ok(again.every((s) => !s.created && s.actualPartitions === 3), 'idempotent');

@@ -1,0 +1,199 @@
+/**
+ * Judging one released sample: route it to the student for its modalities,
+ * decode its frames at that student's input size, run it (micro-batched) and
+ * say OK / NOK — or UNKNOWN with the reason when it cannot be judged.
+ *
+ * A frame that fails to decode (corrupt payload, size disagreeing with the
+ * sample's other frames) is set aside with its reason (the caller dead-letters
+ * it) and the sample is routed again without it, so the rest of the sample is
+ * still judged when a student covers what is left.
+ */
+import type { Modality } from '../codec/records.js';
+import { ErrorCode, MmadError, isMmadError, messageOf } from '../errors/errors.js';
+import type { FramePayload } from '../input/frame-reader.js';
+import type { JoinInput, JoinOutput } from '../join/sample-joiner.js';
+import type { ModelRegistry, Route } from './model-registry.js';
+import { decodeFrame, writeCHW, type DecodeLimits, type DecodedImage } from './preprocess.js';
+
+export interface UnusableFrame {
+  input: JoinInput<FramePayload>;
+  code: string;
+  message: string;
+}
+
+export interface Judgement {
+  sampleId: string;
+  revision: number;
+  final: boolean;
+  line: string;
+  station: string;
+  firstCapture: number;
+  firstArrival: number;
+  /** Wall clock when the join released the sample. */
+  releasedAt: number;
+  verdict: 'OK' | 'NOK' | 'UNKNOWN';
+  reason: string | null;
+  route: Route | null;
+  score: number | null;
+  threshold: number | null;
+  /** The anomaly map at the model's input size, when a model ran. */
+  map: { data: Float32Array; height: number; width: number } | null;
+  /** Size of the frames (source pixels), for region coordinates. */
+  sourceSize: { width: number; height: number } | null;
+  used: Modality[];
+  missing: Modality[];
+  /** Frames the verdict was computed from. */
+  frames: JoinInput<FramePayload>[];
+  unusable: UnusableFrame[];
+  preprocessMs: number;
+  inferenceMs: number;
+  batchSize: number;
+}
+
+export type Released = Exclude<JoinOutput<FramePayload>, { type: 'rejected' }>;
+
+export class SampleJudge {
+  constructor(
+    private readonly registry: ModelRegistry,
+    private readonly limits: DecodeLimits,
+    /** The modalities the line joins (to list what a verdict is missing). */
+    private readonly joined: Modality[],
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async judge(release: Released): Promise<Judgement> {
+    const releasedAt = this.now();
+    const first = release.frames[0]!.payload.frame;
+    const base = {
+      sampleId: release.sampleId,
+      revision: release.revision,
+      final: release.final,
+      line: first.line,
+      station: first.station,
+      firstCapture: release.firstCapture,
+      firstArrival: release.firstArrival,
+      releasedAt,
+    };
+    const unusable: UnusableFrame[] = [];
+    let frames = this.consistent(release.frames, unusable);
+    if (release.type === 'unknown') {
+      return this.unknown(base, release.reason, frames, unusable, 0);
+    }
+    const t0 = performance.now();
+    for (;;) {
+      const route = this.registry.route(frames.map((f) => f.modality));
+      if (route === undefined) {
+        const have = frames.map((f) => f.modality).join('+') || 'no usable frame';
+        return this.unknown(base, `${ErrorCode.MODEL_NOT_AVAILABLE}: no model covers ${have}`, frames, unusable, performance.now() - t0);
+      }
+      const { spec } = route.model;
+      const needed = frames.filter((f) => spec.modalities.includes(f.modality));
+      const decoded: DecodedImage[] = [];
+      let failed = false;
+      for (const f of needed) {
+        try {
+          decoded.push(await decodeFrame(f.payload.frame, f.payload.payload, this.limits, { height: spec.height, width: spec.width }));
+        } catch (err) {
+          unusable.push({ input: f, code: isMmadError(err) ? err.code : ErrorCode.FRAME_CORRUPT, message: messageOf(err) });
+          frames = frames.filter((x) => x !== f);
+          failed = true;
+        }
+      }
+      if (failed) continue; // route again without the unusable frame(s)
+      const inputs: Record<string, Float32Array> = {};
+      for (const input of spec.inputs) {
+        const img = decoded.find((d) => d.modality === input.modality)!;
+        const tensor = new Float32Array(img.channels * spec.height * spec.width);
+        writeCHW(img, tensor);
+        inputs[input.name] = tensor;
+      }
+      const preprocessMs = performance.now() - t0;
+      const result = await route.model.batcher.submit(inputs);
+      const threshold = spec.threshold.value;
+      const source = needed[0]!.payload.frame;
+      if (!Number.isFinite(result.score)) {
+        throw new MmadError(ErrorCode.INFERENCE_FAILED, `model ${spec.id} returned a non-finite score (${result.score}) for sample ${release.sampleId}`);
+      }
+      return {
+        ...base,
+        verdict: result.score >= threshold ? 'NOK' : 'OK',
+        reason: null,
+        route,
+        score: result.score,
+        threshold,
+        map: { data: result.map, height: spec.height, width: spec.width },
+        sourceSize: { width: source.width, height: source.height },
+        used: [...spec.modalities],
+        missing: this.joined.filter((m) => !spec.modalities.includes(m)),
+        frames: needed,
+        unusable,
+        preprocessMs,
+        inferenceMs: result.inferenceMs,
+        batchSize: result.batchSize,
+      };
+    }
+  }
+
+  /** The judgement of a sample whose judging failed (e.g. inference kept failing): UNKNOWN, with the error as the reason. */
+  failed(release: Released, err: unknown): Judgement {
+    const first = release.frames[0]!.payload.frame;
+    return this.unknown(
+      {
+        sampleId: release.sampleId,
+        revision: release.revision,
+        final: release.final,
+        line: first.line,
+        station: first.station,
+        firstCapture: release.firstCapture,
+        firstArrival: release.firstArrival,
+        releasedAt: this.now(),
+      },
+      isMmadError(err) ? `${err.code}: ${err.message}` : `${ErrorCode.INFERENCE_FAILED}: ${messageOf(err)}`,
+      release.frames,
+      [],
+      0,
+    );
+  }
+
+  /** Frames whose size disagrees with the sample's first frame (modality order: rgb first) cannot be pixel-aligned. */
+  private consistent(frames: JoinInput<FramePayload>[], unusable: UnusableFrame[]): JoinInput<FramePayload>[] {
+    const ref = frames[0]?.payload.frame;
+    if (ref === undefined) return frames;
+    return frames.filter((f) => {
+      const fr = f.payload.frame;
+      if (fr.width === ref.width && fr.height === ref.height) return true;
+      unusable.push({
+        input: f,
+        code: ErrorCode.FRAME_INCONSISTENT,
+        message: `${fr.modality} frame is ${fr.width}×${fr.height}, the sample's ${ref.modality} frame is ${ref.width}×${ref.height}; modalities of a sample must be pixel-aligned`,
+      });
+      return false;
+    });
+  }
+
+  private unknown(
+    base: Pick<Judgement, 'sampleId' | 'revision' | 'final' | 'line' | 'station' | 'firstCapture' | 'firstArrival' | 'releasedAt'>,
+    reason: string,
+    frames: JoinInput<FramePayload>[],
+    unusable: UnusableFrame[],
+    preprocessMs: number,
+  ): Judgement {
+    return {
+      ...base,
+      verdict: 'UNKNOWN',
+      reason,
+      route: null,
+      score: null,
+      threshold: null,
+      map: null,
+      sourceSize: null,
+      used: [],
+      missing: [...this.joined],
+      frames,
+      unusable,
+      preprocessMs,
+      inferenceMs: 0,
+      batchSize: 0,
+    };
+  }
+}

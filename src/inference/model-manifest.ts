@@ -1,0 +1,171 @@
+/**
+ * The model manifest (schemas/model-manifest.schema.json), read and trusted
+ * only after checks: the JSON validates against the schema, every ONNX file
+ * exists with the size and SHA-256 the manifest gives, and (once a session is
+ * open) the graph's inputs and outputs are what the manifest says. Every
+ * failure names the model and the mismatch.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import type { InferenceSession } from 'onnxruntime-node';
+import { REPO_ROOT } from '../config/paths.js';
+import type { Modality } from '../codec/records.js';
+import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+
+export const MANIFEST_SCHEMA_FILE = join(REPO_ROOT, 'schemas', 'model-manifest.schema.json');
+
+export type Dim = number | string;
+
+export interface ModelInputSpec {
+  name: string;
+  modality: Modality;
+  shape: [Dim, Dim, Dim, Dim];
+  dtype: 'float32';
+  layout: 'NCHW';
+  units: string;
+  missing: string | null;
+  resize: string;
+  normalisation: { inGraph: true; [k: string]: unknown };
+}
+
+export interface ModelOutputSpec {
+  name: 'anomaly_map' | 'score';
+  shape: Dim[];
+  dtype: 'float32';
+  description: string;
+}
+
+export interface ModelSpec {
+  id: string;
+  version: string;
+  method: 'crd' | 'mtfi';
+  modalities: Modality[];
+  file: string;
+  sha256: string;
+  sizeBytes: number;
+  opset: number;
+  inputs: ModelInputSpec[];
+  outputs: ModelOutputSpec[];
+  threshold: { value: number; rule: string; [k: string]: unknown };
+  metrics: { i_auroc: number; p_auroc: number; aupro_0_3: number; f1: number; [k: string]: unknown } | null;
+  training: Record<string, unknown>;
+  parity: { index: string; [k: string]: unknown };
+}
+
+export interface Manifest {
+  schemaVersion: 1;
+  updatedAt?: string;
+  models: ModelSpec[];
+}
+
+/** A manifest entry with the absolute path of its ONNX file. */
+export interface LoadedModelSpec extends ModelSpec {
+  path: string;
+  /** Input height and width (fixed in the manifest). */
+  height: number;
+  width: number;
+}
+
+let validator: ((data: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null } | undefined;
+
+function validate(data: unknown): { instancePath: string; message?: string }[] {
+  if (validator === undefined) {
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    const addFormats = addFormatsModule as unknown as (a: Ajv2020) => void;
+    addFormats(ajv);
+    validator = ajv.compile(JSON.parse(readFileSync(MANIFEST_SCHEMA_FILE, 'utf8')) as object);
+  }
+  return validator(data) ? [] : [...(validator.errors ?? [])];
+}
+
+/** Reads and checks a manifest and the files it names. */
+export function loadManifest(manifestPath: string): { manifest: Manifest; models: LoadedModelSpec[] } {
+  const path = resolve(manifestPath);
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new MmadError(ErrorCode.MODEL_INVALID, `cannot read model manifest ${path}: ${messageOf(err)}`, { cause: err });
+  }
+  const errors = validate(data);
+  if (errors.length > 0) {
+    throw new MmadError(
+      ErrorCode.MODEL_INVALID,
+      `model manifest ${path} does not match schemas/model-manifest.schema.json:\n${errors
+        .slice(0, 20)
+        .map((e) => `  - ${e.instancePath || '(root)'}: ${e.message ?? 'invalid'}`)
+        .join('\n')}`,
+    );
+  }
+  const manifest = data as Manifest;
+  const dir = dirname(path);
+  const ids = new Set<string>();
+  const models = manifest.models.map((m): LoadedModelSpec => {
+    if (ids.has(m.id)) throw new MmadError(ErrorCode.MODEL_INVALID, `model manifest ${path} lists model ${m.id} twice`);
+    ids.add(m.id);
+    const file = join(dir, m.file);
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch (err) {
+      throw new MmadError(ErrorCode.MODEL_MISSING, `model ${m.id}: ONNX file ${file} is missing`, { cause: err });
+    }
+    if (size !== m.sizeBytes) {
+      throw new MmadError(ErrorCode.MODEL_CHECKSUM, `model ${m.id}: ${file} has ${size} bytes, the manifest says ${m.sizeBytes}`);
+    }
+    const digest = createHash('sha256').update(readFileSync(file)).digest('hex');
+    if (digest !== m.sha256) {
+      throw new MmadError(ErrorCode.MODEL_CHECKSUM, `model ${m.id}: SHA-256 of ${file} is ${digest}, the manifest says ${m.sha256}`);
+    }
+    const inputModalities = m.inputs.map((i) => i.modality);
+    if (inputModalities.join() !== m.modalities.join()) {
+      throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: inputs are for ${inputModalities.join('+')}, modalities say ${m.modalities.join('+')}`);
+    }
+    const sizes = new Set(m.inputs.map((i) => `${String(i.shape[2])}x${String(i.shape[3])}`));
+    const [h, w] = [m.inputs[0]!.shape[2], m.inputs[0]!.shape[3]];
+    if (sizes.size !== 1 || typeof h !== 'number' || typeof w !== 'number') {
+      throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: inputs must share one fixed height x width, found ${[...sizes].join(', ')}`);
+    }
+    return { ...m, path: file, height: h, width: w };
+  });
+  return { manifest, models };
+}
+
+/** Compares an opened session's signature with the manifest entry; throws naming the mismatch. */
+export function checkSignature(spec: ModelSpec, session: InferenceSession): void {
+  const problems: string[] = [];
+  const compare = (kind: 'input' | 'output', want: { name: string; shape: Dim[] }[], got: readonly InferenceSession.ValueMetadata[]): void => {
+    const gotNames = got.map((g) => g.name);
+    if (gotNames.join() !== want.map((w) => w.name).join()) {
+      problems.push(`${kind}s are [${gotNames.join(', ')}], the manifest says [${want.map((w) => w.name).join(', ')}]`);
+      return;
+    }
+    want.forEach((w, i) => {
+      const g = got[i]!;
+      if (!g.isTensor) {
+        problems.push(`${kind} ${w.name} is not a tensor`);
+        return;
+      }
+      if (g.type !== 'float32') problems.push(`${kind} ${w.name} is ${g.type}, expected float32`);
+      if (g.shape.length !== w.shape.length) {
+        problems.push(`${kind} ${w.name} has rank ${g.shape.length}, the manifest says ${w.shape.length}`);
+        return;
+      }
+      w.shape.forEach((d, k) => {
+        const gd = g.shape[k];
+        // a fixed size must match; a named (dynamic) axis must be dynamic in the graph too
+        if (typeof d === 'number' ? gd !== d : typeof gd === 'number') {
+          problems.push(`${kind} ${w.name} dimension ${k} is ${String(gd)}, the manifest says ${String(d)}`);
+        }
+      });
+    });
+  };
+  compare('input', spec.inputs, session.inputMetadata);
+  compare('output', spec.outputs, session.outputMetadata);
+  if (problems.length > 0) {
+    throw new MmadError(ErrorCode.MODEL_SIGNATURE, `model ${spec.id} v${spec.version} (${spec.file}): ${problems.join('; ')}`);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The students the service can run: one ONNX Runtime session per model of the
+ * manifest, opened, checked against the manifest and warmed up at start-up,
+ * and the routing rule that picks one for the modalities a sample has.
+ *
+ * Routing rule (recorded in every event):
+ *   1. exact — a model whose modality set equals the usable modalities;
+ *   2. subset — else the model covering the largest subset of them;
+ *   ties are broken by `inference.preferMethods`, then by model id.
+ *   No model covering any subset → the sample is UNKNOWN (MODEL_NOT_AVAILABLE).
+ */
+import * as ort from 'onnxruntime-node';
+import type { Config } from '../config/config-schema.js';
+import { fromRoot } from '../config/paths.js';
+import type { Modality } from '../codec/records.js';
+import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { rootLogger, type Logger } from '../telemetry/logger.js';
+import { MicroBatcher } from './micro-batcher.js';
+import { checkSignature, loadManifest, type LoadedModelSpec } from './model-manifest.js';
+
+export interface LoadedModel {
+  spec: LoadedModelSpec;
+  session: ort.InferenceSession;
+  /** The execution provider the session really runs on. */
+  provider: string;
+  batcher: MicroBatcher;
+}
+
+export interface Route {
+  model: LoadedModel;
+  match: 'exact' | 'subset';
+  /** Usable modalities the chosen model does not take. */
+  unused: Modality[];
+}
+
+export class ModelRegistry {
+  private constructor(
+    readonly models: LoadedModel[],
+    private readonly preferMethods: string[],
+  ) {}
+
+  /** Loads every model of the manifest; any problem stops start-up with a message naming the model. */
+  static async open(config: Config, logger: Logger = rootLogger): Promise<ModelRegistry> {
+    const log = logger.child({ component: 'models' });
+    const { models: specs } = loadManifest(fromRoot(config.inference.manifest));
+    if (specs.length === 0) throw new MmadError(ErrorCode.MODEL_INVALID, `the manifest ${config.inference.manifest} lists no model`);
+    const loaded: LoadedModel[] = [];
+    for (const spec of specs) {
+      const { session, provider } = await openSession(spec, config, log);
+      checkSignature(spec, session);
+      const model: LoadedModel = {
+        spec,
+        session,
+        provider,
+        batcher: new MicroBatcher(spec, session, { maxBatchSize: config.inference.maxBatchSize, maxWaitMs: config.inference.maxBatchWaitMs }),
+      };
+      const t0 = performance.now();
+      await model.batcher.warmUp();
+      log.info('model ready', {
+        model: spec.id,
+        version: spec.version,
+        modalities: spec.modalities,
+        provider,
+        input: `${spec.height}x${spec.width}`,
+        threshold: spec.threshold.value,
+        warmUpMs: Math.round(performance.now() - t0),
+      });
+      loaded.push(model);
+    }
+    return new ModelRegistry(loaded, config.inference.preferMethods);
+  }
+
+  /** The model for these usable modalities, by the routing rule; undefined when none covers any of them. */
+  route(present: readonly Modality[]): Route | undefined {
+    const have = new Set(present);
+    const covering = this.models.filter((m) => m.spec.modalities.every((x) => have.has(x)));
+    if (covering.length === 0) return undefined;
+    const rank = (m: LoadedModel): number => {
+      const i = this.preferMethods.indexOf(m.spec.method);
+      return i < 0 ? this.preferMethods.length : i;
+    };
+    covering.sort(
+      (a, b) =>
+        b.spec.modalities.length - a.spec.modalities.length || rank(a) - rank(b) || (a.spec.id < b.spec.id ? -1 : a.spec.id > b.spec.id ? 1 : 0),
+    );
+    const model = covering[0]!;
+    const unused = present.filter((x) => !model.spec.modalities.includes(x));
+    return { model, match: unused.length === 0 ? 'exact' : 'subset', unused };
+  }
+
+  async close(): Promise<void> {
+    for (const m of this.models) {
+      await m.batcher.drain();
+      await m.session.release();
+    }
+  }
+}
+
+async function openSession(spec: LoadedModelSpec, config: Config, log: Logger): Promise<{ session: ort.InferenceSession; provider: string }> {
+  const base: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    ...(config.inference.intraOpThreads > 0 ? { intraOpNumThreads: config.inference.intraOpThreads } : {}),
+  };
+  const wanted = config.inference.executionProviders;
+  try {
+    const session = await ort.InferenceSession.create(spec.path, { ...base, executionProviders: [...wanted] });
+    return { session, provider: wanted[0]! };
+  } catch (err) {
+    const gpu = wanted.some((p) => p !== 'cpu');
+    if (gpu && config.inference.cpuFallback) {
+      log.warn('GPU execution provider unavailable; falling back to CPU', { model: spec.id, wanted, error: messageOf(err) });
+      try {
+        const session = await ort.InferenceSession.create(spec.path, { ...base, executionProviders: ['cpu'] });
+        return { session, provider: 'cpu' };
+      } catch (cpuErr) {
+        err = cpuErr;
+      }
+    }
+    throw new MmadError(
+      ErrorCode.MODEL_INVALID,
+      `model ${spec.id} v${spec.version}: ONNX Runtime cannot open ${spec.path} with ${wanted.join(', ')}: ${messageOf(err)}`,
+      { cause: err },
+    );
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * Frames → model input tensors (float32, NCHW, raw sensor units; the graph
+ * normalises). Decoding goes through sharp with pinned colourspaces, because
+ * sharp converts to sRGB on output unless told and 16-bit infrared values
+ * would change.
+ *
+ *   rgb  PNG 8-bit (or raw uint8 HWC)   → lanczos3 resize → 0..255
+ *   ir   PNG 16-bit grey (or raw uint16) → lanczos3 resize → 0..65535
+ *   xyz  TIFF 3 × float32 (or raw)       → non-finite points become missing
+ *        (0,0,0), resize by nearest valid point (never interpolated)
+ *
+ * Every check names what is wrong: FRAME_CORRUPT (undecodable bytes, a point
+ * cloud with no valid point), FRAME_SHAPE (declared and actual size, channels
+ * or sample type disagree, or the image is larger than the pixel limit).
+ */
+import sharp, { type Metadata, type Sharp } from 'sharp';
+import type { Frame, Modality } from '../codec/records.js';
+import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { resizeOrganized } from './point-cloud.js';
+
+export interface DecodeLimits {
+  /** Largest width × height accepted (decompression bombs stop here, before decoding). */
+  maxPixels: number;
+}
+
+/** A frame's pixels, interleaved (HWC), in the sample type of its modality. */
+export interface DecodedImage {
+  modality: Modality;
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array | Uint16Array | Float32Array;
+  /** xyz: points that were NaN/inf and are treated as missing. */
+  nonFinitePoints?: number;
+}
+
+interface ModalitySpec {
+  channels: number;
+  dtype: Frame['dtype'];
+  encodings: Frame['encoding'][];
+}
+
+export const MODALITY_SPECS: Record<Exclude<Modality, 'ct'>, ModalitySpec> = {
+  rgb: { channels: 3, dtype: 'uint8', encodings: ['png', 'raw'] },
+  ir: { channels: 1, dtype: 'uint16', encodings: ['png', 'raw'] },
+  xyz: { channels: 3, dtype: 'float32', encodings: ['tiff', 'raw'] },
+};
+
+const BYTES: Record<Frame['dtype'], number> = { uint8: 1, uint16: 2, float32: 4 };
+
+function shapeError(frame: Pick<Frame, 'modality'>, message: string): MmadError {
+  return new MmadError(ErrorCode.FRAME_SHAPE, `${frame.modality} frame: ${message}`);
+}
+
+/** Checks the header fields of a frame against its modality, before any decoding. */
+export function checkDeclared(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype'>, limits: DecodeLimits): ModalitySpec {
+  const spec = MODALITY_SPECS[frame.modality as keyof typeof MODALITY_SPECS];
+  if (spec === undefined) {
+    throw new MmadError(ErrorCode.FRAME_UNKNOWN_MODALITY, `modality '${frame.modality}' has no decoder`);
+  }
+  if (!spec.encodings.includes(frame.encoding)) {
+    throw shapeError(frame, `encoding ${frame.encoding} is not one of ${spec.encodings.join(', ')}`);
+  }
+  if (frame.channels !== spec.channels || frame.dtype !== spec.dtype) {
+    throw shapeError(frame, `declared ${frame.channels} × ${frame.dtype}, a ${frame.modality} frame is ${spec.channels} × ${spec.dtype}`);
+  }
+  if (!(frame.width >= 1 && frame.height >= 1)) throw shapeError(frame, `declared size ${frame.width}×${frame.height} is empty`);
+  if (frame.width * frame.height > limits.maxPixels) {
+    throw shapeError(frame, `declared size ${frame.width}×${frame.height} exceeds the limit of ${limits.maxPixels} pixels`);
+  }
+  return spec;
+}
+
+export interface TargetSize {
+  height: number;
+  width: number;
+}
+
+/**
+ * Decodes a frame's payload to pixels, checking it against what the frame
+ * declares, and resizes to `size` when given (one decode for both).
+ */
+export async function decodeFrame(frame: Frame, payload: Buffer, limits: DecodeLimits, size?: TargetSize): Promise<DecodedImage> {
+  const spec = checkDeclared(frame, limits);
+  const { width, height, channels } = frame;
+  const modality = frame.modality as Modality;
+  if (frame.encoding === 'raw') {
+    const expected = width * height * channels * BYTES[spec.dtype];
+    if (payload.length !== expected) {
+      throw shapeError(frame, `raw payload has ${payload.length} bytes, ${width}×${height}×${channels} ${spec.dtype} needs ${expected}`);
+    }
+    const copy = Buffer.from(payload); // aligned, owned copy
+    const data =
+      spec.dtype === 'uint8'
+        ? new Uint8Array(copy.buffer, copy.byteOffset, copy.length)
+        : spec.dtype === 'uint16'
+          ? new Uint16Array(copy.buffer.slice(copy.byteOffset, copy.byteOffset + copy.length))
+          : new Float32Array(copy.buffer.slice(copy.byteOffset, copy.byteOffset + copy.length));
+    return resizeDecoded(finish({ modality, width, height, channels, data }), size);
+  }
+
+  let meta: Metadata;
+  const image = (): Sharp => sharp(payload, { limitInputPixels: limits.maxPixels, failOn: 'error', sequentialRead: true });
+  try {
+    meta = await image().metadata();
+  } catch (err) {
+    throw new MmadError(ErrorCode.FRAME_CORRUPT, `${modality} frame: payload is not a readable ${frame.encoding.toUpperCase()}: ${messageOf(err)}`, { cause: err });
+  }
+  if (meta.format !== frame.encoding) {
+    throw new MmadError(ErrorCode.FRAME_CORRUPT, `${modality} frame: payload is ${meta.format ?? 'unknown'}, the frame says ${frame.encoding}`);
+  }
+  if (meta.width !== width || meta.height !== height) {
+    throw shapeError(frame, `payload is ${meta.width}×${meta.height}, the frame declares ${width}×${height}`);
+  }
+  const resize = (img: Sharp): Sharp =>
+    size === undefined || (size.width === width && size.height === height) ? img : img.resize(size.width, size.height, { kernel: 'lanczos3', fit: 'fill' });
+  const out = size ?? { width, height };
+  try {
+    if (modality === 'rgb') {
+      if (meta.depth !== 'uchar') throw shapeError(frame, `PNG sample depth is ${meta.depth}, expected 8-bit`);
+      const { data, info } = await resize(image().removeAlpha()).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+      if (info.channels !== 3) throw shapeError(frame, `decoded to ${info.channels} channels, expected 3`);
+      return { modality, ...out, channels: 3, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+    }
+    if (modality === 'ir') {
+      if (meta.depth !== 'ushort') throw shapeError(frame, `PNG sample depth is ${meta.depth}, expected 16-bit`);
+      const { data } = await resize(image()).toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+      return { modality, ...out, channels: 1, data: new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)) };
+    }
+    // xyz
+    if (meta.depth !== 'float' || meta.channels !== 3) {
+      throw shapeError(frame, `TIFF has ${meta.channels} × ${meta.depth} samples, expected 3 × float`);
+    }
+    const { data } = await image().toColourspace('scrgb').raw({ depth: 'float' }).toBuffer({ resolveWithObject: true });
+    return resizeDecoded(finish({ modality, width, height, channels: 3, data: new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)) }), size);
+  } catch (err) {
+    if (err instanceof MmadError) throw err;
+    throw new MmadError(ErrorCode.FRAME_CORRUPT, `${modality} frame: payload cannot be decoded: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+/** xyz: NaN/inf points become missing; a cloud without any valid point cannot be judged. */
+function finish(img: DecodedImage): DecodedImage {
+  if (img.modality !== 'xyz') return img;
+  const d = img.data as Float32Array;
+  let nonFinite = 0;
+  let valid = 0;
+  for (let i = 0; i < d.length; i += 3) {
+    const x = d[i]!;
+    const y = d[i + 1]!;
+    const z = d[i + 2]!;
+    if (!Number.isFinite(x) || !Number.isFinite(y) || !Number.isFinite(z)) {
+      d[i] = 0;
+      d[i + 1] = 0;
+      d[i + 2] = 0;
+      nonFinite++;
+    } else if (x !== 0 || y !== 0 || z !== 0) {
+      valid++;
+    }
+  }
+  if (valid === 0) {
+    throw new MmadError(
+      ErrorCode.FRAME_CORRUPT,
+      `xyz frame: the point cloud has no valid point (${img.width * img.height} points, ${nonFinite} non-finite, the rest 0,0,0)`,
+    );
+  }
+  img.nonFinitePoints = nonFinite;
+  return img;
+}
+
+/** Raw frames and point clouds are resized here: images with lanczos3 like sharp, point clouds by nearest valid point. */
+async function resizeDecoded(img: DecodedImage, size: TargetSize | undefined): Promise<DecodedImage> {
+  if (size === undefined || (size.width === img.width && size.height === img.height)) return img;
+  if (img.modality === 'xyz') {
+    return { ...img, ...size, data: resizeOrganized(img.data as Float32Array, img.height, img.width, size.height, size.width) };
+  }
+  const src = sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels as 1 | 3 } });
+  const depth = img.modality === 'ir' ? 'ushort' : 'uchar';
+  const { data } = await src
+    .resize(size.width, size.height, { kernel: 'lanczos3', fit: 'fill' })
+    .toColourspace(depth === 'ushort' ? 'grey16' : 'srgb')
+    .raw({ depth })
+    .toBuffer({ resolveWithObject: true });
+  const pixels = depth === 'ushort' ? new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)) : new Uint8Array(data.buffer, data.byteOffset, data.length);
+  return { ...img, ...size, data: pixels };
+}
+
+/** Writes an image (HWC) into a float32 CHW tensor (raw units) at `offset`, e.g. one slot of a batch. */
+export function writeCHW(img: DecodedImage, out: Float32Array, offset = 0): void {
+  const plane = img.height * img.width;
+  const c = img.channels;
+  const px = img.data;
+  for (let ch = 0; ch < c; ch++) {
+    const base = offset + ch * plane;
+    for (let p = 0; p < plane; p++) out[base + p] = px[p * c + ch]!;
+  }
+}

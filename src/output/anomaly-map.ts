@@ -1,0 +1,93 @@
+/**
+ * What an event says about where a part is anomalous: a small heatmap PNG
+ * (fits in a Kafka record) and the connected regions of the anomaly map at or
+ * above the model's threshold, in source-image pixels.
+ */
+import sharp from 'sharp';
+import type { Heatmap, Region } from '../codec/records.js';
+
+/**
+ * 8-connected components of map ≥ threshold (map is height × width, row
+ * major). Boxes and areas are scaled to the source image (sourceW × sourceH);
+ * largest first, at most `max`.
+ */
+export function anomalousRegions(
+  map: Float32Array,
+  height: number,
+  width: number,
+  threshold: number,
+  sourceW: number,
+  sourceH: number,
+  max: number,
+): Region[] {
+  const label = new Int32Array(height * width).fill(-1);
+  const regions: { x0: number; y0: number; x1: number; y1: number; area: number; peak: number }[] = [];
+  const stack: number[] = [];
+  for (let start = 0; start < map.length; start++) {
+    if (label[start] !== -1 || !(map[start]! >= threshold)) continue;
+    const id = regions.length;
+    const r = { x0: width, y0: height, x1: -1, y1: -1, area: 0, peak: Number.NEGATIVE_INFINITY };
+    regions.push(r);
+    label[start] = id;
+    stack.push(start);
+    while (stack.length > 0) {
+      const p = stack.pop()!;
+      const y = (p / width) | 0;
+      const x = p - y * width;
+      r.area++;
+      if (map[p]! > r.peak) r.peak = map[p]!;
+      if (x < r.x0) r.x0 = x;
+      if (x > r.x1) r.x1 = x;
+      if (y < r.y0) r.y0 = y;
+      if (y > r.y1) r.y1 = y;
+      for (let dy = -1; dy <= 1; dy++) {
+        const yy = y + dy;
+        if (yy < 0 || yy >= height) continue;
+        for (let dx = -1; dx <= 1; dx++) {
+          const xx = x + dx;
+          if (xx < 0 || xx >= width || (dx === 0 && dy === 0)) continue;
+          const q = yy * width + xx;
+          if (label[q] === -1 && map[q]! >= threshold) {
+            label[q] = id;
+            stack.push(q);
+          }
+        }
+      }
+    }
+  }
+  const sx = sourceW / width;
+  const sy = sourceH / height;
+  return regions
+    .sort((a, b) => b.area - a.area || b.peak - a.peak)
+    .slice(0, max)
+    .map((r) => ({
+      x: Math.floor(r.x0 * sx),
+      y: Math.floor(r.y0 * sy),
+      width: Math.max(1, Math.round((r.x1 + 1) * sx) - Math.floor(r.x0 * sx)),
+      height: Math.max(1, Math.round((r.y1 + 1) * sy) - Math.floor(r.y0 * sy)),
+      area: Math.round(r.area * sx * sy),
+      peak: r.peak,
+    }));
+}
+
+/**
+ * The map as an 8-bit greyscale PNG of size × size; grey g stands for
+ * (g / 255) × scale, where scale is the larger of the map's maximum and the
+ * threshold (so the threshold always falls inside the grey range).
+ */
+export async function heatmapPng(map: Float32Array, height: number, width: number, size: number, threshold: number): Promise<Heatmap> {
+  let peak = 0;
+  for (const v of map) if (v > peak) peak = v;
+  const scale = Math.max(peak, threshold, Number.EPSILON);
+  const grey = new Uint8Array(height * width);
+  for (let i = 0; i < map.length; i++) {
+    const v = map[i]!;
+    grey[i] = v > 0 ? Math.min(255, Math.round((v / scale) * 255)) : 0;
+  }
+  const png = await sharp(grey, { raw: { width, height, channels: 1 } })
+    .resize(size, size, { kernel: 'linear', fit: 'fill' })
+    .toColourspace('b-w')
+    .png({ compressionLevel: 9 })
+    .toBuffer();
+  return { png, width: size, height: size, scale };
+}

@@ -1,0 +1,128 @@
+/**
+ * Output stage: a judgement → the records the service publishes for it: one
+ * AnomalyEvent (always), an Alert when the verdict is NOK, a DeadLetter for
+ * each frame that could not be used. Every record is keyed by sample id.
+ */
+import type { Alert, AnomalyEvent, DeadLetter, Severity } from '../codec/records.js';
+import type { Judgement } from '../inference/judge.js';
+import type { FrameSource } from '../join/sample-joiner.js';
+import { anomalousRegions, heatmapPng } from './anomaly-map.js';
+
+export interface OutputOptions {
+  heatmapSize: number;
+  maxRegions: number;
+}
+
+/** What one step publishes: an event (absent for a step that only dead-letters a frame), an alert, dead letters. */
+export interface Outputs {
+  event: AnomalyEvent | null;
+  alert: Alert | null;
+  deadLetters: DeadLetter[];
+}
+
+/** A score within this fraction above the threshold is a WARNING, further above CRITICAL. */
+export const WARNING_BAND = 0.25;
+
+export async function buildOutputs(j: Judgement, options: OutputOptions, now: () => number = Date.now): Promise<Outputs> {
+  const route = j.route;
+  const map = j.map;
+  const threshold = j.threshold;
+  const regions =
+    map !== null && threshold !== null && j.sourceSize !== null && options.maxRegions > 0
+      ? anomalousRegions(map.data, map.height, map.width, threshold, j.sourceSize.width, j.sourceSize.height, options.maxRegions)
+      : [];
+  const heatmap = map !== null && threshold !== null && options.heatmapSize > 0 ? await heatmapPng(map.data, map.height, map.width, options.heatmapSize, threshold) : null;
+  const producedAt = now();
+  const event: AnomalyEvent = {
+    sampleId: j.sampleId,
+    line: j.line,
+    station: j.station,
+    revision: j.revision,
+    final: j.final,
+    captureTime: new Date(j.firstCapture),
+    verdict: j.verdict,
+    reason: j.reason,
+    score: j.score,
+    threshold,
+    modalitiesUsed: j.used,
+    modalitiesMissing: j.missing,
+    model: route === null ? null : { id: route.model.spec.id, version: route.model.spec.version, modalities: [...route.model.spec.modalities] },
+    heatmap,
+    regions,
+    timings: {
+      joinWaitMs: Math.max(0, j.releasedAt - j.firstArrival),
+      preprocessMs: j.preprocessMs,
+      inferenceMs: j.inferenceMs,
+      endToEndMs: Math.max(0, producedAt - j.firstArrival),
+    },
+    sources: j.frames.map((f) => ({
+      modality: f.modality,
+      topic: f.source.topic,
+      partition: f.source.partition,
+      offset: Number(f.source.offset),
+      captureTime: new Date(f.captureTime),
+    })),
+    producedAt: new Date(producedAt),
+  };
+  let alert: Alert | null = null;
+  if (j.verdict === 'NOK' && route !== null && j.score !== null && threshold !== null) {
+    const severity: Severity = j.score >= threshold * (1 + WARNING_BAND) ? 'CRITICAL' : 'WARNING';
+    alert = {
+      sampleId: j.sampleId,
+      line: j.line,
+      station: j.station,
+      revision: j.revision,
+      severity,
+      score: j.score,
+      threshold,
+      modelId: route.model.spec.id,
+      modelVersion: route.model.spec.version,
+      modalitiesUsed: j.used,
+      regionCount: regions.length,
+      message:
+        `${severity}: part ${j.sampleId} on ${j.line}/${j.station} is NOK (score ${j.score.toPrecision(4)} ≥ ${threshold.toPrecision(4)}, ` +
+        `${j.used.join('+')}, ${regions.length} region(s)${j.final ? '' : ', provisional'})`,
+      captureTime: new Date(j.firstCapture),
+      producedAt: new Date(producedAt),
+    };
+  }
+  const deadLetters = j.unusable.map((u) =>
+    deadLetter(
+      u.code,
+      `sample ${j.sampleId}, ${u.input.modality} frame: ${u.message}`,
+      { ...u.input.source, timestamp: u.input.payload.timestamp, key: u.input.payload.key },
+      u.input.payload.raw,
+      j.sampleId,
+      u.input.modality,
+      producedAt,
+    ),
+  );
+  return { event, alert, deadLetters };
+}
+
+/** A dead letter for an input record, carrying its original bytes. */
+export function deadLetter(
+  reasonCode: string,
+  message: string,
+  source: FrameSource & { timestamp?: number; key?: Buffer | null },
+  original: Buffer,
+  sampleId: string | null,
+  modality: string | null,
+  producedAt: number,
+): DeadLetter {
+  return {
+    reasonCode,
+    message,
+    source: {
+      topic: source.topic,
+      partition: source.partition,
+      offset: Number(source.offset),
+      timestamp: new Date(source.timestamp ?? producedAt),
+      key: source.key ?? null,
+    },
+    sampleId,
+    modality,
+    original,
+    producedAt: new Date(producedAt),
+  };
+}

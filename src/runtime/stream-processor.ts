@@ -1,0 +1,407 @@
+/**
+ * The stream processor: one member of the consumer group that reads the
+ * input topics, runs a Task per assigned partition number, publishes events,
+ * alerts and dead letters, and commits what is safe to commit.
+ *
+ * Delivery (processing.guarantee): exactly-once by default — per task, the
+ * records and the input offsets commit in one transaction (TaskSink), and
+ * the join changelog lets a task that moved or crashed resume without
+ * publishing a revision twice; at-least-once on request. In both, an input
+ * offset is committed only after the outputs it caused and its sample is
+ * closed (Task), so a crash or a rebalance re-reads uncommitted frames and
+ * nothing is lost. A task whose write or commit fails is rebuilt from Kafka
+ * (changelog + committed offsets), with backoff while the broker is away.
+ *
+ * kafkajs heartbeats only between messages: batches are decoded with a
+ * heartbeat every few records, and judging runs outside the fetch loop, so a
+ * slow inference never gets the member evicted. Memory is bounded per task
+ * (join limits, buffered bytes, samples in flight): at a bound the task's
+ * partitions are paused, never dropped, and resumed when it drains.
+ */
+import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import { AvroCodec } from '../codec/avro-codec.js';
+import type { JoinState, Modality } from '../codec/records.js';
+import { SchemaCatalog } from '../codec/schema-catalog.js';
+import { SchemaRegistryClient } from '../codec/schema-registry.js';
+import type { Config } from '../config/config-schema.js';
+import { messageOf } from '../errors/errors.js';
+import { FrameReader, type ReadResult } from '../input/frame-reader.js';
+import { SampleJudge, type Judgement } from '../inference/judge.js';
+import type { ModelRegistry } from '../inference/model-registry.js';
+import type { JoinPolicy } from '../join/sample-joiner.js';
+import { createKafka, frameConsumerConfig, producerConfig } from '../kafka/kafka-client.js';
+import { inputTopics } from '../kafka/topics.js';
+import type { Outputs } from '../output/event-builder.js';
+import { rootLogger, type Logger } from '../telemetry/logger.js';
+import { coPartitionedAssignor } from './co-partition-assignor.js';
+import { changelogTopic, readChangelog } from './join-changelog.js';
+import type { Queued } from './partition-group.js';
+import { AtLeastOnceSink, TransactionalSink, type OutRecord, type TaskSink } from './task-sink.js';
+import { Task } from './task.js';
+
+export interface ProcessorOptions {
+  logger?: Logger;
+  now?: () => number;
+  /** Called after each step's records are written (under exactly-once: before their transaction commits). */
+  onWritten?: (j: Judgement | null, outputs: Outputs) => void;
+}
+
+export interface ProcessorStats {
+  tasks: number[];
+  framesRead: number;
+  judged: number;
+  deadLetters: number;
+  keyProblems: number;
+  duplicates: number;
+  pendingSamples: number;
+  paused: number[];
+  commits: number;
+  taskRestarts: number;
+}
+
+type Codecs = {
+  frame: AvroCodec<'Frame'>;
+  event: AvroCodec<'AnomalyEvent'>;
+  alert: AvroCodec<'Alert'>;
+  deadLetter: AvroCodec<'DeadLetter'>;
+  joinState: AvroCodec<'JoinState'>;
+};
+
+export function joinPolicyOf(config: Config): JoinPolicy {
+  const modalities: JoinPolicy['modalities'] = {};
+  for (const { modality } of inputTopics(config)) modalities[modality] = config.join.modalities[modality];
+  return { ...config.join, modalities };
+}
+
+export class StreamProcessor {
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly kafka: Kafka;
+  private readonly consumer: Consumer;
+  private readonly producer: Producer;
+  private readonly inputs: { topic: string; modality: Modality }[];
+  private readonly tasks = new Map<number, Task>();
+  /** Task numbers being (re)started: input for them is buffered by their Task, which waits for its restore. */
+  private readonly starting = new Set<number>();
+  private taskRestarts = 0;
+  /** Counters of tasks no longer running here (moved or rebuilt), so stats() covers the whole run. */
+  private readonly retired = { framesRead: 0, judged: 0, deadLetters: 0, keyProblems: 0, duplicates: 0, commits: 0 };
+  private readonly eos: boolean;
+  private sharedSink: TaskSink | undefined;
+  private readonly paused = new Set<number>();
+  private readonly judge: SampleJudge;
+  private codecs!: Codecs;
+  private reader!: FrameReader;
+  private partitions = 0;
+  private ticker: NodeJS.Timeout | undefined;
+  private lastCommit = 0;
+  private stopping = false;
+  private assignedOnce!: () => void;
+  /** Resolves once the member has its first assignment. */
+  readonly assigned: Promise<void>;
+  private keyProblemLogged = 0;
+
+  constructor(
+    private readonly config: Config,
+    private readonly registry: ModelRegistry,
+    private readonly options: ProcessorOptions = {},
+  ) {
+    this.log = (options.logger ?? rootLogger).child({ component: 'processor' });
+    this.now = options.now ?? Date.now;
+    this.kafka = createKafka(config, config.kafka.brokers, this.log);
+    this.inputs = inputTopics(config);
+    this.consumer = this.kafka.consumer({
+      ...frameConsumerConfig(config, config.input.groupId),
+      partitionAssigners: [coPartitionedAssignor],
+      readUncommitted: false,
+    });
+    // at-least-once: one producer for all tasks; idempotent, one request in flight keeps a sample's revisions in order
+    this.producer = this.kafka.producer(producerConfig(config));
+    this.eos = config.processing.guarantee === 'exactly-once';
+    this.judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels }, this.inputs.map((i) => i.modality), this.now);
+    this.assigned = new Promise((r) => (this.assignedOnce = r));
+  }
+
+  async start(): Promise<void> {
+    const registry = this.config.schemaRegistry.url === null ? undefined : new SchemaRegistryClient(this.config.schemaRegistry.url);
+    const catalog = SchemaCatalog.load();
+    const t = this.config.topics;
+    const opts = (topic: string): { registry?: SchemaRegistryClient; subject: string } => ({ ...(registry ? { registry } : {}), subject: `${topic}-value` });
+    this.codecs = {
+      frame: await AvroCodec.create(catalog, 'Frame', opts(this.inputs[0]!.topic)),
+      event: await AvroCodec.create(catalog, 'AnomalyEvent', opts(t.events)),
+      alert: await AvroCodec.create(catalog, 'Alert', opts(t.alerts)),
+      deadLetter: await AvroCodec.create(catalog, 'DeadLetter', opts(t.deadLetters)),
+      joinState: await AvroCodec.create(catalog, 'JoinState', opts(changelogTopic(this.config))),
+    };
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics: this.inputs.map((i) => i.topic) });
+      this.partitions = meta.topics[0]!.partitions.length;
+    } finally {
+      await admin.disconnect();
+    }
+    this.reader = new FrameReader(this.codecs.frame, {
+      topics: new Map(this.inputs.map((i) => [i.topic, i.modality])),
+      partitions: this.partitions,
+      limits: { maxPixels: this.config.inference.maxPixels },
+      claimCheckRoots: this.config.input.claimCheckRoots,
+      maxSampleIdBytes: this.config.input.maxSampleIdBytes,
+    });
+    if (!this.eos) {
+      await this.producer.connect();
+      this.sharedSink = new AtLeastOnceSink(this.producer, this.consumer);
+    }
+    await this.consumer.connect();
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => this.onAssignment(e.payload.memberAssignment));
+    this.consumer.on(this.consumer.events.CRASH, (e) => this.log.error('consumer crashed', { error: e.payload.error, restart: e.payload.restart }));
+    await this.consumer.subscribe({ topics: this.inputs.map((i) => i.topic), fromBeginning: this.config.input.startFrom === 'earliest' });
+    await this.consumer.run({
+      autoCommit: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+    this.ticker = setInterval(() => void this.tick(), this.config.processing.tickMs);
+    this.log.info('stream processor started', {
+      group: this.config.input.groupId,
+      guarantee: this.config.processing.guarantee,
+      inputs: this.inputs.map((i) => i.topic),
+      partitions: this.partitions,
+      models: this.registry.models.map((m) => `${m.spec.id}@${m.spec.version}`),
+    });
+  }
+
+  /** Graceful stop: no new input, in-flight samples published, offsets committed, group left. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    await this.consumer.stop();
+    const tasks = [...this.tasks.values()];
+    await Promise.all(tasks.map((t) => t.commit()));
+    await Promise.all(tasks.map((t) => t.idle()));
+    await Promise.all(tasks.map((t) => t.stop()));
+    await this.consumer.disconnect();
+    if (!this.eos) await this.producer.disconnect();
+    this.log.info('stream processor stopped', this.stats() as unknown as Record<string, unknown>);
+  }
+
+  stats(): ProcessorStats {
+    const tasks = [...this.tasks.values()];
+    const sum = (f: (t: Task) => number): number => tasks.reduce((s, t) => s + f(t), 0);
+    const r = this.retired;
+    return {
+      tasks: tasks.map((t) => t.partition).sort((a, b) => a - b),
+      framesRead: r.framesRead + sum((t) => t.stats.framesRead),
+      judged: r.judged + sum((t) => t.stats.judged),
+      deadLetters: r.deadLetters + sum((t) => t.stats.deadLetters),
+      keyProblems: r.keyProblems + sum((t) => t.stats.keyProblems),
+      duplicates: r.duplicates + sum((t) => t.joiner.stats.duplicates),
+      pendingSamples: sum((t) => t.joiner.pendingCount),
+      paused: [...this.paused].sort((a, b) => a - b),
+      commits: r.commits + sum((t) => t.stats.commits),
+      taskRestarts: this.taskRestarts,
+    };
+  }
+
+  private retire(task: Task): void {
+    const r = this.retired;
+    r.framesRead += task.stats.framesRead;
+    r.judged += task.stats.judged;
+    r.deadLetters += task.stats.deadLetters;
+    r.keyProblems += task.stats.keyProblems;
+    r.duplicates += task.joiner.stats.duplicates;
+    r.commits += task.stats.commits;
+  }
+
+  private onAssignment(assignment: Record<string, number[]>): void {
+    const numbers = new Set<number>();
+    for (const { topic } of this.inputs) for (const p of assignment[topic] ?? []) numbers.add(p);
+    for (const [p, task] of this.tasks) {
+      if (!numbers.has(p)) {
+        this.tasks.delete(p);
+        this.paused.delete(p);
+        this.retire(task);
+        void task.stop();
+      }
+    }
+    // a task still starting (fencing, restoring) that moved away must not be installed when its start completes
+    for (const p of this.starting) if (!numbers.has(p)) this.starting.delete(p);
+    const fresh = [...numbers].filter((p) => !this.tasks.has(p) && !this.starting.has(p));
+    this.log.info('tasks assigned', { tasks: [...numbers].sort((a, b) => a - b), starting: fresh });
+    void this.startTasks(fresh).then(() => this.assignedOnce());
+  }
+
+  /**
+   * Starts tasks: under exactly-once, each task's transactional producer is
+   * initialised first (fencing a previous owner and aborting its open
+   * transaction), then the changelog is read to its end, then input flows.
+   * Until then the consumer's deliveries for the task are buffered.
+   */
+  private async startTasks(partitions: number[], attempt = 0): Promise<void> {
+    if (partitions.length === 0 || this.stopping) return;
+    for (const p of partitions) {
+      this.starting.add(p);
+      this.pauseTask(p);
+    }
+    try {
+      const sinks = new Map<number, TaskSink>();
+      for (const p of partitions) sinks.set(p, this.eos ? await TransactionalSink.open(this.kafka, this.config, p) : this.sharedSink!);
+      const restored = await readChangelog(this.kafka, this.config, this.codecs.joinState, partitions, this.log);
+      for (const p of partitions) {
+        if (!this.starting.has(p)) {
+          await sinks.get(p)!.close();
+          continue; // revoked meanwhile
+        }
+        const task = this.newTask(p, sinks.get(p)!);
+        task.restore(restored.get(p) ?? []);
+        this.tasks.set(p, task);
+        this.starting.delete(p);
+        this.resumeTask(p);
+      }
+    } catch (err) {
+      const wait = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+      this.log.error('task start failed; retrying', { tasks: partitions, attempt, waitMs: wait, error: messageOf(err) });
+      await new Promise((r) => setTimeout(r, wait));
+      const still = partitions.filter((p) => this.starting.has(p));
+      for (const p of still) this.starting.delete(p);
+      await this.startTasks(still, attempt + 1);
+    }
+  }
+
+  /** A task failed (write or commit): drop it and rebuild it from the changelog and the committed offsets. */
+  private onTaskFailure(task: Task, err: unknown): void {
+    if (this.stopping || this.tasks.get(task.partition) !== task) return;
+    this.taskRestarts++;
+    this.log.error('task failed; rebuilding it from Kafka', { task: task.partition, error: messageOf(err) });
+    this.tasks.delete(task.partition);
+    this.retire(task);
+    void (async () => {
+      await task.stop();
+      this.pauseTask(task.partition);
+      await this.seekToCommitted(task.partition);
+      await this.startTasks([task.partition]);
+    })();
+  }
+
+  private async seekToCommitted(partition: number): Promise<void> {
+    for (let attempt = 0; !this.stopping; attempt++) {
+      try {
+        const admin = this.kafka.admin();
+        await admin.connect();
+        try {
+          const committed = await admin.fetchOffsets({ groupId: this.config.input.groupId, topics: this.inputs.map((i) => i.topic) });
+          for (const t of committed) {
+            const p = t.partitions.find((x) => x.partition === partition);
+            // no commit yet: the group's start position (earliest) — nothing was committed past any frame
+            const offset = p === undefined || p.offset === '-1' ? '0' : p.offset;
+            this.consumer.seek({ topic: t.topic, partition, offset });
+          }
+        } finally {
+          await admin.disconnect();
+        }
+        return;
+      } catch (err) {
+        const wait = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+        this.log.warn('cannot read committed offsets yet; retrying', { task: partition, waitMs: wait, error: messageOf(err) });
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private newTask(partition: number, sink: TaskSink): Task {
+    return new Task({
+      partition,
+      inputs: this.inputs,
+      joinPolicy: joinPolicyOf(this.config),
+      judge: this.judge,
+      output: this.config.output,
+      sink,
+      encode: (outputs, changelog, p) => this.encode(outputs, changelog, p),
+      maxIdleMs: this.config.processing.maxTaskIdleMs,
+      maxInFlight: this.config.processing.maxInFlightPerTask,
+      maxBufferedBytes: this.config.processing.maxBufferedBytesPerTask,
+      log: this.log.child({ task: partition }),
+      now: this.now,
+      ...(this.options.onWritten ? { onWritten: this.options.onWritten } : {}),
+      onFailure: (task, err) => this.onTaskFailure(task, err),
+      onKeyProblem: (problem) => {
+        // counted always; logged at most once a minute
+        const now = this.now();
+        if (now - this.keyProblemLogged > 60_000) {
+          this.keyProblemLogged = now;
+          this.log.warn('frames are not partitioned by the default key partitioner', { problem });
+        }
+      },
+    });
+  }
+
+  private encode(outputs: Outputs, changelog: { sampleId: string; state: JoinState | null }[], partition: number): OutRecord[] {
+    const t = this.config.topics;
+    const records: OutRecord[] = [];
+    if (outputs.event !== null) records.push({ topic: t.events, key: outputs.event.sampleId, value: this.codecs.event.encode(outputs.event) });
+    if (outputs.alert !== null) records.push({ topic: t.alerts, key: outputs.alert.sampleId, value: this.codecs.alert.encode(outputs.alert) });
+    for (const d of outputs.deadLetters) records.push({ topic: t.deadLetters, key: d.source.key ?? d.sampleId ?? null, value: this.codecs.deadLetter.encode(d) });
+    const cl = changelogTopic(this.config);
+    for (const c of changelog) records.push({ topic: cl, partition, key: c.sampleId, value: c.state === null ? null : this.codecs.joinState.encode(c.state) });
+    return records;
+  }
+
+  private async onBatch({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const items: Queued<ReadResult>[] = [];
+    let n = 0;
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale()) return;
+      const result = await this.reader.read(batch.topic, batch.partition, message, this.now());
+      items.push({
+        topic: batch.topic,
+        offset: message.offset,
+        time: result.ok ? result.input.captureTime : Number.NEGATIVE_INFINITY,
+        bytes: message.value?.length ?? 0,
+        item: result,
+      });
+      if (++n % 16 === 0) await heartbeat();
+    }
+    const task = this.tasks.get(batch.partition);
+    if (task === undefined) {
+      // starting (restoring) or revoked: this delivery is not kept; the task reads from its committed offsets
+      this.pauseTask(batch.partition);
+      if (this.starting.has(batch.partition)) await this.seekToCommitted(batch.partition);
+      return;
+    }
+    const caughtUp = BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark);
+    task.accept(batch.topic, items, caughtUp);
+    task.pump();
+    this.applyBackpressure(task);
+    await heartbeat();
+  }
+
+  private pauseTask(p: number): void {
+    if (this.paused.has(p)) return;
+    this.paused.add(p);
+    this.consumer.pause(this.inputs.map((i) => ({ topic: i.topic, partitions: [p] })));
+  }
+
+  private resumeTask(p: number): void {
+    if (!this.paused.has(p)) return;
+    this.paused.delete(p);
+    this.consumer.resume(this.inputs.map((i) => ({ topic: i.topic, partitions: [p] })));
+  }
+
+  private applyBackpressure(task: Task): void {
+    if (task.saturated) this.pauseTask(task.partition);
+    else this.resumeTask(task.partition);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopping) return;
+    const commitDue = this.now() - this.lastCommit >= this.config.processing.commitIntervalMs;
+    if (commitDue) this.lastCommit = this.now();
+    for (const task of this.tasks.values()) {
+      task.pump();
+      this.applyBackpressure(task);
+      if (commitDue) void task.commit();
+    }
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Where a task's records go, and how they become durable together with the
+ * input offsets — the one place the delivery guarantee is decided.
+ *
+ *  exactly-once: one transactional producer per task, with the stable
+ *    transactional id `<groupId>-task-<p>`. kafkajs implements only version
+ *    0 of TxnOffsetCommit (no KIP-447 group-generation fencing), so fencing
+ *    comes from the id itself, as in Kafka Streams before EOS v2: when a task
+ *    starts on an instance, initialising the producer aborts any transaction
+ *    of a previous owner and fences it. Events, alerts, dead letters, the join
+ *    changelog and the input offsets commit in one transaction.
+ *  at-least-once: one idempotent producer shared by the tasks; offsets are
+ *    committed by the consumer after the records are acknowledged. Cheaper
+ *    (no transaction markers, no commit round trips); a crash can publish a
+ *    revision again.
+ */
+import type { Consumer, Kafka, Message, Producer, Transaction } from 'kafkajs';
+import type { Config } from '../config/config-schema.js';
+import { producerConfig } from '../kafka/kafka-client.js';
+import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+
+export interface OutRecord {
+  topic: string;
+  /** Explicit partition (the changelog: the task's own); else the default partitioner on the key. */
+  partition?: number;
+  key: string | Buffer | null;
+  value: Buffer | null;
+}
+
+export interface OffsetCommit {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+export interface TaskSink {
+  /** Writes one step's records, in order. */
+  write(records: OutRecord[]): Promise<void>;
+  /** Makes everything written so far durable together with these input offsets. */
+  commit(offsets: OffsetCommit[]): Promise<void>;
+  /** Gives up what is not committed (the task's state is rebuilt from Kafka). */
+  abort(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function toMessages(records: OutRecord[]): Map<string, Message[]> {
+  const byTopic = new Map<string, Message[]>();
+  for (const r of records) {
+    const list = byTopic.get(r.topic) ?? [];
+    list.push({ key: r.key, value: r.value, ...(r.partition === undefined ? {} : { partition: r.partition }) });
+    byTopic.set(r.topic, list);
+  }
+  return byTopic;
+}
+
+export class TransactionalSink implements TaskSink {
+  private txn: Transaction | undefined;
+  private constructor(
+    private readonly producer: Producer,
+    private readonly groupId: string,
+  ) {}
+
+  static transactionalId(config: Config, partition: number): string {
+    return `${config.input.groupId}-task-${partition}`;
+  }
+
+  /** Connecting initialises the transactional id: a previous owner of the task is fenced here. */
+  static async open(kafka: Kafka, config: Config, partition: number): Promise<TransactionalSink> {
+    const base = producerConfig(config);
+    const producer = kafka.producer({
+      ...base,
+      transactionalId: TransactionalSink.transactionalId(config, partition),
+      transactionTimeout: 60_000,
+      // right after a commit the coordinator is still writing markers (CONCURRENT_TRANSACTIONS): retry soon
+      retry: { ...base.retry, initialRetryTime: 25 },
+    });
+    await producer.connect();
+    return new TransactionalSink(producer, config.input.groupId);
+  }
+
+  async write(records: OutRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    this.txn ??= await this.producer.transaction();
+    await this.txn.sendBatch({ topicMessages: [...toMessages(records)].map(([topic, messages]) => ({ topic, messages })), acks: -1 });
+  }
+
+  async commit(offsets: OffsetCommit[]): Promise<void> {
+    if (this.txn === undefined && offsets.length === 0) return;
+    this.txn ??= await this.producer.transaction();
+    const txn = this.txn;
+    this.txn = undefined;
+    try {
+      if (offsets.length > 0) {
+        const byTopic = new Map<string, { partition: number; offset: string }[]>();
+        for (const o of offsets) byTopic.set(o.topic, [...(byTopic.get(o.topic) ?? []), { partition: o.partition, offset: o.offset }]);
+        const topics = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
+        await retryTransient(() => txn.sendOffsets({ consumerGroupId: this.groupId, topics }));
+      }
+      await retryTransient(() => txn.commit());
+    } catch (err) {
+      await txn.abort().catch(() => undefined);
+      throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, `transaction commit failed: ${messageOf(err)}`, { cause: err, retriable: true });
+    }
+  }
+
+  async abort(): Promise<void> {
+    const txn = this.txn;
+    this.txn = undefined;
+    await txn?.abort().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.abort();
+    await this.producer.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * kafkajs does not retry every transient transaction error itself: the
+ * coordinator still writing the previous transaction's markers
+ * (CONCURRENT_TRANSACTIONS) or loading after a restart. Those are retried
+ * here with a short backoff; anything else (fencing above all) is not.
+ */
+const TRANSIENT = new Set(['CONCURRENT_TRANSACTIONS', 'COORDINATOR_LOAD_IN_PROGRESS', 'COORDINATOR_NOT_AVAILABLE', 'NOT_COORDINATOR']);
+
+async function retryTransient<T>(fn: () => Promise<T>, attempts = 20): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const type = (err as { type?: string }).type;
+      if (i >= attempts || type === undefined || !TRANSIENT.has(type)) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(1000, 20 * 2 ** i)));
+    }
+  }
+}
+
+export class AtLeastOnceSink implements TaskSink {
+  constructor(
+    private readonly producer: Producer,
+    private readonly consumer: Consumer,
+  ) {}
+
+  async write(records: OutRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.producer.sendBatch({ topicMessages: [...toMessages(records)].map(([topic, messages]) => ({ topic, messages })), acks: -1 });
+  }
+
+  async commit(offsets: OffsetCommit[]): Promise<void> {
+    if (offsets.length > 0) await this.consumer.commitOffsets(offsets);
+  }
+
+  async abort(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,329 @@
+/**
+ * A task: partition number p of every input topic, with its join, its
+ * event-time merge, its changelog and its outputs in order.
+ *
+ * Ordering: every output-producing step (a judged release, a dead letter, a
+ * changelog update) gets a sequence number when it is decided; judging runs
+ * concurrently (so micro-batches fill), but records are written strictly in
+ * sequence order, so a sample's revision 1 always precedes its revision 2 and
+ * a replay writes in the same order.
+ *
+ * Offsets: an input offset is released for commit only when the records it
+ * caused are written and its sample is closed (OffsetTracker). A commit makes
+ * the records written so far and those offsets durable together (TaskSink);
+ * under exactly-once they are one transaction, with the join changelog, so a
+ * crash at any point either publishes a step's records and advances past its
+ * frames, or does neither.
+ *
+ * Failure: if a write or commit fails, the task stops (`failed`) and the
+ * processor rebuilds it from Kafka — changelog and committed offsets.
+ */
+import type { JoinState, Modality } from '../codec/records.js';
+import type { FramePayload, ReadResult } from '../input/frame-reader.js';
+import type { Judgement, Released, SampleJudge } from '../inference/judge.js';
+import { SampleJoiner, type JoinInput, type JoinOutput, type JoinPolicy } from '../join/sample-joiner.js';
+import { buildOutputs, deadLetter, type OutputOptions, type Outputs } from '../output/event-builder.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { RestoredState } from './join-changelog.js';
+import { OffsetTracker } from './offset-tracker.js';
+import { PartitionGroup, type Queued } from './partition-group.js';
+import type { OutRecord, TaskSink } from './task-sink.js';
+
+export interface TaskOptions {
+  partition: number;
+  inputs: { topic: string; modality: Modality }[];
+  joinPolicy: JoinPolicy;
+  judge: SampleJudge;
+  output: OutputOptions;
+  sink: TaskSink;
+  /** Encodes a step's outputs and changelog entries as records. */
+  encode: (outputs: Outputs, changelog: { sampleId: string; state: JoinState | null }[], partition: number) => OutRecord[];
+  maxIdleMs: number;
+  maxInFlight: number;
+  maxBufferedBytes: number;
+  log: Logger;
+  now: () => number;
+  /** Called once per step, after its records were written. */
+  onWritten?: (j: Judgement | null, outputs: Outputs) => void;
+  /** Called for a frame whose key does not match its partition. */
+  onKeyProblem?: (problem: string) => void;
+  /** Called once when a write or commit fails; the task does nothing more. */
+  onFailure: (task: Task, err: unknown) => void;
+}
+
+interface PendingRelease {
+  afterSeq: number;
+  offsets: { topic: string; offset: string }[];
+}
+
+interface ClosedSample {
+  sampleId: string;
+  maxOffsets: Map<string, bigint>;
+}
+
+export interface TaskStats {
+  framesRead: number;
+  deadLetters: number;
+  judged: number;
+  keyProblems: number;
+  commits: number;
+}
+
+const NO_OUTPUTS: Outputs = { event: null, alert: null, deadLetters: [] };
+
+export class Task {
+  readonly partition: number;
+  readonly joiner: SampleJoiner<FramePayload>;
+  private readonly group: PartitionGroup<ReadResult>;
+  private readonly trackers = new Map<string, OffsetTracker>();
+  private readonly lastSeq = new Map<string, number>();
+  private pendingReleases: PendingRelease[] = [];
+  /** Closed samples whose changelog entry can be deleted once the committed offsets pass their frames. */
+  private awaitingTombstone: ClosedSample[] = [];
+  /** Samples that closed during the current pump, with their changelog state. */
+  private justClosed: { sampleId: string; frames: JoinInput<FramePayload>[]; state: JoinState }[] = [];
+  private finalReleased = new Set<string>();
+  /** Offsets of the last successful commit, to skip commits that would change nothing. */
+  private lastCommitted = '';
+  private writtenSinceCommit = false;
+  private nextSeq = 1;
+  private producedSeq = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private ready = false;
+  private stopped = false;
+  readonly stats: TaskStats = { framesRead: 0, deadLetters: 0, judged: 0, keyProblems: 0, commits: 0 };
+
+  constructor(private readonly o: TaskOptions) {
+    this.partition = o.partition;
+    this.group = new PartitionGroup(o.inputs.map((i) => i.topic), o.maxIdleMs);
+    for (const i of o.inputs) this.trackers.set(i.topic, new OffsetTracker());
+    this.joiner = new SampleJoiner<FramePayload>(o.joinPolicy, {
+      closed: (sampleId, frames, info) => {
+        this.justClosed.push({
+          sampleId,
+          frames,
+          state: { sampleId, revision: info.revision, modalities: info.modalities, firstCapture: new Date(info.firstCapture), closed: true, closedAt: Number.isFinite(info.closedAt) ? info.closedAt : null },
+        });
+      },
+      duplicate: (frame) => this.releaseAfter(0, [frame]),
+    });
+  }
+
+  /** Seeds the join with the changelog's state; input is processed from here on. */
+  restore(states: RestoredState[]): void {
+    for (const s of [...states].sort((a, b) => (a.closedAt ?? 0) - (b.closedAt ?? 0))) this.joiner.restore(s);
+    this.ready = true;
+  }
+
+  get failed(): boolean {
+    return this.stopped;
+  }
+
+  /** A delivery from one input partition, decoded; `caughtUp` when it reached the high watermark. */
+  accept(topic: string, items: Queued<ReadResult>[], caughtUp: boolean): void {
+    if (this.stopped) return;
+    const tracker = this.trackers.get(topic)!;
+    for (const it of items) tracker.hold(it.offset);
+    this.stats.framesRead += items.length;
+    this.group.add(topic, items, caughtUp);
+  }
+
+  /** Feeds the join as far as the merge and the bounds allow, and lets its idle timer run. */
+  pump(): void {
+    if (!this.ready || this.stopped) return;
+    const now = this.o.now();
+    while (!this.joiner.full && this.inFlight < this.o.maxInFlight) {
+      const q = this.group.next(now);
+      if (q === undefined) break;
+      const r = q.item;
+      if (!r.ok) {
+        this.deadLetterRecord(q, r);
+        continue;
+      }
+      if (r.keyProblem !== undefined) {
+        this.stats.keyProblems++;
+        this.o.onKeyProblem?.(r.keyProblem);
+      }
+      this.handle(this.joiner.add(r.input));
+    }
+    this.handle(this.joiner.tick(now));
+  }
+
+  /** True while the task should not receive more input (memory bounds, or not ready). */
+  get saturated(): boolean {
+    return this.joiner.full || this.inFlight >= this.o.maxInFlight || this.group.bufferedBytes >= this.o.maxBufferedBytes;
+  }
+
+  get buffered(): number {
+    return this.group.size;
+  }
+
+  /** Queues a commit after everything decided so far (records and offsets become durable together). */
+  commit(): Promise<void> {
+    return this.step(async () => {
+      const offsets = this.committable();
+      const key = offsets.map((o) => `${o.topic}:${o.offset}`).join(',');
+      if (!this.writtenSinceCommit && key === this.lastCommitted) return;
+      const tombstones = this.tombstonesFor(offsets);
+      if (tombstones.length > 0) await this.o.sink.write(this.o.encode(NO_OUTPUTS, tombstones.map((sampleId) => ({ sampleId, state: null })), this.partition));
+      const t0 = performance.now();
+      await this.o.sink.commit(offsets);
+      this.o.log.debug('committed', { offsets: key, ms: Math.round(performance.now() - t0) });
+      this.lastCommitted = key;
+      this.writtenSinceCommit = false;
+      this.stats.commits++;
+    });
+  }
+
+  /** Resolves when every step decided so far has been written. */
+  async idle(): Promise<void> {
+    let seen: Promise<void>;
+    do {
+      seen = this.chain;
+      await seen;
+    } while (seen !== this.chain);
+  }
+
+  /** The task moved away or failed: no more input; what is not committed is given up. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.group.clear();
+    await this.o.sink.close();
+  }
+
+  private committable(): { topic: string; partition: number; offset: string }[] {
+    const out: { topic: string; partition: number; offset: string }[] = [];
+    for (const [topic, t] of this.trackers) {
+      const offset = t.committable();
+      if (offset !== undefined) out.push({ topic, partition: this.partition, offset });
+    }
+    return out;
+  }
+
+  private tombstonesFor(offsets: { topic: string; offset: string }[]): string[] {
+    const committed = new Map(offsets.map((o) => [o.topic, BigInt(o.offset)]));
+    const gone: string[] = [];
+    this.awaitingTombstone = this.awaitingTombstone.filter((c) => {
+      for (const [topic, max] of c.maxOffsets) {
+        const at = committed.get(topic);
+        if (at === undefined || at <= max) return true;
+      }
+      gone.push(c.sampleId);
+      return false;
+    });
+    return gone;
+  }
+
+  private handle(outputs: JoinOutput<FramePayload>[]): void {
+    for (const out of outputs) {
+      if (out.type === 'rejected') this.deadLetterFrame(out.frame, out.code, out.message);
+      else this.judge(out);
+    }
+    // closes: a final release carries closed=true in its own changelog entry; a silent close gets one here
+    for (const c of this.justClosed) {
+      const afterSeq = this.lastSeq.get(c.sampleId) ?? 0;
+      this.lastSeq.delete(c.sampleId);
+      const seq = this.finalReleased.delete(c.sampleId) ? afterSeq : this.enqueue(Promise.resolve({ j: null, outputs: NO_OUTPUTS }), [{ sampleId: c.sampleId, state: c.state }]);
+      this.pendingReleases.push({ afterSeq: seq, offsets: c.frames.map((f) => ({ topic: f.source.topic, offset: f.source.offset })) });
+      const maxOffsets = new Map<string, bigint>();
+      for (const f of c.frames) {
+        const o = BigInt(f.source.offset);
+        if ((maxOffsets.get(f.source.topic) ?? -1n) < o) maxOffsets.set(f.source.topic, o);
+      }
+      this.awaitingTombstone.push({ sampleId: c.sampleId, maxOffsets });
+    }
+    this.justClosed = [];
+    this.settle();
+  }
+
+  private judge(release: Released): void {
+    const work = this.o.judge
+      .judge(release)
+      .catch((err: unknown) => {
+        this.o.log.error('judging failed; publishing UNKNOWN', { sample: release.sampleId, revision: release.revision, error: err });
+        return this.o.judge.failed(release, err);
+      })
+      .then(async (j) => ({ j, outputs: await buildOutputs(j, this.o.output, this.o.now) }));
+    const state: JoinState = {
+      sampleId: release.sampleId,
+      revision: release.revision,
+      modalities: release.frames.map((f) => f.modality),
+      firstCapture: new Date(release.firstCapture),
+      closed: release.final,
+      closedAt: release.final && Number.isFinite(this.joiner.now) ? this.joiner.now : null,
+    };
+    const seq = this.enqueue(work, [{ sampleId: release.sampleId, state }]);
+    this.lastSeq.set(release.sampleId, seq);
+    if (release.final) this.finalReleased.add(release.sampleId);
+    this.stats.judged++;
+  }
+
+  private deadLetterFrame(frame: JoinInput<FramePayload>, code: string, message: string): void {
+    const p = frame.payload;
+    const dl = deadLetter(code, message, { ...frame.source, timestamp: p.timestamp, key: p.key }, p.raw, frame.sampleId, frame.modality, this.o.now());
+    const seq = this.enqueue(Promise.resolve({ j: null, outputs: { ...NO_OUTPUTS, deadLetters: [dl] } }), []);
+    this.releaseAfter(seq, [frame]);
+  }
+
+  private deadLetterRecord(q: Queued<ReadResult>, r: Extract<ReadResult, { ok: false }>): void {
+    const rec = r.record;
+    const dl = deadLetter(r.code, r.message, { topic: q.topic, partition: this.partition, offset: q.offset, timestamp: rec.timestamp, key: rec.key }, rec.value, r.sampleId, r.modality, this.o.now());
+    const seq = this.enqueue(Promise.resolve({ j: null, outputs: { ...NO_OUTPUTS, deadLetters: [dl] } }), []);
+    this.pendingReleases.push({ afterSeq: seq, offsets: [{ topic: q.topic, offset: q.offset }] });
+  }
+
+  /** Runs `fn` after every step queued so far; a failure stops the task. */
+  private step(fn: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(async () => {
+      if (this.stopped) return;
+      try {
+        await fn();
+      } catch (err) {
+        if (this.stopped) return;
+        this.stopped = true;
+        this.o.onFailure(this, err);
+      }
+    });
+    this.chain = run;
+    return run;
+  }
+
+  /** Queues a step's records for writing in sequence order; returns its sequence number. */
+  private enqueue(work: Promise<{ j: Judgement | null; outputs: Outputs }>, changelog: { sampleId: string; state: JoinState | null }[]): number {
+    const seq = this.nextSeq++;
+    this.inFlight++;
+    void this.step(async () => {
+      try {
+        const { j, outputs } = await work;
+        const records = this.o.encode(outputs, changelog, this.partition);
+        await this.o.sink.write(records);
+        if (records.length > 0) this.writtenSinceCommit = true;
+        this.stats.deadLetters += outputs.deadLetters.length;
+        this.producedSeq = seq;
+        this.o.onWritten?.(j, outputs);
+        this.settle();
+      } finally {
+        this.inFlight--;
+      }
+    });
+    return seq;
+  }
+
+  private releaseAfter(afterSeq: number, frames: JoinInput<FramePayload>[]): void {
+    this.pendingReleases.push({ afterSeq, offsets: frames.map((f) => ({ topic: f.source.topic, offset: f.source.offset })) });
+    this.settle();
+  }
+
+  private settle(): void {
+    const keep: PendingRelease[] = [];
+    for (const r of this.pendingReleases) {
+      if (r.afterSeq <= this.producedSeq) {
+        for (const { topic, offset } of r.offsets) this.trackers.get(topic)?.release(offset);
+      } else {
+        keep.push(r);
+      }
+    }
+    this.pendingReleases = keep;
+  }
+}

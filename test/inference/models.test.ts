@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { ModelRegistry } from '../../src/inference/model-registry.js';
+import { checkSignature, loadManifest } from '../../src/inference/model-manifest.js';
+import { quietLogger } from '../helpers/kafka.js';
+import { TEST_MANIFEST, TEST_MODELS_DIR, copyOfTestModels, inferenceConfig, readF32 } from '../helpers/models.js';
+
+const registry = await ModelRegistry.open(inferenceConfig(), quietLogger);
+after(() => registry.close());
+
+function expectCode(fn: () => unknown, code: string, pattern: RegExp): void {
+  assert.throws(fn, (e: unknown) => e instanceof MmadError && e.code === code && pattern.test(e.message));
+}
+
+test('the manifest loads and every model passes its checksum and signature checks', () => {
+  const { models } = loadManifest(TEST_MANIFEST);
+  assert.deepEqual(models.map((m) => m.id), ['test-rgb', 'test-rgb-ir', 'test-rgb-ir-xyz', 'test-xyz']);
+  assert.equal(registry.models.length, 4);
+  assert.ok(registry.models.every((m) => m.provider === 'cpu'));
+});
+
+test('parity: onnxruntime-node reproduces the outputs saved on the Python side', async () => {
+  for (const m of registry.models) {
+    const dir = join(TEST_MODELS_DIR, 'parity', m.spec.id);
+    const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as {
+      inputs: Record<string, { file: string; shape: number[] }>;
+      outputs: Record<string, { file: string; shape: number[] }>;
+      atol: number;
+    };
+    const feeds = Object.fromEntries(Object.entries(index.inputs).map(([k, v]) => [k, new ort.Tensor('float32', readF32(join(dir, v.file)), v.shape)]));
+    const out = await m.session.run(feeds);
+    for (const [name, spec] of Object.entries(index.outputs)) {
+      const want = readF32(join(dir, spec.file));
+      const got = out[name]!.data as Float32Array;
+      assert.deepEqual([...out[name]!.dims], spec.shape, `${m.spec.id} ${name} shape`);
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+      assert.ok(worst <= index.atol, `${m.spec.id} ${name}: max abs error ${worst} > ${index.atol}`);
+    }
+  }
+});
+
+test('routing: exact modality set first, else the largest covered subset; none → undefined', () => {
+  const r = (mods: ('rgb' | 'ir' | 'xyz')[]): string => {
+    const route = registry.route(mods);
+    return route === undefined ? 'none' : `${route.model.spec.id} ${route.match}${route.unused.length ? ` -${route.unused.join(',')}` : ''}`;
+  };
+  assert.equal(r(['rgb']), 'test-rgb exact');
+  assert.equal(r(['rgb', 'ir']), 'test-rgb-ir exact');
+  assert.equal(r(['rgb', 'ir', 'xyz']), 'test-rgb-ir-xyz exact');
+  assert.equal(r(['xyz']), 'test-xyz exact');
+  assert.equal(r(['rgb', 'xyz']), 'test-rgb subset -xyz', 'no rgb+xyz student: ties at size 1 broken by id');
+  assert.equal(r(['ir']), 'none');
+});
+
+test('micro-batching: concurrent samples share runs; each gets its own result', async () => {
+  const m = registry.models.find((x) => x.spec.id === 'test-rgb')!;
+  const before = { ...m.batcher.stats };
+  const n = 20;
+  const results = await Promise.all(
+    Array.from({ length: n }, (_, i) => {
+      const rgb = new Float32Array(3 * 32 * 32).fill(128 + i); // deviation i from the reference
+      return m.batcher.submit({ rgb });
+    }),
+  );
+  const runs = m.batcher.stats.runs - before.runs;
+  assert.equal(m.batcher.stats.samples - before.samples, n);
+  assert.ok(runs <= Math.ceil(n / 8) + 1, `${runs} runs for ${n} samples at batch size 8`);
+  results.forEach((r, i) => assert.ok(Math.abs(r.score - i / 64) < 1e-4, `sample ${i}: score ${r.score}`));
+  assert.ok(results.some((r) => r.batchSize > 1));
+});
+
+test('a model file that differs from the manifest is refused, naming the model and the mismatch', () => {
+  const dir = copyOfTestModels();
+  const onnxFile = join(dir, 'test-rgb.onnx');
+  const bytes = readFileSync(onnxFile);
+  bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+  writeFileSync(onnxFile, bytes);
+  expectCode(() => loadManifest(join(dir, 'manifest.json')), ErrorCode.MODEL_CHECKSUM, /model test-rgb: SHA-256 of .* is [0-9a-f]{64}, the manifest says/);
+});
+
+test('a missing model file, an invalid manifest and a wrong signature are each refused clearly', async () => {
+  const dir = copyOfTestModels();
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { models: Record<string, unknown>[] };
+  const write = (m: unknown): string => {
+    const p = join(dir, `m-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(p, JSON.stringify(m));
+    return p;
+  };
+  expectCode(() => loadManifest(write({ ...manifest, models: [{ ...manifest.models[0], file: 'gone.onnx' }] })), ErrorCode.MODEL_MISSING, /test-rgb: ONNX file .*gone\.onnx is missing/);
+  expectCode(() => loadManifest(write({ ...manifest, models: [{ ...manifest.models[0], threshold: 'high' }] })), ErrorCode.MODEL_INVALID, /\/models\/0\/threshold/);
+  expectCode(() => loadManifest(join(dir, 'nope.json')), ErrorCode.MODEL_INVALID, /cannot read model manifest/);
+  // the rgb+ir graph under the rgb entry: its inputs are not what the manifest says
+  const { models } = loadManifest(TEST_MANIFEST);
+  const session = await ort.InferenceSession.create(join(TEST_MODELS_DIR, 'test-rgb-ir.onnx'));
+  expectCode(() => checkSignature(models.find((m) => m.id === 'test-rgb')!, session), ErrorCode.MODEL_SIGNATURE, /model test-rgb v0\.0\.1 .*inputs are \[rgb, ir\], the manifest says \[rgb\]/);
+  await session.release();
+});
+
+test('an unavailable GPU provider falls back to CPU when allowed, and refuses to start when not', async () => {
+  const fallback = await ModelRegistry.open(inferenceConfig({ executionProviders: ['cuda'], cpuFallback: true }), quietLogger);
+  assert.ok(fallback.models.every((m) => m.provider === 'cpu'));
+  await fallback.close();
+  await assert.rejects(ModelRegistry.open(inferenceConfig({ executionProviders: ['cuda'], cpuFallback: false }), quietLogger), (e: unknown) => e instanceof MmadError && e.code === ErrorCode.MODEL_INVALID && /cuda/.test(e.message));
+});

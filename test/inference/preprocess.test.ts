@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { crc32 } from 'node:zlib';
+import sharp from 'sharp';
+import type { Frame } from '../../src/codec/records.js';
+import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { decodeFrame, writeCHW } from '../../src/inference/preprocess.js';
+import { encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
+import { sampleFrame } from '../helpers/records.js';
+
+const LIMITS = { maxPixels: 4096 * 4096 };
+
+function rgbPixels(w: number, h: number): Uint8Array {
+  const px = new Uint8Array(w * h * 3);
+  for (let i = 0; i < px.length; i++) px[i] = (i * 37) % 256;
+  return px;
+}
+
+async function png(px: Uint8Array | Uint16Array, w: number, h: number, channels: 1 | 3): Promise<Buffer> {
+  return sharp(px, { raw: { width: w, height: h, channels } }).toColourspace(px instanceof Uint16Array ? 'grey16' : 'srgb').png().toBuffer();
+}
+
+function frame(modality: Frame['modality'], encoding: Frame['encoding'], w: number, h: number, payload: Buffer): Frame {
+  const spec = { rgb: [3, 'uint8'], ir: [1, 'uint16'], xyz: [3, 'float32'] } as const;
+  const [channels, dtype] = spec[modality as 'rgb' | 'ir' | 'xyz'];
+  return sampleFrame(payload, { modality, encoding, width: w, height: h, channels, dtype });
+}
+
+/** A PNG whose IHDR claims another size (CRC fixed up), as a decompression bomb's header does. */
+function withPngSize(pngBytes: Buffer, width: number, height: number): Buffer {
+  const out = Buffer.from(pngBytes);
+  out.writeUInt32BE(width, 16);
+  out.writeUInt32BE(height, 20);
+  out.writeUInt32BE(crc32(out.subarray(12, 29)), 29); // CRC over chunk type + IHDR data
+  return out;
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof MmadError, String(e));
+    return e.code;
+  }
+  return 'no error';
+}
+
+test('rgb PNG decodes to the exact 8-bit values', async () => {
+  const px = rgbPixels(20, 10);
+  const img = await decodeFrame(frame('rgb', 'png', 20, 10, await png(px, 20, 10, 3)), (await png(px, 20, 10, 3)), LIMITS);
+  assert.equal(img.channels, 3);
+  assert.deepEqual([...img.data], [...px]);
+  const chw = new Float32Array(3 * 200);
+  writeCHW(img, chw);
+  assert.equal(chw[0], px[0]);
+  assert.equal(chw[200], px[1], 'second plane is the G channel');
+});
+
+test('16-bit infrared PNG keeps its values (no sRGB conversion)', async () => {
+  const px = new Uint16Array(16 * 8);
+  for (let i = 0; i < px.length; i++) px[i] = (i * 4099) % 65536;
+  const bytes = await png(px, 16, 8, 1);
+  const img = await decodeFrame(frame('ir', 'png', 16, 8, bytes), bytes, LIMITS);
+  assert.ok(img.data instanceof Uint16Array);
+  assert.deepEqual([...img.data], [...px]);
+});
+
+test('xyz float TIFF (MVTec 3D-AD layout) decodes exactly, NaN included', async () => {
+  const w = 6;
+  const h = 4;
+  const pc = new Float32Array(w * h * 3).map((_, i) => 0.001 * i - 0.01);
+  const tiff = encodeXyzTiff(pc, w, h);
+  const img = await decodeFrame(frame('xyz', 'tiff', w, h, tiff), tiff, LIMITS);
+  assert.deepEqual([...img.data], [...pc]);
+  pc.set([Number.NaN, 1, 2], 3);
+  const withNaN = await decodeFrame(frame('xyz', 'tiff', w, h, encodeXyzTiff(pc, w, h)), encodeXyzTiff(pc, w, h), LIMITS);
+  assert.equal(withNaN.nonFinitePoints, 1);
+  assert.deepEqual([...withNaN.data.subarray(3, 6)], [0, 0, 0]);
+});
+
+test('xyz NaN/inf points become missing (0,0,0) and are counted', async () => {
+  const pc = new Float32Array(4 * 4 * 3).fill(0.25);
+  pc.set([Number.NaN, 1, 2], 3);
+  pc.set([Number.POSITIVE_INFINITY, 0, 0], 9);
+  const bytes = Buffer.from(pc.buffer);
+  const img = await decodeFrame(frame('xyz', 'raw', 4, 4, bytes), bytes, LIMITS);
+  assert.equal(img.nonFinitePoints, 2);
+  const want = Float32Array.from(pc);
+  want.set([0, 0, 0], 3);
+  want.set([0, 0, 0], 9);
+  assert.deepEqual([...img.data], [...want]);
+});
+
+test('raw payloads of every modality decode, and resize to the model size', async () => {
+  const px = rgbPixels(8, 8);
+  const img = await decodeFrame(frame('rgb', 'raw', 8, 8, Buffer.from(px)), Buffer.from(px), LIMITS, { height: 4, width: 4 });
+  assert.equal(img.width, 4);
+  assert.equal(img.data.length, 48);
+  const pc = new Float32Array(8 * 8 * 3).fill(0.5);
+  const x = await decodeFrame(frame('xyz', 'raw', 8, 8, Buffer.from(pc.buffer)), Buffer.from(pc.buffer), LIMITS, { height: 4, width: 4 });
+  assert.ok([...x.data].every((v) => v === 0.5), 'point-cloud resize picks source points');
+});
+
+test('bad frames get the precise error: corrupt bytes, wrong size, wrong depth, bombs, empty clouds', async () => {
+  const good = await png(rgbPixels(20, 10), 20, 10, 3);
+  assert.equal(await code(decodeFrame(frame('rgb', 'png', 20, 10, Buffer.from('not a png')), Buffer.from('not a png'), LIMITS)), ErrorCode.FRAME_CORRUPT);
+  const truncated = good.subarray(0, good.length - 30);
+  assert.equal(await code(decodeFrame(frame('rgb', 'png', 20, 10, truncated), truncated, LIMITS)), ErrorCode.FRAME_CORRUPT);
+  assert.equal(await code(decodeFrame(frame('rgb', 'png', 21, 10, good), good, LIMITS)), ErrorCode.FRAME_SHAPE);
+  const ir16 = await png(new Uint16Array(200), 20, 10, 1);
+  assert.equal(await code(decodeFrame(frame('rgb', 'png', 20, 10, ir16), ir16, LIMITS)), ErrorCode.FRAME_SHAPE, 'a 16-bit grey PNG on the rgb topic');
+  assert.equal(await code(decodeFrame(frame('ir', 'png', 20, 10, good), good, LIMITS)), ErrorCode.FRAME_SHAPE, 'an 8-bit PNG on the ir topic');
+  assert.equal(await code(decodeFrame({ ...frame('rgb', 'png', 20, 10, good), channels: 1 }, good, LIMITS)), ErrorCode.FRAME_SHAPE);
+  assert.equal(await code(decodeFrame(frame('rgb', 'png', 100_000, 100_000, good), good, LIMITS)), ErrorCode.FRAME_SHAPE, 'declared 1e5 × 1e5');
+  assert.equal(await code(decodeFrame(frame('rgb', 'png', 0, 0, good), good, LIMITS)), ErrorCode.FRAME_SHAPE, 'declared 0 × 0');
+  // a PNG whose header says 30000 × 30000: refused from the header, before decoding
+  const bomb = withPngSize(good, 30_000, 30_000);
+  assert.equal(await code(decodeFrame(frame('rgb', 'png', 20, 10, bomb), bomb, LIMITS)), ErrorCode.FRAME_CORRUPT);
+  const zeros = new Float32Array(4 * 4 * 3);
+  assert.equal(await code(decodeFrame(frame('xyz', 'raw', 4, 4, Buffer.from(zeros.buffer)), Buffer.from(zeros.buffer), LIMITS)), ErrorCode.FRAME_CORRUPT);
+  assert.equal(await code(decodeFrame(frame('xyz', 'raw', 4, 4, Buffer.alloc(10)), Buffer.alloc(10), LIMITS)), ErrorCode.FRAME_SHAPE);
+  assert.equal(await code(decodeFrame({ ...frame('rgb', 'png', 20, 10, good), modality: 'unknown' }, good, LIMITS)), ErrorCode.FRAME_UNKNOWN_MODALITY);
+});

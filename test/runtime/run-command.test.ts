@@ -1,0 +1,83 @@
+/**
+ * `mmad run` as an operator runs it: a process on the real broker, stopped
+ * with SIGTERM — in-flight samples published, offsets committed, exit 0.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { AvroCodec } from '../../src/codec/avro-codec.js';
+import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
+import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
+import { partitionFor } from '../../src/kafka/partitioner.js';
+import { consumeN, deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
+import { makeFrame } from '../helpers/frames.js';
+import { TEST_MANIFEST } from '../helpers/models.js';
+
+const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
+const config = testConfig();
+const kafka = testKafka(config);
+const admin = kafka.admin();
+await admin.connect();
+const plans = planTopics(config);
+await ensureTopics(admin, plans);
+after(async () => {
+  await deleteTopics(admin, plans.map((p) => p.name));
+  await admin.disconnect();
+});
+
+test('mmad run judges frames and stops gracefully on SIGTERM with its offsets committed', { timeout: 90_000 }, async () => {
+  const group = config.input.groupId;
+  const env = {
+    ...process.env,
+    MMAD_LOG_LEVEL: 'warn',
+    KAFKA_BROKERS: config.kafka.brokers.join(','),
+    MMAD_TOPICS__INPUTS__RGB: config.topics.inputs.rgb,
+    MMAD_TOPICS__INPUTS__IR: config.topics.inputs.ir,
+    MMAD_TOPICS__INPUTS__XYZ: config.topics.inputs.xyz,
+    MMAD_TOPICS__EVENTS: config.topics.events,
+    MMAD_TOPICS__ALERTS: config.topics.alerts,
+    MMAD_TOPICS__DEAD_LETTERS: config.topics.deadLetters,
+    MMAD_TOPICS__LABELS: config.topics.labels,
+    MMAD_TOPICS__PARTITIONS: '3',
+    MMAD_INPUT__GROUP_ID: group,
+  };
+  const child = spawn(process.execPath, [bin, 'run', '--manifest', TEST_MANIFEST], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  const deadline = Date.now() + 60_000;
+  while (!out.includes('running on') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.match(out, /running on/, err);
+
+  const frames = AvroCodec.local(SchemaCatalog.load(), 'Frame');
+  const producer = kafka.producer();
+  await producer.connect();
+  const t0 = Date.now();
+  for (let i = 0; i < 6; i++) {
+    const id = `R-${i}`;
+    for (const m of ['rgb', 'ir'] as const) {
+      const value = frames.encode(await makeFrame(id, m, { captureTime: t0 + i, expected: ['rgb', 'ir'] }));
+      await producer.send({ topic: config.topics.inputs[m], messages: [{ key: id, value, partition: partitionFor(id, 3) }] });
+    }
+  }
+  await producer.disconnect();
+  const events = await consumeN(kafka, config, config.topics.events, 6, 60_000);
+  assert.equal(new Set(events.map((e) => e.key!.toString())).size, 6);
+
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, err);
+  assert.match(out, /stopped: 12 frames read, 6 verdicts, 0 dead letters/);
+  // everything consumed is committed: a restart would not judge these samples again
+  const committed = await admin.fetchOffsets({ groupId: group, topics: [config.topics.inputs.rgb, config.topics.inputs.ir] });
+  const ends = await Promise.all([config.topics.inputs.rgb, config.topics.inputs.ir].map((t) => admin.fetchTopicOffsets(t)));
+  for (const [i, t] of committed.entries()) {
+    for (const p of t.partitions) {
+      const end = ends[i]!.find((e) => e.partition === p.partition)!.offset;
+      assert.equal(p.offset, end, `${t.topic}[${p.partition}] committed ${p.offset}, end ${end}`);
+    }
+  }
+});

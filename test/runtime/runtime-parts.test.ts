@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { assignTasks } from '../../src/runtime/co-partition-assignor.js';
+import { OffsetTracker } from '../../src/runtime/offset-tracker.js';
+import { PartitionGroup, type Queued } from '../../src/runtime/partition-group.js';
+
+test('tasks are spread in contiguous ranges over members sorted by id; every task exactly once', () => {
+  const a = assignTasks(['m-b', 'm-a', 'm-c'], 8);
+  assert.deepEqual([...a.entries()], [
+    ['m-a', [0, 1]],
+    ['m-b', [2, 3, 4]],
+    ['m-c', [5, 6, 7]],
+  ]);
+  for (const [members, p] of [[1, 6], [2, 6], [4, 6], [7, 6], [3, 100]] as const) {
+    const ids = Array.from({ length: members }, (_, i) => `m${i}`);
+    const all = [...assignTasks(ids, p).values()].flat().sort((x, y) => x - y);
+    assert.deepEqual(all, Array.from({ length: p }, (_, i) => i), `${members} members, ${p} tasks`);
+  }
+  assert.deepEqual(assignTasks(['x', 'y'], 4), assignTasks(['y', 'x'], 4), 'a pure function of the group');
+});
+
+test('the committable offset is the smallest held one, or one past the last consumed', () => {
+  const t = new OffsetTracker();
+  assert.equal(t.committable(), undefined);
+  for (const o of ['10', '11', '12', '13']) t.hold(o);
+  assert.equal(t.committable(), '10');
+  t.release('11');
+  t.release('12');
+  assert.equal(t.committable(), '10', 'frame 10 still pending in a join');
+  t.release('10');
+  assert.equal(t.committable(), '13');
+  t.release('13');
+  assert.equal(t.committable(), '14');
+  t.hold('20');
+  assert.equal(t.committable(), '20');
+});
+
+function q(topic: string, offset: number, time: number): Queued<string> {
+  return { topic, offset: String(offset), time, bytes: 10, item: `${topic}@${offset}` };
+}
+
+test('the partition group merges by event time and waits for a partition that may still have earlier frames', () => {
+  const g = new PartitionGroup<string>(['rgb', 'ir', 'xyz'], 500);
+  g.add('rgb', [q('rgb', 0, 100), q('rgb', 1, 300)], false);
+  g.add('ir', [q('ir', 0, 101), q('ir', 1, 250)], false);
+  assert.equal(g.next(0), undefined, 'xyz has nothing yet and is not caught up: wait');
+  g.add('xyz', [q('xyz', 0, 200)], true);
+  const order: string[] = [];
+  for (let it = g.next(1); it !== undefined; it = g.next(1)) order.push(it.item);
+  assert.deepEqual(order, ['rgb@0', 'ir@0', 'xyz@0', 'ir@1'], 'stops when ir and xyz are drained: ir is not caught up');
+  assert.equal(g.next(400), undefined);
+  assert.equal(g.next(501)!.item, 'rgb@1', 'after max idle the task proceeds without the empty partition');
+  assert.equal(g.size, 0);
+});
+
+test('unusable records (no event time) are passed on at once', () => {
+  const g = new PartitionGroup<string>(['rgb', 'ir'], 10_000);
+  g.add('rgb', [q('rgb', 0, Number.NEGATIVE_INFINITY)], false);
+  assert.equal(g.next(0)!.item, 'rgb@0');
+});

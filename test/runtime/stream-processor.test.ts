@@ -1,0 +1,121 @@
+/**
+ * The stream processor end to end on the real broker with real ONNX models:
+ * frames in, events, alerts and dead letters out.
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { AvroCodec } from '../../src/codec/avro-codec.js';
+import type { AnomalyEvent, DeadLetter } from '../../src/codec/records.js';
+import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import { ModelRegistry } from '../../src/inference/model-registry.js';
+import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
+import { StreamProcessor } from '../../src/runtime/stream-processor.js';
+import { partitionFor } from '../../src/kafka/partitioner.js';
+import { consumeAll, consumeN, deleteTopics, quietLogger, testConfig, testKafka } from '../helpers/kafka.js';
+import { makeFrame } from '../helpers/frames.js';
+import { TEST_MANIFEST } from '../helpers/models.js';
+
+const base = testConfig();
+const config = loadConfig({
+  env: {},
+  overrides: {
+    ...JSON.parse(JSON.stringify(base)),
+    processing: { maxTaskIdleMs: 50, tickMs: 20, commitIntervalMs: 100 },
+    join: { modalities: { rgb: { policy: 'required', timeoutMs: 1500 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 5000 } }, idleAdvanceMs: 300 },
+    inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2 },
+  } as never,
+});
+const kafka = testKafka(config);
+const admin = kafka.admin();
+await admin.connect();
+const plans = planTopics(config);
+await ensureTopics(admin, plans);
+const catalog = SchemaCatalog.load();
+const frames = AvroCodec.local(catalog, 'Frame');
+const events = AvroCodec.local(catalog, 'AnomalyEvent');
+const deadLetters = AvroCodec.local(catalog, 'DeadLetter');
+const producer = kafka.producer();
+await producer.connect();
+const registry = await ModelRegistry.open(config, quietLogger);
+const processor = new StreamProcessor(config, registry, { logger: quietLogger });
+after(async () => {
+  await processor.stop();
+  await registry.close();
+  await producer.disconnect();
+  await deleteTopics(admin, plans.map((p) => p.name));
+  await admin.disconnect();
+});
+
+const P = config.topics.partitions;
+async function send(modality: 'rgb' | 'ir' | 'xyz', sampleId: string, value: Buffer, key = sampleId): Promise<void> {
+  await producer.send({ topic: config.topics.inputs[modality], messages: [{ key, value, partition: partitionFor(sampleId, P) }] });
+}
+
+test('frames in → verdicts, refinements, alerts and dead letters out', { timeout: 90_000 }, async () => {
+  await processor.start();
+  const t0 = Date.now();
+  // S-ok: rgb + ir now (provisional OK), xyz 2 s later in capture time (refined, final)
+  await send('rgb', 'S-ok', frames.encode(await makeFrame('S-ok', 'rgb', { captureTime: t0 })));
+  await send('ir', 'S-ok', frames.encode(await makeFrame('S-ok', 'ir', { captureTime: t0 + 2 })));
+  // S-nok: a bright square on rgb, announced as rgb+ir only: one final NOK event and an alert
+  await send('rgb', 'S-nok', frames.encode(await makeFrame('S-nok', 'rgb', { captureTime: t0 + 10, square: [8, 4, 6], expected: ['rgb', 'ir'] })));
+  await send('rgb', 'S-nok', frames.encode(await makeFrame('S-nok', 'rgb', { captureTime: t0 + 10, square: [8, 4, 6], expected: ['rgb', 'ir'] }))); // duplicate
+  await send('ir', 'S-nok', frames.encode(await makeFrame('S-nok', 'ir', { captureTime: t0 + 12, expected: ['rgb', 'ir'] })));
+  // S-noir: rgb only; ir times out → judged with rgb alone
+  await send('rgb', 'S-noir', frames.encode(await makeFrame('S-noir', 'rgb', { captureTime: t0 + 20, expected: ['rgb', 'ir'] })));
+  // S-norgb: ir only → UNKNOWN after the rgb timeout
+  await send('ir', 'S-norgb', frames.encode(await makeFrame('S-norgb', 'ir', { captureTime: t0 + 30, expected: ['rgb', 'ir'] })));
+  // unusable records
+  await send('rgb', 'S-garbage', Buffer.from('definitely not avro'));
+  await send('rgb', 'S-wrongtopic', frames.encode(await makeFrame('S-wrongtopic', 'ir', { captureTime: t0 + 40 })));
+  const corrupt = await makeFrame('S-corrupt', 'rgb', { captureTime: t0 + 50 });
+  await send('rgb', 'S-corrupt', frames.encode({ ...corrupt, payload: corrupt.payload!.subarray(0, 40) }));
+  await send('xyz', 'S-ok', frames.encode(await makeFrame('S-ok', 'xyz', { captureTime: t0 + 2000 })));
+
+  const msgs = await consumeN(kafka, config, config.topics.events, 5, 60_000);
+  const evs = await Promise.all(msgs.map((m) => events.decode(m.value!)));
+  const by = (id: string): AnomalyEvent[] => evs.filter((e) => e.sampleId === id).sort((a, b) => a.revision - b.revision);
+
+  const ok = by('S-ok');
+  assert.deepEqual(ok.map((e) => [e.revision, e.verdict, e.final, e.model?.id]), [
+    [1, 'OK', false, 'test-rgb-ir'],
+    [2, 'OK', true, 'test-rgb-ir-xyz'],
+  ]);
+  assert.deepEqual(ok[0]!.modalitiesMissing, ['xyz']);
+  assert.deepEqual(ok[1]!.sources.map((s) => s.modality), ['rgb', 'ir', 'xyz']);
+  assert.ok(ok[1]!.timings.endToEndMs >= ok[1]!.timings.joinWaitMs);
+
+  const [nok] = by('S-nok');
+  assert.equal(nok!.verdict, 'NOK');
+  assert.equal(nok!.final, true);
+  assert.ok(nok!.score! >= nok!.threshold!);
+  assert.ok(nok!.regions.length >= 1);
+  const r = nok!.regions[0]!;
+  assert.ok(r.x <= 8 && r.x + r.width >= 14 && r.y <= 4 && r.y + r.height >= 10, `region ${JSON.stringify(r)} covers the square`);
+  assert.equal(nok!.heatmap?.width, 64);
+
+  const [noir] = by('S-noir');
+  assert.deepEqual([noir!.verdict, noir!.model?.id, noir!.modalitiesUsed], ['OK', 'test-rgb', ['rgb']]);
+  assert.ok(noir!.modalitiesMissing.includes('ir'));
+
+  const [norgb] = by('S-norgb');
+  assert.equal(norgb!.verdict, 'UNKNOWN');
+  assert.match(norgb!.reason!, /required modality rgb did not arrive/);
+  assert.equal(by('S-nok').length, 1, 'the duplicate rgb frame made no second event');
+
+  const alerts = await consumeN(kafka, config, config.topics.alerts, 1);
+  assert.equal(alerts[0]!.key!.toString(), 'S-nok');
+
+  const dls = await consumeN(kafka, config, config.topics.deadLetters, 3);
+  const dl = await Promise.all(dls.map((m) => deadLetters.decode(m.value!)));
+  const reason = (pred: (d: DeadLetter) => boolean): string | undefined => dl.find(pred)?.reasonCode;
+  assert.equal(reason((d) => d.original.toString() === 'definitely not avro'), 'CODEC_BAD_MAGIC');
+  assert.equal(reason((d) => d.sampleId === 'S-wrongtopic'), 'FRAME_UNKNOWN_MODALITY');
+  assert.equal(reason((d) => d.sampleId === 'S-corrupt'), 'FRAME_CORRUPT');
+  assert.ok(dl.every((d) => d.source.topic === config.topics.inputs.rgb && d.original.length > 0));
+  assert.equal((await consumeAll(kafka, config, config.topics.events)).length, 5, 'exactly one event per sample and revision');
+  const stats = processor.stats();
+  assert.equal(stats.duplicates, 1);
+  assert.deepEqual(stats.tasks, [0, 1, 2]);
+});

@@ -1,0 +1,78 @@
+/**
+ * Two service instances in one consumer group share the tasks (whole
+ * partition numbers) and judge every part exactly once.
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { AvroCodec } from '../../src/codec/avro-codec.js';
+import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import { ModelRegistry } from '../../src/inference/model-registry.js';
+import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
+import { StreamProcessor } from '../../src/runtime/stream-processor.js';
+import { partitionFor } from '../../src/kafka/partitioner.js';
+import { consumeAll, deleteTopics, quietLogger, testConfig, testKafka } from '../helpers/kafka.js';
+import { makeFrame } from '../helpers/frames.js';
+import { TEST_MANIFEST } from '../helpers/models.js';
+
+const base = testConfig();
+const config = loadConfig({
+  env: {},
+  overrides: {
+    ...JSON.parse(JSON.stringify(base)),
+    topics: { ...base.topics, partitions: 6 },
+    processing: { maxTaskIdleMs: 50, tickMs: 20, commitIntervalMs: 100 },
+    inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2 },
+  } as never,
+});
+const kafka = testKafka(config);
+const admin = kafka.admin();
+await admin.connect();
+const plans = planTopics(config);
+await ensureTopics(admin, plans);
+const registry = await ModelRegistry.open(config, quietLogger);
+const a = new StreamProcessor(config, registry, { logger: quietLogger });
+const b = new StreamProcessor(config, registry, { logger: quietLogger });
+after(async () => {
+  await Promise.all([a.stop(), b.stop()]);
+  await registry.close();
+  await deleteTopics(admin, plans.map((p) => p.name));
+  await admin.disconnect();
+});
+
+test('two instances in one group split the tasks and judge every part once', { timeout: 120_000 }, async () => {
+  await a.start();
+  await b.start();
+  // wait until the group has settled with both members holding tasks
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && !(a.stats().tasks.length > 0 && b.stats().tasks.length > 0 && a.stats().tasks.length + b.stats().tasks.length === 6)) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const ta = a.stats().tasks;
+  const tb = b.stats().tasks;
+  assert.deepEqual([...ta, ...tb].sort(), [0, 1, 2, 3, 4, 5], `tasks ${JSON.stringify(ta)} + ${JSON.stringify(tb)}`);
+  assert.equal(ta.length, 3);
+
+  const frames = AvroCodec.local(SchemaCatalog.load(), 'Frame');
+  const producer = kafka.producer();
+  await producer.connect();
+  const n = 30;
+  const t0 = Date.now();
+  for (let i = 0; i < n; i++) {
+    const id = `P-${i}`;
+    const messages = await Promise.all(
+      (['rgb', 'ir'] as const).map(async (m) => ({
+        topic: config.topics.inputs[m],
+        messages: [{ key: id, value: frames.encode(await makeFrame(id, m, { captureTime: t0 + i * 10, expected: ['rgb', 'ir'] })), partition: partitionFor(id, 6) }],
+      })),
+    );
+    await producer.sendBatch({ topicMessages: messages });
+  }
+  await producer.disconnect();
+  const events = await consumeAll(kafka, config, config.topics.events, 3000);
+  const ids = events.map((e) => e.key!.toString()).sort();
+  assert.equal(ids.length, n, 'one event per part');
+  assert.equal(new Set(ids).size, n, 'no part judged twice');
+  assert.ok(a.stats().judged > 0 && b.stats().judged > 0, `both instances judged (${a.stats().judged} + ${b.stats().judged})`);
+  assert.equal(a.stats().judged + b.stats().judged, n);
+});
