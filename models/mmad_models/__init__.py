@@ -1,0 +1,1 @@
+"""mmad-models."""

@@ -1,0 +1,172 @@
+"""Command line: python -m mmad_models <command> ...
+
+  synth    write the procedural development dataset (MVTec 3D-AD layout)
+  train    train one method on one modality subset, calibrate, evaluate, save a checkpoint
+  eval     print one table, method x modality subset, from checkpoints (re-evaluated)
+  export   ONNX + manifest entry + parity fixtures from checkpoints
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+
+def _mods(s: str) -> tuple[str, ...]:
+    mods = tuple(m.strip() for m in s.split(",") if m.strip())
+    bad = [m for m in mods if m not in ("rgb", "ir", "xyz")]
+    if bad or not mods:
+        raise argparse.ArgumentTypeError(f"modalities are a comma list of rgb, ir, xyz; got {s!r}")
+    return mods
+
+
+def _size(s: str) -> tuple[int, int]:
+    parts = [int(p) for p in s.lower().split("x")]
+    return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+
+
+def cmd_synth(a) -> int:
+    from .data.synthetic import write_dataset
+
+    cat = write_dataset(a.root, a.category, a.size, a.train, a.validation, a.test_good, a.test_per_defect, seed=a.seed)
+    print(f"wrote {cat}")
+    return 0
+
+
+def cmd_train(a) -> int:
+    from .train import RunConfig, train_run
+
+    torch.set_num_threads(a.threads)
+    cfg = RunConfig(dataset=a.dataset, category=a.category, modalities=a.modalities, method=a.method,
+                    size=a.size, teacher=a.teacher, resnet_arch=a.resnet_arch, epochs=a.epochs,
+                    batch_size=a.batch_size, lr=a.lr, fusion=a.fusion, sigmas=a.sigmas, seed=a.seed,
+                    teacher_dir=a.teacher_dir, plane_removal=a.plane_removal)
+    out = a.out or f"out/runs/{a.method}-{'-'.join(a.modalities)}"
+    res = train_run(cfg, out)
+    print(json.dumps({"out": out, "threshold": res["threshold"]["value"], "metrics": res.get("metrics"),
+                      "seconds": res["seconds"]}, indent=2))
+    return 0
+
+
+def _fmt(x) -> str:
+    return "  -  " if x is None else f"{x:.3f}"
+
+
+def cmd_eval(a) -> int:
+    from .train import evaluate_model, load_checkpoint
+
+    torch.set_num_threads(a.threads)
+    rows = []
+    for ck in a.checkpoints:
+        path = Path(ck)
+        path = path / "model.pt" if path.is_dir() else path
+        model, cfg, res = load_checkpoint(path)
+        if a.dataset:
+            cfg.dataset = a.dataset
+        m = evaluate_model(model, cfg, res["threshold"]["value"])
+        rows.append((cfg.method, "+".join(cfg.modalities), cfg.teacher if len(cfg.teacher) < 24 else "file", m))
+    head = f"{'method':<7} {'modalities':<12} {'teacher':<11} {'I-AUROC':>8} {'P-AUROC':>8} {'AUPRO@0.3':>10} {'F1':>6} {'thr':>7}"
+    print(head)
+    print("-" * len(head))
+    for method, mods, teacher, m in rows:
+        print(f"{method:<7} {mods:<12} {teacher:<11} {_fmt(m['i_auroc']):>8} {_fmt(m['p_auroc']):>8} "
+              f"{_fmt(m['aupro_0_3']):>10} {_fmt(m['f1']):>6} {m['threshold']:>7.2f}")
+    return 0
+
+
+def cmd_export(a) -> int:
+    from .data import load_split, stack
+    from .export import export_model, write_manifest
+    from .train import load_checkpoint
+
+    torch.set_num_threads(a.threads)
+    entries = []
+    for ck in a.checkpoints:
+        path = Path(ck)
+        path = path / "model.pt" if path.is_dir() else path
+        model, cfg, res = load_checkpoint(path)
+        mid = f"{cfg.method}-{'-'.join(cfg.modalities)}"
+        # parity inputs: the first good and the first anomalous test part when there is a
+        # test split, else the first two validation parts
+        split = "test" if (Path(cfg.dataset) / cfg.category / "test").is_dir() else "validation"
+        samples = load_split(cfg.dataset, cfg.category, split, tuple(cfg.modalities), tuple(cfg.size))
+        good = [s for s in samples if s.label == 0][:1]
+        bad = [s for s in samples if s.label == 1][:1]
+        pick = (good + bad) if len(good + bad) == 2 else samples[:2]
+        inputs = {m: stack(pick, m) for m in cfg.modalities}
+        metrics = res.get("metrics")
+        if metrics is not None:
+            metrics = {k: metrics[k] for k in ("i_auroc", "p_auroc", "aupro_0_3", "f1", "threshold", "testCount")}
+        training = {"dataset": cfg.dataset, "category": cfg.category, "trainCount": res["trainCount"],
+                    "epochs": cfg.epochs, "seconds": round(sum(res["seconds"].values()), 1),
+                    "teacher": {m: {"spec": {k: v for k, v in s.items() if k != "weights"}, "source": cfg.teacher}
+                                for m, s in res["specs"].items()},
+                    "fusion": cfg.fusion, "seed": cfg.seed}
+        e = export_model(model, a.out, mid, a.version, cfg.method, res["threshold"], metrics, training, inputs)
+        print(f"exported {a.out}/{e['file']} ({e['sizeBytes'] / 1e6:.1f} MB) max |ort - torch| "
+              f"map {e['parity']['maxAbsErrorVsPytorch']['anomaly_map']:.2e} score {e['parity']['maxAbsErrorVsPytorch']['score']:.2e}")
+        entries.append(e)
+    print(f"manifest {write_manifest(a.out, entries)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mmad_models", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("synth", help="write the procedural development dataset")
+    s.add_argument("--root", required=True)
+    s.add_argument("--category", default="slab")
+    s.add_argument("--size", type=_size, default=(64, 64), help="HxW or N (default 64)")
+    s.add_argument("--train", type=int, default=48)
+    s.add_argument("--validation", type=int, default=12)
+    s.add_argument("--test-good", type=int, default=16)
+    s.add_argument("--test-per-defect", type=int, default=8)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_synth)
+
+    t = sub.add_parser("train", help="train, calibrate and evaluate one model")
+    t.add_argument("--dataset", required=True, help="dataset root (MVTec 3D-AD layout)")
+    t.add_argument("--category", required=True)
+    t.add_argument("--modalities", type=_mods, required=True, help="e.g. rgb,ir,xyz")
+    t.add_argument("--method", default="crd", choices=["crd"])
+    t.add_argument("--size", type=_size, default=(64, 64))
+    t.add_argument("--teacher", default="procedural",
+                   help="random | procedural | selfsup | path of a local torchvision ResNet checkpoint")
+    t.add_argument("--resnet-arch", default="resnet18", help="architecture of --teacher FILE")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--fusion", default="max", choices=["max", "sum"])
+    t.add_argument("--sigmas", type=float, default=3.0, help="threshold = mean + k * std of validation scores")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--teacher-dir", default="out/teachers", help="cache of pre-trained teachers")
+    t.add_argument("--plane-removal", action="store_true", help="RANSAC background-plane removal when loading xyz")
+    t.add_argument("--out", help="run folder (default out/runs/<method>-<modalities>)")
+    t.add_argument("--threads", type=int, default=2)
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluation table from checkpoints")
+    e.add_argument("checkpoints", nargs="+", help="run folders or model.pt files")
+    e.add_argument("--dataset", help="evaluate on this dataset root instead of the training one")
+    e.add_argument("--threads", type=int, default=2)
+    e.set_defaults(fn=cmd_eval)
+
+    x = sub.add_parser("export", help="ONNX + manifest + parity fixtures")
+    x.add_argument("checkpoints", nargs="+")
+    x.add_argument("--out", default="exported", help="folder of the ONNX files and manifest.json")
+    x.add_argument("--version", default="0.1.0")
+    x.add_argument("--threads", type=int, default=2)
+    x.set_defaults(fn=cmd_export)
+
+    a = p.parse_args(argv)
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

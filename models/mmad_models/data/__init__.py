@@ -1,0 +1,38 @@
+"""Datasets in the MVTec 3D-AD layout and the preprocessing of their modalities.
+
+Layout: ``<root>/<category>/{train,validation}/good/{rgb,ir,xyz}/NNN.{png,tiff}`` and
+``<root>/<category>/test/<defect>/{rgb,ir,xyz,gt}/NNN.*``.
+"""
+
+from .io import read_ir, read_mask, read_rgb, read_xyz, write_ir, write_mask, write_rgb, write_xyz
+from .pointcloud import (
+    border_points,
+    fit_plane_lstsq,
+    fit_plane_ransac,
+    remove_plane,
+    resize_organized,
+    valid_mask,
+)
+from .dataset import MODALITIES, Sample, load_split, list_categories, stack
+
+__all__ = [
+    "MODALITIES",
+    "Sample",
+    "border_points",
+    "fit_plane_lstsq",
+    "fit_plane_ransac",
+    "list_categories",
+    "load_split",
+    "read_ir",
+    "read_mask",
+    "read_rgb",
+    "read_xyz",
+    "remove_plane",
+    "resize_organized",
+    "stack",
+    "valid_mask",
+    "write_ir",
+    "write_mask",
+    "write_rgb",
+    "write_xyz",
+]

@@ -1,0 +1,136 @@
+"""Loading one split of one category into memory, at the model's input size.
+
+Every modality is returned in the convention of the exported models' inputs:
+rgb float32 [3,H,W] raw 0..255, ir float32 [1,H,W] raw 0..65535, xyz float32 [3,H,W]
+metres with 0 for missing points. Normalisation happens inside the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .io import read_ir, read_mask, read_rgb, read_xyz
+from .pointcloud import remove_plane, resize_mask, resize_organized
+
+MODALITIES = ("rgb", "ir", "xyz")
+_EXT = {"rgb": ".png", "ir": ".png", "xyz": ".tiff", "gt": ".png"}
+
+
+@dataclass
+class Sample:
+    id: str  # "<split>/<defect>/<NNN>"
+    split: str
+    defect: str  # "good" for good parts
+    label: int  # 0 good, 1 anomalous
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    mask: np.ndarray | None = None  # [1,H,W] float32 0/1
+
+
+def list_categories(root: str | Path) -> list[str]:
+    root = Path(root)
+    return sorted(p.name for p in root.iterdir() if (p / "train").is_dir())
+
+
+def _resize_image(a: np.ndarray, size: tuple[int, int], maxval: float) -> np.ndarray:
+    """Lanczos resize of an H x W (x C) image, in float, rounded to the integer grid of the source."""
+    h, w = size
+    if a.shape[:2] == (h, w):
+        return a.astype(np.float32)
+    chans = a[..., None] if a.ndim == 2 else a
+    out = np.stack(
+        [
+            np.asarray(Image.fromarray(chans[..., i].astype(np.float32)).resize((w, h), Image.Resampling.LANCZOS))
+            for i in range(chans.shape[2])
+        ],
+        axis=2,
+    )
+    out = np.clip(np.rint(out), 0, maxval)
+    return out[..., 0] if a.ndim == 2 else out
+
+
+def load_sample(
+    folder: Path,
+    stem: str,
+    modalities: tuple[str, ...],
+    size: tuple[int, int] | None,
+    plane_removal: bool,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    inputs: dict[str, np.ndarray] = {}
+    shape = None
+    for m in modalities:
+        path = folder / m / (stem + _EXT[m])
+        if m == "rgb":
+            a = read_rgb(path)
+            shape = a.shape[:2]
+            a = _resize_image(a, size or shape, 255.0)
+            inputs[m] = np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)
+        elif m == "ir":
+            a = read_ir(path)
+            shape = a.shape
+            a = _resize_image(a, size or shape, 65535.0)
+            inputs[m] = a[None].astype(np.float32)
+        elif m == "xyz":
+            a = read_xyz(path)
+            shape = a.shape[:2]
+            if plane_removal:
+                a = remove_plane(a)
+            if size is not None:
+                a = resize_organized(a, *size)
+            inputs[m] = np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)
+        else:
+            raise ValueError(f"unknown modality {m!r}")
+    mask = None
+    gt = folder / "gt" / (stem + _EXT["gt"])
+    if gt.exists():
+        g = read_mask(gt)
+        if size is not None:
+            g = resize_mask(g, *size)
+        mask = g[None].astype(np.float32)
+    elif size is not None or shape is not None:
+        mask = np.zeros((1, *(size or shape)), dtype=np.float32)
+    return inputs, mask
+
+
+def load_split(
+    root: str | Path,
+    category: str,
+    split: str,
+    modalities: tuple[str, ...] = MODALITIES,
+    size: tuple[int, int] | None = None,
+    plane_removal: bool = False,
+    limit: int | None = None,
+) -> list[Sample]:
+    """All samples of ``<root>/<category>/<split>``, sorted by defect then file name.
+
+    A sample is listed when its first modality's file exists; every requested modality
+    must then be present, or the loader raises (a dataset without IR is loaded with
+    modalities that leave ``ir`` out).
+    """
+    base = Path(root) / category / split
+    if not base.is_dir():
+        raise FileNotFoundError(f"no split folder {base}")
+    out: list[Sample] = []
+    for defect_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        first = defect_dir / modalities[0]
+        stems = sorted(p.stem for p in first.glob("*" + _EXT[modalities[0]]))
+        if limit is not None:
+            stems = stems[:limit]
+        for stem in stems:
+            inputs, mask = load_sample(defect_dir, stem, modalities, size, plane_removal)
+            defect = defect_dir.name
+            label = 0 if defect == "good" else 1
+            if mask is not None and label == 0:
+                mask = np.zeros_like(mask)
+            out.append(Sample(f"{split}/{defect}/{stem}", split, defect, label, inputs, mask))
+    return out
+
+
+def stack(samples: list[Sample], modality: str) -> np.ndarray:
+    """[N,C,H,W] float32 of one modality (or 'mask')."""
+    if modality == "mask":
+        return np.stack([s.mask for s in samples]).astype(np.float32)
+    return np.stack([s.inputs[modality] for s in samples]).astype(np.float32)

@@ -1,0 +1,161 @@
+"""Evaluation metrics of MVTec 3D-AD, implemented once.
+
+* I-AUROC: area under the ROC curve of image scores (label 1 = anomalous).
+* P-AUROC: the same over every pixel of every test image (mask 1 = anomalous).
+* AUPRO@0.3: area under the per-region-overlap curve, PRO against the false positive
+  rate on good pixels, integrated from FPR 0 to 0.3 and divided by 0.3 (so 1.0 is
+  perfect), as in the MVTec 3D-AD evaluation: regions are the 8-connected components of
+  each ground-truth mask; the PRO at a threshold is the mean over all regions of the
+  fraction of the region's pixels above it; the curve is linearly interpolated at 0.3.
+* F1 of image verdicts at a given threshold (score >= threshold is NOK).
+
+Ties are handled exactly: AUROC uses mid-ranks (a tie counts one half), and the PRO
+curve has one point per distinct score value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.stats import rankdata
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC = P(score of a positive > score of a negative) + 0.5 P(tie)."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUROC needs both positive and negative samples")
+    ranks = rankdata(s)  # mid-ranks for ties
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def image_auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    return auroc(scores, labels)
+
+
+def pixel_auroc(maps: np.ndarray, masks: np.ndarray) -> float:
+    return auroc(np.asarray(maps).ravel(), np.asarray(masks).ravel() > 0)
+
+
+def pro_curve(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, pro) at every distinct threshold, descending thresholds, starting at (0, 0)."""
+    maps = np.asarray(maps, dtype=np.float64)
+    masks = np.asarray(masks) > 0
+    maps = maps.reshape(-1, *maps.shape[-2:])
+    masks = masks.reshape(-1, *masks.shape[-2:])
+    if maps.shape != masks.shape:
+        raise ValueError(f"maps {maps.shape} and masks {masks.shape} differ")
+    structure = np.ones((3, 3), dtype=int)  # 8-connectivity
+    fpr_w = np.zeros(maps.shape, dtype=np.float64)
+    pro_w = np.zeros(maps.shape, dtype=np.float64)
+    n_regions = 0
+    regions = []
+    for i in range(len(masks)):
+        labelled, n = ndimage.label(masks[i], structure=structure)
+        regions.append((labelled, n))
+        n_regions += n
+    n_ok = int((~masks).sum())
+    if n_regions == 0 or n_ok == 0:
+        raise ValueError("the PRO curve needs anomalous regions and good pixels")
+    fpr_w[~masks] = 1.0 / n_ok
+    for i, (labelled, n) in enumerate(regions):
+        if n == 0:
+            continue
+        sizes = np.bincount(labelled.ravel(), minlength=n + 1).astype(np.float64)
+        w = np.zeros(n + 1)
+        w[1:] = 1.0 / (n_regions * sizes[1:])
+        pro_w[i] = w[labelled]
+    s = maps.ravel()
+    order = np.argsort(-s, kind="stable")
+    s_sorted = s[order]
+    fpr = np.cumsum(fpr_w.ravel()[order])
+    pro = np.cumsum(pro_w.ravel()[order])
+    # Keep the last index of each run of equal scores: one point per threshold.
+    last = np.r_[np.nonzero(np.diff(s_sorted))[0], len(s_sorted) - 1]
+    fpr = np.r_[0.0, np.minimum(fpr[last], 1.0)]
+    pro = np.r_[0.0, np.minimum(pro[last], 1.0)]
+    return fpr, pro
+
+
+def aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> float:
+    """Normalised area under the PRO curve up to ``fpr_limit``."""
+    fpr, pro = pro_curve(maps, masks)
+    keep = fpr <= fpr_limit
+    x, y = fpr[keep], pro[keep]
+    if x[-1] < fpr_limit:
+        j = int(np.searchsorted(fpr, fpr_limit))  # first point past the limit
+        if j < len(fpr):
+            x0, x1, y0, y1 = fpr[j - 1], fpr[j], pro[j - 1], pro[j]
+            yl = y0 + (y1 - y0) * (fpr_limit - x0) / (x1 - x0) if x1 > x0 else y1
+            x, y = np.r_[x, fpr_limit], np.r_[y, yl]
+    return float(np.trapezoid(y, x) / fpr_limit)
+
+
+@dataclass(frozen=True)
+class F1Result:
+    f1: float
+    precision: float
+    recall: float
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+
+def f1_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> F1Result:
+    """Image verdicts NOK when score >= threshold; F1 of the NOK class."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    pred = s >= threshold
+    tp, fp = int((pred & y).sum()), int((pred & ~y).sum())
+    fn, tn = int((~pred & y).sum()), int((~pred & ~y).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return F1Result(f1, precision, recall, tp, fp, fn, tn)
+
+
+def calibrate_threshold(val_good_scores: np.ndarray, sigmas: float = 3.0) -> float:
+    """Threshold from the image scores of validation good parts: mean + sigmas * std (ddof=1).
+
+    No anomalous part is used. With a single validation score the std is taken as 0.
+    """
+    s = np.asarray(val_good_scores, dtype=np.float64).ravel()
+    if len(s) == 0:
+        raise ValueError("calibration needs validation good scores")
+    std = float(s.std(ddof=1)) if len(s) > 1 else 0.0
+    return float(s.mean() + sigmas * std)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    i_auroc: float
+    p_auroc: float
+    aupro: float
+    f1: float
+    threshold: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "i_auroc": self.i_auroc,
+            "p_auroc": self.p_auroc,
+            "aupro_0_3": self.aupro,
+            "f1": self.f1,
+            "threshold": self.threshold,
+        }
+
+
+def evaluate(
+    scores: np.ndarray, labels: np.ndarray, maps: np.ndarray, masks: np.ndarray, threshold: float
+) -> Metrics:
+    return Metrics(
+        image_auroc(scores, labels),
+        pixel_auroc(maps, masks),
+        aupro(maps, masks),
+        f1_at(scores, labels, threshold).f1,
+        threshold,
+    )

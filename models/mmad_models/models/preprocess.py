@@ -1,0 +1,169 @@
+"""In-graph input preprocessing: raw sensor values in, a 3-channel normalised tensor out.
+
+These modules are part of every exported model, so the service feeds raw values:
+rgb 0..255, ir 0..65535, xyz metres with 0,0,0 for a missing point. Statistics are
+buffers fitted on training good parts (``fit``) and travel inside the ONNX file.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class RgbInput(nn.Module):
+    """(x / 255 - mean) / std per channel."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def fit(self, raw: torch.Tensor) -> None:
+        x = raw / 255.0
+        self.mean.copy_(x.mean(dim=(0, 2, 3)).view(1, 3, 1, 1))
+        self.std.copy_(x.std(dim=(0, 2, 3)).clamp_min(1e-3).view(1, 3, 1, 1))
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw / 255.0 - self.mean) / self.std
+
+    def describe(self) -> dict:
+        return {"scale": 1 / 255.0, "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+
+
+class IrInput(nn.Module):
+    """(x / 65535 - mean) / std, replicated to 3 channels so that any teacher accepts it."""
+
+    def __init__(self, mean: float = 0.5, std: float = 0.25):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def fit(self, raw: torch.Tensor) -> None:
+        x = raw / 65535.0
+        self.mean.copy_(x.mean())
+        self.std.copy_(x.std().clamp_min(1e-4))
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        x = (raw / 65535.0 - self.mean) / self.std
+        return x.expand(-1, 3, -1, -1)
+
+    def describe(self) -> dict:
+        return {"scale": 1 / 65535.0, "mean": [float(self.mean)], "std": [float(self.std)]}
+
+
+def _solve3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Solves batched 3x3 systems a x = b by the adjugate (exports to plain ONNX ops)."""
+    a00, a01, a02 = a[:, 0, 0], a[:, 0, 1], a[:, 0, 2]
+    a10, a11, a12 = a[:, 1, 0], a[:, 1, 1], a[:, 1, 2]
+    a20, a21, a22 = a[:, 2, 0], a[:, 2, 1], a[:, 2, 2]
+    c00 = a11 * a22 - a12 * a21
+    c01 = a02 * a21 - a01 * a22
+    c02 = a01 * a12 - a02 * a11
+    c10 = a12 * a20 - a10 * a22
+    c11 = a00 * a22 - a02 * a20
+    c12 = a02 * a10 - a00 * a12
+    c20 = a10 * a21 - a11 * a20
+    c21 = a01 * a20 - a00 * a21
+    c22 = a00 * a11 - a01 * a10
+    det = a00 * c00 + a01 * c10 + a02 * c20
+    det = torch.where(det.abs() < 1e-20, torch.full_like(det, 1e-20), det)
+    b0, b1, b2 = b[:, 0], b[:, 1], b[:, 2]
+    return torch.stack(
+        [(c00 * b0 + c01 * b1 + c02 * b2) / det, (c10 * b0 + c11 * b1 + c12 * b2) / det,
+         (c20 * b0 + c21 * b1 + c22 * b2) / det], dim=1)
+
+
+class XyzInput(nn.Module):
+    """Geometric descriptors of an organized point cloud: height above the support plane
+    and the x, y components of the surface normal, each standardised; 0 where missing.
+
+    The support plane z = a x + b y + c is fitted per sample on the valid points of a
+    border strip by weighted least squares, then refitted on the points within
+    ``inlier_m`` of the first fit (one robust step; RANSAC does not export to a graph).
+    Heights and normals make the descriptors invariant to the part's distance and the
+    plane's tilt; a missing point never becomes a value other than 0.
+    """
+
+    def __init__(self, size: tuple[int, int], border: int | None = None, inlier_m: float = 0.004):
+        super().__init__()
+        h, w = size
+        bw = border if border is not None else max(1, round(min(h, w) / 80))  # 10 px at 800 px
+        strip = torch.zeros(1, 1, h, w)
+        strip[..., :bw, :] = 1
+        strip[..., -bw:, :] = 1
+        strip[..., :, :bw] = 1
+        strip[..., :, -bw:] = 1
+        self.register_buffer("strip", strip)
+        self.inlier_m = inlier_m
+        self.register_buffer("mean", torch.zeros(3))
+        self.register_buffer("std", torch.ones(3))
+
+    def _fit(self, x, y, z, w):
+        ones = torch.ones_like(x)
+        feats = torch.stack([x, y, ones], dim=1).flatten(2)  # [B,3,N]
+        wf = w.flatten(1).unsqueeze(1)  # [B,1,N]
+        a = torch.matmul(feats * wf, feats.transpose(1, 2))  # [B,3,3]
+        a = a + 1e-9 * torch.eye(3, dtype=x.dtype).unsqueeze(0)
+        b = (feats * wf * z.flatten(1).unsqueeze(1)).sum(-1)  # [B,3]
+        return _solve3(a, b)
+
+    def descriptors(self, raw: torch.Tensor) -> torch.Tensor:
+        """Un-standardised [height_m, nx, ny] and the validity mask."""
+        x, y, z = raw[:, 0], raw[:, 1], raw[:, 2]  # [B,H,W]
+        valid = (raw.abs().sum(1) > 0).to(raw.dtype)
+        w = valid * self.strip[:, 0]
+        coef = self._fit(x, y, z, w)
+        plane = coef[:, 0, None, None] * x + coef[:, 1, None, None] * y + coef[:, 2, None, None]
+        inl = w * ((z - plane).abs() < self.inlier_m).to(raw.dtype)
+        enough = (inl.flatten(1).sum(1) >= 6).to(raw.dtype)[:, None, None]
+        coef2 = self._fit(x, y, z, inl)
+        plane2 = coef2[:, 0, None, None] * x + coef2[:, 1, None, None] * y + coef2[:, 2, None, None]
+        plane = enough * plane2 + (1 - enough) * plane
+        # Without any border support (a cloud whose plane was already removed) heights are
+        # taken from the mean depth of the valid points instead.
+        has_plane = (w.flatten(1).sum(1) >= 6).to(raw.dtype)[:, None, None]
+        zmean = (z * valid).flatten(1).sum(1) / valid.flatten(1).sum(1).clamp_min(1.0)
+        plane = has_plane * plane + (1 - has_plane) * zmean[:, None, None]
+        height = (plane - z) * valid
+        # Surface normal from central differences of the organized grid.
+        p = raw * valid.unsqueeze(1)
+        pad = nn.functional.pad(p, (1, 1, 1, 1), mode="replicate")
+        vpad = nn.functional.pad(valid.unsqueeze(1), (1, 1, 1, 1))
+        dx = pad[:, :, 1:-1, 2:] - pad[:, :, 1:-1, :-2]
+        dy = pad[:, :, 2:, 1:-1] - pad[:, :, :-2, 1:-1]
+        nvalid = valid * vpad[:, 0, 1:-1, 2:] * vpad[:, 0, 1:-1, :-2] * vpad[:, 0, 2:, 1:-1] * vpad[:, 0, :-2, 1:-1]
+        n = torch.cross(dx, dy, dim=1)
+        n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        sign = torch.where(n[:, 2:3] > 0, -torch.ones_like(n[:, 2:3]), torch.ones_like(n[:, 2:3]))
+        n = n * sign * nvalid.unsqueeze(1)
+        return torch.stack([height, n[:, 0], n[:, 1]], dim=1), valid.unsqueeze(1)
+
+    def fit(self, raw: torch.Tensor) -> None:
+        d, v = self.descriptors(raw)
+        m = v.expand_as(d).bool()
+        for c in range(3):
+            vals = d[:, c][m[:, c]]
+            self.mean[c] = vals.mean()
+            self.std[c] = vals.std().clamp_min(1e-6)
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        d, v = self.descriptors(raw)
+        return (d - self.mean.view(1, 3, 1, 1)) / self.std.view(1, 3, 1, 1) * v
+
+    def describe(self) -> dict:
+        return {"descriptors": ["height_above_plane_m", "normal_x", "normal_y"],
+                "mean": self.mean.tolist(), "std": self.std.tolist(), "missing": "0,0,0"}
+
+
+def build_input(modality: str, size: tuple[int, int]) -> nn.Module:
+    if modality == "rgb":
+        return RgbInput()
+    if modality == "ir":
+        return IrInput()
+    if modality == "xyz":
+        return XyzInput(size)
+    raise ValueError(f"unknown modality {modality!r}")

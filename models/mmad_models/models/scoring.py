@@ -1,0 +1,62 @@
+"""In-graph scoring: per-branch maps -> normalised, fused, smoothed anomaly map and image score."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, int(math.ceil(4 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+class MapScorer(nn.Module):
+    """Upsamples each branch's map to the input size, standardises it with statistics of
+    validation good parts, fuses the branches, smooths with a Gaussian, scores by max.
+
+    Fusion ``max`` keeps an anomaly that only one modality sees at full strength (the
+    other branches cannot dilute it); ``sum`` adds the standardised maps, as CRD does.
+    """
+
+    def __init__(self, n_branches: int, size: tuple[int, int], sigma: float | None = None, fusion: str = "max"):
+        super().__init__()
+        if fusion not in ("max", "sum"):
+            raise ValueError("fusion is 'max' or 'sum'")
+        self.size = tuple(size)
+        self.fusion = fusion
+        # sigma 4 at 256 px in the reverse-distillation literature; scaled to the input size
+        self.sigma = float(sigma if sigma is not None else max(0.5, 4.0 * min(size) / 256.0))
+        k = gaussian_kernel(self.sigma)
+        self.register_buffer("kx", k.view(1, 1, 1, -1))
+        self.register_buffer("ky", k.view(1, 1, -1, 1))
+        self.register_buffer("mean", torch.zeros(n_branches))
+        self.register_buffer("std", torch.ones(n_branches))
+
+    def upsample(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [F.interpolate(m, size=self.size, mode="bilinear", align_corners=False) for m in maps]
+
+    def smooth(self, m: torch.Tensor) -> torch.Tensor:
+        r = self.kx.shape[-1] // 2
+        m = F.conv2d(F.pad(m, (r, r, 0, 0), mode="replicate"), self.kx)
+        return F.conv2d(F.pad(m, (0, 0, r, r), mode="replicate"), self.ky)
+
+    def fit(self, branch_maps: list[torch.Tensor]) -> None:
+        """branch_maps: per branch, the upsampled [N,1,H,W] maps of validation good parts."""
+        for i, m in enumerate(branch_maps):
+            self.mean[i] = m.mean()
+            self.std[i] = m.std().clamp_min(1e-8)
+
+    def forward(self, maps: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_upsampled(self.upsample(maps))
+
+    def forward_upsampled(self, ups: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.cat([(m - self.mean[i]) / self.std[i] for i, m in enumerate(ups)], dim=1)
+        fused = z.amax(dim=1, keepdim=True) if self.fusion == "max" else z.sum(dim=1, keepdim=True)
+        amap = self.smooth(fused)
+        return amap, amap.flatten(1).amax(dim=1)

@@ -1,0 +1,167 @@
+"""Default teachers the project obtains by itself (no download), and local checkpoints.
+
+* ``random``: the small encoder, frozen at its seeded random initialisation.
+* ``procedural``: the small encoder pre-trained to classify formula-driven images
+  (iterated-function-system fractals, after FractalDB): every class is one random IFS,
+  its images vary in affine jitter, colour, point size and background texture. No real
+  image and no test part is involved.
+* ``selfsup``: the small encoder pre-trained on the training good parts of the
+  modality itself, as a masked denoising autoencoder (random patches are replaced by
+  noise, a light decoder restores the clean input).
+* a local torchvision ResNet/WideResNet checkpoint: ``{"kind": "resnet", "arch": ...,
+  "weights": path}`` (see ``backbones.load_torchvision_checkpoint``).
+
+The comparison that chose the default is in models/README.md.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .models.backbones import SmallEncoder, load_encoder  # noqa: F401 (re-exported)
+
+
+# ---------------------------------------------------------------------------- fractals
+
+
+def _ifs_system(rng: np.random.Generator, n_maps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random contractive affine maps (FractalDB's sampling: rescale to singular-value sum ~ const)."""
+    while True:
+        a = rng.uniform(-1, 1, (n_maps, 2, 2))
+        b = rng.uniform(-1, 1, (n_maps, 2))
+        s = np.linalg.svd(a, compute_uv=False)
+        a *= rng.uniform(1.4, 2.2) / s.sum()  # the singular-value sum sets the fractal's "fill"
+        s = np.linalg.svd(a, compute_uv=False)
+        if (s[:, 0] < 0.95).all():
+            p = np.abs(np.linalg.det(a)) + 1e-3
+            return np.concatenate([a.reshape(n_maps, 4), b], 1), p / p.sum()
+
+
+def render_fractal(system, probs, size: int, rng: np.random.Generator, n_points: int = 9000) -> np.ndarray:
+    maps = system.copy()
+    maps[:, :4] *= rng.uniform(0.9, 1.1, (len(maps), 4))  # intra-class variation
+    # Many short chains in parallel (the chaos game forgets its start after ~20 steps).
+    chains, steps, burn = 150, n_points // 150 + 20, 20
+    x = rng.uniform(-1, 1, (chains, 2))
+    a_all, b_all = maps[:, :4].reshape(-1, 2, 2), maps[:, 4:]
+    pts = []
+    for t in range(steps):
+        k = rng.choice(len(maps), chains, p=probs)
+        x = np.einsum("nij,nj->ni", a_all[k], x) + b_all[k]
+        if t >= burn:
+            pts.append(x)
+    pts = np.concatenate(pts)
+    lo, hi = np.percentile(pts, 1, 0), np.percentile(pts, 99, 0)
+    pts = (pts - lo) / np.maximum(hi - lo, 1e-6)
+    ang = rng.uniform(0, 2 * np.pi)
+    rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    pts = (pts - 0.5) @ rot.T * rng.uniform(0.6, 0.9) + 0.5 + rng.normal(0, 0.05, 2)
+    ij = np.clip((pts * size).astype(int), 0, size - 1)
+    img = np.zeros((size, size))
+    np.add.at(img, (ij[:, 1], ij[:, 0]), 1.0)
+    img = np.minimum(img / max(np.percentile(img[img > 0], 50), 1e-6), 1.0)
+    # background: smooth random texture; foreground: random colour
+    bg = F.interpolate(torch.from_numpy(rng.random((1, 3, 4, 4))), size=(size, size), mode="bicubic",
+                       align_corners=False)[0].numpy() * rng.uniform(0.1, 0.5)
+    fg = rng.uniform(0.3, 1.0, 3)[:, None, None]
+    out = bg * (1 - img) + fg * img + rng.normal(0, 0.03, (3, size, size))
+    return out.astype(np.float32)
+
+
+def fractal_dataset(n_classes: int, per_class: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for c in range(n_classes):
+        system, probs = _ifs_system(rng, int(rng.integers(2, 5)))
+        for _ in range(per_class):
+            xs.append(render_fractal(system, probs, size, rng))
+            ys.append(c)
+    x = np.stack(xs)
+    x = (x - x.mean(axis=(0, 2, 3), keepdims=True)) / x.std(axis=(0, 2, 3), keepdims=True)
+    return x, np.array(ys)
+
+
+def pretrain_procedural(
+    widths=(32, 64, 128), size: int = 64, n_classes: int = 64, per_class: int = 32, epochs: int = 12,
+    seed: int = 0, log=print,
+) -> SmallEncoder:
+    torch.manual_seed(seed)
+    t0 = time.time()
+    x, y = fractal_dataset(n_classes, per_class, size, seed)
+    log(f"procedural teacher: {len(x)} fractal images in {time.time() - t0:.1f}s")
+    enc = SmallEncoder(tuple(widths))
+    head = nn.Linear(enc.channels[2], n_classes)
+    opt = torch.optim.AdamW(list(enc.parameters()) + list(head.parameters()), lr=2e-3, weight_decay=1e-4)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    steps = epochs * ((len(x) + 63) // 64)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)
+    g = torch.Generator().manual_seed(seed)
+    for ep in range(epochs):
+        perm = torch.randperm(len(x), generator=g)
+        correct, total = 0, 0
+        for i in range(0, len(x), 64):
+            idx = perm[i:i + 64]
+            xb = xt[idx]
+            if torch.rand(1, generator=g) < 0.5:
+                xb = xb.flip(3)
+            logits = head(enc(xb)[2].mean(dim=(2, 3)))
+            loss = F.cross_entropy(logits, yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            correct += int((logits.argmax(1) == yt[idx]).sum())
+            total += len(idx)
+        log(f"  epoch {ep + 1}/{epochs} loss {loss.item():.3f} acc {correct / total:.3f}")
+    return enc.eval()
+
+
+# ---------------------------------------------------------------------------- self-supervised
+
+
+def pretrain_selfsup(
+    normalised: torch.Tensor, widths=(32, 64, 128), epochs: int = 60, seed: int = 0, log=print,
+) -> SmallEncoder:
+    """Masked denoising autoencoder on normalised 3-channel inputs [N,3,H,W] of good parts."""
+    torch.manual_seed(seed)
+    enc = SmallEncoder(tuple(widths))
+    c3 = enc.channels[2]
+    dec = nn.Sequential(
+        nn.ConvTranspose2d(c3, 64, 2, 2), nn.ReLU(), nn.ConvTranspose2d(64, 32, 2, 2), nn.ReLU(),
+        nn.ConvTranspose2d(32, 3, 2, 2),
+    )
+    opt = torch.optim.AdamW(list(enc.parameters()) + list(dec.parameters()), lr=2e-3, weight_decay=1e-4)
+    n, _, h, w = normalised.shape
+    g = torch.Generator().manual_seed(seed)
+    for ep in range(epochs):
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, 16):
+            xb = normalised[perm[i:i + 16]]
+            if torch.rand(1, generator=g) < 0.5:
+                xb = xb.flip(3)
+            if torch.rand(1, generator=g) < 0.5:
+                xb = xb.flip(2)
+            cells = torch.rand(len(xb), 1, h // 8, w // 8, generator=g) < 0.4
+            mask = F.interpolate(cells.float(), size=(h, w), mode="nearest")
+            noisy = xb * (1 - mask) + mask * torch.randn(xb.shape, generator=g)
+            rec = dec(enc(noisy)[2])
+            loss = F.mse_loss(rec, xb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if (ep + 1) % max(1, epochs // 4) == 0:
+            log(f"  epoch {ep + 1}/{epochs} reconstruction mse {loss.item():.4f}")
+    return enc.eval()
+
+
+def save_encoder(enc: nn.Module, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(enc.state_dict(), path)
+    return path

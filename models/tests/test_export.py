@@ -1,0 +1,148 @@
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from mmad_models.export import export_model, run_onnx, sha256_file, write_manifest
+from mmad_models.models import CrossmodalReverseDistillation
+
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "model-manifest.schema.json"
+TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
+
+
+def _inputs(rng, mods, b=2, size=(24, 32)):
+    h, w = size
+    xyz = np.zeros((b, 3, h, w), np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    xyz[:, 0], xyz[:, 1] = (xx - w / 2) * 1e-3, (yy - h / 2) * 1e-3
+    xyz[:, 2] = 0.5 - 0.01 * ((np.abs(xx - w / 2) < 8) & (np.abs(yy - h / 2) < 6)) + rng.normal(0, 1e-4, (b, h, w))
+    xyz[:, :, 0, 0] = 0  # a missing point
+    all_ = {
+        "rgb": rng.integers(0, 256, (b, 3, h, w)).astype(np.float32),
+        "ir": rng.integers(0, 65536, (b, 1, h, w)).astype(np.float32),
+        "xyz": xyz,
+    }
+    return {m: all_[m] for m in mods}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    out = tmp_path_factory.mktemp("exported")
+    mods = ("rgb", "xyz")
+    model = CrossmodalReverseDistillation(mods, (24, 32), TINY).eval()
+    # non-trivial in-graph statistics, so that a missing normalisation would show
+    model.scorer.mean.copy_(torch.tensor([0.3, 0.2]))
+    model.scorer.std.copy_(torch.tensor([0.05, 0.1]))
+    x = _inputs(rng, mods)
+    entry = export_model(model, out, "crd-rgb-xyz", "0.1.0", "crd",
+                         {"value": 2.5, "rule": "mean + 3 * std", "sigmas": 3.0, "validationCount": 4,
+                          "validationMean": 1.0, "validationStd": 0.5},
+                         {"i_auroc": 0.9, "p_auroc": 0.95, "aupro_0_3": 0.8, "f1": 0.7, "threshold": 2.5, "testCount": 10},
+                         {"dataset": "d", "category": "c"}, x)
+    write_manifest(out, [entry])
+    return out, model, entry, x
+
+
+def test_graph_io_names_shapes_dynamic_batch(exported):
+    out, model, entry, x = exported
+    g = onnx.load(str(out / entry["file"]))
+    ins = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in g.graph.input}
+    outs = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in g.graph.output}
+    assert list(ins) == ["rgb", "xyz"]
+    assert ins["rgb"] == ["batch", 3, 24, 32] and ins["xyz"] == ["batch", 3, 24, 32]
+    assert outs == {"anomaly_map": ["batch", 1, 24, 32], "score": ["batch"]}
+    for o in g.graph.output:
+        assert o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    # another batch size than the one exported with, compared with PyTorch
+    rng = np.random.default_rng(5)
+    x5 = _inputs(rng, ("rgb", "xyz"), b=5)
+    amap, score = run_onnx(out / entry["file"], x5)
+    with torch.no_grad():
+        ref = model({k: torch.from_numpy(v) for k, v in x5.items()})
+    assert amap.shape == (5, 1, 24, 32) and score.shape == (5,)
+    np.testing.assert_allclose(amap, ref.anomaly_map.numpy(), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(score, ref.score.numpy(), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(score, amap.reshape(5, -1).max(1), rtol=1e-6)
+
+
+def test_normalisation_is_inside_the_graph(exported):
+    out, model, entry, x = exported
+    # raw 0..255 vs the same image pre-scaled: a graph without normalisation would not care
+    a, _ = run_onnx(out / entry["file"], x)
+    b, _ = run_onnx(out / entry["file"], {**x, "rgb": x["rgb"] / 255.0})
+    assert np.abs(a - b).max() > 1e-3
+    assert entry["inputs"][0]["normalisation"]["inGraph"] is True
+    assert entry["inputs"][0]["normalisation"]["scale"] == pytest.approx(1 / 255)
+
+
+def test_manifest_validates_and_checksums(exported):
+    jsonschema = pytest.importorskip("jsonschema")
+    out, _, entry, _ = exported
+    manifest = json.loads((out / "manifest.json").read_text())
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(manifest)
+    m = manifest["models"][0]
+    assert m["sha256"] == sha256_file(out / m["file"]) == hashlib.sha256((out / m["file"]).read_bytes()).hexdigest()
+    assert m["modalities"] == ["rgb", "xyz"]
+    # a broken manifest is rejected: the schema is not vacuous
+    bad = json.loads(json.dumps(manifest))
+    bad["models"][0]["sha256"] = "xyz"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(bad)
+    del bad["models"][0]["threshold"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(bad)
+
+
+def test_every_schema_property_is_documented():
+    schema = json.loads(SCHEMA.read_text())
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for name, sub in node.get("properties", {}).items():
+                assert "description" in sub, f"{path}.{name} has no description"
+                walk(sub, f"{path}.{name}")
+            for k in ("items", "additionalProperties"):
+                if isinstance(node.get(k), dict):
+                    walk(node[k], f"{path}[{k}]")
+            for k, sub in node.get("$defs", {}).items():
+                walk(sub, f"$defs.{k}")
+            for sub in node.get("oneOf", []):
+                walk(sub, path)
+
+    walk(schema, "")
+
+
+def test_parity_fixtures_replay(exported):
+    out, _, entry, x = exported
+    index_path = out / entry["parity"]["index"]
+    index = json.loads(index_path.read_text())
+    assert (index_path.parent / index["model"]).resolve() == (out / entry["file"]).resolve()
+    feeds = {}
+    for i in index["inputs"]:
+        raw = (index_path.parent / i["file"]).read_bytes()
+        assert hashlib.sha256(raw).hexdigest() == i["sha256"]
+        feeds[i["name"]] = np.frombuffer(raw, dtype="<f4").reshape(i["shape"])
+        np.testing.assert_array_equal(feeds[i["name"]], x[i["name"]])
+    amap, score = run_onnx(index_path.parent / index["model"], feeds)
+    expected = {o["name"]: np.frombuffer((index_path.parent / o["file"]).read_bytes(), "<f4").reshape(o["shape"])
+                for o in index["outputs"]}
+    tol = index["tolerance"]
+    for name, got in (("anomaly_map", amap), ("score", score)):
+        assert np.all(np.abs(got - expected[name]) <= tol["absolute"] + tol["relative"] * np.abs(expected[name]))
+    assert entry["parity"]["maxAbsErrorVsPytorch"]["anomaly_map"] < 1e-3 * max(1.0, float(np.abs(amap).max()))
+
+
+def test_write_manifest_replaces_by_id(tmp_path):
+    e = {"id": "b", "x": 1}
+    write_manifest(tmp_path, [e, {"id": "a"}])
+    write_manifest(tmp_path, [{"id": "b", "x": 2}])
+    models = json.loads((tmp_path / "manifest.json").read_text())["models"]
+    assert [m["id"] for m in models] == ["a", "b"] and models[1]["x"] == 2
