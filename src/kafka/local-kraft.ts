@@ -173,7 +173,8 @@ export class LocalKraftBroker {
 
     if (!existsSync(join(dataDir, 'meta.properties'))) {
       const tf = performance.now();
-      const clusterId = randomBytes(16).toString('base64url');
+      // a leading '-' would be read as an option by the storage tool
+      const clusterId = randomBytes(16).toString('base64url').replace(/^-/, 'A');
       const fmt = spawnSync('java', ['-Xmx256m', ...jvmBase, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile], {
         encoding: 'utf8',
       });

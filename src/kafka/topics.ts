@@ -71,9 +71,10 @@ export async function ensureTopics(admin: Admin, plans: TopicPlan[]): Promise<To
     try {
       await admin.createTopics({ topics, waitForLeaders: true });
     } catch (err) {
-      // a concurrent instance may have created some of them: verification below decides
-      const alreadyThere = /already exists/i.test(messageOf(err));
-      if (!alreadyThere) {
+      // a concurrent instance may have created some of them, or the new topics' metadata is
+      // still propagating (kafkajs waits for leaders): the verification below decides, with retries
+      const decideBelow = /already exists|does not host this topic-partition|leader/i.test(messageOf(err));
+      if (!decideBelow) {
         throw new MmadError(ErrorCode.TOPIC_ADMIN_FAILED, `cannot create topics ${missing.map((m) => m.name).join(', ')}: ${messageOf(err)}`, {
           cause: err,
           retriable: true,

@@ -6,9 +6,13 @@
  * order would let one topic's frames push stream time past the others'
  * deadlines. So each partition gets a queue, and the next frame is the head
  * with the smallest capture time — taken only when every partition has a head,
- * or the empty ones are known to be caught up, or have stayed empty for
- * `maxIdleMs` (then the task proceeds without them, as Kafka Streams'
- * max.task.idle.ms). Replays of history therefore join like the live run.
+ * or the empty ones are known to be caught up (their last delivery, or the
+ * offsets at task start, reached the high watermark), or the task has waited
+ * `maxIdleMs` since its last delivery (then it proceeds without them, as Kafka
+ * Streams' max.task.idle.ms). The wait counts from the last delivery, not from
+ * the first time the merge blocked: while the consumer is still handing over
+ * the batches of one fetch, the missing partition's batch may be the next one.
+ * Replays of history therefore join like the live run.
  */
 
 export interface Queued<T> {
@@ -58,6 +62,13 @@ export class PartitionGroup<T> {
     }
     this.count += items.length;
     q.caughtUp = caughtUp;
+    this.blockedSince = undefined;
+  }
+
+  /** What the offsets said at task start: a partition already at its end is not waited for. */
+  setCaughtUp(topic: string, caughtUp: boolean): void {
+    const q = this.queues.get(topic);
+    if (q !== undefined && q.items.length === q.head) q.caughtUp = caughtUp;
   }
 
   /** The next item in event-time order, or undefined while the merge must wait. */

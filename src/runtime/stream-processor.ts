@@ -249,12 +249,14 @@ export class StreamProcessor {
       const sinks = new Map<number, TaskSink>();
       for (const p of partitions) sinks.set(p, this.eos ? await TransactionalSink.open(this.kafka, this.config, p) : this.sharedSink!);
       const restored = await readChangelog(this.kafka, this.config, this.codecs.joinState, partitions, this.log);
+      const atEnd = await this.partitionsAtEnd(partitions);
       for (const p of partitions) {
         if (!this.starting.has(p)) {
           await sinks.get(p)!.close();
           continue; // revoked meanwhile
         }
         const task = this.newTask(p, sinks.get(p)!);
+        task.caughtUpAtStart(atEnd.get(p) ?? new Map());
         task.restore(restored.get(p) ?? []);
         this.tasks.set(p, task);
         this.starting.delete(p);
@@ -283,6 +285,30 @@ export class StreamProcessor {
       await this.seekToCommitted(task.partition);
       await this.startTasks([task.partition]);
     })();
+  }
+
+  /** Per task, per input topic: is the committed offset already at the partition's end? */
+  private async partitionsAtEnd(partitions: number[]): Promise<Map<number, Map<string, boolean>>> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const topics = this.inputs.map((i) => i.topic);
+      const committed = await admin.fetchOffsets({ groupId: this.config.input.groupId, topics });
+      const out = new Map<number, Map<string, boolean>>(partitions.map((p) => [p, new Map()]));
+      for (const topic of topics) {
+        const ends = await admin.fetchTopicOffsets(topic);
+        const c = committed.find((t) => t.topic === topic);
+        for (const p of partitions) {
+          const end = ends.find((e) => e.partition === p);
+          const at = c?.partitions.find((x) => x.partition === p)?.offset ?? '-1';
+          const from = at === '-1' ? end?.low : at;
+          out.get(p)!.set(topic, end !== undefined && from !== undefined && BigInt(from) >= BigInt(end.high));
+        }
+      }
+      return out;
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   private async seekToCommitted(partition: number): Promise<void> {

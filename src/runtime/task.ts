@@ -110,6 +110,11 @@ export class Task {
     });
   }
 
+  /** Input partitions already at their end when the task starts (nothing to wait for there). */
+  caughtUpAtStart(topics: Map<string, boolean>): void {
+    for (const [topic, caughtUp] of topics) this.group.setCaughtUp(topic, caughtUp);
+  }
+
   /** Seeds the join with the changelog's state; input is processed from here on. */
   restore(states: RestoredState[]): void {
     for (const s of [...states].sort((a, b) => (a.closedAt ?? 0) - (b.closedAt ?? 0))) this.joiner.restore(s);

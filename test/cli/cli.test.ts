@@ -64,26 +64,28 @@ after(async () => {
   await admin.disconnect();
 });
 
-test('mmad demo on a configured broker creates the topics and reports them; topics verify finds them', () => {
+test('mmad topics create / verify on a configured broker', () => {
   const before = mmad(['topics', 'verify'], env);
   assert.equal(before.code, 1);
   assert.match(before.stderr, /topics missing/);
-  const demo = mmad(['demo'], env);
-  assert.equal(demo.code, 0, demo.stderr);
-  assert.match(demo.stdout, /broker: .* \(external;/);
+  const create = mmad(['topics', 'create'], env);
+  assert.equal(create.code, 0, create.stderr);
   for (const t of [config.topics.inputs.rgb, config.topics.events, config.topics.deadLetters]) {
-    assert.match(demo.stdout, new RegExp(`${t.replace(/\./g, '\\.')}\\s+\\S+\\s+2\\s+created`));
+    assert.match(create.stdout, new RegExp(`${t.replace(/\./g, '\\.')}\\s+\\S+\\s+2\\s+created`));
   }
   const verify = mmad(['topics', 'verify'], env);
   assert.equal(verify.code, 0, verify.stderr);
   assert.match(verify.stdout, /existed/);
 });
 
-test('mmad demo with no broker configured starts a local one, creates the default topics, and stops it', () => {
-  const demo = mmad(['demo'], { KAFKA_BROKERS: '', MMAD_BROKER__PROVIDER: 'local' });
+test('the README main command: mmad demo with no broker configured runs a simulated line through the service on a local broker', () => {
+  const demo = mmad(['demo', '--parts', '12', '--rate', '6'], { KAFKA_BROKERS: '', MMAD_BROKER__PROVIDER: 'local' });
   assert.equal(demo.code, 0, demo.stderr);
   assert.match(demo.stdout, /broker: 127\.0\.0\.1:\d+ \(local;/);
-  assert.match(demo.stdout, /local broker start: \d+ ms/);
   assert.match(demo.stdout, /mmad\.frames\.rgb\s+input:rgb\s+6\s+created/);
-  assert.match(demo.stdout, /mmad\.deadletters\s+deadLetters\s+6\s+created/);
+  assert.match(demo.stdout, /students: .*crd-rgb-ir@/);
+  assert.match(demo.stdout, /parts with ground truth: 12, judged: 12/);
+  assert.match(demo.stdout, /verdict vs label/);
+  assert.match(demo.stdout, /first verdict after capture: p50 \d+ ms/);
+  assert.match(demo.stdout, /service: \d+ frames read, \d+ verdicts, 0 dead letters/);
 });

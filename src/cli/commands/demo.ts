@@ -1,19 +1,71 @@
-import { createKafka } from '../../kafka/kafka-client.js';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { AvroCodec } from '../../codec/avro-codec.js';
+import { SchemaCatalog } from '../../codec/schema-catalog.js';
+import type { Config } from '../../config/config-schema.js';
+import { fromRoot } from '../../config/paths.js';
+import { ErrorCode, MmadError } from '../../errors/errors.js';
+import { ModelRegistry } from '../../inference/model-registry.js';
+import { createKafka, frameConsumerConfig } from '../../kafka/kafka-client.js';
 import { ensureTopics, planTopics } from '../../kafka/topics.js';
+import { LineSummary } from '../../output/line-summary.js';
+import { StreamProcessor } from '../../runtime/stream-processor.js';
+import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '../../simulate/kafka-sink.js';
+import { SimulatedPartSource } from '../../simulate/line-simulator.js';
+import { runStation } from '../../simulate/station-publisher.js';
+import { createLogger } from '../../telemetry/logger.js';
 import { CONFIG_OPTION, type Command } from '../command.js';
 import { brokerFor, configOf } from '../common.js';
 import { formatTopicTable } from './topics.js';
 
+/**
+ * The main job on an embedded default, end to end: a broker (the configured
+ * one, a container, or a local one started here), the topics, the trained
+ * students, the stream processor, and a simulated line with defects, late and
+ * missing modalities publishing into it; a live summary while it runs and the
+ * verdicts against the line's ground truth at the end.
+ */
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'The main job on an embedded default: provide a broker (configured, container or local), create the topics, report.',
+  summary: 'The main job on an embedded default: broker, topics, students, stream processor and a simulated line with defects; live summary and confusion against the labels.',
+  details: [
+    'Runs the simulated line (config section simulate; the demo defaults to 30% defective parts,',
+    'xyz for 30% of the parts 2-10 s after they pass) through the service (sections join,',
+    'inference, processing) and compares the last verdict on each part with its label.',
+  ].join('\n'),
   options: {
     ...CONFIG_OPTION,
-    'keep-running': { type: 'boolean', description: 'keep the broker up until Ctrl-C instead of stopping after the report' },
+    parts: { type: 'string', short: 'n', description: 'parts the line produces', placeholder: 'N', default: '60' },
+    rate: { type: 'string', description: 'parts per second', placeholder: 'R', default: '3' },
+    'defect-rate': { type: 'string', description: 'share of defective parts', placeholder: 'F', default: '0.3' },
   },
   async run(ctx) {
-    const { config, broker } = await brokerFor(configOf(ctx));
-    const admin = createKafka(config).admin();
+    const parts = positive(ctx.values.parts, 'parts');
+    const rate = positive(ctx.values.rate, 'rate');
+    const defectRate = Number(ctx.values['defect-rate']);
+    if (!(defectRate >= 0 && defectRate <= 1)) throw new MmadError(ErrorCode.USAGE, '--defect-rate must be between 0 and 1');
+    const base = configOf(ctx);
+    if (!existsSync(fromRoot(base.inference.manifest))) {
+      throw new MmadError(
+        ErrorCode.MODEL_MISSING,
+        `no trained students at ${base.inference.manifest}: train and export them with 'bash models/scripts/train-all.sh' (see models/README.md)`,
+      );
+    }
+    const run = randomBytes(3).toString('hex');
+    // a fresh consumer group per demo run: its own changelog, nothing inherited from earlier runs
+    const demo: Config = {
+      ...base,
+      input: { ...base.input, groupId: `mmad-demo-${run}` },
+      join: { ...base.join, modalities: { ...base.join.modalities, xyz: { policy: 'late', windowMs: 20_000 } } },
+    };
+    const { config, broker } = await brokerFor(demo);
+    const quiet = createLogger({}, process.env.MMAD_LOG_LEVEL === undefined ? 'warn' : undefined);
+    const kafka = createKafka(config, config.kafka.brokers, quiet);
+    const admin = kafka.admin();
+    let registry: ModelRegistry | undefined;
+    let processor: StreamProcessor | undefined;
+    const collector = kafka.consumer(frameConsumerConfig(config, `mmad-demo-${run}-summary`));
+    const producer = stationProducer(kafka, config);
     try {
       await admin.connect();
       const cluster = await admin.describeCluster();
@@ -22,16 +74,102 @@ export const demoCommand: Command = {
         const t = broker.local.timings;
         ctx.out(`local broker start: ${Math.round(t.startMs)} ms (jar fetch ${Math.round(t.fetchMs)} ms, format ${Math.round(t.formatMs)} ms)`);
       }
-      const states = await ensureTopics(admin, planTopics(config));
-      for (const line of formatTopicTable(states)) ctx.out(line);
-      if (ctx.values['keep-running'] === true) {
-        ctx.out('running; Ctrl-C stops');
-        await ctx.shutdown;
+      for (const line of formatTopicTable(await ensureTopics(admin, planTopics(config)))) ctx.out(line);
+
+      registry = await ModelRegistry.open(config, quiet);
+      ctx.out(`students: ${registry.models.map((m) => `${m.spec.id}@${m.spec.version}`).join(', ')}`);
+      processor = new StreamProcessor(config, registry, { logger: quiet });
+      await processor.start();
+      await processor.assigned;
+
+      const summary = new LineSummary();
+      const catalog = SchemaCatalog.load();
+      const events = AvroCodec.local(catalog, 'AnomalyEvent');
+      const labels = AvroCodec.local(catalog, 'Label');
+      const prefix = `demo-${run}-`;
+      await collector.connect();
+      await collector.subscribe({ topics: [config.topics.events, config.topics.labels], fromBeginning: true });
+      await collector.run({
+        eachMessage: async ({ topic, message }) => {
+          if (message.value === null || !(message.key?.toString() ?? '').startsWith(prefix)) return;
+          if (topic === config.topics.events) summary.addEvent(await events.decode(message.value));
+          else summary.addLabel(await labels.decode(message.value));
+        },
+      });
+
+      const s = config.simulate;
+      const source = await SimulatedPartSource.create({
+        product: s.product,
+        width: s.width,
+        height: s.height,
+        seed: s.seed,
+        defectRate,
+        defects: [],
+        defectParams: { size: s.defectSize, contrast: s.defectContrast },
+        poolSize: Math.min(s.poolSize || 24, parts),
+      });
+      ctx.out(`line: ${parts} ${s.product} parts at ${rate}/s, ${Math.round(defectRate * 100)}% defective, xyz for ${Math.round(s.xyzFraction * 100)}% of the parts; Ctrl-C stops`);
+      const topics = await stationTopics(admin, config);
+      await producer.connect();
+      const abort = new AbortController();
+      void ctx.shutdown.then(() => abort.abort());
+      const ticker = setInterval(() => ctx.out(`… ${summary.live()}`), 2_000);
+      try {
+        const report = await runStation({
+          source,
+          topics,
+          sink: new KafkaRecordSink(producer),
+          codecs: await stationCodecs(config, topics, catalog),
+          identity: { line: s.line, station: s.station },
+          timing: {
+            ratePerSecond: rate,
+            rgbIrJitterMs: s.rgbIrJitterMs,
+            xyzFraction: s.xyzFraction,
+            xyzDelayMinMs: 2_000,
+            xyzDelayMaxMs: 10_000,
+            dropRate: 0.01,
+            duplicateRate: 0.01,
+            reorderRate: s.reorderRate,
+            reorderMaxMs: s.reorderMaxMs,
+            clockSkewMs: s.clockSkewMs,
+            burstRate: s.burstRate,
+            burstSize: s.burstSize,
+            burstFactor: s.burstFactor,
+          },
+          scheduleSeed: run,
+          count: parts,
+          pace: true,
+          idPrefix: prefix,
+          announceModalities: true,
+          labels: true,
+          signal: abort.signal,
+        });
+        ctx.out(`line done: ${report.parts} parts, ${report.frames.rgb + report.frames.ir + report.frames.xyz} frames (${report.dropped} dropped, ${report.duplicated} duplicated on purpose)`);
+        // the last parts settle when their waits expire (the idle timer advances stream time)
+        const deadline = Date.now() + 45_000;
+        while (Date.now() < deadline && !abort.signal.aborted && summary.settled() < summary.labelled) await new Promise((r) => setTimeout(r, 250));
+      } finally {
+        clearInterval(ticker);
       }
+      ctx.out(`… ${summary.live()}`);
+      ctx.out('');
+      for (const line of summary.report()) ctx.out(line);
+      const st = processor.stats();
+      ctx.out(`service: ${st.framesRead} frames read, ${st.judged} verdicts, ${st.deadLetters} dead letters, ${st.duplicates} duplicates suppressed, ${st.commits} commits (${config.processing.guarantee})`);
       return 0;
     } finally {
-      await admin.disconnect();
+      await collector.disconnect().catch(() => undefined);
+      await producer.disconnect().catch(() => undefined);
+      await processor?.stop().catch(() => undefined);
+      await registry?.close();
+      await admin.disconnect().catch(() => undefined);
       await broker.stop();
     }
   },
 };
+
+function positive(v: unknown, name: string): number {
+  const n = Number(v);
+  if (!(n > 0)) throw new MmadError(ErrorCode.USAGE, `--${name} must be a positive number`);
+  return n;
+}
