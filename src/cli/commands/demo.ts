@@ -29,7 +29,8 @@ export const demoCommand: Command = {
   name: 'demo',
   summary: 'The main job on an embedded default: broker, topics, students, stream processor and a simulated line with defects; live summary and confusion against the labels.',
   details: [
-    'Runs the simulated line (config section simulate; the demo defaults to 30% defective parts,',
+    'Runs the simulated line (config section simulate; the demo defaults to 30% defective parts with',
+    'defects 2.5x larger and 2x stronger than the simulator default, since the students see 64x64,',
     'xyz for 30% of the parts 2-10 s after they pass) through the service (sections join,',
     'inference, processing) and compares the last verdict on each part with its label.',
   ].join('\n'),
@@ -38,6 +39,9 @@ export const demoCommand: Command = {
     parts: { type: 'string', short: 'n', description: 'parts the line produces', placeholder: 'N', default: '60' },
     rate: { type: 'string', description: 'parts per second', placeholder: 'R', default: '3' },
     'defect-rate': { type: 'string', description: 'share of defective parts', placeholder: 'F', default: '0.3' },
+    // the students take 64 x 64 inputs: a defect of the simulator's default size covers a few of their pixels
+    'defect-size': { type: 'string', description: 'scale of defect footprints (1 = the simulator default)', placeholder: 'X', default: '2.5' },
+    'defect-contrast': { type: 'string', description: 'scale of defect magnitude (1 = the simulator default)', placeholder: 'X', default: '2' },
   },
   async run(ctx) {
     const parts = positive(ctx.values.parts, 'parts');
@@ -105,7 +109,7 @@ export const demoCommand: Command = {
         seed: s.seed,
         defectRate,
         defects: [],
-        defectParams: { size: s.defectSize, contrast: s.defectContrast },
+        defectParams: { size: positive(ctx.values['defect-size'], 'defect-size'), contrast: positive(ctx.values['defect-contrast'], 'defect-contrast') },
         poolSize: Math.min(s.poolSize || 24, parts),
       });
       ctx.out(`line: ${parts} ${s.product} parts at ${rate}/s, ${Math.round(defectRate * 100)}% defective, xyz for ${Math.round(s.xyzFraction * 100)}% of the parts; Ctrl-C stops`);
