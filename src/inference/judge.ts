@@ -50,6 +50,8 @@ export interface Judgement {
   batchSize: number;
 }
 
+type JudgementBase = Pick<Judgement, 'sampleId' | 'revision' | 'final' | 'line' | 'station' | 'firstCapture' | 'firstArrival' | 'releasedAt'>;
+
 export type Released = Exclude<JoinOutput<FramePayload>, { type: 'rejected' }>;
 
 export class SampleJudge {
@@ -62,18 +64,7 @@ export class SampleJudge {
   ) {}
 
   async judge(release: Released): Promise<Judgement> {
-    const releasedAt = this.now();
-    const first = release.frames[0]!.payload.frame;
-    const base = {
-      sampleId: release.sampleId,
-      revision: release.revision,
-      final: release.final,
-      line: first.line,
-      station: first.station,
-      firstCapture: release.firstCapture,
-      firstArrival: release.firstArrival,
-      releasedAt,
-    };
+    const base = this.baseOf(release);
     const unusable: UnusableFrame[] = [];
     let frames = this.consistent(release.frames, unusable);
     if (release.type === 'unknown') {
@@ -136,18 +127,8 @@ export class SampleJudge {
 
   /** The judgement of a sample whose judging failed (e.g. inference kept failing): UNKNOWN, with the error as the reason. */
   failed(release: Released, err: unknown): Judgement {
-    const first = release.frames[0]!.payload.frame;
     return this.unknown(
-      {
-        sampleId: release.sampleId,
-        revision: release.revision,
-        final: release.final,
-        line: first.line,
-        station: first.station,
-        firstCapture: release.firstCapture,
-        firstArrival: release.firstArrival,
-        releasedAt: this.now(),
-      },
+      this.baseOf(release),
       isMmadError(err) ? `${err.code}: ${err.message}` : `${ErrorCode.INFERENCE_FAILED}: ${messageOf(err)}`,
       release.frames,
       [],
@@ -171,8 +152,23 @@ export class SampleJudge {
     });
   }
 
+  /** What every judgement of this release says, whatever the verdict; released now. */
+  private baseOf(release: Released): JudgementBase {
+    const first = release.frames[0]!.payload.frame;
+    return {
+      sampleId: release.sampleId,
+      revision: release.revision,
+      final: release.final,
+      line: first.line,
+      station: first.station,
+      firstCapture: release.firstCapture,
+      firstArrival: release.firstArrival,
+      releasedAt: this.now(),
+    };
+  }
+
   private unknown(
-    base: Pick<Judgement, 'sampleId' | 'revision' | 'final' | 'line' | 'station' | 'firstCapture' | 'firstArrival' | 'releasedAt'>,
+    base: JudgementBase,
     reason: string,
     frames: JoinInput<FramePayload>[],
     unusable: UnusableFrame[],

@@ -5,7 +5,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../../src/cli/main.js';
 import { planTopics } from '../../src/kafka/topics.js';
-import { deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
+import { deleteTopics, serviceEnv, testConfig, testKafka } from '../helpers/kafka.js';
 
 const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
 
@@ -45,18 +45,7 @@ test('mmad config prints the effective configuration', () => {
 });
 
 const config = testConfig();
-const env = {
-  KAFKA_BROKERS: config.kafka.brokers.join(','),
-  MMAD_TOPICS__INPUTS__RGB: config.topics.inputs.rgb,
-  MMAD_TOPICS__INPUTS__IR: config.topics.inputs.ir,
-  MMAD_TOPICS__INPUTS__XYZ: config.topics.inputs.xyz,
-  MMAD_TOPICS__EVENTS: config.topics.events,
-  MMAD_TOPICS__ALERTS: config.topics.alerts,
-  MMAD_TOPICS__DEAD_LETTERS: config.topics.deadLetters,
-  MMAD_TOPICS__LABELS: config.topics.labels,
-  MMAD_TOPICS__PARTITIONS: '2',
-  MMAD_INPUT__GROUP_ID: config.input.groupId,
-};
+const env = { ...serviceEnv(config), MMAD_TOPICS__PARTITIONS: '2' };
 after(async () => {
   const admin = testKafka(config).admin();
   await admin.connect();

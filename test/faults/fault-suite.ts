@@ -32,6 +32,7 @@ import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '
 import { SimulatedPartSource } from '../../src/simulate/line-simulator.js';
 import { runStation } from '../../src/simulate/station-publisher.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { serviceEnv } from '../helpers/kafka.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
 
 const BIN = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
@@ -100,16 +101,7 @@ function envOf(c: Config): NodeJS.ProcessEnv {
   return {
     ...process.env,
     MMAD_LOG_LEVEL: 'error',
-    KAFKA_BROKERS: c.kafka.brokers.join(','),
-    MMAD_TOPICS__INPUTS__RGB: c.topics.inputs.rgb,
-    MMAD_TOPICS__INPUTS__IR: c.topics.inputs.ir,
-    MMAD_TOPICS__INPUTS__XYZ: c.topics.inputs.xyz,
-    MMAD_TOPICS__EVENTS: c.topics.events,
-    MMAD_TOPICS__ALERTS: c.topics.alerts,
-    MMAD_TOPICS__DEAD_LETTERS: c.topics.deadLetters,
-    MMAD_TOPICS__LABELS: c.topics.labels,
-    MMAD_TOPICS__PARTITIONS: String(c.topics.partitions),
-    MMAD_INPUT__GROUP_ID: c.input.groupId,
+    ...serviceEnv(c),
     MMAD_PROCESSING: JSON.stringify(c.processing),
     MMAD_JOIN: JSON.stringify(c.join),
     MMAD_INFERENCE__MANIFEST: c.inference.manifest,

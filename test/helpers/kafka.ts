@@ -43,6 +43,23 @@ export function testConfig(overrides: Record<string, unknown> = {}): Config {
   });
 }
 
+/** The environment that points a `mmad` process at this config's broker, topics and group. */
+export function serviceEnv(config: Config): Record<string, string> {
+  const t = config.topics;
+  return {
+    KAFKA_BROKERS: config.kafka.brokers.join(','),
+    MMAD_TOPICS__INPUTS__RGB: t.inputs.rgb,
+    MMAD_TOPICS__INPUTS__IR: t.inputs.ir,
+    MMAD_TOPICS__INPUTS__XYZ: t.inputs.xyz,
+    MMAD_TOPICS__EVENTS: t.events,
+    MMAD_TOPICS__ALERTS: t.alerts,
+    MMAD_TOPICS__DEAD_LETTERS: t.deadLetters,
+    MMAD_TOPICS__LABELS: t.labels,
+    MMAD_TOPICS__PARTITIONS: String(t.partitions),
+    MMAD_INPUT__GROUP_ID: config.input.groupId,
+  };
+}
+
 export function testKafka(config: Config): Kafka {
   return createKafka(config, config.kafka.brokers, quietLogger);
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../../src/config/config-schema.js';
 import { loadConfig } from '../../src/config/load-config.js';
+import { testConfig } from './kafka.js';
 
 export const TEST_MODELS_DIR = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 export const TEST_MANIFEST = join(TEST_MODELS_DIR, 'manifest.json');
@@ -23,4 +24,22 @@ export function readF32(path: string): Float32Array {
 
 export function inferenceConfig(overrides: Record<string, unknown> = {}): Config {
   return loadConfig({ env: {}, overrides: { inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2, ...overrides } } as never });
+}
+
+/**
+ * A config for an in-process stream processor on the test broker: unique topics and group
+ * (testConfig), the test students, and short waits so a test runs in seconds.
+ */
+export function processorTestConfig(overridesOf: (base: Config) => Record<string, unknown> = () => ({})): Config {
+  const base = testConfig();
+  const overrides = overridesOf(base);
+  return loadConfig({
+    env: {},
+    overrides: {
+      ...JSON.parse(JSON.stringify(base)),
+      processing: { maxTaskIdleMs: 50, tickMs: 20, commitIntervalMs: 100 },
+      inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2 },
+      ...overrides,
+    } as never,
+  });
 }

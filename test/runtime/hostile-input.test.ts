@@ -14,28 +14,20 @@ import { AvroCodec, SINGLE_OBJECT_MARKER } from '../../src/codec/avro-codec.js';
 import { fingerprintBytes } from '../../src/codec/crc64-avro.js';
 import type { AnomalyEvent, DeadLetter, Frame } from '../../src/codec/records.js';
 import { SchemaCatalog, parseSchema } from '../../src/codec/schema-catalog.js';
-import { loadConfig } from '../../src/config/load-config.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { StreamProcessor } from '../../src/runtime/stream-processor.js';
 import { encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
-import { consumeAll, consumeN, deleteTopics, quietLogger, testConfig, testKafka } from '../helpers/kafka.js';
+import { consumeAll, consumeN, deleteTopics, quietLogger, testKafka } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
-import { TEST_MANIFEST } from '../helpers/models.js';
+import { processorTestConfig } from '../helpers/models.js';
 
 const claimDir = mkdtempSync(join(tmpdir(), 'mmad-claims-'));
-const base = testConfig();
-const config = loadConfig({
-  env: {},
-  overrides: {
-    ...JSON.parse(JSON.stringify(base)),
-    input: { ...base.input, claimCheckRoots: [claimDir] },
-    processing: { maxTaskIdleMs: 50, tickMs: 20, commitIntervalMs: 100 },
-    join: { modalities: { rgb: { policy: 'required', timeoutMs: 1000 }, ir: { policy: 'optional', timeoutMs: 500 }, xyz: { policy: 'late', windowMs: 3000 } }, idleAdvanceMs: 300 },
-    inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2 },
-  } as never,
-});
+const config = processorTestConfig((base) => ({
+  input: { ...base.input, claimCheckRoots: [claimDir] },
+  join: { modalities: { rgb: { policy: 'required', timeoutMs: 1000 }, ir: { policy: 'optional', timeoutMs: 500 }, xyz: { policy: 'late', windowMs: 3000 } }, idleAdvanceMs: 300 },
+}));
 const kafka = testKafka(config);
 const admin = kafka.admin();
 await admin.connect();

@@ -11,7 +11,7 @@ import { AvroCodec } from '../../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
-import { consumeN, deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
+import { consumeN, deleteTopics, serviceEnv, testConfig, testKafka } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
 
@@ -29,20 +29,7 @@ after(async () => {
 
 test('mmad run judges frames and stops gracefully on SIGTERM with its offsets committed', { timeout: 90_000 }, async () => {
   const group = config.input.groupId;
-  const env = {
-    ...process.env,
-    MMAD_LOG_LEVEL: 'warn',
-    KAFKA_BROKERS: config.kafka.brokers.join(','),
-    MMAD_TOPICS__INPUTS__RGB: config.topics.inputs.rgb,
-    MMAD_TOPICS__INPUTS__IR: config.topics.inputs.ir,
-    MMAD_TOPICS__INPUTS__XYZ: config.topics.inputs.xyz,
-    MMAD_TOPICS__EVENTS: config.topics.events,
-    MMAD_TOPICS__ALERTS: config.topics.alerts,
-    MMAD_TOPICS__DEAD_LETTERS: config.topics.deadLetters,
-    MMAD_TOPICS__LABELS: config.topics.labels,
-    MMAD_TOPICS__PARTITIONS: '3',
-    MMAD_INPUT__GROUP_ID: group,
-  };
+  const env = { ...process.env, MMAD_LOG_LEVEL: 'warn', ...serviceEnv(config) };
   const child = spawn(process.execPath, [bin, 'run', '--manifest', TEST_MANIFEST], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

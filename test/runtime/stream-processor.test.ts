@@ -7,25 +7,17 @@ import { after, test } from 'node:test';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { AnomalyEvent, DeadLetter } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
-import { loadConfig } from '../../src/config/load-config.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { StreamProcessor } from '../../src/runtime/stream-processor.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
-import { consumeAll, consumeN, deleteTopics, quietLogger, testConfig, testKafka } from '../helpers/kafka.js';
+import { consumeAll, consumeN, deleteTopics, quietLogger, testKafka } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
-import { TEST_MANIFEST } from '../helpers/models.js';
+import { processorTestConfig } from '../helpers/models.js';
 
-const base = testConfig();
-const config = loadConfig({
-  env: {},
-  overrides: {
-    ...JSON.parse(JSON.stringify(base)),
-    processing: { maxTaskIdleMs: 50, tickMs: 20, commitIntervalMs: 100 },
-    join: { modalities: { rgb: { policy: 'required', timeoutMs: 1500 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 5000 } }, idleAdvanceMs: 300 },
-    inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2 },
-  } as never,
-});
+const config = processorTestConfig(() => ({
+  join: { modalities: { rgb: { policy: 'required', timeoutMs: 1500 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 5000 } }, idleAdvanceMs: 300 },
+}));
 const kafka = testKafka(config);
 const admin = kafka.admin();
 await admin.connect();

@@ -6,25 +6,15 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
-import { loadConfig } from '../../src/config/load-config.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { StreamProcessor } from '../../src/runtime/stream-processor.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
-import { consumeAll, deleteTopics, quietLogger, testConfig, testKafka } from '../helpers/kafka.js';
+import { consumeAll, deleteTopics, quietLogger, testKafka } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
-import { TEST_MANIFEST } from '../helpers/models.js';
+import { processorTestConfig } from '../helpers/models.js';
 
-const base = testConfig();
-const config = loadConfig({
-  env: {},
-  overrides: {
-    ...JSON.parse(JSON.stringify(base)),
-    topics: { ...base.topics, partitions: 6 },
-    processing: { maxTaskIdleMs: 50, tickMs: 20, commitIntervalMs: 100 },
-    inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2 },
-  } as never,
-});
+const config = processorTestConfig((base) => ({ topics: { ...base.topics, partitions: 6 } }));
 const kafka = testKafka(config);
 const admin = kafka.admin();
 await admin.connect();
