@@ -9,6 +9,7 @@ import { createKafka } from '../kafka/kafka-client.js';
 import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '../simulate/kafka-sink.js';
 import type { TimingOptions } from '../simulate/line-schedule.js';
 import { formatReport, runStation, throughput, type PartSource, type PublishReport } from '../simulate/station-publisher.js';
+import { Telemetry } from '../telemetry/telemetry.js';
 import type { CommandContext } from './command.js';
 import { brokerFor } from './common.js';
 import type { RunSettings } from './station-options.js';
@@ -27,6 +28,8 @@ export async function runStationCommand(ctx: CommandContext, base: Config, r: St
   const kafka = createKafka(config);
   const admin = kafka.admin();
   const producer = stationProducer(kafka, config);
+  // with an OTLP collector configured, each frame's send is traced and its traceparent travels in the record headers
+  const telemetry = config.telemetry.otlp.endpoint === null ? undefined : await Telemetry.start(config, { server: false });
   const abort = new AbortController();
   void ctx.shutdown.then(() => {
     abort.abort();
@@ -61,6 +64,7 @@ export async function runStationCommand(ctx: CommandContext, base: Config, r: St
       labels: r.run.labels,
       labelAttributes: r.labelAttributes,
       signal: abort.signal,
+      ...(telemetry?.tracer ? { tracer: telemetry.tracer } : {}),
       progressEveryMs: 5000,
       onProgress: (p) => {
         const t = throughput(p);
@@ -70,6 +74,7 @@ export async function runStationCommand(ctx: CommandContext, base: Config, r: St
     for (const line of formatReport(report)) ctx.out(line);
     return report;
   } finally {
+    await telemetry?.shutdown();
     await producer.disconnect().catch(() => undefined);
     await admin.disconnect().catch(() => undefined);
     await broker.stop();

@@ -27,6 +27,8 @@ export const KafkaSchema = z
         retries: z.number().int().min(0).default(8),
       })
       .prefault({}),
+    /** How long `run` waits for an unreachable broker at start-up, retrying with backoff; 0 = for ever. */
+    startupTimeoutMs: z.number().int().min(0).default(0),
     /** Largest record the service produces or accepts; image frames need megabytes. */
     maxMessageBytes: z.number().int().min(1_048_576).default(33_554_432),
   })
@@ -137,12 +139,18 @@ export const ProcessingSchema = z
     guarantee: z.enum(['exactly-once', 'at-least-once']).default('exactly-once'),
     /** How often a task commits (a transaction under exactly-once); consumers reading committed see events this much later at most. */
     commitIntervalMs: z.number().int().min(10).default(100),
-    /** A task waits this long for a partition with no buffered frames before merging without it (Kafka Streams' max.task.idle.ms). */
-    maxTaskIdleMs: z.number().int().min(0).default(500),
+    /**
+     * A task waits this long for a caught-up partition with no buffered frames before merging
+     * without it (Kafka Streams' max.task.idle.ms). A partition known to have unread records is
+     * always waited for, so history merges the same however it is fetched.
+     */
+    maxTaskIdleMs: z.number().int().min(0).default(0),
     /** Frames buffered per task before its partitions are paused. */
     maxBufferedBytesPerTask: z.number().int().min(1_048_576).default(134_217_728),
     /** Samples being judged at once per task (more fill micro-batches; each holds its frames). */
     maxInFlightPerTask: z.number().int().min(1).default(64),
+    /** How often the topics the service reads and writes are checked to exist (a deleted one stops it with TOPIC_MISSING). */
+    topicCheckMs: z.number().int().min(100).default(5_000),
     /** How often idle tasks are driven (join idle timer, merge idle limit, resuming paused partitions, commits). */
     tickMs: z.number().int().min(5).default(20),
   })
@@ -227,6 +235,36 @@ export const SimulateSchema = z
   .refine((s) => s.xyzDelayMaxMs >= s.xyzDelayMinMs, { message: 'xyzDelayMaxMs must not be below xyzDelayMinMs', path: ['xyzDelayMaxMs'] })
   .prefault({});
 
+/**
+ * Observability: the operations HTTP server (Prometheus /metrics, /healthz,
+ * /readyz) and OpenTelemetry export over OTLP/HTTP (traces: a span per sample
+ * and revision, linked to the producer spans of its frames; metrics).
+ */
+export const TelemetrySchema = z
+  .strictObject({
+    /** service.name of the OpenTelemetry resource (traces, OTLP metrics, Prometheus target_info). */
+    serviceName: z.string().min(1).default('mmad'),
+    prometheus: z
+      .strictObject({
+        /** Port of the operations server (/metrics, /healthz, /readyz); 0: no server. */
+        port: z.number().int().min(0).max(65_535).default(9464),
+        /** Interface it listens on. */
+        host: z.string().min(1).default('0.0.0.0'),
+      })
+      .prefault({}),
+    otlp: z
+      .strictObject({
+        /** OTLP/HTTP base URL of a collector (e.g. http://otel-collector:4318): traces go to <endpoint>/v1/traces, metrics to /v1/metrics; null: no OTLP export. */
+        endpoint: z.url().nullable().default(null),
+        /** How often metrics are pushed over OTLP; 0: traces only (Prometheus scrapes the metrics). */
+        metricIntervalMs: z.number().int().min(0).default(15_000),
+      })
+      .prefault({}),
+    /** Share of samples traced (by trace id), when traces are exported. */
+    traceSampleRatio: probability.default(1),
+  })
+  .prefault({});
+
 export const ConfigSchema = z.strictObject({
   kafka: KafkaSchema,
   broker: BrokerSchema,
@@ -237,6 +275,7 @@ export const ConfigSchema = z.strictObject({
   join: JoinSchema,
   inference: InferenceSchema,
   output: OutputSchema,
+  telemetry: TelemetrySchema,
   simulate: SimulateSchema,
 });
 

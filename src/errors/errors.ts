@@ -30,6 +30,8 @@ export const ErrorCode = {
   BROKER_START_FAILED: 'BROKER_START_FAILED',
   /** Input topics do not share one partition count, so a sample's frames cannot meet in one task. */
   TOPIC_PARTITION_MISMATCH: 'TOPIC_PARTITION_MISMATCH',
+  /** A topic the service reads or writes does not exist (deleted while it ran). */
+  TOPIC_MISSING: 'TOPIC_MISSING',
   /** Topic creation or inspection failed. */
   TOPIC_ADMIN_FAILED: 'TOPIC_ADMIN_FAILED',
 
@@ -67,6 +69,9 @@ export const ErrorCode = {
   IMAGE_INVALID: 'IMAGE_INVALID',
   /** A dataset folder does not follow the MVTec 3D-AD layout, or a sample in it is unusable. */
   DATASET_INVALID: 'DATASET_INVALID',
+
+  /** The operations server (/metrics, /healthz, /readyz) could not listen on its port, or an exporter could not start. */
+  TELEMETRY_FAILED: 'TELEMETRY_FAILED',
 
   /** A command-line invocation was wrong. */
   USAGE: 'USAGE',

@@ -80,7 +80,7 @@ export interface TargetSize {
  * Decodes a frame's payload to pixels, checking it against what the frame
  * declares, and resizes to `size` when given (one decode for both).
  */
-export async function decodeFrame(frame: Frame, payload: Buffer, limits: DecodeLimits, size?: TargetSize): Promise<DecodedImage> {
+export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype'>, payload: Buffer, limits: DecodeLimits, size?: TargetSize): Promise<DecodedImage> {
   const spec = checkDeclared(frame, limits);
   const { width, height, channels } = frame;
   const modality = frame.modality as Modality;

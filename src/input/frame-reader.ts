@@ -26,15 +26,36 @@ import { checkDeclared, type DecodeLimits } from '../inference/preprocess.js';
 import type { JoinInput } from '../join/sample-joiner.js';
 import { partitionFor } from '../kafka/partitioner.js';
 
-/** What the join carries per frame: the decoded record, its payload bytes, and the original record (for a dead letter). */
+/**
+ * The fields of a decoded frame that are read after the input stage (judging,
+ * events): its header, without the payload (which is `FramePayload.payload`)
+ * or anything else the record carries.
+ */
+export type FrameHeader = Pick<Frame, 'line' | 'station' | 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype'>;
+
+/**
+ * What the join carries per frame: the header of the decoded record, its
+ * payload bytes, and the original record (for a dead letter). Each byte is
+ * held once: an inline payload is a view into `raw`, and `raw` and `key` are
+ * the frame's own buffers, not views into the fetch response they came in
+ * (which would keep the whole response alive).
+ */
 export interface FramePayload {
-  frame: Frame;
+  frame: FrameHeader;
+  /** The encoded image: a view into `raw`, or the file a payload reference names. */
   payload: Buffer;
   /** The record value as read, byte for byte. */
   raw: Buffer;
   key: Buffer | null;
   /** Kafka timestamp of the record, epoch ms. */
   timestamp: number;
+  /** W3C trace context headers of the record (its producer's span), when the producer set them. */
+  traceContext?: TraceContextHeaders;
+}
+
+export interface TraceContextHeaders {
+  traceparent: string;
+  tracestate?: string;
 }
 
 export type ReadResult =
@@ -69,14 +90,17 @@ export class FrameReader {
   }
 
   async read(topic: string, partition: number, message: KafkaMessage, arrivedAt: number): Promise<ReadResult> {
+    // kafkajs hands out views into the fetch response; what is kept (for the join, or a dead letter) is copied out of it
+    const value = message.value === null ? null : Buffer.from(message.value);
+    const key = message.key == null ? null : Buffer.from(message.key);
     let frame: Frame | undefined;
     try {
-      if (message.value === null || message.value.length === 0) {
+      if (value === null || value.length === 0) {
         throw new MmadError(ErrorCode.FRAME_INVALID, 'record has no value (a tombstone or an empty record)');
       }
-      frame = await this.codec.decode(message.value);
-      const input = await this.check(topic, partition, frame, message, arrivedAt);
-      const keyProblem = this.keyProblem(message, frame, partition);
+      frame = await this.codec.decode(value);
+      const input = await this.check(topic, partition, frame, { value, key, message }, arrivedAt);
+      const keyProblem = this.keyProblem(key, frame, partition);
       return keyProblem === undefined ? { ok: true, input } : { ok: true, input, keyProblem };
     } catch (err) {
       const code = isMmadError(err) ? err.code : ErrorCode.FRAME_INVALID;
@@ -86,12 +110,19 @@ export class FrameReader {
         message: messageOf(err),
         sampleId: frame === undefined ? null : frame.sampleId.slice(0, this.options.maxSampleIdBytes),
         modality: frame?.modality ?? null,
-        record: { key: message.key ?? null, value: message.value ?? Buffer.alloc(0), timestamp: Number(message.timestamp) },
+        record: { key, value: value ?? Buffer.alloc(0), timestamp: Number(message.timestamp) },
       };
     }
   }
 
-  private async check(topic: string, partition: number, frame: Frame, message: KafkaMessage, arrivedAt: number): Promise<JoinInput<FramePayload>> {
+  private async check(
+    topic: string,
+    partition: number,
+    frame: Frame,
+    record: { value: Buffer; key: Buffer | null; message: KafkaMessage },
+    arrivedAt: number,
+  ): Promise<JoinInput<FramePayload>> {
+    const { value, key, message } = record;
     const idBytes = Buffer.byteLength(frame.sampleId, 'utf8');
     if (idBytes === 0 || idBytes > this.options.maxSampleIdBytes) {
       throw new MmadError(ErrorCode.FRAME_INVALID, `sample id of ${idBytes} bytes (allowed 1..${this.options.maxSampleIdBytes})`);
@@ -106,7 +137,8 @@ export class FrameReader {
     const t = frame.captureTime.getTime();
     if (!Number.isFinite(t) || t <= 0) throw new MmadError(ErrorCode.FRAME_INVALID, `capture time ${String(frame.captureTime)} is not a time`);
     checkDeclared(frame, this.options.limits);
-    const payload = viewInto(message.value!, await this.payloadOf(frame));
+    // avsc decodes `bytes` into a copy: the payload kept is the same bytes inside the record instead
+    const payload = viewInto(value, await this.payloadOf(frame));
     if (frame.encoding !== 'raw') {
       let meta;
       try {
@@ -126,11 +158,11 @@ export class FrameReader {
       modality: frame.modality,
       captureTime: t,
       arrivedAt,
-      // the record (kept for a dead letter) and the payload, when the payload is not a view into it
-      bytes: message.value!.length + (payload.buffer === message.value!.buffer ? 0 : payload.length),
+      // what the frame holds: the record (kept for a dead letter), its key, and the payload when it is not a view into the record
+      bytes: value.length + (key?.length ?? 0) + (payload.buffer === value.buffer ? 0 : payload.length),
       expectedModalities: frame.expectedModalities === null ? null : (frame.expectedModalities.filter((m) => m !== 'unknown') as Modality[]),
       source: { topic, partition, offset: message.offset },
-      payload: { frame, payload, raw: message.value!, key: message.key ?? null, timestamp: Number(message.timestamp) },
+      payload: { frame: headerOf(frame), payload, raw: value, key, timestamp: Number(message.timestamp), ...traceContextOf(message) },
     };
   }
 
@@ -171,13 +203,18 @@ export class FrameReader {
     return bytes;
   }
 
-  private keyProblem(message: KafkaMessage, frame: Frame, partition: number): string | undefined {
-    const key = message.key?.toString('utf8') ?? null;
+  private keyProblem(keyBytes: Buffer | null, frame: Frame, partition: number): string | undefined {
+    const key = keyBytes?.toString('utf8') ?? null;
     if (key !== frame.sampleId) return `record key ${key === null ? '(none)' : JSON.stringify(key.slice(0, 80))} is not the sample id ${JSON.stringify(frame.sampleId.slice(0, 80))}`;
     const expected = partitionFor(key, this.options.partitions);
     if (expected !== partition) return `key ${JSON.stringify(key.slice(0, 80))} hashes to partition ${expected}, but the frame was read from partition ${partition}: its producer does not use the default key partitioner`;
     return undefined;
   }
+}
+
+/** The header of a decoded frame, without its payload (the decoded record's own copy of it is left to the collector). */
+function headerOf(f: Frame): FrameHeader {
+  return { line: f.line, station: f.station, modality: f.modality, encoding: f.encoding, width: f.width, height: f.height, channels: f.channels, dtype: f.dtype };
 }
 
 /**
@@ -195,4 +232,18 @@ function viewInto(record: Buffer, payload: Buffer): Buffer {
     if (view.equals(payload)) return view;
   }
   return payload;
+}
+
+/** The record's traceparent/tracestate headers (first value of each), when present and not absurdly long. */
+function traceContextOf(message: KafkaMessage): { traceContext?: TraceContextHeaders } {
+  const one = (v: Buffer | string | (Buffer | string)[] | undefined): string | undefined => {
+    const x = Array.isArray(v) ? v[0] : v;
+    if (x === undefined) return undefined;
+    const s = x.toString();
+    return s.length > 0 && s.length <= 512 ? s : undefined;
+  };
+  const traceparent = one(message.headers?.traceparent);
+  if (traceparent === undefined) return {};
+  const tracestate = one(message.headers?.tracestate);
+  return { traceContext: tracestate === undefined ? { traceparent } : { traceparent, tracestate } };
 }

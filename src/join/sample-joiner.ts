@@ -118,6 +118,22 @@ export interface JoinStats {
   timedOut: Record<string, number>;
 }
 
+/** Empty join statistics (to sum tasks' statistics into). */
+export function emptyJoinStats(): JoinStats {
+  return { framesIn: {}, released: { complete: 0, provisional: 0, timeout: 0, refine: 0 }, unknown: 0, duplicates: 0, tooLate: 0, timedOut: {} };
+}
+
+/** Adds `from` into `into` (statistics of several tasks, or of tasks that moved away). */
+export function addJoinStats(into: JoinStats, from: JoinStats): JoinStats {
+  for (const [m, n] of Object.entries(from.framesIn)) into.framesIn[m] = (into.framesIn[m] ?? 0) + n;
+  for (const k of Object.keys(from.released) as ReleaseKind[]) into.released[k] += from.released[k];
+  into.unknown += from.unknown;
+  into.duplicates += from.duplicates;
+  into.tooLate += from.tooLate;
+  for (const [m, n] of Object.entries(from.timedOut)) into.timedOut[m] = (into.timedOut[m] ?? 0) + n;
+  return into;
+}
+
 interface ClosedSample {
   at: number;
   modalities: Set<Modality>;
@@ -270,6 +286,16 @@ export class SampleJoiner<P> {
       this.advanceTo(this.streamTimeAtLastInput + idle, out);
     }
     return out;
+  }
+
+  /**
+   * More input is buffered or known to be unread (a backlog, a slow judge):
+   * the input is not idle, so the idle timer restarts from now. Without this a
+   * backlog read faster than it is judged would look idle (its frames arrived
+   * long ago) and stream time would race ahead of the frames still queued.
+   */
+  busy(wallNow: number): void {
+    this.lastInputWall = Math.max(this.lastInputWall, wallNow);
   }
 
   /** End of input (a replay's range, shutdown of a finite run): every wait expires now. */

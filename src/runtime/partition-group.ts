@@ -5,14 +5,22 @@
  * history, one topic's batch can span minutes). Feeding the join in delivery
  * order would let one topic's frames push stream time past the others'
  * deadlines. So each partition gets a queue, and the next frame is the head
- * with the smallest capture time — taken only when every partition has a head,
- * or the empty ones are known to be caught up (their last delivery, or the
- * offsets at task start, reached the high watermark), or the task has waited
- * `maxIdleMs` since its last delivery (then it proceeds without them, as Kafka
- * Streams' max.task.idle.ms). The wait counts from the last delivery, not from
- * the first time the merge blocked: while the consumer is still handing over
- * the batches of one fetch, the missing partition's batch may be the next one.
- * Replays of history therefore join like the live run.
+ * with the smallest capture time, taken only when no partition can still
+ * hand over an earlier frame:
+ *
+ * - a partition with nothing buffered that is known to have unread records
+ *   (its last delivery, or the offsets at task start, stopped short of the
+ *   high watermark) is always waited for: the records exist and the consumer
+ *   is fetching them, so the merge never depends on fetch timing;
+ * - a partition with nothing buffered that is caught up is waited for at most
+ *   `maxIdleMs` (Kafka Streams' max.task.idle.ms; 0 = not at all), counted
+ *   from the last delivery to the task.
+ *
+ * A replay of history therefore joins exactly as the live run did, whatever
+ * the batch sizes and fetch order (KIP-695's rule). The wait for a partition
+ * with unread records only ends when they arrive: the processor never pauses
+ * a partition whose queue is empty, and `blockedOn` names what is awaited so
+ * a stall is visible in the logs.
  */
 
 export interface Queued<T> {
@@ -71,20 +79,47 @@ export class PartitionGroup<T> {
     if (q !== undefined && q.items.length === q.head) q.caughtUp = caughtUp;
   }
 
+  /** A delivery without usable records (only transaction markers) still tells where the partition stands. */
+  position(topic: string, caughtUp: boolean): void {
+    const q = this.queues.get(topic);
+    if (q !== undefined) q.caughtUp = caughtUp;
+  }
+
+  /** Nothing buffered and every partition at its end: the input has really stopped. */
+  get drained(): boolean {
+    if (this.count > 0) return false;
+    for (const q of this.queues.values()) if (!q.caughtUp) return false;
+    return true;
+  }
+
+  /** Topics with frames buffered (the ones to pause when the buffer is full; the others must keep fetching). */
+  bufferedTopics(): string[] {
+    return [...this.queues].filter(([, q]) => q.head < q.items.length).map(([t]) => t);
+  }
+
+  /** Topics the merge is waiting for because they have unread records and nothing buffered. */
+  get blockedOn(): string[] {
+    return [...this.queues].filter(([, q]) => q.head === q.items.length && !q.caughtUp).map(([t]) => t);
+  }
+
   /** The next item in event-time order, or undefined while the merge must wait. */
   next(wallNow: number): Queued<T> | undefined {
     let best: { q: PartitionQueue<T>; it: Queued<T> } | undefined;
-    let waiting = false;
+    let behind = false;
+    let idle = false;
     for (const q of this.queues.values()) {
       const it = q.items[q.head];
       if (it === undefined) {
-        if (!q.caughtUp) waiting = true;
+        if (q.caughtUp) idle = true;
+        else behind = true;
         continue;
       }
       if (best === undefined || it.time < best.it.time) best = { q, it };
     }
     if (best === undefined) return undefined;
-    if (waiting && best.it.time !== Number.NEGATIVE_INFINITY) {
+    const unusable = best.it.time === Number.NEGATIVE_INFINITY;
+    if (behind && !unusable) return undefined;
+    if (idle && !unusable && this.maxIdleMs > 0) {
       this.blockedSince ??= wallNow;
       if (wallNow - this.blockedSince < this.maxIdleMs) return undefined;
     } else {

@@ -24,11 +24,12 @@ import type { JoinState, Modality } from '../codec/records.js';
 import { SchemaCatalog } from '../codec/schema-catalog.js';
 import { SchemaRegistryClient } from '../codec/schema-registry.js';
 import type { Config } from '../config/config-schema.js';
-import { messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import { FrameReader, type ReadResult } from '../input/frame-reader.js';
 import { SampleJudge, type Judgement } from '../inference/judge.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
 import type { JoinPolicy } from '../join/sample-joiner.js';
+import { addJoinStats, emptyJoinStats } from '../join/sample-joiner.js';
 import { createKafka, frameConsumerConfig, producerConfig } from '../kafka/kafka-client.js';
 import { inputTopics } from '../kafka/topics.js';
 import type { Outputs } from '../output/event-builder.js';
@@ -36,6 +37,7 @@ import { rootLogger, type Logger } from '../telemetry/logger.js';
 import { coPartitionedAssignor } from './co-partition-assignor.js';
 import { changelogTopic, readChangelog } from './join-changelog.js';
 import type { Queued } from './partition-group.js';
+import type { Delivery, JoinSnapshot, ProcessorStatus } from './processor-status.js';
 import { AtLeastOnceSink, TransactionalSink, type OutRecord, type TaskSink } from './task-sink.js';
 import { Task } from './task.js';
 
@@ -44,6 +46,22 @@ export interface ProcessorOptions {
   now?: () => number;
   /** Called after each step's records are written (under exactly-once: before their transaction commits). */
   onWritten?: (j: Judgement | null, outputs: Outputs) => void;
+  /** Called for each delivery a task takes from an input partition (metrics: records read, lag). */
+  onDelivery?: (d: Delivery) => void;
+  /**
+   * A bounded run (replay): per input partition, the first offset past the range.
+   * Records from there on are not processed; when every partition has reached its
+   * end, every wait expires (the join is flushed), the outputs commit and
+   * `finished` resolves. The start is the group's committed offsets.
+   */
+  range?: InputRange;
+}
+
+export interface InputRange {
+  /** Where the range starts (the group's committed offsets must be set there), keyed `${topic}:${partition}`. */
+  start: Map<string, bigint>;
+  /** The first offset past the range, same keys. */
+  end: Map<string, bigint>;
 }
 
 export interface ProcessorStats {
@@ -86,9 +104,17 @@ export class StreamProcessor {
   private taskRestarts = 0;
   /** Counters of tasks no longer running here (moved or rebuilt), so stats() covers the whole run. */
   private readonly retired = { framesRead: 0, judged: 0, deadLetters: 0, keyProblems: 0, duplicates: 0, commits: 0 };
+  /** Join statistics of tasks no longer running here, so joinSnapshot() covers the whole run. */
+  private readonly retiredJoin = emptyJoinStats();
+  /** When the broker last answered the consumer (heartbeat, group join), for health checks. */
+  private brokerSeenAt: number | undefined;
+  private hasAssignment = false;
   private readonly eos: boolean;
   private sharedSink: TaskSink | undefined;
-  private readonly paused = new Set<number>();
+  /** Paused input topics per task number. */
+  private readonly paused = new Map<number, Set<string>>();
+  /** When each task's merge was last reported as waiting for unread records (stall warnings). */
+  private readonly blockedReported = new Map<number, number>();
   private readonly judge: SampleJudge;
   private codecs!: Codecs;
   private reader!: FrameReader;
@@ -100,6 +126,22 @@ export class StreamProcessor {
   /** Resolves once the member has its first assignment. */
   readonly assigned: Promise<void>;
   private keyProblemLogged = 0;
+  private lastTopicCheck = 0;
+  private checkingTopics = false;
+  private reportFatal!: (err: MmadError) => void;
+  /**
+   * Resolves with the reason when the processor cannot go on (a topic it needs was
+   * deleted); its owner then calls abort(). Nothing past the last commit is lost.
+   */
+  readonly fatal: Promise<MmadError>;
+  /** Bounded run: input partitions (`${topic}:${partition}`) that reached the end of the range. */
+  private readonly rangeDone = new Set<string>();
+  /** Bounded run: the next offset to read, per input partition. */
+  private readonly positions = new Map<string, bigint>();
+  private finishing = false;
+  private reportFinished!: () => void;
+  /** Bounded run: resolves once the whole range is judged and committed. */
+  readonly finished: Promise<void>;
 
   constructor(
     private readonly config: Config,
@@ -120,6 +162,9 @@ export class StreamProcessor {
     this.eos = config.processing.guarantee === 'exactly-once';
     this.judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels }, this.inputs.map((i) => i.modality), this.now);
     this.assigned = new Promise((r) => (this.assignedOnce = r));
+    void this.assigned.then(() => (this.hasAssignment = true));
+    this.fatal = new Promise((r) => (this.reportFatal = r));
+    this.finished = new Promise((r) => (this.reportFinished = r));
   }
 
   async start(): Promise<void> {
@@ -155,7 +200,12 @@ export class StreamProcessor {
     }
     await this.consumer.connect();
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => this.onAssignment(e.payload.memberAssignment));
+    // a fetch that returned only transaction markers never reaches eachBatch, yet it tells the merge the partition is at its end
+    this.consumer.on(this.consumer.events.START_BATCH_PROCESS, ({ payload }) => {
+      if (payload.batchSize === 0) this.tasks.get(payload.partition)?.position(payload.topic, BigInt(payload.offsetLag) <= 0n);
+    });
     this.consumer.on(this.consumer.events.CRASH, (e) => this.log.error('consumer crashed', { error: e.payload.error, restart: e.payload.restart }));
+    for (const e of [this.consumer.events.HEARTBEAT, this.consumer.events.GROUP_JOIN]) this.consumer.on(e, () => (this.brokerSeenAt = this.now()));
     await this.consumer.subscribe({ topics: this.inputs.map((i) => i.topic), fromBeginning: this.config.input.startFrom === 'earliest' });
     await this.consumer.run({
       autoCommit: false,
@@ -187,6 +237,23 @@ export class StreamProcessor {
     this.log.info('stream processor stopped', this.stats() as unknown as Record<string, unknown>);
   }
 
+  /**
+   * Stop after a fatal error: no commit (the outputs may be what failed), open
+   * transactions aborted, group left. Uncommitted input is read again by the next
+   * owner of each task, so nothing is lost; every step is bounded in time.
+   */
+  async abort(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    const bounded = (p: Promise<unknown>): Promise<unknown> => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    await bounded(this.consumer.stop());
+    await Promise.all([...this.tasks.values()].map((t) => bounded(t.stop())));
+    await bounded(this.consumer.disconnect());
+    if (!this.eos) await bounded(this.producer.disconnect());
+    this.log.warn('stream processor aborted', this.stats() as unknown as Record<string, unknown>);
+  }
+
   stats(): ProcessorStats {
     const tasks = [...this.tasks.values()];
     const sum = (f: (t: Task) => number): number => tasks.reduce((s, t) => s + f(t), 0);
@@ -199,10 +266,34 @@ export class StreamProcessor {
       keyProblems: r.keyProblems + sum((t) => t.stats.keyProblems),
       duplicates: r.duplicates + sum((t) => t.joiner.stats.duplicates),
       pendingSamples: sum((t) => t.joiner.pendingCount),
-      paused: [...this.paused].sort((a, b) => a - b),
+      paused: [...this.paused.keys()].sort((a, b) => a - b),
       commits: r.commits + sum((t) => t.stats.commits),
       taskRestarts: this.taskRestarts,
     };
+  }
+
+  /** For health checks (read-only): running, assignment, tasks, and when the broker last answered. */
+  status(): ProcessorStatus {
+    return {
+      running: this.ticker !== undefined && !this.stopping,
+      assigned: this.hasAssignment,
+      tasks: [...this.tasks.keys()].sort((a, b) => a - b),
+      starting: [...this.starting].sort((a, b) => a - b),
+      brokerContactAgoMs: this.brokerSeenAt === undefined ? null : Math.max(0, this.now() - this.brokerSeenAt),
+    };
+  }
+
+  /** The join of every task this member ran (read-only; metrics). */
+  joinSnapshot(): JoinSnapshot {
+    const stats = addJoinStats(emptyJoinStats(), this.retiredJoin);
+    let pendingSamples = 0;
+    let pendingBytes = 0;
+    for (const t of this.tasks.values()) {
+      addJoinStats(stats, t.joiner.stats);
+      pendingSamples += t.joiner.pendingCount;
+      pendingBytes += t.joiner.bytesHeld;
+    }
+    return { stats, pendingSamples, pendingBytes };
   }
 
   private retire(task: Task): void {
@@ -213,6 +304,7 @@ export class StreamProcessor {
     r.keyProblems += task.stats.keyProblems;
     r.duplicates += task.joiner.stats.duplicates;
     r.commits += task.stats.commits;
+    addJoinStats(this.retiredJoin, task.joiner.stats);
   }
 
   private onAssignment(assignment: Record<string, number[]>): void {
@@ -221,7 +313,7 @@ export class StreamProcessor {
     for (const [p, task] of this.tasks) {
       if (!numbers.has(p)) {
         this.tasks.delete(p);
-        this.paused.delete(p);
+        this.resumeTask(p);
         this.retire(task);
         void task.stop();
       }
@@ -302,7 +394,11 @@ export class StreamProcessor {
           const end = ends.find((e) => e.partition === p);
           const at = c?.partitions.find((x) => x.partition === p)?.offset ?? '-1';
           const from = at === '-1' ? end?.low : at;
-          out.get(p)!.set(topic, end !== undefined && from !== undefined && BigInt(from) >= BigInt(end.high));
+          const stop = this.rangeEnd(topic, p) ?? (end === undefined ? undefined : BigInt(end.high));
+          const atEnd = stop !== undefined && from !== undefined && BigInt(from) >= stop;
+          if (atEnd && this.options.range !== undefined) this.rangeDone.add(`${topic}:${p}`);
+          if (from !== undefined) this.positions.set(`${topic}:${p}`, BigInt(from));
+          out.get(p)!.set(topic, atEnd);
         }
       }
       return out;
@@ -377,8 +473,14 @@ export class StreamProcessor {
   private async onBatch({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const items: Queued<ReadResult>[] = [];
     let n = 0;
+    const stop = this.rangeEnd(batch.topic, batch.partition);
+    let pastEnd = false;
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) return;
+      if (stop !== undefined && BigInt(message.offset) >= stop) {
+        pastEnd = true;
+        break;
+      }
       const result = await this.reader.read(batch.topic, batch.partition, message, this.now());
       items.push({
         topic: batch.topic,
@@ -396,37 +498,144 @@ export class StreamProcessor {
       if (this.starting.has(batch.partition)) await this.seekToCommitted(batch.partition);
       return;
     }
-    const caughtUp = BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark);
+    const next = items.length > 0 ? BigInt(items.at(-1)!.offset) + 1n : BigInt(batch.lastOffset()) + 1n;
+    const limit = stop !== undefined && stop < BigInt(batch.highWatermark) ? stop : BigInt(batch.highWatermark);
+    const caughtUp = pastEnd || next >= limit;
+    if (stop !== undefined) {
+      this.positions.set(`${batch.topic}:${batch.partition}`, pastEnd ? stop : next);
+      if (pastEnd || next >= stop) this.rangeDone.add(`${batch.topic}:${batch.partition}`);
+    }
     task.accept(batch.topic, items, caughtUp);
+    this.options.onDelivery?.({ topic: batch.topic, partition: batch.partition, records: items.length, lag: Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(batch.lastOffset()) - 1n)) });
     task.pump();
     this.applyBackpressure(task);
     await heartbeat();
   }
 
   private pauseTask(p: number): void {
-    if (this.paused.has(p)) return;
-    this.paused.add(p);
-    this.consumer.pause(this.inputs.map((i) => ({ topic: i.topic, partitions: [p] })));
+    this.setPaused(p, this.inputs.map((i) => i.topic));
   }
 
   private resumeTask(p: number): void {
-    if (!this.paused.has(p)) return;
-    this.paused.delete(p);
-    this.consumer.resume(this.inputs.map((i) => ({ topic: i.topic, partitions: [p] })));
+    this.setPaused(p, []);
+  }
+
+  /** Pauses exactly `topics` of task `p` and resumes its others. */
+  private setPaused(p: number, topics: string[]): void {
+    const now = this.paused.get(p) ?? new Set<string>();
+    const want = new Set(topics);
+    for (const { topic } of this.inputs) if (this.rangeDone.has(`${topic}:${p}`)) want.add(topic);
+    const pause = [...want].filter((t) => !now.has(t));
+    const resume = [...now].filter((t) => !want.has(t));
+    if (pause.length > 0) this.consumer.pause(pause.map((topic) => ({ topic, partitions: [p] })));
+    if (resume.length > 0) this.consumer.resume(resume.map((topic) => ({ topic, partitions: [p] })));
+    if (want.size > 0) this.paused.set(p, want);
+    else this.paused.delete(p);
   }
 
   private applyBackpressure(task: Task): void {
-    if (task.saturated) this.pauseTask(task.partition);
-    else this.resumeTask(task.partition);
+    this.setPaused(task.partition, task.pausable());
+  }
+
+  /** A merge that waits a long time for records known to exist is worth a warning (every 30 s). */
+  private reportBlocked(task: Task): void {
+    const on = task.blockedOn;
+    if (on.length === 0 || task.buffered === 0) {
+      this.blockedReported.delete(task.partition);
+      return;
+    }
+    const since = this.blockedReported.get(task.partition);
+    const now = this.now();
+    if (since === undefined) this.blockedReported.set(task.partition, now);
+    else if (now - since >= 30_000) {
+      this.blockedReported.set(task.partition, now);
+      this.log.warn('task waits for input partitions with unread records before merging further', { task: task.partition, topics: on, buffered: task.buffered });
+    }
+  }
+
+  /** Topics the processor reads or writes. */
+  private requiredTopics(): string[] {
+    const t = this.config.topics;
+    return [...this.inputs.map((i) => i.topic), t.events, t.alerts, t.deadLetters, changelogTopic(this.config)];
+  }
+
+  /**
+   * A topic deleted under the service cannot be worked around: its partitions, offsets
+   * and co-partitioning are gone. Checked every few seconds; a missing one is fatal.
+   */
+  private async checkTopics(): Promise<void> {
+    this.checkingTopics = true;
+    this.lastTopicCheck = this.now();
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const have = new Set(await admin.listTopics());
+      const missing = this.requiredTopics().filter((t) => !have.has(t));
+      if (missing.length > 0 && !this.stopping) {
+        const err = new MmadError(
+          ErrorCode.TOPIC_MISSING,
+          `topic(s) ${missing.join(', ')} no longer exist (deleted while the service ran); stopping. Nothing past the last commit is lost: ` +
+            `recreate them ('mmad topics create') and restart, and the uncommitted input is read again`,
+          { details: { missing } },
+        );
+        this.log.error('topics missing', { missing });
+        this.reportFatal(err);
+      }
+    } catch (err) {
+      this.log.debug('topic check skipped: broker not reachable', { error: messageOf(err) });
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+      this.checkingTopics = false;
+    }
+  }
+
+  /** Bounded run: the end of the range for this input partition (undefined: unbounded). */
+  private rangeEnd(topic: string, partition: number): bigint | undefined {
+    return this.options.range?.end.get(`${topic}:${partition}`) ?? (this.options.range === undefined ? undefined : 0n);
+  }
+
+  /** Bounded run: how far the range is read (records), for progress reports. */
+  rangeProgress(): { done: number; total: number; partitionsDone: number; partitions: number } | undefined {
+    const r = this.options.range;
+    if (r === undefined) return undefined;
+    let done = 0;
+    let total = 0;
+    for (const [key, end] of r.end) {
+      const start = r.start.get(key) ?? end;
+      total += Number(end - start);
+      const at = this.positions.get(key) ?? start;
+      done += Number((at < end ? at : end) - start);
+    }
+    return { done: Math.max(0, done), total, partitionsDone: this.rangeDone.size, partitions: r.end.size };
+  }
+
+  /** Bounded run: once every partition reached its end and nothing is buffered, flush the joins and commit. */
+  private async finishRange(): Promise<void> {
+    if (this.finishing || this.options.range === undefined || this.starting.size > 0) return;
+    for (const key of this.options.range.end.keys()) if (!this.rangeDone.has(key)) return;
+    const tasks = [...this.tasks.values()];
+    if (tasks.length * this.inputs.length < this.options.range.end.size || tasks.some((t) => t.buffered > 0)) return;
+    this.finishing = true;
+    for (const t of tasks) t.flush();
+    await Promise.all(tasks.map((t) => t.commit()));
+    await Promise.all(tasks.map((t) => t.idle()));
+    if (tasks.some((t) => t.failed)) {
+      this.finishing = false; // a task is being rebuilt: it reads its rest again
+      return;
+    }
+    this.reportFinished();
   }
 
   private async tick(): Promise<void> {
     if (this.stopping) return;
+    if (this.options.range !== undefined) void this.finishRange();
+    if (!this.checkingTopics && this.now() - this.lastTopicCheck >= this.config.processing.topicCheckMs) void this.checkTopics();
     const commitDue = this.now() - this.lastCommit >= this.config.processing.commitIntervalMs;
     if (commitDue) this.lastCommit = this.now();
     for (const task of this.tasks.values()) {
       task.pump();
       this.applyBackpressure(task);
+      this.reportBlocked(task);
       if (commitDue) void task.commit();
     }
   }

@@ -152,12 +152,37 @@ export class Task {
       }
       this.handle(this.joiner.add(r.input));
     }
-    this.handle(this.joiner.tick(now));
+    // stream time follows the wall clock only when the input has really stopped; a full join
+    // (more parts pending than its bounds) is the exception: its timeouts must be able to fire
+    if (this.group.drained || this.joiner.full) this.handle(this.joiner.tick(now));
+    else this.joiner.busy(now);
   }
 
-  /** True while the task should not receive more input (memory bounds, or not ready). */
-  get saturated(): boolean {
-    return this.joiner.full || this.inFlight >= this.o.maxInFlight || this.group.bufferedBytes >= this.o.maxBufferedBytes;
+  /**
+   * Input topics to pause now. At the join's or the judge's bounds, all of them.
+   * At the buffer's bound only those with frames buffered: the merge may be
+   * waiting for one that has none, and pausing it would stall the task.
+   */
+  pausable(): string[] {
+    if (!this.ready || this.joiner.full || this.inFlight >= this.o.maxInFlight) return this.o.inputs.map((i) => i.topic);
+    if (this.group.bufferedBytes >= this.o.maxBufferedBytes) return this.group.bufferedTopics();
+    return [];
+  }
+
+  /** End of a bounded input (a replay's range): every wait expires now. */
+  flush(): void {
+    if (!this.ready || this.stopped) return;
+    this.handle(this.joiner.flush());
+  }
+
+  /** A delivery without usable records (only transaction markers): where the partition stands. */
+  position(topic: string, caughtUp: boolean): void {
+    this.group.position(topic, caughtUp);
+  }
+
+  /** Input topics the merge waits for (unread records, nothing buffered). */
+  get blockedOn(): string[] {
+    return this.group.blockedOn;
   }
 
   get buffered(): number {

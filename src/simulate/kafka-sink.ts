@@ -20,6 +20,8 @@ export interface OutRecord {
   value: Buffer;
   /** Producer timestamp, epoch ms (the producing station's clock). */
   timestamp: number;
+  /** Record headers (the W3C trace context of the frame's send span). */
+  headers?: Record<string, string>;
 }
 
 export interface RecordSink {
@@ -49,16 +51,32 @@ export function stationProducer(kafka: Kafka, config: Config): Producer {
   return kafka.producer(producerConfig(config));
 }
 
+/**
+ * Sends through one idempotent producer, one batch at a time: kafkajs numbers an
+ * idempotent producer's records per partition when it builds a request, and two
+ * sendBatch calls in flight at once can reach the broker in the other order
+ * (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal for the producer). Callers may still call
+ * send() concurrently (the next batch is prepared while one is written); the
+ * writes themselves queue here.
+ */
 export class KafkaRecordSink implements RecordSink {
+  private tail: Promise<void> = Promise.resolve();
+
   constructor(private readonly producer: Producer) {}
 
-  async send(records: OutRecord[]): Promise<void> {
+  send(records: OutRecord[]): Promise<void> {
+    const run = this.tail.then(() => this.write(records));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async write(records: OutRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const byTopic = new Map<string, { key: string; value: Buffer; partition: number; timestamp: string }[]>();
+    const byTopic = new Map<string, { key: string; value: Buffer; partition: number; timestamp: string; headers?: Record<string, string> }[]>();
     for (const r of records) {
       let list = byTopic.get(r.topic);
       if (list === undefined) byTopic.set(r.topic, (list = []));
-      list.push({ key: r.key, value: r.value, partition: r.partition, timestamp: String(r.timestamp) });
+      list.push({ key: r.key, value: r.value, partition: r.partition, timestamp: String(r.timestamp), ...(r.headers ? { headers: r.headers } : {}) });
     }
     // acks from all in-sync replicas: a load test must measure durable writes, not fire-and-forget
     await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });

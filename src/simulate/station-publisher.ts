@@ -9,7 +9,9 @@
  * flight — the load-test mode; frame timestamps then still follow the plan
  * (event time runs faster than the wall clock).
  */
+import { SpanKind, SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import type { VisibilityLevel } from '../codec/records.js';
+import { traceHeaders } from '../telemetry/tracing.js';
 import { EmissionStream, LineSchedule, type StationModality, type TimingOptions } from './line-schedule.js';
 import type { OutRecord, RecordSink, StationCodecs, StationTopics } from './kafka-sink.js';
 import { partitionFor } from '../kafka/partitioner.js';
@@ -74,6 +76,12 @@ export interface StationRunOptions {
   progressEveryMs?: number;
   /** Clock for pacing (tests inject one); default performance.now/setTimeout. */
   clock?: { now(): number; sleep(ms: number): Promise<void> };
+  /**
+   * Traces each frame's send (a producer span, ended when its batch is
+   * acknowledged) and puts the span's W3C traceparent in the record's headers,
+   * so the service's span of the sample links to it.
+   */
+  tracer?: Tracer;
 }
 
 export interface PublishReport {
@@ -145,6 +153,7 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
   const remaining = new Map<number, number>();
   const t0 = clock.now();
   let batch: OutRecord[] = [];
+  let batchSpans: Span[] = [];
   let batchBytes = 0;
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
@@ -153,14 +162,21 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
     const records = batch;
+    const spans = batchSpans;
     batch = [];
+    batchSpans = [];
     batchBytes = 0;
     const p = o.sink.send(records).then(
       () => {
         for (const r of records) report.perTopic[r.topic]![r.partition]!++;
+        for (const s of spans) s.end();
       },
       (err: unknown) => {
         failure ??= err;
+        for (const s of spans) {
+          s.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
+          s.end();
+        }
       },
     );
     const tracked = p.finally(() => inFlight.delete(tracked));
@@ -168,8 +184,9 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
     while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
     if (failure !== undefined) throw failure;
   };
-  const add = async (r: OutRecord): Promise<void> => {
+  const add = async (r: OutRecord, span?: Span): Promise<void> => {
     batch.push(r);
+    if (span !== undefined) batchSpans.push(span);
     batchBytes += r.value.length;
     report.bytes += r.value.length;
     if (batch.length >= maxBatchRecords || batchBytes >= maxBatchBytes) await flush();
@@ -258,13 +275,33 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
           expected: announce ? part.expected : null,
           attributes: sourced.frameAttributes,
         });
-        await add({
-          topic: target.topic,
-          partition: partitionFor(sampleId, target.partitions),
-          key: sampleId,
-          value: o.codecs.frame[f.modality].encode(frame),
-          timestamp: startTime + Math.round(f.sendMs) + schedule.skewMs[f.modality],
+        const partition = partitionFor(sampleId, target.partitions);
+        const span = o.tracer?.startSpan(`send ${f.modality} frame`, {
+          kind: SpanKind.PRODUCER,
+          root: true,
+          attributes: {
+            'mmad.sample_id': sampleId,
+            'mmad.modality': f.modality,
+            'mmad.line': o.identity.line,
+            'mmad.station': o.identity.station,
+            'messaging.system': 'kafka',
+            'messaging.operation.type': 'send',
+            'messaging.destination.name': target.topic,
+            'messaging.destination.partition.id': String(partition),
+          },
         });
+        const headers = span === undefined ? {} : traceHeaders(span);
+        await add(
+          {
+            topic: target.topic,
+            partition,
+            key: sampleId,
+            value: o.codecs.frame[f.modality].encode(frame),
+            timestamp: startTime + Math.round(f.sendMs) + schedule.skewMs[f.modality],
+            ...(Object.keys(headers).length > 0 ? { headers } : {}),
+          },
+          span,
+        );
         report.frames[f.modality]++;
         report.payloadBytes += payload.length;
         if (f.duplicate) report.duplicated++;

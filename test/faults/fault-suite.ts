@@ -32,7 +32,7 @@ import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '
 import { SimulatedPartSource } from '../../src/simulate/line-simulator.js';
 import { runStation } from '../../src/simulate/station-publisher.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import { serviceEnv } from '../helpers/kafka.js';
+import { consumedAll, serviceEnv } from '../helpers/kafka.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
 
 const BIN = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
@@ -55,6 +55,8 @@ export interface FaultSuiteResult {
   restarts: number;
   brokerRestarts: number;
   duplicatesSent: number;
+  /** Duplicate frames the clean run's join recognised and kept out of the output. */
+  duplicatesSuppressed: number;
   lost: number;
   doubled: number;
   mismatched: number;
@@ -90,7 +92,7 @@ function suiteConfig(brokers: string[], o: FaultSuiteOptions, tag: string): Conf
         partitions: o.partitions,
       },
       input: { groupId: `${p}.service` },
-      processing: { guarantee: o.guarantee, maxTaskIdleMs: 200, commitIntervalMs: 100 },
+      processing: { guarantee: o.guarantee, commitIntervalMs: 100 },
       join: { modalities: { rgb: { policy: 'required', timeoutMs: 3000 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 8000 } }, idleAdvanceMs: 1000 },
       inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2 },
     } as never,
@@ -272,13 +274,20 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
     const settleDeadline = Date.now() + 180_000;
     let faultyEvents: AnomalyEvent[] = [];
     let cleanEvents: AnomalyEvent[] = [];
+    // done = both groups committed every input offset: an offset commits only with the outputs it
+    // caused and once its part is closed, so every revision is then committed
+    const inputs = Object.values(faulty.topics.inputs).filter((t): t is string => t !== null);
     for (;;) {
-      await new Promise((r) => setTimeout(r, 5000));
-      const [f, c] = await Promise.all([countRecords(kafka, faulty.topics.events), countRecords(kafka, clean.topics.events)]);
-      if ((f >= c && c > 0 && cleanRun.stats().pendingSamples === 0) || Date.now() > settleDeadline) break;
+      await new Promise((r) => setTimeout(r, 2000));
+      const [f, c] = await Promise.all([consumedAll(kafka, faulty.input.groupId, inputs), consumedAll(kafka, clean.input.groupId, inputs)]);
+      if (f && c) break;
+      if (Date.now() > settleDeadline) {
+        problems.push(`not settled after 180 s: faulty group ${f ? 'done' : 'behind'}, clean group ${c ? 'done' : 'behind'}`);
+        break;
+      }
     }
-    await new Promise((r) => setTimeout(r, 4000));
     [faultyEvents, cleanEvents] = await Promise.all([readEvents(kafka, faulty, faulty.topics.events, 3000), readEvents(kafka, faulty, clean.topics.events, 3000)]);
+    const duplicatesSuppressed = cleanRun.stats().duplicates;
     await cleanRun.stop();
     await registry.close();
 
@@ -324,6 +333,7 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
       restarts,
       brokerRestarts,
       duplicatesSent: duplicated,
+      duplicatesSuppressed,
       lost,
       doubled,
       mismatched: mismatched + extra,

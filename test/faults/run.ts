@@ -33,7 +33,7 @@ for (let i = 0; i < Number(values.runs); i++) {
   if (!ok) failed++;
   console.log(
     `seed ${seed}: ${ok ? 'PASS' : 'FAIL'} samples=${r.samples} revisions=${r.revisions} kills=${r.kills} restarts=${r.restarts} brokerRestarts=${r.brokerRestarts} ` +
-      `duplicatesSent=${r.duplicatesSent} lost=${r.lost} doubled=${r.doubled} mismatched=${r.mismatched} extraDeadLetters=${r.extraDeadLetters} ${(r.elapsedMs / 1000).toFixed(0)}s`,
+      `duplicatesSent=${r.duplicatesSent} duplicatesSuppressed=${r.duplicatesSuppressed} lost=${r.lost} doubled=${r.doubled} mismatched=${r.mismatched} extraDeadLetters=${r.extraDeadLetters} ${(r.elapsedMs / 1000).toFixed(0)}s`,
   );
   for (const p of r.problems) console.log(`    ${p}`);
 }

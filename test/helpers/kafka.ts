@@ -57,6 +57,8 @@ export function serviceEnv(config: Config): Record<string, string> {
     MMAD_TOPICS__LABELS: t.labels,
     MMAD_TOPICS__PARTITIONS: String(t.partitions),
     MMAD_INPUT__GROUP_ID: config.input.groupId,
+    // several instances share one host in the tests: no operations server unless a test sets a port after this
+    MMAD_TELEMETRY__PROMETHEUS__PORT: '0',
   };
 }
 
@@ -122,4 +124,25 @@ export async function consumeAll(kafka: Kafka, config: Config, topic: string, id
     await consumer.disconnect();
   }
   return got;
+}
+
+/** Has the group committed the end offset of every partition of these topics (everything consumed and finished)? */
+export async function consumedAll(kafka: Kafka, groupId: string, topics: string[]): Promise<boolean> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    const committed = await admin.fetchOffsets({ groupId, topics });
+    for (const t of committed) {
+      const ends = await admin.fetchTopicOffsets(t.topic);
+      for (const e of ends) {
+        const at = t.partitions.find((p) => p.partition === e.partition)?.offset ?? '-1';
+        if (BigInt(e.high) > 0n && BigInt(at) < BigInt(e.high)) return false;
+      }
+    }
+    return true;
+  } catch {
+    return false; // broker restarting
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
 }

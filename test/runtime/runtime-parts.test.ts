@@ -39,18 +39,39 @@ function q(topic: string, offset: number, time: number): Queued<string> {
   return { topic, offset: String(offset), time, bytes: 10, item: `${topic}@${offset}` };
 }
 
-test('the partition group merges by event time and waits for a partition that may still have earlier frames', () => {
-  const g = new PartitionGroup<string>(['rgb', 'ir', 'xyz'], 500);
+test('the partition group merges by event time and waits for a partition with unread records, however long', () => {
+  const g = new PartitionGroup<string>(['rgb', 'ir', 'xyz'], 0);
   g.add('rgb', [q('rgb', 0, 100), q('rgb', 1, 300)], false);
   g.add('ir', [q('ir', 0, 101), q('ir', 1, 250)], false);
   assert.equal(g.next(0), undefined, 'xyz has nothing yet and is not caught up: wait');
+  assert.deepEqual(g.blockedOn, ['xyz']);
   g.add('xyz', [q('xyz', 0, 200)], true);
   const order: string[] = [];
   for (let it = g.next(1); it !== undefined; it = g.next(1)) order.push(it.item);
   assert.deepEqual(order, ['rgb@0', 'ir@0', 'xyz@0', 'ir@1'], 'stops when ir and xyz are drained: ir is not caught up');
-  assert.equal(g.next(400), undefined);
-  assert.equal(g.next(501)!.item, 'rgb@1', 'after max idle the task proceeds without the empty partition');
+  assert.equal(g.next(3_600_000), undefined, 'an hour later: ir still has unread records, the merge still waits');
+  assert.deepEqual(g.bufferedTopics(), ['rgb'], 'only rgb may be paused; ir must keep fetching');
+  assert.equal(g.drained, false);
+  g.position('ir', true);
+  assert.equal(g.next(3_600_001)!.item, 'rgb@1', 'a delivery of only transaction markers said ir is at its end');
   assert.equal(g.size, 0);
+  assert.equal(g.drained, false, 'rgb\'s last delivery stopped short of its end');
+  g.position('rgb', true);
+  assert.equal(g.drained, true);
+});
+
+test('a caught-up partition with nothing buffered is waited for max idle (max.task.idle.ms), counted from the last delivery', () => {
+  const g = new PartitionGroup<string>(['rgb', 'ir'], 500);
+  g.add('ir', [], true);
+  g.add('rgb', [q('rgb', 0, 100)], true);
+  assert.equal(g.next(1000), undefined, 'ir is caught up but may get a frame any moment');
+  g.add('rgb', [q('rgb', 1, 200)], true);
+  assert.equal(g.next(1400), undefined, 'a delivery restarts the wait');
+  assert.equal(g.next(1901)!.item, 'rgb@0');
+  const eager = new PartitionGroup<string>(['rgb', 'ir'], 0);
+  eager.add('ir', [], true);
+  eager.add('rgb', [q('rgb', 0, 100)], true);
+  assert.equal(eager.next(0)!.item, 'rgb@0', 'max idle 0: no wait for a caught-up partition');
 });
 
 test('unusable records (no event time) are passed on at once', () => {

@@ -14,6 +14,7 @@ import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '
 import { SimulatedPartSource } from '../../simulate/line-simulator.js';
 import { runStation } from '../../simulate/station-publisher.js';
 import { createLogger } from '../../telemetry/logger.js';
+import { Telemetry } from '../../telemetry/telemetry.js';
 import { CONFIG_OPTION, type Command } from '../command.js';
 import { brokerFor, configOf } from '../common.js';
 import { formatTopicTable } from './topics.js';
@@ -68,6 +69,7 @@ export const demoCommand: Command = {
     const admin = kafka.admin();
     let registry: ModelRegistry | undefined;
     let processor: StreamProcessor | undefined;
+    let telemetry: Telemetry | undefined;
     const collector = kafka.consumer(frameConsumerConfig(config, `mmad-demo-${run}-summary`));
     const producer = stationProducer(kafka, config);
     try {
@@ -82,7 +84,10 @@ export const demoCommand: Command = {
 
       registry = await ModelRegistry.open(config, quiet);
       ctx.out(`students: ${registry.models.map((m) => `${m.spec.id}@${m.spec.version}`).join(', ')}`);
-      processor = new StreamProcessor(config, registry, { logger: quiet });
+      telemetry = await Telemetry.startBestEffort(config, { logger: quiet });
+      if (telemetry.port !== undefined) ctx.out(`operations: http://localhost:${telemetry.port}/metrics, /healthz, /readyz`);
+      processor = new StreamProcessor(config, registry, { logger: quiet, ...telemetry.processorOptions() });
+      telemetry.attach(processor, registry);
       await processor.start();
       await processor.assigned;
 
@@ -147,6 +152,8 @@ export const demoCommand: Command = {
           announceModalities: true,
           labels: true,
           signal: abort.signal,
+          // frames carry their send span's traceparent, so a sample's trace links to them
+          ...(telemetry.tracer !== null ? { tracer: telemetry.tracer } : {}),
         });
         ctx.out(`line done: ${report.parts} parts, ${report.frames.rgb + report.frames.ir + report.frames.xyz} frames (${report.dropped} dropped, ${report.duplicated} duplicated on purpose)`);
         // the last parts settle when their waits expire (the idle timer advances stream time)
@@ -164,7 +171,9 @@ export const demoCommand: Command = {
     } finally {
       await collector.disconnect().catch(() => undefined);
       await producer.disconnect().catch(() => undefined);
+      telemetry?.stopping();
       await processor?.stop().catch(() => undefined);
+      await telemetry?.shutdown();
       await registry?.close();
       await admin.disconnect().catch(() => undefined);
       await broker.stop();

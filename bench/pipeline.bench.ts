@@ -1,0 +1,282 @@
+/**
+ * Benchmark of the whole service, figures side by side in one run:
+ *
+ *   1. Sustained throughput: a backlog of simulated parts (rgb + ir, the
+ *      expected-modalities hint on) is published first, then an in-process
+ *      stream processor judges it; parts/s from its first event to its last,
+ *      for each micro-batch size.
+ *   2. In the same run, the raw onnxruntime-node throughput of the model the
+ *      parts were routed to, at the same batch size, on ready tensors: the
+ *      ratio pipeline / raw is the pipeline's efficiency (what decoding,
+ *      resizing, joining, Kafka and transactions cost on top of the model).
+ *   3. Latency: at the best batch size, the line publishes live at 70 % of the
+ *      sustained rate; end-to-end latency of the provisional events (first
+ *      frame's arrival to the event being produced) p50/p90/p99, against the
+ *      model's own time for one batch.
+ *   4. Exactly-once against at-least-once: the backlog again at the best batch
+ *      size with processing.guarantee = at-least-once.
+ *   5. Replay: the best batch size's backlog replayed (`replayRange`: offsets by
+ *      timestamp, own group and topics, stops at the end) against its live rate.
+ *   6. Peak RSS of the process (service, models, broker client).
+ *
+ * The broker is KAFKA_BROKERS, a container, or a local one started here.
+ *
+ *   node --import tsx bench/pipeline.bench.ts [--parts 240] [--batches 1,4,8,16] [--size 256] [--latency-seconds 20]
+ */
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import type { AnomalyEvent } from '../src/codec/records.js';
+import type { Config } from '../src/config/config-schema.js';
+import { loadConfig } from '../src/config/load-config.js';
+import { ModelRegistry } from '../src/inference/model-registry.js';
+import { createKafka } from '../src/kafka/kafka-client.js';
+import { provideBroker } from '../src/kafka/provide-broker.js';
+import { ensureTopics, planTopics } from '../src/kafka/topics.js';
+import { replayRange } from '../src/replay/replay.js';
+import { StreamProcessor } from '../src/runtime/stream-processor.js';
+import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '../src/simulate/kafka-sink.js';
+import { SimulatedPartSource } from '../src/simulate/line-simulator.js';
+import type { TimingOptions } from '../src/simulate/line-schedule.js';
+import { runStation } from '../src/simulate/station-publisher.js';
+import { createLogger } from '../src/telemetry/logger.js';
+import { printTable } from './harness.js';
+
+const { values } = parseArgs({
+  options: {
+    parts: { type: 'string', default: '240' },
+    batches: { type: 'string', default: '1,4,8,16' },
+    size: { type: 'string', default: '256' },
+    'latency-seconds': { type: 'string', default: '20' },
+  },
+});
+const PARTS = Number(values.parts);
+const BATCHES = values.batches.split(',').map(Number);
+const SIZE = Number(values.size);
+const LATENCY_S = Number(values['latency-seconds']);
+const fmt = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
+
+const quiet = createLogger({}, 'error');
+const runId = Date.now().toString(36);
+const base = loadConfig({ env: {} });
+const broker = await provideBroker(base, { logger: quiet });
+const source = await SimulatedPartSource.create({ product: 'battery_lid', width: SIZE, height: SIZE, seed: 1, defectRate: 0.2, defects: [], poolSize: 16 });
+
+const TIMING: TimingOptions = {
+  ratePerSecond: 50,
+  rgbIrJitterMs: 3,
+  xyzFraction: 0,
+  xyzDelayMinMs: 0,
+  xyzDelayMaxMs: 0,
+  dropRate: 0,
+  duplicateRate: 0,
+  reorderRate: 0,
+  reorderMaxMs: 0,
+  clockSkewMs: 0,
+  burstRate: 0,
+  burstSize: 1,
+  burstFactor: 1,
+};
+
+function configFor(tag: string, batch: number, guarantee: Config['processing']['guarantee']): Config {
+  const p = `bench-${runId}-${tag}`;
+  return loadConfig({
+    env: {},
+    overrides: {
+      kafka: { brokers: broker.brokers },
+      topics: { inputs: { rgb: `${p}.rgb`, ir: `${p}.ir`, xyz: `${p}.xyz` }, events: `${p}.events`, alerts: `${p}.alerts`, deadLetters: `${p}.dlq`, labels: `${p}.labels` },
+      input: { groupId: `${p}.service` },
+      processing: { guarantee },
+      inference: { maxBatchSize: batch },
+    } as never,
+  });
+}
+
+async function publish(config: Config, count: number, pace: boolean, rate: number): Promise<void> {
+  const kafka = createKafka(config, config.kafka.brokers, quiet);
+  const admin = kafka.admin();
+  const producer = stationProducer(kafka, config);
+  await admin.connect();
+  await producer.connect();
+  try {
+    const topics = await stationTopics(admin, config);
+    await runStation({
+      source,
+      topics,
+      sink: new KafkaRecordSink(producer),
+      codecs: await stationCodecs(config, topics),
+      identity: { line: 'bench', station: 'bench' },
+      timing: { ...TIMING, ratePerSecond: rate },
+      scheduleSeed: 1,
+      count,
+      pace,
+      idPrefix: `${config.input.groupId}-`,
+      announceModalities: true,
+      labels: false,
+    });
+  } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+  }
+}
+
+async function createTopics(config: Config): Promise<void> {
+  const admin = createKafka(config, config.kafka.brokers, quiet).admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, planTopics(config));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+interface PipelineRun {
+  partsPerS: number;
+  meanBatch: number;
+  model: string;
+  e2e: number[];
+}
+
+/** Runs the processor until `count` provisional events were written; `during` runs alongside (a live publisher). */
+async function runPipeline(config: Config, registry: ModelRegistry, count: number, during?: () => Promise<void>): Promise<PipelineRun> {
+  const times: number[] = [];
+  const e2e: number[] = [];
+  let model = '';
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const processor = new StreamProcessor(config, registry, {
+    logger: quiet,
+    onWritten: (_j, outputs) => {
+      const e: AnomalyEvent | null = outputs.event;
+      if (e === null || e.revision !== 1) return;
+      times.push(performance.now());
+      e2e.push(e.timings.endToEndMs);
+      model = e.model?.id ?? model;
+      if (times.length === count) done();
+    },
+  });
+  const before = registry.models.map((m) => ({ ...m.batcher.stats }));
+  await processor.start();
+  await during?.();
+  await finished;
+  await processor.stop();
+  const runs = registry.models.reduce((s, m, i) => s + m.batcher.stats.runs - before[i]!.runs, 0);
+  const samples = registry.models.reduce((s, m, i) => s + m.batcher.stats.samples - before[i]!.samples, 0);
+  const span = (times.at(-1)! - times[0]!) / 1000;
+  return { partsPerS: (times.length - 1) / span, meanBatch: samples / Math.max(1, runs), model, e2e };
+}
+
+/** Raw onnxruntime-node: the model alone on ready tensors, batch after batch, for about `ms`. */
+async function rawThroughput(registry: ModelRegistry, modelId: string, batch: number, ms = 3000): Promise<{ samplesPerS: number; batchMs: number }> {
+  const m = registry.models.find((x) => x.spec.id === modelId)!;
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of m.spec.inputs) {
+    const c = Number(input.shape[1]);
+    const data = new Float32Array(batch * c * m.spec.height * m.spec.width);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) % 255; // deterministic, not constant
+    feeds[input.name] = new ort.Tensor('float32', data, [batch, c, m.spec.height, m.spec.width]);
+  }
+  for (let i = 0; i < 3; i++) await m.session.run(feeds);
+  const t0 = performance.now();
+  let runs = 0;
+  while (performance.now() - t0 < ms) {
+    await m.session.run(feeds);
+    runs++;
+  }
+  const elapsed = performance.now() - t0;
+  return { samplesPerS: (runs * batch * 1000) / elapsed, batchMs: elapsed / runs };
+}
+
+function percentile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+console.log(`pipeline benchmark — ${broker.kind} broker, battery_lid rgb+ir ${SIZE}×${SIZE} frames, ${PARTS} parts per run, node ${process.version}`);
+const rows: Record<string, string | number>[] = [];
+let best: { batch: number; run: PipelineRun; raw: { samplesPerS: number; batchMs: number } } | undefined;
+try {
+  for (const batch of BATCHES) {
+    const config = configFor(`b${batch}`, batch, 'exactly-once');
+    await createTopics(config);
+    await publish(config, PARTS, false, 50);
+    const registry = await ModelRegistry.open(config, quiet);
+    try {
+      const run = await runPipeline(config, registry, PARTS);
+      const raw = await rawThroughput(registry, run.model, batch);
+      rows.push({
+        'max batch': batch,
+        model: run.model,
+        'pipeline parts/s': fmt(run.partsPerS),
+        'mean batch': fmt(run.meanBatch, 1),
+        'raw ORT samples/s': fmt(raw.samplesPerS),
+        'ORT ms/batch': fmt(raw.batchMs, 1),
+        efficiency: fmt(run.partsPerS / raw.samplesPerS, 2),
+      });
+      if (best === undefined || run.partsPerS > best.run.partsPerS) best = { batch, run, raw };
+    } finally {
+      await registry.close();
+    }
+  }
+  printTable('sustained throughput (backlog, exactly-once) vs raw onnxruntime-node at the same batch size', rows);
+
+  const b = best!;
+  const rate = 0.7 * b.run.partsPerS;
+  const liveConfig = configFor('live', b.batch, 'exactly-once');
+  await createTopics(liveConfig);
+  const registry = await ModelRegistry.open(liveConfig, quiet);
+  const liveParts = Math.max(20, Math.round(rate * LATENCY_S));
+  let live: PipelineRun;
+  let one: { samplesPerS: number; batchMs: number };
+  try {
+    live = await runPipeline(liveConfig, registry, liveParts, async () => {
+      void publish(liveConfig, liveParts, true, rate);
+    });
+    one = await rawThroughput(registry, live.model, 1, 1500);
+  } finally {
+    await registry.close();
+  }
+  const steady = live.e2e.slice(Math.floor(live.e2e.length / 10)); // skip the first 10 %: sessions and producers warming
+  printTable(`live at 70 % of the best sustained rate (${fmt(rate)} parts/s, max batch ${b.batch}, ${steady.length} parts): first frame → provisional event`, [
+    { '': 'p50 ms', value: fmt(percentile(steady, 0.5), 0) },
+    { '': 'p90 ms', value: fmt(percentile(steady, 0.9), 0) },
+    { '': 'p99 ms', value: fmt(percentile(steady, 0.99), 0) },
+    { '': 'model ms (batch 1 / batch max)', value: `${fmt(one.batchMs, 1)} / ${fmt(b.raw.batchMs, 1)}` },
+    { '': 'target p99 ≤ model (batch max) + 100 ms', value: percentile(steady, 0.99) <= b.raw.batchMs + 100 ? 'met' : 'missed' },
+  ]);
+
+  const aloConfig = configFor('alo', b.batch, 'at-least-once');
+  await createTopics(aloConfig);
+  await publish(aloConfig, PARTS, false, 50);
+  const aloRegistry = await ModelRegistry.open(aloConfig, quiet);
+  let alo: PipelineRun;
+  try {
+    alo = await runPipeline(aloConfig, aloRegistry, PARTS);
+  } finally {
+    await aloRegistry.close();
+  }
+  printTable(`delivery guarantee, max batch ${b.batch}`, [
+    { guarantee: 'exactly-once', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
+    { guarantee: 'at-least-once', 'parts/s': fmt(alo.partsPerS), ratio: fmt(alo.partsPerS / b.run.partsPerS, 2) },
+  ]);
+  const replayOf = configFor(`b${b.batch}`, b.batch, 'exactly-once');
+  const replayTopic = `${replayOf.topics.events}.replay`;
+  const replayConfig: Config = {
+    ...replayOf,
+    input: { ...replayOf.input, groupId: `${replayOf.input.groupId}.replay` },
+    topics: { ...replayOf.topics, events: replayTopic, alerts: `${replayTopic}.alerts`, deadLetters: `${replayTopic}.deadletters` },
+  };
+  const replayRegistry = await ModelRegistry.open(replayConfig, quiet);
+  try {
+    const r = await replayRange(replayConfig, replayRegistry, { from: Number.NEGATIVE_INFINITY, to: Number.POSITIVE_INFINITY, logger: quiet });
+    const partsPerS = r.eventsOut.length / (r.elapsedMs / 1000);
+    printTable(`replay of the max-batch-${b.batch} backlog (own group and topics, stops at the end; elapsed includes start-up and the final flush)`, [
+      { run: 'live (backlog), first to last event', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
+      { run: `replay, ${r.records} frames in ${fmt(r.elapsedMs / 1000)} s`, 'parts/s': fmt(partsPerS), ratio: fmt(partsPerS / b.run.partsPerS, 2) },
+    ]);
+  } finally {
+    await replayRegistry.close();
+  }
+  console.log(`\npeak RSS ${fmt(process.resourceUsage().maxRSS / 1024, 0)} MiB (this process: all 7 students loaded per run, processor, clients, simulator pool)`);
+} finally {
+  await broker.stop();
+}

@@ -1,0 +1,37 @@
+/**
+ * What the stream processor lets observers see (health checks, metrics),
+ * read-only: the shapes of `StreamProcessor.status()`, `joinSnapshot()` and
+ * the `onDelivery` hook. Observers never reach into tasks themselves.
+ */
+import type { JoinStats } from '../join/sample-joiner.js';
+
+export interface ProcessorStatus {
+  /** Started and not stopping. */
+  running: boolean;
+  /** The member has had its first assignment and started its tasks (possibly none, when there are more members than partitions). */
+  assigned: boolean;
+  /** Task numbers (input partition numbers) running here. */
+  tasks: number[];
+  /** Task numbers being started (fencing, restoring the changelog). */
+  starting: number[];
+  /** How long ago the broker last answered the consumer (heartbeat or group join); null before the first answer. */
+  brokerContactAgoMs: number | null;
+}
+
+/** The join across every task this member ran, including tasks that moved away or were rebuilt. */
+export interface JoinSnapshot {
+  stats: JoinStats;
+  /** Samples waiting in the joins of the running tasks. */
+  pendingSamples: number;
+  /** Bytes of frames those samples hold. */
+  pendingBytes: number;
+}
+
+/** One delivery a task took from one input partition. */
+export interface Delivery {
+  topic: string;
+  partition: number;
+  records: number;
+  /** Records behind the partition's end (high watermark) after this delivery. */
+  lag: number;
+}

@@ -1,0 +1,370 @@
+/**
+ * deploy/ cannot be run here (no container engine, no cluster), so it is
+ * checked against the code it deploys: every configuration the files give the
+ * service loads through the real config schema; every port they name is the
+ * one that configuration opens; every metric a dashboard or the autoscaler
+ * queries is one the service exports, with labels it has; the Kubernetes
+ * objects validate against the Kubernetes (and KEDA) API schemas, offline.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Service } from 'kubernetes-models/v1/Service';
+import { parse, parseAllDocuments } from 'yaml';
+import { COMMANDS } from '../../src/cli/main.js';
+import type { Config } from '../../src/config/config-schema.js';
+import { defaultConfig, loadConfig } from '../../src/config/load-config.js';
+import { fromRoot } from '../../src/config/paths.js';
+import { METRICS, allSeriesNames, type MetricDef } from '../../src/telemetry/metrics.js';
+
+const DEPLOY = fromRoot('deploy');
+const read = (rel: string): string => readFileSync(join(DEPLOY, rel), 'utf8');
+// compose files share settings through YAML merge keys (<<: *anchor)
+const yaml = (rel: string): any => parse(read(rel), { merge: true }); // eslint-disable-line @typescript-eslint/no-explicit-any
+const defaults = defaultConfig();
+
+/** The config a process gets from this file and environment (what `mmad` itself would load). */
+function configFrom(text: string | undefined, env: Record<string, string>): Config {
+  if (text === undefined) return loadConfig({ env });
+  const file = join(mkdtempSync(join(tmpdir(), 'mmad-deploy-')), 'mmad.yaml');
+  writeFileSync(file, text);
+  return loadConfig({ file, env });
+}
+
+/** host and port of a URL or host:port. */
+function hostPort(s: string): { host: string; port: number } {
+  const u = new URL(s.includes('://') ? s : `tcp://${s}`);
+  return { host: u.hostname, port: Number(u.port) };
+}
+
+// ---- PromQL: the metric names and labels a query uses ----
+
+const SERIES = new Set(allSeriesNames());
+/** Labels every series has besides its own: histogram buckets, the resource's service name, Prometheus' target labels. */
+const COMMON_LABELS = new Set(['le', 'service_name', 'job', 'instance']);
+
+function defOf(series: string): MetricDef | undefined {
+  return Object.values(METRICS).find((d) => [d.name, `${d.name}_total`, `${d.name}_bucket`, `${d.name}_sum`, `${d.name}_count`].includes(series));
+}
+
+function checkQuery(expr: string, where: string): MetricDef[] {
+  const names = [...expr.matchAll(/\b(mmad_[a-z0-9_]+)/g)].map((m) => m[1]!);
+  assert.ok(names.length > 0, `${where}: the query uses no mmad metric: ${expr}`);
+  for (const n of names) assert.ok(SERIES.has(n), `${where}: ${n} is not a series the service exports (${expr})`);
+  const defs = names.map((n) => defOf(n)!);
+  const known = new Set([...COMMON_LABELS, ...defs.flatMap((d) => d.labels)]);
+  for (const m of expr.matchAll(/\b(mmad_[a-z0-9_]+)\{([^}]*)\}/g)) {
+    const labels = new Set([...COMMON_LABELS, ...defOf(m[1]!)!.labels]);
+    for (const l of m[2]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)) assert.ok(labels.has(l[1]!), `${where}: ${m[1]} has no label ${l[1]} (${expr})`);
+  }
+  for (const m of expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)) {
+    for (const l of m[1]!.split(',').map((x) => x.trim()).filter(Boolean)) assert.ok(known.has(l), `${where}: no metric of the query has label ${l} (${expr})`);
+  }
+  return defs;
+}
+
+test('compose: Kafka in KRaft mode with what transactions on one node need, matching the service config', () => {
+  const compose = yaml('compose.yaml');
+  const kafka = compose.services.kafka;
+  assert.match(kafka.image, /^apache\/kafka:\d+\.\d+\.\d+$/);
+  assert.equal(kafka.image.split(':')[1], defaults.broker.kafkaVersion, 'the same Kafka as the local broker of tests and demo');
+  const env = kafka.environment as Record<string, string | number>;
+  assert.deepEqual(String(env.KAFKA_PROCESS_ROLES).split(',').sort(), ['broker', 'controller']);
+  assert.ok(!Object.keys(env).some((k) => k.includes('ZOOKEEPER')));
+  for (const k of ['KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR', 'KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR', 'KAFKA_TRANSACTION_STATE_LOG_MIN_ISR']) assert.equal(Number(env[k]), 1, k);
+  const voter = String(env.KAFKA_CONTROLLER_QUORUM_VOTERS).split('@')[1]!;
+  assert.ok(String(env.KAFKA_LISTENERS).includes(`CONTROLLER://:${hostPort(voter).port}`), 'the quorum voter is the controller listener');
+  const advertised = String(env.KAFKA_ADVERTISED_LISTENERS).replace('PLAINTEXT://', '');
+  const config = configFrom(read('config/mmad.yaml'), {});
+  assert.deepEqual(config.kafka.brokers, [advertised], 'the service connects to the advertised listener');
+  assert.equal(hostPort(advertised).host, 'kafka');
+  assert.ok(Number(env.KAFKA_MESSAGE_MAX_BYTES) >= config.kafka.maxMessageBytes, 'the broker takes the largest frame the service accepts');
+});
+
+test('compose: three replicas of the service; every mmad container loads its config and opens the ports the others use', () => {
+  const compose = yaml('compose.yaml');
+  const services = compose.services as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const configs = compose.configs as Record<string, { file: string }>;
+  for (const c of Object.values(configs)) assert.ok(existsSync(join(DEPLOY, c.file)), `config file ${c.file}`);
+  for (const [name, s] of Object.entries(services)) {
+    for (const dep of Object.keys(Array.isArray(s.depends_on) ? Object.fromEntries(s.depends_on.map((d: string) => [d, 1])) : (s.depends_on ?? {}))) {
+      assert.ok(dep in services, `${name} depends on ${dep}, which is not a service`);
+    }
+    for (const v of s.volumes ?? []) {
+      const src = String(v).split(':')[0]!;
+      if (src.startsWith('.')) assert.ok(existsSync(join(DEPLOY, src)), `${name} mounts ${src}`);
+    }
+    for (const c of s.configs ?? []) assert.ok(c.source in configs, `${name} uses config ${c.source}`);
+    assert.ok(s.image !== undefined && !/:latest$/.test(s.image) && s.image.includes(':'), `${name}: a pinned image (${s.image})`);
+  }
+  const mmad = services.mmad;
+  assert.equal(mmad.deploy.replicas, 3);
+  const builds = Object.entries(services).filter(([, s]) => s.build !== undefined);
+  assert.deepEqual(builds.map(([n]) => n).sort(), ['mmad', 'simulator', 'topics']);
+  for (const [name, s] of builds) {
+    assert.ok(existsSync(join(DEPLOY, s.build.context, s.build.dockerfile)), `${name}: ${s.build.dockerfile}`);
+    const commands = COMMANDS.map((c) => c.name);
+    assert.ok(commands.includes(s.command[0]), `${name} runs mmad ${s.command[0]}`);
+    const env = Object.fromEntries(Object.entries(s.environment as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+    const mounted = (s.configs as { source: string; target: string }[]).find((c) => c.target === env.MMAD_CONFIG);
+    assert.ok(mounted !== undefined, `${name}: MMAD_CONFIG (${env.MMAD_CONFIG}) is a mounted config`);
+    const { MMAD_CONFIG: _file, MMAD_LOG_LEVEL: _level, ...overrides } = env;
+    const config = configFrom(read(configs[mounted.source]!.file), overrides);
+    if (name !== 'mmad') continue;
+
+    const port = config.telemetry.prometheus.port;
+    assert.equal(port, defaults.telemetry.prometheus.port, 'the documented default port');
+    assert.ok(mmad.expose.map(String).includes(String(port)), 'the operations port is exposed to the other containers');
+    assert.equal(hostPort(String(mmad.healthcheck.test.join(' ').match(/https?:\/\/[^'"\s)]+/)![0])).port, port, 'the healthcheck asks the operations port');
+    assert.match(mmad.healthcheck.test.join(' '), /\/readyz/);
+    const prom = parse(read('prometheus/prometheus.yml'));
+    const job = prom.scrape_configs.find((j: { job_name: string }) => j.job_name === 'mmad');
+    assert.equal(job.metrics_path ?? '/metrics', '/metrics');
+    assert.deepEqual(job.dns_sd_configs[0].names, ['mmad'], 'Prometheus finds every replica of the service');
+    assert.equal(job.dns_sd_configs[0].port, port);
+
+    // traces: service → collector (OTLP/HTTP) → Jaeger (OTLP/gRPC)
+    const otlp = hostPort(config.telemetry.otlp.endpoint!);
+    assert.ok(otlp.host in services && services[otlp.host].expose.map(String).includes(String(otlp.port)), `the collector listens on ${otlp.port}`);
+    const collector = parse(read('otel-collector/config.yaml'));
+    assert.equal(hostPort(collector.receivers.otlp.protocols.http.endpoint).port, otlp.port);
+    const exporter = collector.exporters[collector.service.pipelines.traces.exporters[0]];
+    const jaeger = hostPort(exporter.endpoint);
+    assert.ok(services[jaeger.host].expose.map(String).includes(String(jaeger.port)));
+    assert.deepEqual(collector.service.pipelines.traces.receivers, ['otlp']);
+    if (config.telemetry.otlp.metricIntervalMs > 0) assert.ok(collector.service.pipelines.metrics, 'metrics pushed over OTLP need a metrics pipeline');
+
+    // Grafana's data sources are the services that serve them
+    const ds = parse(read('grafana/provisioning/datasources/datasources.yaml')).datasources as { uid: string; url: string }[];
+    for (const d of ds) {
+      const u = hostPort(d.url);
+      const ports = [...(services[u.host].ports ?? []).map((p: string) => p.split(':').at(-1)), ...(services[u.host].expose ?? []).map(String)];
+      assert.ok(ports.includes(String(u.port)), `${d.uid}: ${d.url}`);
+    }
+  }
+  const k8s = parse(read('k8s/deployment.yaml'));
+  assert.equal(mmad.stop_grace_period, `${k8s.spec.template.spec.terminationGracePeriodSeconds}s`, 'compose and Kubernetes give shutdown the same time');
+});
+
+test('the dashboard queries only metrics the service exports, with their labels, and shows every one of them', () => {
+  const dash = JSON.parse(read('grafana/dashboards/mmad.json')) as { uid: string; panels: { id: number; type: string; title: string; datasource?: { uid: string }; targets?: { expr: string }[] }[] };
+  const uids = new Set((parse(read('grafana/provisioning/datasources/datasources.yaml')).datasources as { uid: string }[]).map((d) => d.uid));
+  const provider = parse(read('grafana/provisioning/dashboards/dashboards.yaml')).providers[0];
+  const mount = (yaml('compose.yaml').services.grafana.volumes as string[]).find((v) => v.startsWith('./grafana/dashboards:'))!;
+  assert.equal(mount.split(':')[1], provider.options.path, 'the provisioned folder is where the dashboards are mounted');
+  const ids = dash.panels.map((p) => p.id);
+  assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
+  const used = new Set<string>();
+  for (const p of dash.panels.filter((x) => x.type !== 'row')) {
+    assert.ok(p.datasource !== undefined && uids.has(p.datasource.uid), `${p.title}: a provisioned data source`);
+    assert.ok((p.targets ?? []).length > 0, `${p.title} has a query`);
+    for (const t of p.targets!) for (const d of checkQuery(t.expr, `panel "${p.title}"`)) used.add(d.name);
+  }
+  const unshown = Object.values(METRICS).map((d) => d.name).filter((n) => !used.has(n));
+  assert.deepEqual(unshown, [], 'every metric has a panel');
+});
+
+test('the query checker catches unknown metrics and labels (so the checks above can fail)', () => {
+  assert.throws(() => checkQuery('sum(rate(mmad_frames_total[1m]))', 't'), /not a series/);
+  assert.throws(() => checkQuery('sum(mmad_consumer_lag_records{partition="1"})', 't'), /no label partition/);
+  assert.throws(() => checkQuery('sum by (verdict) (rate(mmad_frames_read_total[1m]))', 't'), /no metric of the query has label verdict/);
+  assert.throws(() => checkQuery('sum(rate(mmad_join_wait_seconds[1m]))', 't'), /not a series/, 'a histogram is queried by its _bucket, _sum, _count');
+  assert.equal(checkQuery('histogram_quantile(0.9, sum by (le, model) (rate(mmad_inference_seconds_bucket[5m])))', 't')[0]!.name, 'mmad_inference_seconds');
+});
+
+/** Resident memory per byte the join and buffer bounds count (README Operations → Sizing: measured ≈ 1.2). */
+const RESIDENT_PER_COUNTED_BYTE = 1.2;
+/** The process with the seven production students loaded (measured ≈ 300 MB), with a margin. */
+const BASE_BYTES = 512 * 2 ** 20;
+
+function quantityBytes(q: string): number {
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(q);
+  assert.ok(m !== null, `a memory quantity: ${q}`);
+  const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2] ?? ''] ?? 1;
+  return Number(m[1]) * unit;
+}
+
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string> }; [k: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function k8sObjects(): K8sObject[] {
+  const kustomization = parse(read('k8s/kustomization.yaml')) as { resources: string[] };
+  const files = readdirSync(join(DEPLOY, 'k8s')).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
+  assert.deepEqual([...kustomization.resources].sort(), files.sort(), 'kustomization lists every manifest');
+  return kustomization.resources.flatMap((f) => parseAllDocuments(read(join('k8s', f))).map((d) => d.toJS() as K8sObject));
+}
+
+test('Kubernetes: every manifest validates against its API schema (Kubernetes and KEDA, bundled, offline)', () => {
+  const models: Record<string, new (data: never) => { validate(): void }> = {
+    'v1/ConfigMap': ConfigMap,
+    'v1/Service': Service,
+    'apps/v1/Deployment': Deployment,
+    'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+    'keda.sh/v1alpha1/ScaledObject': ScaledObject,
+  };
+  const objects = k8sObjects();
+  assert.deepEqual(objects.map((o) => o.kind).sort(), ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'ScaledObject', 'Service']);
+  for (const o of objects) {
+    const Model = models[`${o.apiVersion}/${o.kind}`];
+    assert.ok(Model !== undefined, `no schema for ${o.apiVersion} ${o.kind}`);
+    assert.doesNotThrow(() => new Model(o as never).validate(), `${o.kind} ${o.metadata.name}`);
+  }
+  // the validator does reject a broken object
+  const broken = structuredClone(objects.find((o) => o.kind === 'Deployment')!);
+  broken.spec.template.spec.containers[0].ports[0].containerPort = 'nine';
+  assert.throws(() => new Deployment(broken as never).validate(), /containerPort must be integer/);
+});
+
+test('Kubernetes: config, ports, probes, shutdown time, disruption budget and autoscaler agree with the service', () => {
+  const objects = k8sObjects();
+  const by = (kind: string): K8sObject => objects.find((o) => o.kind === kind)!;
+  const deployment = by('Deployment');
+  const pod = deployment.spec.template;
+  const [container] = pod.spec.containers;
+  const env = Object.fromEntries((container.env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+  const mount = (container.volumeMounts as { name: string; mountPath: string }[]).find((m) => env.MMAD_CONFIG!.startsWith(`${m.mountPath}/`))!;
+  const volume = (pod.spec.volumes as { name: string; configMap?: { name: string } }[]).find((v) => v.name === mount.name)!;
+  const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === volume.configMap?.name)!;
+  const key = env.MMAD_CONFIG!.slice(mount.mountPath.length + 1);
+  assert.ok(configMap.data[key] !== undefined, `MMAD_CONFIG is key ${key} of ConfigMap ${configMap.metadata.name}`);
+  const { MMAD_CONFIG: _f, MMAD_LOG_LEVEL: _l, ...overrides } = env;
+  const config = configFrom(configMap.data[key], overrides);
+  assert.equal(container.args[0], 'run');
+
+  // one port: the operations server
+  const port = config.telemetry.prometheus.port;
+  const named = (container.ports as { name: string; containerPort: number }[]).find((p) => p.name === 'metrics')!;
+  assert.equal(named.containerPort, port);
+  const resolve = (p: string | number): number => (typeof p === 'number' ? p : (container.ports as { name: string; containerPort: number }[]).find((x) => x.name === p)!.containerPort);
+  assert.equal(resolve(container.livenessProbe.httpGet.port), port);
+  assert.equal(container.livenessProbe.httpGet.path, '/healthz');
+  assert.equal(resolve(container.readinessProbe.httpGet.port), port);
+  assert.equal(container.readinessProbe.httpGet.path, '/readyz');
+  assert.equal(Number(pod.metadata.annotations['prometheus.io/port']), port);
+  assert.equal(pod.metadata.annotations['prometheus.io/path'], '/metrics');
+  const service = by('Service');
+  assert.equal(service.spec.ports[0].port, port);
+  assert.equal(resolve(service.spec.ports[0].targetPort), port);
+
+  // selectors select the pods
+  const labels = pod.metadata.labels as Record<string, string>;
+  const selects = (sel: Record<string, string>): boolean => Object.entries(sel).every(([k, v]) => labels[k] === v);
+  assert.ok(selects(deployment.spec.selector.matchLabels));
+  assert.ok(selects(service.spec.selector));
+  assert.ok(selects(by('PodDisruptionBudget').spec.selector.matchLabels));
+  assert.ok(by('PodDisruptionBudget').spec.maxUnavailable < deployment.spec.replicas);
+
+  // memory: the join and buffer bounds of every task one pod can own, at the measured resident/counted ratio, plus the students
+  const limit = quantityBytes(container.resources.limits.memory);
+  const tasksPerPod = Math.ceil(config.topics.partitions / by('ScaledObject').spec.minReplicaCount);
+  const bounded = tasksPerPod * (config.join.maxPendingBytes + config.processing.maxBufferedBytesPerTask) * RESIDENT_PER_COUNTED_BYTE + BASE_BYTES;
+  assert.ok(bounded <= limit, `${tasksPerPod} tasks at their bounds need ${Math.round(bounded / 2 ** 20)} MiB, the limit is ${Math.round(limit / 2 ** 20)} MiB`);
+  assert.ok(quantityBytes(container.resources.requests.memory) <= limit);
+
+  // graceful shutdown (a commit per task, leaving the group) fits in the grace period
+  assert.ok(pod.spec.terminationGracePeriodSeconds * 1000 >= 2 * config.kafka.requestTimeoutMs, 'two Kafka requests fit in the grace period');
+
+  // the autoscaler: on the service's own lag, never more members than tasks
+  const scaled = by('ScaledObject');
+  assert.equal(scaled.spec.scaleTargetRef.name, deployment.metadata.name);
+  assert.ok(scaled.spec.maxReplicaCount <= config.topics.partitions, 'a member beyond the partition count would get no task');
+  assert.ok(scaled.spec.minReplicaCount >= 1);
+  for (const trigger of scaled.spec.triggers) {
+    assert.equal(trigger.type, 'prometheus');
+    const defs = checkQuery(trigger.metadata.query, 'ScaledObject');
+    assert.ok(defs.some((d) => d.name === METRICS.consumerLag.name), 'scaled on consumer lag');
+    const service = trigger.metadata.query.match(/service_name="([^"]+)"/)?.[1];
+    assert.equal(service, config.telemetry.serviceName, 'the query selects this deployment by its service name');
+    assert.ok(Number(trigger.metadata.threshold) > 0);
+  }
+});
+
+/** Whether a Node version satisfies an npm `engines` range (comparators >=, >, <=, <, =, ^, ~ and partial versions, joined by spaces and ||). */
+function nodeSatisfies(version: string, range: string): boolean {
+  const parse = (v: string): number[] => v.replace(/^v/, '').split('.').map((x) => (/^\d+$/.test(x) ? Number(x) : 0)).concat(0, 0).slice(0, 3);
+  const cmp = (a: number[], b: number[]): number => a.reduce((r, x, i) => r || Math.sign(x - b[i]!), 0);
+  const v = parse(version);
+  const one = (c: string): boolean => {
+    const m = /^(>=|<=|>|<|=|\^|~)?v?([\d.x*]+)$/.exec(c);
+    assert.ok(m !== null, `an engines comparator: ${c}`);
+    const b = parse(m[2]!);
+    const d = cmp(v, b);
+    switch (m[1]) {
+      case '>=': return d >= 0;
+      case '>': return d > 0;
+      case '<=': return d <= 0;
+      case '<': return d < 0;
+      case '^': return d >= 0 && (b[0]! > 0 ? v[0] === b[0] : v[0] === 0 && v[1] === b[1]);
+      case '~': return d >= 0 && v[0] === b[0] && v[1] === b[1];
+      default: return d === 0;
+    }
+  };
+  return range.split('||').some((alt) => alt.replace(/(>=|<=|>|<|=|\^|~)\s+/g, '$1').trim().split(/\s+/).filter(Boolean).every(one));
+}
+
+test('the engines checker reads ranges the way npm does', () => {
+  assert.ok(nodeSatisfies('20.9.0', '>=20.9'));
+  assert.ok(!nodeSatisfies('20.8.1', '>=20.9'));
+  assert.ok(nodeSatisfies('20.9.0', '^18.19.0 || >=20.6.0'));
+  assert.ok(!nodeSatisfies('20.9.0', '>=22.15'), 'the OpenTelemetry SDK 3.x range does not admit Node 20');
+  assert.ok(nodeSatisfies('22.1.0', '>=20.9 <23'));
+  assert.ok(!nodeSatisfies('19.0.0', '^18.19.0 || >=20.6.0'));
+  assert.ok(nodeSatisfies('20.9.0', '>= 14.6'));
+});
+
+test('the images: pinned bases, the Node the dependencies need, the files the service reads, the port it opens', () => {
+  const pkg = JSON.parse(readFileSync(fromRoot('package.json'), 'utf8')) as { engines: { node: string }; dependencies: Record<string, string> };
+  const engines = pkg.engines.node;
+  const floor = engines.match(/^>=\s*(\d+(?:\.\d+){0,2})$/)?.[1];
+  assert.ok(floor !== undefined, `package.json engines.node is a floor (>=x.y): ${engines}`);
+  // every runtime dependency runs on the oldest Node the project supports (npm warns EBADENGINE otherwise)
+  for (const dep of Object.keys(pkg.dependencies)) {
+    const range = (JSON.parse(readFileSync(fromRoot(join('node_modules', dep, 'package.json')), 'utf8')) as { engines?: { node?: string } }).engines?.node;
+    if (range !== undefined) assert.ok(nodeSatisfies(floor, range), `${dep} needs Node ${range}, package.json promises ${engines}`);
+  }
+  for (const file of ['Dockerfile', 'Dockerfile.cuda']) {
+    const text = read(file);
+    const lines = text.split('\n').map((l) => l.trim());
+    for (const from of lines.filter((l) => l.startsWith('FROM '))) {
+      const image = from.split(/\s+/)[1]!;
+      if (!image.includes(':')) continue; // a stage name
+      assert.ok(!image.endsWith(':latest'), `${file}: ${image} is pinned`);
+      const node = image.match(/^node:(\d+)/);
+      if (node) assert.ok(Number(node[1]) >= Number(floor.split('.')[0]), `${file}: Node ${node[1]}, package.json engines ${engines}`);
+    }
+    for (const copy of lines.filter((l) => l.startsWith('COPY ') && !l.includes('--from='))) {
+      for (const src of copy.split(/\s+/).slice(1, -1)) assert.ok(existsSync(fromRoot(src)), `${file}: ${src} exists`);
+    }
+    assert.ok(existsSync(fromRoot('models/exported/manifest.json')));
+    const expose = lines.find((l) => l.startsWith('EXPOSE '))!;
+    assert.equal(Number(expose.split(/\s+/)[1]), defaults.telemetry.prometheus.port);
+    assert.ok(existsSync(join(DEPLOY, `${file}.dockerignore`)), `${file}.dockerignore keeps the context small`);
+    // ENV lines must be configuration the service accepts
+    const env: Record<string, string> = {};
+    for (const m of text.matchAll(/^ENV\s+((?:[^\n]*\\\n)*[^\n]*)/gm)) {
+      for (const kv of m[1]!.replace(/\\\n/g, ' ').trim().split(/\s+/)) {
+        const [k, v] = kv.split('=');
+        if (k!.startsWith('MMAD_')) env[k!] = v!;
+      }
+    }
+    configFrom(undefined, env);
+  }
+  const cuda = read('Dockerfile.cuda');
+  assert.match(cuda, /--onnxruntime-node-install=cuda12/);
+  assert.match(cuda, /FROM nvidia\/cuda:12\.[\d.]+-cudnn-runtime/, 'CUDA 12 with cuDNN (9), what onnxruntime-node’s CUDA provider needs');
+  assert.deepEqual(configFrom(undefined, { MMAD_INFERENCE__EXECUTION_PROVIDERS: 'cuda' }).inference.executionProviders, ['cuda']);
+});
+
+test('README documents every metric, the endpoints and the telemetry configuration', () => {
+  const readme = readFileSync(fromRoot('README.md'), 'utf8');
+  for (const d of Object.values(METRICS)) assert.ok(readme.includes(`\`${d.name}`), `README names ${d.name}`);
+  for (const e of ['/metrics', '/healthz', '/readyz']) assert.ok(readme.includes(e), e);
+  assert.ok(readme.includes(`${RESIDENT_PER_COUNTED_BYTE} ×`), 'the sizing rule the manifests are checked with');
+  for (const k of ['telemetry.prometheus.port', 'telemetry.otlp.endpoint']) assert.ok(readme.includes(k), k);
+  assert.ok(readme.includes(String(defaults.telemetry.prometheus.port)));
+});

@@ -1,0 +1,158 @@
+/**
+ * What a read frame keeps in memory. kafkajs hands out record values and keys
+ * as views into the fetch response, and avsc decodes an Avro `bytes` field
+ * into a copy of its own; a frame the join holds must keep its payload bytes
+ * once, in a buffer of its own, so that the bytes the join and buffer bounds
+ * count are the bytes it really retains. Dead letters still carry the record
+ * as read, byte for byte.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { test } from 'node:test';
+import type { KafkaMessage } from 'kafkajs';
+import sharp from 'sharp';
+import { AvroCodec } from '../../src/codec/avro-codec.js';
+import type { Frame } from '../../src/codec/records.js';
+import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
+import { FrameReader, type ReadResult } from '../../src/input/frame-reader.js';
+import { partitionFor } from '../../src/kafka/partitioner.js';
+import { makeFrame } from '../helpers/frames.js';
+
+const PARTITIONS = 3;
+const codec = AvroCodec.local(SchemaCatalog.load(), 'Frame');
+const claimCheckDir = mkdtempSync(join(tmpdir(), 'mmad-claims-'));
+const reader = new FrameReader(codec, {
+  topics: new Map([
+    ['in.rgb', 'rgb'],
+    ['in.ir', 'ir'],
+  ]),
+  partitions: PARTITIONS,
+  limits: { maxPixels: 4096 * 4096 },
+  claimCheckRoots: [claimCheckDir],
+  maxSampleIdBytes: 128,
+});
+
+/** An rgb frame whose PNG does not compress to almost nothing (noise), so its buffers are not pooled slices. */
+async function noisyRgb(sampleId: string, n = 96): Promise<Frame> {
+  const frame = await makeFrame(sampleId, 'rgb', { size: n });
+  const payload = await sharp(randomBytes(n * n * 3), { raw: { width: n, height: n, channels: 3 } }).png().toBuffer();
+  assert.ok(payload.length > 16_384);
+  return { ...frame, payload };
+}
+
+/**
+ * The record as kafkajs delivers it: key and value are views into one fetch
+ * response that also holds other records (here: a filler before and after).
+ */
+function delivered(sampleId: string, value: Buffer): { message: KafkaMessage; response: ArrayBuffer } {
+  const key = Buffer.from(sampleId);
+  const filler = randomBytes(50_000);
+  const response = Buffer.concat([filler, key, value, filler]);
+  const message = {
+    key: response.subarray(filler.length, filler.length + key.length),
+    value: response.subarray(filler.length + key.length, filler.length + key.length + value.length),
+    timestamp: String(Date.now()),
+    attributes: 0,
+    offset: '7',
+    headers: {},
+  } as unknown as KafkaMessage;
+  return { message, response: response.buffer };
+}
+
+/** Every distinct ArrayBuffer an object graph reaches (through properties, arrays, buffers and typed arrays). */
+function reachableArrayBuffers(root: unknown): Set<ArrayBufferLike> {
+  const found = new Set<ArrayBufferLike>();
+  const seen = new Set<object>();
+  const visit = (x: unknown): void => {
+    if (x === null || (typeof x !== 'object' && typeof x !== 'function')) return;
+    if (seen.has(x)) return;
+    seen.add(x);
+    if (x instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && x instanceof SharedArrayBuffer)) {
+      found.add(x);
+      return;
+    }
+    if (ArrayBuffer.isView(x)) {
+      found.add(x.buffer);
+      return;
+    }
+    if (x instanceof Map) for (const [k, v] of x) (visit(k), visit(v));
+    if (x instanceof Set) for (const v of x) visit(v);
+    for (const k of Reflect.ownKeys(x)) visit((x as Record<string | symbol, unknown>)[k]);
+  };
+  visit(root);
+  return found;
+}
+
+/** The reachable ArrayBuffers whose bytes contain `needle`. */
+function holders(buffers: Set<ArrayBufferLike>, needle: Buffer): ArrayBufferLike[] {
+  return [...buffers].filter((b) => Buffer.from(b as ArrayBuffer).indexOf(needle) >= 0);
+}
+
+function accepted(r: ReadResult): Extract<ReadResult, { ok: true }> {
+  assert.ok(r.ok, r.ok ? '' : `${r.code}: ${r.message}`);
+  return r;
+}
+
+test('a frame the join holds keeps its payload bytes once, in a buffer of its own, and counts exactly those', async () => {
+  const frame = await noisyRgb('S-mem-1');
+  const value = codec.encode(frame);
+  const partition = partitionFor(frame.sampleId, PARTITIONS);
+  const { message, response } = delivered(frame.sampleId, value);
+  const { input } = accepted(await reader.read('in.rgb', partition, message, Date.now()));
+
+  const buffers = reachableArrayBuffers(input);
+  const payloadHolders = holders(buffers, frame.payload!);
+  assert.equal(payloadHolders.length, 1, `the payload bytes are held ${payloadHolders.length} times (the record and a decoded copy?)`);
+  assert.ok(!buffers.has(response), 'nothing the frame keeps is a view into the fetch response (it would keep the whole response alive)');
+  assert.equal(input.payload.payload.buffer, input.payload.raw.buffer, 'the payload is a view into the record');
+  assert.equal('payload' in input.payload.frame, false, 'the decoded record, with its copy of the payload, is not kept');
+
+  // the bytes counted for the frame are what it holds: its record (exactly sized) and its key
+  const own = [...buffers].filter((b) => b.byteLength > Buffer.poolSize); // small keys share node's pool slab
+  assert.equal(
+    own.reduce((s, b) => s + b.byteLength, 0),
+    value.length,
+    'the only large buffer is the record, sized to it',
+  );
+  assert.equal(input.bytes, value.length + frame.sampleId.length);
+
+  // what judging and events read of the frame is still there
+  const f = input.payload.frame;
+  assert.deepEqual(
+    { line: f.line, station: f.station, modality: f.modality, encoding: f.encoding, width: f.width, height: f.height, channels: f.channels, dtype: f.dtype },
+    { line: frame.line, station: frame.station, modality: 'rgb', encoding: 'png', width: frame.width, height: frame.height, channels: 3, dtype: 'uint8' },
+  );
+  // a dead letter of this frame (unusable when judged) carries the record as read, byte for byte
+  assert.ok(input.payload.raw.equals(value));
+  assert.ok(input.payload.key?.equals(Buffer.from(frame.sampleId)));
+});
+
+test('a rejected record keeps its bytes for the dead letter, not the fetch response they came in', async () => {
+  const frame = await noisyRgb('S-mem-2');
+  const value = codec.encode(frame);
+  const { message, response } = delivered(frame.sampleId, value);
+  const r = await reader.read('in.ir', partitionFor(frame.sampleId, PARTITIONS), message, Date.now()); // an rgb frame on the ir topic
+  assert.ok(!r.ok);
+  assert.ok(r.record.value.equals(value), 'the dead letter carries the record byte for byte');
+  assert.ok(r.record.key?.equals(Buffer.from(frame.sampleId)));
+  assert.ok(!reachableArrayBuffers(r).has(response));
+});
+
+test('a claim-checked payload is held beside its record, and counted beside it', async () => {
+  const frame = await noisyRgb('S-mem-3');
+  const file = join(claimCheckDir, 'S-mem-3.png');
+  writeFileSync(file, frame.payload!);
+  const ref: Frame = { ...frame, payload: null, payloadRef: { uri: pathToFileURL(file).href, sizeBytes: frame.payload!.length, sha256: null } };
+  const value = codec.encode(ref);
+  const { message, response } = delivered(frame.sampleId, value);
+  const { input } = accepted(await reader.read('in.rgb', partitionFor(frame.sampleId, PARTITIONS), message, Date.now()));
+  const buffers = reachableArrayBuffers(input);
+  assert.equal(holders(buffers, frame.payload!).length, 1);
+  assert.ok(!buffers.has(response));
+  assert.ok(input.payload.payload.equals(frame.payload!));
+  assert.equal(input.bytes, value.length + frame.sampleId.length + frame.payload!.length);
+});
