@@ -44,7 +44,13 @@ def cmd_train(a) -> int:
     cfg = RunConfig(dataset=a.dataset, category=a.category, modalities=a.modalities, method=a.method,
                     size=a.size, teacher=a.teacher, resnet_arch=a.resnet_arch, epochs=a.epochs,
                     batch_size=a.batch_size, lr=a.lr, fusion=a.fusion, sigmas=a.sigmas, seed=a.seed,
-                    teacher_dir=a.teacher_dir, plane_removal=a.plane_removal)
+                    teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
+                    train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size,
+                    slim=a.slim, half=a.half, ir_robust=a.ir_robust)
+    if a.train_modalities and a.method != "mtfi":
+        raise SystemExit("--train-modalities is for --method mtfi (multimodal training, few-modal inference)")
+    if a.train_modalities and not set(a.modalities) <= set(a.train_modalities):
+        raise SystemExit(f"--modalities {','.join(a.modalities)} must be among --train-modalities {','.join(a.train_modalities)}")
     out = a.out or f"out/runs/{a.method}-{'-'.join(a.modalities)}"
     res = train_run(cfg, out)
     print(json.dumps({"out": out, "threshold": res["threshold"]["value"], "metrics": res.get("metrics"),
@@ -68,13 +74,25 @@ def cmd_eval(a) -> int:
         if a.dataset:
             cfg.dataset = a.dataset
         m = evaluate_model(model, cfg, res["threshold"]["value"])
-        rows.append((cfg.method, "+".join(cfg.modalities), cfg.teacher if len(cfg.teacher) < 24 else "file", m))
-    head = f"{'method':<7} {'modalities':<12} {'teacher':<11} {'I-AUROC':>8} {'P-AUROC':>8} {'AUPRO@0.3':>10} {'F1':>6} {'thr':>7}"
+        trained = "+".join(cfg.all_modalities())
+        secs = res["seconds"].get("train", 0.0) + res["seconds"].get("teacher", 0.0)
+        rows.append((cfg.method, "+".join(cfg.modalities), trained, cfg.teacher if len(cfg.teacher) < 24 else "file",
+                     f"{cfg.size[0]}x{cfg.size[1]}", secs, m))
+    # one row per run: the method, the modalities at inference and those it was trained on
+    head = (f"{'method':<7} {'modalities':<12} {'trained on':<12} {'teacher':<11} {'size':<8} {'I-AUROC':>8} "
+            f"{'P-AUROC':>8} {'AUPRO@0.3':>10} {'F1':>6} {'thr':>7} {'train s':>8}")
     print(head)
     print("-" * len(head))
-    for method, mods, teacher, m in rows:
-        print(f"{method:<7} {mods:<12} {teacher:<11} {_fmt(m['i_auroc']):>8} {_fmt(m['p_auroc']):>8} "
-              f"{_fmt(m['aupro_0_3']):>10} {_fmt(m['f1']):>6} {m['threshold']:>7.2f}")
+    for method, mods, trained, teacher, size, secs, m in rows:
+        print(f"{method:<7} {mods:<12} {trained:<12} {teacher:<11} {size:<8} {_fmt(m['i_auroc']):>8} {_fmt(m['p_auroc']):>8} "
+              f"{_fmt(m['aupro_0_3']):>10} {_fmt(m['f1']):>6} {m['threshold']:>7.2f} {secs:>8.0f}")
+    if a.per_defect:
+        defects = sorted({d for *_, m in rows for d in m.get("perDefect", {})})
+        print()
+        print(f"{'method':<7} {'modalities':<12} {'trained on':<12} " + " ".join(f"{d[:10]:>10}" for d in defects))
+        for method, mods, trained, _, _, _, m in rows:
+            pd = m.get("perDefect", {})
+            print(f"{method:<7} {mods:<12} {trained:<12} " + " ".join(f"{_fmt(pd.get(d)):>10}" for d in defects))
     return 0
 
 
@@ -105,7 +123,13 @@ def cmd_export(a) -> int:
                     "epochs": cfg.epochs, "seconds": round(sum(res["seconds"].values()), 1),
                     "teacher": {m: {"spec": {k: v for k, v in s.items() if k != "weights"}, "source": cfg.teacher}
                                 for m, s in res["specs"].items()},
-                    "fusion": cfg.fusion, "seed": cfg.seed}
+                    "fusion": cfg.fusion, "seed": cfg.seed, "size": list(cfg.size)}
+        if cfg.method == "mtfi":
+            training["trainModalities"] = list(cfg.all_modalities())
+            training["distilledModalities"] = [m for m in cfg.all_modalities() if m not in cfg.modalities]
+            training["normality"] = cfg.normality
+            if cfg.normality == "bank":
+                training["bankSize"] = cfg.bank_size
         e = export_model(model, a.out, mid, a.version, cfg.method, res["threshold"], metrics, training, inputs)
         print(f"exported {a.out}/{e['file']} ({e['sizeBytes'] / 1e6:.1f} MB) max |ort - torch| "
               f"map {e['parity']['maxAbsErrorVsPytorch']['anomaly_map']:.2e} score {e['parity']['maxAbsErrorVsPytorch']['score']:.2e}")
@@ -134,8 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--dataset", required=True, help="dataset root (MVTec 3D-AD layout)")
     t.add_argument("--category", required=True)
     t.add_argument("--modalities", type=_mods, required=True, help="e.g. rgb,ir,xyz")
-    t.add_argument("--method", default="crd", choices=["crd"])
-    t.add_argument("--size", type=_size, default=(64, 64))
+    t.add_argument("--method", default="crd", choices=["crd", "mtfi"],
+                   help="crd: crossmodal reverse distillation; mtfi: cross-modal distillation (multimodal training, few-modal inference)")
+    t.add_argument("--train-modalities", type=_mods, default=None,
+                   help="mtfi: modalities seen in training (default: --modalities); the missing ones are distilled from the present ones")
+    t.add_argument("--normality", default="rd", choices=["rd", "bank"],
+                   help="mtfi: normality model per modality, reconstruction student (rd) or memory bank (bank)")
+    t.add_argument("--bank-size", type=int, default=2048, help="mtfi --normality bank: entries per modality (coreset)")
+    t.add_argument("--slim", action=argparse.BooleanOptionalAction, default=True,
+                   help="lighter bottleneck, decoders and amplifiers (default; --no-slim: the full widths)")
+    t.add_argument("--ir-robust", action=argparse.BooleanOptionalAction, default=False,
+                   help="standardise ir by median / interquartile range with a soft clip instead of mean / std")
+    t.add_argument("--half", action=argparse.BooleanOptionalAction, default=True,
+                   help="round weights to float16 values, stored as float16 in the ONNX file (half the size)")
+    t.add_argument("--size", type=_size, default=(128, 128), help="HxW or N the model takes (default 128)")
     t.add_argument("--teacher", default="procedural",
                    help="random | procedural | selfsup | path of a local torchvision ResNet checkpoint")
     t.add_argument("--resnet-arch", default="resnet18", help="architecture of --teacher FILE")
@@ -154,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("eval", help="evaluation table from checkpoints")
     e.add_argument("checkpoints", nargs="+", help="run folders or model.pt files")
     e.add_argument("--dataset", help="evaluate on this dataset root instead of the training one")
+    e.add_argument("--per-defect", action="store_true", help="also print the image AUROC of each defect type")
     e.add_argument("--threads", type=int, default=2)
     e.set_defaults(fn=cmd_eval)
 

@@ -81,10 +81,14 @@ def export_onnx(model: nn.Module, path: str | Path, example: dict[str, torch.Ten
         torch.onnx.export(
             g, (), str(path), kwargs=kwargs, input_names=names, output_names=["anomaly_map", "score"],
             dynamic_axes={**{m: {0: "batch"} for m in names}, "anomaly_map": {0: "batch"}, "score": {0: "batch"}},
-            opset_version=OPSET, dynamo=False, external_data=False, verbose=False, do_constant_folding=True,
+            # no folding: batch norms stay separate nodes, so every weight in the file is the
+            # PyTorch tensor itself (float16-exact after round_to_half_, see store_half);
+            # onnxruntime folds them into the convolutions when it loads the graph
+            opset_version=OPSET, dynamo=False, external_data=False, verbose=False, do_constant_folding=False,
         )
     # Pin the output shapes the exporter leaves symbolic: [batch,1,H,W] and [batch].
     proto = onnx.load(str(path))
+    store_half(proto)
     for o in proto.graph.output:
         dims = o.type.tensor_type.shape.dim
         want = ["batch", 1, h, w] if o.name == "anomaly_map" else ["batch"]
@@ -98,6 +102,36 @@ def export_onnx(model: nn.Module, path: str | Path, example: dict[str, torch.Ten
     onnx.save(proto, str(path))
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     return path
+
+
+def store_half(proto: onnx.ModelProto, min_numel: int = 256) -> int:
+    """Stores every large float32 initializer whose values are all exactly representable in
+    float16 as a float16 initializer followed by a Cast back to float32 (lossless: the graph
+    computes with the same float32 numbers; onnxruntime folds the Cast when it loads the
+    file). Returns the number of initializers converted."""
+    from onnx import helper, numpy_helper
+
+    g = proto.graph
+    casts, n = [], 0
+    for init in g.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        a = numpy_helper.to_array(init)
+        if a.size < min_numel:
+            continue
+        h = a.astype(np.float16)
+        if not np.isfinite(h).all() or not np.array_equal(h.astype(np.float32), a):
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(h, name + "__fp16"))
+        casts.append(helper.make_node("Cast", [name + "__fp16"], [name], to=onnx.TensorProto.FLOAT,
+                                      name=f"cast_{n}_to_float"))
+        n += 1
+    if casts:
+        nodes = list(g.node)
+        del g.node[:]
+        g.node.extend(casts + nodes)
+    return n
 
 
 def run_onnx(path: str | Path, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -18,9 +18,11 @@ import torch
 
 from . import metrics as M
 from .data import load_split, stack
-from .models import CrossmodalReverseDistillation
+from .models import CrossModalDistillation, CrossmodalReverseDistillation
+from .models.common import round_to_half_
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
 
+PROCEDURAL_SIZE = 64
 THRESHOLD_RULE = "mean + {k} * std (ddof=1) of the image scores of the validation good parts"
 
 
@@ -30,7 +32,7 @@ class RunConfig:
     category: str
     modalities: tuple[str, ...]
     method: str = "crd"
-    size: tuple[int, int] = (64, 64)
+    size: tuple[int, int] = (128, 128)
     teacher: str = "procedural"  # random | procedural | selfsup | path to a torchvision checkpoint
     resnet_arch: str = "resnet18"
     widths: tuple[int, int, int] = (32, 64, 128)
@@ -42,11 +44,30 @@ class RunConfig:
     seed: int = 0
     teacher_dir: str = "out/teachers"
     plane_removal: bool = False
+    # mtfi: the modalities seen in training (a superset of ``modalities``, the inference
+    # inputs; None = the same) and the memory-bank size per modality
+    train_modalities: tuple[str, ...] | None = None
+    normality: str = "rd"  # mtfi: rd (reconstruction student) | bank (memory bank)
+    bank_size: int = 2048
+    # lighter bottleneck, decoders and amplifiers (crd.py; mtfi's reconstruction students)
+    slim: bool = True
+    # the ir input standardised by median / interquartile range and soft-clipped (preprocess.IrInput)
+    ir_robust: bool = False
+    # round the weights to float16 values (the export stores them as float16, losslessly)
+    half: bool = True
+
+    def all_modalities(self) -> tuple[str, ...]:
+        """Every modality the run reads from the training split, in rgb, ir, xyz order."""
+        extra = set(self.train_modalities or ()) | set(self.modalities)
+        return tuple(m for m in ("rgb", "ir", "xyz") if m in extra)
 
 
 def load_data(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
-    samples = load_split(cfg.dataset, cfg.category, split, tuple(cfg.modalities), tuple(cfg.size), cfg.plane_removal)
-    inputs = {m: torch.from_numpy(stack(samples, m)) for m in cfg.modalities}
+    """One split at the model size; the training split with every modality the method
+    trains on, the others with the inference modalities only."""
+    mods = cfg.all_modalities() if split == "train" else tuple(cfg.modalities)
+    samples = load_split(cfg.dataset, cfg.category, split, mods, tuple(cfg.size), cfg.plane_removal)
+    inputs = {m: torch.from_numpy(stack(samples, m)) for m in mods}
     labels = np.array([s.label for s in samples])
     masks = stack(samples, "mask")
     return inputs, labels, masks
@@ -61,18 +82,21 @@ def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Te
         return spec
     tdir = Path(cfg.teacher_dir)
     w = "-".join(map(str, cfg.widths))
-    if cfg.teacher == "procedural":  # one per size and width, shared by all modalities
-        path = tdir / f"procedural-{cfg.size[0]}-{w}-s{cfg.seed}.pt"
+    if cfg.teacher == "procedural":  # one per width, shared by all modalities and model sizes
+        # pre-trained on 64 px renders whatever the model size: the encoder is convolutional,
+        # and pre-training on 128 px renders takes four times as long (over 10 min on 2 cores)
+        path = tdir / f"procedural-{PROCEDURAL_SIZE}-{w}-s{cfg.seed}.pt"
         if not path.exists():
             torch.manual_seed(cfg.seed)
-            save_encoder(pretrain_procedural(cfg.widths, cfg.size[0], seed=cfg.seed, log=log), path)
+            save_encoder(pretrain_procedural(cfg.widths, PROCEDURAL_SIZE, seed=cfg.seed, log=log), path)
     else:  # per dataset, category and modality
-        tag = f"{Path(cfg.dataset).name}-{cfg.category}-{modality}-{cfg.size[0]}-{w}-s{cfg.seed}"
+        tag = f"{Path(cfg.dataset).name}-{cfg.category}-{modality}-{cfg.size[0]}-{w}-s{cfg.seed}" + (
+            "-robust" if cfg.ir_robust and modality == "ir" else "")
         path = tdir / f"selfsup-{tag}.pt"
         if not path.exists():
             from .models.preprocess import build_input
 
-            pre = build_input(modality, tuple(cfg.size))
+            pre = build_input(modality, tuple(cfg.size), cfg.ir_robust)
             pre.fit(train_inputs[modality])
             with torch.no_grad():
                 x = pre(train_inputs[modality]).contiguous()
@@ -82,8 +106,24 @@ def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Te
 
 def build_model(cfg: RunConfig, specs: dict[str, dict]) -> torch.nn.Module:
     if cfg.method == "crd":
-        return CrossmodalReverseDistillation(tuple(cfg.modalities), tuple(cfg.size), specs, fusion=cfg.fusion)
+        return CrossmodalReverseDistillation(tuple(cfg.modalities), tuple(cfg.size), specs, fusion=cfg.fusion,
+                                             slim=cfg.slim, ir_robust=cfg.ir_robust)
+    if cfg.method == "mtfi":
+        return CrossModalDistillation(tuple(cfg.modalities), tuple(cfg.size), specs, cfg.all_modalities(),
+                                      normality=cfg.normality, bank_size=cfg.bank_size, fusion=cfg.fusion,
+                                      slim=cfg.slim, ir_robust=cfg.ir_robust)
     raise ValueError(f"unknown method {cfg.method!r}")
+
+
+@torch.no_grad()
+def teacher_cache(model, inputs: dict[str, torch.Tensor], batch: int = 16) -> dict[str, list[torch.Tensor]] | None:
+    """Every training part's teacher features, per modality and scale (None when the
+    module does not take precomputed features)."""
+    if not hasattr(model, "teacher_features"):
+        return None
+    n = len(next(iter(inputs.values())))
+    parts = [model.teacher_features({m: x[i:i + batch] for m, x in inputs.items()}) for i in range(0, n, batch)]
+    return {m: [torch.cat([p[m][k] for p in parts]) for k in range(len(parts[0][m]))] for m in parts[0]}
 
 
 @torch.no_grad()
@@ -112,26 +152,35 @@ def fit_scorer(model, val_inputs: dict[str, torch.Tensor], batch: int = 16) -> N
 def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     t0 = time.time()
+    mods = cfg.all_modalities()
     train_x, _, _ = load_data(cfg, "train")
     val_x, _, _ = load_data(cfg, "validation")
-    specs = {m: teacher_spec(cfg, m, train_x, log) for m in cfg.modalities}
-    t_teacher = time.time() - t0
+    n = len(train_x[cfg.modalities[0]])
+    t_load = time.time() - t0
+    log(f"  loaded {n} training and {len(val_x[cfg.modalities[0]])} validation parts "
+        f"({'+'.join(mods)}, {cfg.size[0]}x{cfg.size[1]}) in {t_load:.1f}s")
+    specs = {m: teacher_spec(cfg, m, train_x, log) for m in mods}
+    t_teacher = time.time() - t0 - t_load
     model = build_model(cfg, specs)
     if cfg.teacher in ("random", "procedural", "selfsup"):
         # the small teachers see inputs standardised with the training parts' statistics;
         # a torchvision backbone keeps the ImageNet statistics it was trained with
-        for m in cfg.modalities:
+        for m in mods:
             model.teachers[m].input.fit(train_x[m])
     else:
-        for m in cfg.modalities:
+        for m in mods:
             if m != "rgb":
                 model.teachers[m].input.fit(train_x[m])
+    if cfg.half:  # the frozen teachers first, so that the students learn the rounded features
+        round_to_half_(model.teachers)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.999))
-    n = len(train_x[cfg.modalities[0]])
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.999)) if params else None
     g = torch.Generator().manual_seed(cfg.seed)
     t1 = time.time()
-    for ep in range(cfg.epochs):
+    # The teachers are frozen and the inputs are not augmented, so their features are the
+    # same every epoch: computed once (a third of the work of an epoch at 128 px).
+    cache = teacher_cache(model, train_x) if opt is not None else None
+    for ep in range(cfg.epochs if opt is not None else 0):
         model.train()
         perm = torch.randperm(n, generator=g)
         total = 0.0
@@ -139,13 +188,24 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
             idx = perm[i:i + cfg.batch_size]
             if len(idx) < 2:  # batch norm needs two samples
                 continue
-            loss = model.loss({m: x[idx] for m, x in train_x.items()})
+            if cache is not None:
+                loss = model.loss(None, {m: [f[idx] for f in fs] for m, fs in cache.items()})
+            else:
+                loss = model.loss({m: x[idx] for m, x in train_x.items()})
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        if (ep + 1) % max(1, cfg.epochs // 5) == 0 or ep == 0:
-            log(f"  epoch {ep + 1}/{cfg.epochs} loss {total / n:.4f}")
+        if (ep + 1) % max(1, cfg.epochs // 10) == 0 or ep == 0:
+            el = time.time() - t1
+            log(f"  epoch {ep + 1}/{cfg.epochs} loss {total / n:.4f}  {el:.0f}s, "
+                f"~{el / (ep + 1) * (cfg.epochs - ep - 1):.0f}s to go")
+    if cfg.half:
+        round_to_half_(model)
+    if hasattr(model, "fit_normality"):  # methods with a fitted (not trained) normality model
+        model.fit_normality(train_x, seed=cfg.seed, log=log)
+        if cfg.half:
+            round_to_half_(model)
     t_train = time.time() - t1
     fit_scorer(model, val_x)
     _, val_scores = predict(model, val_x)
@@ -156,7 +216,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
         "validationStd": float(val_scores.std(ddof=1)) if len(val_scores) > 1 else 0.0,
     }
     result = {"config": asdict(cfg), "threshold": threshold, "specs": specs,
-              "seconds": {"teacher": t_teacher, "train": t_train}, "trainCount": n}
+              "seconds": {"load": t_load, "teacher": t_teacher, "train": t_train}, "trainCount": n}
     test_dir = Path(cfg.dataset) / cfg.category / "test"
     if test_dir.is_dir():
         result["metrics"] = evaluate_model(model, cfg, thr)
@@ -188,9 +248,14 @@ def load_checkpoint(path: str | Path):
     res = ck["result"]
     known = set(RunConfig.__dataclass_fields__)
     conf = {k: v for k, v in res["config"].items() if k in known}
-    cfg = RunConfig(**{**conf, "modalities": tuple(conf["modalities"]),
-                       "size": tuple(conf["size"]), "widths": tuple(conf["widths"])})
-    specs = {m: {k: v for k, v in s.items() if k != "weights"} for m, s in res["specs"].items()}
+    conf.setdefault("slim", False)  # checkpoints from before these options: full width,
+    conf.setdefault("ir_robust", False)  # plain ir statistics
+    tm = conf.get("train_modalities")
+    cfg = RunConfig(**{**conf, "modalities": tuple(conf["modalities"]), "size": tuple(conf["size"]),
+                       "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None})
+    # the weights come from the checkpoint; the path only tells which modalities share a teacher
+    specs = {m: {**{k: v for k, v in s.items() if k != "weights"}, **({"weightsId": s["weights"]} if s.get("weights") else {})}
+             for m, s in res["specs"].items()}
     model = build_model(cfg, specs)
     model.load_state_dict(ck["state"])
     return model.eval(), cfg, res

@@ -13,8 +13,9 @@ runs=()
 for teacher in random procedural selfsup; do
   for m in rgb ir xyz; do
     out="out/teachers-compare/$teacher-$m"
+    # the configuration the comparison was measured with (64 px, full-width float32 students)
     $py -m mmad_models train --dataset "$ds" --category slab --modalities "$m" --teacher "$teacher" \
-      --epochs "$epochs" --out "$out" > "$out.log" 2>&1 || { cat "$out.log"; exit 1; }
+      --epochs "$epochs" --size 64 --no-slim --no-half --out "$out" > "$out.log" 2>&1 || { cat "$out.log"; exit 1; }
     runs+=("$out")
   done
 done

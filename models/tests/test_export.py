@@ -146,3 +146,87 @@ def test_write_manifest_replaces_by_id(tmp_path):
     write_manifest(tmp_path, [{"id": "b", "x": 2}])
     models = json.loads((tmp_path / "manifest.json").read_text())["models"]
     assert [m["id"] for m in models] == ["a", "b"] and models[1]["x"] == 2
+
+
+@pytest.fixture(scope="module", params=["rd", "bank"])
+def exported_mtfi(tmp_path_factory, request):
+    from mmad_models.models import CrossModalDistillation
+    from mmad_models.models.common import round_to_half_
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    out = tmp_path_factory.mktemp("exported-mtfi")
+    model = CrossModalDistillation(("rgb", "ir"), (24, 32), TINY, train_modalities=("rgb", "ir", "xyz"),
+                                   normality=request.param, bank_size=64)
+    full = {k: torch.from_numpy(v) for k, v in _inputs(rng, ("rgb", "ir", "xyz"), b=4).items()}
+    model.fit_normality(full)
+    round_to_half_(model)  # as training does: the file stores the large tensors as float16
+    model.scorer.mean.copy_(torch.tensor([0.3, 0.2, 0.5]))
+    model.scorer.std.copy_(torch.tensor([0.05, 0.1, 0.2]))
+    model.eval()
+    x = _inputs(rng, ("rgb", "ir"))
+    entry = export_model(model, out, "mtfi-rgb-ir", "0.1.0", "mtfi",
+                         {"value": 2.5, "rule": "mean + 3 * std", "sigmas": 3.0, "validationCount": 4,
+                          "validationMean": 1.0, "validationStd": 0.5},
+                         {"i_auroc": 0.9, "p_auroc": 0.95, "aupro_0_3": 0.8, "f1": 0.7, "threshold": 2.5, "testCount": 10},
+                         {"dataset": "d", "category": "c", "trainModalities": ["rgb", "ir", "xyz"],
+                          "distilledModalities": ["xyz"]}, x)
+    write_manifest(out, [entry])
+    return out, model, entry, x
+
+
+def test_mtfi_onnx_matches_pytorch_with_the_present_modalities_only(exported_mtfi):
+    out, model, entry, _ = exported_mtfi
+    g = onnx.load(str(out / entry["file"]))
+    assert [i.name for i in g.graph.input] == ["rgb", "ir"]  # xyz is distilled, not an input
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in g.graph.initializer)
+    x3 = _inputs(np.random.default_rng(7), ("rgb", "ir"), b=3)
+    amap, score = run_onnx(out / entry["file"], x3)
+    with torch.no_grad():
+        ref = model({k: torch.from_numpy(v) for k, v in x3.items()})
+    assert amap.shape == (3, 1, 24, 32) and score.shape == (3,)
+    np.testing.assert_allclose(amap, ref.anomaly_map.numpy(), atol=1e-3, rtol=1e-3)
+    np.testing.assert_allclose(score, ref.score.numpy(), atol=1e-3, rtol=1e-3)
+    assert entry["parity"]["maxAbsErrorVsPytorch"]["anomaly_map"] < 1e-3 * max(1.0, float(np.abs(amap).max()))
+
+
+def test_manifest_with_an_mtfi_entry_validates(exported, exported_mtfi):
+    jsonschema = pytest.importorskip("jsonschema")
+    out, _, entry, _ = exported_mtfi
+    _, _, crd_entry, _ = exported
+    write_manifest(out, [crd_entry])  # one manifest with both methods
+    manifest = json.loads((out / "manifest.json").read_text())
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator(schema).validate(manifest)
+    assert [(m["id"], m["method"]) for m in manifest["models"]] == [("crd-rgb-xyz", "crd"), ("mtfi-rgb-ir", "mtfi")]
+    bad = json.loads(json.dumps(manifest))
+    bad["models"][1]["method"] = "patchcore"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(bad)
+
+
+def test_half_storage_is_lossless_and_halves_the_file(tmp_path):
+    from mmad_models.export import export_onnx, store_half
+    from mmad_models.models.common import round_to_half_
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    x = _inputs(rng, ("rgb", "xyz"))
+    ex = {k: torch.from_numpy(v) for k, v in x.items()}
+    model = CrossmodalReverseDistillation(("rgb", "xyz"), (24, 32), TINY).eval()
+    # random float32 weights are not float16-exact: kept as float32 (only constant-initialised
+    # batch-norm tensors happen to be exact)
+    full = export_onnx(model, tmp_path / "full.onnx", ex)
+    n16 = lambda p: sum(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load(str(p)).graph.initializer)  # noqa: E731
+    assert round_to_half_(model) > 0
+    half = export_onnx(model, tmp_path / "half.onnx", ex)
+    assert n16(half) > n16(full) + 10
+    assert half.stat().st_size < 0.8 * full.stat().st_size  # tiny model: the graph itself is a good part
+    amap, score = run_onnx(half, x)
+    with torch.no_grad():
+        ref = model(ex)
+    np.testing.assert_allclose(amap, ref.anomaly_map.numpy(), atol=1e-4, rtol=1e-4)
+    # a value float16 cannot hold exactly stays float32
+    w = onnx.helper.make_tensor("w", onnx.TensorProto.FLOAT, [300], [0.1] * 300)
+    m = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], [], initializer=[w]))
+    assert store_half(m) == 0 and m.graph.initializer[0].data_type == onnx.TensorProto.FLOAT

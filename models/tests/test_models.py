@@ -87,19 +87,7 @@ def test_crd_forward_loss_and_frozen_teacher(mods):
     pc, _ = _cloud(b=3)
     x = {"rgb": torch.rand(3, 3, 24, 32) * 255, "ir": torch.rand(3, 1, 24, 32) * 65535, "xyz": pc}
     x = {m: x[m] for m in mods}
-    teacher_before = {k: v.clone() for k, v in model.teachers.state_dict().items()}
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    model.train()
-    losses = []
-    for _ in range(15):
-        loss = model.loss(x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.7 * losses[0]
-    for k, v in model.teachers.state_dict().items():  # weights and batch-norm statistics
-        assert torch.equal(v, teacher_before[k]), k
+    _assert_training_lowers_loss(model, x, steps=15)
     model.eval()
     r = model(x)
     assert isinstance(r, AnomalyResult)
@@ -135,3 +123,104 @@ def test_resnet_encoder_loads_torchvision_layout(tmp_path):
         load_torchvision_checkpoint(ResNetEncoder("resnet34"), path)
     wide = ResNetEncoder("wide_resnet50_2")
     assert wide.channels == (256, 512, 1024) and wide.layer1[0].conv2.weight.shape == (128, 128, 3, 3)
+
+
+def _mtfi_inputs(b=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pc, _ = _cloud(b=b, seed=seed)
+    return {"rgb": torch.rand(b, 3, 24, 32, generator=g) * 255, "ir": torch.rand(b, 1, 24, 32, generator=g) * 65535,
+            "xyz": pc}
+
+
+@pytest.mark.parametrize("normality", ["rd", "bank"])
+def test_mtfi_students_learn_the_missing_modality_and_teachers_stay_frozen(normality):
+    from mmad_models.models import CrossModalDistillation
+
+    torch.manual_seed(0)
+    model = CrossModalDistillation(("rgb",), (24, 32), TINY, train_modalities=("rgb", "ir", "xyz"),
+                                   normality=normality, bank_size=32)
+    assert model.missing == ("ir", "xyz") and set(model.students) == {"ir", "xyz"}
+    if normality == "rd":  # one reconstruction student per trained modality, missing ones included
+        assert set(model.normal) == {"rgb", "ir", "xyz"}
+    x = _mtfi_inputs()
+    _assert_training_lowers_loss(model, x, steps=20)
+    model.fit_normality(x)
+    if normality == "bank":
+        assert model.bank_xyz.abs().sum() > 0 and model.bank_xyz.shape == (32, model.dims["xyz"])
+    model.eval()
+    # inference takes the present modality only; one map per trained modality
+    r = model({"rgb": x["rgb"]})
+    assert isinstance(r, AnomalyResult) and r.anomaly_map.shape == (3, 1, 24, 32) and r.score.shape == (3,)
+    assert len(model.branch_maps({"rgb": x["rgb"]})) == 3
+    torch.testing.assert_close(r.score, r.anomaly_map.flatten(1).amax(1))
+
+
+def test_mtfi_memory_bank_scores_a_training_part_near_zero():
+    from mmad_models.models import CrossModalDistillation
+    from mmad_models.models.mtfi import greedy_coreset
+
+    torch.manual_seed(0)
+    model = CrossModalDistillation(("rgb", "xyz"), (24, 32), TINY, normality="bank", bank_size=4096).eval()
+    assert not model.missing and len(model.students) == 0
+    x = _mtfi_inputs(b=2)
+    x = {m: x[m] for m in ("rgb", "xyz")}
+    model.fit_normality(x)  # fewer features than slots: every feature is in the bank
+    maps = model.branch_maps(x)
+    seen = max(float(m.abs().max()) for m in maps)
+    assert seen < 1e-2
+    bump = x["xyz"].clone()
+    bump[:, 2, 8:16, 10:20] -= 0.004  # a 4 mm bump on the part
+    other = {"rgb": torch.full_like(x["rgb"], 20.0), "xyz": bump}
+    assert min(float(m.max()) for m in model.branch_maps(other)) > 10 * seen
+    # greedy k-centre picks the far-away point before near duplicates
+    pts = torch.tensor([[0.0, 0.0], [0.01, 0.0], [0.0, 0.01], [10.0, 10.0]])
+    assert 3 in greedy_coreset(pts, 2).tolist()
+
+
+def test_teachers_share_one_encoder_when_the_weights_file_is_the_same(tmp_path):
+    from mmad_models.models.backbones import SmallEncoder
+
+    path = tmp_path / "t.pt"
+    torch.save(SmallEncoder((4, 8, 16), 4).state_dict(), path)
+    spec = {**TINY, "weights": str(path)}
+    model = CrossmodalReverseDistillation(("rgb", "ir", "xyz"), (24, 32), spec)
+    assert model.teachers["rgb"].encoder is model.teachers["xyz"].encoder
+    assert model.teachers["rgb"].input is not model.teachers["xyz"].input
+    # random teachers (no file) stay independent
+    rnd = CrossmodalReverseDistillation(("rgb", "ir"), (24, 32), TINY)
+    assert rnd.teachers["rgb"].encoder is not rnd.teachers["ir"].encoder
+
+
+def test_robust_ir_input_scales_by_the_surface_not_the_hot_terminals():
+    from mmad_models.models.preprocess import IrInput
+
+    g = torch.Generator().manual_seed(0)
+    ir = 8000 + 40 * torch.randn(6, 1, 32, 32, generator=g)  # the part's surface
+    ir[:, :, 4:10, 4:10] = 11000  # a terminal, 3000 counts brighter
+    spot = ir.clone()
+    spot[:, :, 20:26, 20:26] += 150  # a faint hot spot on the surface
+    plain, robust = IrInput(), IrInput(robust=True)
+    plain.fit(ir)
+    robust.fit(ir)
+    contrast = lambda pre: float((pre(spot) - pre(ir))[:, 0, 20:26, 20:26].mean())  # noqa: E731
+    assert contrast(robust) > 5 * contrast(plain)
+    assert robust(ir).abs().max() <= 3.0 + 1e-5  # the terminal is soft-clipped
+    d = robust.describe()
+    assert d["softClip"] == 3.0 and "interquartile" in d["statistics"]
+
+
+def _assert_training_lowers_loss(model, x, steps):
+    """A few Adam steps lower the loss by 30 %; the frozen teachers (weights and batch-norm statistics) do not move."""
+    teacher_before = {k: v.clone() for k, v in model.teachers.state_dict().items()}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        loss = model.loss(x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    for k, v in model.teachers.state_dict().items():
+        assert torch.equal(v, teacher_before[k]), k

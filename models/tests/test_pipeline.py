@@ -58,3 +58,28 @@ def test_selfsup_teacher_reduces_reconstruction_error():
     mse = [float(line.split("mse ")[1]) for line in logs]
     assert mse[-1] < mse[0]
     assert not enc.training
+
+
+def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
+    """MTFI trained with rgb+xyz, inferred with rgb only; CRD beside it in one eval table."""
+    common = ["--dataset", str(tiny_dataset), "--category", "slab", "--size", "32", "--teacher", "random",
+              "--epochs", "2", "--batch-size", "4", "--teacher-dir", str(tmp_path / "t"), "--threads", "1"]
+    assert main(["train", *common, "--method", "mtfi", "--modalities", "rgb", "--train-modalities", "rgb,xyz",
+                 "--bank-size", "128", "--out", str(tmp_path / "mtfi")]) == 0
+    assert main(["train", *common, "--modalities", "rgb", "--out", str(tmp_path / "crd")]) == 0
+    model, cfg, res = load_checkpoint(tmp_path / "mtfi" / "model.pt")
+    assert cfg.method == "mtfi" and cfg.modalities == ("rgb",) and model.missing == ("xyz",)
+    assert res["threshold"]["validationCount"] == 3 and 0 <= res["metrics"]["i_auroc"] <= 1
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "crd"), str(tmp_path / "mtfi"), "--per-defect"]) == 0
+    table = capsys.readouterr().out
+    rows = [line.split() for line in table.splitlines() if line.startswith(("crd ", "mtfi "))]
+    assert [r[:3] for r in rows[:2]] == [["crd", "rgb", "rgb"], ["mtfi", "rgb", "rgb+xyz"]]
+    assert "crack" in table
+    out = tmp_path / "exported"
+    assert main(["export", str(tmp_path / "mtfi"), "--out", str(out)]) == 0
+    e = json.loads((out / "manifest.json").read_text())["models"][0]
+    assert e["id"] == "mtfi-rgb" and e["method"] == "mtfi" and e["modalities"] == ["rgb"]
+    assert e["training"]["trainModalities"] == ["rgb", "xyz"] and e["training"]["distilledModalities"] == ["xyz"]
+    with pytest.raises(SystemExit):
+        main(["train", *common, "--method", "mtfi", "--modalities", "ir", "--train-modalities", "rgb,xyz"])

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .common import AnomalyResult, Teacher
+from .common import AnomalyResult, build_teachers
 from .scoring import MapScorer
 
 
@@ -28,7 +28,12 @@ def _cbr(cin, cout, k=3, s=1):
     return nn.Sequential(nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-def _up(cin, cout):
+def _up(cin, cout, slim: bool = False):
+    if slim:  # one 3x3 convolution after the upsampling instead of two
+        return nn.Sequential(
+            nn.ConvTranspose2d(cin, cout, 2, 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1),
+        )
     return nn.Sequential(
         nn.ConvTranspose2d(cin, cout, 2, 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
         _cbr(cout, cout),
@@ -39,16 +44,20 @@ def _up(cin, cout):
 class OneClassBottleneck(nn.Module):
     """Fuses the three teacher scales and compresses them one stride further."""
 
-    def __init__(self, ch: tuple[int, int, int], emb: int, assist: int = 0):
+    def __init__(self, ch: tuple[int, int, int], emb: int, assist: int = 0, slim: bool = False):
         super().__init__()
         c1, c2, c3 = ch
-        self.from1 = nn.Sequential(_cbr(c1, c2, 3, 2), _cbr(c2, c3, 3, 2))
-        self.from2 = _cbr(c2, c3, 3, 2)
-        self.fuse = nn.Sequential(_cbr(3 * c3, emb, 3, 2), _cbr(emb, emb, 1))
+        # slim: every scale is projected to the embedding width before the fusion, instead
+        # of to the deepest teacher width (a third of the parameters, same receptive field)
+        w = emb if slim else c3
+        self.from1 = nn.Sequential(_cbr(c1, c2, 3, 2), _cbr(c2, w, 3, 2))
+        self.from2 = _cbr(c2, w, 3, 2)
+        self.from3 = _cbr(c3, w, 1) if slim else nn.Identity()
+        self.fuse = nn.Sequential(_cbr(3 * w, emb, 3, 2), _cbr(emb, emb, 1))
         self.join = _cbr(emb + assist, emb, 1) if assist else None
 
     def forward(self, f, assist=None):
-        e = self.fuse(torch.cat([self.from1(f[0]), self.from2(f[1]), f[2]], dim=1))
+        e = self.fuse(torch.cat([self.from1(f[0]), self.from2(f[1]), self.from3(f[2])], dim=1))
         if self.join is not None:
             e = self.join(torch.cat([e, assist], dim=1))
         return e
@@ -74,10 +83,11 @@ class CrossmodalFilter(nn.Module):
 class CrossmodalAmplifier(nn.Module):
     """Per-scale projections of the other modalities' teacher features, with learnt weights."""
 
-    def __init__(self, cin: tuple[int, int, int], cout: tuple[int, int, int]):
+    def __init__(self, cin: tuple[int, int, int], cout: tuple[int, int, int], slim: bool = False):
         super().__init__()
+        k = 1 if slim else 3  # slim: per-location projections
         self.proj = nn.ModuleList(
-            nn.Sequential(_cbr(i, o, 3), nn.Conv2d(o, o, 1)) for i, o in zip(cin, cout)
+            nn.Sequential(_cbr(i, o, k), nn.Conv2d(o, o, 1)) for i, o in zip(cin, cout)
         )
         self.weight = nn.Parameter(torch.full((3,), 0.1))
 
@@ -86,13 +96,14 @@ class CrossmodalAmplifier(nn.Module):
 
 
 class Branch(nn.Module):
-    def __init__(self, ch: tuple[int, int, int], emb: int, assist_ch: tuple[int, int, int] | None):
+    def __init__(self, ch: tuple[int, int, int], emb: int, assist_ch: tuple[int, int, int] | None,
+                 slim: bool = False):
         super().__init__()
         c1, c2, c3 = ch
         self.filter = CrossmodalFilter(assist_ch[2], emb) if assist_ch else None
-        self.amplifier = CrossmodalAmplifier(assist_ch, ch) if assist_ch else None
-        self.bottleneck = OneClassBottleneck(ch, emb, emb if assist_ch else 0)
-        self.dec3, self.dec2, self.dec1 = _up(emb, c3), _up(c3, c2), _up(c2, c1)
+        self.amplifier = CrossmodalAmplifier(assist_ch, ch, slim) if assist_ch else None
+        self.bottleneck = OneClassBottleneck(ch, emb, emb if assist_ch else 0, slim)
+        self.dec3, self.dec2, self.dec1 = _up(emb, c3, slim), _up(c3, c2, slim), _up(c2, c1, slim)
 
     def forward(self, f, assist=None):
         e = self.bottleneck(f, self.filter(assist[2]) if self.filter is not None else None)
@@ -120,18 +131,22 @@ class CrossmodalReverseDistillation(nn.Module):
         encoder_spec: dict | dict[str, dict],
         emb: int | None = None,
         fusion: str = "max",
+        slim: bool = False,
+        ir_robust: bool = False,
     ):
         super().__init__()
         self.modalities = tuple(modalities)
         self.size = tuple(size)
         specs = encoder_spec if all(m in encoder_spec for m in modalities) else {m: encoder_spec for m in modalities}
-        self.teachers = nn.ModuleDict({m: Teacher(m, size, specs[m]) for m in modalities})
+        self.teachers = build_teachers(self.modalities, size, specs, ir_robust)
         ch = {m: self.teachers[m].channels for m in modalities}
         self.branches = nn.ModuleDict()
         for m in modalities:
             others = [o for o in modalities if o != m]
             assist = tuple(sum(ch[o][k] for o in others) for k in range(3)) if others else None
-            self.branches[m] = Branch(ch[m], emb or ch[m][2], assist)
+            # slim: half the deepest teacher width in the bottleneck, lighter decoder stages
+            width = emb or (ch[m][2] // 2 if slim else ch[m][2])
+            self.branches[m] = Branch(ch[m], width, assist, slim)
         self.scorer = MapScorer(len(modalities), size, fusion=fusion)
 
     def teacher_features(self, inputs: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
@@ -144,18 +159,19 @@ class CrossmodalReverseDistillation(nn.Module):
             return None
         return [torch.cat([feats[o][k] for o in others], dim=1) for k in range(3)]
 
-    def distances(self, inputs: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+    def distances(self, inputs: dict[str, torch.Tensor], feats=None) -> dict[str, list[torch.Tensor]]:
         """Per modality, per scale: the 1 - cos map at the feature's resolution."""
-        feats = self.teacher_features(inputs)
+        feats = self.teacher_features(inputs) if feats is None else feats
         out = {}
         for m in self.modalities:
             student = self.branches[m](feats[m], self._assist(feats, m))
             out[m] = cosine_distance_maps(feats[m], student)
         return out
 
-    def loss(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Training objective: mean cosine distance over scales, pixels and branches."""
-        d = self.distances(inputs)
+    def loss(self, inputs: dict[str, torch.Tensor] | None, feats: dict[str, list[torch.Tensor]] | None = None) -> torch.Tensor:
+        """Training objective: mean cosine distance over scales, pixels and branches.
+        ``feats``: the teacher features of ``inputs`` when the caller has them already."""
+        d = self.distances(inputs, feats)
         return torch.stack([dm.mean() for m in self.modalities for dm in d[m]]).sum() / len(self.modalities)
 
     def branch_maps(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:

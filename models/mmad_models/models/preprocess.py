@@ -34,25 +34,62 @@ class RgbInput(nn.Module):
         return {"scale": 1 / 255.0, "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
 
 
-class IrInput(nn.Module):
-    """(x / 65535 - mean) / std, replicated to 3 channels so that any teacher accepts it."""
+SOFT_CLIP = 3.0
 
-    def __init__(self, mean: float = 0.5, std: float = 0.25):
+
+def _robust_stats(values: torch.Tensor, max_n: int = 1 << 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """Median and interquartile range / 1.349 (the standard deviation of a normal sample)
+    of a 1-d tensor, on a seeded subsample when it is large."""
+    if values.numel() > max_n:
+        g = torch.Generator().manual_seed(0)
+        values = values[torch.randint(values.numel(), (max_n,), generator=g)]
+    q = torch.quantile(values.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).float()
+    return q[1], (q[2] - q[0]) / 1.349
+
+
+def soft_clip(z: torch.Tensor, c: float = SOFT_CLIP) -> torch.Tensor:
+    """c * tanh(z / c): the identity near 0, saturating at +-c."""
+    return c * torch.tanh(z / c)
+
+
+class IrInput(nn.Module):
+    """(x / 65535 - mean) / std, replicated to 3 channels so that any teacher accepts it.
+
+    ``robust``: mean = median and std = interquartile range / 1.349 of the training
+    pixels, then a soft clip at +-3. A thermal image is mostly background and part
+    surface a few hundred counts apart, with terminals thousands of counts brighter: the
+    plain standard deviation is set by the terminals and a hot spot of a hundred counts
+    on the surface all but vanishes; the robust scale is set by the surface, and the
+    soft clip keeps the terminals from dominating the teacher's input.
+    """
+
+    def __init__(self, mean: float = 0.5, std: float = 0.25, robust: bool = False):
         super().__init__()
+        self.robust = robust
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
 
     def fit(self, raw: torch.Tensor) -> None:
         x = raw / 65535.0
-        self.mean.copy_(x.mean())
-        self.std.copy_(x.std().clamp_min(1e-4))
+        if self.robust:
+            med, scale = _robust_stats(x.flatten())
+            self.mean.copy_(med)
+            self.std.copy_(scale.clamp_min(1e-5))
+        else:
+            self.mean.copy_(x.mean())
+            self.std.copy_(x.std().clamp_min(1e-4))
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
         x = (raw / 65535.0 - self.mean) / self.std
+        if self.robust:
+            x = soft_clip(x)
         return x.expand(-1, 3, -1, -1)
 
     def describe(self) -> dict:
-        return {"scale": 1 / 65535.0, "mean": [float(self.mean)], "std": [float(self.std)]}
+        d = {"scale": 1 / 65535.0, "mean": [float(self.mean)], "std": [float(self.std)]}
+        if self.robust:
+            d.update(statistics="median, interquartile range / 1.349", softClip=SOFT_CLIP)
+        return d
 
 
 def _solve3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -145,6 +182,9 @@ class XyzInput(nn.Module):
     def fit(self, raw: torch.Tensor) -> None:
         d, v = self.descriptors(raw)
         m = v.expand_as(d).bool()
+        # Mean and standard deviation, not IrInput's robust statistics: measured on the
+        # simulator's development parts, the robust scale found the wide bulges (image AUROC
+        # 0.54 -> 0.83) but the soft clip flattened cracks and steps (0.88 -> 0.47).
         for c in range(3):
             vals = d[:, c][m[:, c]]
             self.mean[c] = vals.mean()
@@ -159,11 +199,13 @@ class XyzInput(nn.Module):
                 "mean": self.mean.tolist(), "std": self.std.tolist(), "missing": "0,0,0"}
 
 
-def build_input(modality: str, size: tuple[int, int]) -> nn.Module:
+def build_input(modality: str, size: tuple[int, int], ir_robust: bool = False) -> nn.Module:
+    """``ir_robust``: the ir input standardised by median and interquartile range, soft-clipped
+    (``IrInput``)."""
     if modality == "rgb":
         return RgbInput()
     if modality == "ir":
-        return IrInput()
+        return IrInput(robust=ir_robust)
     if modality == "xyz":
         return XyzInput(size)
     raise ValueError(f"unknown modality {modality!r}")

@@ -1,0 +1,78 @@
+/**
+ * The students shipped in models/exported: every one loads through the registry (checksum
+ * and signature checks), and onnxruntime-node reproduces the anomaly maps and scores the
+ * Python side saved for it (parity/<id>/index.json) within the tolerance written there.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { loadConfig } from '../../src/config/load-config.js';
+import { ModelRegistry } from '../../src/inference/model-registry.js';
+import { fromRoot } from '../../src/config/paths.js';
+import { quietLogger } from '../helpers/kafka.js';
+import { readF32 } from '../helpers/models.js';
+
+interface ParityFile {
+  name: string;
+  shape: number[];
+  dtype: string;
+  file: string;
+  sha256: string;
+}
+interface ParityIndex {
+  model: string;
+  byteOrder: string;
+  inputs: ParityFile[];
+  outputs: ParityFile[];
+  tolerance: { absolute: number; relative: number };
+}
+
+const MANIFEST = fromRoot('models/exported/manifest.json');
+const config = loadConfig({ env: {}, overrides: { inference: { manifest: MANIFEST, maxBatchWaitMs: 2 } } as never });
+const registry = await ModelRegistry.open(config, quietLogger);
+after(() => registry.close());
+
+function readChecked(dir: string, f: ParityFile): Float32Array {
+  const path = join(dir, f.file);
+  assert.equal(createHash('sha256').update(readFileSync(path)).digest('hex'), f.sha256, `${path}: checksum`);
+  const data = readF32(path);
+  assert.equal(data.length, f.shape.reduce((a, b) => a * b, 1), `${path}: element count`);
+  return data;
+}
+
+test('the default manifest offers the seven modality subsets, each a model of its own', () => {
+  const sets = registry.models.map((m) => [...m.spec.modalities].sort().join('+')).sort();
+  assert.deepEqual(sets, ['ir', 'ir+rgb', 'ir+rgb+xyz', 'ir+xyz', 'rgb', 'rgb+xyz', 'xyz']);
+});
+
+for (const { spec } of registry.models) {
+  test(`parity: ${spec.id} on onnxruntime-node gives the saved maps and scores`, async () => {
+    const model = registry.models.find((m) => m.spec.id === spec.id)!;
+    const indexPath = join(dirname(MANIFEST), 'parity', spec.id, 'index.json');
+    const dir = dirname(indexPath);
+    const index = JSON.parse(readFileSync(indexPath, 'utf8')) as ParityIndex;
+    assert.equal(index.byteOrder, 'little');
+    assert.equal(join(dir, index.model), join(dirname(MANIFEST), spec.file), 'the fixture names this model file');
+    assert.deepEqual(index.inputs.map((i) => i.name), model.session.inputNames);
+    const feeds = Object.fromEntries(index.inputs.map((i) => [i.name, new ort.Tensor('float32', readChecked(dir, i), i.shape)]));
+    const out = await model.session.run(feeds);
+    const { absolute, relative } = index.tolerance;
+    for (const o of index.outputs) {
+      const want = readChecked(dir, o);
+      const got = out[o.name]!;
+      assert.deepEqual([...got.dims], o.shape, `${spec.id} ${o.name}: shape`);
+      const data = got.data as Float32Array;
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) {
+        const excess = Math.abs(data[i]! - want[i]!) - (absolute + relative * Math.abs(want[i]!));
+        worst = Math.max(worst, excess);
+      }
+      assert.ok(worst <= 0, `${spec.id} ${o.name}: outside |a-e| <= ${absolute} + ${relative}|e| by ${worst}`);
+    }
+    const scores = out.score!.data as Float32Array;
+    assert.ok([...scores].every(Number.isFinite), `${spec.id}: finite scores`);
+  });
+}
