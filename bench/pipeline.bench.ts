@@ -22,9 +22,13 @@
  * The broker is KAFKA_BROKERS, a container, or a local one started here.
  *
  *   node --import tsx bench/pipeline.bench.ts [--parts 240] [--batches 1,4,8,16] [--size 256] [--latency-seconds 20]
+ *
+ * `--live-rate R` runs only the latency part, at R parts/s with max batch `--batches`' first
+ * value (for investigating latency without the whole suite); `--commit-ms` sets
+ * processing.commitIntervalMs.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import * as ort from 'onnxruntime-node';
 import type { AnomalyEvent } from '../src/codec/records.js';
 import type { Config } from '../src/config/config-schema.js';
 import { loadConfig } from '../src/config/load-config.js';
@@ -40,6 +44,7 @@ import type { TimingOptions } from '../src/simulate/line-schedule.js';
 import { runStation } from '../src/simulate/station-publisher.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { printTable } from './harness.js';
+import { rawThroughput } from './raw-ort.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,12 +52,15 @@ const { values } = parseArgs({
     batches: { type: 'string', default: '1,4,8,16' },
     size: { type: 'string', default: '256' },
     'latency-seconds': { type: 'string', default: '20' },
+    'live-rate': { type: 'string' },
+    'commit-ms': { type: 'string' },
   },
 });
 const PARTS = Number(values.parts);
 const BATCHES = values.batches.split(',').map(Number);
 const SIZE = Number(values.size);
 const LATENCY_S = Number(values['latency-seconds']);
+const LIVE_ONLY = values['live-rate'] === undefined ? undefined : Number(values['live-rate']);
 const fmt = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
 
 const quiet = createLogger({}, 'error');
@@ -85,7 +93,7 @@ function configFor(tag: string, batch: number, guarantee: Config['processing']['
       kafka: { brokers: broker.brokers },
       topics: { inputs: { rgb: `${p}.rgb`, ir: `${p}.ir`, xyz: `${p}.xyz` }, events: `${p}.events`, alerts: `${p}.alerts`, deadLetters: `${p}.dlq`, labels: `${p}.labels` },
       input: { groupId: `${p}.service` },
-      processing: { guarantee },
+      processing: { guarantee, ...(values['commit-ms'] === undefined ? {} : { commitIntervalMs: Number(values['commit-ms']) }) },
       inference: { maxBatchSize: batch },
     } as never,
   });
@@ -134,12 +142,20 @@ interface PipelineRun {
   meanBatch: number;
   model: string;
   e2e: number[];
+  /** Per provisional event: its timings (join wait, preprocess, inference share). */
+  timings: AnomalyEvent['timings'][];
+  /** Process CPU time per part while the run lasted (service, models, clients), ms. */
+  cpuMsPerPart: number;
+  /** Main-thread event-loop delay while the run lasted, ms (p50, p99, max). */
+  loopDelay: { p50: number; p99: number; max: number };
 }
 
 /** Runs the processor until `count` provisional events were written; `during` runs alongside (a live publisher). */
 async function runPipeline(config: Config, registry: ModelRegistry, count: number, during?: () => Promise<void>): Promise<PipelineRun> {
   const times: number[] = [];
   const e2e: number[] = [];
+  const timings: AnomalyEvent['timings'][] = [];
+  const loop = monitorEventLoopDelay({ resolution: 5 });
   let model = '';
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
@@ -150,40 +166,35 @@ async function runPipeline(config: Config, registry: ModelRegistry, count: numbe
       if (e === null || e.revision !== 1) return;
       times.push(performance.now());
       e2e.push(e.timings.endToEndMs);
+      timings.push(e.timings);
       model = e.model?.id ?? model;
       if (times.length === count) done();
     },
   });
   const before = registry.models.map((m) => ({ ...m.batcher.stats }));
   await processor.start();
+  const cpu0 = process.cpuUsage();
+  loop.enable();
   await during?.();
   await finished;
+  loop.disable();
+  const cpu = process.cpuUsage(cpu0);
   await processor.stop();
   const runs = registry.models.reduce((s, m, i) => s + m.batcher.stats.runs - before[i]!.runs, 0);
   const samples = registry.models.reduce((s, m, i) => s + m.batcher.stats.samples - before[i]!.samples, 0);
   const span = (times.at(-1)! - times[0]!) / 1000;
-  return { partsPerS: (times.length - 1) / span, meanBatch: samples / Math.max(1, runs), model, e2e };
+  return { partsPerS: (times.length - 1) / span, meanBatch: samples / Math.max(1, runs), model, e2e, timings, cpuMsPerPart: (cpu.user + cpu.system) / 1000 / count, loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 } };
 }
 
-/** Raw onnxruntime-node: the model alone on ready tensors, batch after batch, for about `ms`. */
-async function rawThroughput(registry: ModelRegistry, modelId: string, batch: number, ms = 3000): Promise<{ samplesPerS: number; batchMs: number }> {
-  const m = registry.models.find((x) => x.spec.id === modelId)!;
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const input of m.spec.inputs) {
-    const c = Number(input.shape[1]);
-    const data = new Float32Array(batch * c * m.spec.height * m.spec.width);
-    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) % 255; // deterministic, not constant
-    feeds[input.name] = new ort.Tensor('float32', data, [batch, c, m.spec.height, m.spec.width]);
+/** `--live-rate`: the live part alone; the model's batch time is measured here instead of in the backlog runs. */
+async function liveOnlyBaseline(batch: number, partsPerS: number): Promise<{ batch: number; run: PipelineRun; raw: { samplesPerS: number; batchMs: number } }> {
+  const registry = await ModelRegistry.open(configFor('raw', batch, 'exactly-once'), quiet);
+  try {
+    const raw = await rawThroughput(registry, 'crd-rgb-ir', batch, 1500);
+    return { batch, raw, run: { partsPerS, meanBatch: 0, model: 'crd-rgb-ir', e2e: [], timings: [], cpuMsPerPart: 0, loopDelay: { p50: 0, p99: 0, max: 0 } } };
+  } finally {
+    await registry.close();
   }
-  for (let i = 0; i < 3; i++) await m.session.run(feeds);
-  const t0 = performance.now();
-  let runs = 0;
-  while (performance.now() - t0 < ms) {
-    await m.session.run(feeds);
-    runs++;
-  }
-  const elapsed = performance.now() - t0;
-  return { samplesPerS: (runs * batch * 1000) / elapsed, batchMs: elapsed / runs };
 }
 
 function percentile(xs: number[], q: number): number {
@@ -195,7 +206,7 @@ console.log(`pipeline benchmark — ${broker.kind} broker, battery_lid rgb+ir ${
 const rows: Record<string, string | number>[] = [];
 let best: { batch: number; run: PipelineRun; raw: { samplesPerS: number; batchMs: number } } | undefined;
 try {
-  for (const batch of BATCHES) {
+  for (const batch of LIVE_ONLY === undefined ? BATCHES : []) {
     const config = configFor(`b${batch}`, batch, 'exactly-once');
     await createTopics(config);
     await publish(config, PARTS, false, 50);
@@ -211,15 +222,18 @@ try {
         'raw ORT samples/s': fmt(raw.samplesPerS),
         'ORT ms/batch': fmt(raw.batchMs, 1),
         efficiency: fmt(run.partsPerS / raw.samplesPerS, 2),
+        'CPU ms/part': fmt(run.cpuMsPerPart, 1),
+        'ORT CPU ms/part': fmt(raw.cpuMsPerSample, 1),
+        'ORT share of CPU': fmt(raw.cpuMsPerSample / run.cpuMsPerPart, 2),
       });
       if (best === undefined || run.partsPerS > best.run.partsPerS) best = { batch, run, raw };
     } finally {
       await registry.close();
     }
   }
-  printTable('sustained throughput (backlog, exactly-once) vs raw onnxruntime-node at the same batch size', rows);
+  if (LIVE_ONLY === undefined) printTable('sustained throughput (backlog, exactly-once) vs raw onnxruntime-node at the same batch size', rows);
 
-  const b = best!;
+  const b = best ?? (await liveOnlyBaseline(BATCHES[0]!, LIVE_ONLY! / 0.7));
   const rate = 0.7 * b.run.partsPerS;
   const liveConfig = configFor('live', b.batch, 'exactly-once');
   await createTopics(liveConfig);
@@ -243,38 +257,52 @@ try {
     { '': 'model ms (batch 1 / batch max)', value: `${fmt(one.batchMs, 1)} / ${fmt(b.raw.batchMs, 1)}` },
     { '': 'target p99 ≤ model (batch max) + 100 ms', value: percentile(steady, 0.99) <= b.raw.batchMs + 100 ? 'met' : 'missed' },
   ]);
-
-  const aloConfig = configFor('alo', b.batch, 'at-least-once');
-  await createTopics(aloConfig);
-  await publish(aloConfig, PARTS, false, 50);
-  const aloRegistry = await ModelRegistry.open(aloConfig, quiet);
-  let alo: PipelineRun;
-  try {
-    alo = await runPipeline(aloConfig, aloRegistry, PARTS);
-  } finally {
-    await aloRegistry.close();
-  }
-  printTable(`delivery guarantee, max batch ${b.batch}`, [
-    { guarantee: 'exactly-once', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
-    { guarantee: 'at-least-once', 'parts/s': fmt(alo.partsPerS), ratio: fmt(alo.partsPerS / b.run.partsPerS, 2) },
-  ]);
-  const replayOf = configFor(`b${b.batch}`, b.batch, 'exactly-once');
-  const replayTopic = `${replayOf.topics.events}.replay`;
-  const replayConfig: Config = {
-    ...replayOf,
-    input: { ...replayOf.input, groupId: `${replayOf.input.groupId}.replay` },
-    topics: { ...replayOf.topics, events: replayTopic, alerts: `${replayTopic}.alerts`, deadLetters: `${replayTopic}.deadletters` },
+  const parts = live.timings.slice(Math.floor(live.timings.length / 10));
+  const split = (name: string, of: (t: AnomalyEvent['timings']) => number): Record<string, string> => {
+    const xs = parts.map(of);
+    return { 'share of end-to-end': name, 'p50 ms': fmt(percentile(xs, 0.5), 1), 'p99 ms': fmt(percentile(xs, 0.99), 1) };
   };
-  const replayRegistry = await ModelRegistry.open(replayConfig, quiet);
-  try {
-    const r = await replayRange(replayConfig, replayRegistry, { from: Number.NEGATIVE_INFINITY, to: Number.POSITIVE_INFINITY, logger: quiet });
-    const partsPerS = r.eventsOut.length / (r.elapsedMs / 1000);
-    printTable(`replay of the max-batch-${b.batch} backlog (own group and topics, stops at the end; elapsed includes start-up and the final flush)`, [
-      { run: 'live (backlog), first to last event', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
-      { run: `replay, ${r.records} frames in ${fmt(r.elapsedMs / 1000)} s`, 'parts/s': fmt(partsPerS), ratio: fmt(partsPerS / b.run.partsPerS, 2) },
+  printTable('where the live latency goes (per event; "rest" = queueing for the judge, micro-batch wait, output building)', [
+    split('join wait (first frame → released)', (t) => t.joinWaitMs),
+    split('decode + preprocess', (t) => t.preprocessMs),
+    split('inference (share of its batch)', (t) => t.inferenceMs),
+    split('rest', (t) => t.endToEndMs - t.joinWaitMs - t.preprocessMs - t.inferenceMs),
+    { 'share of end-to-end': 'event-loop delay while live', 'p50 ms': fmt(live.loopDelay.p50, 1), 'p99 ms': fmt(live.loopDelay.p99, 1) },
+  ]);
+
+  if (LIVE_ONLY === undefined) {
+    const aloConfig = configFor('alo', b.batch, 'at-least-once');
+    await createTopics(aloConfig);
+    await publish(aloConfig, PARTS, false, 50);
+    const aloRegistry = await ModelRegistry.open(aloConfig, quiet);
+    let alo: PipelineRun;
+    try {
+      alo = await runPipeline(aloConfig, aloRegistry, PARTS);
+    } finally {
+      await aloRegistry.close();
+    }
+    printTable(`delivery guarantee, max batch ${b.batch}`, [
+      { guarantee: 'exactly-once', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
+      { guarantee: 'at-least-once', 'parts/s': fmt(alo.partsPerS), ratio: fmt(alo.partsPerS / b.run.partsPerS, 2) },
     ]);
-  } finally {
-    await replayRegistry.close();
+    const replayOf = configFor(`b${b.batch}`, b.batch, 'exactly-once');
+    const replayTopic = `${replayOf.topics.events}.replay`;
+    const replayConfig: Config = {
+      ...replayOf,
+      input: { ...replayOf.input, groupId: `${replayOf.input.groupId}.replay` },
+      topics: { ...replayOf.topics, events: replayTopic, alerts: `${replayTopic}.alerts`, deadLetters: `${replayTopic}.deadletters` },
+    };
+    const replayRegistry = await ModelRegistry.open(replayConfig, quiet);
+    try {
+      const r = await replayRange(replayConfig, replayRegistry, { from: Number.NEGATIVE_INFINITY, to: Number.POSITIVE_INFINITY, logger: quiet });
+      const partsPerS = r.eventsOut.length / (r.elapsedMs / 1000);
+      printTable(`replay of the max-batch-${b.batch} backlog (own group and topics, stops at the end; elapsed includes start-up and the final flush)`, [
+        { run: 'live (backlog), first to last event', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
+        { run: `replay, ${r.records} frames in ${fmt(r.elapsedMs / 1000)} s`, 'parts/s': fmt(partsPerS), ratio: fmt(partsPerS / b.run.partsPerS, 2) },
+      ]);
+    } finally {
+      await replayRegistry.close();
+    }
   }
   console.log(`\npeak RSS ${fmt(process.resourceUsage().maxRSS / 1024, 0)} MiB (this process: all 7 students loaded per run, processor, clients, simulator pool)`);
 } finally {

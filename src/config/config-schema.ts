@@ -166,6 +166,11 @@ export const InferenceSchema = z
     cpuFallback: z.boolean().default(true),
     /** Threads per inference run on CPU; 0 lets ONNX Runtime choose. */
     intraOpThreads: z.number().int().min(0).default(0),
+    /**
+     * Let ONNX Runtime's CPU threads spin between runs (its own default): a little lower
+     * model latency on an idle machine, a core burnt that decoding and the broker client need.
+     */
+    spinWait: z.boolean().default(false),
     /** Micro-batching: at most this many samples per run... */
     maxBatchSize: z.number().int().min(1).max(1024).default(8),
     /** ...and a sample waits at most this long for others to join its batch. */

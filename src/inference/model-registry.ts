@@ -100,6 +100,7 @@ async function openSession(spec: LoadedModelSpec, config: Config, log: Logger): 
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     ...(config.inference.intraOpThreads > 0 ? { intraOpNumThreads: config.inference.intraOpThreads } : {}),
+    ...(config.inference.spinWait ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
   };
   const wanted = config.inference.executionProviders;
   try {

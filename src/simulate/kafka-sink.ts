@@ -52,22 +52,45 @@ export function stationProducer(kafka: Kafka, config: Config): Producer {
 }
 
 /**
- * Sends through one idempotent producer, one batch at a time: kafkajs numbers an
+ * Sends through one idempotent producer, one request at a time: kafkajs numbers an
  * idempotent producer's records per partition when it builds a request, and two
  * sendBatch calls in flight at once can reach the broker in the other order
- * (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal for the producer). Callers may still call
- * send() concurrently (the next batch is prepared while one is written); the
- * writes themselves queue here.
+ * (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal for the producer). Callers may call send()
+ * concurrently; what they hand in while a request is in flight goes out together, in
+ * call order, in the next one (up to `maxRequestBytes`), so a frame never waits for more
+ * than the request ahead of it, however many callers queue behind one slow ack.
  */
 export class KafkaRecordSink implements RecordSink {
-  private tail: Promise<void> = Promise.resolve();
+  private queue: { records: OutRecord[]; bytes: number; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private writing = false;
 
-  constructor(private readonly producer: Producer) {}
+  constructor(
+    private readonly producer: Producer,
+    private readonly maxRequestBytes = 8 * 1024 * 1024,
+  ) {}
 
   send(records: OutRecord[]): Promise<void> {
-    const run = this.tail.then(() => this.write(records));
-    this.tail = run.catch(() => undefined);
-    return run;
+    return new Promise((resolve, reject) => {
+      this.queue.push({ records, bytes: records.reduce((n, r) => n + r.value.length, 0), resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    while (this.queue.length > 0) {
+      let take = 1;
+      let bytes = this.queue[0]!.bytes;
+      while (take < this.queue.length && bytes + this.queue[take]!.bytes <= this.maxRequestBytes) bytes += this.queue[take++]!.bytes;
+      const jobs = this.queue.splice(0, take);
+      try {
+        await this.write(jobs.flatMap((j) => j.records));
+        for (const j of jobs) j.resolve();
+      } catch (err) {
+        for (const j of jobs) j.reject(err);
+      }
+    }
+    this.writing = false;
   }
 
   private async write(records: OutRecord[]): Promise<void> {

@@ -147,7 +147,9 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
   const startTime = o.startTime ?? Date.now();
   const maxBatchBytes = o.maxBatchBytes ?? 8 * 1024 * 1024;
   const maxBatchRecords = o.maxBatchRecords ?? 500;
-  const maxInFlight = o.pace ? 1 : (o.maxInFlight ?? 4);
+  // the sink puts what is handed in while a request is in flight into the next one, so a
+  // paced line hands over what is due and goes on with its clock instead of waiting for acks
+  const maxInFlight = o.maxInFlight ?? (o.pace ? 16 : 4);
   const announce = o.announceModalities ?? true;
   const withLabels = o.labels ?? true;
   const remaining = new Map<number, number>();

@@ -9,10 +9,10 @@ import type { Frame, Label } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { pngHeader } from '../../src/simulate/image-codec.js';
 import { EmissionStream, LineSchedule, type TimingOptions } from '../../src/simulate/line-schedule.js';
-import { stationTopicPlans } from '../../src/simulate/kafka-sink.js';
+import { KafkaRecordSink, stationProducer, stationTopicPlans } from '../../src/simulate/kafka-sink.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
 import { decodeXyzTiff } from '../../src/simulate/tiff-reader.js';
-import { deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
+import { deleteTopics, testConfig, testKafka, uniqueName } from '../helpers/kafka.js';
 import { cliContext, consumeAll } from './consume.js';
 
 const config = testConfig();
@@ -163,5 +163,45 @@ test('simulate publishes a line into Kafka: counts per topic, co-partitioned key
       assert.equal(f.encoding, 'tiff');
       assert.equal(decodeXyzTiff(f.payload!).xyz.length, 32 * 32 * 3);
     }
+  }
+});
+
+test('the station sink sends one request at a time: what callers hand in meanwhile goes out together, in call order', async () => {
+  const topic = uniqueName('sink');
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+  const producer = stationProducer(kafka, config);
+  await producer.connect();
+  let requests = 0;
+  let inFlight = 0;
+  let overlapped = false;
+  const real = producer.sendBatch.bind(producer);
+  producer.sendBatch = async (batch) => {
+    requests++;
+    overlapped ||= ++inFlight > 1;
+    try {
+      return await real(batch);
+    } finally {
+      inFlight--;
+    }
+  };
+  try {
+    const sink = new KafkaRecordSink(producer);
+    const calls = 40;
+    // every call hands in two records at once, as a station does with a part's frames
+    await Promise.all(
+      Array.from({ length: calls }, (_, i) =>
+        sink.send([0, 1].map((k) => ({ topic, partition: 0, key: `p${i}`, value: Buffer.from(`${i}.${k}`), timestamp: Date.now() }))),
+      ),
+    );
+    assert.equal(overlapped, false, 'never two requests in flight');
+    assert.ok(requests < calls, `${requests} requests for ${calls} calls: calls made while one was in flight went together`);
+    const got = await consumeAll(kafka, config, [topic], 2 * calls);
+    assert.deepEqual(
+      got.map((r) => r.value.toString()),
+      Array.from({ length: calls }, (_, i) => [`${i}.0`, `${i}.1`]).flat(),
+    );
+  } finally {
+    await producer.disconnect();
+    await deleteTopics(admin, [topic]);
   }
 });
