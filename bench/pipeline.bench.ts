@@ -44,7 +44,7 @@ import type { TimingOptions } from '../src/simulate/line-schedule.js';
 import { runStation } from '../src/simulate/station-publisher.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { printTable } from './harness.js';
-import { rawThroughput } from './raw-ort.js';
+import { rawThroughput, type RawThroughput } from './raw-ort.js';
 
 const { values } = parseArgs({
   options: {
@@ -186,12 +186,20 @@ async function runPipeline(config: Config, registry: ModelRegistry, count: numbe
   return { partsPerS: (times.length - 1) / span, meanBatch: samples / Math.max(1, runs), model, e2e, timings, cpuMsPerPart: (cpu.user + cpu.system) / 1000 / count, loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 } };
 }
 
+/** The best backlog run: its batch size, its figures and the model's alone at that size. */
+interface Best {
+  batch: number;
+  run: PipelineRun;
+  raw: RawThroughput;
+}
+
 /** `--live-rate`: the live part alone; the model's batch time is measured here instead of in the backlog runs. */
-async function liveOnlyBaseline(batch: number, partsPerS: number): Promise<{ batch: number; run: PipelineRun; raw: { samplesPerS: number; batchMs: number } }> {
+async function liveOnlyBaseline(batch: number, partsPerS: number): Promise<Best> {
   const registry = await ModelRegistry.open(configFor('raw', batch, 'exactly-once'), quiet);
   try {
-    const raw = await rawThroughput(registry, 'crd-rgb-ir', batch, 1500);
-    return { batch, raw, run: { partsPerS, meanBatch: 0, model: 'crd-rgb-ir', e2e: [], timings: [], cpuMsPerPart: 0, loopDelay: { p50: 0, p99: 0, max: 0 } } };
+    const model = registry.route(['rgb', 'ir'])!.model.spec.id; // where the line's rgb + ir parts go
+    const raw = await rawThroughput(registry, model, batch, 1500);
+    return { batch, raw, run: { partsPerS, meanBatch: 0, model, e2e: [], timings: [], cpuMsPerPart: 0, loopDelay: { p50: 0, p99: 0, max: 0 } } };
   } finally {
     await registry.close();
   }
@@ -204,7 +212,7 @@ function percentile(xs: number[], q: number): number {
 
 console.log(`pipeline benchmark — ${broker.kind} broker, battery_lid rgb+ir ${SIZE}×${SIZE} frames, ${PARTS} parts per run, node ${process.version}`);
 const rows: Record<string, string | number>[] = [];
-let best: { batch: number; run: PipelineRun; raw: { samplesPerS: number; batchMs: number } } | undefined;
+let best: Best | undefined;
 try {
   for (const batch of LIVE_ONLY === undefined ? BATCHES : []) {
     const config = configFor(`b${batch}`, batch, 'exactly-once');
@@ -240,7 +248,7 @@ try {
   const registry = await ModelRegistry.open(liveConfig, quiet);
   const liveParts = Math.max(20, Math.round(rate * LATENCY_S));
   let live: PipelineRun;
-  let one: { samplesPerS: number; batchMs: number };
+  let one: RawThroughput;
   try {
     live = await runPipeline(liveConfig, registry, liveParts, async () => {
       void publish(liveConfig, liveParts, true, rate);

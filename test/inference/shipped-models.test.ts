@@ -48,9 +48,9 @@ test('the default manifest offers the seven modality subsets, each a model of it
   assert.deepEqual(sets, ['ir', 'ir+rgb', 'ir+rgb+xyz', 'ir+xyz', 'rgb', 'rgb+xyz', 'xyz']);
 });
 
-for (const { spec } of registry.models) {
+for (const model of registry.models) {
+  const { spec } = model;
   test(`parity: ${spec.id} on onnxruntime-node gives the saved maps and scores`, async () => {
-    const model = registry.models.find((m) => m.spec.id === spec.id)!;
     const indexPath = join(dirname(MANIFEST), 'parity', spec.id, 'index.json');
     const dir = dirname(indexPath);
     const index = JSON.parse(readFileSync(indexPath, 'utf8')) as ParityIndex;
