@@ -13,7 +13,8 @@
  * cloud with no valid point), FRAME_SHAPE (declared and actual size, channels
  * or sample type disagree, or the image is larger than the pixel limit).
  */
-import sharp, { type Metadata, type Sharp } from 'sharp';
+import sharp, { type Sharp } from 'sharp';
+import { pngHeader } from '../codec/png-header.js';
 import type { Frame, Modality } from '../codec/records.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import { resizeOrganized } from './point-cloud.js';
@@ -76,6 +77,44 @@ export interface TargetSize {
   width: number;
 }
 
+/** What an encoded payload's header says, in sharp's terms for the sample depth. */
+export interface ImageShape {
+  format: string;
+  width: number;
+  height: number;
+  depth: 'uchar' | 'ushort' | 'float' | string;
+  channels: number;
+}
+
+/**
+ * Reads an encoded payload's header without decoding the pixels. PNG headers
+ * are parsed here, on the event loop (33 bytes; a metadata call would queue in
+ * the thread pool behind the decoding of frames already joined); TIFF goes
+ * through sharp's metadata. An unreadable header is FRAME_CORRUPT.
+ */
+export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, payload: Buffer, limits: DecodeLimits): Promise<ImageShape> {
+  const unreadable = (err: unknown): MmadError =>
+    new MmadError(ErrorCode.FRAME_CORRUPT, `${frame.modality} frame: payload is not a readable ${frame.encoding.toUpperCase()}: ${messageOf(err)}`, { cause: err });
+  if (frame.encoding === 'png') {
+    let h;
+    try {
+      h = pngHeader(payload);
+    } catch (err) {
+      throw unreadable(err);
+    }
+    if (h.width * h.height > limits.maxPixels) {
+      throw shapeError(frame, `PNG header says ${h.width}×${h.height}, over the limit of ${limits.maxPixels} pixels (not decoded)`);
+    }
+    return { format: 'png', width: h.width, height: h.height, depth: h.bitDepth === 16 ? 'ushort' : 'uchar', channels: h.channels };
+  }
+  try {
+    const m = await sharp(payload, { limitInputPixels: limits.maxPixels }).metadata();
+    return { format: m.format ?? 'unknown', width: m.width ?? 0, height: m.height ?? 0, depth: m.depth ?? 'unknown', channels: m.channels ?? 0 };
+  } catch (err) {
+    throw unreadable(err);
+  }
+}
+
 /**
  * Decodes a frame's payload to pixels, checking it against what the frame
  * declares, and resizes to `size` when given (one decode for both).
@@ -99,19 +138,14 @@ export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | '
     return resizeDecoded(finish({ modality, width, height, channels, data }), size);
   }
 
-  let meta: Metadata;
-  const image = (): Sharp => sharp(payload, { limitInputPixels: limits.maxPixels, failOn: 'error', sequentialRead: true });
-  try {
-    meta = await image().metadata();
-  } catch (err) {
-    throw new MmadError(ErrorCode.FRAME_CORRUPT, `${modality} frame: payload is not a readable ${frame.encoding.toUpperCase()}: ${messageOf(err)}`, { cause: err });
-  }
+  const meta = await imageShape(frame, payload, limits);
   if (meta.format !== frame.encoding) {
-    throw new MmadError(ErrorCode.FRAME_CORRUPT, `${modality} frame: payload is ${meta.format ?? 'unknown'}, the frame says ${frame.encoding}`);
+    throw new MmadError(ErrorCode.FRAME_CORRUPT, `${modality} frame: payload is ${meta.format}, the frame says ${frame.encoding}`);
   }
   if (meta.width !== width || meta.height !== height) {
     throw shapeError(frame, `payload is ${meta.width}×${meta.height}, the frame declares ${width}×${height}`);
   }
+  const image = (): Sharp => sharp(payload, { limitInputPixels: limits.maxPixels, failOn: 'error', sequentialRead: true });
   const resize = (img: Sharp): Sharp =>
     size === undefined || (size.width === width && size.height === height) ? img : img.resize(size.width, size.height, { kernel: 'lanczos3', fit: 'fill' });
   const out = size ?? { width, height };

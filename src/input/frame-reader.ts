@@ -17,12 +17,11 @@ import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KafkaMessage } from 'kafkajs';
-import sharp from 'sharp';
 import type { AvroCodec } from '../codec/avro-codec.js';
 import type { Frame, Modality } from '../codec/records.js';
 import { fromRoot } from '../config/paths.js';
 import { ErrorCode, MmadError, isMmadError, messageOf } from '../errors/errors.js';
-import { checkDeclared, type DecodeLimits } from '../inference/preprocess.js';
+import { checkDeclared, imageShape, type DecodeLimits } from '../inference/preprocess.js';
 import type { JoinInput } from '../join/sample-joiner.js';
 import { partitionFor } from '../kafka/partitioner.js';
 
@@ -140,16 +139,11 @@ export class FrameReader {
     // avsc decodes `bytes` into a copy: the payload kept is the same bytes inside the record instead
     const payload = viewInto(value, await this.payloadOf(frame));
     if (frame.encoding !== 'raw') {
-      let meta;
-      try {
-        meta = await sharp(payload, { limitInputPixels: this.options.limits.maxPixels }).metadata();
-      } catch (err) {
-        throw new MmadError(ErrorCode.FRAME_CORRUPT, `${frame.modality} payload is not a readable ${frame.encoding.toUpperCase()}: ${messageOf(err)}`, { cause: err });
-      }
-      if (meta.format !== frame.encoding || meta.width !== frame.width || meta.height !== frame.height) {
+      const shape = await imageShape(frame, payload, this.options.limits);
+      if (shape.format !== frame.encoding || shape.width !== frame.width || shape.height !== frame.height) {
         throw new MmadError(
           ErrorCode.FRAME_SHAPE,
-          `${frame.modality} payload is a ${meta.width}×${meta.height} ${meta.format ?? 'unknown'}, the frame declares a ${frame.width}×${frame.height} ${frame.encoding}`,
+          `${frame.modality} payload is a ${shape.width}×${shape.height} ${shape.format}, the frame declares a ${frame.width}×${frame.height} ${frame.encoding}`,
         );
       }
     }

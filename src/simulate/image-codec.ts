@@ -31,28 +31,6 @@ export async function encodeMaskPng(mask: Uint8Array, width: number, height: num
   return sharp(mask, { raw: { width, height, channels: 1 } }).toColourspace('b-w').png(png(o)).toBuffer();
 }
 
-export interface PngHeader {
-  width: number;
-  height: number;
-  bitDepth: number;
-  /** PNG colour type: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA. */
-  colourType: number;
-  channels: number;
-}
-
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** The IHDR of a PNG, read without decoding it (publishing a recorded dataset only needs the shape). */
-export function pngHeader(bytes: Buffer): PngHeader {
-  if (bytes.length < 33 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE) || bytes.toString('latin1', 12, 16) !== 'IHDR') {
-    throw new MmadError(ErrorCode.IMAGE_INVALID, 'not a PNG file (no signature and IHDR chunk)');
-  }
-  const colourType = bytes[25]!;
-  const channels = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 }[colourType];
-  if (channels === undefined) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG colour type ${colourType} is invalid`);
-  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20), bitDepth: bytes[24]!, colourType, channels };
-}
-
 async function raw(bytes: Buffer, what: string, pipeline: (s: Sharp) => Sharp): Promise<{ data: Buffer; info: OutputInfo }> {
   try {
     return await pipeline(sharp(bytes)).toBuffer({ resolveWithObject: true });

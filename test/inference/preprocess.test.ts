@@ -115,7 +115,13 @@ test('bad frames get the precise error: corrupt bytes, wrong size, wrong depth, 
   assert.equal(await code(decodeFrame(frame('rgb', 'png', 0, 0, good), good, LIMITS)), ErrorCode.FRAME_SHAPE, 'declared 0 × 0');
   // a PNG whose header says 30000 × 30000: refused from the header, before decoding
   const bomb = withPngSize(good, 30_000, 30_000);
-  assert.equal(await code(decodeFrame(frame('rgb', 'png', 20, 10, bomb), bomb, LIMITS)), ErrorCode.FRAME_CORRUPT);
+  const refused = await decodeFrame(frame('rgb', 'png', 20, 10, bomb), bomb, LIMITS).then(() => null, (e: unknown) => e as MmadError);
+  assert.equal(refused?.code, ErrorCode.FRAME_SHAPE);
+  assert.match(refused.message, /30000×30000, over the limit/);
+  // a header whose CRC does not match is corrupt, whatever it says
+  const forged = Buffer.from(good);
+  forged.writeUInt32BE(11, 16);
+  assert.equal(await code(decodeFrame(frame('rgb', 'png', 11, 10, forged), forged, LIMITS)), ErrorCode.FRAME_CORRUPT);
   const zeros = new Float32Array(4 * 4 * 3);
   assert.equal(await code(decodeFrame(frame('xyz', 'raw', 4, 4, Buffer.from(zeros.buffer)), Buffer.from(zeros.buffer), LIMITS)), ErrorCode.FRAME_CORRUPT);
   assert.equal(await code(decodeFrame(frame('xyz', 'raw', 4, 4, Buffer.alloc(10)), Buffer.alloc(10), LIMITS)), ErrorCode.FRAME_SHAPE);

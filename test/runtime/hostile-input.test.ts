@@ -87,7 +87,7 @@ test('every kind of hostile record is dead-lettered with its reason; the service
   // a PNG bomb: a header claiming 40000 x 40000
   const bomb = await f('H-bomb', 'rgb');
   await send('rgb', 'H-bomb', frames.encode({ ...bomb, payload: withPngSize(bomb.payload!, 40_000, 40_000) }));
-  expect['H-bomb'] = 'FRAME_CORRUPT';
+  expect['H-bomb'] = 'FRAME_SHAPE';
   // a payload reference that does not resolve, and one outside the allowed directory
   await send('rgb', 'H-ref', frames.encode({ ...(await f('H-ref', 'rgb')), payload: null, payloadRef: { uri: pathToFileURL(join(claimDir, 'gone.png')).href, sizeBytes: 10, sha256: null } }));
   expect['H-ref'] = 'FRAME_PAYLOAD_UNRESOLVED';

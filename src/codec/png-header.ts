@@ -1,0 +1,54 @@
+/**
+ * The IHDR of a PNG, read without decoding it. The frame reader checks every
+ * frame's declared shape against it, and the decoder its sample depth, on the
+ * event loop: a header is 33 bytes, while a decoder's metadata call is a trip
+ * through the thread pool that queues behind the pixel decoding of frames
+ * already joined (so reading new input would wait for judging).
+ */
+import { ErrorCode, MmadError } from '../errors/errors.js';
+
+export interface PngHeader {
+  width: number;
+  height: number;
+  bitDepth: number;
+  /** PNG colour type: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA. */
+  colourType: number;
+  channels: number;
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+/** Bit depths the PNG specification allows per colour type. */
+const DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/** CRC-32 (ISO-HDLC, as PNG chunks use), table-driven; node:zlib has one only from Node 20.15. */
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Throws IMAGE_INVALID (naming what is wrong) for bytes that do not start with a valid PNG header (CRC checked). */
+export function pngHeader(bytes: Buffer): PngHeader {
+  if (bytes.length < 33 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE) || bytes.toString('latin1', 12, 16) !== 'IHDR') {
+    throw new MmadError(ErrorCode.IMAGE_INVALID, 'not a PNG file (no signature and IHDR chunk)');
+  }
+  if (bytes.readUInt32BE(8) !== 13 || crc32(bytes.subarray(12, 29)) !== bytes.readUInt32BE(29)) {
+    throw new MmadError(ErrorCode.IMAGE_INVALID, 'PNG header chunk is damaged (length or CRC does not match)');
+  }
+  const colourType = bytes[25]!;
+  const bitDepth = bytes[24]!;
+  const channels = CHANNELS[colourType];
+  if (channels === undefined) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG colour type ${colourType} is invalid`);
+  if (!DEPTHS[colourType]!.includes(bitDepth)) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG bit depth ${bitDepth} is invalid for colour type ${colourType}`);
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  if (width === 0 || height === 0) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG size ${width}×${height} is empty`);
+  return { width, height, bitDepth, colourType, channels };
+}
