@@ -52,3 +52,29 @@ export function pngHeader(bytes: Buffer): PngHeader {
   if (width === 0 || height === 0) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG size ${width}×${height} is empty`);
   return { width, height, bitDepth, colourType, channels };
 }
+
+/**
+ * Walks a PNG's chunks from IHDR to IEND by their lengths (no decompression,
+ * no CRC of the data): a payload cut short or padded with garbage is found
+ * here, at read time, for the cost of a dozen hops. Throws IMAGE_INVALID.
+ */
+export function checkPngChunks(bytes: Buffer): void {
+  let at = 8;
+  let idat = 0;
+  while (at + 12 <= bytes.length) {
+    const length = bytes.readUInt32BE(at);
+    const type = bytes.toString('latin1', at + 4, at + 8);
+    const end = at + 12 + length;
+    if (length > 0x7fffffff || end > bytes.length) {
+      throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG is cut short: chunk ${JSON.stringify(type)} at byte ${at} needs ${end} bytes, the payload has ${bytes.length}`);
+    }
+    if (type === 'IDAT') idat++;
+    if (type === 'IEND') {
+      if (idat === 0) throw new MmadError(ErrorCode.IMAGE_INVALID, 'PNG has no image data (no IDAT chunk)');
+      if (end !== bytes.length) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG has ${bytes.length - end} bytes after its IEND chunk`);
+      return;
+    }
+    at = end;
+  }
+  throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG is cut short: no IEND chunk in ${bytes.length} bytes`);
+}

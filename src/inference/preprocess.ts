@@ -14,7 +14,7 @@
  * or sample type disagree, or the image is larger than the pixel limit).
  */
 import sharp, { type Sharp } from 'sharp';
-import { pngHeader } from '../codec/png-header.js';
+import { checkPngChunks, pngHeader } from '../codec/png-header.js';
 import type { Frame, Modality } from '../codec/records.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import { resizeOrganized } from './point-cloud.js';
@@ -89,16 +89,19 @@ export interface ImageShape {
 /**
  * Reads an encoded payload's header without decoding the pixels. PNG headers
  * are parsed here, on the event loop (33 bytes; a metadata call would queue in
- * the thread pool behind the decoding of frames already joined); TIFF goes
- * through sharp's metadata. An unreadable header is FRAME_CORRUPT.
+ * the thread pool behind the decoding of frames already joined), and with
+ * `structure` the chunks are walked to IEND, so a payload cut short is caught
+ * at read time; TIFF goes through sharp's metadata. An unreadable header is
+ * FRAME_CORRUPT.
  */
-export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, payload: Buffer, limits: DecodeLimits): Promise<ImageShape> {
+export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, payload: Buffer, limits: DecodeLimits, o: { structure?: boolean } = {}): Promise<ImageShape> {
   const unreadable = (err: unknown): MmadError =>
     new MmadError(ErrorCode.FRAME_CORRUPT, `${frame.modality} frame: payload is not a readable ${frame.encoding.toUpperCase()}: ${messageOf(err)}`, { cause: err });
   if (frame.encoding === 'png') {
     let h;
     try {
       h = pngHeader(payload);
+      if (o.structure === true) checkPngChunks(payload);
     } catch (err) {
       throw unreadable(err);
     }

@@ -139,7 +139,7 @@ export class FrameReader {
     // avsc decodes `bytes` into a copy: the payload kept is the same bytes inside the record instead
     const payload = viewInto(value, await this.payloadOf(frame));
     if (frame.encoding !== 'raw') {
-      const shape = await imageShape(frame, payload, this.options.limits);
+      const shape = await imageShape(frame, payload, this.options.limits, { structure: true });
       if (shape.format !== frame.encoding || shape.width !== frame.width || shape.height !== frame.height) {
         throw new MmadError(
           ErrorCode.FRAME_SHAPE,

@@ -156,3 +156,22 @@ test('a claim-checked payload is held beside its record, and counted beside it',
   assert.ok(input.payload.payload.equals(frame.payload!));
   assert.equal(input.bytes, value.length + frame.sampleId.length + frame.payload!.length);
 });
+
+test('a PNG payload is checked from its bytes at read time: header CRC, declared size, chunks complete to IEND', async () => {
+  const frame = await noisyRgb('S-png', 96);
+  const png = frame.payload!;
+  const read = async (payload: Buffer, f: Partial<Frame> = {}): Promise<ReadResult> =>
+    reader.read('in.rgb', partitionFor('S-png', PARTITIONS), delivered('S-png', codec.encode({ ...frame, ...f, payload })).message, Date.now());
+  accepted(await read(png));
+  const rejected = async (payload: Buffer, f: Partial<Frame> = {}): Promise<string> => {
+    const r = await read(payload, f);
+    assert.ok(!r.ok, 'rejected');
+    return `${r.code}: ${r.message}`;
+  };
+  assert.match(await rejected(png.subarray(0, png.length - 100)), /^FRAME_CORRUPT: .*cut short/);
+  assert.match(await rejected(Buffer.concat([png, Buffer.from('trailing garbage')])), /^FRAME_CORRUPT: .*16 bytes after its IEND/);
+  const damaged = Buffer.from(png);
+  damaged[17] ^= 0x01; // width, without fixing the CRC
+  assert.match(await rejected(damaged), /^FRAME_CORRUPT: .*CRC/);
+  assert.match(await rejected(png, { width: 63 }), /^FRAME_SHAPE: rgb payload is a 96×96 png, the frame declares a 63×96 png/);
+});
