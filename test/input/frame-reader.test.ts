@@ -171,7 +171,7 @@ test('a PNG payload is checked from its bytes at read time: header CRC, declared
   assert.match(await rejected(png.subarray(0, png.length - 100)), /^FRAME_CORRUPT: .*cut short/);
   assert.match(await rejected(Buffer.concat([png, Buffer.from('trailing garbage')])), /^FRAME_CORRUPT: .*16 bytes after its IEND/);
   const damaged = Buffer.from(png);
-  damaged[17] ^= 0x01; // width, without fixing the CRC
+  damaged[17] = damaged[17]! ^ 0x01; // width, without fixing the CRC
   assert.match(await rejected(damaged), /^FRAME_CORRUPT: .*CRC/);
   assert.match(await rejected(png, { width: 63 }), /^FRAME_SHAPE: rgb payload is a 96×96 png, the frame declares a 63×96 png/);
 });
