@@ -14,10 +14,13 @@
  * or sample type disagree, or the image is larger than the pixel limit).
  */
 import sharp, { type Sharp } from 'sharp';
-import { checkPngChunks, pngHeader } from '../codec/png-header.js';
+import { checkPngChunks, pngHeader } from '../codec/png.js';
 import type { Frame, Modality } from '../codec/records.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import { resizeOrganized } from './point-cloud.js';
+
+// libvips' operation cache pays off when the same image is processed again; a frame never is
+sharp.cache(false);
 
 export interface DecodeLimits {
   /** Largest width × height accepted (decompression bombs stop here, before decoding). */

@@ -3,7 +3,7 @@
  * (fits in a Kafka record) and the connected regions of the anomaly map at or
  * above the model's threshold, in source-image pixels.
  */
-import sharp from 'sharp';
+import { encodeGreyPng } from '../codec/png.js';
 import type { Heatmap, Region } from '../codec/records.js';
 
 /**
@@ -73,21 +73,26 @@ export function anomalousRegions(
 /**
  * The map as an 8-bit greyscale PNG of size × size; grey g stands for
  * (g / 255) × scale, where scale is the larger of the map's maximum and the
- * threshold (so the threshold always falls inside the grey range).
+ * threshold (so the threshold always falls inside the grey range). Each
+ * heatmap pixel is the largest map value among the cells it covers (the
+ * nearest cell when the heatmap is larger than the map), so a defect a few
+ * cells wide is not averaged away and grey 255 is the map's peak.
  */
-export async function heatmapPng(map: Float32Array, height: number, width: number, size: number, threshold: number): Promise<Heatmap> {
+export function heatmapPng(map: Float32Array, height: number, width: number, size: number, threshold: number): Heatmap {
   let peak = 0;
   for (const v of map) if (v > peak) peak = v;
   const scale = Math.max(peak, threshold, Number.EPSILON);
-  const grey = new Uint8Array(height * width);
-  for (let i = 0; i < map.length; i++) {
-    const v = map[i]!;
-    grey[i] = v > 0 ? Math.min(255, Math.round((v / scale) * 255)) : 0;
+  const grey = new Uint8Array(size * size);
+  for (let oy = 0; oy < size; oy++) {
+    const y0 = Math.floor((oy * height) / size);
+    const y1 = Math.max(y0 + 1, Math.floor(((oy + 1) * height) / size));
+    for (let ox = 0; ox < size; ox++) {
+      const x0 = Math.floor((ox * width) / size);
+      const x1 = Math.max(x0 + 1, Math.floor(((ox + 1) * width) / size));
+      let v = 0;
+      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) if (map[y * width + x]! > v) v = map[y * width + x]!;
+      grey[oy * size + ox] = v > 0 ? Math.min(255, Math.round((v / scale) * 255)) : 0;
+    }
   }
-  const png = await sharp(grey, { raw: { width, height, channels: 1 } })
-    .resize(size, size, { kernel: 'linear', fit: 'fill' })
-    .toColourspace('b-w')
-    .png({ compressionLevel: 9 })
-    .toBuffer();
-  return { png, width: size, height: size, scale };
+  return { png: encodeGreyPng(grey, size, size), width: size, height: size, scale };
 }

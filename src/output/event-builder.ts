@@ -23,7 +23,7 @@ export interface Outputs {
 /** A score within this fraction above the threshold is a WARNING, further above CRITICAL. */
 export const WARNING_BAND = 0.25;
 
-export async function buildOutputs(j: Judgement, options: OutputOptions, now: () => number = Date.now): Promise<Outputs> {
+export function buildOutputs(j: Judgement, options: OutputOptions, now: () => number = Date.now): Outputs {
   const route = j.route;
   const map = j.map;
   const threshold = j.threshold;
@@ -31,7 +31,7 @@ export async function buildOutputs(j: Judgement, options: OutputOptions, now: ()
     map !== null && threshold !== null && j.sourceSize !== null && options.maxRegions > 0
       ? anomalousRegions(map.data, map.height, map.width, threshold, j.sourceSize.width, j.sourceSize.height, options.maxRegions)
       : [];
-  const heatmap = map !== null && threshold !== null && options.heatmapSize > 0 ? await heatmapPng(map.data, map.height, map.width, options.heatmapSize, threshold) : null;
+  const heatmap = map !== null && threshold !== null && options.heatmapSize > 0 ? heatmapPng(map.data, map.height, map.width, options.heatmapSize, threshold) : null;
   const producedAt = now();
   const event: AnomalyEvent = {
     sampleId: j.sampleId,

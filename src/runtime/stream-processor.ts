@@ -31,6 +31,7 @@ import type { ModelRegistry } from '../inference/model-registry.js';
 import type { JoinPolicy } from '../join/sample-joiner.js';
 import { addJoinStats, emptyJoinStats } from '../join/sample-joiner.js';
 import { createKafka, frameConsumerConfig, producerConfig } from '../kafka/kafka-client.js';
+import type { RequestQueue } from '../kafka/request-queue.js';
 import { inputTopics } from '../kafka/topics.js';
 import type { Outputs } from '../output/event-builder.js';
 import { rootLogger, type Logger } from '../telemetry/logger.js';
@@ -110,7 +111,8 @@ export class StreamProcessor {
   private brokerSeenAt: number | undefined;
   private hasAssignment = false;
   private readonly eos: boolean;
-  private sharedSink: TaskSink | undefined;
+  /** at-least-once: the request queue of the shared producer, one sink per task over it. */
+  private sharedQueue: RequestQueue<OutRecord> | undefined;
   /** Paused input topics per task number. */
   private readonly paused = new Map<number, Set<string>>();
   /** When each task's merge was last reported as waiting for unread records (stall warnings). */
@@ -196,7 +198,7 @@ export class StreamProcessor {
     });
     if (!this.eos) {
       await this.producer.connect();
-      this.sharedSink = new AtLeastOnceSink(this.producer, this.consumer);
+      this.sharedQueue = AtLeastOnceSink.queueFor(this.producer);
     }
     await this.consumer.connect();
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => this.onAssignment(e.payload.memberAssignment));
@@ -339,7 +341,7 @@ export class StreamProcessor {
     }
     try {
       const sinks = new Map<number, TaskSink>();
-      for (const p of partitions) sinks.set(p, this.eos ? await TransactionalSink.open(this.kafka, this.config, p) : this.sharedSink!);
+      for (const p of partitions) sinks.set(p, this.eos ? await TransactionalSink.open(this.kafka, this.config, p) : new AtLeastOnceSink(this.sharedQueue!, this.consumer));
       const restored = await readChangelog(this.kafka, this.config, this.codecs.joinState, partitions, this.log);
       const atEnd = await this.partitionsAtEnd(partitions);
       for (const p of partitions) {
@@ -636,7 +638,7 @@ export class StreamProcessor {
       task.pump();
       this.applyBackpressure(task);
       this.reportBlocked(task);
-      if (commitDue) void task.commit();
+      if (commitDue && !task.committing) void task.commit();
     }
   }
 }

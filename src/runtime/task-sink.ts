@@ -13,11 +13,18 @@
  *    committed by the consumer after the records are acknowledged. Cheaper
  *    (no transaction markers, no commit round trips); a crash can publish a
  *    revision again.
+ *
+ * Writes do not wait for each other's acks: a producer's writes go through one
+ * RequestQueue (one request in flight, the rest coalesced into the next), and
+ * a commit is a barrier in that queue, so it covers exactly what was written
+ * before it. A write that fails marks the sink failed: its next commit throws
+ * instead of committing offsets past records that were never written.
  */
 import type { Consumer, Kafka, Message, Producer, Transaction } from 'kafkajs';
 import type { Config } from '../config/config-schema.js';
 import { producerConfig } from '../kafka/kafka-client.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { RequestQueue } from '../kafka/request-queue.js';
 
 export interface OutRecord {
   topic: string;
@@ -34,31 +41,54 @@ export interface OffsetCommit {
 }
 
 export interface TaskSink {
-  /** Writes one step's records, in order. */
+  /**
+   * Queues one step's records behind those written before (callers need not
+   * wait); resolves when the broker acknowledged them.
+   */
   write(records: OutRecord[]): Promise<void>;
-  /** Makes everything written so far durable together with these input offsets. */
+  /**
+   * Once everything written before this call is acknowledged, makes it durable
+   * together with these input offsets; writes made after the call are not covered.
+   */
   commit(offsets: OffsetCommit[]): Promise<void>;
   /** Gives up what is not committed (the task's state is rebuilt from Kafka). */
   abort(): Promise<void>;
   close(): Promise<void>;
 }
 
-function toMessages(records: OutRecord[]): Map<string, Message[]> {
+function topicMessages(records: OutRecord[]): { topic: string; messages: Message[] }[] {
   const byTopic = new Map<string, Message[]>();
   for (const r of records) {
     const list = byTopic.get(r.topic) ?? [];
     list.push({ key: r.key, value: r.value, ...(r.partition === undefined ? {} : { partition: r.partition }) });
     byTopic.set(r.topic, list);
   }
-  return byTopic;
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+const recordBytes = (r: OutRecord): number => (r.value?.length ?? 0) + (r.key?.length ?? 0);
+
+/** A failed write of a sink: remembered so that its next commit refuses to go past it. */
+class WriteFailure {
+  error: unknown;
+  readonly record = (err: unknown): void => {
+    this.error ??= err;
+  };
+  check(): void {
+    if (this.error !== undefined) throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, `not committing: an earlier write failed: ${messageOf(this.error)}`, { cause: this.error, retriable: true });
+  }
 }
 
 export class TransactionalSink implements TaskSink {
   private txn: Transaction | undefined;
+  private readonly queue: RequestQueue<OutRecord>;
+  private readonly failure = new WriteFailure();
   private constructor(
     private readonly producer: Producer,
     private readonly groupId: string,
-  ) {}
+  ) {
+    this.queue = new RequestQueue((records) => this.send(records), recordBytes);
+  }
 
   static transactionalId(config: Config, partition: number): string {
     return `${config.input.groupId}-task-${partition}`;
@@ -78,13 +108,21 @@ export class TransactionalSink implements TaskSink {
     return new TransactionalSink(producer, config.input.groupId);
   }
 
-  async write(records: OutRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    this.txn ??= await this.producer.transaction();
-    await this.txn.sendBatch({ topicMessages: [...toMessages(records)].map(([topic, messages]) => ({ topic, messages })), acks: -1 });
+  write(records: OutRecord[]): Promise<void> {
+    return this.queue.send(records, this.failure.record);
   }
 
-  async commit(offsets: OffsetCommit[]): Promise<void> {
+  private async send(records: OutRecord[]): Promise<void> {
+    this.txn ??= await this.producer.transaction();
+    await this.txn.sendBatch({ topicMessages: topicMessages(records), acks: -1 });
+  }
+
+  commit(offsets: OffsetCommit[]): Promise<void> {
+    return this.queue.barrier(() => this.commitNow(offsets));
+  }
+
+  private async commitNow(offsets: OffsetCommit[]): Promise<void> {
+    this.failure.check();
     if (this.txn === undefined && offsets.length === 0) return;
     this.txn ??= await this.producer.transaction();
     const txn = this.txn;
@@ -135,19 +173,32 @@ async function retryTransient<T>(fn: () => Promise<T>, attempts = 20): Promise<T
   }
 }
 
+/**
+ * At-least-once: the tasks share one idempotent producer and so one request
+ * queue (`AtLeastOnceSink.queueFor`); each task has its own sink over it, so a
+ * failed write stops only the commits of the task it belonged to.
+ */
 export class AtLeastOnceSink implements TaskSink {
+  private readonly failure = new WriteFailure();
   constructor(
-    private readonly producer: Producer,
+    private readonly queue: RequestQueue<OutRecord>,
     private readonly consumer: Consumer,
   ) {}
 
-  async write(records: OutRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    await this.producer.sendBatch({ topicMessages: [...toMessages(records)].map(([topic, messages]) => ({ topic, messages })), acks: -1 });
+  /** The one queue of the shared producer. */
+  static queueFor(producer: Producer): RequestQueue<OutRecord> {
+    return new RequestQueue((records) => producer.sendBatch({ topicMessages: topicMessages(records), acks: -1 }).then(() => undefined), recordBytes);
   }
 
-  async commit(offsets: OffsetCommit[]): Promise<void> {
-    if (offsets.length > 0) await this.consumer.commitOffsets(offsets);
+  write(records: OutRecord[]): Promise<void> {
+    return this.queue.send(records, this.failure.record);
+  }
+
+  commit(offsets: OffsetCommit[]): Promise<void> {
+    return this.queue.barrier(async () => {
+      this.failure.check();
+      if (offsets.length > 0) await this.consumer.commitOffsets(offsets);
+    });
   }
 
   async abort(): Promise<void> {}

@@ -8,12 +8,19 @@
  * sequence order, so a sample's revision 1 always precedes its revision 2 and
  * a replay writes in the same order.
  *
+ * Writing: a step's records are handed to the sink in sequence order, and the
+ * next step does not wait for their ack (the sink coalesces what queues behind
+ * the request in flight); `onWritten` runs when they are acknowledged. At most
+ * `maxInFlight` steps wait for acks before the sequence waits too.
+ *
  * Offsets: an input offset is released for commit only when the records it
- * caused are written and its sample is closed (OffsetTracker). A commit makes
- * the records written so far and those offsets durable together (TaskSink);
+ * caused are handed to the sink and its sample is closed (OffsetTracker). A
+ * commit is a barrier in the sink: once the records handed in before it are
+ * acknowledged, it makes them and those offsets durable together (TaskSink);
  * under exactly-once they are one transaction, with the join changelog, so a
  * crash at any point either publishes a step's records and advances past its
- * frames, or does neither.
+ * frames, or does neither. Judged steps keep flowing into the sink while a
+ * commit is in flight; they go out in the next transaction.
  *
  * Failure: if a write or commit fails, the task stops (`failed`) and the
  * processor rebuilds it from Kafka — changelog and committed offsets.
@@ -43,7 +50,7 @@ export interface TaskOptions {
   maxBufferedBytes: number;
   log: Logger;
   now: () => number;
-  /** Called once per step, after its records were written. */
+  /** Called once per step, after its records were acknowledged (under exactly-once: before their transaction commits). */
   onWritten?: (j: Judgement | null, outputs: Outputs) => void;
   /** Called for a frame whose key does not match its partition. */
   onKeyProblem?: (problem: string) => void;
@@ -90,6 +97,10 @@ export class Task {
   private producedSeq = 0;
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
+  /** Acks and commits the sink has not answered yet (idle() waits for them). */
+  private readonly outstanding = new Set<Promise<unknown>>();
+  private unacked = 0;
+  private commitsInFlight = 0;
   private ready = false;
   private stopped = false;
   readonly stats: TaskStats = { framesRead: 0, deadLetters: 0, judged: 0, keyProblems: 0, commits: 0 };
@@ -189,30 +200,32 @@ export class Task {
     return this.group.size;
   }
 
-  /** Queues a commit after everything decided so far (records and offsets become durable together). */
-  commit(): Promise<void> {
-    return this.step(async () => {
-      const offsets = this.committable();
-      const key = offsets.map((o) => `${o.topic}:${o.offset}`).join(',');
-      if (!this.writtenSinceCommit && key === this.lastCommitted) return;
-      const tombstones = this.tombstonesFor(offsets);
-      if (tombstones.length > 0) await this.o.sink.write(this.o.encode(NO_OUTPUTS, tombstones.map((sampleId) => ({ sampleId, state: null })), this.partition));
-      const t0 = performance.now();
-      await this.o.sink.commit(offsets);
-      this.o.log.debug('committed', { offsets: key, ms: Math.round(performance.now() - t0) });
-      this.lastCommitted = key;
-      this.writtenSinceCommit = false;
-      this.stats.commits++;
+  /**
+   * Commits everything decided so far (records and offsets become durable
+   * together); resolves when that commit is done. The sequence of steps does
+   * not wait for it: later steps queue in the sink behind it.
+   */
+  async commit(): Promise<void> {
+    let done: Promise<void> | undefined;
+    await this.step(async () => {
+      done = this.startCommit();
     });
+    await done;
   }
 
-  /** Resolves when every step decided so far has been written. */
+  /** A commit handed to the sink and not finished yet (the processor's timer skips a task that has one). */
+  get committing(): boolean {
+    return this.commitsInFlight > 0;
+  }
+
+  /** Resolves when every step decided so far has been written and acknowledged, and every commit finished. */
   async idle(): Promise<void> {
-    let seen: Promise<void>;
-    do {
-      seen = this.chain;
+    for (;;) {
+      const seen = this.chain;
       await seen;
-    } while (seen !== this.chain);
+      await Promise.allSettled([...this.outstanding]);
+      if (seen === this.chain && this.outstanding.size === 0) return;
+    }
   }
 
   /** The task moved away or failed: no more input; what is not committed is given up. */
@@ -274,7 +287,7 @@ export class Task {
         this.o.log.error('judging failed; publishing UNKNOWN', { sample: release.sampleId, revision: release.revision, error: err });
         return this.o.judge.failed(release, err);
       })
-      .then(async (j) => ({ j, outputs: await buildOutputs(j, this.o.output, this.o.now) }));
+      .then((j) => ({ j, outputs: buildOutputs(j, this.o.output, this.o.now) }));
     const state: JoinState = {
       sampleId: release.sampleId,
       revision: release.revision,
@@ -303,6 +316,41 @@ export class Task {
     this.pendingReleases.push({ afterSeq: seq, offsets: [{ topic: q.topic, offset: q.offset }] });
   }
 
+  /** Hands a commit to the sink (a barrier behind the records handed in so far); undefined when there is nothing new. */
+  private startCommit(): Promise<void> | undefined {
+    const offsets = this.committable();
+    const key = offsets.map((o) => `${o.topic}:${o.offset}`).join(',');
+    if (!this.writtenSinceCommit && key === this.lastCommitted) return undefined;
+    const tombstones = this.tombstonesFor(offsets);
+    if (tombstones.length > 0) this.track(this.o.sink.write(this.o.encode(NO_OUTPUTS, tombstones.map((sampleId) => ({ sampleId, state: null })), this.partition)));
+    this.lastCommitted = key;
+    this.writtenSinceCommit = false;
+    this.commitsInFlight++;
+    const t0 = performance.now();
+    const done = this.o.sink.commit(offsets).then(() => {
+      this.stats.commits++;
+      this.o.log.debug('committed', { offsets: key, ms: Math.round(performance.now() - t0) });
+    });
+    return this.track(done.finally(() => this.commitsInFlight--));
+  }
+
+  /** Follows a sink operation: a failure stops the task; idle() waits for it. Resolves either way. */
+  private track(p: Promise<unknown>): Promise<void> {
+    const settled = p.then(
+      () => undefined,
+      (err: unknown) => this.fail(err),
+    );
+    this.outstanding.add(settled);
+    void settled.then(() => this.outstanding.delete(settled));
+    return settled;
+  }
+
+  private fail(err: unknown): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.o.onFailure(this, err);
+  }
+
   /** Runs `fn` after every step queued so far; a failure stops the task. */
   private step(fn: () => Promise<void>): Promise<void> {
     const run = this.chain.then(async () => {
@@ -310,9 +358,7 @@ export class Task {
       try {
         await fn();
       } catch (err) {
-        if (this.stopped) return;
-        this.stopped = true;
-        this.o.onFailure(this, err);
+        this.fail(err);
       }
     });
     this.chain = run;
@@ -324,18 +370,28 @@ export class Task {
     const seq = this.nextSeq++;
     this.inFlight++;
     void this.step(async () => {
+      let step: { j: Judgement | null; outputs: Outputs };
+      let records: OutRecord[];
       try {
-        const { j, outputs } = await work;
-        const records = this.o.encode(outputs, changelog, this.partition);
-        await this.o.sink.write(records);
-        if (records.length > 0) this.writtenSinceCommit = true;
-        this.stats.deadLetters += outputs.deadLetters.length;
-        this.producedSeq = seq;
-        this.o.onWritten?.(j, outputs);
-        this.settle();
+        step = await work;
+        records = this.o.encode(step.outputs, changelog, this.partition);
       } finally {
         this.inFlight--;
       }
+      const { j, outputs } = step;
+      this.unacked++;
+      const acked = this.track(
+        this.o.sink.write(records).then(() => {
+          this.unacked--;
+          this.o.onWritten?.(j, outputs);
+        }),
+      );
+      if (records.length > 0) this.writtenSinceCommit = true;
+      this.stats.deadLetters += outputs.deadLetters.length;
+      this.producedSeq = seq;
+      this.settle();
+      // bound what waits for acks (memory; a broker that stopped answering): then the sequence waits too
+      if (this.unacked >= this.o.maxInFlight) await acked;
     });
     return seq;
   }

@@ -16,7 +16,7 @@ import { isDefectName } from './defects.js';
 import type { Split } from './dataset-layout.js';
 import { commonModalities, scanDataset, type DatasetCategory, type DatasetSample } from './dataset-reader.js';
 import { sampleSeed } from './dataset-writer.js';
-import { pngHeader } from '../codec/png-header.js';
+import { pngHeader } from '../codec/png.js';
 import { decodeMask, decodeRgb, encodeMaskPng, encodeRgbPng } from './image-codec.js';
 import type { StationModality } from './line-schedule.js';
 import { Rng } from './prng.js';

@@ -10,6 +10,7 @@ import { SchemaRegistryClient } from '../codec/schema-registry.js';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError } from '../errors/errors.js';
 import { producerConfig } from '../kafka/kafka-client.js';
+import { RequestQueue } from '../kafka/request-queue.js';
 import { ensureTopics, planTopics, type TopicPlan } from '../kafka/topics.js';
 import type { StationModality } from './line-schedule.js';
 
@@ -52,58 +53,32 @@ export function stationProducer(kafka: Kafka, config: Config): Producer {
 }
 
 /**
- * Sends through one idempotent producer, one request at a time: kafkajs numbers an
- * idempotent producer's records per partition when it builds a request, and two
- * sendBatch calls in flight at once can reach the broker in the other order
- * (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal for the producer). Callers may call send()
- * concurrently; what they hand in while a request is in flight goes out together, in
- * call order, in the next one (up to `maxRequestBytes`), so a frame never waits for more
- * than the request ahead of it, however many callers queue behind one slow ack.
+ * Sends through one idempotent producer, one request at a time, in call order
+ * (RequestQueue: callers may call send() concurrently; what they hand in while a
+ * request is in flight goes out together in the next one, so a frame never waits
+ * for more than the request ahead of it, however many callers queue behind one slow ack).
  */
 export class KafkaRecordSink implements RecordSink {
-  private queue: { records: OutRecord[]; bytes: number; resolve: () => void; reject: (err: unknown) => void }[] = [];
-  private writing = false;
+  private readonly queue: RequestQueue<OutRecord>;
 
-  constructor(
-    private readonly producer: Producer,
-    private readonly maxRequestBytes = 8 * 1024 * 1024,
-  ) {}
+  constructor(producer: Producer, maxRequestBytes = 8 * 1024 * 1024) {
+    this.queue = new RequestQueue((records) => write(producer, records), (r) => r.value.length, maxRequestBytes);
+  }
 
   send(records: OutRecord[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ records, bytes: records.reduce((n, r) => n + r.value.length, 0), resolve, reject });
-      if (!this.writing) void this.drain();
-    });
+    return this.queue.send(records);
   }
+}
 
-  private async drain(): Promise<void> {
-    this.writing = true;
-    while (this.queue.length > 0) {
-      let take = 1;
-      let bytes = this.queue[0]!.bytes;
-      while (take < this.queue.length && bytes + this.queue[take]!.bytes <= this.maxRequestBytes) bytes += this.queue[take++]!.bytes;
-      const jobs = this.queue.splice(0, take);
-      try {
-        await this.write(jobs.flatMap((j) => j.records));
-        for (const j of jobs) j.resolve();
-      } catch (err) {
-        for (const j of jobs) j.reject(err);
-      }
-    }
-    this.writing = false;
+async function write(producer: Producer, records: OutRecord[]): Promise<void> {
+  const byTopic = new Map<string, { key: string; value: Buffer; partition: number; timestamp: string; headers?: Record<string, string> }[]>();
+  for (const r of records) {
+    let list = byTopic.get(r.topic);
+    if (list === undefined) byTopic.set(r.topic, (list = []));
+    list.push({ key: r.key, value: r.value, partition: r.partition, timestamp: String(r.timestamp), ...(r.headers ? { headers: r.headers } : {}) });
   }
-
-  private async write(records: OutRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    const byTopic = new Map<string, { key: string; value: Buffer; partition: number; timestamp: string; headers?: Record<string, string> }[]>();
-    for (const r of records) {
-      let list = byTopic.get(r.topic);
-      if (list === undefined) byTopic.set(r.topic, (list = []));
-      list.push({ key: r.key, value: r.value, partition: r.partition, timestamp: String(r.timestamp), ...(r.headers ? { headers: r.headers } : {}) });
-    }
-    // acks from all in-sync replicas: a load test must measure durable writes, not fire-and-forget
-    await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-  }
+  // acks from all in-sync replicas: a load test must measure durable writes, not fire-and-forget
+  await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
 }
 
 /** The topics a station writes: the input topics and the labels topic (the service creates its own). */

@@ -7,7 +7,7 @@ import { simulateCommand } from '../../src/cli/commands/simulate.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { Frame, Label } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
-import { pngHeader } from '../../src/codec/png-header.js';
+import { pngHeader } from '../../src/codec/png.js';
 import { EmissionStream, LineSchedule, type TimingOptions } from '../../src/simulate/line-schedule.js';
 import { KafkaRecordSink, stationProducer, stationTopicPlans } from '../../src/simulate/kafka-sink.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';

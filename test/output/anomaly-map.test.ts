@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { checkPngChunks, pngHeader } from '../../src/codec/png.js';
+import { anomalousRegions, heatmapPng } from '../../src/output/anomaly-map.js';
+
+/** Decodes a heatmap with sharp (libspng), pinned to 8-bit grey. */
+async function pixels(png: Buffer): Promise<{ data: Buffer; width: number; height: number; channels: number }> {
+  const { data, info } = await sharp(png).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels };
+}
+
+test('the heatmap is an 8-bit grey PNG that sharp decodes; each pixel is the largest map value it covers, grey 255 the peak', async () => {
+  const h = 128;
+  const w = 128;
+  const map = new Float32Array(h * w).fill(0.1);
+  map[37 * w + 90] = 2; // one hot cell: must survive the 2× reduction at full strength
+  map[100 * w + 10] = 1;
+  const hm = heatmapPng(map, h, w, 64, 0.5);
+  assert.deepEqual([hm.width, hm.height, hm.scale], [64, 64, 2]);
+  assert.deepEqual(pngHeader(hm.png), { width: 64, height: 64, bitDepth: 8, colourType: 0, channels: 1 });
+  checkPngChunks(hm.png);
+  const img = await pixels(hm.png);
+  assert.deepEqual([img.width, img.height, img.channels], [64, 64, 1]);
+  assert.equal(img.data[18 * 64 + 45], 255, 'the hot cell (37, 90) lands in heatmap pixel (18, 45) at full grey');
+  assert.equal(img.data[50 * 64 + 5], Math.round((1 / 2) * 255));
+  assert.equal(img.data[0], Math.round((0.1 / 2) * 255));
+  const hottest = [...img.data].filter((g) => g === 255).length;
+  assert.equal(hottest, 1);
+});
+
+test('scale is the threshold when the map stays below it; sizes that do not divide and larger heatmaps work', async () => {
+  const map = new Float32Array(10 * 7).map((_, i) => (i % 7) / 10);
+  const down = heatmapPng(map, 10, 7, 3, 2);
+  assert.equal(down.scale, 2);
+  const d = await pixels(down.png);
+  assert.deepEqual([d.width, d.height], [3, 3]);
+  // columns 0..1 | 2..3 | 4..6: their maxima 0.1, 0.3, 0.6 of scale 2
+  assert.deepEqual([...d.data.subarray(0, 3)], [0.1, 0.3, 0.6].map((v) => Math.round((v / 2) * 255)));
+  const up = await pixels(heatmapPng(map, 10, 7, 20, 0.5).png);
+  assert.deepEqual([up.width, up.height], [20, 20]);
+  assert.equal(up.data[19], 255, 'the last column (value 0.6 ≥ threshold 0.5) is the peak');
+});
+
+test('regions: 8-connected components at or over the threshold, in source pixels, largest first', () => {
+  const w = 16;
+  const map = new Float32Array(16 * 16);
+  for (const [y, x] of [[2, 2], [3, 3], [4, 4], [2, 3]] as const) map[y * w + x] = 1; // one diagonal-connected blob of 4
+  map[10 * w + 12] = 3; // a single cell, higher peak
+  const regions = anomalousRegions(map, 16, 16, 0.5, 64, 64, 10);
+  assert.deepEqual(regions, [
+    { x: 8, y: 8, width: 12, height: 12, area: 64, peak: 1 },
+    { x: 48, y: 40, width: 4, height: 4, area: 16, peak: 3 },
+  ]);
+  assert.equal(anomalousRegions(map, 16, 16, 0.5, 64, 64, 1).length, 1, 'at most max');
+});
