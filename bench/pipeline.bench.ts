@@ -3,16 +3,25 @@
  *
  *   1. Sustained throughput: a backlog of simulated parts (rgb + ir, the
  *      expected-modalities hint on) is published first, then an in-process
- *      stream processor judges it; parts/s from its first event to its last,
- *      for each micro-batch size.
+ *      stream processor judges it; parts/s from the first frame it reads to
+ *      its last event, for each micro-batch size. Where the CPU goes per part:
+ *      the model's threads, the main thread, the other threads (decoding,
+ *      GC) and the local broker, and the rate those costs allow on this
+ *      machine's cores.
  *   2. In the same run, the raw onnxruntime-node throughput of the model the
  *      parts were routed to, at the same batch size, on ready tensors: the
  *      ratio pipeline / raw is the pipeline's efficiency (what decoding,
  *      resizing, joining, Kafka and transactions cost on top of the model).
- *   3. Latency: at the best batch size, the line publishes live at 70 % of the
- *      sustained rate; end-to-end latency of the provisional events (first
- *      frame's arrival to the event being produced) p50/p90/p99, against the
- *      model's own time for one batch.
+ *   3. Latency, at the best batch size. A live line costs more per part than
+ *      a backlog (its station and the broker's intake share these cores;
+ *      requests and batches are smaller), so a probe run at half the backlog
+ *      rate measures the CPU a live part costs (service, station, broker);
+ *      the rate those costs allow on this machine's cores is the live line's
+ *      sustained throughput. The line then publishes live at 70 % of it, once
+ *      the service has its partitions; end-to-end latency of the provisional
+ *      events (first frame's arrival to the event being produced) p50/p90/p99
+ *      after a 3 s warm-up, against the model's own time for one batch, and
+ *      where each part's time and CPU went.
  *   4. Exactly-once against at-least-once: the backlog again at the best batch
  *      size with processing.guarantee = at-least-once.
  *   5. Replay: the best batch size's backlog replayed (`replayRange`: offsets by
@@ -25,8 +34,11 @@
  *
  * `--live-rate R` runs only the latency part, at R parts/s with max batch `--batches`' first
  * value (for investigating latency without the whole suite); `--commit-ms` sets
- * processing.commitIntervalMs.
+ * processing.commitIntervalMs, `--intra-op-threads` inference.intraOpThreads; `--timings-out FILE`
+ * writes each live provisional event's timings (and when it was written) as JSON lines.
  */
+import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { AnomalyEvent } from '../src/codec/records.js';
@@ -43,6 +55,7 @@ import { SimulatedPartSource } from '../src/simulate/line-simulator.js';
 import type { TimingOptions } from '../src/simulate/line-schedule.js';
 import { runStation } from '../src/simulate/station-publisher.js';
 import { createLogger } from '../src/telemetry/logger.js';
+import { busyThreads, cpuSince, processCpuMs, splitCpu, threadCpuMs, type CpuSplit } from './cpu.js';
 import { printTable } from './harness.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
 
@@ -54,12 +67,18 @@ const { values } = parseArgs({
     'latency-seconds': { type: 'string', default: '20' },
     'live-rate': { type: 'string' },
     'commit-ms': { type: 'string' },
+    'intra-op-threads': { type: 'string' },
+    'timings-out': { type: 'string' },
   },
 });
 const PARTS = Number(values.parts);
 const BATCHES = values.batches.split(',').map(Number);
 const SIZE = Number(values.size);
 const LATENCY_S = Number(values['latency-seconds']);
+/** Live events in the first seconds are not counted in the latency figures (warm-up). */
+const WARM_UP_S = 3;
+/** Length of the live run that measures what a part costs on a live line. */
+const PROBE_S = 10;
 const LIVE_ONLY = values['live-rate'] === undefined ? undefined : Number(values['live-rate']);
 const fmt = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
 
@@ -94,7 +113,7 @@ function configFor(tag: string, batch: number, guarantee: Config['processing']['
       topics: { inputs: { rgb: `${p}.rgb`, ir: `${p}.ir`, xyz: `${p}.xyz` }, events: `${p}.events`, alerts: `${p}.alerts`, deadLetters: `${p}.dlq`, labels: `${p}.labels` },
       input: { groupId: `${p}.service` },
       processing: { guarantee, ...(values['commit-ms'] === undefined ? {} : { commitIntervalMs: Number(values['commit-ms']) }) },
-      inference: { maxBatchSize: batch },
+      inference: { maxBatchSize: batch, ...(values['intra-op-threads'] === undefined ? {} : { intraOpThreads: Number(values['intra-op-threads']) }) },
     } as never,
   });
 }
@@ -144,8 +163,12 @@ interface PipelineRun {
   e2e: number[];
   /** Per provisional event: its timings (join wait, preprocess, inference share). */
   timings: AnomalyEvent['timings'][];
-  /** Process CPU time per part while the run lasted (service, models, clients), ms. */
-  cpuMsPerPart: number;
+  /** Per provisional event: when it was acknowledged, ms since the first frame was read, and its batch size. */
+  writtenAt: { ms: number; batch: number }[];
+  /** The local broker's CPU time per part while the run lasted, ms (NaN when not measurable). */
+  brokerCpuMsPerPart: number;
+  /** CPU time per thread of this process while the run lasted, ms (thread id → ms). */
+  threadMs: Map<string, number>;
   /** Main-thread event-loop delay while the run lasted, ms (p50, p99, max). */
   loopDelay: { p50: number; p99: number; max: number };
 }
@@ -155,16 +178,22 @@ async function runPipeline(config: Config, registry: ModelRegistry, count: numbe
   const times: number[] = [];
   const e2e: number[] = [];
   const timings: AnomalyEvent['timings'][] = [];
+  const writtenAt: PipelineRun['writtenAt'] = [];
   const loop = monitorEventLoopDelay({ resolution: 5 });
   let model = '';
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
+  let firstRead: number | undefined;
   const processor = new StreamProcessor(config, registry, {
     logger: quiet,
-    onWritten: (_j, outputs) => {
+    onDelivery: (d) => {
+      if (d.records > 0) firstRead ??= performance.now();
+    },
+    onWritten: (j, outputs) => {
       const e: AnomalyEvent | null = outputs.event;
       if (e === null || e.revision !== 1) return;
       times.push(performance.now());
+      writtenAt.push({ ms: performance.now() - (firstRead ?? 0), batch: j?.batchSize ?? 0 });
       e2e.push(e.timings.endToEndMs);
       timings.push(e.timings);
       model = e.model?.id ?? model;
@@ -173,17 +202,22 @@ async function runPipeline(config: Config, registry: ModelRegistry, count: numbe
   });
   const before = registry.models.map((m) => ({ ...m.batcher.stats }));
   await processor.start();
-  const cpu0 = process.cpuUsage();
+  await processor.assigned; // tasks running: a live publisher started now meets a service that is reading, not joining its group
+  const broker0 = brokerCpuMs();
+  const threads0 = threadCpuMs();
   loop.enable();
   await during?.();
   await finished;
   loop.disable();
-  const cpu = process.cpuUsage(cpu0);
+  const broker1 = brokerCpuMs();
+  const threadMs = cpuSince(threads0);
   await processor.stop();
   const runs = registry.models.reduce((s, m, i) => s + m.batcher.stats.runs - before[i]!.runs, 0);
   const samples = registry.models.reduce((s, m, i) => s + m.batcher.stats.samples - before[i]!.samples, 0);
-  const span = (times.at(-1)! - times[0]!) / 1000;
-  return { partsPerS: (times.length - 1) / span, meanBatch: samples / Math.max(1, runs), model, e2e, timings, cpuMsPerPart: (cpu.user + cpu.system) / 1000 / count, loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 } };
+  // from the first frame read to the last event: a backlog's first events come out only after
+  // many parts were read and decoded, so counting from the first event would flatter the rate
+  const span = (times.at(-1)! - firstRead!) / 1000;
+  return { partsPerS: times.length / span, meanBatch: samples / Math.max(1, runs), model, e2e, timings, writtenAt, brokerCpuMsPerPart: (broker1 - broker0) / count, threadMs, loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 } };
 }
 
 /** The best backlog run: its batch size, its figures and the model's alone at that size. */
@@ -199,29 +233,61 @@ async function liveOnlyBaseline(batch: number, partsPerS: number): Promise<Best>
   try {
     const model = registry.route(['rgb', 'ir'])!.model.spec.id; // where the line's rgb + ir parts go
     const raw = await rawThroughput(registry, model, batch, 1500);
-    return { batch, raw, run: { partsPerS, meanBatch: 0, model, e2e: [], timings: [], cpuMsPerPart: 0, loopDelay: { p50: 0, p99: 0, max: 0 } } };
+    return { batch, raw, run: { partsPerS, meanBatch: 0, model, e2e: [], timings: [], writtenAt: [], brokerCpuMsPerPart: NaN, threadMs: new Map(), loopDelay: { p50: 0, p99: 0, max: 0 } } };
   } finally {
     await registry.close();
   }
 }
+
+/** CPU time the local broker's JVM has used so far, ms (NaN for an external or container broker). */
+const brokerCpuMs = (): number => processCpuMs(broker.local?.pid);
 
 function percentile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 }
 
+/** A live line at `rate` parts/s for `seconds` through a fresh processor: its events, the model alone at batch 1, CPU per part. */
+async function liveRun(batch: number, rate: number, seconds: number): Promise<{ rate: number; live: PipelineRun; one: RawThroughput; cpu: CpuSplit; totalCpuMs: number }> {
+  const config = configFor(`live-${Math.round(rate * 10)}`, batch, 'exactly-once');
+  await createTopics(config);
+  const registry = await ModelRegistry.open(config, quiet);
+  const parts = Math.max(20, Math.round(rate * seconds));
+  try {
+    const live = await runPipeline(config, registry, parts, async () => {
+      void publish(config, parts, true, rate);
+    });
+    const before = threadCpuMs();
+    const one = await rawThroughput(registry, live.model, 1, 1500);
+    const cpu = splitCpu(live.threadMs, busyThreads(cpuSince(before)), parts);
+    return { rate, live, one, cpu, totalCpuMs: cpu.model + cpu.main + cpu.other + live.brokerCpuMsPerPart };
+  } finally {
+    await registry.close();
+  }
+}
+
 console.log(`pipeline benchmark — ${broker.kind} broker, battery_lid rgb+ir ${SIZE}×${SIZE} frames, ${PARTS} parts per run, node ${process.version}`);
 const rows: Record<string, string | number>[] = [];
+const cpuRows: Record<string, string | number>[] = [];
+/** What publishing the backlog cost (the live runs pay it while the service runs): station CPU, broker CPU, per part. */
+const publishing: { cpu: number; broker: number }[] = [];
 let best: Best | undefined;
 try {
   for (const batch of LIVE_ONLY === undefined ? BATCHES : []) {
     const config = configFor(`b${batch}`, batch, 'exactly-once');
     await createTopics(config);
+    const pub0 = { cpu: process.cpuUsage(), broker: brokerCpuMs() };
     await publish(config, PARTS, false, 50);
+    const pubCpu = process.cpuUsage(pub0.cpu);
+    const pubBroker = brokerCpuMs();
+    publishing.push({ cpu: (pubCpu.user + pubCpu.system) / 1000 / PARTS, broker: (pubBroker - pub0.broker) / PARTS });
     const registry = await ModelRegistry.open(config, quiet);
     try {
       const run = await runPipeline(config, registry, PARTS);
+      const before = threadCpuMs();
       const raw = await rawThroughput(registry, run.model, batch);
+      const cpu = splitCpu(run.threadMs, busyThreads(cpuSince(before)), PARTS);
+      const total = cpu.model + cpu.main + cpu.other + run.brokerCpuMsPerPart;
       rows.push({
         'max batch': batch,
         model: run.model,
@@ -230,42 +296,66 @@ try {
         'raw ORT samples/s': fmt(raw.samplesPerS),
         'ORT ms/batch': fmt(raw.batchMs, 1),
         efficiency: fmt(run.partsPerS / raw.samplesPerS, 2),
-        'CPU ms/part': fmt(run.cpuMsPerPart, 1),
-        'ORT CPU ms/part': fmt(raw.cpuMsPerSample, 1),
-        'ORT share of CPU': fmt(raw.cpuMsPerSample / run.cpuMsPerPart, 2),
+      });
+      cpuRows.push({
+        'max batch': batch,
+        'model threads': fmt(cpu.model, 1),
+        'main thread': fmt(cpu.main, 1),
+        'decode, GC (other threads)': fmt(cpu.other, 1),
+        broker: fmt(run.brokerCpuMsPerPart, 1),
+        total: fmt(total, 1),
+        'model share': fmt(cpu.model / total, 2),
+        'raw ORT alone': fmt(raw.cpuMsPerSample, 1),
+        [`CPU-bound parts/s on ${availableParallelism()} cores`]: fmt((availableParallelism() * 1000) / total),
       });
       if (best === undefined || run.partsPerS > best.run.partsPerS) best = { batch, run, raw };
     } finally {
       await registry.close();
     }
   }
-  if (LIVE_ONLY === undefined) printTable('sustained throughput (backlog, exactly-once) vs raw onnxruntime-node at the same batch size', rows);
+  if (LIVE_ONLY === undefined) {
+    printTable('sustained throughput (backlog, exactly-once) vs raw onnxruntime-node at the same batch size', rows);
+    printTable('where the CPU goes, ms per part (the model\'s threads are those busy while it ran alone; the broker shares these cores)', cpuRows);
+    const mean = (f: (p: { cpu: number; broker: number }) => number): number => publishing.reduce((a, p) => a + f(p), 0) / publishing.length;
+    console.log(`publishing the backlog (the simulated station, in this process): ${fmt(mean((p) => p.cpu))} ms CPU per part, broker ${fmt(mean((p) => p.broker))} ms CPU per part`);
+  }
 
   const b = best ?? (await liveOnlyBaseline(BATCHES[0]!, LIVE_ONLY! / 0.7));
-  const rate = 0.7 * b.run.partsPerS;
-  const liveConfig = configFor('live', b.batch, 'exactly-once');
-  await createTopics(liveConfig);
-  const registry = await ModelRegistry.open(liveConfig, quiet);
-  const liveParts = Math.max(20, Math.round(rate * LATENCY_S));
-  let live: PipelineRun;
-  let one: RawThroughput;
-  try {
-    live = await runPipeline(liveConfig, registry, liveParts, async () => {
-      void publish(liveConfig, liveParts, true, rate);
-    });
-    one = await rawThroughput(registry, live.model, 1, 1500);
-  } finally {
-    await registry.close();
+  let rate: number;
+  if (LIVE_ONLY === undefined) {
+    // a live line costs more per part than a backlog (its station and the broker's intake share these cores, and
+    // requests and batches are smaller): measure that cost at half the backlog rate, take the rate those costs
+    // allow on these cores as the line's sustained throughput, and run the latency test at 70 % of it
+    const probe = await liveRun(b.batch, 0.5 * b.run.partsPerS, PROBE_S);
+    const capacity = (availableParallelism() * 1000) / probe.totalCpuMs;
+    rate = 0.7 * capacity;
+    printTable('sustained throughput of a live line (the station publishing from this process, the broker, the service: all on these cores)', [
+      { '': `probe at half the backlog rate (${fmt(probe.rate)} parts/s, ${PROBE_S} s): CPU ms per part`, value: fmt(probe.totalCpuMs) },
+      { '': `sustained parts/s on ${availableParallelism()} cores at that cost`, value: fmt(capacity) },
+      { '': '70 %: the latency test\'s rate', value: fmt(rate) },
+    ]);
+  } else rate = LIVE_ONLY;
+  const { live, one, cpu: liveCpu, totalCpuMs: liveTotal } = await liveRun(b.batch, rate, LATENCY_S + WARM_UP_S);
+  if (values['timings-out'] !== undefined) {
+    writeFileSync(values['timings-out'], live.timings.map((t, i) => JSON.stringify({ ...t, ...live.writtenAt[i] })).join('\n') + '\n');
   }
-  const steady = live.e2e.slice(Math.floor(live.e2e.length / 10)); // skip the first 10 %: sessions and producers warming
-  printTable(`live at 70 % of the best sustained rate (${fmt(rate)} parts/s, max batch ${b.batch}, ${steady.length} parts): first frame → provisional event`, [
+  // steady state: the events after the first WARM_UP_S seconds (first batches of each size, producers' first
+  // transactions, the station catching up with its schedule after connecting)
+  const warm = live.writtenAt.findIndex((w) => w.ms >= WARM_UP_S * 1000);
+  const from = warm < 0 ? live.e2e.length : warm;
+  const steady = live.e2e.slice(from);
+  printTable(`live at ${fmt(rate)} parts/s (max batch ${b.batch}, ${steady.length} parts after ${WARM_UP_S} s): first frame → provisional event`, [
     { '': 'p50 ms', value: fmt(percentile(steady, 0.5), 0) },
     { '': 'p90 ms', value: fmt(percentile(steady, 0.9), 0) },
     { '': 'p99 ms', value: fmt(percentile(steady, 0.99), 0) },
     { '': 'model ms (batch 1 / batch max)', value: `${fmt(one.batchMs, 1)} / ${fmt(b.raw.batchMs, 1)}` },
     { '': 'target p99 ≤ model (batch max) + 100 ms', value: percentile(steady, 0.99) <= b.raw.batchMs + 100 ? 'met' : 'missed' },
   ]);
-  const parts = live.timings.slice(Math.floor(live.timings.length / 10));
+  console.log(
+    `CPU per part while live: model threads ${fmt(liveCpu.model)}, main thread (service and station) ${fmt(liveCpu.main)}, ` +
+      `other threads ${fmt(liveCpu.other)}, broker ${fmt(live.brokerCpuMsPerPart)}; total ${fmt(liveTotal)} ms = ${fmt((liveTotal * rate) / 10 / availableParallelism(), 0)} % of ${availableParallelism()} cores`,
+  );
+  const parts = live.timings.slice(from);
   const split = (name: string, of: (t: AnomalyEvent['timings']) => number): Record<string, string> => {
     const xs = parts.map(of);
     return { 'share of end-to-end': name, 'p50 ms': fmt(percentile(xs, 0.5), 1), 'p99 ms': fmt(percentile(xs, 0.99), 1) };

@@ -1,6 +1,11 @@
-/** A model alone on ready tensors: what onnxruntime-node gives without the service around it. */
-import * as ort from 'onnxruntime-node';
+/**
+ * A model alone on ready tensors: what onnxruntime-node gives without the
+ * service around it. Runs on the service's own session, back to back on its
+ * inference thread (no messages between runs), so it is the same session,
+ * options and thread the pipeline uses.
+ */
 import type { ModelRegistry } from '../src/inference/model-registry.js';
+import type { FloatTensor } from '../src/inference/session-host.js';
 
 export interface RawThroughput {
   samplesPerS: number;
@@ -14,22 +19,16 @@ export interface RawThroughput {
 export async function rawThroughput(registry: ModelRegistry, modelId: string, batch: number, ms = 3000): Promise<RawThroughput> {
   const m = registry.models.find((x) => x.spec.id === modelId);
   if (m === undefined) throw new Error(`no model ${modelId} in the manifest`);
-  const feeds: Record<string, ort.Tensor> = {};
+  const feeds: Record<string, FloatTensor> = {};
   for (const input of m.spec.inputs) {
     const c = Number(input.shape[1]);
     const data = new Float32Array(batch * c * m.spec.height * m.spec.width);
     for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) % 255;
-    feeds[input.name] = new ort.Tensor('float32', data, [batch, c, m.spec.height, m.spec.width]);
+    feeds[input.name] = { data, dims: [batch, c, m.spec.height, m.spec.width] };
   }
-  for (let i = 0; i < 3; i++) await m.session.run(feeds);
   const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  let runs = 0;
-  while (performance.now() - t0 < ms) {
-    await m.session.run(feeds);
-    runs++;
-  }
-  const elapsed = performance.now() - t0;
+  const { runs, elapsedMs } = await m.session.repeat(feeds, { warmUpRuns: 3, minRuns: 1, ms });
   const cpu = process.cpuUsage(c0);
-  return { samplesPerS: (runs * batch * 1000) / elapsed, batchMs: elapsed / runs, cpuMsPerSample: (cpu.user + cpu.system) / 1000 / (runs * batch) };
+  // the warm-up runs' CPU is in the figure too: count them (their time is not in elapsedMs, so per sample only)
+  return { samplesPerS: (runs * batch * 1000) / elapsedMs, batchMs: elapsedMs / runs, cpuMsPerSample: (cpu.user + cpu.system) / 1000 / ((runs + 3) * batch) };
 }

@@ -1,13 +1,17 @@
 /**
- * Micro-batching for one model: samples submitted within `maxWaitMs` of each
- * other (up to `maxBatchSize`) run as one batch, which amortises the per-run
- * cost of ONNX Runtime; a lone sample waits at most `maxWaitMs`. One run per
- * session at a time; the next batch fills while it runs.
+ * Micro-batching for one model, which amortises the per-run cost of ONNX
+ * Runtime. One run per session at a time (on the inference thread, so this
+ * thread keeps decoding and publishing meanwhile). The batch is formed when
+ * the session is free, not before: it takes up to `maxBatchSize` of the
+ * samples queued, and goes as soon as it is full or its oldest sample has
+ * waited `maxWaitMs`. So what arrives during a run joins the next batch
+ * whole — under load batches grow toward the maximum instead of a queue of
+ * small ones forming behind the run — and a lone sample on an idle model
+ * waits at most `maxWaitMs`.
  */
-import type { InferenceSession } from 'onnxruntime-node';
-import * as ort from 'onnxruntime-node';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import type { LoadedModelSpec } from './model-manifest.js';
+import type { FloatTensor, ModelSession } from './session-host.js';
 
 /** One sample's inputs: CHW float32 per graph input name. */
 export type SampleInputs = Record<string, Float32Array>;
@@ -25,6 +29,8 @@ interface Pending {
   inputs: SampleInputs;
   resolve: (r: SampleResult) => void;
   reject: (e: unknown) => void;
+  /** When it was submitted (performance.now()). */
+  at: number;
 }
 
 export interface BatchStats {
@@ -36,13 +42,16 @@ export class MicroBatcher {
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
+  private busy = false;
+  /** drain(): run what is queued without waiting for batches to fill. */
+  private flushing = false;
   private inFlight = 0;
   readonly stats: BatchStats = { runs: 0, samples: 0 };
   private readonly sizes: number[];
 
   constructor(
     private readonly spec: LoadedModelSpec,
-    private readonly session: InferenceSession,
+    private readonly session: ModelSession,
     private readonly options: { maxBatchSize: number; maxWaitMs: number },
   ) {
     this.sizes = spec.inputs.map((i) => Number(i.shape[1]) * spec.height * spec.width);
@@ -56,10 +65,9 @@ export class MicroBatcher {
       }
     });
     return new Promise((resolve, reject) => {
-      this.queue.push({ inputs, resolve, reject });
+      this.queue.push({ inputs, resolve, reject, at: performance.now() });
       this.inFlight++;
-      if (this.queue.length >= this.options.maxBatchSize) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.options.maxWaitMs);
+      this.schedule();
     });
   }
 
@@ -74,47 +82,62 @@ export class MicroBatcher {
 
   /** Resolves when everything submitted so far has run. */
   async drain(): Promise<void> {
-    while (this.inFlight > 0) {
-      this.flush();
-      await this.running;
-      await new Promise((r) => setImmediate(r));
+    this.flushing = true;
+    try {
+      while (this.inFlight > 0) {
+        this.schedule();
+        await this.running;
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.flushing = false;
     }
   }
 
-  private flush(): void {
+  /** Starts the next batch if the session is free and the batch is full or has waited long enough; else times the wait. */
+  private schedule(): void {
+    if (this.busy || this.queue.length === 0) return;
+    const waited = performance.now() - this.queue[0]!.at;
+    if (this.queue.length < this.options.maxBatchSize && waited < this.options.maxWaitMs && !this.flushing) {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        this.schedule();
+      }, this.options.maxWaitMs - waited);
+      return;
+    }
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.options.maxBatchSize);
-    if (this.queue.length > 0) this.timer = setTimeout(() => this.flush(), this.options.maxWaitMs);
-    this.running = this.running.then(() => this.run(batch));
+    this.busy = true;
+    this.running = this.run(batch).finally(() => {
+      this.busy = false;
+      this.schedule();
+    });
   }
 
   private async run(batch: Pending[]): Promise<void> {
     const n = batch.length;
     const { height, width } = this.spec;
-    const feeds: Record<string, ort.Tensor> = {};
+    const feeds: Record<string, FloatTensor> = {};
     this.spec.inputs.forEach((input, k) => {
       const size = this.sizes[k]!;
       const data = new Float32Array(n * size);
       batch.forEach((p, i) => data.set(p.inputs[input.name]!, i * size));
-      feeds[input.name] = new ort.Tensor('float32', data, [n, Number(input.shape[1]), height, width]);
+      feeds[input.name] = { data, dims: [n, Number(input.shape[1]), height, width] };
     });
-    const t0 = performance.now();
     try {
-      const out = await this.session.run(feeds);
-      const ms = performance.now() - t0;
-      const map = out.anomaly_map?.data as Float32Array | undefined;
-      const score = out.score?.data as Float32Array | undefined;
+      const { outputs, ms } = await this.session.run(feeds, { transfer: true }); // the batch buffers are ours to give away
+      const map = outputs.anomaly_map?.data;
+      const score = outputs.score?.data;
       const plane = height * width;
       if (map === undefined || score === undefined || map.length !== n * plane || score.length !== n) {
         throw new Error(`outputs have ${map?.length ?? 0} map values and ${score?.length ?? 0} scores for a batch of ${n} at ${height}x${width}`);
       }
       this.stats.runs++;
       this.stats.samples += n;
-      batch.forEach((p, i) => p.resolve({ map: map.slice(i * plane, (i + 1) * plane), score: score[i]!, inferenceMs: ms / n, batchSize: n }));
+      batch.forEach((p, i) => p.resolve({ map: map.subarray(i * plane, (i + 1) * plane), score: score[i]!, inferenceMs: ms / n, batchSize: n }));
     } catch (err) {
       const e = new MmadError(ErrorCode.INFERENCE_FAILED, `model ${this.spec.id}: inference failed for a batch of ${n}: ${messageOf(err)}`, { cause: err, retriable: true });
       batch.forEach((p) => p.reject(e));

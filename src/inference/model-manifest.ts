@@ -135,7 +135,7 @@ export function loadManifest(manifestPath: string): { manifest: Manifest; models
 }
 
 /** Compares an opened session's signature with the manifest entry; throws naming the mismatch. */
-export function checkSignature(spec: ModelSpec, session: InferenceSession): void {
+export function checkSignature(spec: ModelSpec, session: Pick<InferenceSession, 'inputMetadata' | 'outputMetadata'>): void {
   const problems: string[] = [];
   const compare = (kind: 'input' | 'output', want: { name: string; shape: Dim[] }[], got: readonly InferenceSession.ValueMetadata[]): void => {
     const gotNames = got.map((g) => g.name);

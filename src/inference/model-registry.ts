@@ -8,8 +8,11 @@
  *   2. subset — else the model covering the largest subset of them;
  *   ties are broken by `inference.preferMethods`, then by model id.
  *   No model covering any subset → the sample is UNKNOWN (MODEL_NOT_AVAILABLE).
+ *
+ * The sessions live on one inference thread (SessionHost), so the service's
+ * main thread never blocks on a model; runs of all models take turns there.
  */
-import * as ort from 'onnxruntime-node';
+import type { InferenceSession } from 'onnxruntime-node';
 import type { Config } from '../config/config-schema.js';
 import { fromRoot } from '../config/paths.js';
 import type { Modality } from '../codec/records.js';
@@ -17,10 +20,11 @@ import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import { rootLogger, type Logger } from '../telemetry/logger.js';
 import { MicroBatcher } from './micro-batcher.js';
 import { checkSignature, loadManifest, type LoadedModelSpec } from './model-manifest.js';
+import { SessionHost, type ModelSession } from './session-host.js';
 
 export interface LoadedModel {
   spec: LoadedModelSpec;
-  session: ort.InferenceSession;
+  session: ModelSession;
   /** The execution provider the session really runs on. */
   provider: string;
   batcher: MicroBatcher;
@@ -37,6 +41,8 @@ export class ModelRegistry {
   private constructor(
     readonly models: LoadedModel[],
     private readonly preferMethods: string[],
+    /** The inference thread the sessions run on. */
+    readonly host: SessionHost,
   ) {}
 
   /** Loads every model of the manifest; any problem stops start-up with a message naming the model. */
@@ -44,30 +50,15 @@ export class ModelRegistry {
     const log = logger.child({ component: 'models' });
     const { models: specs } = loadManifest(fromRoot(config.inference.manifest));
     if (specs.length === 0) throw new MmadError(ErrorCode.MODEL_INVALID, `the manifest ${config.inference.manifest} lists no model`);
+    const host = new SessionHost(log.child({ component: 'inference-thread' }));
     const loaded: LoadedModel[] = [];
-    for (const spec of specs) {
-      const { session, provider } = await openSession(spec, config, log);
-      checkSignature(spec, session);
-      const model: LoadedModel = {
-        spec,
-        session,
-        provider,
-        batcher: new MicroBatcher(spec, session, { maxBatchSize: config.inference.maxBatchSize, maxWaitMs: config.inference.maxBatchWaitMs }),
-      };
-      const t0 = performance.now();
-      await model.batcher.warmUp();
-      log.info('model ready', {
-        model: spec.id,
-        version: spec.version,
-        modalities: spec.modalities,
-        provider,
-        input: `${spec.height}x${spec.width}`,
-        threshold: spec.threshold.value,
-        warmUpMs: Math.round(performance.now() - t0),
-      });
-      loaded.push(model);
+    try {
+      for (const spec of specs) loaded.push(await openModel(host, spec, config, log));
+    } catch (err) {
+      await host.close();
+      throw err;
     }
-    return new ModelRegistry(loaded, config.inference.preferMethods);
+    return new ModelRegistry(loaded, config.inference.preferMethods, host);
   }
 
   /** The model for these usable modalities, by the routing rule; undefined when none covers any of them. */
@@ -93,25 +84,50 @@ export class ModelRegistry {
       await m.batcher.drain();
       await m.session.release();
     }
+    await this.host.close();
   }
 }
 
-async function openSession(spec: LoadedModelSpec, config: Config, log: Logger): Promise<{ session: ort.InferenceSession; provider: string }> {
-  const base: ort.InferenceSession.SessionOptions = {
+async function openModel(host: SessionHost, spec: LoadedModelSpec, config: Config, log: Logger): Promise<LoadedModel> {
+  const { session, provider } = await openSession(host, spec, config, log);
+  checkSignature(spec, session);
+  const model: LoadedModel = {
+    spec,
+    session,
+    provider,
+    batcher: new MicroBatcher(spec, session, { maxBatchSize: config.inference.maxBatchSize, maxWaitMs: config.inference.maxBatchWaitMs }),
+  };
+  const t0 = performance.now();
+  await model.batcher.warmUp();
+  log.info('model ready', {
+    model: spec.id,
+    version: spec.version,
+    modalities: spec.modalities,
+    provider,
+    input: `${spec.height}x${spec.width}`,
+    threshold: spec.threshold.value,
+    warmUpMs: Math.round(performance.now() - t0),
+  });
+  return model;
+}
+
+
+async function openSession(host: SessionHost, spec: LoadedModelSpec, config: Config, log: Logger): Promise<{ session: ModelSession; provider: string }> {
+  const base: InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     ...(config.inference.intraOpThreads > 0 ? { intraOpNumThreads: config.inference.intraOpThreads } : {}),
     ...(config.inference.spinWait ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
   };
   const wanted = config.inference.executionProviders;
   try {
-    const session = await ort.InferenceSession.create(spec.path, { ...base, executionProviders: [...wanted] });
+    const session = await host.open(spec.path, { ...base, executionProviders: [...wanted] });
     return { session, provider: wanted[0]! };
   } catch (err) {
     const gpu = wanted.some((p) => p !== 'cpu');
     if (gpu && config.inference.cpuFallback) {
       log.warn('GPU execution provider unavailable; falling back to CPU', { model: spec.id, wanted, error: messageOf(err) });
       try {
-        const session = await ort.InferenceSession.create(spec.path, { ...base, executionProviders: ['cpu'] });
+        const session = await host.open(spec.path, { ...base, executionProviders: ['cpu'] });
         return { session, provider: 'cpu' };
       } catch (cpuErr) {
         err = cpuErr;

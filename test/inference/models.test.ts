@@ -32,7 +32,7 @@ test('parity: onnxruntime-node reproduces the outputs saved on the Python side',
       atol: number;
     };
     const feeds = Object.fromEntries(Object.entries(index.inputs).map(([k, v]) => [k, new ort.Tensor('float32', readF32(join(dir, v.file)), v.shape)]));
-    const out = await m.session.run(feeds);
+    const { outputs: out } = await m.session.run(feeds);
     for (const [name, spec] of Object.entries(index.outputs)) {
       const want = readF32(join(dir, spec.file));
       const got = out[name]!.data as Float32Array;

@@ -58,7 +58,7 @@ for (const model of registry.models) {
     assert.equal(join(dir, index.model), join(dirname(MANIFEST), spec.file), 'the fixture names this model file');
     assert.deepEqual(index.inputs.map((i) => i.name), model.session.inputNames);
     const feeds = Object.fromEntries(index.inputs.map((i) => [i.name, new ort.Tensor('float32', readChecked(dir, i), i.shape)]));
-    const out = await model.session.run(feeds);
+    const { outputs: out } = await model.session.run(feeds);
     const { absolute, relative } = index.tolerance;
     for (const o of index.outputs) {
       const want = readChecked(dir, o);

@@ -1,0 +1,77 @@
+/**
+ * When batches form. The model is a stand-in session whose runs end when the
+ * test says so (the real sessions are run in models.test.ts and
+ * shipped-models.test.ts); what is checked is the scheduling: a batch is
+ * formed when the session is free, from everything queued, up to the maximum.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MicroBatcher } from '../../src/inference/micro-batcher.js';
+import { loadManifest } from '../../src/inference/model-manifest.js';
+import type { FloatTensor, ModelSession, RunResult } from '../../src/inference/session-host.js';
+import { TEST_MANIFEST } from '../helpers/models.js';
+
+const spec = loadManifest(TEST_MANIFEST).models.find((m) => m.id === 'test-rgb')!;
+const PLANE = spec.height * spec.width;
+
+/** A session whose runs wait for `finish()`; each run's batch is recorded by the first pixel of each sample. */
+function heldSession(): { session: ModelSession; batches: number[][]; finish: () => void } {
+  const batches: number[][] = [];
+  const waiting: (() => void)[] = [];
+  const session = {
+    run: (feeds: Record<string, FloatTensor>): Promise<RunResult> => {
+      const { data, dims } = feeds.rgb!;
+      const n = dims[0]!;
+      const ids = Array.from({ length: n }, (_, i) => data[i * 3 * PLANE]!);
+      batches.push(ids);
+      return new Promise((resolve) =>
+        waiting.push(() => resolve({ ms: 1, outputs: { anomaly_map: { data: new Float32Array(n * PLANE), dims: [n, 1, spec.height, spec.width] }, score: { data: Float32Array.from(ids), dims: [n] } } })),
+      );
+    },
+  } as unknown as ModelSession;
+  return { session, batches, finish: () => waiting.shift()!() };
+}
+
+const sample = (id: number): { rgb: Float32Array } => ({ rgb: new Float32Array(3 * PLANE).fill(id) });
+const until = async (cond: () => boolean): Promise<void> => {
+  while (!cond()) await new Promise((r) => setTimeout(r, 1));
+};
+
+test('what arrives during a run goes whole into the next batch (up to the maximum), not into a queue of small batches', async () => {
+  const { session, batches, finish } = heldSession();
+  const b = new MicroBatcher(spec, session, { maxBatchSize: 4, maxWaitMs: 5 });
+  const results = [b.submit(sample(1))];
+  await until(() => batches.length === 1); // idle model: the lone sample went after maxWaitMs
+  for (let id = 2; id <= 7; id++) {
+    results.push(b.submit(sample(id)));
+    await new Promise((r) => setTimeout(r, 8)); // each waits longer than maxWaitMs, while the run is held
+  }
+  assert.deepEqual(batches, [[1]], 'nothing else runs while the session is busy');
+  finish();
+  await until(() => batches.length === 2);
+  assert.deepEqual(batches[1], [2, 3, 4, 5], 'the next batch is full, in arrival order');
+  finish();
+  await until(() => batches.length === 3);
+  assert.deepEqual(batches[2], [6, 7]);
+  finish();
+  const scores = (await Promise.all(results)).map((r) => [r.score, r.batchSize]);
+  assert.deepEqual(scores, [[1, 1], [2, 4], [3, 4], [4, 4], [5, 4], [6, 2], [7, 2]], 'each sample gets its own result');
+  assert.deepEqual(b.stats, { runs: 3, samples: 7 });
+});
+
+test('on an idle model a full batch goes at once; a partial one waits maxWaitMs; drain() runs what is left', async () => {
+  const { session, batches, finish } = heldSession();
+  const b = new MicroBatcher(spec, session, { maxBatchSize: 2, maxWaitMs: 60_000 });
+  const full = [b.submit(sample(1)), b.submit(sample(2))];
+  assert.deepEqual(batches, [[1, 2]], 'full: no wait');
+  finish();
+  await Promise.all(full);
+  const lone = b.submit(sample(3));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(batches.length, 1, 'a partial batch waits for company (here: a minute)');
+  const drained = b.drain();
+  await until(() => batches.length === 2);
+  finish();
+  await drained;
+  assert.equal((await lone).score, 3);
+});
