@@ -33,7 +33,8 @@ export interface Queued<T> {
 }
 
 interface PartitionQueue<T> {
-  items: Queued<T>[];
+  /** From `head` on: what is buffered; before it: taken (cleared) slots awaiting compaction. */
+  items: (Queued<T> | undefined)[];
   head: number;
   /** The last delivery reached the partition's high watermark. */
   caughtUp: boolean;
@@ -126,8 +127,15 @@ export class PartitionGroup<T> {
       this.blockedSince = undefined;
     }
     const { q, it } = best;
+    // the slot is cleared as it is taken: a taken frame (its payload) must not stay reachable from
+    // the queue until the next compaction, which on a steady line would hold the last thousand
+    // frames of every input partition
+    q.items[q.head] = undefined;
     q.head++;
-    if (q.head > 1024 && q.head * 2 > q.items.length) {
+    if (q.head === q.items.length) {
+      q.items = [];
+      q.head = 0;
+    } else if (q.head > 1024 && q.head * 2 > q.items.length) {
       q.items.splice(0, q.head);
       q.head = 0;
     }
@@ -140,7 +148,7 @@ export class PartitionGroup<T> {
   clear(): Queued<T>[] {
     const all: Queued<T>[] = [];
     for (const q of this.queues.values()) {
-      all.push(...q.items.slice(q.head));
+      all.push(...(q.items.slice(q.head) as Queued<T>[]));
       q.items = [];
       q.head = 0;
     }

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { assignTasks } from '../../src/runtime/co-partition-assignor.js';
 import { OffsetTracker } from '../../src/runtime/offset-tracker.js';
 import { PartitionGroup, type Queued } from '../../src/runtime/partition-group.js';
@@ -78,4 +80,28 @@ test('unusable records (no event time) are passed on at once', () => {
   const g = new PartitionGroup<string>(['rgb', 'ir'], 10_000);
   g.add('rgb', [q('rgb', 0, Number.NEGATIVE_INFINITY)], false);
   assert.equal(g.next(0)!.item, 'rgb@0');
+});
+
+test('a frame the merge has handed on is no longer reachable from the partition group', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const g = new PartitionGroup<{ payload: Uint8Array }>(['rgb', 'ir'], 0);
+  const refs: WeakRef<object>[] = [];
+  // a steady line: frames keep arriving while earlier ones are taken, so the queues never run empty
+  for (let i = 0; i < 50; i++) {
+    const rgb = { payload: new Uint8Array(1024) };
+    const ir = { payload: new Uint8Array(1024) };
+    refs.push(new WeakRef(rgb.payload), new WeakRef(ir.payload));
+    g.add('rgb', [{ topic: 'rgb', offset: String(i), time: i, bytes: 1024, item: rgb }], false);
+    g.add('ir', [{ topic: 'ir', offset: String(i), time: i + 0.5, bytes: 1024, item: ir }], false);
+    if (i > 0) {
+      g.next(0);
+      g.next(0);
+    }
+  }
+  assert.equal(g.size, 2, "the last part's frames are still buffered");
+  await new Promise((r) => setImmediate(r));
+  gc();
+  const alive = refs.filter((r) => r.deref() !== undefined).length;
+  assert.equal(alive, 2, `${alive} frames still reachable: only the two buffered ones may be`);
 });
