@@ -14,6 +14,7 @@ import type { FramePayload } from '../input/frame-reader.js';
 import type { JoinInput, JoinOutput } from '../join/sample-joiner.js';
 import type { ModelRegistry, Route } from './model-registry.js';
 import { decodeFrame, writeCHW, type DecodeLimits, type DecodedImage } from './preprocess.js';
+import { Slots } from './slots.js';
 
 export interface UnusableFrame {
   input: JoinInput<FramePayload>;
@@ -55,21 +56,41 @@ type JudgementBase = Pick<Judgement, 'sampleId' | 'revision' | 'final' | 'line' 
 export type Released = Exclude<JoinOutput<FramePayload>, { type: 'rejected' }>;
 
 export class SampleJudge {
+  /**
+   * Samples decoded and not yet run by their model: two full batches (one
+   * running, one ready), more would only hold decoded tensors in memory while
+   * the model catches up.
+   */
+  readonly decoding: Slots;
+
   constructor(
     private readonly registry: ModelRegistry,
     private readonly limits: DecodeLimits,
     /** The modalities the line joins (to list what a verdict is missing). */
     private readonly joined: Modality[],
     private readonly now: () => number = Date.now,
-  ) {}
+    maxBatchSize = 8,
+  ) {
+    this.decoding = new Slots(2 * maxBatchSize);
+  }
 
   async judge(release: Released): Promise<Judgement> {
     const base = this.baseOf(release);
     const unusable: UnusableFrame[] = [];
-    let frames = this.consistent(release.frames, unusable);
+    const frames = this.consistent(release.frames, unusable);
     if (release.type === 'unknown') {
       return this.unknown(base, release.reason, frames, unusable, 0);
     }
+    const free = await this.decoding.acquire();
+    try {
+      return await this.run(base, frames, unusable);
+    } finally {
+      free();
+    }
+  }
+
+  /** Routes, decodes and runs a sample (the caller holds a decoding slot), routing again without frames that fail to decode. */
+  private async run(base: JudgementBase, frames: JoinInput<FramePayload>[], unusable: UnusableFrame[]): Promise<Judgement> {
     const t0 = performance.now();
     for (;;) {
       const route = this.registry.route(frames.map((f) => f.modality));
@@ -103,7 +124,7 @@ export class SampleJudge {
       const threshold = spec.threshold.value;
       const source = needed[0]!.payload.frame;
       if (!Number.isFinite(result.score)) {
-        throw new MmadError(ErrorCode.INFERENCE_FAILED, `model ${spec.id} returned a non-finite score (${result.score}) for sample ${release.sampleId}`);
+        throw new MmadError(ErrorCode.INFERENCE_FAILED, `model ${spec.id} returned a non-finite score (${result.score}) for sample ${base.sampleId}`);
       }
       return {
         ...base,

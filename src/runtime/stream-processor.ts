@@ -162,7 +162,7 @@ export class StreamProcessor {
     // at-least-once: one producer for all tasks; idempotent, one request in flight keeps a sample's revisions in order
     this.producer = this.kafka.producer(producerConfig(config));
     this.eos = config.processing.guarantee === 'exactly-once';
-    this.judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels }, this.inputs.map((i) => i.modality), this.now);
+    this.judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels }, this.inputs.map((i) => i.modality), this.now, config.inference.maxBatchSize);
     this.assigned = new Promise((r) => (this.assignedOnce = r));
     void this.assigned.then(() => (this.hasAssignment = true));
     this.fatal = new Promise((r) => (this.reportFatal = r));
