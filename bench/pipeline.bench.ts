@@ -228,12 +228,12 @@ interface Best {
 }
 
 /** `--live-rate`: the live part alone; the model's batch time is measured here instead of in the backlog runs. */
-async function liveOnlyBaseline(batch: number, partsPerS: number): Promise<Best> {
+async function liveOnlyBaseline(batch: number): Promise<Best> {
   const registry = await ModelRegistry.open(configFor('raw', batch, 'exactly-once'), quiet);
   try {
     const model = registry.route(['rgb', 'ir'])!.model.spec.id; // where the line's rgb + ir parts go
     const raw = await rawThroughput(registry, model, batch, 1500);
-    return { batch, raw, run: { partsPerS, meanBatch: 0, model, e2e: [], timings: [], writtenAt: [], brokerCpuMsPerPart: NaN, threadMs: new Map(), loopDelay: { p50: 0, p99: 0, max: 0 } } };
+    return { batch, raw, run: { partsPerS: NaN, meanBatch: 0, model, e2e: [], timings: [], writtenAt: [], brokerCpuMsPerPart: NaN, threadMs: new Map(), loopDelay: { p50: 0, p99: 0, max: 0 } } };
   } finally {
     await registry.close();
   }
@@ -241,6 +241,17 @@ async function liveOnlyBaseline(batch: number, partsPerS: number): Promise<Best>
 
 /** CPU time the local broker's JVM has used so far, ms (NaN for an external or container broker). */
 const brokerCpuMs = (): number => processCpuMs(broker.local?.pid);
+
+/**
+ * The model alone after a run (on the run's registry, at `batch`), and the run's CPU per part split by thread
+ * role: the model's threads are the ones busy while it runs alone. `total` adds the broker's share.
+ */
+async function modelAloneAndCost(registry: ModelRegistry, run: PipelineRun, batch: number, count: number, ms?: number): Promise<{ raw: RawThroughput; cpu: CpuSplit; total: number }> {
+  const before = threadCpuMs();
+  const raw = await rawThroughput(registry, run.model, batch, ms);
+  const cpu = splitCpu(run.threadMs, busyThreads(cpuSince(before)), count);
+  return { raw, cpu, total: cpu.model + cpu.main + cpu.other + run.brokerCpuMsPerPart };
+}
 
 function percentile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -257,10 +268,8 @@ async function liveRun(batch: number, rate: number, seconds: number): Promise<{ 
     const live = await runPipeline(config, registry, parts, async () => {
       void publish(config, parts, true, rate);
     });
-    const before = threadCpuMs();
-    const one = await rawThroughput(registry, live.model, 1, 1500);
-    const cpu = splitCpu(live.threadMs, busyThreads(cpuSince(before)), parts);
-    return { rate, live, one, cpu, totalCpuMs: cpu.model + cpu.main + cpu.other + live.brokerCpuMsPerPart };
+    const { raw: one, cpu, total } = await modelAloneAndCost(registry, live, 1, parts, 1500);
+    return { rate, live, one, cpu, totalCpuMs: total };
   } finally {
     await registry.close();
   }
@@ -284,10 +293,7 @@ try {
     const registry = await ModelRegistry.open(config, quiet);
     try {
       const run = await runPipeline(config, registry, PARTS);
-      const before = threadCpuMs();
-      const raw = await rawThroughput(registry, run.model, batch);
-      const cpu = splitCpu(run.threadMs, busyThreads(cpuSince(before)), PARTS);
-      const total = cpu.model + cpu.main + cpu.other + run.brokerCpuMsPerPart;
+      const { raw, cpu, total } = await modelAloneAndCost(registry, run, batch, PARTS);
       rows.push({
         'max batch': batch,
         model: run.model,
@@ -320,7 +326,7 @@ try {
     console.log(`publishing the backlog (the simulated station, in this process): ${fmt(mean((p) => p.cpu))} ms CPU per part, broker ${fmt(mean((p) => p.broker))} ms CPU per part`);
   }
 
-  const b = best ?? (await liveOnlyBaseline(BATCHES[0]!, LIVE_ONLY! / 0.7));
+  const b = best ?? (await liveOnlyBaseline(BATCHES[0]!));
   let rate: number;
   if (LIVE_ONLY === undefined) {
     // a live line costs more per part than a backlog (its station and the broker's intake share these cores, and

@@ -61,7 +61,7 @@ export class SampleJudge {
    * running, one ready), more would only hold decoded tensors in memory while
    * the model catches up.
    */
-  readonly decoding: Slots;
+  private readonly decoding: Slots;
 
   constructor(
     private readonly registry: ModelRegistry,

@@ -111,7 +111,6 @@ async function openModel(host: SessionHost, spec: LoadedModelSpec, config: Confi
   return model;
 }
 
-
 async function openSession(host: SessionHost, spec: LoadedModelSpec, config: Config, log: Logger): Promise<{ session: ModelSession; provider: string }> {
   const base: InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',

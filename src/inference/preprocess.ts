@@ -80,12 +80,12 @@ export interface TargetSize {
   width: number;
 }
 
-/** What an encoded payload's header says, in sharp's terms for the sample depth. */
+/** What an encoded payload's header says, in sharp's terms for the sample depth ('uchar', 'ushort', 'float', ...). */
 export interface ImageShape {
   format: string;
   width: number;
   height: number;
-  depth: 'uchar' | 'ushort' | 'float' | string;
+  depth: string;
   channels: number;
 }
 

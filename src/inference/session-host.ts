@@ -57,6 +57,11 @@ function workerEntry(): { entry: string; tsx: string | undefined } {
   };
 }
 
+/** Feeds as plain objects: what a message can carry (an ort.Tensor's values sit behind a getter, which a structured clone drops). */
+function plainFeeds(feeds: Record<string, FloatTensor>): Record<string, FloatTensor> {
+  return Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { data: t.data, dims: [...t.dims] }]));
+}
+
 const BOOTSTRAP = `
 const { workerData } = require('node:worker_threads');
 (async () => {
@@ -89,14 +94,13 @@ export class SessionHost {
       inputMetadata: reply.inputMetadata,
       outputMetadata: reply.outputMetadata,
       run: async (feeds, o = {}) => {
-        const plain = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { data: t.data, dims: [...t.dims] }]));
+        const plain = plainFeeds(feeds);
         const transfer = o.transfer === true ? Object.values(plain).map((t) => t.data.buffer as ArrayBuffer) : [];
         const r = (await this.request({ type: 'run', session, feeds: plain }, transfer)) as Ok<'run'>;
         return { outputs: r.outputs, ms: r.ms };
       },
       repeat: async (feeds, o) => {
-        const plain = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { data: t.data, dims: [...t.dims] }]));
-        const r = (await this.request({ type: 'repeat', session, feeds: plain, ...o })) as Ok<'repeat'>;
+        const r = (await this.request({ type: 'repeat', session, feeds: plainFeeds(feeds), ...o })) as Ok<'repeat'>;
         return { runs: r.runs, elapsedMs: r.elapsedMs };
       },
       release: async () => {
