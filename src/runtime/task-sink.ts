@@ -51,8 +51,12 @@ export interface TaskSink {
    * together with these input offsets; writes made after the call are not covered.
    */
   commit(offsets: OffsetCommit[]): Promise<void>;
-  /** Gives up what is not committed (the task's state is rebuilt from Kafka). */
+  /**
+   * Gives up what is not committed (the task's state is rebuilt from Kafka);
+   * the sink takes nothing more: writes and commits still queued fail.
+   */
   abort(): Promise<void>;
+  /** Aborts, then lets the producer go. */
   close(): Promise<void>;
 }
 
@@ -79,8 +83,14 @@ class WriteFailure {
   }
 }
 
+/** Refuses what reaches the queue after the sink gave up: it would start a new transaction, or commit offsets past aborted records. */
+function checkOpen(closed: boolean): void {
+  if (closed) throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, 'the task gave up its outputs (aborted or closed); nothing more is written or committed', { retriable: true });
+}
+
 export class TransactionalSink implements TaskSink {
   private txn: Transaction | undefined;
+  private closed = false;
   private readonly queue: RequestQueue<OutRecord>;
   private readonly failure = new WriteFailure();
   private constructor(
@@ -113,6 +123,7 @@ export class TransactionalSink implements TaskSink {
   }
 
   private async send(records: OutRecord[]): Promise<void> {
+    checkOpen(this.closed);
     this.txn ??= await this.producer.transaction();
     await this.txn.sendBatch({ topicMessages: topicMessages(records), acks: -1 });
   }
@@ -122,6 +133,7 @@ export class TransactionalSink implements TaskSink {
   }
 
   private async commitNow(offsets: OffsetCommit[]): Promise<void> {
+    checkOpen(this.closed);
     this.failure.check();
     if (this.txn === undefined && offsets.length === 0) return;
     this.txn ??= await this.producer.transaction();
@@ -142,6 +154,7 @@ export class TransactionalSink implements TaskSink {
   }
 
   async abort(): Promise<void> {
+    this.closed = true;
     const txn = this.txn;
     this.txn = undefined;
     await txn?.abort().catch(() => undefined);
@@ -180,6 +193,7 @@ async function retryTransient<T>(fn: () => Promise<T>, attempts = 20): Promise<T
  */
 export class AtLeastOnceSink implements TaskSink {
   private readonly failure = new WriteFailure();
+  private closed = false;
   constructor(
     private readonly queue: RequestQueue<OutRecord>,
     private readonly consumer: Consumer,
@@ -196,12 +210,18 @@ export class AtLeastOnceSink implements TaskSink {
 
   commit(offsets: OffsetCommit[]): Promise<void> {
     return this.queue.barrier(async () => {
+      checkOpen(this.closed);
       this.failure.check();
       if (offsets.length > 0) await this.consumer.commitOffsets(offsets);
     });
   }
 
-  async abort(): Promise<void> {}
+  /** Records already handed to the shared producer go out (they may be published again: at-least-once); no commit follows. */
+  async abort(): Promise<void> {
+    this.closed = true;
+  }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 }
