@@ -106,6 +106,11 @@ export interface JoinListener<P> {
   closed?(sampleId: string, frames: JoinInput<P>[], info: { revision: number; firstCapture: number; closedAt: number; modalities: Modality[] }): void;
   /** A frame was a duplicate of one already joined (or of a closed sample's): it is not kept. */
   duplicate?(frame: JoinInput<P>): void;
+  /**
+   * A closed sample was forgotten (`closedRetentionMs` of stream time after it
+   * closed): a frame of it from now on is judged as a stranger's would be.
+   */
+  forgotten?(sampleId: string): void;
 }
 
 export interface JoinStats {
@@ -163,6 +168,7 @@ export class SampleJoiner<P> {
   private readonly deadlines = new DeadlineHeap();
   private streamTime = Number.NEGATIVE_INFINITY;
   private lastInputWall = Number.NEGATIVE_INFINITY;
+  /** Where the idle timer moves stream time from: the stream time of the last frame (or, before any, what was restored). */
   private streamTimeAtLastInput = Number.NEGATIVE_INFINITY;
   private pendingBytes = 0;
   private readonly joined: Modality[];
@@ -199,6 +205,11 @@ export class SampleJoiner<P> {
     return this.pendingBytes;
   }
 
+  /** The sample is pending or remembered as closed. */
+  knows(sampleId: string): boolean {
+    return this.pending.has(sampleId) || this.closed.has(sampleId);
+  }
+
   /** At a memory bound: the caller pauses consumption until releases make room. */
   get full(): boolean {
     return this.pending.size >= this.policy.maxPendingSamples || this.pendingBytes >= this.policy.maxPendingBytes;
@@ -213,7 +224,10 @@ export class SampleJoiner<P> {
    */
   restore(state: { sampleId: string; revision: number; modalities: Modality[]; firstCapture: number; closed: boolean; closedAt: number | null }): void {
     if (state.closed) {
-      this.closed.set(state.sampleId, { at: state.closedAt ?? state.firstCapture, modalities: new Set(state.modalities), expected: null });
+      const at = state.closedAt ?? state.firstCapture;
+      this.closed.set(state.sampleId, { at, modalities: new Set(state.modalities), expected: null });
+      // with nothing to read again, the idle timer still moves on from here, so restored parts are forgotten in time
+      this.streamTimeAtLastInput = Math.max(this.streamTimeAtLastInput, at);
       return;
     }
     if (state.revision === 0) return;
@@ -358,6 +372,7 @@ export class SampleJoiner<P> {
     for (const [id, c] of this.closed) {
       if (c.at + this.policy.closedRetentionMs >= this.streamTime) break;
       this.closed.delete(id);
+      this.listener.forgotten?.(id);
     }
   }
 

@@ -68,6 +68,8 @@ export interface InputRange {
 export interface ProcessorStats {
   tasks: number[];
   framesRead: number;
+  /** Records a kept task was delivered again after a rebalance and dropped. */
+  redelivered: number;
   judged: number;
   deadLetters: number;
   keyProblems: number;
@@ -104,7 +106,7 @@ export class StreamProcessor {
   private readonly starting = new Set<number>();
   private taskRestarts = 0;
   /** Counters of tasks no longer running here (moved or rebuilt), so stats() covers the whole run. */
-  private readonly retired = { framesRead: 0, judged: 0, deadLetters: 0, keyProblems: 0, duplicates: 0, commits: 0 };
+  private readonly retired = { framesRead: 0, redelivered: 0, judged: 0, deadLetters: 0, keyProblems: 0, duplicates: 0, commits: 0 };
   /** Join statistics of tasks no longer running here, so joinSnapshot() covers the whole run. */
   private readonly retiredJoin = emptyJoinStats();
   /** When the broker last answered the consumer (heartbeat, group join), for health checks. */
@@ -263,6 +265,7 @@ export class StreamProcessor {
     return {
       tasks: tasks.map((t) => t.partition).sort((a, b) => a - b),
       framesRead: r.framesRead + sum((t) => t.stats.framesRead),
+      redelivered: r.redelivered + sum((t) => t.stats.redelivered),
       judged: r.judged + sum((t) => t.stats.judged),
       deadLetters: r.deadLetters + sum((t) => t.stats.deadLetters),
       keyProblems: r.keyProblems + sum((t) => t.stats.keyProblems),
@@ -301,6 +304,7 @@ export class StreamProcessor {
   private retire(task: Task): void {
     const r = this.retired;
     r.framesRead += task.stats.framesRead;
+    r.redelivered += task.stats.redelivered;
     r.judged += task.stats.judged;
     r.deadLetters += task.stats.deadLetters;
     r.keyProblems += task.stats.keyProblems;
@@ -318,6 +322,9 @@ export class StreamProcessor {
         this.resumeTask(p);
         this.retire(task);
         void task.stop();
+      } else {
+        // the consumer restarts a rebalanced partition from its committed offset: a kept task goes on from where it is
+        for (const [topic, offset] of task.positions()) this.consumer.seek({ topic, partition: p, offset: offset.toString() });
       }
     }
     // a task still starting (fencing, restoring) that moved away must not be installed when its start completes
@@ -343,15 +350,18 @@ export class StreamProcessor {
       const sinks = new Map<number, TaskSink>();
       for (const p of partitions) sinks.set(p, this.eos ? await TransactionalSink.open(this.kafka, this.config, p) : new AtLeastOnceSink(this.sharedQueue!, this.consumer));
       const restored = await readChangelog(this.kafka, this.config, this.codecs.joinState, partitions, this.log);
-      const atEnd = await this.partitionsAtEnd(partitions);
+      const starts = await this.startPositions(partitions);
       for (const p of partitions) {
         if (!this.starting.has(p)) {
           await sinks.get(p)!.close();
           continue; // revoked meanwhile
         }
         const task = this.newTask(p, sinks.get(p)!);
-        task.caughtUpAtStart(atEnd.get(p) ?? new Map());
+        const start = starts.get(p) ?? new Map();
+        task.startAt(start);
         task.restore(restored.get(p) ?? []);
+        // the consumer's own position may predate the previous owner's last commit
+        for (const [topic, { offset }] of start) this.consumer.seek({ topic, partition: p, offset: offset.toString() });
         this.tasks.set(p, task);
         this.starting.delete(p);
         this.resumeTask(p);
@@ -381,14 +391,14 @@ export class StreamProcessor {
     })();
   }
 
-  /** Per task, per input topic: is the committed offset already at the partition's end? */
-  private async partitionsAtEnd(partitions: number[]): Promise<Map<number, Map<string, boolean>>> {
+  /** Per task, per input topic: the committed offset (where the task starts), and is it already at the partition's end? */
+  private async startPositions(partitions: number[]): Promise<Map<number, Map<string, { offset: bigint; caughtUp: boolean }>>> {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
       const topics = this.inputs.map((i) => i.topic);
       const committed = await admin.fetchOffsets({ groupId: this.config.input.groupId, topics });
-      const out = new Map<number, Map<string, boolean>>(partitions.map((p) => [p, new Map()]));
+      const out = new Map<number, Map<string, { offset: bigint; caughtUp: boolean }>>(partitions.map((p) => [p, new Map()]));
       for (const topic of topics) {
         const ends = await admin.fetchTopicOffsets(topic);
         const c = committed.find((t) => t.topic === topic);
@@ -399,8 +409,9 @@ export class StreamProcessor {
           const stop = this.rangeEnd(topic, p) ?? (end === undefined ? undefined : BigInt(end.high));
           const atEnd = stop !== undefined && from !== undefined && BigInt(from) >= stop;
           if (atEnd && this.options.range !== undefined) this.rangeDone.add(`${topic}:${p}`);
-          if (from !== undefined) this.positions.set(`${topic}:${p}`, BigInt(from));
-          out.get(p)!.set(topic, atEnd);
+          if (from === undefined) continue;
+          this.positions.set(`${topic}:${p}`, BigInt(from));
+          out.get(p)!.set(topic, { offset: BigInt(from), caughtUp: atEnd });
         }
       }
       return out;

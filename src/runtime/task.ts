@@ -22,6 +22,14 @@
  * frames, or does neither. Judged steps keep flowing into the sink while a
  * commit is in flight; they go out in the next transaction.
  *
+ * The join changelog mirrors what the join remembers: a sample's entry is
+ * written with each of its steps and deleted only after the join forgot the
+ * sample (closedRetentionMs of stream time after it closed) and the committed
+ * offsets passed every frame read before that. A frame read again after a
+ * restart, or read for the first time (a duplicate, a late modality of a
+ * closed part), therefore meets the same knowledge of its part as it would
+ * have without the restart.
+ *
  * Failure: if a write or commit fails, the task stops (`failed`) and the
  * processor rebuilds it from Kafka — changelog and committed offsets.
  */
@@ -63,13 +71,16 @@ interface PendingRelease {
   offsets: { topic: string; offset: string }[];
 }
 
-interface ClosedSample {
+/** A sample the join forgot, with how far each input had been read then (every frame of it lies at or before). */
+interface ForgottenSample {
   sampleId: string;
-  maxOffsets: Map<string, bigint>;
+  readTo: Map<string, bigint>;
 }
 
 export interface TaskStats {
   framesRead: number;
+  /** Records delivered again (before the task's position) and dropped. */
+  redelivered: number;
   deadLetters: number;
   judged: number;
   keyProblems: number;
@@ -85,8 +96,16 @@ export class Task {
   private readonly trackers = new Map<string, OffsetTracker>();
   private readonly lastSeq = new Map<string, number>();
   private pendingReleases: PendingRelease[] = [];
-  /** Closed samples whose changelog entry can be deleted once the committed offsets pass their frames. */
-  private awaitingTombstone: ClosedSample[] = [];
+  /**
+   * Samples the join forgot, whose changelog entry is deleted once the
+   * committed offsets pass every frame read before (none of them can be read
+   * again then).
+   */
+  private awaitingTombstone: ForgottenSample[] = [];
+  /** Per input topic, the offset of the last frame handed to the join. */
+  private readonly readTo = new Map<string, bigint>();
+  /** Per input topic, the offset after the last record accepted (or the start position). */
+  private readonly next = new Map<string, bigint>();
   /** Samples that closed during the current pump, with their changelog state. */
   private justClosed: { sampleId: string; frames: JoinInput<FramePayload>[]; state: JoinState }[] = [];
   private finalReleased = new Set<string>();
@@ -103,7 +122,7 @@ export class Task {
   private commitsInFlight = 0;
   private ready = false;
   private stopped = false;
-  readonly stats: TaskStats = { framesRead: 0, deadLetters: 0, judged: 0, keyProblems: 0, commits: 0 };
+  readonly stats: TaskStats = { framesRead: 0, redelivered: 0, deadLetters: 0, judged: 0, keyProblems: 0, commits: 0 };
 
   constructor(private readonly o: TaskOptions) {
     this.partition = o.partition;
@@ -118,17 +137,32 @@ export class Task {
         });
       },
       duplicate: (frame) => this.releaseAfter(0, [frame]),
+      forgotten: (sampleId) => this.awaitingTombstone.push({ sampleId, readTo: new Map(this.readTo) }),
     });
   }
 
-  /** Input partitions already at their end when the task starts (nothing to wait for there). */
-  caughtUpAtStart(topics: Map<string, boolean>): void {
-    for (const [topic, caughtUp] of topics) this.group.setCaughtUp(topic, caughtUp);
+  /**
+   * Where each input partition starts (the committed offset, read after the
+   * task's producer fenced any previous owner) and whether it is already at
+   * its end (nothing to wait for there).
+   */
+  startAt(start: Map<string, { offset: bigint; caughtUp: boolean }>): void {
+    for (const [topic, { offset, caughtUp }] of start) {
+      this.next.set(topic, offset);
+      this.group.setCaughtUp(topic, caughtUp);
+    }
+  }
+
+  /** Per input topic, the next offset the task expects (what it has not been handed yet). */
+  positions(): Map<string, bigint> {
+    return new Map(this.next);
   }
 
   /** Seeds the join with the changelog's state; input is processed from here on. */
   restore(states: RestoredState[]): void {
     for (const s of [...states].sort((a, b) => (a.closedAt ?? 0) - (b.closedAt ?? 0))) this.joiner.restore(s);
+    // the idle timer counts from the task's start
+    this.joiner.busy(this.o.now());
     this.ready = true;
   }
 
@@ -136,9 +170,19 @@ export class Task {
     return this.stopped;
   }
 
-  /** A delivery from one input partition, decoded; `caughtUp` when it reached the high watermark. */
-  accept(topic: string, items: Queued<ReadResult>[], caughtUp: boolean): void {
+  /**
+   * A delivery from one input partition, decoded; `caughtUp` when it reached
+   * the high watermark. Records before the task's position were handed over
+   * already (a consumer goes back to the committed offsets after a rebalance)
+   * and are dropped: taken again, a copy would count as a duplicate of itself
+   * and release its frame's offset while the part still needs it.
+   */
+  accept(topic: string, delivered: Queued<ReadResult>[], caughtUp: boolean): void {
     if (this.stopped) return;
+    const from = this.next.get(topic);
+    const items = from === undefined ? delivered : delivered.filter((it) => BigInt(it.offset) >= from);
+    this.stats.redelivered += delivered.length - items.length;
+    if (items.length > 0) this.next.set(topic, BigInt(items.at(-1)!.offset) + 1n);
     const tracker = this.trackers.get(topic)!;
     for (const it of items) tracker.hold(it.offset);
     this.stats.framesRead += items.length;
@@ -152,6 +196,7 @@ export class Task {
     while (!this.joiner.full && this.inFlight < this.o.maxInFlight) {
       const q = this.group.next(now);
       if (q === undefined) break;
+      this.readTo.set(q.topic, BigInt(q.offset));
       const r = q.item;
       if (!r.ok) {
         this.deadLetterRecord(q, r);
@@ -244,15 +289,18 @@ export class Task {
     return out;
   }
 
+  /** Forgotten samples none of whose frames can be read again once these offsets are committed. */
   private tombstonesFor(offsets: { topic: string; offset: string }[]): string[] {
     const committed = new Map(offsets.map((o) => [o.topic, BigInt(o.offset)]));
     const gone: string[] = [];
-    this.awaitingTombstone = this.awaitingTombstone.filter((c) => {
-      for (const [topic, max] of c.maxOffsets) {
+    this.awaitingTombstone = this.awaitingTombstone.filter((f) => {
+      // the id came again (a new part under an old name): its newer entry must stay
+      if (this.joiner.knows(f.sampleId)) return false;
+      for (const [topic, last] of f.readTo) {
         const at = committed.get(topic);
-        if (at === undefined || at <= max) return true;
+        if (at === undefined || at <= last) return true;
       }
-      gone.push(c.sampleId);
+      gone.push(f.sampleId);
       return false;
     });
     return gone;
@@ -269,12 +317,6 @@ export class Task {
       this.lastSeq.delete(c.sampleId);
       const seq = this.finalReleased.delete(c.sampleId) ? afterSeq : this.enqueue(Promise.resolve({ j: null, outputs: NO_OUTPUTS }), [{ sampleId: c.sampleId, state: c.state }]);
       this.pendingReleases.push({ afterSeq: seq, offsets: c.frames.map((f) => ({ topic: f.source.topic, offset: f.source.offset })) });
-      const maxOffsets = new Map<string, bigint>();
-      for (const f of c.frames) {
-        const o = BigInt(f.source.offset);
-        if ((maxOffsets.get(f.source.topic) ?? -1n) < o) maxOffsets.set(f.source.topic, o);
-      }
-      this.awaitingTombstone.push({ sampleId: c.sampleId, maxOffsets });
     }
     this.justClosed = [];
     this.settle();
@@ -320,8 +362,8 @@ export class Task {
   private startCommit(): Promise<void> | undefined {
     const offsets = this.committable();
     const key = offsets.map((o) => `${o.topic}:${o.offset}`).join(',');
-    if (!this.writtenSinceCommit && key === this.lastCommitted) return undefined;
     const tombstones = this.tombstonesFor(offsets);
+    if (!this.writtenSinceCommit && key === this.lastCommitted && tombstones.length === 0) return undefined;
     if (tombstones.length > 0) this.track(this.o.sink.write(this.o.encode(NO_OUTPUTS, tombstones.map((sampleId) => ({ sampleId, state: null })), this.partition)));
     this.lastCommitted = key;
     this.writtenSinceCommit = false;

@@ -14,8 +14,10 @@ test('killed instances and a broker restart lose nothing and double nothing; ver
   assert.equal(r.brokerRestarts, 1);
   assert.ok(r.duplicatesSent > 0 && r.duplicatesSuppressed > 0, 'the input had duplicates and the join recognised them');
   assert.ok(r.samples >= 75 && r.revisions > r.samples, `every part judged, some refined (${r.samples} parts, ${r.revisions} revisions)`);
-  assert.equal(r.lost, 0, 'lost revisions');
-  assert.equal(r.doubled, 0, 'doubled revisions');
-  assert.equal(r.mismatched, 0, 'revisions that differ from the clean run');
-  assert.equal(r.extraDeadLetters, 0, 'dead letters the clean run did not have');
+  // the counts, and what differed, in the failure message itself (a CI log may show only that)
+  const seen = `: ${JSON.stringify({ lost: r.lost, doubled: r.doubled, mismatched: r.mismatched, extraDeadLetters: r.extraDeadLetters })} ${r.problems.join('; ')}`;
+  assert.equal(r.lost, 0, `lost revisions${seen}`);
+  assert.equal(r.doubled, 0, `doubled revisions${seen}`);
+  assert.equal(r.mismatched, 0, `revisions that differ from the clean run${seen}`);
+  assert.equal(r.extraDeadLetters, 0, `dead letters the clean run did not have${seen}`);
 });

@@ -34,6 +34,7 @@ import { runStation } from '../../src/simulate/station-publisher.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { consumedAll, serviceEnv } from '../helpers/kafka.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
+import { xorshift } from '../helpers/random.js';
 
 const BIN = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
 
@@ -64,17 +65,6 @@ export interface FaultSuiteResult {
   extraDeadLetters: number;
   elapsedMs: number;
   problems: string[];
-}
-
-/** A tiny seeded generator for the fault schedule (independent of Math.random). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
 }
 
 function suiteConfig(brokers: string[], o: FaultSuiteOptions, tag: string): Config {
@@ -212,7 +202,7 @@ async function countRecords(kafka: Kafka, topic: string): Promise<number> {
 export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteResult> {
   const log = o.log ?? (() => {});
   const t0 = Date.now();
-  const random = rng(o.seed);
+  const random = xorshift(o.seed);
   const dataDir = mkdtempSync(join(tmpdir(), 'mmad-faults-broker-'));
   const quiet = createLogger({}, 'silent');
   const brokerOptions = { kafkaVersion: '4.1.1', cacheDir: '.cache/kafka', heapMb: 512, maxMessageBytes: 33_554_432, startTimeoutMs: 120_000, dataDir, logger: quiet };
@@ -297,8 +287,11 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
     for (const e of faultyEvents) count.set(key(e), (count.get(key(e)) ?? 0) + 1);
     const cleanBy = new Map(cleanEvents.map((e) => [key(e), e]));
     const faultyBy = new Map(faultyEvents.map((e) => [key(e), e]));
-    const doubled = [...count.values()].filter((n) => n > 1).length;
-    const lost = [...cleanBy.keys()].filter((k) => !faultyBy.has(k)).length;
+    const doubledKeys = [...count].filter(([, n]) => n > 1).map(([k, n]) => `${k}: published ${n} times`);
+    const lostKeys = [...cleanBy.keys()].filter((k) => !faultyBy.has(k)).map((k) => `${k}: lost`);
+    problems.push(...[...doubledKeys, ...lostKeys].slice(0, 10));
+    const doubled = doubledKeys.length;
+    const lost = lostKeys.length;
     let mismatched = 0;
     if (process.env.FAULT_DEBUG) {
       const [rf, rc] = await Promise.all([deadLetterReasons(kafka, faulty, faulty.topics.deadLetters), deadLetterReasons(kafka, faulty, clean.topics.deadLetters)]);

@@ -1,0 +1,247 @@
+/**
+ * Drives one Task the way the processor does, without a broker, and crashes it
+ * at chosen points — the idea of Kafka Streams' TopologyTestDriver applied to
+ * restarts — or makes its consumer go back to the committed offsets, as a
+ * rebalance that keeps the task here does. Frames are real (PNG/TIFF through the real FrameReader), the judge
+ * is the real SampleJudge on the test students; the sink is a `CommitLog`
+ * that keeps what a transaction would commit (records and input offsets
+ * together) and drops the rest when the task dies. A restart builds a new task
+ * from that log as the processor does from Kafka: changelog restored, input
+ * read again from the committed offsets.
+ */
+import type { KafkaMessage } from 'kafkajs';
+import { AvroCodec } from '../../src/codec/avro-codec.js';
+import type { AnomalyEvent, JoinState, Modality } from '../../src/codec/records.js';
+import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
+import type { Config } from '../../src/config/config-schema.js';
+import { SampleJudge } from '../../src/inference/judge.js';
+import type { ModelRegistry } from '../../src/inference/model-registry.js';
+import { FrameReader, type ReadResult } from '../../src/input/frame-reader.js';
+import { toRestored } from '../../src/runtime/join-changelog.js';
+import type { Queued } from '../../src/runtime/partition-group.js';
+import { joinPolicyOf } from '../../src/runtime/stream-processor.js';
+import { Task } from '../../src/runtime/task.js';
+import type { OffsetCommit, OutRecord, TaskSink } from '../../src/runtime/task-sink.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { makeFrame } from './frames.js';
+
+export type DriverModality = 'rgb' | 'ir' | 'xyz';
+
+/** One record of an input topic: a frame of a part, with an anomaly square or not. */
+export interface InputFrame {
+  sampleId: string;
+  modality: DriverModality;
+  captureTime: number;
+  anomalous?: boolean;
+  /** The station's expected-modalities hint. */
+  expected?: Modality[];
+}
+
+const EVENTS = 'events';
+const DEAD = 'dead-letters';
+const CHANGELOG = 'changelog';
+
+/** What a transactional producer would have made durable: records in order, and the input offsets. */
+class CommitLog {
+  readonly records: OutRecord[] = [];
+  readonly offsets = new Map<string, string>();
+
+  sink(): TaskSink {
+    let pending: OutRecord[] = [];
+    let open = true;
+    return {
+      write: async (records) => {
+        if (!open) throw new Error('the producer is closed');
+        pending.push(...records);
+      },
+      commit: async (offsets: OffsetCommit[]) => {
+        if (!open) throw new Error('the producer is closed');
+        this.records.push(...pending);
+        pending = [];
+        for (const o of offsets) this.offsets.set(o.topic, o.offset);
+      },
+      abort: async () => {
+        pending = [];
+      },
+      close: async () => {
+        pending = [];
+        open = false;
+      },
+    };
+  }
+}
+
+export interface DriverRun {
+  /** Every event committed, in order. */
+  events: AnomalyEvent[];
+  /** Dead letters committed, by reason. */
+  deadLetters: Map<string, number>;
+  /** Restarts that happened (crash points inside the run). */
+  restarts: number;
+  /** Records dropped as delivered again, over all the run's tasks. */
+  redelivered: number;
+  /** Samples the changelog still holds at the end (compacted: tombstones deleted them). */
+  changelog: Set<string>;
+}
+
+export class TaskDriver {
+  private constructor(
+    private readonly config: Config,
+    private readonly judge: SampleJudge,
+    private readonly reader: FrameReader,
+    private readonly codecs: { event: AvroCodec<'AnomalyEvent'>; deadLetter: AvroCodec<'DeadLetter'>; joinState: AvroCodec<'JoinState'>; frame: AvroCodec<'Frame'> },
+  ) {}
+
+  static create(config: Config, registry: ModelRegistry): TaskDriver {
+    const catalog = SchemaCatalog.load();
+    const codecs = {
+      event: AvroCodec.local(catalog, 'AnomalyEvent'),
+      deadLetter: AvroCodec.local(catalog, 'DeadLetter'),
+      joinState: AvroCodec.local(catalog, 'JoinState'),
+      frame: AvroCodec.local(catalog, 'Frame'),
+    };
+    const inputs = TaskDriver.inputs(config);
+    const judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels }, inputs.map((i) => i.modality), () => 0, config.inference.maxBatchSize);
+    const reader = new FrameReader(codecs.frame, {
+      topics: new Map(inputs.map((i) => [i.topic, i.modality])),
+      partitions: 1,
+      limits: { maxPixels: config.inference.maxPixels },
+      claimCheckRoots: [],
+      maxSampleIdBytes: 256,
+    });
+    return new TaskDriver(config, judge, reader, codecs);
+  }
+
+  private static inputs(config: Config): { topic: string; modality: Modality }[] {
+    return (['rgb', 'ir', 'xyz'] as const).filter((m) => config.topics.inputs[m] !== null).map((m) => ({ topic: m, modality: m }));
+  }
+
+  /** Encodes and reads the frames once (the topic's records, per modality in this order). */
+  async topics(frames: InputFrame[]): Promise<Map<string, Queued<ReadResult>[]>> {
+    const out = new Map<string, Queued<ReadResult>[]>(TaskDriver.inputs(this.config).map((i) => [i.topic, []]));
+    for (const f of frames) {
+      const list = out.get(f.modality)!;
+      const frame = await makeFrame(f.sampleId, f.modality, { captureTime: f.captureTime, expected: f.expected ?? null, ...(f.anomalous === true && f.modality === 'rgb' ? { square: [8, 8, 10] as [number, number, number] } : {}) });
+      const offset = String(list.length);
+      const message = { key: Buffer.from(f.sampleId), value: this.codecs.frame.encode(frame), timestamp: String(f.captureTime), offset, headers: {}, attributes: 0 } as KafkaMessage;
+      const item = await this.reader.read(f.modality, 0, message, 0);
+      list.push({ topic: f.modality, offset, time: item.ok ? item.input.captureTime : Number.NEGATIVE_INFINITY, bytes: message.value!.length, item });
+    }
+    return out;
+  }
+
+  /**
+   * Runs the task over the topics: deliveries of 1..maxBatch records from a
+   * topic chosen by `random`, a commit every `commitEvery` steps, then the idle
+   * timer closes what is left. At each step number in `crashAt` the task dies
+   * (what it did not commit is lost) and a new one starts from the log; at
+   * each in `rebalanceAt` the task stays and is delivered again what follows
+   * the committed offsets.
+   */
+  async run(
+    topics: Map<string, Queued<ReadResult>[]>,
+    o: { random: () => number; crashAt?: number[]; rebalanceAt?: number[]; commitEvery?: number; maxBatch?: number; idleSteps?: number },
+  ): Promise<DriverRun> {
+    const log = new CommitLog();
+    const crashAt = new Set(o.crashAt ?? []);
+    const rebalanceAt = new Set(o.rebalanceAt ?? []);
+    const commitEvery = o.commitEvery ?? 5;
+    const maxBatch = o.maxBatch ?? 8;
+    const idleSteps = o.idleSteps ?? 60;
+    let clock = 1_000_000;
+    let step = 0;
+    let restarts = 0;
+    let redelivered = 0;
+    for (;;) {
+      const task = this.newTask(log, () => clock);
+      const position = new Map([...topics.keys()].map((t) => [t, Number(log.offsets.get(t) ?? 0)]));
+      task.startAt(new Map([...topics].map(([t, items]) => [t, { offset: BigInt(position.get(t)!), caughtUp: position.get(t)! >= items.length }])));
+      task.restore(this.restored(log));
+      let crashed = false;
+      // the input, in deliveries of the consumer's rhythm
+      while (!crashed && [...topics].some(([t, items]) => position.get(t)! < items.length)) {
+        step++;
+        const open = [...topics].filter(([t, items]) => position.get(t)! < items.length);
+        const [topic, items] = open[Math.floor(o.random() * open.length)]!;
+        const from = position.get(topic)!;
+        const batch = items.slice(from, from + 1 + Math.floor(o.random() * maxBatch));
+        position.set(topic, from + batch.length);
+        task.accept(topic, batch, from + batch.length >= items.length);
+        task.pump();
+        clock += 1;
+        await new Promise((r) => setImmediate(r));
+        if (step % commitEvery === 0) await task.commit();
+        crashed = crashAt.has(step);
+        // a rebalance that keeps the task here: the consumer starts again from the committed offsets
+        if (rebalanceAt.has(step)) for (const t of topics.keys()) position.set(t, Number(log.offsets.get(t) ?? 0));
+      }
+      // the line stopped: the idle timer moves stream time and closes the last parts
+      for (let i = 0; !crashed && i < idleSteps; i++) {
+        step++;
+        clock += 500;
+        task.pump();
+        await task.idle();
+        if (step % 2 === 0) await task.commit();
+        crashed = crashAt.has(step);
+      }
+      redelivered += task.stats.redelivered;
+      if (crashed) {
+        // what the task did not commit is lost with it
+        await task.stop();
+        restarts++;
+        continue;
+      }
+      await task.commit();
+      await task.idle();
+      await task.stop();
+      break;
+    }
+    return this.outcome(log, restarts, redelivered);
+  }
+
+  private newTask(log: CommitLog, now: () => number): Task {
+    return new Task({
+      partition: 0,
+      inputs: TaskDriver.inputs(this.config),
+      joinPolicy: joinPolicyOf(this.config),
+      judge: this.judge,
+      output: this.config.output,
+      sink: log.sink(),
+      encode: (outputs, changelog) => [
+        ...(outputs.event === null ? [] : [{ topic: EVENTS, key: outputs.event.sampleId, value: this.codecs.event.encode(outputs.event) }]),
+        ...outputs.deadLetters.map((d) => ({ topic: DEAD, key: d.sampleId, value: this.codecs.deadLetter.encode(d) })),
+        ...changelog.map((c) => ({ topic: CHANGELOG, partition: 0, key: c.sampleId, value: c.state === null ? null : this.codecs.joinState.encode(c.state) })),
+      ],
+      maxIdleMs: 0,
+      maxInFlight: this.config.processing.maxInFlightPerTask,
+      maxBufferedBytes: this.config.processing.maxBufferedBytesPerTask,
+      log: createLogger({}, 'silent'),
+      now,
+      onFailure: (_task, err) => {
+        throw err;
+      },
+    });
+  }
+
+  /** The changelog as a compacted topic reads: the last state per sample, tombstones deleting. */
+  private restored(log: CommitLog): ReturnType<typeof toRestored>[] {
+    const states = new Map<string, JoinState>();
+    for (const r of log.records) {
+      if (r.topic !== CHANGELOG) continue;
+      const key = String(r.key);
+      if (r.value === null) states.delete(key);
+      else states.set(key, this.codecs.joinState.decodeSync(r.value));
+    }
+    return [...states.values()].map(toRestored);
+  }
+
+  private outcome(log: CommitLog, restarts: number, redelivered: number): DriverRun {
+    const events = log.records.filter((r) => r.topic === EVENTS).map((r) => this.codecs.event.decodeSync(r.value!));
+    const deadLetters = new Map<string, number>();
+    for (const r of log.records.filter((x) => x.topic === DEAD)) {
+      const d = this.codecs.deadLetter.decodeSync(r.value!);
+      deadLetters.set(d.reasonCode, (deadLetters.get(d.reasonCode) ?? 0) + 1);
+    }
+    return { events, deadLetters, restarts, redelivered, changelog: new Set(this.restored(log).map((s) => s.sampleId)) };
+  }
+}
