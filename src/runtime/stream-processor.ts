@@ -324,7 +324,7 @@ export class StreamProcessor {
         void task.stop();
       } else {
         // the consumer restarts a rebalanced partition from its committed offset: a kept task goes on from where it is
-        for (const [topic, offset] of task.positions()) this.consumer.seek({ topic, partition: p, offset: offset.toString() });
+        this.seekTo(p, task.positions());
       }
     }
     // a task still starting (fencing, restoring) that moved away must not be installed when its start completes
@@ -357,11 +357,10 @@ export class StreamProcessor {
           continue; // revoked meanwhile
         }
         const task = this.newTask(p, sinks.get(p)!);
-        const start = starts.get(p) ?? new Map();
-        task.startAt(start);
+        task.startAt(starts.get(p) ?? new Map());
         task.restore(restored.get(p) ?? []);
         // the consumer's own position may predate the previous owner's last commit
-        for (const [topic, { offset }] of start) this.consumer.seek({ topic, partition: p, offset: offset.toString() });
+        this.seekTo(p, task.positions());
         this.tasks.set(p, task);
         this.starting.delete(p);
         this.resumeTask(p);
@@ -418,6 +417,11 @@ export class StreamProcessor {
     } finally {
       await admin.disconnect();
     }
+  }
+
+  /** Sets where the consumer fetches task `p`'s input partitions next. */
+  private seekTo(p: number, positions: Map<string, bigint>): void {
+    for (const [topic, offset] of positions) this.consumer.seek({ topic, partition: p, offset: offset.toString() });
   }
 
   private async seekToCommitted(partition: number): Promise<void> {

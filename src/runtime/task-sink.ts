@@ -222,6 +222,6 @@ export class AtLeastOnceSink implements TaskSink {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
+    await this.abort();
   }
 }

@@ -99,7 +99,7 @@ export class Task {
   /**
    * Samples the join forgot, whose changelog entry is deleted once the
    * committed offsets pass every frame read before (none of them can be read
-   * again then).
+   * again then). An input this task has read nothing from holds nothing back.
    */
   private awaitingTombstone: ForgottenSample[] = [];
   /** Per input topic, the offset of the last frame handed to the join. */

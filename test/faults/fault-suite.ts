@@ -24,6 +24,8 @@ import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import type { Config } from '../../src/config/config-schema.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
+import { sameDecision } from '../../src/replay/diff.js';
+import { summarise } from '../../src/replay/event-summary.js';
 import { createKafka, frameConsumerConfig } from '../../src/kafka/kafka-client.js';
 import { LocalKraftBroker } from '../../src/kafka/local-kraft.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
@@ -300,13 +302,7 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
     for (const [k, c] of cleanBy) {
       const f = faultyBy.get(k);
       if (f === undefined) continue;
-      const same =
-        f.verdict === c.verdict &&
-        f.model?.id === c.model?.id &&
-        f.final === c.final &&
-        f.modalitiesUsed.join() === c.modalitiesUsed.join() &&
-        (f.score === c.score || (f.score !== null && c.score !== null && Math.abs(f.score - c.score) <= 1e-5 * Math.max(1, Math.abs(c.score))));
-      if (!same) {
+      if (!sameDecision(summarise(c), summarise(f)) || f.final !== c.final) {
         mismatched++;
         if (problems.length < 10) problems.push(`${k}: faulty ${f.verdict}/${f.model?.id}/${f.score}/${f.modalitiesUsed.join('+')} vs clean ${c.verdict}/${c.model?.id}/${c.score}/${c.modalitiesUsed.join('+')}`);
       }

@@ -17,20 +17,20 @@ import type { Config } from '../../src/config/config-schema.js';
 import { SampleJudge } from '../../src/inference/judge.js';
 import type { ModelRegistry } from '../../src/inference/model-registry.js';
 import { FrameReader, type ReadResult } from '../../src/input/frame-reader.js';
-import { toRestored } from '../../src/runtime/join-changelog.js';
+import { inputTopics } from '../../src/kafka/topics.js';
+import { toRestored, type RestoredState } from '../../src/runtime/join-changelog.js';
 import type { Queued } from '../../src/runtime/partition-group.js';
 import { joinPolicyOf } from '../../src/runtime/stream-processor.js';
 import { Task } from '../../src/runtime/task.js';
 import type { OffsetCommit, OutRecord, TaskSink } from '../../src/runtime/task-sink.js';
+import type { StationModality } from '../../src/simulate/line-schedule.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { makeFrame } from './frames.js';
-
-export type DriverModality = 'rgb' | 'ir' | 'xyz';
 
 /** One record of an input topic: a frame of a part, with an anomaly square or not. */
 export interface InputFrame {
   sampleId: string;
-  modality: DriverModality;
+  modality: StationModality;
   captureTime: number;
   anomalous?: boolean;
   /** The station's expected-modalities hint. */
@@ -100,7 +100,7 @@ export class TaskDriver {
       joinState: AvroCodec.local(catalog, 'JoinState'),
       frame: AvroCodec.local(catalog, 'Frame'),
     };
-    const inputs = TaskDriver.inputs(config);
+    const inputs = inputTopics(config);
     const judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels }, inputs.map((i) => i.modality), () => 0, config.inference.maxBatchSize);
     const reader = new FrameReader(codecs.frame, {
       topics: new Map(inputs.map((i) => [i.topic, i.modality])),
@@ -112,20 +112,18 @@ export class TaskDriver {
     return new TaskDriver(config, judge, reader, codecs);
   }
 
-  private static inputs(config: Config): { topic: string; modality: Modality }[] {
-    return (['rgb', 'ir', 'xyz'] as const).filter((m) => config.topics.inputs[m] !== null).map((m) => ({ topic: m, modality: m }));
-  }
-
   /** Encodes and reads the frames once (the topic's records, per modality in this order). */
   async topics(frames: InputFrame[]): Promise<Map<string, Queued<ReadResult>[]>> {
-    const out = new Map<string, Queued<ReadResult>[]>(TaskDriver.inputs(this.config).map((i) => [i.topic, []]));
+    const inputs = inputTopics(this.config);
+    const out = new Map<string, Queued<ReadResult>[]>(inputs.map((i) => [i.topic, []]));
     for (const f of frames) {
-      const list = out.get(f.modality)!;
+      const topic = inputs.find((i) => i.modality === f.modality)!.topic;
+      const list = out.get(topic)!;
       const frame = await makeFrame(f.sampleId, f.modality, { captureTime: f.captureTime, expected: f.expected ?? null, ...(f.anomalous === true && f.modality === 'rgb' ? { square: [8, 8, 10] as [number, number, number] } : {}) });
       const offset = String(list.length);
       const message = { key: Buffer.from(f.sampleId), value: this.codecs.frame.encode(frame), timestamp: String(f.captureTime), offset, headers: {}, attributes: 0 } as KafkaMessage;
-      const item = await this.reader.read(f.modality, 0, message, 0);
-      list.push({ topic: f.modality, offset, time: item.ok ? item.input.captureTime : Number.NEGATIVE_INFINITY, bytes: message.value!.length, item });
+      const item = await this.reader.read(topic, 0, message, 0);
+      list.push({ topic, offset, time: item.ok ? item.input.captureTime : Number.NEGATIVE_INFINITY, bytes: message.value!.length, item });
     }
     return out;
   }
@@ -202,7 +200,7 @@ export class TaskDriver {
   private newTask(log: CommitLog, now: () => number): Task {
     return new Task({
       partition: 0,
-      inputs: TaskDriver.inputs(this.config),
+      inputs: inputTopics(this.config),
       joinPolicy: joinPolicyOf(this.config),
       judge: this.judge,
       output: this.config.output,
@@ -224,7 +222,7 @@ export class TaskDriver {
   }
 
   /** The changelog as a compacted topic reads: the last state per sample, tombstones deleting. */
-  private restored(log: CommitLog): ReturnType<typeof toRestored>[] {
+  private restored(log: CommitLog): RestoredState[] {
     const states = new Map<string, JoinState>();
     for (const r of log.records) {
       if (r.topic !== CHANGELOG) continue;
