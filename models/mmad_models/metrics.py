@@ -159,3 +159,51 @@ def evaluate(
         f1_at(scores, labels, threshold).f1,
         threshold,
     )
+
+
+def nok_share(scores: np.ndarray, threshold: float) -> float:
+    """Share of the parts judged NOK (score >= threshold). Over a defect's parts it is the
+    NOK recall of that defect; over good parts, the false-alarm rate."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if len(s) == 0:
+        raise ValueError("no parts to judge")
+    return float((s >= threshold).mean())
+
+
+def at_threshold(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float | int | None]:
+    """What the line sees at the shipped threshold: NOK recall (share of anomalous parts
+    flagged), false-alarm rate (share of good parts flagged), F1 and precision of the NOK
+    verdicts, and the counts. A rate is None when there is no part to take it over."""
+    r = f1_at(scores, labels, threshold)
+    return {
+        "nok_recall": r.recall if r.tp + r.fn else None,
+        "false_alarm_rate": r.fp / (r.fp + r.tn) if r.fp + r.tn else None,
+        "f1": r.f1, "precision": r.precision,
+        "tp": r.tp, "fp": r.fp, "fn": r.fn, "tn": r.tn,
+    }
+
+
+def per_defect(
+    scores: np.ndarray, maps: np.ndarray, masks: np.ndarray, defects, threshold: float, good: str = "good"
+) -> dict[str, dict[str, float | int | None]]:
+    """Per defect type, that defect's test parts against **all** good test parts:
+    I-AUROC; P-AUROC and AUPRO@0.3 over the pixels of that defect's images plus the good
+    images; NOK recall at the threshold; the count. A figure that the parts cannot give
+    (no good part, no anomalous pixel) is None."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    defects = np.asarray(defects)
+    is_good = defects == good
+    out = {}
+    for d in sorted(set(defects.tolist()) - {good}):
+        sel = defects == d
+        both = sel | is_good
+        m, g = np.asarray(maps)[both], np.asarray(masks)[both] > 0
+        pixels = bool(g.any()) and not bool(g.all())
+        out[d] = {
+            "count": int(sel.sum()),
+            "i_auroc": image_auroc(scores[both], sel[both]) if is_good.any() else None,
+            "p_auroc": pixel_auroc(m, g) if pixels else None,
+            "aupro_0_3": aupro(m, g) if pixels else None,
+            "nok_recall": nok_share(scores[sel], threshold),
+        }
+    return out
