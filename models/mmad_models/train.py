@@ -65,12 +65,17 @@ class RunConfig:
 def load_data(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
     """One split at the model size; the training split with every modality the method
     trains on, the others with the inference modalities only."""
+    return _load(cfg, split)[:3]
+
+
+def _load(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray]:
+    """load_data's inputs, labels and masks, and each part's defect type ("good" for good parts)."""
     mods = cfg.all_modalities() if split == "train" else tuple(cfg.modalities)
     samples = load_split(cfg.dataset, cfg.category, split, mods, tuple(cfg.size), cfg.plane_removal)
     inputs = {m: torch.from_numpy(stack(samples, m)) for m in mods}
     labels = np.array([s.label for s in samples])
     masks = stack(samples, "mask")
-    return inputs, labels, masks
+    return inputs, labels, masks, np.array([s.defect for s in samples])
 
 
 def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Tensor], log=print) -> dict:
@@ -228,18 +233,19 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
 
 
 def evaluate_model(model, cfg: RunConfig, threshold: float) -> dict:
-    test_x, labels, masks = load_data(cfg, "test")
+    """The test split's figures: I-AUROC, P-AUROC, AUPRO@0.3, F1 and the threshold
+    (metrics.evaluate), the counts, the figures at the threshold (``atThreshold``: NOK
+    recall, false-alarm rate, F1, confusion counts) and, per defect type, that defect's
+    parts against all good test parts (``defects``: I-AUROC, P-AUROC, AUPRO@0.3, NOK recall,
+    count; ``perDefect`` repeats its I-AUROC alone)."""
+    test_x, labels, masks, defects = _load(cfg, "test")
     maps, scores = predict(model, test_x)
     res = M.evaluate(scores, labels, maps, masks, threshold).as_dict()
     res["testCount"] = int(len(labels))
-    # per defect type: image AUROC of that defect against the test good parts
-    samples = load_split(cfg.dataset, cfg.category, "test", tuple(cfg.modalities[:1]), tuple(cfg.size))
-    defects = np.array([s.defect for s in samples])
-    res["perDefect"] = {
-        d: M.image_auroc(np.r_[scores[defects == "good"], scores[defects == d]],
-                         np.r_[np.zeros((defects == "good").sum()), np.ones((defects == d).sum())])
-        for d in sorted(set(defects) - {"good"}) if (defects == "good").any()
-    }
+    res["goodCount"] = int((labels == 0).sum())
+    res["atThreshold"] = M.at_threshold(scores, labels, threshold)
+    res["defects"] = M.per_defect(scores, maps, masks, defects, threshold)
+    res["perDefect"] = {d: v["i_auroc"] for d, v in res["defects"].items() if v["i_auroc"] is not None}
     return res
 
 
