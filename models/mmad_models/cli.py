@@ -3,6 +3,8 @@
   synth    write the procedural development dataset (MVTec 3D-AD layout)
   train    train one method on one modality subset, calibrate, evaluate, save a checkpoint
   eval     print one table, method x modality subset, from checkpoints (re-evaluated)
+  report   per category: the runs' figures overall and per defect type, at the shipped
+           threshold, beside the published MVTec 3D-AD figures (text, or --markdown FILE)
   export   ONNX + manifest entry + parity fixtures from checkpoints
 """
 
@@ -63,19 +65,14 @@ def _fmt(x) -> str:
 
 
 def cmd_eval(a) -> int:
-    from .train import evaluate_model, load_checkpoint
+    from .report import evaluate_runs
 
     torch.set_num_threads(a.threads)
     rows = []
-    for ck in a.checkpoints:
-        path = Path(ck)
-        path = path / "model.pt" if path.is_dir() else path
-        model, cfg, res = load_checkpoint(path)
-        if a.dataset:
-            cfg.dataset = a.dataset
-        m = evaluate_model(model, cfg, res["threshold"]["value"])
+    for r in evaluate_runs(a.checkpoints, a.dataset):
+        cfg, m = r.cfg, r.metrics
         trained = "+".join(cfg.all_modalities())
-        secs = res["seconds"].get("train", 0.0) + res["seconds"].get("teacher", 0.0)
+        secs = r.result["seconds"].get("train", 0.0) + r.result["seconds"].get("teacher", 0.0)
         rows.append((cfg.method, "+".join(cfg.modalities), trained, cfg.teacher if len(cfg.teacher) < 24 else "file",
                      f"{cfg.size[0]}x{cfg.size[1]}", secs, m))
     # one row per run: the method, the modalities at inference and those it was trained on
@@ -93,6 +90,19 @@ def cmd_eval(a) -> int:
         for method, mods, trained, _, _, _, m in rows:
             pd = m.get("perDefect", {})
             print(f"{method:<7} {mods:<12} {trained:<12} " + " ".join(f"{_fmt(pd.get(d)):>10}" for d in defects))
+    return 0
+
+
+def cmd_report(a) -> int:
+    from .report import evaluate_runs, sections, to_markdown, to_text
+
+    torch.set_num_threads(a.threads)
+    secs = sections(evaluate_runs(a.checkpoints, a.dataset))
+    print(to_text(secs))
+    if a.markdown:
+        Path(a.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.markdown).write_text(to_markdown(secs))
+        print(f"markdown {a.markdown}")
     return 0
 
 
@@ -193,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--per-defect", action="store_true", help="also print the image AUROC of each defect type")
     e.add_argument("--threads", type=int, default=2)
     e.set_defaults(fn=cmd_eval)
+
+    r = sub.add_parser("report", help="per category: overall and per-defect figures beside the published ones")
+    r.add_argument("checkpoints", nargs="+", help="run folders or model.pt files")
+    r.add_argument("--dataset", help="evaluate on this dataset root instead of the training one")
+    r.add_argument("--markdown", help="also write the report as markdown to this file")
+    r.add_argument("--threads", type=int, default=2)
+    r.set_defaults(fn=cmd_report)
 
     x = sub.add_parser("export", help="ONNX + manifest + parity fixtures")
     x.add_argument("checkpoints", nargs="+")

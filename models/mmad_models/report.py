@@ -1,0 +1,165 @@
+"""The evaluation report: per category, our runs beside the published figures.
+
+Each run folder's checkpoint is re-evaluated on the test split (``train.evaluate_model``,
+the figures of ``metrics.py``; nothing is read back from ``result.json``) at the run's own
+shipped threshold (``result["threshold"]["value"]``). Per category one table:
+
+1. our runs, whole test split: I-AUROC, P-AUROC, AUPRO@0.3, and what the line sees at the
+   threshold: NOK recall (share of anomalous parts flagged), false alarms (share of good
+   parts flagged), F1 of the NOK verdicts;
+2. per defect type (grouped by defect, runs side by side): that defect's parts against all
+   good test parts (I-AUROC), the pixels of that defect's images plus the good images
+   (P-AUROC, AUPRO@0.3), and the share of that defect's parts flagged (NOK recall);
+3. the published rows for the category (``published.py``): I-AUROC and AUPRO@0.3, the
+   method's input and whether it starts from pre-trained weights, from-scratch ones first.
+
+The published figures are on the MVTec 3D-AD test split; ours are on whatever dataset the
+run is evaluated on, named in the section title. They compare only when that dataset is
+MVTec 3D-AD itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .published import Published, for_category
+from .train import RunConfig, evaluate_model, load_checkpoint
+
+LEGEND = (
+    "NOK recall: share of anomalous test parts with score >= the run's threshold (per defect: "
+    "of that defect's parts); false alarms: share of good test parts with score >= the threshold; "
+    "F1 of the NOK verdicts at it. Per defect: that defect's parts against all good test parts; "
+    "P-AUROC and AUPRO@0.3 over that defect's images plus the good images. Published: I-AUROC "
+    "and AUPRO@0.3 on the MVTec 3D-AD test split, from the source listed under the table."
+)
+_MODS = {"rgb": "RGB", "3d": "3D", "rgb+3d": "RGB+3D"}
+HEADER = ("", "method", "modalities", "weights", "size", "defect", "parts", "I-AUROC", "P-AUROC",
+          "AUPRO@0.3", "NOK recall", "false alarms", "F1", "threshold")
+
+
+@dataclass
+class RunEval:
+    """One run re-evaluated: its folder, configuration, stored result and fresh figures."""
+    path: str
+    cfg: RunConfig
+    result: dict
+    metrics: dict
+
+    @property
+    def modalities(self) -> str:
+        mods = "+".join(self.cfg.modalities)
+        trained = "+".join(self.cfg.all_modalities())
+        return mods if trained == mods else f"{mods} (trained {trained})"
+
+    @property
+    def teacher(self) -> str:
+        return self.cfg.teacher if self.cfg.teacher in ("random", "procedural", "selfsup") else "file"
+
+    @property
+    def weights(self) -> str:
+        """Where the run's teacher weights come from, in the published rows' terms: the
+        procedural teacher is pre-trained, but on generated fractals, no real image."""
+        return {"random": "from scratch", "selfsup": "from scratch (selfsup)",
+                "procedural": "procedural teacher"}.get(self.teacher, f"pretrained ({self.cfg.resnet_arch} file)")
+
+    @property
+    def size(self) -> str:
+        return f"{self.cfg.size[0]}x{self.cfg.size[1]}"
+
+
+def evaluate_runs(paths, dataset: str | None = None) -> list[RunEval]:
+    """Re-evaluates each run folder (or model.pt) at its calibrated threshold;
+    ``dataset`` evaluates on another dataset root than the training one."""
+    runs = []
+    for p in paths:
+        path = Path(p)
+        path = path / "model.pt" if path.is_dir() else path
+        model, cfg, res = load_checkpoint(path)
+        if dataset:
+            cfg.dataset = dataset
+        runs.append(RunEval(str(p), cfg, res, evaluate_model(model, cfg, res["threshold"]["value"])))
+    return runs
+
+
+def _f(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+@dataclass
+class Section:
+    title: str
+    rows: list[tuple[str, ...]]
+    sources: list[Published]
+
+
+def sections(runs: list[RunEval]) -> list[Section]:
+    """One section per (dataset, category), in the order the runs were given."""
+    groups: dict[tuple[str, str], list[RunEval]] = {}
+    for r in runs:
+        groups.setdefault((r.cfg.dataset, r.cfg.category), []).append(r)
+    out = []
+    for (dataset, category), group in groups.items():
+        rows = []
+        for r in group:
+            m, t = r.metrics, r.metrics["atThreshold"]
+            rows.append(("ours", r.cfg.method, r.modalities, r.weights, r.size, "all",
+                         f"{m['testCount']} ({m['goodCount']} good)", _f(m["i_auroc"]), _f(m["p_auroc"]),
+                         _f(m["aupro_0_3"]), _f(t["nok_recall"]), _f(t["false_alarm_rate"]), _f(t["f1"]),
+                         f"{r.result['threshold']['value']:.2f}"))
+        defects = sorted({d for r in group for d in r.metrics["defects"]})
+        for d in defects:
+            for r in group:
+                v = r.metrics["defects"].get(d)
+                if v is not None:
+                    rows.append(("ours", r.cfg.method, r.modalities, r.weights, r.size, d, str(v["count"]),
+                                 _f(v["i_auroc"]), _f(v["p_auroc"]), _f(v["aupro_0_3"]), _f(v["nok_recall"]),
+                                 "", "", ""))
+        published = for_category(category)
+        for p, i_auroc, aupro in published:
+            rows.append(("published", p.method, f"{_MODS[p.modalities]}: {p.input}",
+                         "from scratch" if p.from_scratch else "pretrained", "", "all", "",
+                         _f(i_auroc), "", _f(aupro), "", "", "", ""))
+        n = group[0].metrics
+        title = (f"{category} — {dataset}: {n['testCount']} test parts, {n['goodCount']} good, "
+                 f"{len(defects)} defect types")
+        out.append(Section(title, rows, [p for p, _, _ in published]))
+    return out
+
+
+def _source_lines(sources: list[Published]) -> list[str]:
+    return [f"{p.method} ({_MODS[p.modalities]}, {p.weights}): {p.source}" + (f"; {p.note}" if p.note else "")
+            for p in sources]
+
+
+def to_text(secs: list[Section]) -> str:
+    lines = [LEGEND, ""]
+    for s in secs:
+        widths = [max(len(row[i]) for row in [HEADER, *s.rows]) for i in range(len(HEADER))]
+
+        def fmt(row, widths=widths):  # the figures (from I-AUROC on) right-aligned
+            return "  ".join(c.rjust(w) if i >= 7 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+        lines += [s.title, fmt(HEADER), "-" * len(fmt(HEADER))]
+        lines += [fmt(r) for r in s.rows]
+        if s.sources:
+            lines += ["published rows:"] + [f"  {x}" for x in _source_lines(s.sources)]
+        else:
+            lines.append("no published MVTec 3D-AD figures for this category")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def to_markdown(secs: list[Section]) -> str:
+    lines = [LEGEND, ""]
+    for s in secs:
+        lines += [f"### {s.title}", "", "| " + " | ".join(HEADER) + " |",
+                  "|" + "|".join("---:" if i >= 7 else "---" for i in range(len(HEADER))) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in s.rows]
+        lines.append("")
+        if s.sources:
+            lines += ["Published rows:", ""] + [f"* {x}" for x in _source_lines(s.sources)]
+        else:
+            lines.append("No published MVTec 3D-AD figures for this category.")
+        lines.append("")
+    return "\n".join(lines)
