@@ -8,10 +8,15 @@ import pytest
 import torch
 
 from mmad_models.export import export_model, run_onnx, sha256_file, write_manifest
+from mmad_models.metrics import calibrate_threshold
 from mmad_models.models import CrossmodalReverseDistillation
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "model-manifest.schema.json"
+SHIPPED = Path(__file__).resolve().parents[1] / "exported" / "manifest.json"
 TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
+THRESHOLD = calibrate_threshold([1.0, 1.4, 0.8, 1.9, 1.1, 1.2], 0.01).as_dict()
+METRICS = {"i_auroc": 0.9, "p_auroc": 0.95, "aupro_0_3": 0.8, "f1": 0.7, "recall": 0.6, "falseAlarmRate": 0.05,
+           "threshold": THRESHOLD["value"], "testCount": 10}
 
 
 def _inputs(rng, mods, b=2, size=(24, 32)):
@@ -41,9 +46,7 @@ def exported(tmp_path_factory):
     model.scorer.std.copy_(torch.tensor([0.05, 0.1]))
     x = _inputs(rng, mods)
     entry = export_model(model, out, "crd-rgb-xyz", "0.1.0", "crd",
-                         {"value": 2.5, "rule": "mean + 3 * std", "sigmas": 3.0, "validationCount": 4,
-                          "validationMean": 1.0, "validationStd": 0.5},
-                         {"i_auroc": 0.9, "p_auroc": 0.95, "aupro_0_3": 0.8, "f1": 0.7, "threshold": 2.5, "testCount": 10},
+                         THRESHOLD, METRICS,
                          {"dataset": "d", "category": "c"}, x)
     write_manifest(out, [entry])
     return out, model, entry, x
@@ -88,6 +91,7 @@ def test_manifest_validates_and_checksums(exported):
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema).validate(manifest)
+    assert manifest["schemaVersion"] == 2
     m = manifest["models"][0]
     assert m["sha256"] == sha256_file(out / m["file"]) == hashlib.sha256((out / m["file"]).read_bytes()).hexdigest()
     assert m["modalities"] == ["rgb", "xyz"]
@@ -148,6 +152,17 @@ def test_write_manifest_replaces_by_id(tmp_path):
     assert [m["id"] for m in models] == ["a", "b"] and models[1]["x"] == 2
 
 
+def test_the_shipped_manifest_still_validates():
+    """Manifests written before schemaVersion 2 (mean + k std thresholds) keep loading in the service."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text())
+    manifest = json.loads(SHIPPED.read_text())
+    jsonschema.Draft202012Validator(schema).validate(manifest)
+    if manifest["schemaVersion"] == 1:  # the same entries do not pass as version 2
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.Draft202012Validator(schema).validate({**manifest, "schemaVersion": 2})
+
+
 @pytest.fixture(scope="module", params=["rd", "bank"])
 def exported_mtfi(tmp_path_factory, request):
     from mmad_models.models import CrossModalDistillation
@@ -166,9 +181,7 @@ def exported_mtfi(tmp_path_factory, request):
     model.eval()
     x = _inputs(rng, ("rgb", "ir"))
     entry = export_model(model, out, "mtfi-rgb-ir", "0.1.0", "mtfi",
-                         {"value": 2.5, "rule": "mean + 3 * std", "sigmas": 3.0, "validationCount": 4,
-                          "validationMean": 1.0, "validationStd": 0.5},
-                         {"i_auroc": 0.9, "p_auroc": 0.95, "aupro_0_3": 0.8, "f1": 0.7, "threshold": 2.5, "testCount": 10},
+                         THRESHOLD, METRICS,
                          {"dataset": "d", "category": "c", "trainModalities": ["rgb", "ir", "xyz"],
                           "distilledModalities": ["xyz"]}, x)
     write_manifest(out, [entry])
