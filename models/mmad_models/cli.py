@@ -110,24 +110,17 @@ def cmd_eval(a) -> int:
 
 def cmd_export(a) -> int:
     from .data import load_split, stack
-    from .export import export_model, write_manifest
+    from .export import check_manifest, export_model, manifest_entry, write_manifest
+    from .manifest import ManifestError
     from .train import load_checkpoint
 
     torch.set_num_threads(a.threads)
-    entries = []
+    runs = []
     for ck in a.checkpoints:
         path = Path(ck)
         path = path / "model.pt" if path.is_dir() else path
         model, cfg, res = load_checkpoint(path)
         mid = f"{cfg.method}-{'-'.join(cfg.modalities)}"
-        # parity inputs: the first good and the first anomalous test part when there is a
-        # test split, else the first two validation parts
-        split = "test" if (Path(cfg.dataset) / cfg.category / "test").is_dir() else "validation"
-        samples = load_split(cfg.dataset, cfg.category, split, tuple(cfg.modalities), tuple(cfg.size))
-        good = [s for s in samples if s.label == 0][:1]
-        bad = [s for s in samples if s.label == 1][:1]
-        pick = (good + bad) if len(good + bad) == 2 else samples[:2]
-        inputs = {m: stack(pick, m) for m in cfg.modalities}
         metrics = res.get("metrics")
         if metrics is not None:
             metrics = {k: metrics[k] for k in ("i_auroc", "p_auroc", "aupro_0_3", "f1", "recall", "falseAlarmRate",
@@ -143,12 +136,39 @@ def cmd_export(a) -> int:
             training["normality"] = cfg.normality
             if cfg.normality == "bank":
                 training["bankSize"] = cfg.bank_size
+        runs.append((model, cfg, res, mid, metrics, training))
+    # The manifest these runs make, checked before anything is written: a run from before the
+    # current calibration (no threshold.falseAlarmRate) or a bad field stops here, named.
+    try:
+        check_manifest(a.out, [manifest_entry(model, mid, a.version, cfg.method, res["threshold"], metrics, training)
+                               for model, cfg, res, mid, metrics, training in runs])
+    except ManifestError as e:
+        raise SystemExit(f"export: nothing written: {e}") from None
+    entries = []
+    for model, cfg, res, mid, metrics, training in runs:
+        # parity inputs: the first good and the first anomalous test part when there is a
+        # test split, else the first two validation parts
+        split = "test" if (Path(cfg.dataset) / cfg.category / "test").is_dir() else "validation"
+        samples = load_split(cfg.dataset, cfg.category, split, tuple(cfg.modalities), tuple(cfg.size))
+        good = [s for s in samples if s.label == 0][:1]
+        bad = [s for s in samples if s.label == 1][:1]
+        pick = (good + bad) if len(good + bad) == 2 else samples[:2]
+        inputs = {m: stack(pick, m) for m in cfg.modalities}
         e = export_model(model, a.out, mid, a.version, cfg.method, res["threshold"], metrics, training, inputs)
         print(f"exported {a.out}/{e['file']} ({e['sizeBytes'] / 1e6:.1f} MB) max |ort - torch| "
               f"map {e['parity']['maxAbsErrorVsPytorch']['anomaly_map']:.2e} score {e['parity']['maxAbsErrorVsPytorch']['score']:.2e}")
         entries.append(e)
     print(f"manifest {write_manifest(a.out, entries)}")
     return 0
+
+
+def _version(s: str) -> str:
+    from .manifest import ManifestError, check_version
+
+    try:
+        return check_version(s)
+    except ManifestError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     x = sub.add_parser("export", help="ONNX + manifest + parity fixtures")
     x.add_argument("checkpoints", nargs="+")
     x.add_argument("--out", default="exported", help="folder of the ONNX files and manifest.json")
-    x.add_argument("--version", default="0.1.0")
+    x.add_argument("--version", type=_version, default="0.1.0", help="the models' version, MAJOR.MINOR.PATCH")
     x.add_argument("--threads", type=int, default=2)
     x.set_defaults(fn=cmd_export)
 

@@ -44,6 +44,15 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     index = json.loads((out / e["parity"]["index"]).read_text())
     assert [i["name"] for i in index["inputs"]] == ["rgb", "xyz"] and index["inputs"][0]["shape"] == [2, 3, 32, 32]
 
+    # a run calibrated by the older rule (mean + k std) is refused before anything is written
+    ck = torch.load(run / "model.pt", weights_only=False)
+    ck["result"]["threshold"] = {"value": 1.0, "rule": "mean + 3 * std", "sigmas": 3.0}
+    torch.save(ck, tmp_path / "old.pt")
+    fresh = tmp_path / "fresh"
+    with pytest.raises(SystemExit, match=r"(?s)nothing written.*\(crd-rgb-xyz\)\.threshold: 'falseAlarmRate' is a required"):
+        main(["export", str(tmp_path / "old.pt"), "--out", str(fresh), "--version", "1.2.4"])
+    assert not fresh.exists()
+
 
 def test_procedural_teacher_learns_fractal_classes():
     x, y = fractal_dataset(4, 6, 32, seed=0)
