@@ -26,6 +26,16 @@ def _mods(s: str) -> tuple[str, ...]:
     return mods
 
 
+def _rate(s: str) -> float:
+    try:
+        r = float(s)
+    except ValueError:
+        r = float("nan")
+    if not 0.0 < r < 1.0:
+        raise argparse.ArgumentTypeError(f"a false-alarm rate is a probability strictly between 0 and 1, got {s!r}")
+    return r
+
+
 def _size(s: str) -> tuple[int, int]:
     parts = [int(p) for p in s.lower().split("x")]
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
@@ -45,7 +55,7 @@ def cmd_train(a) -> int:
     torch.set_num_threads(a.threads)
     cfg = RunConfig(dataset=a.dataset, category=a.category, modalities=a.modalities, method=a.method,
                     size=a.size, teacher=a.teacher, resnet_arch=a.resnet_arch, epochs=a.epochs,
-                    batch_size=a.batch_size, lr=a.lr, fusion=a.fusion, sigmas=a.sigmas, seed=a.seed,
+                    batch_size=a.batch_size, lr=a.lr, fusion=a.fusion, false_alarm_rate=a.false_alarm_rate, seed=a.seed,
                     teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
                     train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size,
                     slim=a.slim, half=a.half, ir_robust=a.ir_robust)
@@ -75,14 +85,16 @@ def cmd_eval(a) -> int:
         secs = r.result["seconds"].get("train", 0.0) + r.result["seconds"].get("teacher", 0.0)
         rows.append((cfg.method, "+".join(cfg.modalities), trained, cfg.teacher if len(cfg.teacher) < 24 else "file",
                      f"{cfg.size[0]}x{cfg.size[1]}", secs, m))
-    # one row per run: the method, the modalities at inference and those it was trained on
+    # one row per run: the method, the modalities at inference and those it was trained on;
+    # recall and FAR (false-alarm rate) of the NOK verdicts at the run's threshold
     head = (f"{'method':<7} {'modalities':<12} {'trained on':<12} {'teacher':<11} {'size':<8} {'I-AUROC':>8} "
-            f"{'P-AUROC':>8} {'AUPRO@0.3':>10} {'F1':>6} {'thr':>7} {'train s':>8}")
+            f"{'P-AUROC':>8} {'AUPRO@0.3':>10} {'F1':>6} {'recall':>6} {'FAR':>6} {'thr':>7} {'train s':>8}")
     print(head)
     print("-" * len(head))
     for method, mods, trained, teacher, size, secs, m in rows:
         print(f"{method:<7} {mods:<12} {trained:<12} {teacher:<11} {size:<8} {_fmt(m['i_auroc']):>8} {_fmt(m['p_auroc']):>8} "
-              f"{_fmt(m['aupro_0_3']):>10} {_fmt(m['f1']):>6} {m['threshold']:>7.2f} {secs:>8.0f}")
+              f"{_fmt(m['aupro_0_3']):>10} {_fmt(m['f1']):>6} {_fmt(m['recall']):>6} {_fmt(m['falseAlarmRate']):>6} "
+              f"{m['threshold']:>7.2f} {secs:>8.0f}")
     if a.per_defect:
         defects = sorted({d for *_, m in rows for d in m.get("perDefect", {})})
         print()
@@ -108,27 +120,21 @@ def cmd_report(a) -> int:
 
 def cmd_export(a) -> int:
     from .data import load_split, stack
-    from .export import export_model, write_manifest
+    from .export import check_manifest, export_model, manifest_entry, write_manifest
+    from .manifest import ManifestError
     from .train import load_checkpoint
 
     torch.set_num_threads(a.threads)
-    entries = []
+    runs = []
     for ck in a.checkpoints:
         path = Path(ck)
         path = path / "model.pt" if path.is_dir() else path
         model, cfg, res = load_checkpoint(path)
         mid = f"{cfg.method}-{'-'.join(cfg.modalities)}"
-        # parity inputs: the first good and the first anomalous test part when there is a
-        # test split, else the first two validation parts
-        split = "test" if (Path(cfg.dataset) / cfg.category / "test").is_dir() else "validation"
-        samples = load_split(cfg.dataset, cfg.category, split, tuple(cfg.modalities), tuple(cfg.size))
-        good = [s for s in samples if s.label == 0][:1]
-        bad = [s for s in samples if s.label == 1][:1]
-        pick = (good + bad) if len(good + bad) == 2 else samples[:2]
-        inputs = {m: stack(pick, m) for m in cfg.modalities}
         metrics = res.get("metrics")
         if metrics is not None:
-            metrics = {k: metrics[k] for k in ("i_auroc", "p_auroc", "aupro_0_3", "f1", "threshold", "testCount")}
+            metrics = {k: metrics[k] for k in ("i_auroc", "p_auroc", "aupro_0_3", "f1", "recall", "falseAlarmRate",
+                                               "threshold", "testCount") if k in metrics}
         training = {"dataset": cfg.dataset, "category": cfg.category, "trainCount": res["trainCount"],
                     "epochs": cfg.epochs, "seconds": round(sum(res["seconds"].values()), 1),
                     "teacher": {m: {"spec": {k: v for k, v in s.items() if k != "weights"}, "source": cfg.teacher}
@@ -140,12 +146,39 @@ def cmd_export(a) -> int:
             training["normality"] = cfg.normality
             if cfg.normality == "bank":
                 training["bankSize"] = cfg.bank_size
+        runs.append((model, cfg, res, mid, metrics, training))
+    # The manifest these runs make, checked before anything is written: a run from before the
+    # current calibration (no threshold.falseAlarmRate) or a bad field stops here, named.
+    try:
+        check_manifest(a.out, [manifest_entry(model, mid, a.version, cfg.method, res["threshold"], metrics, training)
+                               for model, cfg, res, mid, metrics, training in runs])
+    except ManifestError as e:
+        raise SystemExit(f"export: nothing written: {e}") from None
+    entries = []
+    for model, cfg, res, mid, metrics, training in runs:
+        # parity inputs: the first good and the first anomalous test part when there is a
+        # test split, else the first two validation parts
+        split = "test" if (Path(cfg.dataset) / cfg.category / "test").is_dir() else "validation"
+        samples = load_split(cfg.dataset, cfg.category, split, tuple(cfg.modalities), tuple(cfg.size))
+        good = [s for s in samples if s.label == 0][:1]
+        bad = [s for s in samples if s.label == 1][:1]
+        pick = (good + bad) if len(good + bad) == 2 else samples[:2]
+        inputs = {m: stack(pick, m) for m in cfg.modalities}
         e = export_model(model, a.out, mid, a.version, cfg.method, res["threshold"], metrics, training, inputs)
         print(f"exported {a.out}/{e['file']} ({e['sizeBytes'] / 1e6:.1f} MB) max |ort - torch| "
               f"map {e['parity']['maxAbsErrorVsPytorch']['anomaly_map']:.2e} score {e['parity']['maxAbsErrorVsPytorch']['score']:.2e}")
         entries.append(e)
     print(f"manifest {write_manifest(a.out, entries)}")
     return 0
+
+
+def _version(s: str) -> str:
+    from .manifest import ManifestError, check_version
+
+    try:
+        return check_version(s)
+    except ManifestError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--fusion", default="max", choices=["max", "sum"])
-    t.add_argument("--sigmas", type=float, default=3.0, help="threshold = mean + k * std of validation scores")
+    t.add_argument("--false-alarm-rate", type=_rate, default=0.01,
+                   help="share of good parts the threshold may call NOK (default 0.01): the threshold is the quantile "
+                        "at 1 - RATE of a Gumbel fitted to the validation good parts' scores")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--teacher-dir", default="out/teachers", help="cache of pre-trained teachers")
     t.add_argument("--plane-removal", action="store_true", help="RANSAC background-plane removal when loading xyz")
@@ -214,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     x = sub.add_parser("export", help="ONNX + manifest + parity fixtures")
     x.add_argument("checkpoints", nargs="+")
     x.add_argument("--out", default="exported", help="folder of the ONNX files and manifest.json")
-    x.add_argument("--version", default="0.1.0")
+    x.add_argument("--version", type=_version, default="0.1.0", help="the models' version, MAJOR.MINOR.PATCH")
     x.add_argument("--threads", type=int, default=2)
     x.set_defaults(fn=cmd_export)
 

@@ -8,6 +8,10 @@ are inside the graph. The batch axis is dynamic.
 Parity fixtures: for every model, inputs and the onnxruntime outputs as raw
 little-endian float32 files plus an ``index.json``, replayed by the TypeScript tests
 through onnxruntime-node.
+
+The manifest is validated against ``schemas/model-manifest.schema.json`` before it is
+written (``write_manifest``; ``manifest.py``): a manifest the service would refuse is never
+written.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-MANIFEST_SCHEMA_VERSION = 1
+from . import manifest as manifest_schema
+
+MANIFEST_SCHEMA_VERSION = manifest_schema.SCHEMA_VERSION
 OPSET = 18
 INPUT_CONVENTIONS = {
     "rgb": {"channels": 3, "units": "8-bit sample values 0..255 as float32, channel order R,G,B", "missing": None},
@@ -220,37 +226,74 @@ def export_model(
         raise RuntimeError(f"{model_id}: onnxruntime differs from PyTorch (map {err_map:.3g}, score {err_score:.3g})")
     parity_dir = out_dir / "parity" / model_id
     write_parity(parity_dir, f"../../{fname}", parity_inputs, {"anomaly_map": amap, "score": score})
+    return manifest_entry(model, model_id, version, method, threshold, metrics, training,
+                          sha256=sha256_file(path), size_bytes=path.stat().st_size,
+                          max_abs_error={"anomaly_map": err_map, "score": err_score})
+
+
+def manifest_entry(
+    model: nn.Module,
+    model_id: str,
+    version: str,
+    method: str,
+    threshold: dict,
+    metrics: dict | None,
+    training: dict,
+    *,
+    sha256: str = "0" * 64,
+    size_bytes: int = 1,
+    max_abs_error: dict | None = None,
+) -> dict:
+    """A model's manifest entry. The file's checksum, size and parity error are known only
+    after the export; without them (placeholders) the entry is a plan, which the command line
+    validates before exporting anything."""
     inputs, outputs = model_io(model)
     return {
         "id": model_id,
         "version": version,
         "method": method,
         "modalities": list(model.modalities),
-        "file": fname,
-        "sha256": sha256_file(path),
-        "sizeBytes": path.stat().st_size,
+        "file": f"{model_id}.onnx",
+        "sha256": sha256,
+        "sizeBytes": size_bytes,
         "opset": OPSET,
         "inputs": inputs,
         "outputs": outputs,
         "threshold": threshold,
         "metrics": metrics,
         "training": training,
-        "parity": {"index": f"parity/{model_id}/index.json", "maxAbsErrorVsPytorch": {"anomaly_map": err_map, "score": err_score}},
+        "parity": {"index": f"parity/{model_id}/index.json",
+                   "maxAbsErrorVsPytorch": max_abs_error or {"anomaly_map": 0.0, "score": 0.0}},
     }
 
 
-def write_manifest(out_dir: str | Path, entries: list[dict]) -> Path:
-    """``manifest.json``: replaces entries with the same id, keeps the others, sorted by id."""
-    out_dir = Path(out_dir)
-    path = out_dir / "manifest.json"
+def build_manifest(out_dir: str | Path, entries: list[dict]) -> tuple[dict, tuple[str, ...]]:
+    """The manifest ``write_manifest`` would write, and the ids it keeps from the one already there."""
+    path = Path(out_dir) / "manifest.json"
     existing = json.loads(path.read_text())["models"] if path.exists() else []
     ids = {e["id"] for e in entries}
-    models = sorted([e for e in existing if e["id"] not in ids] + entries, key=lambda e: e["id"])
+    kept = [e for e in existing if e["id"] not in ids]
     manifest = {
         "$schema": "../../schemas/model-manifest.schema.json",
         "schemaVersion": MANIFEST_SCHEMA_VERSION,
         "updatedAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "models": models,
+        "models": sorted(kept + entries, key=lambda e: e["id"]),
     }
+    return manifest, tuple(sorted(e["id"] for e in kept))
+
+
+def check_manifest(out_dir: str | Path, entries: list[dict]) -> None:
+    """Raises ``manifest.ManifestError`` when the manifest ``write_manifest`` would write does not
+    validate against the schema (every problem named by its field)."""
+    manifest_schema.check(*build_manifest(out_dir, entries))
+
+
+def write_manifest(out_dir: str | Path, entries: list[dict]) -> Path:
+    """``manifest.json``: replaces entries with the same id, keeps the others, sorted by id.
+    Validated against the schema first: on a problem it raises ``manifest.ManifestError`` and
+    leaves the folder's manifest as it was."""
+    manifest, kept = build_manifest(out_dir, entries)
+    manifest_schema.check(manifest, kept)
+    path = Path(out_dir) / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path

@@ -23,7 +23,6 @@ from .models.common import round_to_half_
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
 
 PROCEDURAL_SIZE = 64
-THRESHOLD_RULE = "mean + {k} * std (ddof=1) of the image scores of the validation good parts"
 
 
 @dataclass
@@ -40,7 +39,8 @@ class RunConfig:
     batch_size: int = 8
     lr: float = 2e-3
     fusion: str = "max"
-    sigmas: float = 3.0
+    # the threshold is the score a good part reaches with this probability (metrics.calibrate_threshold)
+    false_alarm_rate: float = 0.01
     seed: int = 0
     teacher_dir: str = "out/teachers"
     plane_removal: bool = False
@@ -214,12 +214,12 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
     t_train = time.time() - t1
     fit_scorer(model, val_x)
     _, val_scores = predict(model, val_x)
-    thr = M.calibrate_threshold(val_scores, cfg.sigmas)
-    threshold = {
-        "value": thr, "rule": THRESHOLD_RULE.format(k=cfg.sigmas), "sigmas": cfg.sigmas,
-        "validationCount": int(len(val_scores)), "validationMean": float(val_scores.mean()),
-        "validationStd": float(val_scores.std(ddof=1)) if len(val_scores) > 1 else 0.0,
-    }
+    cal = M.calibrate_threshold(val_scores, cfg.false_alarm_rate)
+    if cal.distribution["fit"] == "degenerate":
+        log(f"  warning: {cal.count} validation score(s) without spread: the threshold is their mean, "
+            f"no false-alarm rate holds")
+    threshold = cal.as_dict()
+    thr = cal.value
     result = {"config": asdict(cfg), "threshold": threshold, "specs": specs,
               "seconds": {"load": t_load, "teacher": t_teacher, "train": t_train}, "trainCount": n}
     test_dir = Path(cfg.dataset) / cfg.category / "test"

@@ -7,11 +7,18 @@ import onnx
 import pytest
 import torch
 
+from mmad_models.cli import main
 from mmad_models.export import export_model, run_onnx, sha256_file, write_manifest
+from mmad_models.manifest import ManifestError
+from mmad_models.metrics import calibrate_threshold
 from mmad_models.models import CrossmodalReverseDistillation
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "model-manifest.schema.json"
+SHIPPED = Path(__file__).resolve().parents[1] / "exported" / "manifest.json"
 TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
+THRESHOLD = calibrate_threshold([1.0, 1.4, 0.8, 1.9, 1.1, 1.2], 0.01).as_dict()
+METRICS = {"i_auroc": 0.9, "p_auroc": 0.95, "aupro_0_3": 0.8, "f1": 0.7, "recall": 0.6, "falseAlarmRate": 0.05,
+           "threshold": THRESHOLD["value"], "testCount": 10}
 
 
 def _inputs(rng, mods, b=2, size=(24, 32)):
@@ -41,9 +48,7 @@ def exported(tmp_path_factory):
     model.scorer.std.copy_(torch.tensor([0.05, 0.1]))
     x = _inputs(rng, mods)
     entry = export_model(model, out, "crd-rgb-xyz", "0.1.0", "crd",
-                         {"value": 2.5, "rule": "mean + 3 * std", "sigmas": 3.0, "validationCount": 4,
-                          "validationMean": 1.0, "validationStd": 0.5},
-                         {"i_auroc": 0.9, "p_auroc": 0.95, "aupro_0_3": 0.8, "f1": 0.7, "threshold": 2.5, "testCount": 10},
+                         THRESHOLD, METRICS,
                          {"dataset": "d", "category": "c"}, x)
     write_manifest(out, [entry])
     return out, model, entry, x
@@ -88,6 +93,7 @@ def test_manifest_validates_and_checksums(exported):
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema).validate(manifest)
+    assert manifest["schemaVersion"] == 2
     m = manifest["models"][0]
     assert m["sha256"] == sha256_file(out / m["file"]) == hashlib.sha256((out / m["file"]).read_bytes()).hexdigest()
     assert m["modalities"] == ["rgb", "xyz"]
@@ -140,12 +146,58 @@ def test_parity_fixtures_replay(exported):
     assert entry["parity"]["maxAbsErrorVsPytorch"]["anomaly_map"] < 1e-3 * max(1.0, float(np.abs(amap).max()))
 
 
-def test_write_manifest_replaces_by_id(tmp_path):
-    e = {"id": "b", "x": 1}
-    write_manifest(tmp_path, [e, {"id": "a"}])
-    write_manifest(tmp_path, [{"id": "b", "x": 2}])
+def _entry(entry, mid, **changes):
+    return {**json.loads(json.dumps(entry)), "id": mid, "file": f"{mid}.onnx", **changes}
+
+
+def test_write_manifest_replaces_by_id(exported, tmp_path):
+    _, _, entry, _ = exported
+    write_manifest(tmp_path, [_entry(entry, "b"), _entry(entry, "a")])
+    write_manifest(tmp_path, [_entry(entry, "b", version="0.2.0")])
     models = json.loads((tmp_path / "manifest.json").read_text())["models"]
-    assert [m["id"] for m in models] == ["a", "b"] and models[1]["x"] == 2
+    assert [m["id"] for m in models] == ["a", "b"] and [m["version"] for m in models] == ["0.1.0", "0.2.0"]
+
+
+def test_write_manifest_refuses_what_the_service_would_refuse_and_writes_nothing(exported, tmp_path):
+    _, _, entry, _ = exported
+    with pytest.raises(ManifestError, match=r"models\[0\] \(crd-rgb-xyz\)\.version: '0\.0\.1-x' does not match"):
+        write_manifest(tmp_path, [_entry(entry, "crd-rgb-xyz", version="0.0.1-x")])
+    assert not (tmp_path / "manifest.json").exists()
+    # a threshold of the older rule (no stated false-alarm rate) is not what the export writes
+    old = {"value": 2.5, "rule": "mean + 3 * std", "sigmas": 3.0}
+    with pytest.raises(ManifestError, match=r"threshold: 'falseAlarmRate' is a required property"):
+        write_manifest(tmp_path, [_entry(entry, "crd-rgb-xyz", threshold=old)])
+    # an entry kept from the folder's manifest is named as such
+    write_manifest(tmp_path, [_entry(entry, "a")])
+    before = (tmp_path / "manifest.json").read_text()
+    legacy = json.loads(before)
+    legacy["models"][0]["threshold"] = old
+    (tmp_path / "manifest.json").write_text(json.dumps(legacy))
+    with pytest.raises(ManifestError, match=r"(?s)models\[0\] \(a\)\.threshold.*kept from the manifest already there: a"):
+        write_manifest(tmp_path, [_entry(entry, "b")])
+    assert json.loads((tmp_path / "manifest.json").read_text()) == legacy
+
+
+def test_export_cli_checks_the_version_first(tmp_path, capsys):
+    # refused while parsing the arguments: the checkpoint (absent here) is never read
+    with pytest.raises(SystemExit) as ex:
+        main(["export", str(tmp_path / "no-such-run"), "--out", str(tmp_path / "out"), "--version", "0.0.1-x"])
+    assert ex.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --version: version '0.0.1-x' is not a model version the manifest accepts" in err
+    assert "models[].version" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_shipped_manifest_still_validates():
+    """Manifests written before schemaVersion 2 (mean + k std thresholds) keep loading in the service."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text())
+    manifest = json.loads(SHIPPED.read_text())
+    jsonschema.Draft202012Validator(schema).validate(manifest)
+    if manifest["schemaVersion"] == 1:  # the same entries do not pass as version 2
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.Draft202012Validator(schema).validate({**manifest, "schemaVersion": 2})
 
 
 @pytest.fixture(scope="module", params=["rd", "bank"])
@@ -166,9 +218,7 @@ def exported_mtfi(tmp_path_factory, request):
     model.eval()
     x = _inputs(rng, ("rgb", "ir"))
     entry = export_model(model, out, "mtfi-rgb-ir", "0.1.0", "mtfi",
-                         {"value": 2.5, "rule": "mean + 3 * std", "sigmas": 3.0, "validationCount": 4,
-                          "validationMean": 1.0, "validationStd": 0.5},
-                         {"i_auroc": 0.9, "p_auroc": 0.95, "aupro_0_3": 0.8, "f1": 0.7, "threshold": 2.5, "testCount": 10},
+                         THRESHOLD, METRICS,
                          {"dataset": "d", "category": "c", "trainModalities": ["rgb", "ir", "xyz"],
                           "distilledModalities": ["xyz"]}, x)
     write_manifest(out, [entry])

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy.stats import gumbel_r
 
 from mmad_models import metrics as M
 
@@ -97,7 +98,87 @@ def test_f1_at_threshold():
     assert M.f1_at([0.1, 0.1], [1, 0], 0.5).f1 == 0.0
 
 
-def test_calibrate_threshold_rule():
-    assert M.calibrate_threshold([1.0, 2.0, 3.0]) == pytest.approx(5.0)  # 2 + 3 * 1
-    assert M.calibrate_threshold([1.0, 2.0, 3.0], sigmas=1.0) == pytest.approx(3.0)
-    assert M.calibrate_threshold([4.0]) == 4.0
+def test_operational_figures_hand_computed():
+    # NOK at >= 0.5: 0.6 (defective), 0.7 (good), 0.9 (defective); 0.2 (defective) missed
+    op = M.operational([0.1, 0.6, 0.7, 0.2, 0.9, 0.3], [0, 1, 0, 1, 1, 0], 0.5)
+    assert (op.tp, op.fp, op.fn, op.tn) == (2, 1, 1, 2)
+    assert op.recall == pytest.approx(2 / 3)  # defective parts called NOK / defective parts
+    assert op.false_alarm_rate == pytest.approx(1 / 3)  # good parts called NOK / good parts
+    assert op.precision == pytest.approx(2 / 3) and op.f1 == pytest.approx(2 / 3)
+    # no good part: no false alarm can be made
+    assert M.operational([0.9], [1], 0.5).false_alarm_rate == 0.0
+
+
+def test_evaluate_reports_recall_and_false_alarm_rate_next_to_f1():
+    masks = np.zeros((4, 4, 4), bool)
+    masks[1, 1:3, 1:3] = masks[3, 0, 0] = True
+    m = M.evaluate([0.2, 0.8, 0.6, 0.4], [0, 1, 0, 1], masks.astype(float), masks, 0.5).as_dict()
+    assert m["f1"] == pytest.approx(0.5) and m["recall"] == pytest.approx(0.5) and m["falseAlarmRate"] == pytest.approx(0.5)
+
+
+def test_gumbel_fit_recovers_known_parameters():
+    s = np.random.default_rng(1).gumbel(3.0, 0.8, 20_000)
+    d = M.fit_gumbel(s)
+    assert d["kind"] == "gumbel" and d["fit"] == "maximum-likelihood"
+    assert d["location"] == pytest.approx(3.0, abs=0.03) and d["scale"] == pytest.approx(0.8, abs=0.03)
+    assert M.gumbel_quantile(3.0, 0.8, 0.99) == pytest.approx(gumbel_r.ppf(0.99, 3.0, 0.8))
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.001])
+def test_threshold_flags_the_stated_share_of_good_parts(rate):
+    rng = np.random.default_rng(2)
+    cal = M.calibrate_threshold(rng.gumbel(5.0, 1.2, 20_000), rate)
+    fresh = rng.gumbel(5.0, 1.2, 1_000_000)  # good parts the threshold never saw
+    assert np.mean(fresh >= cal.value) == pytest.approx(rate, rel=0.15)
+    assert cal.false_alarm_rate == rate and cal.count == 20_000
+    # the older rule (mean + 3 std) on the same scores, for scale: about 1.2 % for a Gumbel
+    assert np.mean(fresh >= cal.mean + 3 * cal.std) == pytest.approx(0.012, abs=0.001)
+
+
+def test_calibration_record_is_the_manifest_threshold():
+    cal = M.calibrate_threshold(np.random.default_rng(3).gumbel(2.0, 0.5, 25), 0.01)
+    t = cal.as_dict()
+    assert set(t) == {"value", "rule", "falseAlarmRate", "distribution", "validationCount", "validationMean",
+                      "validationStd"}
+    d = t["distribution"]
+    assert d["fit"] == "maximum-likelihood" and t["validationCount"] == 25
+    assert t["value"] == pytest.approx(d["location"] - d["scale"] * np.log(-np.log(0.99)))
+    assert "Gumbel" in t["rule"] and "0.01" in t["rule"] and "25 validation good parts" in t["rule"]
+
+
+def test_few_scores_use_the_moments():
+    s = np.array([1.0, 1.5, 2.0, 2.2, 3.1])
+    cal = M.calibrate_threshold(s, 0.05)
+    d = cal.distribution
+    scale = s.std(ddof=1) * np.sqrt(6) / np.pi
+    assert d["fit"] == "moments" and d["scale"] == pytest.approx(scale)
+    assert d["location"] == pytest.approx(s.mean() - 0.5772156649 * scale)
+    assert cal.value == pytest.approx(gumbel_r.ppf(0.95, d["location"], d["scale"]))
+
+
+def test_a_failed_likelihood_fit_falls_back_to_the_moments(monkeypatch):
+    def fail(*_a, **_k):
+        raise RuntimeError("no convergence")
+
+    monkeypatch.setattr(M.gumbel_r, "fit", fail)
+    assert M.fit_gumbel(np.random.default_rng(4).gumbel(0, 1, 30))["fit"] == "moments"
+    monkeypatch.setattr(M.gumbel_r, "fit", lambda *_a, **_k: (float("nan"), 1.0))
+    assert M.fit_gumbel(np.random.default_rng(4).gumbel(0, 1, 30))["fit"] == "moments"
+
+
+def test_one_score_or_no_spread_is_a_point_mass_at_the_mean():
+    for s in ([4.0], [2.5] * 12):
+        cal = M.calibrate_threshold(s, 0.01)
+        assert cal.distribution == {"kind": "gumbel", "location": s[0], "scale": 0.0, "fit": "degenerate"}
+        assert cal.value == s[0] and cal.std == 0.0
+        assert "no false-alarm rate holds" in cal.rule()
+
+
+def test_calibration_refuses_what_it_cannot_use():
+    with pytest.raises(ValueError, match="validation good scores"):
+        M.calibrate_threshold([], 0.01)
+    for rate in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="false-alarm rate"):
+            M.calibrate_threshold([1.0, 2.0, 3.0], rate)
+    with pytest.raises(ValueError, match="finite"):
+        M.fit_gumbel([1.0, float("nan")])

@@ -15,10 +15,13 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
                     teacher="random", widths=(4, 8, 16), epochs=2, batch_size=4, teacher_dir=str(tmp_path / "t"))
     res = train_run(cfg, run, log=lambda *_: None)
     th = res["threshold"]
-    assert th["validationCount"] == 3
-    assert th["value"] == pytest.approx(th["validationMean"] + 3 * th["validationStd"])
+    assert th["validationCount"] == 3 and th["falseAlarmRate"] == 0.01
+    d = th["distribution"]
+    assert d["kind"] == "gumbel" and d["fit"] == "moments"  # 3 validation parts: too few for maximum likelihood
+    assert th["value"] == pytest.approx(d["location"] - d["scale"] * np.log(-np.log(0.99)))
     m = res["metrics"]
     assert m["testCount"] == 11 and 0 <= m["i_auroc"] <= 1 and 0 <= m["aupro_0_3"] <= 1
+    assert 0 <= m["recall"] <= 1 and 0 <= m["falseAlarmRate"] <= 1
     assert set(m["perDefect"]) == {"stain", "hotspot", "dent", "crack"}
     # validation goods are standardised to mean 0 / std 1 per branch by the scorer
     model, cfg2, _ = load_checkpoint(run / "model.pt")
@@ -37,8 +40,18 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     e = manifest["models"][0]
     assert e["id"] == "crd-rgb-xyz" and e["version"] == "1.2.3" and (out / e["file"]).exists()
     assert e["metrics"]["i_auroc"] == m["i_auroc"] and e["threshold"]["value"] == th["value"]
+    assert e["threshold"]["falseAlarmRate"] == 0.01 and e["metrics"]["recall"] == m["recall"]
     index = json.loads((out / e["parity"]["index"]).read_text())
     assert [i["name"] for i in index["inputs"]] == ["rgb", "xyz"] and index["inputs"][0]["shape"] == [2, 3, 32, 32]
+
+    # a run calibrated by the older rule (mean + k std) is refused before anything is written
+    ck = torch.load(run / "model.pt", weights_only=False)
+    ck["result"]["threshold"] = {"value": 1.0, "rule": "mean + 3 * std", "sigmas": 3.0}
+    torch.save(ck, tmp_path / "old.pt")
+    fresh = tmp_path / "fresh"
+    with pytest.raises(SystemExit, match=r"(?s)nothing written.*\(crd-rgb-xyz\)\.threshold: 'falseAlarmRate' is a required"):
+        main(["export", str(tmp_path / "old.pt"), "--out", str(fresh), "--version", "1.2.4"])
+    assert not fresh.exists()
 
 
 def test_procedural_teacher_learns_fractal_classes():
@@ -66,7 +79,8 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
               "--epochs", "2", "--batch-size", "4", "--teacher-dir", str(tmp_path / "t"), "--threads", "1"]
     assert main(["train", *common, "--method", "mtfi", "--modalities", "rgb", "--train-modalities", "rgb,xyz",
                  "--bank-size", "128", "--out", str(tmp_path / "mtfi")]) == 0
-    assert main(["train", *common, "--modalities", "rgb", "--out", str(tmp_path / "crd")]) == 0
+    assert main(["train", *common, "--modalities", "rgb", "--false-alarm-rate", "0.05", "--out", str(tmp_path / "crd")]) == 0
+    assert load_checkpoint(tmp_path / "crd" / "model.pt")[2]["threshold"]["falseAlarmRate"] == 0.05
     model, cfg, res = load_checkpoint(tmp_path / "mtfi" / "model.pt")
     assert cfg.method == "mtfi" and cfg.modalities == ("rgb",) and model.missing == ("xyz",)
     assert res["threshold"]["validationCount"] == 3 and 0 <= res["metrics"]["i_auroc"] <= 1
@@ -83,3 +97,6 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     assert e["training"]["trainModalities"] == ["rgb", "xyz"] and e["training"]["distilledModalities"] == ["xyz"]
     with pytest.raises(SystemExit):
         main(["train", *common, "--method", "mtfi", "--modalities", "ir", "--train-modalities", "rgb,xyz"])
+    for bad in (["--false-alarm-rate", "1"], ["--false-alarm-rate", "0"], ["--sigmas", "3"]):  # --sigmas: the older rule, gone
+        with pytest.raises(SystemExit):
+            main(["train", *common, "--modalities", "rgb", *bad])

@@ -179,6 +179,24 @@ export const InferenceSchema = z
     preferMethods: z.array(z.enum(['crd', 'mtfi'])).default(['crd', 'mtfi']),
     /** Largest frame (width × height) decoded; larger ones are dead-lettered before decoding. */
     maxPixels: z.number().int().min(1).default(16_777_216),
+    /**
+     * The threshold each student decides with on this line (NOK when score ≥ threshold). By
+     * default the manifest's; resolved once at start-up and logged per model with its source
+     * (src/inference/threshold.ts). The value used is what events and alerts carry.
+     */
+    threshold: z
+      .strictObject({
+        /**
+         * The share of good parts a student may call NOK: each student's threshold becomes the
+         * quantile at 1 − rate of the Gumbel its manifest fitted to the validation good scores
+         * (threshold.distribution). null: the manifest's threshold.value. A student without a
+         * distribution in the manifest (schemaVersion 1) and without an override stops start-up.
+         */
+        falseAlarmRate: z.number().gt(0).lt(1).nullable().default(null),
+        /** An explicit threshold per model id; wins over falseAlarmRate and the manifest. An id that is not in the manifest stops start-up. */
+        overrides: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'a model id of the manifest'), z.number()).default({}),
+      })
+      .prefault({}),
   })
   .prefault({});
 

@@ -62,6 +62,10 @@ function describeIssue(issue: z.core.$ZodIssue): ConfigIssue[] {
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => ({ path: path === '(root)' ? k : `${path}.${k}`, message: 'unknown key' }));
   }
+  if (issue.code === 'invalid_key') {
+    // a record's key (inference.threshold.overrides): say what the key should be, not only that it is not
+    return [{ path, message: `invalid key: ${issue.issues.map((i) => i.message).join('; ')}` }];
+  }
   return [{ path, message: issue.message }];
 }
 

@@ -35,7 +35,7 @@ export const ErrorCode = {
   /** Topic creation or inspection failed. */
   TOPIC_ADMIN_FAILED: 'TOPIC_ADMIN_FAILED',
 
-  /** The model manifest is unreadable or does not match its schema. */
+  /** The model manifest is unreadable, does not match its schema, or lacks what the configuration needs (a fitted distribution for inference.threshold.falseAlarmRate). */
   MODEL_INVALID: 'MODEL_INVALID',
   /** A model file the manifest names does not exist. */
   MODEL_MISSING: 'MODEL_MISSING',

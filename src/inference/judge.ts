@@ -121,7 +121,7 @@ export class SampleJudge {
       }
       const preprocessMs = performance.now() - t0;
       const result = await route.model.batcher.submit(inputs);
-      const threshold = spec.threshold.value;
+      const threshold = route.model.threshold.value; // the line's (inference.threshold), not always the manifest's
       const source = needed[0]!.payload.frame;
       if (!Number.isFinite(result.score)) {
         throw new MmadError(ErrorCode.INFERENCE_FAILED, `model ${spec.id} returned a non-finite score (${result.score}) for sample ${base.sampleId}`);

@@ -38,6 +38,14 @@ export interface ModelOutputSpec {
   description: string;
 }
 
+/** The distribution fitted to the validation good parts' scores (Gumbel (max): F(x) = exp(-exp(-(x - location) / scale))). */
+export interface ThresholdDistribution {
+  kind: 'gumbel';
+  location: number;
+  scale: number;
+  fit?: 'maximum-likelihood' | 'moments' | 'degenerate';
+}
+
 export interface ModelSpec {
   id: string;
   version: string;
@@ -49,14 +57,20 @@ export interface ModelSpec {
   opset: number;
   inputs: ModelInputSpec[];
   outputs: ModelOutputSpec[];
-  threshold: { value: number; rule: string; [k: string]: unknown };
-  metrics: { i_auroc: number; p_auroc: number; aupro_0_3: number; f1: number; [k: string]: unknown } | null;
+  /**
+   * falseAlarmRate and distribution are required by the schema from schemaVersion 2 only: a
+   * manifest exported before (mean + k std thresholds) still validates and loads, so they are
+   * optional here, and whoever needs them (inference.threshold.falseAlarmRate) checks for them.
+   */
+  threshold: { value: number; rule: string; falseAlarmRate?: number; distribution?: ThresholdDistribution; [k: string]: unknown };
+  metrics: { i_auroc: number; p_auroc: number; aupro_0_3: number; f1: number; recall?: number; falseAlarmRate?: number; [k: string]: unknown } | null;
   training: Record<string, unknown>;
   parity: { index: string; [k: string]: unknown };
 }
 
 export interface Manifest {
-  schemaVersion: 1;
+  /** 2: what the export writes now; 1: thresholds of the older rule (see ModelSpec.threshold). */
+  schemaVersion: 1 | 2;
   updatedAt?: string;
   models: ModelSpec[];
 }

@@ -11,6 +11,9 @@
  *
  * The sessions live on one inference thread (SessionHost), so the service's
  * main thread never blocks on a model; runs of all models take turns there.
+ *
+ * Each model's threshold is resolved here, before any session opens, from the manifest and
+ * `inference.threshold` (threshold.ts), and logged with its source when the model is ready.
  */
 import type { InferenceSession } from 'onnxruntime-node';
 import type { Config } from '../config/config-schema.js';
@@ -21,6 +24,7 @@ import { rootLogger, type Logger } from '../telemetry/logger.js';
 import { MicroBatcher } from './micro-batcher.js';
 import { checkSignature, loadManifest, type LoadedModelSpec } from './model-manifest.js';
 import { SessionHost, type ModelSession } from './session-host.js';
+import { resolveThresholds, type ResolvedThreshold } from './threshold.js';
 
 export interface LoadedModel {
   spec: LoadedModelSpec;
@@ -28,6 +32,8 @@ export interface LoadedModel {
   /** The execution provider the session really runs on. */
   provider: string;
   batcher: MicroBatcher;
+  /** The threshold this line decides with (NOK when score ≥ threshold.value). */
+  threshold: ResolvedThreshold;
 }
 
 export interface Route {
@@ -50,10 +56,11 @@ export class ModelRegistry {
     const log = logger.child({ component: 'models' });
     const { models: specs } = loadManifest(fromRoot(config.inference.manifest));
     if (specs.length === 0) throw new MmadError(ErrorCode.MODEL_INVALID, `the manifest ${config.inference.manifest} lists no model`);
+    const thresholds = resolveThresholds(specs, config.inference.threshold, config.inference.manifest);
     const host = new SessionHost(log.child({ component: 'inference-thread' }));
     const loaded: LoadedModel[] = [];
     try {
-      for (const spec of specs) loaded.push(await openModel(host, spec, config, log));
+      for (const spec of specs) loaded.push(await openModel(host, spec, thresholds.get(spec.id)!, config, log));
     } catch (err) {
       await host.close();
       throw err;
@@ -88,7 +95,7 @@ export class ModelRegistry {
   }
 }
 
-async function openModel(host: SessionHost, spec: LoadedModelSpec, config: Config, log: Logger): Promise<LoadedModel> {
+async function openModel(host: SessionHost, spec: LoadedModelSpec, threshold: ResolvedThreshold, config: Config, log: Logger): Promise<LoadedModel> {
   const { session, provider } = await openSession(host, spec, config, log);
   checkSignature(spec, session);
   const model: LoadedModel = {
@@ -96,6 +103,7 @@ async function openModel(host: SessionHost, spec: LoadedModelSpec, config: Confi
     session,
     provider,
     batcher: new MicroBatcher(spec, session, { maxBatchSize: config.inference.maxBatchSize, maxWaitMs: config.inference.maxBatchWaitMs }),
+    threshold,
   };
   const t0 = performance.now();
   await model.batcher.warmUp();
@@ -105,7 +113,10 @@ async function openModel(host: SessionHost, spec: LoadedModelSpec, config: Confi
     modalities: spec.modalities,
     provider,
     input: `${spec.height}x${spec.width}`,
-    threshold: spec.threshold.value,
+    threshold: threshold.value,
+    thresholdSource: threshold.source,
+    ...(threshold.falseAlarmRate === null ? {} : { falseAlarmRate: threshold.falseAlarmRate }),
+    ...(threshold.source === 'manifest' ? {} : { manifestThreshold: spec.threshold.value }),
     warmUpMs: Math.round(performance.now() - t0),
   });
   return model;

@@ -109,3 +109,28 @@ test('an unreadable or unparsable file is its own error', () => {
   assert.throws(() => loadConfig({ file: file('kafka: [unclosed'), env: {} }), (e: unknown) => e instanceof MmadError && e.code === ErrorCode.CONFIG_UNREADABLE);
   assert.throws(() => loadConfig({ file: file('- a list'), env: {} }), (e: unknown) => e instanceof MmadError && e.code === ErrorCode.CONFIG_INVALID);
 });
+
+test('the line threshold: the manifest by default; a false-alarm rate and values per model from the file or the environment', () => {
+  assert.deepEqual(defaultConfig().inference.threshold, { falseAlarmRate: null, overrides: {} });
+  const c = loadConfig({
+    file: file('inference:\n  threshold:\n    falseAlarmRate: 0.01\n    overrides:\n      crd-rgb: 5.5\n'),
+    env: { MMAD_INFERENCE__THRESHOLD__FALSE_ALARM_RATE: '0.002', MMAD_INFERENCE__THRESHOLD__OVERRIDES: '{"crd-ir": 7}' },
+  });
+  assert.deepEqual(c.inference.threshold, { falseAlarmRate: 0.002, overrides: { 'crd-rgb': 5.5, 'crd-ir': 7 } });
+});
+
+test('a false-alarm rate outside (0, 1), a bad model id or value and an unknown threshold key are named by path', () => {
+  const found = issues(() =>
+    loadConfig({ overrides: { inference: { threshold: { falseAlarmRate: 1, overrides: { 'Crd RGB': 5, 'crd-ir': 'high' }, rate: 0.1 } } } as never, env: {} }),
+  );
+  const by = Object.fromEntries(found.map((i) => [i.path, i.message]));
+  assert.deepEqual(Object.keys(by).sort(), [
+    'inference.threshold.falseAlarmRate',
+    'inference.threshold.overrides.Crd RGB',
+    'inference.threshold.overrides.crd-ir',
+    'inference.threshold.rate',
+  ]);
+  assert.match(by['inference.threshold.overrides.Crd RGB']!, /model id/);
+  assert.match(by['inference.threshold.rate']!, /unknown key/);
+  assert.equal(issues(() => loadConfig({ overrides: { inference: { threshold: { falseAlarmRate: 0 } } } as never, env: {} }))[0]!.path, 'inference.threshold.falseAlarmRate');
+});

@@ -4,8 +4,12 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import type { FramePayload } from '../../src/input/frame-reader.js';
+import { SampleJudge, type Released } from '../../src/inference/judge.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { checkSignature, loadManifest } from '../../src/inference/model-manifest.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { makeFrame } from '../helpers/frames.js';
 import { quietLogger } from '../helpers/kafka.js';
 import { TEST_MANIFEST, TEST_MODELS_DIR, copyOfTestModels, inferenceConfig, readF32 } from '../helpers/models.js';
 
@@ -106,4 +110,76 @@ test('an unavailable GPU provider falls back to CPU when allowed, and refuses to
   assert.ok(fallback.models.every((m) => m.provider === 'cpu'));
   await fallback.close();
   await assert.rejects(ModelRegistry.open(inferenceConfig({ executionProviders: ['cuda'], cpuFallback: false }), quietLogger), (e: unknown) => e instanceof MmadError && e.code === ErrorCode.MODEL_INVALID && /cuda/.test(e.message));
+});
+
+/** A copy of the test students with a schemaVersion 2 manifest: each threshold (1.0) comes with a fitted Gumbel, location 0.5, scale 0.1. */
+function studentsWithDistributions(): string {
+  const dir = copyOfTestModels();
+  const path = join(dir, 'manifest.json');
+  const manifest = JSON.parse(readFileSync(path, 'utf8')) as { schemaVersion: number; models: { threshold: Record<string, unknown> }[] };
+  manifest.schemaVersion = 2;
+  for (const m of manifest.models) {
+    m.threshold = {
+      ...m.threshold,
+      falseAlarmRate: 0.01,
+      distribution: { kind: 'gumbel', location: 0.5, scale: 0.1, fit: 'maximum-likelihood' },
+      validationCount: 20,
+      validationMean: 0.56,
+      validationStd: 0.13,
+    };
+  }
+  writeFileSync(path, JSON.stringify(manifest));
+  return path;
+}
+
+test('the line threshold: resolved at load from inference.threshold, logged with its source', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({}, 'info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+  const r = await ModelRegistry.open(inferenceConfig({ manifest: studentsWithDistributions(), threshold: { falseAlarmRate: 0.001, overrides: { 'test-xyz': 2.5 } } }), logger);
+  try {
+    const got = r.models.map((m) => `${m.spec.id} ${m.threshold.value.toFixed(4)} ${m.threshold.source}`).join('; ');
+    // 0.5 - 0.1 ln(-ln 0.999) = 1.1907
+    assert.equal(got, 'test-rgb 1.1907 falseAlarmRate; test-rgb-ir 1.1907 falseAlarmRate; test-rgb-ir-xyz 1.1907 falseAlarmRate; test-xyz 2.5000 override');
+    const ready = lines.filter((l) => l.msg === 'model ready').map((l) => `${String(l.model)} ${String(l.threshold)} ${String(l.thresholdSource)} ${String(l.falseAlarmRate)} ${String(l.manifestThreshold)}`);
+    assert.deepEqual(ready, [
+      'test-rgb 1.1907255070523717 falseAlarmRate 0.001 1',
+      'test-rgb-ir 1.1907255070523717 falseAlarmRate 0.001 1',
+      'test-rgb-ir-xyz 1.1907255070523717 falseAlarmRate 0.001 1',
+      'test-xyz 2.5 override undefined 1',
+    ]);
+  } finally {
+    await r.close();
+  }
+  assert.ok(registry.models.every((m) => m.threshold.source === 'manifest' && m.threshold.value === 1), 'no inference.threshold: the manifest value');
+});
+
+test('a false-alarm rate with students whose manifest has no distribution (schemaVersion 1) refuses to start, naming them', async () => {
+  await assert.rejects(
+    ModelRegistry.open(inferenceConfig({ threshold: { falseAlarmRate: 0.01 } }), quietLogger),
+    (e: unknown) => e instanceof MmadError && e.code === ErrorCode.MODEL_INVALID && /no fitted distribution .* for model test-rgb v0\.0\.1, model test-rgb-ir v0\.0\.1, .*model test-xyz v0\.0\.1/.test(e.message),
+  );
+});
+
+test('a judgement decides with, and carries, the line threshold', async () => {
+  const frame = await makeFrame('part-1', 'rgb', { square: [8, 8, 8], captureTime: 0 });
+  const release: Released = {
+    type: 'release',
+    kind: 'complete',
+    sampleId: 'part-1',
+    revision: 1,
+    frames: [{ sampleId: 'part-1', modality: 'rgb', captureTime: 0, arrivedAt: 0, bytes: frame.payload!.length, expectedModalities: null, source: { topic: 't', partition: 0, offset: '0' }, payload: { frame, payload: frame.payload!, raw: Buffer.alloc(0), key: null, timestamp: 0 } satisfies FramePayload }],
+    missing: [],
+    final: true,
+    firstCapture: 0,
+    firstArrival: 0,
+  };
+  const lenient = await ModelRegistry.open(inferenceConfig({ threshold: { overrides: { 'test-rgb': 1000 } } }), quietLogger);
+  try {
+    const judge = (r: ModelRegistry): Promise<string> =>
+      new SampleJudge(r, { maxPixels: 1 << 20 }, ['rgb'], () => 0).judge(release).then((j) => `${j.verdict} ${String(j.threshold)} ${j.score! > 1 ? 'score>1' : 'score<=1'}`);
+    assert.equal(await judge(registry), 'NOK 1 score>1', 'the manifest threshold');
+    assert.equal(await judge(lenient), 'OK 1000 score>1', 'the override');
+  } finally {
+    await lenient.close();
+  }
 });
