@@ -57,7 +57,7 @@ def cmd_train(a) -> int:
                     size=a.size, teacher=a.teacher, resnet_arch=a.resnet_arch, epochs=a.epochs,
                     batch_size=a.batch_size, lr=a.lr, fusion=a.fusion, false_alarm_rate=a.false_alarm_rate, seed=a.seed,
                     teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
-                    train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size,
+                    train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight,
                     slim=a.slim, half=a.half, ir_robust=a.ir_robust)
     if a.train_modalities and a.method != "mtfi":
         raise SystemExit("--train-modalities is for --method mtfi (multimodal training, few-modal inference)")
@@ -201,13 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--dataset", required=True, help="dataset root (MVTec 3D-AD layout)")
     t.add_argument("--category", required=True)
     t.add_argument("--modalities", type=_mods, required=True, help="e.g. rgb,ir,xyz")
-    t.add_argument("--method", default="crd", choices=["crd", "mtfi"],
-                   help="crd: crossmodal reverse distillation; mtfi: cross-modal distillation (multimodal training, few-modal inference)")
+    t.add_argument("--method", default="mtfi", choices=["crd", "mtfi"],
+                   help="mtfi (default): cross-modal distillation (multimodal training, few-modal inference; with "
+                        "--train-modalities equal to --modalities, the normality model alone); crd: crossmodal reverse distillation")
     t.add_argument("--train-modalities", type=_mods, default=None,
                    help="mtfi: modalities seen in training (default: --modalities); the missing ones are distilled from the present ones")
-    t.add_argument("--normality", default="rd", choices=["rd", "bank"],
-                   help="mtfi: normality model per modality, reconstruction student (rd) or memory bank (bank)")
-    t.add_argument("--bank-size", type=int, default=2048, help="mtfi --normality bank: entries per modality (coreset)")
+    t.add_argument("--normality", default="bank", choices=["bank", "rd"],
+                   help="mtfi: normality model per modality, memory bank (bank, default) or reconstruction student (rd)")
+    t.add_argument("--bank-size", type=int, default=4096, help="mtfi --normality bank: entries per modality (coreset)")
+    t.add_argument("--input-weight", type=float, default=5.0,
+                   help="mtfi --normality bank: weight of the teacher's pooled normalised input in the bank features (0: none)")
     t.add_argument("--slim", action=argparse.BooleanOptionalAction, default=True,
                    help="lighter bottleneck, decoders and amplifiers (default; --no-slim: the full widths)")
     t.add_argument("--ir-robust", action=argparse.BooleanOptionalAction, default=False,

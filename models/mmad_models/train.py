@@ -30,7 +30,7 @@ class RunConfig:
     dataset: str
     category: str
     modalities: tuple[str, ...]
-    method: str = "crd"
+    method: str = "mtfi"
     size: tuple[int, int] = (128, 128)
     teacher: str = "procedural"  # random | procedural | selfsup | path to a torchvision checkpoint
     resnet_arch: str = "resnet18"
@@ -47,8 +47,10 @@ class RunConfig:
     # mtfi: the modalities seen in training (a superset of ``modalities``, the inference
     # inputs; None = the same) and the memory-bank size per modality
     train_modalities: tuple[str, ...] | None = None
-    normality: str = "rd"  # mtfi: rd (reconstruction student) | bank (memory bank)
-    bank_size: int = 2048
+    normality: str = "bank"  # mtfi: bank (memory bank) | rd (reconstruction student)
+    bank_size: int = 4096
+    # mtfi bank: weight of the teacher's pooled normalised input in the bank features
+    input_weight: float = 5.0
     # lighter bottleneck, decoders and amplifiers (crd.py; mtfi's reconstruction students)
     slim: bool = True
     # the ir input standardised by median / interquartile range and soft-clipped (preprocess.IrInput)
@@ -115,7 +117,8 @@ def build_model(cfg: RunConfig, specs: dict[str, dict]) -> torch.nn.Module:
                                              slim=cfg.slim, ir_robust=cfg.ir_robust)
     if cfg.method == "mtfi":
         return CrossModalDistillation(tuple(cfg.modalities), tuple(cfg.size), specs, cfg.all_modalities(),
-                                      normality=cfg.normality, bank_size=cfg.bank_size, fusion=cfg.fusion,
+                                      normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
+                                      fusion=cfg.fusion,
                                       slim=cfg.slim, ir_robust=cfg.ir_robust)
     raise ValueError(f"unknown method {cfg.method!r}")
 
@@ -256,6 +259,7 @@ def load_checkpoint(path: str | Path):
     conf = {k: v for k, v in res["config"].items() if k in known}
     conf.setdefault("slim", False)  # checkpoints from before these options: full width,
     conf.setdefault("ir_robust", False)  # plain ir statistics
+    conf.setdefault("input_weight", 0.0)  # and no pooled input in a memory bank
     tm = conf.get("train_modalities")
     cfg = RunConfig(**{**conf, "modalities": tuple(conf["modalities"]), "size": tuple(conf["size"]),
                        "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None})

@@ -3,7 +3,7 @@
 # modality subset used at inference, (i) a student trained and inferred on that subset
 # alone vs (ii) MTFI, trained with rgb, ir and xyz and inferred with that subset (the
 # missing modalities' features distilled from the present ones). Both with the same
-# normality model (per-modality reconstruction student, --method mtfi), so the only
+# normality model (the default: a memory bank per modality), so the only
 # difference is the cross-modal distillation. Prints one eval table (and per defect).
 #   bash models/scripts/compare-mtfi.sh [DATASET_ROOT] [EPOCHS] [SIZE]
 set -euo pipefail

@@ -132,6 +132,30 @@ def _mtfi_inputs(b=3, seed=0):
             "xyz": pc}
 
 
+def test_scorer_calibration_keeps_a_branch_noisy_on_good_parts_from_winning_the_max():
+    """Each branch is standardised by its own good parts' image scores: a branch whose good
+    maps have high peaks (a weak modality) cannot out-shout a branch that sees a defect,
+    and a good part scores about the same fused as in its best branch alone."""
+    torch.manual_seed(0)
+    size = (16, 16)
+    n = 30
+    quiet = torch.rand(n, 1, *size) * 0.1 + 0.5
+    noisy = torch.rand(n, 1, *size) * 0.1 + 0.5
+    for i in range(n):  # a peak of random height somewhere on every good part
+        noisy[i, 0, i % 12 + 2, (3 * i) % 12 + 2] += 2.0 * float(torch.rand(1)) + 1.0
+    s = MapScorer(2, size)
+    s.fit([quiet, noisy])
+    goods = [quiet[:10] + 0.0, noisy[:10]]
+    _, good_scores = s.forward_upsampled(goods)
+    defect = [quiet[10:11].clone(), noisy[10:11].clone()]
+    defect[0][..., 6:9, 6:9] += 0.6  # a defect only the quiet branch sees, far above its own goods
+    _, d = s.forward_upsampled(defect)
+    assert d.item() > good_scores.max().item() + 1.0
+    # standardised by image scores: a good part's fused score is a few units at most, not
+    # the noisy branch's peak in pixel standard deviations (tens)
+    assert good_scores.max().item() < 6.0
+
+
 @pytest.mark.parametrize("normality", ["rd", "bank"])
 def test_mtfi_students_learn_the_missing_modality_and_teachers_stay_frozen(normality):
     from mmad_models.models import CrossModalDistillation
@@ -175,6 +199,26 @@ def test_mtfi_memory_bank_scores_a_training_part_near_zero():
     # greedy k-centre picks the far-away point before near duplicates
     pts = torch.tensor([[0.0, 0.0], [0.01, 0.0], [0.0, 0.01], [10.0, 10.0]])
     assert 3 in greedy_coreset(pts, 2).tolist()
+
+
+def test_mtfi_memory_bank_features_include_the_weighted_pooled_input():
+    """The bank's features: the teacher's scales and its normalised input pooled to the grid
+    of scale 2, weighted; a colour change the teacher hardly sees still moves the distance."""
+    from mmad_models.models import CrossModalDistillation
+
+    torch.manual_seed(0)
+    plain = CrossModalDistillation(("rgb",), (24, 32), TINY, normality="bank", bank_size=64, input_weight=0.0)
+    model = CrossModalDistillation(("rgb",), (24, 32), TINY, normality="bank", bank_size=64, input_weight=5.0)
+    assert model.dims["rgb"] == plain.dims["rgb"] + 3 and model.layers == (0, 1, 2, 3)
+    x = {"rgb": _mtfi_inputs(b=2)["rgb"]}
+    feats = model.teacher_features(x)["rgb"]
+    assert feats[3].shape[-2:] == feats[1].shape[-2:]  # pooled to the grid of scale 2
+    e = model.embed(feats)
+    assert e.shape[1] == model.dims["rgb"]
+    torch.testing.assert_close(e[:, -3:], feats[3] * 5.0)
+    # the rd normality model has no input term
+    rd = CrossModalDistillation(("rgb",), (24, 32), TINY, normality="rd")
+    assert rd.input_index is None and len(rd.teacher_features(x)["rgb"]) == 3
 
 
 def test_teachers_share_one_encoder_when_the_weights_file_is_the_same(tmp_path):

@@ -23,7 +23,7 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     assert m["testCount"] == 11 and 0 <= m["i_auroc"] <= 1 and 0 <= m["aupro_0_3"] <= 1
     assert 0 <= m["recall"] <= 1 and 0 <= m["falseAlarmRate"] <= 1
     assert set(m["perDefect"]) == {"stain", "hotspot", "dent", "crack"}
-    # validation goods are standardised to mean 0 / std 1 per branch by the scorer
+    # the scorer standardises each branch by its validation goods' image scores
     model, cfg2, _ = load_checkpoint(run / "model.pt")
     assert cfg2.modalities == ("rgb", "xyz")
     with torch.no_grad():
@@ -32,13 +32,13 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
 
     assert main(["eval", str(run)]) == 0
     table = capsys.readouterr().out
-    assert "crd" in table and "rgb+xyz" in table and "I-AUROC" in table
+    assert "mtfi" in table and "rgb+xyz" in table and "I-AUROC" in table
 
     out = tmp_path / "exported"
     assert main(["export", str(run), "--out", str(out), "--version", "1.2.3"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     e = manifest["models"][0]
-    assert e["id"] == "crd-rgb-xyz" and e["version"] == "1.2.3" and (out / e["file"]).exists()
+    assert e["id"] == "mtfi-rgb-xyz" and e["version"] == "1.2.3" and (out / e["file"]).exists()
     assert e["metrics"]["i_auroc"] == m["i_auroc"] and e["threshold"]["value"] == th["value"]
     assert e["threshold"]["falseAlarmRate"] == 0.01 and e["metrics"]["recall"] == m["recall"]
     index = json.loads((out / e["parity"]["index"]).read_text())
@@ -49,7 +49,7 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     ck["result"]["threshold"] = {"value": 1.0, "rule": "mean + 3 * std", "sigmas": 3.0}
     torch.save(ck, tmp_path / "old.pt")
     fresh = tmp_path / "fresh"
-    with pytest.raises(SystemExit, match=r"(?s)nothing written.*\(crd-rgb-xyz\)\.threshold: 'falseAlarmRate' is a required"):
+    with pytest.raises(SystemExit, match=r"(?s)nothing written.*\(mtfi-rgb-xyz\)\.threshold: 'falseAlarmRate' is a required"):
         main(["export", str(tmp_path / "old.pt"), "--out", str(fresh), "--version", "1.2.4"])
     assert not fresh.exists()
 
@@ -77,9 +77,10 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     """MTFI trained with rgb+xyz, inferred with rgb only; CRD beside it in one eval table."""
     common = ["--dataset", str(tiny_dataset), "--category", "slab", "--size", "32", "--teacher", "random",
               "--epochs", "2", "--batch-size", "4", "--teacher-dir", str(tmp_path / "t"), "--threads", "1"]
-    assert main(["train", *common, "--method", "mtfi", "--modalities", "rgb", "--train-modalities", "rgb,xyz",
-                 "--bank-size", "128", "--out", str(tmp_path / "mtfi")]) == 0
-    assert main(["train", *common, "--modalities", "rgb", "--false-alarm-rate", "0.05", "--out", str(tmp_path / "crd")]) == 0
+    assert main(["train", *common, "--modalities", "rgb", "--train-modalities", "rgb,xyz",
+                 "--bank-size", "128", "--out", str(tmp_path / "mtfi")]) == 0  # mtfi is the default method
+    assert main(["train", *common, "--method", "crd", "--modalities", "rgb", "--false-alarm-rate", "0.05",
+                 "--out", str(tmp_path / "crd")]) == 0
     assert load_checkpoint(tmp_path / "crd" / "model.pt")[2]["threshold"]["falseAlarmRate"] == 0.05
     model, cfg, res = load_checkpoint(tmp_path / "mtfi" / "model.pt")
     assert cfg.method == "mtfi" and cfg.modalities == ("rgb",) and model.missing == ("xyz",)

@@ -176,7 +176,7 @@ export const InferenceSchema = z
     /** ...and a sample waits at most this long for others to join its batch. */
     maxBatchWaitMs: z.number().min(0).max(10_000).default(5),
     /** When several models fit a modality set, prefer methods in this order. */
-    preferMethods: z.array(z.enum(['crd', 'mtfi'])).default(['crd', 'mtfi']),
+    preferMethods: z.array(z.enum(['crd', 'mtfi'])).default(['mtfi', 'crd']),
     /** Largest frame (width × height) decoded; larger ones are dead-lettered before decoding. */
     maxPixels: z.number().int().min(1).default(16_777_216),
     /**

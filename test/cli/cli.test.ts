@@ -72,7 +72,7 @@ test('the README main command: mmad demo with no broker configured runs a simula
   assert.equal(demo.code, 0, demo.stderr);
   assert.match(demo.stdout, /broker: 127\.0\.0\.1:\d+ \(local;/);
   assert.match(demo.stdout, /mmad\.frames\.rgb\s+input:rgb\s+6\s+created/);
-  assert.match(demo.stdout, /students: .*crd-rgb-ir@/);
+  assert.match(demo.stdout, /students: .*mtfi-rgb-ir@/);
   assert.match(demo.stdout, /parts with ground truth: 12, judged: 12/);
   assert.match(demo.stdout, /verdict vs label/);
   assert.match(demo.stdout, /first verdict after capture: p50 \d+ ms/);

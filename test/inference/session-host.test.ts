@@ -16,7 +16,7 @@ const host = new SessionHost(quietLogger);
 after(() => host.close());
 const rgb = await host.open(join(TEST_MODELS_DIR, 'test-rgb.onnx'), {});
 /** A heavy run: the largest shipped student on a batch of 16 takes a good part of a second on a CPU. */
-const heavy = await host.open(new URL('../../models/exported/crd-rgb-ir-xyz.onnx', import.meta.url).pathname, {});
+const heavy = await host.open(new URL('../../models/exported/mtfi-rgb-ir-xyz.onnx', import.meta.url).pathname, {});
 
 function feedsFor(session: typeof heavy, batch: number): Record<string, { data: Float32Array; dims: number[] }> {
   return Object.fromEntries(
@@ -69,7 +69,7 @@ test('a thread that dies is replaced by the next run, with the sessions open aga
 
 test('close() waits for the runs in flight, then ends the thread', async () => {
   const other = new SessionHost(quietLogger);
-  const s = await other.open(new URL('../../models/exported/crd-rgb-ir-xyz.onnx', import.meta.url).pathname, {});
+  const s = await other.open(new URL('../../models/exported/mtfi-rgb-ir-xyz.onnx', import.meta.url).pathname, {});
   const running = s.run(feedsFor(s, 8));
   await other.close();
   assert.equal((await running).outputs.score!.data.length, 8, 'the run in flight finished');

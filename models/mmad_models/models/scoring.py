@@ -17,8 +17,9 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
 
 
 class MapScorer(nn.Module):
-    """Upsamples each branch's map to the input size, standardises it with statistics of
-    validation good parts, fuses the branches, smooths with a Gaussian, scores by max.
+    """Upsamples each branch's map to the input size, standardises it with the image-score
+    statistics of validation good parts, fuses the branches, smooths with a Gaussian,
+    scores by max.
 
     Fusion ``max`` keeps an anomaly that only one modality sees at full strength (the
     other branches cannot dilute it); ``sum`` adds the standardised maps, as CRD does.
@@ -47,10 +48,25 @@ class MapScorer(nn.Module):
         return F.conv2d(F.pad(m, (0, 0, r, r), mode="replicate"), self.ky)
 
     def fit(self, branch_maps: list[torch.Tensor]) -> None:
-        """branch_maps: per branch, the upsampled [N,1,H,W] maps of validation good parts."""
+        """branch_maps: per branch, the upsampled [N,1,H,W] maps of validation good parts.
+
+        Each branch is standardised by the mean and std of *its own image score* (the max
+        of its smoothed map) over these good parts, so that a good part's peak means the
+        same in every branch: a branch whose maps are noisy on good parts (a weak modality)
+        then cannot out-shout the others in the fused max, while a peak that one branch
+        alone sees far above its own good parts keeps its strength. (Standardising by the
+        pixel statistics instead let the weak branch's peaks on good parts win the max: on
+        the simulator's parts rgb+xyz scored below rgb alone.) With one part, or none
+        above another, the pixel statistics stand in.
+        """
         for i, m in enumerate(branch_maps):
-            self.mean[i] = m.mean()
-            self.std[i] = m.std().clamp_min(1e-8)
+            peaks = self.smooth(m).flatten(1).amax(dim=1)
+            if len(peaks) >= 2 and float(peaks.std()) > 1e-8:
+                self.mean[i] = peaks.mean()
+                self.std[i] = peaks.std()
+            else:
+                self.mean[i] = m.mean()
+                self.std[i] = m.std().clamp_min(1e-8)
 
     def forward(self, maps: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.forward_upsampled(self.upsample(maps))
