@@ -5,9 +5,11 @@ import { after, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { ErrorCode, MmadError } from '../../src/errors/errors.js';
 import type { FramePayload } from '../../src/input/frame-reader.js';
+import sharp from 'sharp';
 import { SampleJudge, type Released } from '../../src/inference/judge.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { checkSignature, loadManifest } from '../../src/inference/model-manifest.js';
+import { buildOutputs } from '../../src/output/event-builder.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { makeFrame } from '../helpers/frames.js';
 import { quietLogger } from '../helpers/kafka.js';
@@ -181,5 +183,41 @@ test('a judgement decides with, and carries, the line threshold', async () => {
     assert.equal(await judge(lenient), 'OK 1000 score>1', 'the override');
   } finally {
     await lenient.close();
+  }
+});
+
+test('a non-square student judges a non-square frame: resized to its height × width, the map and regions in the frame geometry', async () => {
+  // a 440 × 200 frame (the rope's 900 × 400 aspect) for a 20 × 44 student: grey with one bright square
+  const [width, height] = [440, 200];
+  const px = new Uint8Array(width * height * 3).fill(128);
+  for (let y = 80; y < 120; y++) for (let x = 300; x < 340; x++) px.fill(250, (y * width + x) * 3, (y * width + x) * 3 + 3);
+  const payload = await sharp(px, { raw: { width, height, channels: 3 } }).toColourspace('srgb').png().toBuffer();
+  const frame = { ...(await makeFrame('wide-1', 'rgb', { captureTime: 0 })), width, height, payload };
+  const release: Released = {
+    type: 'release',
+    kind: 'complete',
+    sampleId: 'wide-1',
+    revision: 1,
+    frames: [{ sampleId: 'wide-1', modality: 'rgb', captureTime: 0, arrivedAt: 0, bytes: payload.length, expectedModalities: null, source: { topic: 't', partition: 0, offset: '0' }, payload: { frame, payload, raw: Buffer.alloc(0), key: null, timestamp: 0 } satisfies FramePayload }],
+    missing: [],
+    final: true,
+    firstCapture: 0,
+    firstArrival: 0,
+  };
+  const wide = await ModelRegistry.open(inferenceConfig({ manifest: join(TEST_MODELS_DIR, 'wide', 'manifest.json') }), quietLogger);
+  try {
+    const j = await new SampleJudge(wide, { maxPixels: 1 << 20 }, ['rgb'], () => 0).judge(release);
+    assert.equal(j.verdict, 'NOK');
+    assert.deepEqual([j.map!.height, j.map!.width, j.sourceSize!.width, j.sourceSize!.height], [20, 44, 440, 200]);
+    const peak = j.map!.data.indexOf(Math.max(...j.map!.data));
+    const [row, col] = [Math.floor(peak / 44), peak % 44];
+    // the square spans rows 8..11 and columns 30..33 of the 20 × 44 map (source / 10)
+    assert.ok(row >= 8 && row <= 11 && col >= 30 && col <= 33, `peak at (${row}, ${col})`);
+    const { event } = buildOutputs(j, { heatmapSize: 16, maxRegions: 4 }, () => 0);
+    const r = event!.regions[0]!;
+    assert.ok(r.x <= 300 && r.x + r.width >= 340 && r.y <= 80 && r.y + r.height >= 120, `region ${JSON.stringify(r)} covers the square in frame pixels`);
+    assert.ok(r.x + r.width <= width && r.y + r.height <= height);
+  } finally {
+    await wide.close();
   }
 });
