@@ -293,10 +293,10 @@ def at_threshold(scores: np.ndarray, labels: np.ndarray, threshold: float) -> di
     """What the line sees at the shipped threshold: NOK recall (share of anomalous parts
     flagged), false-alarm rate (share of good parts flagged), F1 and precision of the NOK
     verdicts, and the counts. A rate is None when there is no part to take it over."""
-    r = f1_at(scores, labels, threshold)
+    r = operational(scores, labels, threshold)
     return {
         "nok_recall": r.recall if r.tp + r.fn else None,
-        "false_alarm_rate": r.fp / (r.fp + r.tn) if r.fp + r.tn else None,
+        "false_alarm_rate": r.false_alarm_rate if r.fp + r.tn else None,
         "f1": r.f1, "precision": r.precision,
         "tp": r.tp, "fp": r.fp, "fn": r.fn, "tn": r.tn,
     }
