@@ -160,8 +160,15 @@ def pretrain_selfsup(
     return enc.eval()
 
 
-def save_encoder(enc: nn.Module, path: str | Path) -> Path:
+def save_encoder(enc: nn.Module, path: str | Path, half: bool = False) -> Path:
+    """Saves the encoder's state dict; ``half`` stores the tensors that ``round_to_half_``
+    rounds (floating, 256 elements or more) as float16: the students round their frozen
+    teachers to float16 values anyway, so nothing changes for them (``load_encoder`` copies
+    them back into the float32 parameters); the small batch-norm tensors stay float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(enc.state_dict(), path)
+    state = enc.state_dict()
+    if half:
+        state = {k: (v.half() if v.is_floating_point() and v.numel() >= 256 else v) for k, v in state.items()}
+    torch.save(state, path)
     return path

@@ -23,6 +23,7 @@ from .models.common import round_to_half_
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
 
 PROCEDURAL_SIZE = 64
+SHIPPED_TEACHERS = Path(__file__).resolve().parent.parent / "teachers"
 
 
 @dataclass
@@ -92,7 +93,10 @@ def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Te
     if cfg.teacher == "procedural":  # one per width, shared by all modalities and model sizes
         # pre-trained on 64 px renders whatever the model size: the encoder is convolutional,
         # and pre-training on 128 px renders takes four times as long (over 10 min on 2 cores)
-        path = tdir / f"procedural-{PROCEDURAL_SIZE}-{w}-s{cfg.seed}.pt"
+        name = f"procedural-{PROCEDURAL_SIZE}-{w}-s{cfg.seed}.pt"
+        # the default teacher ships with the package (teachers/, reproduced by
+        # scripts/pretrain-teacher.sh); another width or seed is pre-trained once and cached
+        path = SHIPPED_TEACHERS / name if (SHIPPED_TEACHERS / name).exists() else tdir / name
         if not path.exists():
             torch.manual_seed(cfg.seed)
             save_encoder(pretrain_procedural(cfg.widths, PROCEDURAL_SIZE, seed=cfg.seed, log=log), path)

@@ -268,3 +268,28 @@ def _assert_training_lowers_loss(model, x, steps):
     assert losses[-1] < 0.7 * losses[0]
     for k, v in model.teachers.state_dict().items():
         assert torch.equal(v, teacher_before[k]), k
+
+
+def test_the_shipped_teacher_loads_and_half_storage_is_lossless_for_the_students(tmp_path):
+    from mmad_models.models.backbones import SmallEncoder, load_encoder
+    from mmad_models.models.common import round_to_half_
+    from mmad_models.teachers import save_encoder
+    from mmad_models.train import PROCEDURAL_SIZE, SHIPPED_TEACHERS
+
+    shipped = SHIPPED_TEACHERS / f"procedural-{PROCEDURAL_SIZE}-32-64-128-s0.pt"
+    enc = load_encoder({"kind": "small", "widths": [32, 64, 128], "weights": str(shipped)})
+    assert all(t.dtype == torch.float32 for t in enc.state_dict().values() if t.is_floating_point())
+    # what round_to_half_ rounds is stored as float16, the small batch-norm tensors as they are
+    torch.manual_seed(0)
+    src = SmallEncoder((4, 8, 16))
+    for m in src.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+    path = save_encoder(src, tmp_path / "t.pt", half=True)
+    stored = torch.load(path, weights_only=True)
+    assert {v.dtype for k, v in stored.items() if v.numel() >= 256 and v.is_floating_point()} == {torch.float16}
+    assert all(v.dtype != torch.float16 for v in stored.values() if v.numel() < 256)
+    back = load_encoder({"kind": "small", "widths": [4, 8, 16], "weights": str(path)})
+    round_to_half_(src)
+    for (k, a), b in zip(src.state_dict().items(), back.state_dict().values()):
+        assert torch.equal(a, b), k
