@@ -36,7 +36,9 @@ def _rate(s: str) -> float:
     return r
 
 
-def _size(s: str) -> tuple[int, int]:
+def _size(s: str) -> tuple[int, int] | str:
+    if s.lower() == "auto":
+        return "auto"
     parts = [int(p) for p in s.lower().split("x")]
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
@@ -217,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="standardise ir by median / interquartile range with a soft clip instead of mean / std")
     t.add_argument("--half", action=argparse.BooleanOptionalAction, default=True,
                    help="round weights to float16 values, stored as float16 in the ONNX file (half the size)")
-    t.add_argument("--size", type=_size, default=(128, 128), help="HxW or N the model takes (default 128)")
+    t.add_argument("--size", type=_size, default="auto",
+                   help="HxW or N the model takes; auto (default): the training frames' aspect at about 160x352 pixels, multiples of 8")
     t.add_argument("--teacher", default="procedural",
                    help="random | procedural | selfsup | path of a local torchvision ResNet checkpoint")
     t.add_argument("--resnet-arch", default="resnet18", help="architecture of --teacher FILE")

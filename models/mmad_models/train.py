@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .data import load_split, stack
+from .data import auto_size, load_split, source_size, stack
 from .models import CrossModalDistillation, CrossmodalReverseDistillation
 from .models.common import round_to_half_
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
@@ -32,7 +32,9 @@ class RunConfig:
     category: str
     modalities: tuple[str, ...]
     method: str = "mtfi"
-    size: tuple[int, int] = (128, 128)
+    # height x width the model takes; "auto": the training frames' aspect at about 56k
+    # pixels (data.auto_size), resolved when training starts
+    size: tuple[int, int] | str = "auto"
     teacher: str = "procedural"  # random | procedural | selfsup | path to a torchvision checkpoint
     resnet_arch: str = "resnet18"
     widths: tuple[int, int, int] = (32, 64, 128)
@@ -161,9 +163,16 @@ def fit_scorer(model, val_inputs: dict[str, torch.Tensor], batch: int = 16) -> N
     model.scorer.fit(per_branch)
 
 
+def resolve_size(cfg: RunConfig) -> None:
+    """Replaces ``size == "auto"`` by the size for the category's training frames."""
+    if cfg.size == "auto":
+        cfg.size = auto_size(*source_size(cfg.dataset, cfg.category, cfg.modalities[0]))
+
+
 def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     t0 = time.time()
+    resolve_size(cfg)
     mods = cfg.all_modalities()
     train_x, _, _ = load_data(cfg, "train")
     val_x, _, _ = load_data(cfg, "validation")

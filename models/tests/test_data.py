@@ -163,3 +163,15 @@ def test_load_split_resizes_non_square_and_subsets(tmp_path):
     assert (np.abs(border).sum(0) == 0).mean() > 0.9
     with pytest.raises(FileNotFoundError):
         load_split(tmp_path, "wide", "test", modalities=("rgb", "ir"))
+
+
+def test_auto_size_keeps_the_aspect_at_the_pixel_budget_in_multiples_of_eight(tmp_path):
+    from mmad_models.data import auto_size, source_size, write_rgb
+
+    assert auto_size(400, 900) == (160, 352)  # the rope's frames
+    assert auto_size(800, 600) == (272, 208)  # the tire's
+    assert auto_size(64, 64) == (64, 64)  # never upscaled
+    h, w = auto_size(3000, 1000)
+    assert h % 8 == 0 and w % 8 == 0 and abs(h / w - 3.0) < 0.1 and h * w <= 1.05 * 160 * 352
+    write_rgb(tmp_path / "c" / "train" / "good" / "rgb" / "000.png", np.zeros((40, 90, 3), np.uint8))
+    assert source_size(tmp_path, "c", "rgb") == (40, 90)

@@ -75,7 +75,8 @@ def test_selfsup_teacher_reduces_reconstruction_error():
 
 def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     """MTFI trained with rgb+xyz, inferred with rgb only; CRD beside it in one eval table."""
-    common = ["--dataset", str(tiny_dataset), "--category", "slab", "--size", "32", "--teacher", "random",
+    # no --size: auto, the frames' own 32x32 (never upscaled)
+    common = ["--dataset", str(tiny_dataset), "--category", "slab", "--teacher", "random",
               "--epochs", "2", "--batch-size", "4", "--teacher-dir", str(tmp_path / "t"), "--threads", "1"]
     assert main(["train", *common, "--modalities", "rgb", "--train-modalities", "rgb,xyz",
                  "--bank-size", "128", "--out", str(tmp_path / "mtfi")]) == 0  # mtfi is the default method
@@ -83,7 +84,7 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
                  "--out", str(tmp_path / "crd")]) == 0
     assert load_checkpoint(tmp_path / "crd" / "model.pt")[2]["threshold"]["falseAlarmRate"] == 0.05
     model, cfg, res = load_checkpoint(tmp_path / "mtfi" / "model.pt")
-    assert cfg.method == "mtfi" and cfg.modalities == ("rgb",) and model.missing == ("xyz",)
+    assert cfg.method == "mtfi" and cfg.modalities == ("rgb",) and model.missing == ("xyz",) and cfg.size == (32, 32)
     assert res["threshold"]["validationCount"] == 3 and 0 <= res["metrics"]["i_auroc"] <= 1
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "crd"), str(tmp_path / "mtfi"), "--per-defect"]) == 0

@@ -13,11 +13,12 @@ from .pointcloud import (
     resize_organized,
     valid_mask,
 )
-from .dataset import MODALITIES, Sample, load_split, list_categories, stack
+from .dataset import MODALITIES, Sample, auto_size, load_split, list_categories, source_size, stack
 
 __all__ = [
     "MODALITIES",
     "Sample",
+    "auto_size",
     "border_points",
     "fit_plane_lstsq",
     "fit_plane_ransac",
@@ -29,6 +30,7 @@ __all__ = [
     "read_xyz",
     "remove_plane",
     "resize_organized",
+    "source_size",
     "stack",
     "valid_mask",
     "write_ir",

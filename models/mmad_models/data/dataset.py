@@ -52,6 +52,36 @@ def _resize_image(a: np.ndarray, size: tuple[int, int], maxval: float) -> np.nda
     return out[..., 0] if a.ndim == 2 else out
 
 
+AUTO_PIXELS = 160 * 352  # the model size `auto` aims at (height x width)
+
+
+def auto_size(height: int, width: int, pixels: int = AUTO_PIXELS, multiple: int = 8) -> tuple[int, int]:
+    """The model input size for frames of ``height`` x ``width``: the same aspect, about
+    ``pixels`` pixels (never more than the frame has), each side a multiple of ``multiple``
+    (the teachers' coarsest stride). The budget is the size the real MVTec 3D-AD figures
+    of models/README.md were measured at (rope 400x900 -> 160x352); a square 128x128
+    squashes a rope frame 2.25x across and leaves a 10-pixel speck 1-2 pixels wide."""
+    scale = min(1.0, (pixels / float(height * width)) ** 0.5)
+    return tuple(max(multiple, int(round(d * scale / multiple)) * multiple) for d in (height, width))
+
+
+def source_size(root: str | Path, category: str, modality: str, split: str = "train") -> tuple[int, int]:
+    """Height x width of the first frame of ``modality`` in the split (all frames of a
+    category are expected to share it)."""
+    base = Path(root) / category / split
+    for d in sorted(p for p in base.iterdir() if p.is_dir()):
+        files = sorted((d / modality).glob("*" + _EXT[modality]))
+        if files:
+            if modality == "xyz":
+                import tifffile
+
+                with tifffile.TiffFile(files[0]) as t:
+                    return tuple(int(x) for x in t.pages[0].shape[:2])
+            with Image.open(files[0]) as im:
+                return (im.height, im.width)
+    raise FileNotFoundError(f"no {modality} frame under {base}")
+
+
 def load_sample(
     folder: Path,
     stem: str,
