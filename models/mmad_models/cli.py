@@ -59,7 +59,7 @@ def cmd_train(a) -> int:
                     size=a.size, teacher=a.teacher, resnet_arch=a.resnet_arch, epochs=a.epochs,
                     batch_size=a.batch_size, lr=a.lr, fusion=a.fusion, false_alarm_rate=a.false_alarm_rate, seed=a.seed,
                     teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
-                    train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight,
+                    train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight, bank_dims=a.bank_dims,
                     slim=a.slim, half=a.half, ir_robust=a.ir_robust)
     if a.train_modalities and a.method != "mtfi":
         raise SystemExit("--train-modalities is for --method mtfi (multimodal training, few-modal inference)")
@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--bank-size", type=int, default=4096, help="mtfi --normality bank: entries per modality (coreset)")
     t.add_argument("--input-weight", type=float, default=5.0,
                    help="mtfi --normality bank: weight of the teacher's pooled normalised input in the bank features (0: none)")
+    t.add_argument("--bank-dims", type=int, default=64,
+                   help="mtfi --normality bank: principal components of the bank features kept (0: all); the distance is the model's main cost")
     t.add_argument("--slim", action=argparse.BooleanOptionalAction, default=True,
                    help="lighter bottleneck, decoders and amplifiers (default; --no-slim: the full widths)")
     t.add_argument("--ir-robust", action=argparse.BooleanOptionalAction, default=False,

@@ -54,6 +54,8 @@ class RunConfig:
     bank_size: int = 4096
     # mtfi bank: weight of the teacher's pooled normalised input in the bank features
     input_weight: float = 5.0
+    # mtfi bank: principal components kept of the bank features (0: all)
+    bank_dims: int = 64
     # lighter bottleneck, decoders and amplifiers (crd.py; mtfi's reconstruction students)
     slim: bool = True
     # the ir input standardised by median / interquartile range and soft-clipped (preprocess.IrInput)
@@ -124,6 +126,7 @@ def build_model(cfg: RunConfig, specs: dict[str, dict]) -> torch.nn.Module:
     if cfg.method == "mtfi":
         return CrossModalDistillation(tuple(cfg.modalities), tuple(cfg.size), specs, cfg.all_modalities(),
                                       normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
+                                      bank_dims=cfg.bank_dims,
                                       fusion=cfg.fusion,
                                       slim=cfg.slim, ir_robust=cfg.ir_robust)
     raise ValueError(f"unknown method {cfg.method!r}")

@@ -216,6 +216,13 @@ def test_mtfi_memory_bank_features_include_the_weighted_pooled_input():
     e = model.embed(feats)
     assert e.shape[1] == model.dims["rgb"]
     torch.testing.assert_close(e[:, -3:], feats[3] * 5.0)
+    # the bank keeps the top principal components of these features, fitted on the training parts
+    small = CrossModalDistillation(("rgb",), (24, 32), TINY, normality="bank", bank_size=4096, bank_dims=4).eval()
+    small.fit_normality(x)
+    assert small.bank_rgb.shape == (4096, 4) and small.proj_rgb.shape == (model.dims["rgb"], 4)
+    torch.testing.assert_close(small.proj_rgb.t() @ small.proj_rgb, torch.eye(4), atol=1e-4, rtol=0)
+    assert max(float(m.abs().max()) for m in small.branch_maps(x)) < 1e-2  # every training feature is in the bank
+    assert float(small.branch_maps({"rgb": torch.full_like(x["rgb"], 20.0)})[0].max()) > 0.1
     # the rd normality model has no input term
     rd = CrossModalDistillation(("rgb",), (24, 32), TINY, normality="rd")
     assert rd.input_index is None and len(rd.teacher_features(x)["rgb"]) == 3

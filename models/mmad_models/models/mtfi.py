@@ -121,6 +121,7 @@ class CrossModalDistillation(nn.Module):
         bank_size: int = 4096,
         hidden: int = 96,
         input_weight: float = 5.0,
+        bank_dims: int = 64,
         fusion: str = "max",
         slim: bool = True,
         ir_robust: bool = False,
@@ -165,7 +166,12 @@ class CrossModalDistillation(nn.Module):
         else:
             self.normal = None
             for m in self.train_modalities:  # filled by fit_normality; fixed size so checkpoints load
-                self.register_buffer(f"bank_{m}", torch.zeros(self.bank_size, self.dims[m]))
+                # the bank lives in the top principal components of the features (fitted on
+                # the training parts): the distance to 4096 entries is the model's main cost
+                width = min(int(bank_dims), self.dims[m]) if bank_dims else self.dims[m]
+                self.register_buffer(f"center_{m}", torch.zeros(self.dims[m]))
+                self.register_buffer(f"proj_{m}", torch.eye(self.dims[m])[:, :width].clone())
+                self.register_buffer(f"bank_{m}", torch.zeros(self.bank_size, width))
         self.scorer = MapScorer(len(self.train_modalities), size, fusion=fusion)
 
     # ------------------------------------------------------------------ features
@@ -267,12 +273,21 @@ class CrossModalDistillation(nn.Module):
             # a large category's features costs minutes for the same coverage)
             g = torch.Generator().manual_seed(seed)
             cand = x[torch.randperm(len(x), generator=g)[: 8 * self.bank_size]]
+            proj = getattr(self, f"proj_{m}")
+            center = cand.mean(0)
+            if proj.shape[1] < proj.shape[0]:  # principal components of the candidates
+                c = (cand - center).double()
+                _, vecs = torch.linalg.eigh(c.t() @ c / max(1, len(c) - 1))
+                proj.copy_(vecs[:, -proj.shape[1]:].flip(1).float())
+            getattr(self, f"center_{m}").copy_(center)
+            cand = (cand - center) @ proj
             bank = cand[greedy_coreset(cand, self.bank_size, seed)]
             if len(bank) < self.bank_size:  # fewer features than slots: repeat (the min is unchanged)
                 bank = bank[torch.arange(self.bank_size) % len(bank)]
             getattr(self, f"bank_{m}").copy_(bank)
             if log:
-                log(f"  memory bank {m}: {min(len(cand), self.bank_size)} of {len(x)} features, width {x.shape[1]}")
+                log(f"  memory bank {m}: {min(len(cand), self.bank_size)} of {len(x)} features, width {x.shape[1]} "
+                    f"-> {proj.shape[1]} principal components")
 
     # ------------------------------------------------------------------ scoring
 
@@ -291,7 +306,9 @@ class CrossModalDistillation(nn.Module):
                 up = self.scorer.upsample(cosine_distance_maps(feats[m], self.normal[m](feats[m])))
                 maps.append(torch.stack(up, 0).sum(0))
             else:
-                dist = self._distance(self.embed(feats[m]), getattr(self, f"bank_{m}"))
+                e = self.embed(feats[m]) - getattr(self, f"center_{m}").view(1, -1, 1, 1)
+                e = torch.einsum("bdhw,dp->bphw", e, getattr(self, f"proj_{m}"))
+                dist = self._distance(e, getattr(self, f"bank_{m}"))
                 maps.append(self.scorer.upsample([dist])[0])
         return maps
 
