@@ -202,7 +202,7 @@ export const InferenceSchema = z
 
 export const OutputSchema = z
   .strictObject({
-    /** Side of the square heatmap PNG in each event (0: no heatmap). */
+    /** Longer side of the heatmap PNG in each event; the other keeps the model input's aspect (0: no heatmap). */
     heatmapSize: z.number().int().min(0).max(512).default(64),
     /** Most anomalous regions listed per event (largest first). */
     maxRegions: z.number().int().min(0).max(1000).default(32),

@@ -71,7 +71,9 @@ export function anomalousRegions(
 }
 
 /**
- * The map as an 8-bit greyscale PNG of size × size; grey g stands for
+ * The map as an 8-bit greyscale PNG whose longer side is `size` and whose other side
+ * keeps the map's aspect (a 160 × 352 map gives 29 × 64 at size 64; a square map
+ * size × size), so a non-square part is not distorted; grey g stands for
  * (g / 255) × scale, where scale is the larger of the map's maximum and the
  * threshold (so the threshold always falls inside the grey range). Each
  * heatmap pixel is the largest map value among the cells it covers (the
@@ -82,17 +84,19 @@ export function heatmapPng(map: Float32Array, height: number, width: number, siz
   let peak = 0;
   for (const v of map) if (v > peak) peak = v;
   const scale = Math.max(peak, threshold, Number.EPSILON);
-  const grey = new Uint8Array(size * size);
-  for (let oy = 0; oy < size; oy++) {
-    const y0 = Math.floor((oy * height) / size);
-    const y1 = Math.max(y0 + 1, Math.floor(((oy + 1) * height) / size));
-    for (let ox = 0; ox < size; ox++) {
-      const x0 = Math.floor((ox * width) / size);
-      const x1 = Math.max(x0 + 1, Math.floor(((ox + 1) * width) / size));
+  const outW = width >= height ? size : Math.max(1, Math.round((size * width) / height));
+  const outH = height >= width ? size : Math.max(1, Math.round((size * height) / width));
+  const grey = new Uint8Array(outW * outH);
+  for (let oy = 0; oy < outH; oy++) {
+    const y0 = Math.floor((oy * height) / outH);
+    const y1 = Math.max(y0 + 1, Math.floor(((oy + 1) * height) / outH));
+    for (let ox = 0; ox < outW; ox++) {
+      const x0 = Math.floor((ox * width) / outW);
+      const x1 = Math.max(x0 + 1, Math.floor(((ox + 1) * width) / outW));
       let v = 0;
       for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) if (map[y * width + x]! > v) v = map[y * width + x]!;
-      grey[oy * size + ox] = v > 0 ? Math.min(255, Math.round((v / scale) * 255)) : 0;
+      grey[oy * outW + ox] = v > 0 ? Math.min(255, Math.round((v / scale) * 255)) : 0;
     }
   }
-  return { png: encodeGreyPng(grey, size, size), width: size, height: size, scale };
+  return { png: encodeGreyPng(grey, outW, outH), width: outW, height: outH, scale };
 }

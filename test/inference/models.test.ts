@@ -214,6 +214,7 @@ test('a non-square student judges a non-square frame: resized to its height × w
     // the square spans rows 8..11 and columns 30..33 of the 20 × 44 map (source / 10)
     assert.ok(row >= 8 && row <= 11 && col >= 30 && col <= 33, `peak at (${row}, ${col})`);
     const { event } = buildOutputs(j, { heatmapSize: 16, maxRegions: 4 }, () => 0);
+    assert.deepEqual([event!.heatmap!.width, event!.heatmap!.height], [16, 7], 'the heatmap keeps the 20 × 44 aspect');
     const r = event!.regions[0]!;
     assert.ok(r.x <= 300 && r.x + r.width >= 340 && r.y <= 80 && r.y + r.height >= 120, `region ${JSON.stringify(r)} covers the square in frame pixels`);
     assert.ok(r.x + r.width <= width && r.y + r.height <= height);
