@@ -129,9 +129,7 @@ def cmd_export(a) -> int:
     torch.set_num_threads(a.threads)
     runs = []
     for ck in a.checkpoints:
-        path = Path(ck)
-        path = path / "model.pt" if path.is_dir() else path
-        model, cfg, res = load_checkpoint(path)
+        model, cfg, res = load_checkpoint(ck)
         mid = f"{cfg.method}-{'-'.join(cfg.modalities)}"
         metrics = res.get("metrics")
         if metrics is not None:

@@ -21,7 +21,6 @@ MVTec 3D-AD itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from .published import Published, for_category
 from .train import RunConfig, evaluate_model, load_checkpoint
@@ -73,9 +72,7 @@ def evaluate_runs(paths, dataset: str | None = None) -> list[RunEval]:
     ``dataset`` evaluates on another dataset root than the training one."""
     runs = []
     for p in paths:
-        path = Path(p)
-        path = path / "model.pt" if path.is_dir() else path
-        model, cfg, res = load_checkpoint(path)
+        model, cfg, res = load_checkpoint(p)
         if dataset:
             cfg.dataset = dataset
         runs.append(RunEval(str(p), cfg, res, evaluate_model(model, cfg, res["threshold"]["value"])))

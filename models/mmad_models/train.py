@@ -269,7 +269,9 @@ def evaluate_model(model, cfg: RunConfig, threshold: float) -> dict:
 
 
 def load_checkpoint(path: str | Path):
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    """A run folder's (or a model.pt file's) model, config and result."""
+    path = Path(path)
+    ck = torch.load(path / "model.pt" if path.is_dir() else path, map_location="cpu", weights_only=False)
     res = ck["result"]
     known = set(RunConfig.__dataclass_fields__)
     conf = {k: v for k, v in res["config"].items() if k in known}
