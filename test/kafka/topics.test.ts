@@ -33,7 +33,14 @@ test('input topics with different partition counts are refused, naming each topi
   const odd = testConfig();
   const plans = planTopics(odd);
   created.push(...plans.map((p) => p.name));
-  await admin.createTopics({ topics: [{ topic: odd.topics.inputs.ir, numPartitions: 5 }], waitForLeaders: true });
+  // kafkajs' waitForLeaders gives up on the broker's first UNKNOWN_TOPIC_OR_PARTITION (a fresh broker): wait here instead
+  await admin.createTopics({ topics: [{ topic: odd.topics.inputs.ir, numPartitions: 5 }], waitForLeaders: false });
+  for (let i = 0; ; i++) {
+    const ok = await admin.fetchTopicMetadata({ topics: [odd.topics.inputs.ir] }).then((m) => m.topics[0]!.partitions.every((p) => p.leader >= 0), () => false);
+    if (ok) break;
+    assert.ok(i < 100, 'the topic gets leaders');
+    await new Promise((r) => setTimeout(r, 100));
+  }
   await assert.rejects(ensureTopics(admin, plans), (e: unknown) => {
     assert.ok(e instanceof MmadError);
     assert.equal(e.code, ErrorCode.TOPIC_PARTITION_MISMATCH);
