@@ -6,8 +6,8 @@
  * failure names the model and the mismatch.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { InferenceSession } from 'onnxruntime-node';
@@ -78,6 +78,8 @@ export interface Manifest {
 /** A manifest entry with the absolute path of its ONNX file. */
 export interface LoadedModelSpec extends ModelSpec {
   path: string;
+  /** The ONNX file's bytes as hashed: the session is created from these, not from the file read again. */
+  bytes: Uint8Array;
   /** Input height and width (fixed in the manifest). */
   height: number;
   width: number;
@@ -96,6 +98,11 @@ function validate(data: unknown): { instancePath: string; message?: string }[] {
 }
 
 /** Reads and checks a manifest and the files it names. */
+function within(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+}
+
 export function loadManifest(manifestPath: string): { manifest: Manifest; models: LoadedModelSpec[] } {
   const path = resolve(manifestPath);
   let data: unknown;
@@ -127,10 +134,18 @@ export function loadManifest(manifestPath: string): { manifest: Manifest; models
     } catch (err) {
       throw new MmadError(ErrorCode.MODEL_MISSING, `model ${m.id}: ONNX file ${file} is missing`, { cause: err });
     }
+    // the file must stay in the manifest's folder, also through links: a manifest cannot make the service read any file
+    if (!within(realpathSync(dir), realpathSync(file))) {
+      throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: file ${m.file} is outside the manifest's folder ${dir}`);
+    }
     if (size !== m.sizeBytes) {
       throw new MmadError(ErrorCode.MODEL_CHECKSUM, `model ${m.id}: ${file} has ${size} bytes, the manifest says ${m.sizeBytes}`);
     }
-    const digest = createHash('sha256').update(readFileSync(file)).digest('hex');
+    const bytes = readFileSync(file);
+    if (bytes.length !== m.sizeBytes) {
+      throw new MmadError(ErrorCode.MODEL_CHECKSUM, `model ${m.id}: ${file} has ${bytes.length} bytes, the manifest says ${m.sizeBytes}`);
+    }
+    const digest = createHash('sha256').update(bytes).digest('hex');
     if (digest !== m.sha256) {
       throw new MmadError(ErrorCode.MODEL_CHECKSUM, `model ${m.id}: SHA-256 of ${file} is ${digest}, the manifest says ${m.sha256}`);
     }
@@ -143,7 +158,7 @@ export function loadManifest(manifestPath: string): { manifest: Manifest; models
     if (sizes.size !== 1 || typeof h !== 'number' || typeof w !== 'number') {
       throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: inputs must share one fixed height x width, found ${[...sizes].join(', ')}`);
     }
-    return { ...m, path: file, height: h, width: w };
+    return { ...m, path: file, bytes, height: h, width: w };
   });
   return { manifest, models };
 }

@@ -130,14 +130,14 @@ async function openSession(host: SessionHost, spec: LoadedModelSpec, config: Con
   };
   const wanted = config.inference.executionProviders;
   try {
-    const session = await host.open(spec.path, { ...base, executionProviders: [...wanted] });
+    const session = await host.open(spec.bytes, { ...base, executionProviders: [...wanted] });
     return { session, provider: wanted[0]! };
   } catch (err) {
     const gpu = wanted.some((p) => p !== 'cpu');
     if (gpu && config.inference.cpuFallback) {
       log.warn('GPU execution provider unavailable; falling back to CPU', { model: spec.id, wanted, error: messageOf(err) });
       try {
-        const session = await host.open(spec.path, { ...base, executionProviders: ['cpu'] });
+        const session = await host.open(spec.bytes, { ...base, executionProviders: ['cpu'] });
         return { session, provider: 'cpu' };
       } catch (cpuErr) {
         err = cpuErr;

@@ -77,17 +77,18 @@ export class SessionHost {
   private nextSession = 1;
   private readonly pending = new Map<number, { resolve: (r: HostReply) => void; reject: (e: unknown) => void; settled: Promise<unknown> }>();
   /** What each open session was opened with, to open it again on a new thread. */
-  private readonly opened = new Map<number, { path: string; options: InferenceSession.SessionOptions }>();
+  private readonly opened = new Map<number, { model: string | Uint8Array; options: InferenceSession.SessionOptions }>();
   private closed = false;
   /** Times the inference thread died and was started again. */
   restarts = 0;
 
   constructor(private readonly log: Logger = rootLogger.child({ component: 'inference-thread' })) {}
 
-  async open(path: string, options: InferenceSession.SessionOptions): Promise<ModelSession> {
+  /** Opens a model from its file's path or its bytes (copied to the inference thread; kept here to open it again after a crash). */
+  async open(model: string | Uint8Array, options: InferenceSession.SessionOptions): Promise<ModelSession> {
     const session = this.nextSession++;
-    const reply = (await this.request({ type: 'open', session, path, options })) as Ok<'open'>;
-    this.opened.set(session, { path, options });
+    const reply = (await this.request({ type: 'open', session, model, options })) as Ok<'open'>;
+    this.opened.set(session, { model, options });
     return {
       inputNames: reply.inputNames,
       outputNames: reply.outputNames,
@@ -181,9 +182,9 @@ export class SessionHost {
       for (const id of lost) this.settle(id, { id, ok: false, error: `the inference thread stopped (exit code ${code})` });
     });
     // a new thread after a crash: open what was open on the old one, under the same numbers
-    for (const [session, { path, options }] of this.opened) {
+    for (const [session, { model, options }] of this.opened) {
       const { id, reply } = this.expect();
-      this.send(worker, id, { type: 'open', session, path, options });
+      this.send(worker, id, { type: 'open', session, model, options });
       await reply;
     }
     this.worker = worker;

@@ -8,7 +8,8 @@ export interface FloatTensor {
 }
 
 export type HostRequest =
-  | { id: number; type: 'open'; session: number; path: string; options: InferenceSession.SessionOptions }
+  /** `model`: the ONNX file's path, or its bytes (as checked against the manifest: what is hashed is what runs). */
+  | { id: number; type: 'open'; session: number; model: string | Uint8Array; options: InferenceSession.SessionOptions }
   | { id: number; type: 'run'; session: number; feeds: Record<string, FloatTensor> }
   /** Runs the model on the same feeds until both `minRuns` and `ms` are reached (after `warmUpRuns`): the model alone. */
   | { id: number; type: 'repeat'; session: number; feeds: Record<string, FloatTensor>; warmUpRuns: number; minRuns: number; ms: number }

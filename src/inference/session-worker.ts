@@ -37,7 +37,7 @@ function plain(out: ort.InferenceSession.OnnxValueMapType): Record<string, Float
 async function handle(req: HostRequest): Promise<HostReply> {
   switch (req.type) {
     case 'open': {
-      const s = await ort.InferenceSession.create(req.path, req.options);
+      const s = typeof req.model === 'string' ? await ort.InferenceSession.create(req.model, req.options) : await ort.InferenceSession.create(req.model, req.options);
       sessions.set(req.session, s);
       return { id: req.id, ok: true, type: 'open', inputNames: [...s.inputNames], outputNames: [...s.outputNames], inputMetadata: [...s.inputMetadata], outputMetadata: [...s.outputMetadata] };
     }

@@ -10,7 +10,8 @@
  * The event-time merge makes the join independent of fetch timing, so for
  * input that arrived on time a replay publishes what the live run published.
  */
-import { writeFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError } from '../errors/errors.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
@@ -130,6 +131,24 @@ export async function replayRange(config: Config, registry: ModelRegistry, o: Re
     if (timer !== undefined) clearInterval(timer);
   }
   const eventsOut = [...events.values()];
-  if (o.out !== undefined) writeFileSync(o.out, eventsOut.map((e) => JSON.stringify(e)).join('\n') + (eventsOut.length > 0 ? '\n' : ''));
+  if (o.out !== undefined) await writeJsonLines(o.out, eventsOut);
   return { ...progress(), range, eventsOut };
+}
+
+/** Writes one JSON line per value, a line at a time (never one string of the whole file). */
+async function writeJsonLines(path: string, values: Iterable<unknown>): Promise<void> {
+  const out = createWriteStream(path);
+  const failed = once(out, 'error').then(([err]) => {
+    throw err;
+  });
+  failed.catch(() => undefined); // observed through the races below; never unhandled
+  try {
+    for (const v of values) {
+      if (!out.write(`${JSON.stringify(v)}\n`)) await Promise.race([once(out, 'drain'), failed]);
+    }
+    out.end();
+    await Promise.race([once(out, 'finish'), failed]);
+  } finally {
+    out.destroy();
+  }
 }

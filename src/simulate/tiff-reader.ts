@@ -101,15 +101,27 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
   if (offsets.length !== stripsPerPlane * planes) throw bad(`${offsets.length} strips, expected ${stripsPerPlane * planes}`);
 
   const total = width * height * spp;
-  const raw = Buffer.alloc(total * bytesPerSample);
+  const stripBytes = (s: number): number => Math.min(rowsPerStrip, height - (s % stripsPerPlane) * rowsPerStrip) * samplesPerRow * bytesPerSample;
+  // every strip checked against the file before the image is allocated: a small file cannot make it allocate much
+  let stored = 0;
   for (let s = 0; s < offsets.length; s++) {
     const off = offsets[s]!;
     const len = counts[s]!;
     if (off + len > buf.length) throw bad(`strip ${s} (offset ${off}, ${len} bytes) runs past the end of the file`);
+    if (compression === 1 && len < stripBytes(s)) throw bad(`strip ${s} holds ${len} bytes, expected ${stripBytes(s)}`);
+    stored += len;
+  }
+  // Deflate expands at most about 1032:1
+  if (compression !== 1 && stored * 1032 < total * bytesPerSample) {
+    throw bad(`${stored} bytes of compressed strips cannot hold a ${width}x${height}x${spp} image`);
+  }
+  const raw = Buffer.alloc(total * bytesPerSample);
+  for (let s = 0; s < offsets.length; s++) {
+    const off = offsets[s]!;
+    const len = counts[s]!;
     const plane = Math.floor(s / stripsPerPlane);
     const firstRow = (s % stripsPerPlane) * rowsPerStrip;
-    const rows = Math.min(rowsPerStrip, height - firstRow);
-    const expected = rows * samplesPerRow * bytesPerSample;
+    const expected = stripBytes(s);
     let strip = buf.subarray(off, off + len);
     if (compression !== 1) {
       try {

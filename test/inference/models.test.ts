@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { after, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { ErrorCode, MmadError } from '../../src/errors/errors.js';
@@ -100,6 +101,12 @@ test('a missing model file, an invalid manifest and a wrong signature are each r
   expectCode(() => loadManifest(write({ ...manifest, models: [{ ...manifest.models[0], file: 'gone.onnx' }] })), ErrorCode.MODEL_MISSING, /test-rgb: ONNX file .*gone\.onnx is missing/);
   expectCode(() => loadManifest(write({ ...manifest, models: [{ ...manifest.models[0], threshold: 'high' }] })), ErrorCode.MODEL_INVALID, /\/models\/0\/threshold/);
   expectCode(() => loadManifest(join(dir, 'nope.json')), ErrorCode.MODEL_INVALID, /cannot read model manifest/);
+  // a file outside the manifest's folder, by path or through a link, is never read
+  const elsewhere = mkdtempSync(join(tmpdir(), 'mmad-elsewhere-'));
+  copyFileSync(join(dir, 'test-rgb.onnx'), join(elsewhere, 'test-rgb.onnx'));
+  symlinkSync(join(elsewhere, 'test-rgb.onnx'), join(dir, 'linked.onnx'));
+  expectCode(() => loadManifest(write({ ...manifest, models: [{ ...manifest.models[0], file: relative(dir, join(elsewhere, 'test-rgb.onnx')) }] })), ErrorCode.MODEL_INVALID, /test-rgb: file .* is outside the manifest's folder/);
+  expectCode(() => loadManifest(write({ ...manifest, models: [{ ...manifest.models[0], file: 'linked.onnx' }] })), ErrorCode.MODEL_INVALID, /test-rgb: file linked\.onnx is outside the manifest's folder/);
   // the rgb+ir graph under the rgb entry: its inputs are not what the manifest says
   const { models } = loadManifest(TEST_MANIFEST);
   const session = await ort.InferenceSession.create(join(TEST_MODELS_DIR, 'test-rgb-ir.onnx'));

@@ -127,6 +127,11 @@ test('malformed TIFFs are IMAGE_INVALID errors that say what is wrong, never a c
       what,
     );
   }
+  // a 200-byte file claiming 8192 x 8192 x 3 float32 (805 MB) in one Deflate strip: refused before anything is allocated
+  const claim = patchTags(encodeXyzTiff(new Float32Array(3).fill(0.3), 1, 1), { 256: 8192, 257: 8192, 278: 8192, 259: 8 });
+  assert.throws(() => decodeXyzTiff(claim), /bytes of compressed strips cannot hold a 8192x8192x3 image/);
+  const plain = patchTags(encodeXyzTiff(new Float32Array(3).fill(0.3), 1, 1), { 256: 8192, 257: 8192, 278: 8192 });
+  assert.throws(() => decodeXyzTiff(plain), /runs past the end|strip 0 holds 12 bytes, expected 805306368/);
   // right format, wrong kind: a grey 16-bit image is not a point cloud
   const grey = encodeTiff({ width: 4, height: 4, samplesPerPixel: 1, data: new Uint16Array(16) });
   assert.throws(() => decodeXyzTiff(grey), /3 samples of float32/);
@@ -143,3 +148,22 @@ test('malformed TIFFs are IMAGE_INVALID errors that say what is wrong, never a c
     }
   }
 });
+
+/** A little-endian TIFF with the first IFD's SHORT/LONG tags set to new values (the tags must exist). */
+function patchTags(tiff: Buffer, values: Record<number, number>): Buffer {
+  const out = Buffer.from(tiff);
+  const ifd = out.readUInt32LE(4);
+  const n = out.readUInt16LE(ifd);
+  const seen = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    const at = ifd + 2 + i * 12;
+    const tag = out.readUInt16LE(at);
+    if (!(tag in values)) continue;
+    const type = out.readUInt16LE(at + 2);
+    if (type === 3) out.writeUInt16LE(values[tag]!, at + 8);
+    else out.writeUInt32LE(values[tag]!, at + 8);
+    seen.add(tag);
+  }
+  assert.equal(seen.size, Object.keys(values).length, 'every patched tag exists');
+  return out;
+}
