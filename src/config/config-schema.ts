@@ -31,6 +31,12 @@ export const KafkaSchema = z
     startupTimeoutMs: z.number().int().min(0).default(0),
     /** Largest record the service produces or accepts; image frames need megabytes. */
     maxMessageBytes: z.number().int().min(1_048_576).default(33_554_432),
+    /**
+     * Consumer group session timeout: an instance silent this long (crashed, or paused: a long
+     * GC, a frozen VM) loses its tasks to the others, whose transactions then fence its writes.
+     * Within the broker's group.min/max.session.timeout.ms (6 s .. 30 min by default).
+     */
+    sessionTimeoutMs: z.number().int().min(6_000).max(1_800_000).default(30_000),
   })
   .prefault({});
 
@@ -114,6 +120,13 @@ export const JoinSchema = z
     maxPendingBytes: z.number().int().min(1_048_576).default(536_870_912),
     /** How long (event time) closed sample ids are remembered, to recognise duplicates and too-late frames. */
     closedRetentionMs: durationMs.default(600_000),
+    /**
+     * Per task: closed samples remembered at most, and their bytes (ids plus 256 bytes each);
+     * beyond either the oldest are forgotten before closedRetentionMs (counted as forgotten early):
+     * a later frame of one is then judged as a new sample's would be.
+     */
+    maxClosedSamples: z.number().int().min(1).default(50_000),
+    maxClosedBytes: z.number().int().min(65_536).default(33_554_432),
   })
   .prefault({});
 
@@ -123,6 +136,21 @@ export const InputSchema = z
     claimCheckRoots: z.array(z.string().min(1)).default([]),
     /** Longest sample id accepted (bytes of UTF-8). */
     maxSampleIdBytes: z.number().int().min(1).max(65_536).default(256),
+    /** Longest line, station and sensor name accepted (bytes of UTF-8); they are copied into events and alerts. */
+    maxFieldBytes: z.number().int().min(1).max(65_536).default(256),
+    /**
+     * How far a frame's capture time may lead the time its record reached the broker (or this
+     * service's clock, whichever is earlier) before the frame is a FRAME_CLOCK_SKEW dead letter:
+     * a capture time from the future would move the join's stream time ahead of every station.
+     * Pending parts can be released at most this much early by a frame within the bound.
+     */
+    maxClockLeadMs: durationMs.default(10_000),
+    /** How far a capture time may lag its record's timestamp (a station that held frames back longer, or a clock set back). */
+    maxClockLagMs: durationMs.default(86_400_000),
+    /** Deadline of one claim-check read (resolve, open, read, hash); past it the frame is a dead letter and the partition moves on. */
+    claimCheckTimeoutMs: z.number().int().min(1).max(600_000).default(5_000),
+    /** Claim-check reads stuck past their deadline (each holds a file-system thread) beyond which references fail at once. */
+    maxStuckClaimReads: z.number().int().min(1).max(64).default(2),
     /** Consumer group of the service (all instances of one line share it). */
     groupId: z.string().min(1).default('mmad-processor'),
     /** Where a new consumer group starts: earliest (nothing on the topics is skipped) or latest. */
@@ -151,6 +179,12 @@ export const ProcessingSchema = z
     maxInFlightPerTask: z.number().int().min(1).default(64),
     /** How often the topics the service reads and writes are checked to exist (a deleted one stops it with TOPIC_MISSING). */
     topicCheckMs: z.number().int().min(100).default(5_000),
+    /**
+     * Liveness (/healthz) fails when a task has had input or judging waiting for this long
+     * without taking or finishing anything, or one delivery's reading has not ended: an
+     * orchestrator then restarts the instance (its tasks move on from the last commit).
+     */
+    stallTimeoutMs: z.number().int().min(1_000).default(120_000),
     /** How often idle tasks are driven (join idle timer, merge idle limit, resuming paused partitions, commits). */
     tickMs: z.number().int().min(5).default(20),
   })
@@ -179,6 +213,8 @@ export const InferenceSchema = z
     preferMethods: z.array(z.enum(['crd', 'mtfi'])).default(['mtfi', 'crd']),
     /** Largest frame (width × height) decoded; larger ones are dead-lettered before decoding. */
     maxPixels: z.number().int().min(1).default(16_777_216),
+    /** Largest point cloud (xyz) accepted, width × height: a point takes 12 bytes, four times an rgb pixel. */
+    maxXyzPixels: z.number().int().min(1).default(4_194_304),
     /**
      * The threshold each student decides with on this line (NOK when score ≥ threshold). By
      * default the manifest's; resolved once at start-up and logged per model with its source

@@ -60,6 +60,8 @@ export const ErrorCode = {
   FRAME_KEY_MISMATCH: 'FRAME_KEY_MISMATCH',
   /** A claim-check payload reference does not resolve (missing, wrong size or checksum). */
   FRAME_PAYLOAD_UNRESOLVED: 'FRAME_PAYLOAD_UNRESOLVED',
+  /** The frame's capture time leads the time its record reached the broker (or the service's clock) by more than input.maxClockLeadMs, or lags it by more than input.maxClockLagMs. */
+  FRAME_CLOCK_SKEW: 'FRAME_CLOCK_SKEW',
   /** Frames of one sample do not agree (e.g. different image sizes). */
   FRAME_INCONSISTENT: 'FRAME_INCONSISTENT',
   /** The frame came after its sample was closed, or later than the longest wait plus grace. */

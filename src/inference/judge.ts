@@ -70,6 +70,8 @@ export class SampleJudge {
     private readonly joined: Modality[],
     private readonly now: () => number = Date.now,
     maxBatchSize = 8,
+    /** Modalities whose policy is `required`: a sample whose frame of one is unusable is UNKNOWN, never judged without it. */
+    private readonly required: Modality[] = [],
   ) {
     this.decoding = new Slots(2 * maxBatchSize);
   }
@@ -93,6 +95,11 @@ export class SampleJudge {
   private async run(base: JudgementBase, frames: JoinInput<FramePayload>[], unusable: UnusableFrame[]): Promise<Judgement> {
     const t0 = performance.now();
     for (;;) {
+      const lost = this.required.find((m) => !frames.some((f) => f.modality === m) && unusable.some((u) => u.input.modality === m));
+      if (lost !== undefined) {
+        const u = unusable.find((x) => x.input.modality === lost)!;
+        return this.unknown(base, `${u.code}: the required ${lost} frame is unusable (${u.message})`, frames, unusable, performance.now() - t0);
+      }
       const route = this.registry.route(frames.map((f) => f.modality));
       if (route === undefined) {
         const have = frames.map((f) => f.modality).join('+') || 'no usable frame';

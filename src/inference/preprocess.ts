@@ -25,6 +25,18 @@ sharp.cache(false);
 export interface DecodeLimits {
   /** Largest width × height accepted (decompression bombs stop here, before decoding). */
   maxPixels: number;
+  /** Largest width × height of a point cloud (12 bytes a point, 4 × an rgb pixel); maxPixels when absent. */
+  maxXyzPixels?: number;
+}
+
+/** The pixel limit for a modality. */
+export function pixelLimit(modality: string, limits: DecodeLimits): number {
+  return modality === 'xyz' ? (limits.maxXyzPixels ?? limits.maxPixels) : limits.maxPixels;
+}
+
+/** Bytes a raw payload of the declared size must have. */
+export function rawBytes(frame: Pick<Frame, 'width' | 'height' | 'channels' | 'dtype'>): number {
+  return frame.width * frame.height * frame.channels * BYTES[frame.dtype];
 }
 
 /** A frame's pixels, interleaved (HWC), in the sample type of its modality. */
@@ -69,8 +81,9 @@ export function checkDeclared(frame: Pick<Frame, 'modality' | 'encoding' | 'widt
     throw shapeError(frame, `declared ${frame.channels} × ${frame.dtype}, a ${frame.modality} frame is ${spec.channels} × ${spec.dtype}`);
   }
   if (!(frame.width >= 1 && frame.height >= 1)) throw shapeError(frame, `declared size ${frame.width}×${frame.height} is empty`);
-  if (frame.width * frame.height > limits.maxPixels) {
-    throw shapeError(frame, `declared size ${frame.width}×${frame.height} exceeds the limit of ${limits.maxPixels} pixels`);
+  const limit = pixelLimit(frame.modality, limits);
+  if (frame.width * frame.height > limit) {
+    throw shapeError(frame, `declared size ${frame.width}×${frame.height} exceeds the limit of ${limit} pixels${frame.modality === 'xyz' ? ' for a point cloud (inference.maxXyzPixels)' : ''}`);
   }
   return spec;
 }
@@ -130,7 +143,7 @@ export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | '
   const { width, height, channels } = frame;
   const modality = frame.modality as Modality;
   if (frame.encoding === 'raw') {
-    const expected = width * height * channels * BYTES[spec.dtype];
+    const expected = rawBytes(frame);
     if (payload.length !== expected) {
       throw shapeError(frame, `raw payload has ${payload.length} bytes, ${width}×${height}×${channels} ${spec.dtype} needs ${expected}`);
     }

@@ -5,25 +5,27 @@
  * Checks, cheapest first: a value is present; it decodes as a Frame (Avro);
  * the sample id is usable; the modality is the topic's; the declared size,
  * channels and sample type fit the modality and the pixel limit; exactly one
- * of payload and payload reference is set, and a reference resolves (inside
- * an allowed directory, with the declared size and checksum); the encoded
- * image's header agrees with the declared size. The key is compared with the
+ * of payload and payload reference is set, and a reference resolves
+ * (claim-check.ts: inside an allowed directory, a regular file, the declared
+ * size and checksum, within a deadline); the encoded image's header agrees with
+ * the declared size. The sample id must be valid UTF-8 (a decoder's replacement
+ * character would merge two ids that differ in their invalid bytes), the line,
+ * station and sensor names at most `maxFieldBytes`, and the capture time within
+ * the clock bounds of clock-skew.ts. The key is compared with the
  * sample id and the partition its hash gives: a mismatch is reported
  * (counted, logged) but the frame is still joined, since all modalities of a
  * sample may have been mis-partitioned alike.
  */
-import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
-import { isAbsolute, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { KafkaMessage } from 'kafkajs';
 import type { AvroCodec } from '../codec/avro-codec.js';
 import type { Frame, Modality } from '../codec/records.js';
-import { fromRoot } from '../config/paths.js';
+import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, isMmadError, messageOf } from '../errors/errors.js';
-import { checkDeclared, imageShape, type DecodeLimits } from '../inference/preprocess.js';
+import { checkDeclared, imageShape, rawBytes, type DecodeLimits } from '../inference/preprocess.js';
 import type { JoinInput } from '../join/sample-joiner.js';
 import { partitionFor } from '../kafka/partitioner.js';
+import { ClaimCheckDeferred, ClaimCheckReader } from './claim-check.js';
+import { ClockSkewTracker, type ClockBounds } from './clock-skew.js';
 
 /**
  * The fields of a decoded frame that are read after the input stage (judging,
@@ -69,6 +71,20 @@ export type ReadResult =
       record: { key: Buffer | null; value: Buffer; timestamp: number };
     };
 
+/**
+ * The record cannot be read now, through no fault of its own: its claim check does
+ * not fit in the byte budget left (`bytes`), or the schema registry does not answer
+ * (`retryAfterMs`). Nothing was kept; read the record again later.
+ */
+export interface ReadDeferred {
+  deferred: true;
+  /** The payload size the reference declares (0 when the wait is for the registry). */
+  bytes: number;
+  /** Wait at least this long before reading it again (the registry's backoff). */
+  retryAfterMs?: number;
+  reason: string;
+}
+
 export interface FrameReaderOptions {
   /** Input topic → the modality it carries. */
   topics: Map<string, Modality>;
@@ -76,19 +92,66 @@ export interface FrameReaderOptions {
   limits: DecodeLimits;
   claimCheckRoots: string[];
   maxSampleIdBytes: number;
+  /** Longest line, station and sensor name accepted (bytes of UTF-8). */
+  maxFieldBytes: number;
+  /** How far a capture time may lead or lag the record's timestamp. */
+  clock: ClockBounds;
+  /** Deadline of one claim-check read, and how many may be stuck past it before references fail at once. */
+  claimCheck: { timeoutMs: number; maxStuckReads: number };
 }
 
+/** The reader's options from the service configuration. */
+export function frameReaderOptions(config: Config, topics: Map<string, Modality>, partitions: number): FrameReaderOptions {
+  const i = config.input;
+  return {
+    topics,
+    partitions,
+    limits: { maxPixels: config.inference.maxPixels, maxXyzPixels: config.inference.maxXyzPixels },
+    claimCheckRoots: i.claimCheckRoots,
+    maxSampleIdBytes: i.maxSampleIdBytes,
+    maxFieldBytes: i.maxFieldBytes,
+    clock: { maxLeadMs: i.maxClockLeadMs, maxLagMs: i.maxClockLagMs },
+    claimCheck: { timeoutMs: i.claimCheckTimeoutMs, maxStuckReads: i.maxStuckClaimReads },
+  };
+}
+
+/** Bytes of one sample of each dtype, the most a frame of `maxPixels` pixels per channel can take uncompressed (4 channels). */
+const MAX_BYTES_PER_PIXEL = 16;
+
 export class FrameReader {
-  private readonly roots: string[];
+  private readonly claims: ClaimCheckReader;
+  readonly clocks: ClockSkewTracker;
 
   constructor(
     private readonly codec: AvroCodec<'Frame'>,
     private readonly options: FrameReaderOptions,
   ) {
-    this.roots = options.claimCheckRoots.map((r) => resolve(fromRoot(r)));
+    this.claims = new ClaimCheckReader({
+      roots: options.claimCheckRoots,
+      maxBytes: options.limits.maxPixels * MAX_BYTES_PER_PIXEL,
+      ...options.claimCheck,
+    });
+    this.clocks = new ClockSkewTracker(options.clock);
   }
 
-  async read(topic: string, partition: number, message: KafkaMessage, arrivedAt: number): Promise<ReadResult> {
+  /** Claim-check reads past their deadline that have not returned yet. */
+  get stuckClaimReads(): number {
+    return this.claims.stuckReads;
+  }
+
+  /**
+   * Reads one input record. `budgetBytes`: what the task may still buffer; a
+   * claim check declaring more is not read (`deferred`), so a payload never
+   * enters memory the task's bound has no room for. With a budget, a schema
+   * registry that does not answer defers the record too (nothing is lost to an
+   * outage).
+   */
+  async read(topic: string, partition: number, message: KafkaMessage, arrivedAt: number): Promise<ReadResult>;
+  async read(topic: string, partition: number, message: KafkaMessage, arrivedAt: number, budgetBytes: number): Promise<ReadResult | ReadDeferred>;
+  async read(topic: string, partition: number, message: KafkaMessage, arrivedAt: number, budgetBytes?: number): Promise<ReadResult | ReadDeferred> {
+    // only a caller that handles a deferral (the stream processor) passes a budget; for the others a registry outage is a dead letter
+    const deferrable = budgetBytes !== undefined;
+    budgetBytes ??= Number.POSITIVE_INFINITY;
     // kafkajs hands out views into the fetch response; what is kept (for the join, or a dead letter) is copied out of it
     const value = message.value === null ? null : Buffer.from(message.value);
     const key = message.key == null ? null : Buffer.from(message.key);
@@ -98,16 +161,21 @@ export class FrameReader {
         throw new MmadError(ErrorCode.FRAME_INVALID, 'record has no value (a tombstone or an empty record)');
       }
       frame = await this.codec.decode(value);
-      const input = await this.check(topic, partition, frame, { value, key, message }, arrivedAt);
+      const input = await this.check(topic, partition, frame, { value, key, message }, arrivedAt, budgetBytes);
       const keyProblem = this.keyProblem(key, frame, partition);
       return keyProblem === undefined ? { ok: true, input } : { ok: true, input, keyProblem };
     } catch (err) {
+      if (err instanceof ClaimCheckDeferred) return { deferred: true, bytes: err.sizeBytes, reason: err.message };
+      if (deferrable && isMmadError(err, ErrorCode.SCHEMA_REGISTRY_FAILED) && err.retriable) {
+        const wait = Number(err.details.retryAfterMs ?? 1000);
+        return { deferred: true, bytes: 0, retryAfterMs: Number.isFinite(wait) ? wait : 1000, reason: err.message };
+      }
       const code = isMmadError(err) ? err.code : ErrorCode.FRAME_INVALID;
       return {
         ok: false,
         code,
         message: messageOf(err),
-        sampleId: frame === undefined ? null : frame.sampleId.slice(0, this.options.maxSampleIdBytes),
+        sampleId: frame === undefined ? null : truncateUtf8(frame.sampleId, this.options.maxSampleIdBytes),
         modality: frame?.modality ?? null,
         record: { key, value: value ?? Buffer.alloc(0), timestamp: Number(message.timestamp) },
       };
@@ -120,11 +188,22 @@ export class FrameReader {
     frame: Frame,
     record: { value: Buffer; key: Buffer | null; message: KafkaMessage },
     arrivedAt: number,
+    budgetBytes: number,
   ): Promise<JoinInput<FramePayload>> {
     const { value, key, message } = record;
     const idBytes = Buffer.byteLength(frame.sampleId, 'utf8');
     if (idBytes === 0 || idBytes > this.options.maxSampleIdBytes) {
       throw new MmadError(ErrorCode.FRAME_INVALID, `sample id of ${idBytes} bytes (allowed 1..${this.options.maxSampleIdBytes})`);
+    }
+    if (frame.sampleId.includes('\uFFFD')) {
+      // the Avro decoder replaces invalid UTF-8 by U+FFFD: two ids differing only in invalid bytes would become one
+      throw new MmadError(ErrorCode.FRAME_INVALID, `sample id ${JSON.stringify(truncateUtf8(frame.sampleId, 80))} is not valid UTF-8 (or contains U+FFFD)`);
+    }
+    for (const field of ['line', 'station', 'sensorId'] as const) {
+      const n = Buffer.byteLength(frame[field], 'utf8');
+      if (n > this.options.maxFieldBytes) {
+        throw new MmadError(ErrorCode.FRAME_INVALID, `${field} of ${n} bytes (allowed up to ${this.options.maxFieldBytes}, input.maxFieldBytes)`);
+      }
     }
     const expected = this.options.topics.get(topic);
     if (frame.modality === 'unknown') {
@@ -135,9 +214,13 @@ export class FrameReader {
     }
     const t = frame.captureTime.getTime();
     if (!Number.isFinite(t) || t <= 0) throw new MmadError(ErrorCode.FRAME_INVALID, `capture time ${String(frame.captureTime)} is not a time`);
+    this.clocks.check(frame, t, Number(message.timestamp), arrivedAt);
     checkDeclared(frame, this.options.limits);
     // avsc decodes `bytes` into a copy: the payload kept is the same bytes inside the record instead
-    const payload = viewInto(value, await this.payloadOf(frame));
+    const payload = viewInto(value, await this.payloadOf(frame, budgetBytes));
+    if (frame.encoding === 'raw' && payload.length !== rawBytes(frame)) {
+      throw new MmadError(ErrorCode.FRAME_SHAPE, `raw ${frame.modality} payload has ${payload.length} bytes, ${frame.width}×${frame.height}×${frame.channels} ${frame.dtype} needs ${rawBytes(frame)}`);
+    }
     if (frame.encoding !== 'raw') {
       const shape = await imageShape(frame, payload, this.options.limits, { structure: true });
       if (shape.format !== frame.encoding || shape.width !== frame.width || shape.height !== frame.height) {
@@ -160,41 +243,11 @@ export class FrameReader {
     };
   }
 
-  private async payloadOf(frame: Frame): Promise<Buffer> {
+  private async payloadOf(frame: Frame, budgetBytes: number): Promise<Buffer> {
     if ((frame.payload === null) === (frame.payloadRef === null)) {
       throw new MmadError(ErrorCode.FRAME_INVALID, 'exactly one of payload and payloadRef must be set');
     }
-    if (frame.payload !== null) return frame.payload;
-    const ref = frame.payloadRef!;
-    const fail = (why: string, cause?: unknown): MmadError =>
-      new MmadError(ErrorCode.FRAME_PAYLOAD_UNRESOLVED, `payload reference ${ref.uri.slice(0, 300)}: ${why}`, { cause });
-    let path: string;
-    try {
-      const url = new URL(ref.uri);
-      if (url.protocol !== 'file:') throw fail(`scheme ${url.protocol} is not supported (file:// only)`);
-      path = resolve(fileURLToPath(url));
-    } catch (err) {
-      throw isMmadError(err) ? err : fail('not a valid URI', err);
-    }
-    const inside = this.roots.some((root) => {
-      const rel = relative(root, path);
-      return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-    });
-    if (!inside) throw fail(this.roots.length === 0 ? 'claim-check references are disabled (input.claimCheckRoots is empty)' : 'points outside input.claimCheckRoots');
-    let size: number;
-    try {
-      size = (await stat(path)).size;
-    } catch (err) {
-      throw fail('file not found', err);
-    }
-    if (size !== ref.sizeBytes) throw fail(`file has ${size} bytes, the reference says ${ref.sizeBytes}`);
-    if (size > this.options.limits.maxPixels * 16) throw fail(`file of ${size} bytes is larger than any frame within the pixel limit`);
-    const bytes = await readFile(path);
-    if (ref.sha256 !== null) {
-      const digest = createHash('sha256').update(bytes).digest('hex');
-      if (digest !== ref.sha256.toLowerCase()) throw fail(`SHA-256 is ${digest}, the reference says ${ref.sha256}`);
-    }
-    return bytes;
+    return frame.payload ?? (await this.claims.read(frame.payloadRef!, budgetBytes));
   }
 
   private keyProblem(keyBytes: Buffer | null, frame: Frame, partition: number): string | undefined {
@@ -204,6 +257,19 @@ export class FrameReader {
     if (expected !== partition) return `key ${JSON.stringify(key.slice(0, 80))} hashes to partition ${expected}, but the frame was read from partition ${partition}: its producer does not use the default key partitioner`;
     return undefined;
   }
+}
+
+/** The longest prefix of `s` within `maxBytes` bytes of UTF-8 (never splitting a character). */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  if (Buffer.byteLength(s, 'utf8') <= maxBytes) return s;
+  let out = '';
+  let n = 0;
+  for (const ch of s) {
+    n += Buffer.byteLength(ch, 'utf8');
+    if (n > maxBytes) break;
+    out += ch;
+  }
+  return out;
 }
 
 /** The header of a decoded frame, without its payload (the decoded record's own copy of it is left to the collector). */

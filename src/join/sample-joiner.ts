@@ -98,7 +98,14 @@ export interface JoinPolicy {
   maxPendingSamples: number;
   maxPendingBytes: number;
   closedRetentionMs: number;
+  /** Closed samples remembered at most (the oldest forgotten first), whatever their age. */
+  maxClosedSamples: number;
+  /** Bytes the closed samples' memory may take at most (ids plus a fixed cost each, CLOSED_ENTRY_BYTES). */
+  maxClosedBytes: number;
 }
+
+/** What one remembered closed sample costs besides its id (map entry, record, modality set), bytes: about 255 measured on V8 (286 with a 12-character id). */
+export const CLOSED_ENTRY_BYTES = 256;
 
 /** Notifications for the owner of the frames (to release their input offsets). */
 export interface JoinListener<P> {
@@ -121,11 +128,13 @@ export interface JoinStats {
   tooLate: number;
   /** Releases (and unknowns) that went without a modality because its wait expired, per modality. */
   timedOut: Record<string, number>;
+  /** Closed samples forgotten before closedRetentionMs because the memory bound was reached. */
+  forgottenEarly: number;
 }
 
 /** Empty join statistics (to sum tasks' statistics into). */
 export function emptyJoinStats(): JoinStats {
-  return { framesIn: {}, released: { complete: 0, provisional: 0, timeout: 0, refine: 0 }, unknown: 0, duplicates: 0, tooLate: 0, timedOut: {} };
+  return { framesIn: {}, released: { complete: 0, provisional: 0, timeout: 0, refine: 0 }, unknown: 0, duplicates: 0, tooLate: 0, timedOut: {}, forgottenEarly: 0 };
 }
 
 /** Adds `from` into `into` (statistics of several tasks, or of tasks that moved away). */
@@ -135,6 +144,7 @@ export function addJoinStats(into: JoinStats, from: JoinStats): JoinStats {
   into.unknown += from.unknown;
   into.duplicates += from.duplicates;
   into.tooLate += from.tooLate;
+  into.forgottenEarly += from.forgottenEarly;
   for (const [m, n] of Object.entries(from.timedOut)) into.timedOut[m] = (into.timedOut[m] ?? 0) + n;
   return into;
 }
@@ -171,6 +181,7 @@ export class SampleJoiner<P> {
   /** Where the idle timer moves stream time from: the stream time of the last frame (or, before any, what was restored). */
   private streamTimeAtLastInput = Number.NEGATIVE_INFINITY;
   private pendingBytes = 0;
+  private closedBytes = 0;
   private readonly joined: Modality[];
   /** The longest a sample can stay open, from its first capture. */
   private readonly horizonMs: number;
@@ -181,6 +192,7 @@ export class SampleJoiner<P> {
     duplicates: 0,
     tooLate: 0,
     timedOut: {},
+    forgottenEarly: 0,
   };
 
   constructor(
@@ -225,7 +237,7 @@ export class SampleJoiner<P> {
   restore(state: { sampleId: string; revision: number; modalities: Modality[]; firstCapture: number; closed: boolean; closedAt: number | null }): void {
     if (state.closed) {
       const at = state.closedAt ?? state.firstCapture;
-      this.closed.set(state.sampleId, { at, modalities: new Set(state.modalities), expected: null });
+      this.remember(state.sampleId, { at, modalities: new Set(state.modalities), expected: null });
       // with nothing to read again, the idle timer still moves on from here, so restored parts are forgotten in time
       this.streamTimeAtLastInput = Math.max(this.streamTimeAtLastInput, at);
       return;
@@ -371,9 +383,32 @@ export class SampleJoiner<P> {
     }
     for (const [id, c] of this.closed) {
       if (c.at + this.policy.closedRetentionMs >= this.streamTime) break;
-      this.closed.delete(id);
-      this.listener.forgotten?.(id);
+      this.forget(id);
     }
+  }
+
+  /** Remembers a closed sample; beyond the count or byte bound the oldest are forgotten early. */
+  private remember(sampleId: string, c: ClosedSample): void {
+    if (this.closed.has(sampleId)) this.forget(sampleId, false);
+    this.closed.set(sampleId, c);
+    this.closedBytes += closedCost(sampleId);
+    while (this.closed.size > this.policy.maxClosedSamples || this.closedBytes > this.policy.maxClosedBytes) {
+      const oldest = this.closed.keys().next().value!;
+      if (oldest === sampleId) break;
+      this.forget(oldest);
+      this.stats.forgottenEarly++;
+    }
+  }
+
+  private forget(sampleId: string, notify = true): void {
+    if (!this.closed.delete(sampleId)) return;
+    this.closedBytes -= closedCost(sampleId);
+    if (notify) this.listener.forgotten?.(sampleId);
+  }
+
+  /** Closed samples remembered, and their estimated bytes. */
+  get closedMemory(): { samples: number; bytes: number } {
+    return { samples: this.closed.size, bytes: this.closedBytes };
   }
 
   /** Modalities this sample can still get. */
@@ -472,13 +507,16 @@ export class SampleJoiner<P> {
   private close(sample: PendingSample<P>): void {
     if (!this.pending.delete(sample.sampleId)) return;
     this.pendingBytes -= sample.bytes;
-    this.closed.set(sample.sampleId, { at: this.streamTime, modalities: new Set(sample.frames.keys()), expected: sample.expected });
+    // a sample can close on the frame that brings stream time (before it moves): it closes no
+    // earlier than its own frames, so the first sample of a task is not forgotten at once
+    const at = Math.max(this.streamTime, sample.firstCapture, ...[...sample.frames.values()].map((f) => f.captureTime));
+    this.remember(sample.sampleId, { at, modalities: new Set(sample.frames.keys()), expected: sample.expected });
     const frames = this.framesOf(sample);
     const modalities = new Set<Modality>([...frames.map((f) => f.modality), ...(sample.released ?? [])]);
     this.listener.closed?.(sample.sampleId, frames, {
       revision: sample.revision,
       firstCapture: sample.firstCapture,
-      closedAt: this.streamTime,
+      closedAt: at,
       modalities: MODALITY_ORDER.filter((m) => modalities.has(m)),
     });
   }
@@ -544,6 +582,10 @@ class DeadlineHeap {
 
 function waitOf(p: ModalityPolicy): number {
   return p.policy === 'late' ? p.windowMs : p.timeoutMs;
+}
+
+function closedCost(sampleId: string): number {
+  return CLOSED_ENTRY_BYTES + 2 * sampleId.length;
 }
 
 function iso(ms: number): string {

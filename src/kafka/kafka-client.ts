@@ -42,8 +42,8 @@ export function frameConsumerConfig(config: Config, groupId: string): ConsumerCo
     groupId,
     maxBytesPerPartition: config.kafka.maxMessageBytes,
     maxBytes: 2 * config.kafka.maxMessageBytes,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
+    sessionTimeout: config.kafka.sessionTimeoutMs,
+    heartbeatInterval: Math.min(3_000, Math.floor(config.kafka.sessionTimeoutMs / 3)),
     // kafkajs fetches all partitions of a broker in one long poll: a partition resumed
     // (after backpressure or a task start) waits for the poll in flight, so keep it short
     maxWaitTimeInMs: 100,

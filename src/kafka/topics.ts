@@ -43,12 +43,14 @@ export function planTopics(config: Config): TopicPlan[] {
   return [
     ...inputTopics(config).map(({ modality, topic }) => ({ name: topic, role: 'input' as const, modality, ...base, configs: big })),
     { name: t.events, role: 'events', ...base, configs: big },
-    { name: t.alerts, role: 'alerts', ...base, configs: {} },
-    // dead letters carry the original frame bytes
+    // every output takes the record limit the service assumes (kafka.maxMessageBytes): a write the
+    // broker refuses for its size would fail the task's transaction and rebuild it in a loop
+    { name: t.alerts, role: 'alerts', ...base, configs: big },
+    // dead letters carry the original frame bytes (event-builder.fitDeadLetter keeps them under the limit)
     { name: t.deadLetters, role: 'deadLetters', ...base, configs: big },
     { name: t.labels, role: 'labels', ...base, configs: big },
     // internal: the join's changelog, co-partitioned with the inputs, compacted (see src/runtime/join-changelog.ts)
-    { name: `${config.input.groupId}-join-changelog`, role: 'changelog', ...base, configs: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000' } },
+    { name: `${config.input.groupId}-join-changelog`, role: 'changelog', ...base, configs: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '60000', 'max.message.bytes': String(config.kafka.maxMessageBytes) } },
   ];
 }
 

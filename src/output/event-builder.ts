@@ -3,6 +3,7 @@
  * AnomalyEvent (always), an Alert when the verdict is NOK, a DeadLetter for
  * each frame that could not be used. Every record is keyed by sample id.
  */
+import { createHash } from 'node:crypto';
 import type { Alert, AnomalyEvent, DeadLetter, Severity } from '../codec/records.js';
 import type { Judgement } from '../inference/judge.js';
 import type { FrameSource } from '../join/sample-joiner.js';
@@ -98,6 +99,38 @@ export function buildOutputs(j: Judgement, options: OutputOptions, now: () => nu
     ),
   );
   return { event, alert, deadLetters };
+}
+
+/** Room left in a dead letter's record for everything but the original bytes (reason, message, source, ids; Avro framing). */
+export const DEAD_LETTER_OVERHEAD_BYTES = 65_536;
+const MAX_MESSAGE_CHARS = 4_096;
+
+/**
+ * The dead letter made to fit a record of `maxRecordBytes`: the message cut to
+ * 4096 characters; an original too large to fit beside the rest replaced by
+ * nothing, the message then naming its size and SHA-256 (the record itself
+ * stays on its input topic at the source coordinates until the topic's retention
+ * removes it); a source key that still does not fit dropped. Writing a dead
+ * letter must never fail for its size: the task would be rebuilt and meet the
+ * same record again.
+ */
+export function fitDeadLetter(d: DeadLetter, maxRecordBytes: number): DeadLetter {
+  const budget = maxRecordBytes - DEAD_LETTER_OVERHEAD_BYTES;
+  let message = d.message.length > MAX_MESSAGE_CHARS ? `${d.message.slice(0, MAX_MESSAGE_CHARS)}…` : d.message;
+  let key = d.source.key;
+  let original = d.original;
+  // the key travels twice: as the dead letter's record key and inside it
+  if (original.length + 2 * (key?.length ?? 0) > budget) {
+    const sha = createHash('sha256').update(original).digest('hex');
+    message += ` [original of ${original.length} bytes omitted (over the dead-letter record limit), SHA-256 ${sha}; it is at ${d.source.topic}/${d.source.partition}@${d.source.offset}]`;
+    original = Buffer.alloc(0);
+  }
+  if (key !== null && 2 * key.length > budget) {
+    message += ` [source key of ${key.length} bytes omitted]`;
+    key = null;
+  }
+  if (message === d.message && key === d.source.key && original === d.original) return d;
+  return { ...d, message, original, source: { ...d.source, key } };
 }
 
 /** A dead letter for an input record, carrying its original bytes. */

@@ -16,6 +16,12 @@ export interface ProcessorStatus {
   starting: number[];
   /** How long ago the broker last answered the consumer (heartbeat or group join); null before the first answer. */
   brokerContactAgoMs: number | null;
+  /**
+   * Work that has not moved for longer than processing.stallTimeoutMs: a delivery whose
+   * reading never ends (task null), or a task with input or judging waiting that took and
+   * finished nothing. Liveness fails while this is not empty.
+   */
+  stalled: { task: number | null; forMs: number; what: string }[];
 }
 
 /** The join across every task this member ran, including tasks that moved away or were rebuilt. */
@@ -25,6 +31,9 @@ export interface JoinSnapshot {
   pendingSamples: number;
   /** Bytes of frames those samples hold. */
   pendingBytes: number;
+  /** Closed samples the running tasks' joins remember (for duplicates and late frames), and their estimated bytes. */
+  closedSamples: number;
+  closedBytes: number;
 }
 
 /** One delivery a task took from one input partition. */

@@ -25,7 +25,8 @@ import { SchemaCatalog } from '../codec/schema-catalog.js';
 import { SchemaRegistryClient } from '../codec/schema-registry.js';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
-import { FrameReader, type ReadResult } from '../input/frame-reader.js';
+import type { StationSkew } from '../input/clock-skew.js';
+import { FrameReader, frameReaderOptions, type ReadResult } from '../input/frame-reader.js';
 import { SampleJudge, type Judgement } from '../inference/judge.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
 import type { JoinPolicy } from '../join/sample-joiner.js';
@@ -33,7 +34,7 @@ import { addJoinStats, emptyJoinStats } from '../join/sample-joiner.js';
 import { createKafka, frameConsumerConfig, producerConfig } from '../kafka/kafka-client.js';
 import type { RequestQueue } from '../kafka/request-queue.js';
 import { inputTopics } from '../kafka/topics.js';
-import type { Outputs } from '../output/event-builder.js';
+import { fitDeadLetter, type Outputs } from '../output/event-builder.js';
 import { rootLogger, type Logger } from '../telemetry/logger.js';
 import { coPartitionedAssignor } from './co-partition-assignor.js';
 import { changelogTopic, readChangelog } from './join-changelog.js';
@@ -78,6 +79,10 @@ export interface ProcessorStats {
   paused: number[];
   commits: number;
   taskRestarts: number;
+  /** The last capture-time skew seen per station (input/clock-skew.ts). */
+  clockSkew: StationSkew[];
+  /** Claim-check reads past their deadline that have not returned. */
+  stuckClaimReads: number;
 }
 
 type Codecs = {
@@ -92,6 +97,11 @@ export function joinPolicyOf(config: Config): JoinPolicy {
   const modalities: JoinPolicy['modalities'] = {};
   for (const { modality } of inputTopics(config)) modalities[modality] = config.join.modalities[modality];
   return { ...config.join, modalities };
+}
+
+/** The joined modalities whose policy is `required`. */
+export function requiredModalities(config: Config): Modality[] {
+  return inputTopics(config).map((i) => i.modality).filter((m) => config.join.modalities[m].policy === 'required');
 }
 
 export class StreamProcessor {
@@ -111,6 +121,13 @@ export class StreamProcessor {
   private readonly retiredJoin = emptyJoinStats();
   /** When the broker last answered the consumer (heartbeat, group join), for health checks. */
   private brokerSeenAt: number | undefined;
+  /** Per input partition ("topic:partition"): bytes of the claim check that did not fit, the record to read once they do. */
+  private readonly deferredClaims = new Map<string, number>();
+  /** Per input partition: when to read again a record deferred for the schema registry (epoch ms). */
+  private readonly waitingFor = new Map<string, number>();
+  private registryWarned = 0;
+  /** When the delivery being read started (null between deliveries): a read that never ends shows here. */
+  private batchStartedAt: number | null = null;
   private hasAssignment = false;
   private readonly eos: boolean;
   /** at-least-once: the request queue of the shared producer, one sink per task over it. */
@@ -164,7 +181,7 @@ export class StreamProcessor {
     // at-least-once: one producer for all tasks; idempotent, one request in flight keeps a sample's revisions in order
     this.producer = this.kafka.producer(producerConfig(config));
     this.eos = config.processing.guarantee === 'exactly-once';
-    this.judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels }, this.inputs.map((i) => i.modality), this.now, config.inference.maxBatchSize);
+    this.judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels, maxXyzPixels: config.inference.maxXyzPixels }, this.inputs.map((i) => i.modality), this.now, config.inference.maxBatchSize, requiredModalities(config));
     this.assigned = new Promise((r) => (this.assignedOnce = r));
     void this.assigned.then(() => (this.hasAssignment = true));
     this.fatal = new Promise((r) => (this.reportFatal = r));
@@ -191,13 +208,7 @@ export class StreamProcessor {
     } finally {
       await admin.disconnect();
     }
-    this.reader = new FrameReader(this.codecs.frame, {
-      topics: new Map(this.inputs.map((i) => [i.topic, i.modality])),
-      partitions: this.partitions,
-      limits: { maxPixels: this.config.inference.maxPixels },
-      claimCheckRoots: this.config.input.claimCheckRoots,
-      maxSampleIdBytes: this.config.input.maxSampleIdBytes,
-    });
+    this.reader = new FrameReader(this.codecs.frame, frameReaderOptions(this.config, new Map(this.inputs.map((i) => [i.topic, i.modality])), this.partitions));
     if (!this.eos) {
       await this.producer.connect();
       this.sharedQueue = AtLeastOnceSink.queueFor(this.producer);
@@ -274,6 +285,8 @@ export class StreamProcessor {
       paused: [...this.paused.keys()].sort((a, b) => a - b),
       commits: r.commits + sum((t) => t.stats.commits),
       taskRestarts: this.taskRestarts,
+      clockSkew: this.reader?.clocks.snapshot() ?? [],
+      stuckClaimReads: this.reader?.stuckClaimReads ?? 0,
     };
   }
 
@@ -285,7 +298,28 @@ export class StreamProcessor {
       tasks: [...this.tasks.keys()].sort((a, b) => a - b),
       starting: [...this.starting].sort((a, b) => a - b),
       brokerContactAgoMs: this.brokerSeenAt === undefined ? null : Math.max(0, this.now() - this.brokerSeenAt),
+      stalled: this.stalls(),
     };
+  }
+
+  /**
+   * What has not moved for processing.stallTimeoutMs. A task waiting on acknowledgements
+   * while the broker is away is not a stall of this process (readiness reports the broker;
+   * restarting would not help), so a task's stall counts only while the broker answers.
+   */
+  private stalls(): ProcessorStatus['stalled'] {
+    const limit = this.config.processing.stallTimeoutMs;
+    const now = this.now();
+    const out: ProcessorStatus['stalled'] = [];
+    if (this.batchStartedAt !== null && now - this.batchStartedAt > limit) {
+      out.push({ task: null, forMs: now - this.batchStartedAt, what: 'reading one delivery of input records has not finished' });
+    }
+    const brokerAnswers = this.brokerSeenAt !== undefined && now - this.brokerSeenAt <= limit;
+    for (const t of this.tasks.values()) {
+      const forMs = t.stalledFor(now);
+      if (forMs > limit && brokerAnswers) out.push({ task: t.partition, forMs, what: `input or judging waiting (${t.buffered} records buffered), nothing taken or finished` });
+    }
+    return out;
   }
 
   /** The join of every task this member ran (read-only; metrics). */
@@ -293,12 +327,16 @@ export class StreamProcessor {
     const stats = addJoinStats(emptyJoinStats(), this.retiredJoin);
     let pendingSamples = 0;
     let pendingBytes = 0;
+    let closedSamples = 0;
+    let closedBytes = 0;
     for (const t of this.tasks.values()) {
       addJoinStats(stats, t.joiner.stats);
       pendingSamples += t.joiner.pendingCount;
       pendingBytes += t.joiner.bytesHeld;
+      closedSamples += t.joiner.closedMemory.samples;
+      closedBytes += t.joiner.closedMemory.bytes;
     }
-    return { stats, pendingSamples, pendingBytes };
+    return { stats, pendingSamples, pendingBytes, closedSamples, closedBytes };
   }
 
   private retire(task: Task): void {
@@ -358,7 +396,7 @@ export class StreamProcessor {
         }
         const task = this.newTask(p, sinks.get(p)!);
         task.startAt(starts.get(p) ?? new Map());
-        task.restore(restored.get(p) ?? []);
+        task.restore(restored.get(p) ?? [], { now: this.now(), maxLeadMs: this.config.input.maxClockLeadMs });
         // the consumer's own position may predate the previous owner's last commit
         this.seekTo(p, task.positions());
         this.tasks.set(p, task);
@@ -481,39 +519,73 @@ export class StreamProcessor {
     const records: OutRecord[] = [];
     if (outputs.event !== null) records.push({ topic: t.events, key: outputs.event.sampleId, value: this.codecs.event.encode(outputs.event) });
     if (outputs.alert !== null) records.push({ topic: t.alerts, key: outputs.alert.sampleId, value: this.codecs.alert.encode(outputs.alert) });
-    for (const d of outputs.deadLetters) records.push({ topic: t.deadLetters, key: d.source.key ?? d.sampleId ?? null, value: this.codecs.deadLetter.encode(d) });
+    for (const raw of outputs.deadLetters) {
+      const d = fitDeadLetter(raw, this.config.kafka.maxMessageBytes);
+      records.push({ topic: t.deadLetters, key: d.source.key ?? d.sampleId ?? null, value: this.codecs.deadLetter.encode(d) });
+    }
     const cl = changelogTopic(this.config);
     for (const c of changelog) records.push({ topic: cl, partition, key: c.sampleId, value: c.state === null ? null : this.codecs.joinState.encode(c.state) });
     return records;
   }
 
   private async onBatch({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const task = this.tasks.get(batch.partition);
+    if (task === undefined) {
+      // starting (restoring) or revoked: this delivery is not kept (nor read); the task reads from its committed offsets
+      this.pauseTask(batch.partition);
+      if (this.starting.has(batch.partition)) await this.seekToCommitted(batch.partition);
+      return;
+    }
+    this.batchStartedAt = this.now();
+    try {
+      await this.readBatch(task, batch, heartbeat, isRunning, isStale);
+    } finally {
+      this.batchStartedAt = null;
+    }
+  }
+
+  private async readBatch(task: Task, batch: EachBatchPayload['batch'], heartbeat: () => Promise<void>, isRunning: () => boolean, isStale: () => boolean): Promise<void> {
     const items: Queued<ReadResult>[] = [];
     let n = 0;
     const stop = this.rangeEnd(batch.topic, batch.partition);
     let pastEnd = false;
+    // what the task may still buffer: a claim check that does not fit is not read now (the
+    // record is fetched again once the task has made room), so claimed bytes never exceed the bound
+    let room = task.bufferRoom;
+    let beat = this.now();
+    let deferred = false;
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) return;
       if (stop !== undefined && BigInt(message.offset) >= stop) {
         pastEnd = true;
         break;
       }
-      const result = await this.reader.read(batch.topic, batch.partition, message, this.now());
-      items.push({
-        topic: batch.topic,
-        offset: message.offset,
-        time: result.ok ? result.input.captureTime : Number.NEGATIVE_INFINITY,
-        bytes: message.value?.length ?? 0,
-        item: result,
-      });
-      if (++n % 16 === 0) await heartbeat();
-    }
-    const task = this.tasks.get(batch.partition);
-    if (task === undefined) {
-      // starting (restoring) or revoked: this delivery is not kept; the task reads from its committed offsets
-      this.pauseTask(batch.partition);
-      if (this.starting.has(batch.partition)) await this.seekToCommitted(batch.partition);
-      return;
+      // the first record of a delivery to an empty task is always read (it could never fit otherwise)
+      const budget = items.length === 0 && task.buffered === 0 ? Number.POSITIVE_INFINITY : room;
+      const result = await this.reader.read(batch.topic, batch.partition, message, this.now(), budget);
+      if ('deferred' in result) {
+        this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: message.offset });
+        const key = `${batch.topic}:${batch.partition}`;
+        if (result.retryAfterMs === undefined) {
+          this.deferredClaims.set(key, result.bytes);
+        } else {
+          this.waitingFor.set(key, this.now() + result.retryAfterMs);
+          if (this.now() - this.registryWarned > 30_000) {
+            this.registryWarned = this.now();
+            this.log.warn('schema registry unavailable: input paused, read again after the backoff (nothing is dead-lettered for it)', { task: batch.partition, topic: batch.topic, error: result.reason });
+          }
+        }
+        deferred = true;
+        break;
+      }
+      const bytes = result.ok ? result.input.bytes : message.value?.length ?? 0;
+      room -= bytes;
+      items.push({ topic: batch.topic, offset: message.offset, time: result.ok ? result.input.captureTime : Number.NEGATIVE_INFINITY, bytes, item: result });
+      // every 16 records, and after any read that took a while (a claim check, a registry look-up)
+      if (++n % 16 === 0 || this.now() - beat > 1_000) {
+        await heartbeat();
+        beat = this.now();
+      }
     }
     const next = items.length > 0 ? BigInt(items.at(-1)!.offset) + 1n : BigInt(batch.lastOffset()) + 1n;
     const limit = stop !== undefined && stop < BigInt(batch.highWatermark) ? stop : BigInt(batch.highWatermark);
@@ -550,8 +622,23 @@ export class StreamProcessor {
     else this.paused.delete(p);
   }
 
+  /** Pauses the task's partitions at its bounds, and a partition whose next claim check does not fit yet. */
   private applyBackpressure(task: Task): void {
-    this.setPaused(task.partition, task.pausable());
+    const pause = new Set(task.pausable());
+    for (const { topic } of this.inputs) {
+      const key = `${topic}:${task.partition}`;
+      const need = this.deferredClaims.get(key);
+      if (need !== undefined) {
+        if (need > task.bufferRoom && task.buffered > 0) pause.add(topic);
+        else this.deferredClaims.delete(key);
+      }
+      const until = this.waitingFor.get(key);
+      if (until !== undefined) {
+        if (this.now() < until) pause.add(topic);
+        else this.waitingFor.delete(key);
+      }
+    }
+    this.setPaused(task.partition, [...pause]);
   }
 
   /** A merge that waits a long time for records known to exist is worth a warning (every 30 s). */

@@ -116,6 +116,8 @@ export class Task {
   private producedSeq = 0;
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
+  /** When the task last took input or finished a step (wall clock). */
+  private progressAt: number;
   /** Acks and commits the sink has not answered yet (idle() waits for them). */
   private readonly outstanding = new Set<Promise<unknown>>();
   private unacked = 0;
@@ -126,6 +128,7 @@ export class Task {
 
   constructor(private readonly o: TaskOptions) {
     this.partition = o.partition;
+    this.progressAt = o.now();
     this.group = new PartitionGroup(o.inputs.map((i) => i.topic), o.maxIdleMs);
     for (const i of o.inputs) this.trackers.set(i.topic, new OffsetTracker());
     this.joiner = new SampleJoiner<FramePayload>(o.joinPolicy, {
@@ -158,9 +161,22 @@ export class Task {
     return new Map(this.next);
   }
 
-  /** Seeds the join with the changelog's state; input is processed from here on. */
-  restore(states: RestoredState[]): void {
-    for (const s of [...states].sort((a, b) => (a.closedAt ?? 0) - (b.closedAt ?? 0))) this.joiner.restore(s);
+  /**
+   * Seeds the join with the changelog's state; input is processed from here on.
+   * An entry whose times lead `clock.now` by more than `clock.maxLeadMs` was
+   * written from a frame whose clock was far ahead (before such frames were
+   * refused): its times are brought back to now, or it would carry stream time
+   * ahead on every restart and be remembered until that future time.
+   */
+  restore(states: RestoredState[], clock?: { now: number; maxLeadMs: number }): void {
+    let clamped = 0;
+    const fixed = states.map((s) => {
+      if (clock === undefined || Math.max(s.firstCapture, s.closedAt ?? 0) <= clock.now + clock.maxLeadMs) return s;
+      clamped++;
+      return { ...s, firstCapture: Math.min(s.firstCapture, clock.now), closedAt: s.closedAt === null ? null : Math.min(s.closedAt, clock.now) };
+    });
+    if (clamped > 0) this.o.log.warn('join changelog entries from the future brought back to now', { samples: clamped });
+    for (const s of fixed.sort((a, b) => (a.closedAt ?? 0) - (b.closedAt ?? 0))) this.joiner.restore(s);
     // the idle timer counts from the task's start
     this.joiner.busy(this.o.now());
     this.ready = true;
@@ -168,6 +184,18 @@ export class Task {
 
   get failed(): boolean {
     return this.stopped;
+  }
+
+  /**
+   * How long the task has had work (buffered input, samples being judged) without
+   * taking any of it or finishing any (0 when it has none): a stall liveness reports.
+   */
+  stalledFor(now: number): number {
+    if (!this.ready || (this.group.size === 0 && this.inFlight === 0)) {
+      this.progressAt = now;
+      return 0;
+    }
+    return Math.max(0, now - this.progressAt);
   }
 
   /**
@@ -196,6 +224,7 @@ export class Task {
     while (!this.joiner.full && this.inFlight < this.o.maxInFlight) {
       const q = this.group.next(now);
       if (q === undefined) break;
+      this.progressAt = now;
       this.readTo.set(q.topic, BigInt(q.offset));
       const r = q.item;
       if (!r.ok) {
@@ -243,6 +272,11 @@ export class Task {
 
   get buffered(): number {
     return this.group.size;
+  }
+
+  /** Bytes the task may still buffer before its partitions pause. */
+  get bufferRoom(): number {
+    return Math.max(0, this.o.maxBufferedBytes - this.group.bufferedBytes);
   }
 
   /**
@@ -431,6 +465,7 @@ export class Task {
       if (records.length > 0) this.writtenSinceCommit = true;
       this.stats.deadLetters += outputs.deadLetters.length;
       this.producedSeq = seq;
+      this.progressAt = this.o.now();
       this.settle();
       // bound what waits for acks (memory; a broker that stopped answering): then the sequence waits too
       if (this.unacked >= this.o.maxInFlight) await acked;

@@ -194,6 +194,35 @@ export const METRICS = {
     labels: [],
     description: 'Frames whose key is not their sample id or does not hash (murmur2) to their partition.',
   },
+  clockSkew: {
+    name: 'mmad_station_clock_skew_seconds',
+    type: 'gauge',
+    unit: 's',
+    labels: ['line', 'station'],
+    description:
+      "A station's last frame: capture time minus the record's timestamp (positive: the station's clock is ahead). Beyond input.maxClockLeadMs / maxClockLagMs frames are FRAME_CLOCK_SKEW dead letters. At most 256 stations.",
+  },
+  closedSamples: {
+    name: 'mmad_join_closed_samples',
+    type: 'gauge',
+    unit: '{sample}',
+    labels: [],
+    description: 'Closed samples the joins remember (to recognise duplicates and late frames); bounded by join.maxClosedSamples and maxClosedBytes per task.',
+  },
+  closedForgottenEarly: {
+    name: 'mmad_join_closed_forgotten_early',
+    type: 'counter',
+    unit: '{sample}',
+    labels: [],
+    description: 'Closed samples forgotten before join.closedRetentionMs because a task reached its closed-sample bound.',
+  },
+  stuckClaimReads: {
+    name: 'mmad_claim_check_stuck_reads',
+    type: 'gauge',
+    unit: '{read}',
+    labels: [],
+    description: 'Claim-check reads past input.claimCheckTimeoutMs that have not returned (storage not answering); at input.maxStuckClaimReads references fail at once.',
+  },
 } as const satisfies Record<string, MetricDef>;
 
 export type MetricKey = keyof typeof METRICS;
@@ -272,6 +301,10 @@ export class ServiceMetrics {
       commits: observable('commits'),
       taskRestarts: observable('taskRestarts'),
       keyProblems: observable('keyProblems'),
+      clockSkew: observable('clockSkew'),
+      closedSamples: observable('closedSamples'),
+      closedForgottenEarly: observable('closedForgottenEarly'),
+      stuckClaimReads: observable('stuckClaimReads'),
     };
     meter.addBatchObservableCallback((r) => this.collect(r, obs), Object.values(obs));
   }
@@ -315,7 +348,7 @@ export class ServiceMetrics {
 
   private collect(
     r: BatchObservableResult,
-    o: Record<'joinOutcomes' | 'joinTimeouts' | 'inferenceRuns' | 'inferenceSamples' | 'consumerLag' | 'pendingSamples' | 'pendingBytes' | 'tasks' | 'commits' | 'taskRestarts' | 'keyProblems', Observable>,
+    o: Record<'joinOutcomes' | 'joinTimeouts' | 'inferenceRuns' | 'inferenceSamples' | 'consumerLag' | 'pendingSamples' | 'pendingBytes' | 'tasks' | 'commits' | 'taskRestarts' | 'keyProblems' | 'clockSkew' | 'closedSamples' | 'closedForgottenEarly' | 'stuckClaimReads', Observable>,
   ): void {
     for (const m of this.registry?.models ?? []) {
       r.observe(o.inferenceRuns, m.batcher.stats.runs, { model: m.spec.id });
@@ -346,6 +379,10 @@ export class ServiceMetrics {
     r.observe(o.commits, stats.commits);
     r.observe(o.taskRestarts, stats.taskRestarts);
     r.observe(o.keyProblems, stats.keyProblems);
+    for (const c of stats.clockSkew) r.observe(o.clockSkew, c.skewMs / 1000, { line: c.line, station: c.station });
+    r.observe(o.closedSamples, join.closedSamples);
+    r.observe(o.closedForgottenEarly, s.forgottenEarly);
+    r.observe(o.stuckClaimReads, stats.stuckClaimReads);
     // lag only of tasks running here: a task that moved away is reported by its new owner
     const owned = new Set(status.tasks);
     for (const task of [...this.lag.keys()]) if (!owned.has(task)) this.lag.delete(task);

@@ -3,7 +3,8 @@
  * and an orchestrator ask a running instance.
  *
  *   GET /metrics  Prometheus text format (the OpenTelemetry Prometheus exporter)
- *   GET /healthz  200 while the process serves requests (liveness)
+ *   GET /healthz  liveness: 200 while the process serves requests and no work is stalled
+ *                 (processing.stallTimeoutMs), 503 with the stalls otherwise
  *   GET /readyz   200 when ready, 503 otherwise; JSON body with each check
  *
  * Readiness is what the caller says it is (see Telemetry.readiness): the
@@ -31,6 +32,8 @@ export interface OpsServerOptions {
   /** Serves /metrics; without it /metrics is 404. */
   prometheus?: PrometheusExporter;
   readiness: () => Readiness;
+  /** Liveness beyond answering HTTP (no stalled work); without it /healthz is always 200. */
+  liveness?: () => Readiness;
 }
 
 export interface OpsServer {
@@ -52,7 +55,13 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
     if (path === '/metrics' && o.prometheus !== undefined) {
       o.prometheus.getMetricsRequestHandler(req, res);
     } else if (path === '/healthz') {
-      json(res, 200, { status: 'ok' });
+      let r: Readiness = { ready: true, checks: {} };
+      try {
+        if (o.liveness) r = o.liveness();
+      } catch (err) {
+        r = { ready: false, checks: { liveness: { ok: false, detail: messageOf(err) } } };
+      }
+      json(res, r.ready ? 200 : 503, { status: r.ready ? 'ok' : 'stalled', checks: r.checks });
     } else if (path === '/readyz') {
       let r: Readiness;
       try {

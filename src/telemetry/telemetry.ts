@@ -41,7 +41,7 @@ import type { Outputs } from '../output/event-builder.js';
 import type { Delivery } from '../runtime/processor-status.js';
 import { rootLogger, type Logger } from './logger.js';
 import { ServiceMetrics, type ProcessorView } from './metrics.js';
-import { startOpsServer, type OpsServer, type Readiness } from './ops-server.js';
+import { startOpsServer, type Check, type OpsServer, type Readiness } from './ops-server.js';
 import { SampleTracer } from './tracing.js';
 
 export interface TelemetryOptions {
@@ -122,7 +122,7 @@ export class Telemetry {
     const telemetry = new Telemetry(config, meterProvider, tracerProvider, log, options.now ?? Date.now);
     if (serve) {
       try {
-        telemetry.server = await startOpsServer({ host: t.prometheus.host, port, ...(prometheus ? { prometheus } : {}), readiness: () => telemetry.readiness() });
+        telemetry.server = await startOpsServer({ host: t.prometheus.host, port, ...(prometheus ? { prometheus } : {}), readiness: () => telemetry.readiness(), liveness: () => telemetry.liveness() });
       } catch (err) {
         await telemetry.shutdown();
         throw err;
@@ -198,6 +198,15 @@ export class Telemetry {
       broker,
     };
     return { ready: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  /** Alive unless the processor reports stalled work (a stuck read, a task that took and finished nothing). */
+  liveness(): Readiness {
+    const stalled = this.processor?.status().stalled ?? [];
+    if (stalled.length === 0) return { ready: true, checks: { progress: { ok: true } } };
+    const checks: Record<string, Check> = {};
+    for (const s of stalled) checks[s.task === null ? 'consumer' : `task ${s.task}`] = { ok: false, detail: `${s.what} for ${(s.forMs / 1000).toFixed(0)} s` };
+    return { ready: false, checks };
   }
 
   /** Closes the operations server, then flushes what the exporters hold (at most 5 s: a collector that is away does not hold up the exit). */

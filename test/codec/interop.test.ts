@@ -4,6 +4,7 @@
  * Confluent wire format both ways, through a schema registry).
  */
 import assert from 'node:assert/strict';
+import { ErrorCode, MmadError } from '../../src/errors/errors.js';
 import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -113,8 +114,14 @@ test('Confluent wire format: an independent client reads ours and we read its', 
   assert.deepEqual(frame.payload, sampleFrame().payload);
 });
 
-test('a schema id the registry does not know is a typed error naming the registry answer', async () => {
-  const codec = await AvroCodec.create(catalog, 'Frame', { registry: new SchemaRegistryClient(url) });
+test('a schema id the registry does not know is CODEC_UNKNOWN_SCHEMA, remembered for a while (not asked for per record)', async () => {
+  let now = 1_000_000;
+  const client = new SchemaRegistryClient(url, { now: () => now });
+  const codec = await AvroCodec.create(catalog, 'Frame', { registry: client });
   const bytes = Buffer.concat([Buffer.from([0, 0, 0, 0x7f, 0xff]), Buffer.from([2, 0x41])]);
-  await assert.rejects(codec.decode(bytes), /SCHEMA_REGISTRY_FAILED|answered 404/);
+  const unknown = (e: unknown): boolean => e instanceof MmadError && e.code === ErrorCode.CODEC_UNKNOWN_SCHEMA;
+  await assert.rejects(codec.decode(bytes), (e: unknown) => unknown(e) && /schema id 32767 is unknown \(the registry does not know it; asked again in 30 s/.test((e as Error).message));
+  await assert.rejects(codec.decode(bytes), (e: unknown) => unknown(e) && /remembered for 30 s more/.test((e as Error).message));
+  now += 31_000;
+  await assert.rejects(codec.decode(bytes), (e: unknown) => unknown(e) && /asked again in 60 s/.test((e as Error).message), 'asked again after the period, which doubles');
 });

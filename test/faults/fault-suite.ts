@@ -46,6 +46,8 @@ export interface FaultSuiteOptions {
   instances: number;
   partitions: number;
   kills: number;
+  /** Instances frozen (SIGSTOP) for longer than the session timeout, then woken (SIGCONT): zombies to fence. */
+  pauses?: number;
   brokerRestart: boolean;
   guarantee: 'exactly-once' | 'at-least-once';
   log?: (line: string) => void;
@@ -56,6 +58,7 @@ export interface FaultSuiteResult {
   revisions: number;
   kills: number;
   restarts: number;
+  pauses: number;
   brokerRestarts: number;
   duplicatesSent: number;
   /** Duplicate frames the clean run's join recognised and kept out of the output. */
@@ -69,12 +72,13 @@ export interface FaultSuiteResult {
   problems: string[];
 }
 
+const SESSION_MS = 10_000;
+
 function suiteConfig(brokers: string[], o: FaultSuiteOptions, tag: string): Config {
   const p = `faults-${tag}`;
   return loadConfig({
     env: {},
     overrides: {
-      kafka: { brokers },
       topics: {
         inputs: { rgb: `${p}.rgb`, ir: `${p}.ir`, xyz: `${p}.xyz` },
         events: `${p}.events`,
@@ -84,6 +88,8 @@ function suiteConfig(brokers: string[], o: FaultSuiteOptions, tag: string): Conf
         partitions: o.partitions,
       },
       input: { groupId: `${p}.service` },
+      // short sessions, so a frozen instance loses its tasks within the suite's time
+      kafka: { brokers, sessionTimeoutMs: SESSION_MS },
       processing: { guarantee: o.guarantee, commitIntervalMs: 100 },
       join: { modalities: { rgb: { policy: 'required', timeoutMs: 3000 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 8000 } }, idleAdvanceMs: 1000 },
       inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2 },
@@ -97,6 +103,7 @@ function envOf(c: Config): NodeJS.ProcessEnv {
     MMAD_LOG_LEVEL: 'error',
     ...serviceEnv(c),
     MMAD_PROCESSING: JSON.stringify(c.processing),
+    MMAD_KAFKA__SESSION_TIMEOUT_MS: String(c.kafka.sessionTimeoutMs),
     MMAD_JOIN: JSON.stringify(c.join),
     MMAD_INFERENCE__MANIFEST: c.inference.manifest,
     MMAD_INFERENCE__MAX_BATCH_WAIT_MS: String(c.inference.maxBatchWaitMs),
@@ -215,6 +222,7 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
   const children = new Map<number, ChildProcess>();
   let kills = 0;
   let restarts = 0;
+  let pauses = 0;
   let brokerRestarts = 0;
   try {
     const faulty = suiteConfig([bootstrap], o, `${o.seed}-f`);
@@ -242,18 +250,32 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
     const chaosMs = 20_000 + o.parts * 40;
     const brokerAt = o.brokerRestart ? chaosMs * (0.3 + 0.4 * random()) : Number.POSITIVE_INFINITY;
     const killTimes = Array.from({ length: o.kills }, () => chaosMs * (0.1 + 0.8 * random())).sort((a, b) => a - b);
+    const pauseTimes = new Set(Array.from({ length: o.pauses ?? 0 }, () => chaosMs * (0.1 + 0.6 * random())));
     const chaosStart = Date.now();
-    for (const at of [...killTimes, brokerAt].sort((a, b) => a - b)) {
+    const wokeAt = new Map<number, number>();
+    for (const at of [...killTimes, ...pauseTimes, brokerAt].sort((a, b) => a - b)) {
       if (!Number.isFinite(at)) continue;
       await new Promise((r) => setTimeout(r, Math.max(0, chaosStart + at - Date.now())));
-      if (at === brokerAt) {
+      if (pauseTimes.has(at)) {
+        // a zombie: frozen past its session, its tasks move on; woken, nothing it writes may land
+        const victim = Math.floor(random() * o.instances);
+        const child = children.get(victim);
+        child?.kill('SIGSTOP');
+        log(`froze instance ${victim} (SIGSTOP) at ${Math.round(at / 1000)} s for ${(SESSION_MS + 4000) / 1000} s`);
+        await new Promise((r) => setTimeout(r, SESSION_MS + 4000));
+        child?.kill('SIGCONT');
+        wokeAt.set(victim, Date.now());
+        pauses++;
+      } else if (at === brokerAt) {
         log(`restarting the broker at ${Math.round(at / 1000)} s`);
         await broker.stop(30_000);
         broker = new LocalKraftBroker({ ...brokerOptions, port });
         await broker.start();
         brokerRestarts++;
       } else {
-        const victim = Math.floor(random() * o.instances);
+        let victim = Math.floor(random() * o.instances);
+        // a zombie just woken is left to live a while: its writes must be fenced, not cut short by a kill
+        if (Date.now() - (wokeAt.get(victim) ?? Number.NEGATIVE_INFINITY) < 10_000 && o.instances > 1) victim = (victim + 1) % o.instances;
         children.get(victim)?.kill('SIGKILL');
         kills++;
         log(`killed instance ${victim} (SIGKILL) at ${Math.round(at / 1000)} s`);
@@ -320,6 +342,7 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
       revisions: cleanBy.size,
       kills,
       restarts,
+      pauses,
       brokerRestarts,
       duplicatesSent: duplicated,
       duplicatesSuppressed,
@@ -331,7 +354,10 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
       problems,
     };
   } finally {
-    for (const c of children.values()) c.kill('SIGKILL');
+    for (const c of children.values()) {
+      c.kill('SIGCONT');
+      c.kill('SIGKILL');
+    }
     await broker.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }

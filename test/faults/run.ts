@@ -1,5 +1,5 @@
 /**
- * npm run faults -- [--runs 5] [--seed 1] [--parts 300] [--instances 3] [--kills 5] [--partitions 6] [--at-least-once]
+ * npm run faults -- [--runs 5] [--seed 1] [--parts 300] [--instances 3] [--kills 5] [--pauses 1] [--partitions 6] [--at-least-once]
  * Runs the fault-injection suite repeatedly (seed, seed+1, ...) and prints its counts.
  */
 import { parseArgs } from 'node:util';
@@ -13,6 +13,7 @@ const { values } = parseArgs({
     instances: { type: 'string', default: '3' },
     partitions: { type: 'string', default: '6' },
     kills: { type: 'string', default: '5' },
+    pauses: { type: 'string', default: '1' },
     'at-least-once': { type: 'boolean', default: false },
   },
 });
@@ -25,6 +26,7 @@ for (let i = 0; i < Number(values.runs); i++) {
     instances: Number(values.instances),
     partitions: Number(values.partitions),
     kills: Number(values.kills),
+    pauses: Number(values.pauses),
     brokerRestart: true,
     guarantee: values['at-least-once'] ? 'at-least-once' : 'exactly-once',
     log: (l) => console.log(`  [seed ${seed}] ${l}`),
@@ -32,7 +34,7 @@ for (let i = 0; i < Number(values.runs); i++) {
   const ok = r.lost === 0 && r.doubled === 0 && r.mismatched === 0 && r.extraDeadLetters === 0;
   if (!ok) failed++;
   console.log(
-    `seed ${seed}: ${ok ? 'PASS' : 'FAIL'} samples=${r.samples} revisions=${r.revisions} kills=${r.kills} restarts=${r.restarts} brokerRestarts=${r.brokerRestarts} ` +
+    `seed ${seed}: ${ok ? 'PASS' : 'FAIL'} samples=${r.samples} revisions=${r.revisions} kills=${r.kills} restarts=${r.restarts} pauses=${r.pauses} brokerRestarts=${r.brokerRestarts} ` +
       `duplicatesSent=${r.duplicatesSent} duplicatesSuppressed=${r.duplicatesSuppressed} lost=${r.lost} doubled=${r.doubled} mismatched=${r.mismatched} extraDeadLetters=${r.extraDeadLetters} ${(r.elapsedMs / 1000).toFixed(0)}s`,
   );
   for (const p of r.problems) console.log(`    ${p}`);

@@ -16,11 +16,11 @@ import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import type { Config } from '../../src/config/config-schema.js';
 import { SampleJudge } from '../../src/inference/judge.js';
 import type { ModelRegistry } from '../../src/inference/model-registry.js';
-import { FrameReader, type ReadResult } from '../../src/input/frame-reader.js';
+import { FrameReader, frameReaderOptions, type ReadResult } from '../../src/input/frame-reader.js';
 import { inputTopics } from '../../src/kafka/topics.js';
 import { toRestored, type RestoredState } from '../../src/runtime/join-changelog.js';
 import type { Queued } from '../../src/runtime/partition-group.js';
-import { joinPolicyOf } from '../../src/runtime/stream-processor.js';
+import { joinPolicyOf, requiredModalities } from '../../src/runtime/stream-processor.js';
 import { Task } from '../../src/runtime/task.js';
 import type { OffsetCommit, OutRecord, TaskSink } from '../../src/runtime/task-sink.js';
 import type { StationModality } from '../../src/simulate/line-schedule.js';
@@ -84,6 +84,9 @@ export interface DriverRun {
   changelog: Set<string>;
 }
 
+/** The driver's wall clock when it reads the frames (and starts a run): after every capture time, as when a backlog is read. */
+const READ_AT = 4_000_000_000_000;
+
 export class TaskDriver {
   private constructor(
     private readonly config: Config,
@@ -101,14 +104,8 @@ export class TaskDriver {
       frame: AvroCodec.local(catalog, 'Frame'),
     };
     const inputs = inputTopics(config);
-    const judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels }, inputs.map((i) => i.modality), () => 0, config.inference.maxBatchSize);
-    const reader = new FrameReader(codecs.frame, {
-      topics: new Map(inputs.map((i) => [i.topic, i.modality])),
-      partitions: 1,
-      limits: { maxPixels: config.inference.maxPixels },
-      claimCheckRoots: [],
-      maxSampleIdBytes: 256,
-    });
+    const judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels, maxXyzPixels: config.inference.maxXyzPixels }, inputs.map((i) => i.modality), () => 0, config.inference.maxBatchSize, requiredModalities(config));
+    const reader = new FrameReader(codecs.frame, frameReaderOptions(config, new Map(inputs.map((i) => [i.topic, i.modality])), 1));
     return new TaskDriver(config, judge, reader, codecs);
   }
 
@@ -122,7 +119,7 @@ export class TaskDriver {
       const frame = await makeFrame(f.sampleId, f.modality, { captureTime: f.captureTime, expected: f.expected ?? null, ...(f.anomalous === true && f.modality === 'rgb' ? { square: [8, 8, 10] as [number, number, number] } : {}) });
       const offset = String(list.length);
       const message = { key: Buffer.from(f.sampleId), value: this.codecs.frame.encode(frame), timestamp: String(f.captureTime), offset, headers: {}, attributes: 0 } as KafkaMessage;
-      const item = await this.reader.read(topic, 0, message, 0);
+      const item = await this.reader.read(topic, 0, message, READ_AT);
       list.push({ topic, offset, time: item.ok ? item.input.captureTime : Number.NEGATIVE_INFINITY, bytes: message.value!.length, item });
     }
     return out;
@@ -146,7 +143,7 @@ export class TaskDriver {
     const commitEvery = o.commitEvery ?? 5;
     const maxBatch = o.maxBatch ?? 8;
     const idleSteps = o.idleSteps ?? 60;
-    let clock = 1_000_000;
+    let clock = READ_AT;
     let step = 0;
     let restarts = 0;
     let redelivered = 0;

@@ -34,6 +34,9 @@ const reader = new FrameReader(codec, {
   limits: { maxPixels: 4096 * 4096 },
   claimCheckRoots: [claimCheckDir],
   maxSampleIdBytes: 128,
+  maxFieldBytes: 64,
+  clock: { maxLeadMs: 10_000, maxLagMs: 3_600_000 },
+  claimCheck: { timeoutMs: 500, maxStuckReads: 2 },
 });
 
 /** An rgb frame whose PNG does not compress to almost nothing (noise), so its buffers are not pooled slices. */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Modality } from '../../src/codec/records.js';
-import { SampleJoiner, type JoinInput, type JoinOutput, type JoinPolicy } from '../../src/join/sample-joiner.js';
+import { CLOSED_ENTRY_BYTES, SampleJoiner, type JoinInput, type JoinOutput, type JoinPolicy } from '../../src/join/sample-joiner.js';
 
 const T0 = Date.parse('2026-11-23T08:00:00Z');
 
@@ -21,7 +21,14 @@ const POLICY: JoinPolicy = {
   maxPendingSamples: 100,
   maxPendingBytes: 1 << 30,
   closedRetentionMs: 600_000,
+  maxClosedSamples: 100_000,
+  maxClosedBytes: 1 << 30,
 };
+
+/** A bare frame for a joiner driven directly. */
+function f(id: string, m: Modality, at: number): JoinInput<string> {
+  return { sampleId: id, modality: m, captureTime: T0 + at, arrivedAt: T0 + at, bytes: 1, expectedModalities: null, source: { topic: m, partition: 0, offset: '0' }, payload: '' };
+}
 
 /** Drives one joiner: frames at capture times (ms after T0) and a wall clock. */
 class JoinDriver {
@@ -267,9 +274,6 @@ test('the listener hears of every closed sample (with its frames) and every dupl
     closed: (id, frames) => closed.push(`${id}:${frames.map((f) => f.modality).join(',')}`),
     duplicate: (f) => dups.push(`${f.sampleId}:${f.modality}`),
   });
-  const f = (id: string, m: Modality, at: number): JoinInput<string> => ({
-    sampleId: id, modality: m, captureTime: T0 + at, arrivedAt: T0 + at, bytes: 1, expectedModalities: null, source: { topic: m, partition: 0, offset: '0' }, payload: '',
-  });
   j.add(f('A', 'rgb', 0));
   j.add(f('A', 'ir', 1));
   j.add(f('A', 'ir', 1));
@@ -305,4 +309,19 @@ test('restored state: a judged sample whose window expires closes without anothe
   const out = j.flush();
   assert.deepEqual(out, []);
   assert.deepEqual(closed, ['S1']);
+});
+
+test('closed samples are remembered up to maxClosedSamples and maxClosedBytes, the oldest forgotten first', () => {
+  for (const bound of [{ maxClosedSamples: 3 }, { maxClosedBytes: 3 * (CLOSED_ENTRY_BYTES + 2 * 'C0'.length) }]) {
+    const forgotten: string[] = [];
+    const j = new SampleJoiner<string>({ ...POLICY, ...bound }, { forgotten: (id) => forgotten.push(id) });
+    for (let i = 0; i < 6; i++) j.add({ ...f(`C${i}`, 'rgb', i * 10), expectedModalities: ['rgb'] });
+    assert.deepEqual(forgotten, ['C0', 'C1', 'C2'], JSON.stringify(bound));
+    assert.equal(j.closedMemory.samples, 3);
+    assert.equal(j.stats.forgottenEarly, 3);
+    assert.ok(j.knows('C5') && !j.knows('C0'));
+    // a frame of a remembered sample is a duplicate; one of a forgotten sample is a new sample's
+    assert.deepEqual(j.add({ ...f('C5', 'rgb', 60), expectedModalities: ['rgb'] }), []);
+    assert.equal(j.add({ ...f('C0', 'rgb', 60), expectedModalities: ['rgb'] }).length, 1);
+  }
 });

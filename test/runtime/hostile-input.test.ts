@@ -8,49 +8,26 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { AvroCodec, SINGLE_OBJECT_MARKER } from '../../src/codec/avro-codec.js';
 import { fingerprintBytes } from '../../src/codec/crc64-avro.js';
 import type { AnomalyEvent, DeadLetter, Frame } from '../../src/codec/records.js';
 import { SchemaCatalog, parseSchema } from '../../src/codec/schema-catalog.js';
-import { ModelRegistry } from '../../src/inference/model-registry.js';
-import { partitionFor } from '../../src/kafka/partitioner.js';
-import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
-import { StreamProcessor } from '../../src/runtime/stream-processor.js';
 import { encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
-import { consumeAll, consumeN, deleteTopics, quietLogger, testKafka } from '../helpers/kafka.js';
+import { consumeAll, consumeN } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
 import { processorTestConfig } from '../helpers/models.js';
+import { serviceUnderTest } from '../helpers/service.js';
 
 const claimDir = mkdtempSync(join(tmpdir(), 'mmad-claims-'));
 const config = processorTestConfig((base) => ({
   input: { ...base.input, claimCheckRoots: [claimDir] },
   join: { modalities: { rgb: { policy: 'required', timeoutMs: 1000 }, ir: { policy: 'optional', timeoutMs: 500 }, xyz: { policy: 'late', windowMs: 3000 } }, idleAdvanceMs: 300 },
 }));
-const kafka = testKafka(config);
-const admin = kafka.admin();
-await admin.connect();
-const plans = planTopics(config);
-await ensureTopics(admin, plans);
+const { kafka, processor, send } = await serviceUnderTest(config);
 const catalog = SchemaCatalog.load();
 const frames = AvroCodec.local(catalog, 'Frame');
-const producer = kafka.producer();
-await producer.connect();
-const registry = await ModelRegistry.open(config, quietLogger);
-const processor = new StreamProcessor(config, registry, { logger: quietLogger });
-after(async () => {
-  await processor.stop();
-  await registry.close();
-  await producer.disconnect();
-  await deleteTopics(admin, plans.map((p) => p.name));
-  await admin.disconnect();
-});
-
-const P = config.topics.partitions;
-async function send(modality: 'rgb' | 'ir' | 'xyz', key: string, value: Buffer): Promise<void> {
-  await producer.send({ topic: config.topics.inputs[modality], messages: [{ key, value, partition: partitionFor(key, P) }] });
-}
 
 function withPngSize(png: Buffer, width: number, height: number): Buffer {
   const out = Buffer.from(png);
