@@ -1,13 +1,17 @@
 /**
  * Codec figures, side by side in one run: encode and decode of frames of
  * several payload sizes, and what the bounds-checking guard costs on decode
- * (guarded decode vs avsc alone). Run: npm run bench -- codec
+ * (guarded decode vs avsc alone); and what the frame reader's PNG checks cost at
+ * read time (header, chunk walk, image data inflated) against the decode at judge
+ * time. Run: npm run bench -- codec
  */
 import { randomBytes } from 'node:crypto';
 import { AvroCodec } from '../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../src/codec/schema-catalog.js';
 import { sampleEvent, sampleFrame } from '../test/helpers/records.js';
-import { measure, printTable } from './harness.js';
+import sharp from 'sharp';
+import { checkPngChunks, pngHeader, verifyPngData } from '../src/codec/png.js';
+import { measure, measureAsync, printTable } from './harness.js';
 
 const catalog = SchemaCatalog.load();
 const frames = AvroCodec.local(catalog, 'Frame');
@@ -46,3 +50,26 @@ rows.push({
   'encode MB/s': ((evBytes.length / encE.micros) * 1e6 / 1e6).toFixed(0),
 });
 printTable('codec (per record, median of repeated runs)', rows);
+
+// the frame reader's checks on simulated-looking frames (smooth, with noise), against sharp's decode at judge time
+const checks: Record<string, string | number>[] = [];
+for (const [n, channels, depth] of [[256, 3, 8], [256, 1, 16], [512, 3, 8]] as const) {
+  const px = depth === 16 ? new Uint16Array(n * n) : new Uint8Array(n * n * channels);
+  for (let i = 0; i < px.length; i++) px[i] = ((((i % (n * channels)) * 7) >> 2) + (Math.random() * 9 | 0)) * (depth === 16 ? 97 : 1);
+  const img = sharp(Buffer.from(px.buffer), { raw: { width: n, height: n, channels } });
+  const bytes = await (depth === 16 ? img.toColourspace('grey16') : img).png().toBuffer();
+  const h = pngHeader(bytes);
+  const head = measure(() => pngHeader(bytes));
+  const walk = measure(() => checkPngChunks(bytes));
+  const inflate = await measureAsync(() => verifyPngData(bytes, h), 200);
+  const decode = await measureAsync(() => sharp(bytes).raw().toBuffer(), 100);
+  checks.push({
+    frame: `${n}×${n}×${channels} ${depth}-bit PNG (${(bytes.length / 1024).toFixed(0)} KiB)`,
+    'header µs': head.micros.toFixed(1),
+    'chunk walk µs': walk.micros.toFixed(1),
+    'image data µs': inflate.micros.toFixed(0),
+    'decode µs': decode.micros.toFixed(0),
+    'image data / decode': `${(inflate.micros / decode.micros).toFixed(2)}×`,
+  });
+}
+printTable('read-time PNG checks (input.verifyImageData) vs the decode at judge time', checks);

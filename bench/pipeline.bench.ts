@@ -23,7 +23,8 @@
  *      after a 3 s warm-up, against the model's own time for one batch, and
  *      where each part's time and CPU went.
  *   4. Exactly-once against at-least-once: the backlog again at the best batch
- *      size with processing.guarantee = at-least-once.
+ *      size with processing.guarantee = at-least-once; and the same backlog with
+ *      input.verifyImageData off (the read-time PNG data check's cost per part).
  *   5. Replay: the best batch size's backlog replayed (`replayRange`: offsets by
  *      timestamp, own group and topics, stops at the end) against its live rate.
  *   6. Peak RSS of the process (service, models, broker client).
@@ -104,14 +105,14 @@ const TIMING: TimingOptions = {
   burstFactor: 1,
 };
 
-function configFor(tag: string, batch: number, guarantee: Config['processing']['guarantee']): Config {
+function configFor(tag: string, batch: number, guarantee: Config['processing']['guarantee'], verifyImageData = true): Config {
   const p = `bench-${runId}-${tag}`;
   return loadConfig({
     env: {},
     overrides: {
       kafka: { brokers: broker.brokers },
       topics: { inputs: { rgb: `${p}.rgb`, ir: `${p}.ir`, xyz: `${p}.xyz` }, events: `${p}.events`, alerts: `${p}.alerts`, deadLetters: `${p}.dlq`, labels: `${p}.labels` },
-      input: { groupId: `${p}.service` },
+      input: { groupId: `${p}.service`, verifyImageData },
       processing: { guarantee, ...(values['commit-ms'] === undefined ? {} : { commitIntervalMs: Number(values['commit-ms']) }) },
       inference: { maxBatchSize: batch, ...(values['intra-op-threads'] === undefined ? {} : { intraOpThreads: Number(values['intra-op-threads']) }) },
     } as never,
@@ -385,6 +386,21 @@ try {
     } finally {
       await aloRegistry.close();
     }
+    const plainConfig = configFor('noverify', b.batch, 'exactly-once', false);
+    await createTopics(plainConfig);
+    await publish(plainConfig, PARTS, false, 50);
+    const plainRegistry = await ModelRegistry.open(plainConfig, quiet);
+    let plain: PipelineRun;
+    try {
+      plain = await runPipeline(plainConfig, plainRegistry, PARTS);
+    } finally {
+      await plainRegistry.close();
+    }
+    const cpuPerPart = (r: PipelineRun): number => [...r.threadMs.values()].reduce((a, v) => a + v, 0) / PARTS;
+    printTable(`read-time PNG image-data check (input.verifyImageData), max batch ${b.batch}, exactly-once`, [
+      { verifyImageData: 'true (default)', 'parts/s': fmt(b.run.partsPerS), 'process CPU ms/part': fmt(cpuPerPart(b.run)), ratio: '1.00' },
+      { verifyImageData: 'false', 'parts/s': fmt(plain.partsPerS), 'process CPU ms/part': fmt(cpuPerPart(plain)), ratio: fmt(plain.partsPerS / b.run.partsPerS, 2) },
+    ]);
     printTable(`delivery guarantee, max batch ${b.batch}`, [
       { guarantee: 'exactly-once', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
       { guarantee: 'at-least-once', 'parts/s': fmt(alo.partsPerS), ratio: fmt(alo.partsPerS / b.run.partsPerS, 2) },

@@ -14,7 +14,7 @@
  * or sample type disagree, or the image is larger than the pixel limit).
  */
 import sharp, { type Sharp } from 'sharp';
-import { checkPngChunks, pngHeader } from '../codec/png.js';
+import { checkPngChunks, pngHeader, verifyPngData } from '../codec/png.js';
 import type { Frame, Modality } from '../codec/records.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import { resizeOrganized } from './point-cloud.js';
@@ -107,10 +107,11 @@ export interface ImageShape {
  * are parsed here, on the event loop (33 bytes; a metadata call would queue in
  * the thread pool behind the decoding of frames already joined), and with
  * `structure` the chunks are walked to IEND, so a payload cut short is caught
- * at read time; TIFF goes through sharp's metadata. An unreadable header is
- * FRAME_CORRUPT.
+ * at read time; with `data` the image data is inflated and its scanlines
+ * checked (codec/png.ts verifyPngData, in the thread pool); TIFF goes through
+ * sharp's metadata. An unreadable header or image data is FRAME_CORRUPT.
  */
-export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, payload: Buffer, limits: DecodeLimits, o: { structure?: boolean } = {}): Promise<ImageShape> {
+export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, payload: Buffer, limits: DecodeLimits, o: { structure?: boolean; data?: boolean } = {}): Promise<ImageShape> {
   const unreadable = (err: unknown): MmadError =>
     new MmadError(ErrorCode.FRAME_CORRUPT, `${frame.modality} frame: payload is not a readable ${frame.encoding.toUpperCase()}: ${messageOf(err)}`, { cause: err });
   if (frame.encoding === 'png') {
@@ -124,10 +125,17 @@ export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, pa
     if (h.width * h.height > limits.maxPixels) {
       throw shapeError(frame, `PNG header says ${h.width}×${h.height}, over the limit of ${limits.maxPixels} pixels (not decoded)`);
     }
+    if (o.data === true) {
+      try {
+        await verifyPngData(payload, h);
+      } catch (err) {
+        throw unreadable(err);
+      }
+    }
     return { format: 'png', width: h.width, height: h.height, depth: h.bitDepth === 16 ? 'ushort' : 'uchar', channels: h.channels };
   }
   try {
-    const m = await sharp(payload, { limitInputPixels: limits.maxPixels }).metadata();
+    const m = await sharp(payload, { limitInputPixels: pixelLimit(frame.modality, limits) }).metadata();
     return { format: m.format ?? 'unknown', width: m.width ?? 0, height: m.height ?? 0, depth: m.depth ?? 'unknown', channels: m.channels ?? 0 };
   } catch (err) {
     throw unreadable(err);

@@ -98,6 +98,8 @@ export interface FrameReaderOptions {
   clock: ClockBounds;
   /** Deadline of one claim-check read, and how many may be stuck past it before references fail at once. */
   claimCheck: { timeoutMs: number; maxStuckReads: number };
+  /** Inflate each PNG's image data at read time (a corrupt frame is then a dead letter before it joins a part). */
+  verifyImageData: boolean;
 }
 
 /** The reader's options from the service configuration. */
@@ -112,6 +114,7 @@ export function frameReaderOptions(config: Config, topics: Map<string, Modality>
     maxFieldBytes: i.maxFieldBytes,
     clock: { maxLeadMs: i.maxClockLeadMs, maxLagMs: i.maxClockLagMs },
     claimCheck: { timeoutMs: i.claimCheckTimeoutMs, maxStuckReads: i.maxStuckClaimReads },
+    verifyImageData: i.verifyImageData,
   };
 }
 
@@ -222,7 +225,7 @@ export class FrameReader {
       throw new MmadError(ErrorCode.FRAME_SHAPE, `raw ${frame.modality} payload has ${payload.length} bytes, ${frame.width}×${frame.height}×${frame.channels} ${frame.dtype} needs ${rawBytes(frame)}`);
     }
     if (frame.encoding !== 'raw') {
-      const shape = await imageShape(frame, payload, this.options.limits, { structure: true });
+      const shape = await imageShape(frame, payload, this.options.limits, { structure: true, data: this.options.verifyImageData });
       if (shape.format !== frame.encoding || shape.width !== frame.width || shape.height !== frame.height) {
         throw new MmadError(
           ErrorCode.FRAME_SHAPE,

@@ -194,12 +194,26 @@ export class TaskDriver {
     return this.outcome(log, restarts, redelivered);
   }
 
-  private newTask(log: CommitLog, now: () => number): Task {
+  /**
+   * A task whose judge never answers (a model run that hangs), fed `topics`, with
+   * the clock in the caller's hands: for what liveness sees of a stalled task.
+   */
+  stalledTask(topics: Map<string, Queued<ReadResult>[]>, now: () => number): Task {
+    const hanging = { judge: () => new Promise<never>(() => undefined), failed: this.judge.failed.bind(this.judge) } as unknown as SampleJudge;
+    const task = this.newTask(new CommitLog(), now, hanging);
+    task.startAt(new Map([...topics.keys()].map((t) => [t, { offset: 0n, caughtUp: true }])));
+    task.restore([]);
+    for (const [topic, items] of topics) task.accept(topic, items, true);
+    task.pump();
+    return task;
+  }
+
+  private newTask(log: CommitLog, now: () => number, judge: SampleJudge = this.judge): Task {
     return new Task({
       partition: 0,
       inputs: inputTopics(this.config),
       joinPolicy: joinPolicyOf(this.config),
-      judge: this.judge,
+      judge,
       output: this.config.output,
       sink: log.sink(),
       encode: (outputs, changelog) => [

@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import type { Frame } from '../../src/codec/records.js';
 import { ErrorCode, MmadError } from '../../src/errors/errors.js';
-import { decodeFrame, writeCHW } from '../../src/inference/preprocess.js';
+import { decodeFrame, imageShape, writeCHW } from '../../src/inference/preprocess.js';
 import { encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
 import { sampleFrame } from '../helpers/records.js';
 
@@ -126,4 +126,33 @@ test('bad frames get the precise error: corrupt bytes, wrong size, wrong depth, 
   assert.equal(await code(decodeFrame(frame('xyz', 'raw', 4, 4, Buffer.from(zeros.buffer)), Buffer.from(zeros.buffer), LIMITS)), ErrorCode.FRAME_CORRUPT);
   assert.equal(await code(decodeFrame(frame('xyz', 'raw', 4, 4, Buffer.alloc(10)), Buffer.alloc(10), LIMITS)), ErrorCode.FRAME_SHAPE);
   assert.equal(await code(decodeFrame({ ...frame('rgb', 'png', 20, 10, good), modality: 'unknown' }, good, LIMITS)), ErrorCode.FRAME_UNKNOWN_MODALITY);
+});
+
+test('image data checked at read time: good PNGs pass (8 and 16 bit, interlaced); damaged data is FRAME_CORRUPT naming the fault', async () => {
+  const shape = (f: Pick<Frame, 'modality' | 'encoding'>, p: Buffer) => imageShape(f, p, LIMITS, { structure: true, data: true });
+  const rgb = await png(rgbPixels(20, 10), 20, 10, 3);
+  const ir = await png(Uint16Array.from({ length: 77 * 13 }, (_, i) => i * 37), 77, 13, 1);
+  const interlaced = await sharp(Buffer.from(rgbPixels(23, 9)), { raw: { width: 23, height: 9, channels: 3 } }).png({ progressive: true }).toBuffer();
+  assert.equal(interlaced[28], 1, 'the fixture is Adam7-interlaced');
+  for (const [m, p] of [['rgb', rgb], ['ir', ir], ['rgb', interlaced]] as const) assert.equal((await shape({ modality: m, encoding: 'png' }, p)).format, 'png');
+  const reason = (p: Buffer): Promise<string> => shape({ modality: 'rgb', encoding: 'png' }, p).then(() => 'accepted', (e: unknown) => `${(e as MmadError).code}: ${(e as Error).message}`);
+  // the image data rewritten with the chunk's CRC fixed: only inflating finds it
+  const idat = (p: Buffer, edit: (data: Buffer) => Buffer): Buffer => {
+    const at = p.indexOf('IDAT');
+    const len = p.readUInt32BE(at - 4);
+    const data = edit(Buffer.from(p.subarray(at + 4, at + 4 + len)));
+    const body = Buffer.concat([Buffer.from('IDAT'), data]);
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([p.subarray(0, at - 4), head, body, crc, p.subarray(at + 8 + len)]);
+  };
+  assert.match(await reason(idat(rgb, (d) => d.fill(0xff, 2))), /^FRAME_CORRUPT: .*image data does not inflate/);
+  const { deflateSync, inflateSync } = await import('node:zlib');
+  const rows = inflateSync(rgb.subarray(rgb.indexOf('IDAT') + 4, rgb.indexOf('IDAT') + 4 + rgb.readUInt32BE(rgb.indexOf('IDAT') - 4)));
+  assert.match(await reason(idat(rgb, () => deflateSync(rows.subarray(0, rows.length - 61)))), /inflates to 549 bytes, a 20×10 image needs 610/);
+  const badFilter = Buffer.from(rows);
+  badFilter[61 * 3] = 9;
+  assert.match(await reason(idat(rgb, () => deflateSync(badFilter))), /scanline 3 has filter type 9/);
 });

@@ -37,6 +37,7 @@ const reader = new FrameReader(codec, {
   maxFieldBytes: 64,
   clock: { maxLeadMs: 10_000, maxLagMs: 3_600_000 },
   claimCheck: { timeoutMs: 500, maxStuckReads: 2 },
+  verifyImageData: true,
 });
 
 /** An rgb frame whose PNG does not compress to almost nothing (noise), so its buffers are not pooled slices. */

@@ -9,7 +9,8 @@
  * future written before the service starts), claim checks that are FIFOs, links
  * to /dev/zero or out of the root, directories; sample ids that are not UTF-8;
  * oversized station names; a record near the size limit whose dead letter would
- * not fit; a required modality whose frame only fails when decoded.
+ * not fit; a required modality whose frame is unusable when judged; a corrupt
+ * frame and the station's retry of it.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -37,7 +38,7 @@ const config = processorTestConfig((base) => ({
   input: { ...base.input, claimCheckRoots: [claimDir], claimCheckTimeoutMs: 2_000 },
   join: {
     // waits long enough that a slow machine never judges a good part without its ir frame
-    modalities: { rgb: { policy: 'required', timeoutMs: 10_000 }, ir: { policy: 'optional', timeoutMs: 5_000 }, xyz: { policy: 'late', windowMs: 3000 } },
+    modalities: { rgb: { policy: 'required', timeoutMs: 10_000 }, ir: { policy: 'required', timeoutMs: 10_000 }, xyz: { policy: 'late', windowMs: 3000 } },
     idleAdvanceMs: 300,
     maxClosedSamples: 5,
   },
@@ -125,11 +126,19 @@ test('bad stations are dead-lettered by class; good parts after them on the same
   // 5. a record just under the size limit that is not a frame: its dead letter cannot carry it whole
   const big = Buffer.alloc(MAX_RECORD - 16_384, 7);
   await send('rgb', idOn('F-big'), big);
-  // 6. a required modality whose PNG only fails when decoded: UNKNOWN, not judged on ir alone
+  // 6. a required modality whose frame is found unusable only when the part is judged (its size
+  // disagrees with the part's rgb frame): UNKNOWN, not judged on rgb alone
   const req = idOn('F-required');
-  const rgb = await f(req, 'rgb');
-  await send('rgb', req, frames.encode({ ...rgb, payload: withCorruptIdat(rgb.payload!) }));
-  await send('ir', req, frames.encode(await f(req, 'ir')));
+  await send('rgb', req, frames.encode(await f(req, 'rgb')));
+  await send('ir', req, frames.encode(await f(req, 'ir', { size: 16 })));
+  // 7. a PNG whose chunks and CRCs are intact but whose image data does not inflate, then the
+  // station's retry of it: the corrupt frame is a dead letter at read time, the retry is judged
+  const retry = idOn('F-retry');
+  const rgb = await f(retry, 'rgb');
+  await send('rgb', retry, frames.encode({ ...rgb, payload: withCorruptIdat(rgb.payload!) }));
+  expect.set(retry, /^FRAME_CORRUPT: .*image data does not inflate/);
+  await send('rgb', retry, frames.encode(rgb));
+  await send('ir', retry, frames.encode(await f(retry, 'ir')));
   // and after all of it, good parts on the same partition
   const good: string[] = [];
   for (let i = 0; i < 8; i++) {
@@ -140,7 +149,7 @@ test('bad stations are dead-lettered by class; good parts after them on the same
   }
 
   const dlCodec = AvroCodec.local(catalog, 'DeadLetter');
-  const want = expect.size + 2 + 1 + 1; // + two non-UTF-8 ids, the big record, the corrupt required frame
+  const want = expect.size + 2 + 1 + 1; // + two non-UTF-8 ids, the big record, the required frame of the wrong size
   const dls: DeadLetter[] = await Promise.all((await consumeN(kafka, config, config.topics.deadLetters, want, 90_000)).map((m) => dlCodec.decode(m.value!)));
   for (const [id, re] of expect) {
     const got = dls.filter((d) => d.sampleId === id || d.source.key?.toString() === id).map((d) => `${d.reasonCode}: ${d.message}`);
@@ -154,7 +163,7 @@ test('bad stations are dead-lettered by class; good parts after them on the same
   assert.equal(bigDl.reasonCode, 'CODEC_BAD_MAGIC');
   assert.equal(bigDl.original.length, 0);
   assert.match(bigDl.message, new RegExp(`original of ${big.length} bytes omitted .*SHA-256 [0-9a-f]{64}`));
-  assert.ok(dls.some((d) => d.sampleId === req && d.reasonCode === 'FRAME_CORRUPT'), 'the corrupt required frame is dead-lettered');
+  assert.ok(dls.some((d) => d.sampleId === req && d.reasonCode === 'FRAME_INCONSISTENT'), 'the unusable required frame is dead-lettered');
 
   const evCodec = AvroCodec.local(catalog, 'AnomalyEvent');
   const evs: AnomalyEvent[] = await Promise.all((await consumeAll(kafka, config, config.topics.events, 2500)).map((m) => evCodec.decode(m.value!)));
@@ -162,9 +171,10 @@ test('bad stations are dead-lettered by class; good parts after them on the same
   for (const id of good) assert.deepEqual(by(id).map((e) => [e.verdict, e.model?.id]), [['OK', 'test-rgb-ir']], id);
   const required = by(req);
   assert.deepEqual(required.map((e) => e.verdict), ['UNKNOWN'], 'a required modality that cannot be decoded makes the part UNKNOWN');
-  assert.match(required[0]!.reason ?? '', /required rgb frame is unusable/);
+  assert.match(required[0]!.reason ?? '', /^FRAME_INCONSISTENT: the required ir frame is unusable/);
+  assert.deepEqual(by(retry).map((e) => [e.verdict, e.model?.id]), [['OK', 'test-rgb-ir']], "the station's retry replaced the corrupt frame");
   assert.equal(evs.filter((e) => e.sampleId.startsWith('U-')).length, 0);
-  assert.equal(evs.filter((e) => e.sampleId.startsWith('F-') && e.sampleId !== req).length, 0);
+  assert.equal(evs.filter((e) => e.sampleId.startsWith('F-') && e.sampleId !== req && e.sampleId !== retry).length, 0);
 
   const stats = processor.stats();
   assert.equal(stats.taskRestarts, 0, 'no task was rebuilt');

@@ -159,3 +159,17 @@ test('the changelog forgets a part when the join does, also one restored after a
   const early = await driver.run(topics, { random: xorshift(5), idleSteps: 8 });
   assert.ok(early.changelog.size >= 25, `${early.changelog.size} parts remembered`);
 });
+
+test('a task whose judging hangs reports how long it has had work without progress; an idle task reports none', async () => {
+  const driver = TaskDriver.create(config(LINE_JOIN), registry);
+  const topics = await driver.topics(line(4, 6));
+  let clock = 4_000_000_000_000;
+  const task = driver.stalledTask(topics, () => clock);
+  assert.equal(task.stalledFor(clock), 0, 'it just took input');
+  clock += 5_000;
+  task.pump();
+  assert.equal(task.stalledFor(clock), 5_000, 'parts are being judged and none finishes');
+  const idle = driver.stalledTask(new Map([...topics.keys()].map((t) => [t, []])), () => clock);
+  clock += 5_000;
+  assert.equal(idle.stalledFor(clock), 0, 'no work, no stall');
+});
