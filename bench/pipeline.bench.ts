@@ -147,6 +147,18 @@ async function publish(config: Config, count: number, pace: boolean, rate: numbe
   }
 }
 
+/** A backlog of PARTS parts published to the config's topics, then judged by a processor with that config. */
+async function backlogRun(config: Config): Promise<PipelineRun> {
+  await createTopics(config);
+  await publish(config, PARTS, false, 50);
+  const registry = await ModelRegistry.open(config, quiet);
+  try {
+    return await runPipeline(config, registry, PARTS);
+  } finally {
+    await registry.close();
+  }
+}
+
 async function createTopics(config: Config): Promise<void> {
   const admin = createKafka(config, config.kafka.brokers, quiet).admin();
   await admin.connect();
@@ -376,26 +388,8 @@ try {
   ]);
 
   if (LIVE_ONLY === undefined) {
-    const aloConfig = configFor('alo', b.batch, 'at-least-once');
-    await createTopics(aloConfig);
-    await publish(aloConfig, PARTS, false, 50);
-    const aloRegistry = await ModelRegistry.open(aloConfig, quiet);
-    let alo: PipelineRun;
-    try {
-      alo = await runPipeline(aloConfig, aloRegistry, PARTS);
-    } finally {
-      await aloRegistry.close();
-    }
-    const plainConfig = configFor('noverify', b.batch, 'exactly-once', false);
-    await createTopics(plainConfig);
-    await publish(plainConfig, PARTS, false, 50);
-    const plainRegistry = await ModelRegistry.open(plainConfig, quiet);
-    let plain: PipelineRun;
-    try {
-      plain = await runPipeline(plainConfig, plainRegistry, PARTS);
-    } finally {
-      await plainRegistry.close();
-    }
+    const alo = await backlogRun(configFor('alo', b.batch, 'at-least-once'));
+    const plain = await backlogRun(configFor('noverify', b.batch, 'exactly-once', false));
     const cpuPerPart = (r: PipelineRun): number => [...r.threadMs.values()].reduce((a, v) => a + v, 0) / PARTS;
     printTable(`read-time PNG image-data check (input.verifyImageData), max batch ${b.batch}, exactly-once`, [
       { verifyImageData: 'true (default)', 'parts/s': fmt(b.run.partsPerS), 'process CPU ms/part': fmt(cpuPerPart(b.run)), ratio: '1.00' },
