@@ -3,45 +3,29 @@
  * frames in, events, alerts and dead letters out.
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { AnomalyEvent, DeadLetter } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
-import { ModelRegistry } from '../../src/inference/model-registry.js';
-import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
-import { StreamProcessor } from '../../src/runtime/stream-processor.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
-import { consumeAll, consumeN, deleteTopics, quietLogger, testKafka } from '../helpers/kafka.js';
+import { consumeAll, consumeN } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
 import { processorTestConfig } from '../helpers/models.js';
+import { serviceUnderTest } from '../helpers/service.js';
 
 const config = processorTestConfig(() => ({
   join: { modalities: { rgb: { policy: 'required', timeoutMs: 1500 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 5000 } }, idleAdvanceMs: 300 },
 }));
-const kafka = testKafka(config);
-const admin = kafka.admin();
-await admin.connect();
-const plans = planTopics(config);
-await ensureTopics(admin, plans);
+const { kafka, processor, send: sendTo } = await serviceUnderTest(config);
 const catalog = SchemaCatalog.load();
 const frames = AvroCodec.local(catalog, 'Frame');
 const events = AvroCodec.local(catalog, 'AnomalyEvent');
 const deadLetters = AvroCodec.local(catalog, 'DeadLetter');
-const producer = kafka.producer();
-await producer.connect();
-const registry = await ModelRegistry.open(config, quietLogger);
-const processor = new StreamProcessor(config, registry, { logger: quietLogger });
-after(async () => {
-  await processor.stop();
-  await registry.close();
-  await producer.disconnect();
-  await deleteTopics(admin, plans.map((p) => p.name));
-  await admin.disconnect();
-});
 
 const P = config.topics.partitions;
-async function send(modality: 'rgb' | 'ir' | 'xyz', sampleId: string, value: Buffer, key = sampleId): Promise<void> {
-  await producer.send({ topic: config.topics.inputs[modality], messages: [{ key, value, partition: partitionFor(sampleId, P) }] });
+/** Sends to the partition the sample id hashes to, whatever the key (some tests send a wrong one). */
+function send(modality: 'rgb' | 'ir' | 'xyz', sampleId: string, value: Buffer, key = sampleId): Promise<void> {
+  return sendTo(modality, key, value, partitionFor(sampleId, P));
 }
 
 test('frames in → verdicts, refinements, alerts and dead letters out', { timeout: 90_000 }, async () => {
