@@ -9,9 +9,9 @@
  */
 import { promisify } from 'node:util';
 import { deflateSync, inflate } from 'node:zlib';
+import { ErrorCode, MmadError } from '../errors/errors.js';
 
 const inflateAsync = promisify(inflate);
-import { ErrorCode, MmadError } from '../errors/errors.js';
 
 export interface PngHeader {
   width: number;
@@ -20,6 +20,8 @@ export interface PngHeader {
   /** PNG colour type: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA. */
   colourType: number;
   channels: number;
+  /** Adam7-interlaced image data. */
+  interlaced: boolean;
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -56,17 +58,18 @@ export function pngHeader(bytes: Buffer): PngHeader {
   const width = bytes.readUInt32BE(16);
   const height = bytes.readUInt32BE(20);
   if (width === 0 || height === 0) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG size ${width}×${height} is empty`);
-  return { width, height, bitDepth, colourType, channels };
+  return { width, height, bitDepth, colourType, channels, interlaced: bytes[28] === 1 };
 }
 
 /**
  * Walks a PNG's chunks from IHDR to IEND by their lengths (no decompression,
  * no CRC of the data): a payload cut short or padded with garbage is found
- * here, at read time, for the cost of a dozen hops. Throws IMAGE_INVALID.
+ * here, at read time, for the cost of a dozen hops. Returns the IDAT chunks'
+ * data (views into `bytes`, in order). Throws IMAGE_INVALID.
  */
-export function checkPngChunks(bytes: Buffer): void {
+export function checkPngChunks(bytes: Buffer): Buffer[] {
   let at = 8;
-  let idat = 0;
+  const idat: Buffer[] = [];
   while (at + 12 <= bytes.length) {
     const length = bytes.readUInt32BE(at);
     const type = bytes.toString('latin1', at + 4, at + 8);
@@ -74,11 +77,11 @@ export function checkPngChunks(bytes: Buffer): void {
     if (length > 0x7fffffff || end > bytes.length) {
       throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG is cut short: chunk ${JSON.stringify(type)} at byte ${at} needs ${end} bytes, the payload has ${bytes.length}`);
     }
-    if (type === 'IDAT') idat++;
+    if (type === 'IDAT') idat.push(bytes.subarray(at + 8, at + 8 + length));
     if (type === 'IEND') {
-      if (idat === 0) throw new MmadError(ErrorCode.IMAGE_INVALID, 'PNG has no image data (no IDAT chunk)');
+      if (idat.length === 0) throw new MmadError(ErrorCode.IMAGE_INVALID, 'PNG has no image data (no IDAT chunk)');
       if (end !== bytes.length) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG has ${bytes.length - end} bytes after its IEND chunk`);
-      return;
+      return idat;
     }
     at = end;
   }
@@ -97,9 +100,9 @@ const ADAM7 = [
 ] as const;
 
 /** The scanlines of the image data: per row, its byte length (filter byte included). */
-function scanlines(h: PngHeader, interlaced: boolean): number[] {
+function scanlines(h: PngHeader): number[] {
   const rowBytes = (w: number): number => 1 + Math.ceil((w * h.channels * h.bitDepth) / 8);
-  if (!interlaced) return Array.from({ length: h.height }, () => rowBytes(h.width));
+  if (!h.interlaced) return Array.from({ length: h.height }, () => rowBytes(h.width));
   const rows: number[] = [];
   for (const [x0, y0, dx, dy] of ADAM7) {
     const w = Math.ceil((h.width - x0) / dx);
@@ -115,21 +118,15 @@ function scanlines(h: PngHeader, interlaced: boolean): number[] {
  * would find wrong later, found at read time, so a corrupt frame is a dead letter
  * before it joins a part (and a station's retry of it is a new frame, not a
  * duplicate). Inflating is most of a PNG decode's work: measured 0.2-0.7 × the
- * decode (`npm run bench -- codec`), in the thread pool. Call after pngHeader and
- * checkPngChunks; throws IMAGE_INVALID.
+ * decode (`npm run bench -- codec`), in the thread pool. `idat`: what
+ * checkPngChunks returns; throws IMAGE_INVALID.
  */
-export async function verifyPngData(bytes: Buffer, h: PngHeader): Promise<void> {
-  const parts: Buffer[] = [];
-  for (let at = 8; at + 12 <= bytes.length; ) {
-    const length = bytes.readUInt32BE(at);
-    if (bytes.toString('latin1', at + 4, at + 8) === 'IDAT') parts.push(bytes.subarray(at + 8, at + 8 + length));
-    at += 12 + length;
-  }
-  const rows = scanlines(h, bytes[28] === 1);
+export async function verifyPngData(idat: Buffer[], h: PngHeader): Promise<void> {
+  const rows = scanlines(h);
   const expected = rows.reduce((a, b) => a + b, 0);
   let data: Buffer;
   try {
-    data = await inflateAsync(Buffer.concat(parts), { maxOutputLength: expected + 1 });
+    data = await inflateAsync(Buffer.concat(idat), { maxOutputLength: expected + 1 });
   } catch (err) {
     throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG image data does not inflate: ${(err as Error).message}`, { cause: err });
   }

@@ -7,11 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, realpathSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { InferenceSession } from 'onnxruntime-node';
-import { REPO_ROOT } from '../config/paths.js';
+import { REPO_ROOT, isInside } from '../config/paths.js';
 import type { Modality } from '../codec/records.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 
@@ -98,11 +98,6 @@ function validate(data: unknown): { instancePath: string; message?: string }[] {
 }
 
 /** Reads and checks a manifest and the files it names. */
-function within(dir: string, path: string): boolean {
-  const rel = relative(dir, path);
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-}
-
 export function loadManifest(manifestPath: string): { manifest: Manifest; models: LoadedModelSpec[] } {
   const path = resolve(manifestPath);
   let data: unknown;
@@ -135,7 +130,7 @@ export function loadManifest(manifestPath: string): { manifest: Manifest; models
       throw new MmadError(ErrorCode.MODEL_MISSING, `model ${m.id}: ONNX file ${file} is missing`, { cause: err });
     }
     // the file must stay in the manifest's folder, also through links: a manifest cannot make the service read any file
-    if (!within(realpathSync(dir), realpathSync(file))) {
+    if (!isInside(realpathSync(dir), realpathSync(file))) {
       throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: file ${m.file} is outside the manifest's folder ${dir}`);
     }
     if (size !== m.sizeBytes) {

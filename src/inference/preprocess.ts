@@ -16,6 +16,7 @@
 import sharp, { type Sharp } from 'sharp';
 import { checkPngChunks, pngHeader, verifyPngData } from '../codec/png.js';
 import type { Frame, Modality } from '../codec/records.js';
+import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import { resizeOrganized } from './point-cloud.js';
 
@@ -27,6 +28,11 @@ export interface DecodeLimits {
   maxPixels: number;
   /** Largest width × height of a point cloud (12 bytes a point, 4 × an rgb pixel); maxPixels when absent. */
   maxXyzPixels?: number;
+}
+
+/** The decode limits the configuration sets (inference.maxPixels, maxXyzPixels). */
+export function decodeLimitsOf(config: Config): DecodeLimits {
+  return { maxPixels: config.inference.maxPixels, maxXyzPixels: config.inference.maxXyzPixels };
 }
 
 /** The pixel limit for a modality. */
@@ -116,9 +122,11 @@ export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, pa
     new MmadError(ErrorCode.FRAME_CORRUPT, `${frame.modality} frame: payload is not a readable ${frame.encoding.toUpperCase()}: ${messageOf(err)}`, { cause: err });
   if (frame.encoding === 'png') {
     let h;
+    let idat: Buffer[] = [];
     try {
       h = pngHeader(payload);
-      if (o.structure === true) checkPngChunks(payload);
+      // the image-data check needs the chunks walked
+      if (o.structure === true || o.data === true) idat = checkPngChunks(payload);
     } catch (err) {
       throw unreadable(err);
     }
@@ -127,7 +135,7 @@ export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, pa
     }
     if (o.data === true) {
       try {
-        await verifyPngData(payload, h);
+        await verifyPngData(idat, h);
       } catch (err) {
         throw unreadable(err);
       }

@@ -28,10 +28,10 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, realpath, type FileHandle } from 'node:fs/promises';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PayloadRef } from '../codec/records.js';
-import { fromRoot } from '../config/paths.js';
+import { fromRoot, isInside } from '../config/paths.js';
 import { ErrorCode, MmadError, isMmadError } from '../errors/errors.js';
 
 export interface ClaimCheckOptions {
@@ -160,8 +160,5 @@ function failFor(ref: PayloadRef): (why: string, cause?: unknown) => MmadError {
 }
 
 function inside(roots: string[], path: string): boolean {
-  return roots.some((root) => {
-    const rel = relative(root, path);
-    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-  });
+  return roots.some((root) => isInside(root, path));
 }

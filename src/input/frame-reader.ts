@@ -21,7 +21,7 @@ import type { AvroCodec } from '../codec/avro-codec.js';
 import type { Frame, Modality } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, isMmadError, messageOf } from '../errors/errors.js';
-import { checkDeclared, imageShape, rawBytes, type DecodeLimits } from '../inference/preprocess.js';
+import { checkDeclared, decodeLimitsOf, imageShape, rawBytes, type DecodeLimits } from '../inference/preprocess.js';
 import type { JoinInput } from '../join/sample-joiner.js';
 import { partitionFor } from '../kafka/partitioner.js';
 import { ClaimCheckDeferred, ClaimCheckReader } from './claim-check.js';
@@ -108,7 +108,7 @@ export function frameReaderOptions(config: Config, topics: Map<string, Modality>
   return {
     topics,
     partitions,
-    limits: { maxPixels: config.inference.maxPixels, maxXyzPixels: config.inference.maxXyzPixels },
+    limits: decodeLimitsOf(config),
     claimCheckRoots: i.claimCheckRoots,
     maxSampleIdBytes: i.maxSampleIdBytes,
     maxFieldBytes: i.maxFieldBytes,
@@ -118,7 +118,7 @@ export function frameReaderOptions(config: Config, topics: Map<string, Modality>
   };
 }
 
-/** Bytes of one sample of each dtype, the most a frame of `maxPixels` pixels per channel can take uncompressed (4 channels). */
+/** The most bytes one pixel of an uncompressed frame can take (4 channels of float32): claim checks are bounded by maxPixels × this. */
 const MAX_BYTES_PER_PIXEL = 16;
 
 export class FrameReader {

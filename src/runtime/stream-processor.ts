@@ -28,6 +28,7 @@ import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import type { StationSkew } from '../input/clock-skew.js';
 import { FrameReader, frameReaderOptions, type ReadResult } from '../input/frame-reader.js';
 import { SampleJudge, type Judgement } from '../inference/judge.js';
+import { decodeLimitsOf } from '../inference/preprocess.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
 import type { JoinPolicy } from '../join/sample-joiner.js';
 import { addJoinStats, emptyJoinStats } from '../join/sample-joiner.js';
@@ -181,7 +182,7 @@ export class StreamProcessor {
     // at-least-once: one producer for all tasks; idempotent, one request in flight keeps a sample's revisions in order
     this.producer = this.kafka.producer(producerConfig(config));
     this.eos = config.processing.guarantee === 'exactly-once';
-    this.judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels, maxXyzPixels: config.inference.maxXyzPixels }, this.inputs.map((i) => i.modality), this.now, config.inference.maxBatchSize, requiredModalities(config));
+    this.judge = new SampleJudge(registry, decodeLimitsOf(config), this.inputs.map((i) => i.modality), this.now, config.inference.maxBatchSize, requiredModalities(config));
     this.assigned = new Promise((r) => (this.assignedOnce = r));
     void this.assigned.then(() => (this.hasAssignment = true));
     this.fatal = new Promise((r) => (this.reportFatal = r));

@@ -15,6 +15,7 @@ import type { AnomalyEvent, JoinState, Modality } from '../../src/codec/records.
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import type { Config } from '../../src/config/config-schema.js';
 import { SampleJudge } from '../../src/inference/judge.js';
+import { decodeLimitsOf } from '../../src/inference/preprocess.js';
 import type { ModelRegistry } from '../../src/inference/model-registry.js';
 import { FrameReader, frameReaderOptions, type ReadResult } from '../../src/input/frame-reader.js';
 import { inputTopics } from '../../src/kafka/topics.js';
@@ -104,7 +105,7 @@ export class TaskDriver {
       frame: AvroCodec.local(catalog, 'Frame'),
     };
     const inputs = inputTopics(config);
-    const judge = new SampleJudge(registry, { maxPixels: config.inference.maxPixels, maxXyzPixels: config.inference.maxXyzPixels }, inputs.map((i) => i.modality), () => 0, config.inference.maxBatchSize, requiredModalities(config));
+    const judge = new SampleJudge(registry, decodeLimitsOf(config), inputs.map((i) => i.modality), () => 0, config.inference.maxBatchSize, requiredModalities(config));
     const reader = new FrameReader(codecs.frame, frameReaderOptions(config, new Map(inputs.map((i) => [i.topic, i.modality])), 1));
     return new TaskDriver(config, judge, reader, codecs);
   }

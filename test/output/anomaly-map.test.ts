@@ -18,7 +18,7 @@ test('the heatmap is an 8-bit grey PNG that sharp decodes; each pixel is the lar
   map[100 * w + 10] = 1;
   const hm = heatmapPng(map, h, w, 64, 0.5);
   assert.deepEqual([hm.width, hm.height, hm.scale], [64, 64, 2]);
-  assert.deepEqual(pngHeader(hm.png), { width: 64, height: 64, bitDepth: 8, colourType: 0, channels: 1 });
+  assert.deepEqual(pngHeader(hm.png), { width: 64, height: 64, bitDepth: 8, colourType: 0, channels: 1, interlaced: false });
   checkPngChunks(hm.png);
   const img = await pixels(hm.png);
   assert.deepEqual([img.width, img.height, img.channels], [64, 64, 1]);
@@ -44,7 +44,7 @@ test('scale is the threshold when the map stays below it; the longer side is the
   // a wide map: the width is the longer side
   const wide = heatmapPng(new Float32Array(160 * 352), 160, 352, 64, 1);
   assert.deepEqual([wide.width, wide.height], [64, 29]);
-  assert.deepEqual(pngHeader(wide.png), { width: 64, height: 29, bitDepth: 8, colourType: 0, channels: 1 });
+  assert.deepEqual(pngHeader(wide.png), { width: 64, height: 29, bitDepth: 8, colourType: 0, channels: 1, interlaced: false });
 });
 
 test('regions: 8-connected components at or over the threshold, in source pixels, largest first', () => {

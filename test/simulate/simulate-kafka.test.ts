@@ -157,8 +157,8 @@ test('simulate publishes a line into Kafka: counts per topic, co-partitioned key
   // payloads are what the schema promises
   const sample = [...frames.values()].find((fs) => fs.length >= 3 && fs.some((f) => f.modality === 'xyz'))!;
   for (const f of sample) {
-    if (f.modality === 'rgb') assert.deepEqual(pngHeader(f.payload!), { width: 32, height: 32, bitDepth: 8, colourType: 2, channels: 3 });
-    if (f.modality === 'ir') assert.deepEqual(pngHeader(f.payload!), { width: 32, height: 32, bitDepth: 16, colourType: 0, channels: 1 });
+    if (f.modality === 'rgb') assert.deepEqual(pngHeader(f.payload!), { width: 32, height: 32, bitDepth: 8, colourType: 2, channels: 3, interlaced: false });
+    if (f.modality === 'ir') assert.deepEqual(pngHeader(f.payload!), { width: 32, height: 32, bitDepth: 16, colourType: 0, channels: 1, interlaced: false });
     if (f.modality === 'xyz') {
       assert.equal(f.encoding, 'tiff');
       assert.equal(decodeXyzTiff(f.payload!).xyz.length, 32 * 32 * 3);
