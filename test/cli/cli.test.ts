@@ -77,4 +77,9 @@ test('the README main command: mmad demo with no broker configured runs a simula
   assert.match(demo.stdout, /verdict vs label/);
   assert.match(demo.stdout, /first verdict after capture: p50 \d+ ms/);
   assert.match(demo.stdout, /service: \d+ frames read, \d+ verdicts, 0 dead letters/);
+  // not a terminal: the progress line is written when it changes, never twice in a row
+  const lines = demo.stdout.split('\n');
+  const progress = lines.filter((l) => l.includes('parts judged'));
+  assert.ok(progress.length > 0 && progress.every((l) => /^\[[#.]{20}\] \d+\/12 /.test(l)), progress.join('\n'));
+  assert.ok(lines.every((l, i) => i === 0 || l === '' || l !== lines[i - 1]), 'a line repeated');
 });

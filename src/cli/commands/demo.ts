@@ -17,6 +17,7 @@ import { createLogger } from '../../telemetry/logger.js';
 import { Telemetry } from '../../telemetry/telemetry.js';
 import { CONFIG_OPTION, type Command } from '../command.js';
 import { brokerFor, configOf } from '../common.js';
+import { LiveLine } from '../live-line.js';
 import { formatTopicTable } from './topics.js';
 
 /**
@@ -122,7 +123,10 @@ export const demoCommand: Command = {
       await producer.connect();
       const abort = new AbortController();
       void ctx.shutdown.then(() => abort.abort());
-      const ticker = setInterval(() => ctx.out(`… ${summary.live()}`), 2_000);
+      // redrawn in place on a terminal; in a log, a line only when something changed
+      const status = new LiveLine(process.stdout, ctx.out);
+      const refresh = (): void => status.update(summary.live(), summary.parts, parts);
+      const ticker = setInterval(refresh, process.stdout.isTTY === true ? 250 : 2_000);
       try {
         const report = await runStation({
           source,
@@ -155,6 +159,7 @@ export const demoCommand: Command = {
           // frames carry their send span's traceparent, so a sample's trace links to them
           ...(telemetry.tracer !== null ? { tracer: telemetry.tracer } : {}),
         });
+        status.end();
         ctx.out(`line done: ${report.parts} parts, ${report.frames.rgb + report.frames.ir + report.frames.xyz} frames (${report.dropped} dropped, ${report.duplicated} duplicated on purpose)`);
         // the last parts settle when their waits expire (the idle timer advances stream time)
         const deadline = Date.now() + 45_000;
@@ -162,7 +167,8 @@ export const demoCommand: Command = {
       } finally {
         clearInterval(ticker);
       }
-      ctx.out(`… ${summary.live()}`);
+      refresh();
+      status.end();
       ctx.out('');
       for (const line of summary.report()) ctx.out(line);
       const st = processor.stats();
