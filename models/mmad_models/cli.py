@@ -60,6 +60,7 @@ def cmd_train(a) -> int:
                     batch_size=a.batch_size, lr=a.lr, fusion=a.fusion, false_alarm_rate=a.false_alarm_rate, seed=a.seed,
                     teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
                     train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight, bank_dims=a.bank_dims,
+                    discriminator=a.discriminator, head_steps=a.head_steps,
                     slim=a.slim, half=a.half, ir_robust=a.ir_robust)
     if a.train_modalities and a.method != "mtfi":
         raise SystemExit("--train-modalities is for --method mtfi (multimodal training, few-modal inference)")
@@ -146,6 +147,7 @@ def cmd_export(a) -> int:
             training["normality"] = cfg.normality
             if cfg.normality == "bank":
                 training["bankSize"] = cfg.bank_size
+                training["discriminator"] = cfg.discriminator
         runs.append((model, cfg, res, mid, metrics, training))
     # The manifest these runs make, checked before anything is written: a run from before the
     # current calibration (no threshold.falseAlarmRate) or a bad field stops here, named.
@@ -213,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="mtfi --normality bank: weight of the teacher's pooled normalised input in the bank features (0: none)")
     t.add_argument("--bank-dims", type=int, default=64,
                    help="mtfi --normality bank: principal components of the bank features kept (0: all); the distance is the model's main cost")
+    t.add_argument("--discriminator", action=argparse.BooleanOptionalAction, default=False,
+                   help="mtfi --normality bank: score each present modality with a head trained on synthetic anomalies "
+                        "of the training parts instead of the bank distance (off by default: it helps some products and "
+                        "hurts others, models/README.md 'Synthetic anomalies'; compare both with report)")
+    t.add_argument("--head-steps", type=int, default=1500, help="mtfi --discriminator: the head's training steps")
     t.add_argument("--slim", action=argparse.BooleanOptionalAction, default=True,
                    help="lighter bottleneck, decoders and amplifiers (default; --no-slim: the full widths)")
     t.add_argument("--ir-robust", action=argparse.BooleanOptionalAction, default=False,

@@ -56,6 +56,10 @@ class RunConfig:
     input_weight: float = 5.0
     # mtfi bank: principal components kept of the bank features (0: all)
     bank_dims: int = 64
+    # mtfi bank: a present modality's map from a head trained on synthetic anomalies
+    # (models/discriminator.py) instead of the bank distance alone; its Adam steps
+    discriminator: bool = False
+    head_steps: int = 1500
     # lighter bottleneck, decoders and amplifiers (crd.py; mtfi's reconstruction students)
     slim: bool = True
     # the ir input standardised by median / interquartile range and soft-clipped (preprocess.IrInput)
@@ -127,6 +131,7 @@ def build_model(cfg: RunConfig, specs: dict[str, dict]) -> torch.nn.Module:
         return CrossModalDistillation(tuple(cfg.modalities), tuple(cfg.size), specs, cfg.all_modalities(),
                                       normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
                                       bank_dims=cfg.bank_dims,
+                                      discriminate=cfg.discriminator and cfg.normality == "bank", head_steps=cfg.head_steps,
                                       fusion=cfg.fusion,
                                       slim=cfg.slim, ir_robust=cfg.ir_robust)
     raise ValueError(f"unknown method {cfg.method!r}")
@@ -278,6 +283,7 @@ def load_checkpoint(path: str | Path):
     conf.setdefault("slim", False)  # checkpoints from before these options: full width,
     conf.setdefault("ir_robust", False)  # plain ir statistics
     conf.setdefault("input_weight", 0.0)  # and no pooled input in a memory bank
+    conf.setdefault("discriminator", False)  # nor a discriminator head
     tm = conf.get("train_modalities")
     cfg = RunConfig(**{**conf, "modalities": tuple(conf["modalities"]), "size": tuple(conf["size"]),
                        "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None})

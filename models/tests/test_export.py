@@ -200,7 +200,7 @@ def test_the_shipped_manifest_still_validates():
             jsonschema.Draft202012Validator(schema).validate({**manifest, "schemaVersion": 2})
 
 
-@pytest.fixture(scope="module", params=["rd", "bank"])
+@pytest.fixture(scope="module", params=["rd", "bank", "bank+discriminator"])
 def exported_mtfi(tmp_path_factory, request):
     from mmad_models.models import CrossModalDistillation
     from mmad_models.models.common import round_to_half_
@@ -209,7 +209,8 @@ def exported_mtfi(tmp_path_factory, request):
     rng = np.random.default_rng(1)
     out = tmp_path_factory.mktemp("exported-mtfi")
     model = CrossModalDistillation(("rgb", "ir"), (24, 32), TINY, train_modalities=("rgb", "ir", "xyz"),
-                                   normality=request.param, bank_size=64)
+                                   normality=request.param.split("+")[0], bank_size=64,
+                                   discriminate=request.param.endswith("discriminator"), head_steps=20)
     full = {k: torch.from_numpy(v) for k, v in _inputs(rng, ("rgb", "ir", "xyz"), b=4).items()}
     model.fit_normality(full)
     round_to_half_(model)  # as training does: the file stores the large tensors as float16

@@ -12,7 +12,8 @@ from mmad_models.train import RunConfig, load_checkpoint, train_run
 def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     cfg = RunConfig(dataset=str(tiny_dataset), category="slab", modalities=("rgb", "xyz"), size=(32, 32),
-                    teacher="random", widths=(4, 8, 16), epochs=2, batch_size=4, teacher_dir=str(tmp_path / "t"))
+                    teacher="random", widths=(4, 8, 16), epochs=2, batch_size=4, teacher_dir=str(tmp_path / "t"),
+                    head_steps=40)
     res = train_run(cfg, run, log=lambda *_: None)
     th = res["threshold"]
     assert th["validationCount"] == 3 and th["falseAlarmRate"] == 0.01
@@ -74,17 +75,20 @@ def test_selfsup_teacher_reduces_reconstruction_error():
 
 
 def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
-    """MTFI trained with rgb+xyz, inferred with rgb only; CRD beside it in one eval table."""
+    """MTFI trained with rgb+xyz, inferred with rgb only (its rgb scored by a discriminator
+    head); CRD beside it in one eval table."""
     # no --size: auto, the frames' own 32x32 (never upscaled)
     common = ["--dataset", str(tiny_dataset), "--category", "slab", "--teacher", "random",
-              "--epochs", "2", "--batch-size", "4", "--teacher-dir", str(tmp_path / "t"), "--threads", "1"]
+              "--epochs", "2", "--batch-size", "4", "--teacher-dir", str(tmp_path / "t"), "--threads", "1",
+              "--head-steps", "40"]
     assert main(["train", *common, "--modalities", "rgb", "--train-modalities", "rgb,xyz",
-                 "--bank-size", "128", "--out", str(tmp_path / "mtfi")]) == 0  # mtfi is the default method
+                 "--bank-size", "128", "--discriminator", "--out", str(tmp_path / "mtfi")]) == 0  # mtfi: the default
     assert main(["train", *common, "--method", "crd", "--modalities", "rgb", "--false-alarm-rate", "0.05",
                  "--out", str(tmp_path / "crd")]) == 0
     assert load_checkpoint(tmp_path / "crd" / "model.pt")[2]["threshold"]["falseAlarmRate"] == 0.05
     model, cfg, res = load_checkpoint(tmp_path / "mtfi" / "model.pt")
     assert cfg.method == "mtfi" and cfg.modalities == ("rgb",) and model.missing == ("xyz",) and cfg.size == (32, 32)
+    assert cfg.discriminator and list(model.heads) == ["rgb"]  # the distilled xyz keeps its distance map
     assert res["threshold"]["validationCount"] == 3 and 0 <= res["metrics"]["i_auroc"] <= 1
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "crd"), str(tmp_path / "mtfi"), "--per-defect"]) == 0
@@ -96,6 +100,7 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     assert main(["export", str(tmp_path / "mtfi"), "--out", str(out)]) == 0
     e = json.loads((out / "manifest.json").read_text())["models"][0]
     assert e["id"] == "mtfi-rgb" and e["method"] == "mtfi" and e["modalities"] == ["rgb"]
+    assert e["training"]["discriminator"] is True
     assert e["training"]["trainModalities"] == ["rgb", "xyz"] and e["training"]["distilledModalities"] == ["xyz"]
     with pytest.raises(SystemExit):
         main(["train", *common, "--method", "mtfi", "--modalities", "ir", "--train-modalities", "rgb,xyz"])

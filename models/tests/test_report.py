@@ -19,7 +19,8 @@ def rope_runs(tmp_path_factory):
         out = root / ("run-" + "-".join(mods))
         # threshold at the median of the fitted validation scores, so that parts get flagged
         cfg = RunConfig(dataset=str(root), category="rope", modalities=mods, size=(32, 32), teacher="random",
-                        widths=(4, 8, 16), epochs=2, batch_size=4, teacher_dir=str(root / "t"), false_alarm_rate=0.5)
+                        widths=(4, 8, 16), epochs=2, batch_size=4, teacher_dir=str(root / "t"), false_alarm_rate=0.5,
+                        head_steps=40)
         runs.append((out, train_run(cfg, out, log=lambda *_: None)))
     return runs
 

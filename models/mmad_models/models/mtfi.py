@@ -10,7 +10,10 @@ Training sees every modality of ``train_modalities``; the exported graph takes o
     teacher features; branch map = sum over scales of ``1 - cos(feature, reconstruction)``;
   * ``bank``: a memory bank of locally aggregated real teacher features of the training
     good parts (greedy k-centre coreset), branch map = distance to the nearest entry, as
-    in the memory-bank pipeline the paper scores with;
+    in the memory-bank pipeline the paper scores with; with ``discriminate``
+    (``train --discriminator``) a present modality's map is instead the logit of a small head that
+    reads those features and the distance and was trained to find synthetic anomalies on
+    the training parts (``discriminator.py``);
 * for each modality *missing* at inference, a **cross-modal student**
   (``FeatureHallucinator``, a small CNN) that maps the teacher features of the present
   modalities to the missing modality's teacher features. It is trained on good parts
@@ -37,6 +40,7 @@ from torch.nn import functional as F
 
 from .common import AnomalyResult, build_teachers
 from .crd import Branch, cosine_distance_maps
+from .discriminator import DiscriminatorHead, train_head
 from .scoring import MapScorer
 
 
@@ -126,10 +130,14 @@ class CrossModalDistillation(nn.Module):
         fusion: str = "max",
         slim: bool = True,
         ir_robust: bool = False,
+        discriminate: bool = False,
+        head_steps: int = 1500,
     ):
         super().__init__()
         if normality not in ("rd", "bank"):
             raise ValueError("normality is 'rd' or 'bank'")
+        if discriminate and normality != "bank":
+            raise ValueError("the discriminator head reads a memory bank's features: normality 'bank'")
         self.modalities = tuple(modalities)
         self.train_modalities = tuple(train_modalities or modalities)
         if not set(self.modalities) <= set(self.train_modalities):
@@ -173,6 +181,11 @@ class CrossModalDistillation(nn.Module):
                 self.register_buffer(f"center_{m}", torch.zeros(self.dims[m]))
                 self.register_buffer(f"proj_{m}", torch.eye(self.dims[m])[:, :width].clone())
                 self.register_buffer(f"bank_{m}", torch.zeros(self.bank_size, width))
+        # a present modality's map from a head trained on synthetic anomalies (fit_normality);
+        # a missing modality's distilled features keep the plain distance
+        self.head_steps = int(head_steps)
+        self.heads = nn.ModuleDict({
+            m: DiscriminatorHead(getattr(self, f"bank_{m}").shape[1] + 1) for m in self.modalities}) if discriminate else None
         self.scorer = MapScorer(len(self.train_modalities), size, fusion=fusion)
 
     # ------------------------------------------------------------------ features
@@ -186,16 +199,13 @@ class CrossModalDistillation(nn.Module):
         """Per modality in ``inputs``: the teacher's scales, then (bank) its normalised
         input average-pooled to the grid of scale 1."""
         with torch.no_grad():
-            out = {}
-            for m in self.train_modalities:
-                if m not in inputs:
-                    continue
-                x = self.teachers[m].input(inputs[m])
-                f = self.teachers[m].encoder(x)
-                if self.input_index is not None:
-                    f = [*f, _resize(x, tuple(f[1].shape[-2:]))]
-                out[m] = f
-            return out
+            return {m: self.normalised_features(m, self.teachers[m].input(inputs[m]))
+                    for m in self.train_modalities if m in inputs}
+
+    def normalised_features(self, m: str, x: torch.Tensor) -> list[torch.Tensor]:
+        """teacher_features of the modality's already normalised input ``x``."""
+        f = self.teachers[m].encoder(x)
+        return [*f, _resize(x, tuple(f[1].shape[-2:]))] if self.input_index is not None else list(f)
 
     def _sizes(self, feats: dict[str, list[torch.Tensor]]) -> dict[int, tuple[int, int]]:
         any_ = next(iter(feats.values()))
@@ -289,6 +299,11 @@ class CrossModalDistillation(nn.Module):
             if log:
                 log(f"  memory bank {m}: {min(len(cand), self.bank_size)} of {len(x)} features, width {x.shape[1]} "
                     f"-> {proj.shape[1]} principal components")
+        for m, head in (self.heads or {}).items():
+            xn = torch.cat([self.teachers[m].input(train_inputs[m][i:i + batch]) for i in range(0, n, batch)])
+            feats = lambda z, m=m: self._bank_view(m, [self.normalised_features(m, z)[k] for k in self.layers])
+            with torch.enable_grad():
+                train_head(head, feats, xn, steps=self.head_steps, seed=seed, log=log)
 
     # ------------------------------------------------------------------ scoring
 
@@ -307,11 +322,17 @@ class CrossModalDistillation(nn.Module):
                 up = self.scorer.upsample(cosine_distance_maps(feats[m], self.normal[m](feats[m])))
                 maps.append(torch.stack(up, 0).sum(0))
             else:
-                e = self.embed(feats[m]) - getattr(self, f"center_{m}").view(1, -1, 1, 1)
-                e = torch.einsum("bdhw,dp->bphw", e, getattr(self, f"proj_{m}"))
-                dist = self._distance(e, getattr(self, f"bank_{m}"))
-                maps.append(self.scorer.upsample([dist])[0])
+                f = self._bank_view(m, feats[m])
+                head = self.heads[m] if self.heads is not None and m in self.heads else None
+                maps.append(self.scorer.upsample([head(f) if head is not None else f[:, -1:]])[0])
         return maps
+
+    def _bank_view(self, m: str, per_layer: list[torch.Tensor]) -> torch.Tensor:
+        """A location's bank features in the principal components, and its distance to the
+        bank as the last channel: [B, bank_dims + 1, h, w]."""
+        e = self.embed(per_layer) - getattr(self, f"center_{m}").view(1, -1, 1, 1)
+        e = torch.einsum("bdhw,dp->bphw", e, getattr(self, f"proj_{m}"))
+        return torch.cat([e, self._distance(e, getattr(self, f"bank_{m}"))], dim=1)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> AnomalyResult:
         amap, score = self.scorer.forward_upsampled(self.branch_maps(inputs))
