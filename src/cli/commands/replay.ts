@@ -12,6 +12,7 @@ import { replayRange, type ReplayProgress } from '../../replay/replay.js';
 import { rootLogger } from '../../telemetry/logger.js';
 import { CONFIG_OPTION, type Command } from '../command.js';
 import { brokerFor, configOf } from '../common.js';
+import { LiveLine } from '../live-line.js';
 
 /** ISO-8601, epoch milliseconds, `earliest` or `now`. */
 export function parseTime(value: string, option: string): number {
@@ -22,12 +23,11 @@ export function parseTime(value: string, option: string): number {
   return t;
 }
 
+/** The replay's progress after its bar of frames (LiveLine draws the bar). */
 function formatProgress(p: ReplayProgress): string {
   const pct = p.total === 0 ? 100 : (100 * p.records) / p.total;
-  const width = 30;
-  const bar = '#'.repeat(Math.round((pct / 100) * width)).padEnd(width, '.');
   const eta = p.etaMs === null ? '?' : `${Math.ceil(p.etaMs / 1000)} s`;
-  return `[${bar}] ${pct.toFixed(0)}% ${p.records}/${p.total} frames, ${p.events} events, ${p.recordsPerSecond.toFixed(0)} frames/s, ETA ${eta}`;
+  return `${pct.toFixed(0)}% of the frames, ${p.events} events, ${p.recordsPerSecond.toFixed(0)} frames/s, ETA ${eta}`;
 }
 
 export const replayCommand: Command = {
@@ -68,16 +68,17 @@ export const replayCommand: Command = {
       await waitForBroker(cfg, log, ctx.shutdown);
       registry = await ModelRegistry.open(cfg);
       ctx.out(`replay ${Number.isFinite(from) ? new Date(from).toISOString() : 'earliest'} .. ${Number.isFinite(to) ? new Date(to).toISOString() : 'now'} → ${events} (group ${cfg.input.groupId}, models ${registry.models.map((m) => `${m.spec.id}@${m.spec.version}`).join(', ')})`);
-      const tty = process.stderr.isTTY;
+      // on stderr: redrawn in place on a terminal, a line per change elsewhere
+      const status = new LiveLine(process.stderr, (line) => void process.stderr.write(`${line}\n`), 30);
       const summary = await replayRange(cfg, registry, {
         from,
         to,
         ...(typeof ctx.values.out === 'string' ? { out: ctx.values.out } : {}),
         logger: rootLogger,
-        progressEveryMs: tty ? 500 : 5000,
-        onProgress: (p) => process.stderr.write(tty ? `\r${formatProgress(p)}` : `${formatProgress(p)}\n`),
+        progressEveryMs: process.stderr.isTTY ? 500 : 5000,
+        onProgress: (p) => status.update(formatProgress(p), p.records, p.total),
       });
-      if (tty) process.stderr.write('\n');
+      status.end();
       ctx.out(
         `done: ${summary.records} frames, ${summary.eventsOut.length} events in ${(summary.elapsedMs / 1000).toFixed(1)} s (${summary.recordsPerSecond.toFixed(0)} frames/s)` +
           `${typeof ctx.values.out === 'string' ? `; written to ${ctx.values.out}` : ''}`,
