@@ -64,6 +64,8 @@ def cmd_train(a) -> int:
                     slim=a.slim, half=a.half, ir_robust=a.ir_robust)
     if a.train_modalities and a.method != "mtfi":
         raise SystemExit("--train-modalities is for --method mtfi (multimodal training, few-modal inference)")
+    if a.discriminator and (a.method != "mtfi" or a.normality != "bank"):
+        raise SystemExit("--discriminator reads a memory bank's features: --method mtfi --normality bank (the defaults)")
     if a.train_modalities and not set(a.modalities) <= set(a.train_modalities):
         raise SystemExit(f"--modalities {','.join(a.modalities)} must be among --train-modalities {','.join(a.train_modalities)}")
     out = a.out or f"out/runs/{a.method}-{'-'.join(a.modalities)}"

@@ -131,7 +131,7 @@ def build_model(cfg: RunConfig, specs: dict[str, dict]) -> torch.nn.Module:
         return CrossModalDistillation(tuple(cfg.modalities), tuple(cfg.size), specs, cfg.all_modalities(),
                                       normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
                                       bank_dims=cfg.bank_dims,
-                                      discriminate=cfg.discriminator and cfg.normality == "bank", head_steps=cfg.head_steps,
+                                      discriminate=cfg.discriminator, head_steps=cfg.head_steps,
                                       fusion=cfg.fusion,
                                       slim=cfg.slim, ir_robust=cfg.ir_robust)
     raise ValueError(f"unknown method {cfg.method!r}")

@@ -104,6 +104,9 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     assert e["training"]["trainModalities"] == ["rgb", "xyz"] and e["training"]["distilledModalities"] == ["xyz"]
     with pytest.raises(SystemExit):
         main(["train", *common, "--method", "mtfi", "--modalities", "ir", "--train-modalities", "rgb,xyz"])
+    for bad in (["--method", "crd"], ["--normality", "rd"]):  # no memory bank for the head to read
+        with pytest.raises(SystemExit, match="--discriminator"):
+            main(["train", *common, "--modalities", "rgb", "--discriminator", *bad])
     for bad in (["--false-alarm-rate", "1"], ["--false-alarm-rate", "0"], ["--sigmas", "3"]):  # --sigmas: the older rule, gone
         with pytest.raises(SystemExit):
             main(["train", *common, "--modalities", "rgb", *bad])

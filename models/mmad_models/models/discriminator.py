@@ -95,12 +95,14 @@ def foreground(x: torch.Tensor, smooth: int = 15) -> torch.Tensor:
     return out
 
 
-def synthesize(x: torch.Tensor, pool: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def synthesize(x: torch.Tensor, pool: torch.Tensor, g: torch.Generator,
+               fg: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Alters each part of ``x`` ([N,C,H,W] normalised inputs) in one random region on the
-    part (``foreground``); ``pool``: normalised good parts to take foreign texture from.
-    Returns the altered inputs and the masks [N,1,H,W] of what was altered."""
+    part (``fg``: its ``foreground``, computed when not given); ``pool``: normalised good
+    parts to take foreign texture from. Returns the altered inputs and the masks [N,1,H,W]
+    of what was altered."""
     n, c, h, w = x.shape
-    fg = foreground(x)
+    fg = foreground(x) if fg is None else fg
     masks, soft = torch.zeros(n, 1, h, w), torch.zeros(n, 1, h, w)
     for i in range(n):  # a region that lies mostly on the part (a few tries), cut to the part
         for _ in range(8):
@@ -167,12 +169,13 @@ def train_head(head: DiscriminatorHead, features: Callable[[torch.Tensor], torch
     g = torch.Generator().manual_seed(seed)
     feats, targets = [], []
     with torch.no_grad():
+        fg = foreground(x)  # once: every copy alters the same parts (mirrored on odd copies)
         for r in range(copies):
             for i in range(0, len(x), batch):
-                xb = x[i:i + batch]
+                xb, fb = x[i:i + batch], fg[i:i + batch]
                 if r % 2:
-                    xb = xb.flip(3)
-                xa, m = synthesize(xb, x, g)
+                    xb, fb = xb.flip(3), fb.flip(3)
+                xa, m = synthesize(xb, x, g, fb)
                 clean = torch.rand(len(xb), generator=g) < 0.25
                 xa[clean], m[clean] = xb[clean], 0.0
                 f = features(xa)
