@@ -2,9 +2,11 @@
  * The shipped students on this CPU, side by side in one run: per model, the time per part
  * at batch 1 and at batch 8 (onnxruntime-node on ready tensors, the service's session
  * options), the batching speed-up, and each model's cost relative to the cheapest.
- * Loading (checksum, session creation, warm-up) is timed too.
+ * Loading (checksum, session creation, warm-up) is timed too. With --baseline, the students of
+ * a second manifest (an earlier version) are timed in the same run, model after model
+ * alternating with the first, and each model's cost is printed as a ratio to its namesake.
  *
- *   node --import tsx bench/models.bench.ts [--manifest models/exported/manifest.json] [--batches 1,8] [--ms 3000]
+ *   node --import tsx bench/models.bench.ts [--manifest models/exported/manifest.json] [--baseline OTHER/manifest.json] [--batches 1,8] [--ms 3000]
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -17,41 +19,65 @@ import { rawThroughput, type RawThroughput } from './raw-ort.js';
 const { values } = parseArgs({
   options: {
     manifest: { type: 'string', default: 'models/exported/manifest.json' },
+    baseline: { type: 'string' },
     batches: { type: 'string', default: '1,8' },
     ms: { type: 'string', default: '3000' },
   },
 });
 const BATCHES = values.batches.split(',').map(Number);
-const config = loadConfig({ env: {}, overrides: { inference: { manifest: values.manifest } } as never });
-const t0 = performance.now();
-const registry = await ModelRegistry.open(config, createLogger({}, 'error'));
-const loadMs = performance.now() - t0;
+const open = async (manifest: string): Promise<{ registry: ModelRegistry; loadMs: number }> => {
+  const config = loadConfig({ env: {}, overrides: { inference: { manifest } } as never });
+  const t0 = performance.now();
+  const registry = await ModelRegistry.open(config, createLogger({}, 'error'));
+  return { registry, loadMs: performance.now() - t0 };
+};
+const measure = async (registry: ModelRegistry, id: string): Promise<Map<number, RawThroughput>> => {
+  const row = new Map<number, RawThroughput>();
+  for (const b of BATCHES) row.set(b, await rawThroughput(registry, id, b, Number(values.ms)));
+  return row;
+};
+
+const main = await open(values.manifest);
+const base = values.baseline === undefined ? undefined : await open(values.baseline);
+const threads = loadConfig({ env: {} }).inference.intraOpThreads;
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
-console.log(`students of ${values.manifest} on ${cpu} (${cpus().length} logical cores), intra-op threads ${config.inference.intraOpThreads || 'default'}; all ${registry.models.length} loaded and warmed up in ${loadMs.toFixed(0)} ms`);
+console.log(`students of ${values.manifest} on ${cpu} (${cpus().length} logical cores), intra-op threads ${threads || 'default'}; all ${main.registry.models.length} loaded and warmed up in ${main.loadMs.toFixed(0)} ms`);
+if (base) console.log(`baseline: ${values.baseline}, ${base.registry.models.length} loaded in ${base.loadMs.toFixed(0)} ms`);
 
 try {
   const figures = new Map<string, Map<number, RawThroughput>>();
-  for (const m of registry.models) {
-    const row = new Map<number, RawThroughput>();
-    for (const b of BATCHES) row.set(b, await rawThroughput(registry, m.spec.id, b, Number(values.ms)));
-    figures.set(m.spec.id, row);
+  const baseFigures = new Map<string, Map<number, RawThroughput>>();
+  for (const m of main.registry.models) {
+    figures.set(m.spec.id, await measure(main.registry, m.spec.id));
+    const twin = base?.registry.models.find((x) => x.spec.id === m.spec.id);
+    if (base && twin) baseFigures.set(m.spec.id, await measure(base.registry, m.spec.id));
   }
   const first = BATCHES[0]!;
   const last = BATCHES.at(-1)!;
-  const perPart = (id: string, b: number): number => figures.get(id)!.get(b)!.batchMs / b;
-  const cheapest = Math.min(...registry.models.map((m) => perPart(m.spec.id, first)));
+  const perPart = (f: Map<string, Map<number, RawThroughput>>, id: string, b: number): number => f.get(id)!.get(b)!.batchMs / b;
+  const cheapest = Math.min(...main.registry.models.map((m) => perPart(figures, m.spec.id, first)));
   printTable(
     'ms per part (one session.run of the batch / batch size)',
-    registry.models.map((m) => ({
-      model: m.spec.id,
-      input: `${m.spec.height}×${m.spec.width}`,
-      MB: (m.spec.sizeBytes / 1e6).toFixed(2),
-      ...Object.fromEntries(BATCHES.map((b) => [`batch ${b}`, perPart(m.spec.id, b).toFixed(1)])),
-      ...Object.fromEntries(BATCHES.map((b) => [`parts/s @${b}`, figures.get(m.spec.id)!.get(b)!.samplesPerS.toFixed(1)])),
-      [`speed-up ${last} vs ${first}`]: `${(perPart(m.spec.id, first) / perPart(m.spec.id, last)).toFixed(2)}×`,
-      [`cost vs cheapest @${first}`]: `${(perPart(m.spec.id, first) / cheapest).toFixed(2)}×`,
-    })),
+    main.registry.models.map((m) => {
+      const id = m.spec.id;
+      const twin = base?.registry.models.find((x) => x.spec.id === id);
+      return {
+        model: id,
+        input: `${m.spec.height}×${m.spec.width}`,
+        MB: (m.spec.sizeBytes / 1e6).toFixed(2),
+        ...Object.fromEntries(BATCHES.map((b) => [`batch ${b}`, perPart(figures, id, b).toFixed(1)])),
+        ...Object.fromEntries(BATCHES.map((b) => [`parts/s @${b}`, figures.get(id)!.get(b)!.samplesPerS.toFixed(1)])),
+        [`speed-up ${last} vs ${first}`]: `${(perPart(figures, id, first) / perPart(figures, id, last)).toFixed(2)}×`,
+        [`cost vs cheapest @${first}`]: `${(perPart(figures, id, first) / cheapest).toFixed(2)}×`,
+        ...(base === undefined ? {} : {
+          baseline: twin ? `${twin.spec.version} ${twin.spec.height}×${twin.spec.width}` : 'none',
+          ...Object.fromEntries(BATCHES.map((b) => [`vs baseline @${b}`, baseFigures.has(id)
+            ? `${(perPart(figures, id, b) / perPart(baseFigures, id, b)).toFixed(2)}× (${perPart(baseFigures, id, b).toFixed(1)})` : '-'])),
+        }),
+      };
+    }),
   );
 } finally {
-  await registry.close();
+  await main.registry.close();
+  await base?.registry.close();
 }
