@@ -1,7 +1,8 @@
 /**
  * The one configuration schema of the service. Every default is written here
- * and nowhere else; README.md's configuration table is generated from the same
- * shape (`mmad config --defaults`). Objects are strict: an unknown key (a typo)
+ * and nowhere else (`mmad config --defaults` prints them); README.md's configuration
+ * table is checked against it, key by key and default by default, by
+ * test/config/readme-table.test.ts. Objects are strict: an unknown key (a typo)
  * is an error naming its path, not silently ignored.
  */
 import { z } from 'zod';
