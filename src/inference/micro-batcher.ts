@@ -25,11 +25,30 @@ export interface SampleResult {
   batchSize: number;
 }
 
+/** Where the batcher reads the time and sets its waits: the real clock, or a test's manual one. */
+export interface BatchTimer {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const realTimer: BatchTimer = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+export interface MicroBatcherOptions {
+  maxBatchSize: number;
+  maxWaitMs: number;
+  timer?: BatchTimer;
+}
+
 interface Pending {
   inputs: SampleInputs;
   resolve: (r: SampleResult) => void;
   reject: (e: unknown) => void;
-  /** When it was submitted (performance.now()). */
+  /** When it was submitted (the timer's now()). */
   at: number;
 }
 
@@ -40,7 +59,7 @@ export interface BatchStats {
 
 export class MicroBatcher {
   private queue: Pending[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private wait: unknown;
   private running: Promise<void> = Promise.resolve();
   private busy = false;
   /** drain(): run what is queued without waiting for batches to fill. */
@@ -48,12 +67,14 @@ export class MicroBatcher {
   private inFlight = 0;
   readonly stats: BatchStats = { runs: 0, samples: 0 };
   private readonly sizes: number[];
+  private readonly timer: BatchTimer;
 
   constructor(
     private readonly spec: LoadedModelSpec,
     private readonly session: ModelSession,
-    private readonly options: { maxBatchSize: number; maxWaitMs: number },
+    private readonly options: MicroBatcherOptions,
   ) {
+    this.timer = options.timer ?? realTimer;
     this.sizes = spec.inputs.map((i) => Number(i.shape[1]) * spec.height * spec.width);
   }
 
@@ -65,7 +86,7 @@ export class MicroBatcher {
       }
     });
     return new Promise((resolve, reject) => {
-      this.queue.push({ inputs, resolve, reject, at: performance.now() });
+      this.queue.push({ inputs, resolve, reject, at: this.timer.now() });
       this.inFlight++;
       this.schedule();
     });
@@ -97,17 +118,17 @@ export class MicroBatcher {
   /** Starts the next batch if the session is free and the batch is full or has waited long enough; else times the wait. */
   private schedule(): void {
     if (this.busy || this.queue.length === 0) return;
-    const waited = performance.now() - this.queue[0]!.at;
+    const waited = this.timer.now() - this.queue[0]!.at;
     if (this.queue.length < this.options.maxBatchSize && waited < this.options.maxWaitMs && !this.flushing) {
-      this.timer ??= setTimeout(() => {
-        this.timer = undefined;
+      this.wait ??= this.timer.setTimeout(() => {
+        this.wait = undefined;
         this.schedule();
       }, this.options.maxWaitMs - waited);
       return;
     }
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
+    if (this.wait !== undefined) {
+      this.timer.clearTimeout(this.wait);
+      this.wait = undefined;
     }
     const batch = this.queue.splice(0, this.options.maxBatchSize);
     this.busy = true;

@@ -1,12 +1,13 @@
 /**
  * When batches form. The model is a stand-in session whose runs end when the
  * test says so (the real sessions are run in models.test.ts and
- * shipped-models.test.ts); what is checked is the scheduling: a batch is
- * formed when the session is free, from everything queued, up to the maximum.
+ * shipped-models.test.ts), and time is a manual timer the test advances; what
+ * is checked is the scheduling: a batch is formed when the session is free,
+ * from everything queued, up to the maximum.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MicroBatcher } from '../../src/inference/micro-batcher.js';
+import { MicroBatcher, type BatchTimer } from '../../src/inference/micro-batcher.js';
 import { loadManifest } from '../../src/inference/model-manifest.js';
 import type { FloatTensor, ModelSession, RunResult } from '../../src/inference/session-host.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
@@ -32,26 +33,61 @@ function heldSession(): { session: ModelSession; batches: number[][]; finish: ()
   return { session, batches, finish: () => waiting.shift()!() };
 }
 
+/** Time that moves only when the test advances it; due callbacks fire in order. */
+function manualTimer(): BatchTimer & { advance: (ms: number) => void; pending: () => number } {
+  let now = 0;
+  let waits: { at: number; fn: () => void }[] = [];
+  return {
+    now: () => now,
+    setTimeout: (fn, ms) => {
+      const w = { at: now + ms, fn };
+      waits.push(w);
+      return w;
+    },
+    clearTimeout: (handle) => {
+      waits = waits.filter((w) => w !== handle);
+    },
+    advance: (ms) => {
+      now += ms;
+      for (let due = waits.filter((w) => w.at <= now); due.length > 0; due = waits.filter((w) => w.at <= now)) {
+        waits = waits.filter((w) => !due.includes(w));
+        due.sort((a, b) => a.at - b.at).forEach((w) => w.fn());
+      }
+    },
+    pending: () => waits.length,
+  };
+}
+
 const sample = (id: number): { rgb: Float32Array } => ({ rgb: new Float32Array(3 * PLANE).fill(id) });
-const until = async (cond: () => boolean): Promise<void> => {
-  while (!cond()) await new Promise((r) => setTimeout(r, 1));
+/** Lets the batcher's promise callbacks run until `cond` holds; fails after 2 s of real time. */
+const until = async (cond: () => boolean, what: string): Promise<void> => {
+  const deadline = Date.now() + 2000;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`still waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
 };
 
 test('what arrives during a run goes whole into the next batch (up to the maximum), not into a queue of small batches', async () => {
   const { session, batches, finish } = heldSession();
-  const b = new MicroBatcher(spec, session, { maxBatchSize: 4, maxWaitMs: 5 });
+  const timer = manualTimer();
+  const b = new MicroBatcher(spec, session, { maxBatchSize: 4, maxWaitMs: 5, timer });
   const results = [b.submit(sample(1))];
-  await until(() => batches.length === 1); // idle model: the lone sample went after maxWaitMs
+  timer.advance(4);
+  assert.deepEqual(batches, [], 'a lone sample on an idle model waits for company');
+  timer.advance(1);
+  assert.deepEqual(batches, [[1]], 'and goes after maxWaitMs');
   for (let id = 2; id <= 7; id++) {
     results.push(b.submit(sample(id)));
-    await new Promise((r) => setTimeout(r, 8)); // each waits longer than maxWaitMs, while the run is held
+    timer.advance(8); // each waits longer than maxWaitMs, while the run is held
   }
   assert.deepEqual(batches, [[1]], 'nothing else runs while the session is busy');
+  assert.equal(timer.pending(), 0, 'and no wait is set while it is');
   finish();
-  await until(() => batches.length === 2);
+  await until(() => batches.length === 2, 'the second batch');
   assert.deepEqual(batches[1], [2, 3, 4, 5], 'the next batch is full, in arrival order');
   finish();
-  await until(() => batches.length === 3);
+  await until(() => batches.length === 3, 'the third batch');
   assert.deepEqual(batches[2], [6, 7]);
   finish();
   const scores = (await Promise.all(results)).map((r) => [r.score, r.batchSize]);
@@ -61,17 +97,34 @@ test('what arrives during a run goes whole into the next batch (up to the maximu
 
 test('on an idle model a full batch goes at once; a partial one waits maxWaitMs; drain() runs what is left', async () => {
   const { session, batches, finish } = heldSession();
-  const b = new MicroBatcher(spec, session, { maxBatchSize: 2, maxWaitMs: 60_000 });
+  const timer = manualTimer();
+  const b = new MicroBatcher(spec, session, { maxBatchSize: 2, maxWaitMs: 60_000, timer });
   const full = [b.submit(sample(1)), b.submit(sample(2))];
   assert.deepEqual(batches, [[1, 2]], 'full: no wait');
   finish();
   await Promise.all(full);
   const lone = b.submit(sample(3));
-  await new Promise((r) => setTimeout(r, 20));
+  timer.advance(59_999);
   assert.equal(batches.length, 1, 'a partial batch waits for company (here: a minute)');
   const drained = b.drain();
-  await until(() => batches.length === 2);
+  await until(() => batches.length === 2, 'the drained batch');
+  assert.equal(timer.pending(), 0, 'drain() cancelled the wait');
   finish();
   await drained;
   assert.equal((await lone).score, 3);
+});
+
+test('a partial batch whose wait ends goes without drain()', async () => {
+  const { session, batches, finish } = heldSession();
+  const timer = manualTimer();
+  const b = new MicroBatcher(spec, session, { maxBatchSize: 8, maxWaitMs: 50, timer });
+  const results = [b.submit(sample(1))];
+  timer.advance(30);
+  results.push(b.submit(sample(2))); // joins the wait of the first, which is measured from the oldest
+  timer.advance(19);
+  assert.deepEqual(batches, []);
+  timer.advance(1);
+  assert.deepEqual(batches, [[1, 2]]);
+  finish();
+  assert.deepEqual((await Promise.all(results)).map((r) => r.batchSize), [2, 2]);
 });
