@@ -7,6 +7,7 @@
  * trouble later on.
  */
 import type { Config } from '../config/config-schema.js';
+import { backoffMs } from '../errors/backoff.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createKafka } from './kafka-client.js';
@@ -37,7 +38,7 @@ export async function waitForBroker(config: Config, log: Logger, stop?: Promise<
       if (attempt > 1) log.info('Kafka reachable', { bootstrap: config.kafka.brokers, ...reachable });
       return reachable;
     } catch (err) {
-      const waitMs = Math.min(maxRetryTimeMs, initialRetryTimeMs * 2 ** Math.min(attempt - 1, 16));
+      const waitMs = backoffMs(attempt - 1, { initialMs: initialRetryTimeMs, maxMs: maxRetryTimeMs });
       if (stopped || Date.now() + waitMs > deadline) {
         throw new MmadError(
           ErrorCode.BROKER_UNAVAILABLE,

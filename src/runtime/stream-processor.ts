@@ -24,6 +24,7 @@ import type { JoinState, Modality } from '../codec/records.js';
 import { SchemaCatalog } from '../codec/schema-catalog.js';
 import { SchemaRegistryClient } from '../codec/schema-registry.js';
 import type { Config } from '../config/config-schema.js';
+import { backoffMs } from '../errors/backoff.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import type { StationSkew } from '../input/clock-skew.js';
 import { FrameReader, frameReaderOptions, type ReadResult } from '../input/frame-reader.js';
@@ -43,6 +44,9 @@ import type { Queued } from './partition-group.js';
 import type { Delivery, JoinSnapshot, ProcessorStatus } from './processor-status.js';
 import { AtLeastOnceSink, TransactionalSink, type OutRecord, type TaskSink } from './task-sink.js';
 import { Task } from './task.js';
+
+/** Retrying a task's start or its committed offsets while the broker or the group coordinator is away. */
+const TASK_RETRY = { initialMs: 500, maxMs: 30_000 };
 
 export interface ProcessorOptions {
   logger?: Logger;
@@ -405,7 +409,7 @@ export class StreamProcessor {
         this.resumeTask(p);
       }
     } catch (err) {
-      const wait = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+      const wait = backoffMs(attempt, TASK_RETRY);
       this.log.error('task start failed; retrying', { tasks: partitions, attempt, waitMs: wait, error: messageOf(err) });
       await new Promise((r) => setTimeout(r, wait));
       const still = partitions.filter((p) => this.starting.has(p));
@@ -481,7 +485,7 @@ export class StreamProcessor {
         }
         return;
       } catch (err) {
-        const wait = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+        const wait = backoffMs(attempt, TASK_RETRY);
         this.log.warn('cannot read committed offsets yet; retrying', { task: partition, waitMs: wait, error: messageOf(err) });
         await new Promise((r) => setTimeout(r, wait));
       }

@@ -23,6 +23,7 @@
 import type { Consumer, Kafka, Message, Producer, Transaction } from 'kafkajs';
 import type { Config } from '../config/config-schema.js';
 import { producerConfig } from '../kafka/kafka-client.js';
+import { backoffMs } from '../errors/backoff.js';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import { RequestQueue } from '../kafka/request-queue.js';
 
@@ -181,7 +182,7 @@ async function retryTransient<T>(fn: () => Promise<T>, attempts = 20): Promise<T
     } catch (err) {
       const type = (err as { type?: string }).type;
       if (i >= attempts || type === undefined || !TRANSIENT.has(type)) throw err;
-      await new Promise((r) => setTimeout(r, Math.min(1000, 20 * 2 ** i)));
+      await new Promise((r) => setTimeout(r, backoffMs(i - 1, { initialMs: 40, maxMs: 1000 })));
     }
   }
 }
