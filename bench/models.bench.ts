@@ -7,6 +7,9 @@
  * alternating with the first, and each model's cost is printed as a ratio to its namesake.
  *
  *   node --import tsx bench/models.bench.ts [--manifest models/exported/manifest.json] [--baseline OTHER/manifest.json] [--batches 1,8] [--ms 3000]
+ *
+ * The service's configuration comes from the environment as for `mmad run` (e.g.
+ * MMAD_INFERENCE__EXECUTIONPROVIDERS=cuda to time the students on a GPU).
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -26,7 +29,7 @@ const { values } = parseArgs({
 });
 const BATCHES = values.batches.split(',').map(Number);
 const open = async (manifest: string): Promise<{ registry: ModelRegistry; loadMs: number }> => {
-  const config = loadConfig({ env: {}, overrides: { inference: { manifest } } as never });
+  const config = loadConfig({ overrides: { inference: { manifest } } as never });
   const t0 = performance.now();
   const registry = await ModelRegistry.open(config, createLogger({}, 'error'));
   return { registry, loadMs: performance.now() - t0 };
@@ -39,9 +42,9 @@ const measure = async (registry: ModelRegistry, id: string): Promise<Map<number,
 
 const main = await open(values.manifest);
 const base = values.baseline === undefined ? undefined : await open(values.baseline);
-const threads = loadConfig({ env: {} }).inference.intraOpThreads;
+const { intraOpThreads, executionProviders } = loadConfig().inference;
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
-console.log(`students of ${values.manifest} on ${cpu} (${cpus().length} logical cores), intra-op threads ${threads || 'default'}; all ${main.registry.models.length} loaded and warmed up in ${main.loadMs.toFixed(0)} ms`);
+console.log(`students of ${values.manifest} on ${cpu} (${cpus().length} logical cores), execution providers ${executionProviders.join(', ')}, intra-op threads ${intraOpThreads || 'default'}; all ${main.registry.models.length} loaded and warmed up in ${main.loadMs.toFixed(0)} ms`);
 if (base) console.log(`baseline: ${values.baseline}, ${base.registry.models.length} loaded in ${base.loadMs.toFixed(0)} ms`);
 
 try {

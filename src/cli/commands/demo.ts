@@ -32,16 +32,17 @@ export const demoCommand: Command = {
   summary: 'The main job on an embedded default: broker, topics, students, stream processor and a simulated line with defects; live summary and confusion against the labels.',
   details: [
     'Runs the simulated line (config section simulate; the demo defaults to 30% defective parts with',
-    'defects 2.5x larger and 2x stronger than the simulator default, since the students see 64x64,',
-    'xyz for 30% of the parts 2-10 s after they pass) through the service (sections join,',
-    'inference, processing) and compares the last verdict on each part with its label.',
+    'defects 2.5x larger and 2x stronger than the simulator default, so that a run of 60 parts shows',
+    'each defect type found; at the simulator default the students find fewer, models/README.md has',
+    'their figures; xyz for 30% of the parts 2-10 s after they pass) through the service (sections',
+    'join, inference, processing) and compares the last verdict on each part with its label.',
   ].join('\n'),
   options: {
     ...CONFIG_OPTION,
     parts: { type: 'string', short: 'n', description: 'parts the line produces', placeholder: 'N', default: '60' },
     rate: { type: 'string', description: 'parts per second', placeholder: 'R', default: '3' },
     'defect-rate': { type: 'string', description: 'share of defective parts', placeholder: 'F', default: '0.3' },
-    // the students take 64 x 64 inputs: a defect of the simulator's default size covers a few of their pixels
+    // the students' faint defects (bulge, dent, the weakest hot spots) are below what they find at size 1, contrast 1
     'defect-size': { type: 'string', description: 'scale of defect footprints (1 = the simulator default)', placeholder: 'X', default: '2.5' },
     'defect-contrast': { type: 'string', description: 'scale of defect magnitude (1 = the simulator default)', placeholder: 'X', default: '2' },
   },
