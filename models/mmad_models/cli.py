@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--half", action=argparse.BooleanOptionalAction, default=True,
                    help="round weights to float16 values, stored as float16 in the ONNX file (half the size)")
     t.add_argument("--size", type=_size, default="auto",
-                   help="HxW or N the model takes; auto (default): the training frames' aspect at about 160x352 pixels, multiples of 8")
+                   help="HxW or N the model takes; auto (default): the training frames' aspect at about 160x352 pixels, multiples of 8; a frame that would shrink by less than 0.75 keeps its own size")
     t.add_argument("--teacher", default="procedural",
                    help="random | procedural | selfsup | path of a local torchvision ResNet checkpoint")
     t.add_argument("--resnet-arch", default="resnet18", help="architecture of --teacher FILE")

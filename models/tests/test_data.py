@@ -171,6 +171,10 @@ def test_auto_size_keeps_the_aspect_at_the_pixel_budget_in_multiples_of_eight(tm
     assert auto_size(400, 900) == (160, 352)  # the rope's frames
     assert auto_size(800, 600) == (272, 208)  # the tire's
     assert auto_size(64, 64) == (64, 64)  # never upscaled
+    assert auto_size(256, 256) == (256, 256)  # 0.94 of its size: kept, not resampled
+    assert auto_size(272, 272) == (272, 272)  # 0.87: kept
+    assert auto_size(300, 300) == (240, 240)  # 0.79, but 300 is no multiple of 8: resized
+    assert auto_size(320, 320) == (240, 240)  # 0.74: resized to the budget
     h, w = auto_size(3000, 1000)
     assert h % 8 == 0 and w % 8 == 0 and abs(h / w - 3.0) < 0.1 and h * w <= 1.05 * 160 * 352
     write_rgb(tmp_path / "c" / "train" / "good" / "rgb" / "000.png", np.zeros((40, 90, 3), np.uint8))
