@@ -12,13 +12,12 @@
 import { readFile } from 'node:fs/promises';
 import { ErrorCode, MmadError, isMmadError, messageOf } from '../errors/errors.js';
 import type { VisibilityLevel } from '../codec/records.js';
-import { isDefectName } from './defects.js';
+import { isDefectName, type SensorModality } from './defects.js';
 import type { Split } from './dataset-layout.js';
 import { commonModalities, scanDataset, type DatasetCategory, type DatasetSample } from './dataset-reader.js';
 import { sampleSeed } from './dataset-writer.js';
 import { pngHeader } from '../codec/png.js';
 import { decodeMask, decodeRgb, encodeMaskPng, encodeRgbPng } from './image-codec.js';
-import type { StationModality } from './line-schedule.js';
 import { Rng } from './prng.js';
 import type { PartSource, SourcedPart } from './station-publisher.js';
 import { decodeXyzTiff } from './tiff-reader.js';
@@ -33,7 +32,7 @@ export interface DatasetSourceOptions {
 }
 
 export class DatasetPartSource implements PartSource {
-  readonly modalities: readonly StationModality[];
+  readonly modalities: readonly SensorModality[];
   readonly size: number;
   private readonly cache = new Map<number, Promise<SourcedPart>>();
 
@@ -92,9 +91,9 @@ export class DatasetPartSource implements PartSource {
     const where = `${category.name}/${s.split}/${s.defect}/${s.stem}`;
     try {
       const read = async (m: 'rgb' | 'ir' | 'xyz' | 'gt'): Promise<Buffer | undefined> =>
-        this.modalities.includes(m as StationModality) || m === 'gt' ? (s.files[m] === undefined ? undefined : readFile(s.files[m]!)) : undefined;
+        this.modalities.includes(m as SensorModality) || m === 'gt' ? (s.files[m] === undefined ? undefined : readFile(s.files[m]!)) : undefined;
       const [rgbFile, irFile, xyzFile, gtFile] = await Promise.all([read('rgb'), read('ir'), read('xyz'), read('gt')]);
-      const payloads: Partial<Record<StationModality, Buffer>> = {};
+      const payloads: Partial<Record<SensorModality, Buffer>> = {};
       const sizes: { what: string; width: number; height: number }[] = [];
       if (rgbFile !== undefined) {
         const h = pngHeader(rgbFile);
@@ -133,7 +132,7 @@ export class DatasetPartSource implements PartSource {
         throw new MmadError(ErrorCode.DATASET_INVALID, `modalities are not pixel-aligned: ${sizes.map((x) => `${x.what} ${x.width}x${x.height}`).join(', ')}`);
       }
       const meta = category.meta;
-      let visibility: Partial<Record<StationModality, VisibilityLevel>> = {};
+      let visibility: Partial<Record<SensorModality, VisibilityLevel>> = {};
       if (s.defect === 'good') visibility = { rgb: 'none', ir: 'none', xyz: 'none' };
       else if (meta !== null && isDefectName(s.defect) && meta.defects[s.defect] !== undefined) visibility = meta.defects[s.defect]!.visibility;
       const seed = meta !== null && /^\d+$/.test(s.stem) ? sampleSeed(meta.seed, meta.product, s.split, s.defect, Number(s.stem)) : null;

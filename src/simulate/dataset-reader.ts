@@ -9,8 +9,8 @@ import { readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
 import { FILE_EXTENSION, META_FILE, SPLITS, type DatasetFolder, type DatasetMeta, type Split } from './dataset-layout.js';
+import { SENSOR_MODALITIES, type SensorModality } from './defects.js';
 import { decodeIr, decodeMask, decodeRgb } from './image-codec.js';
-import type { StationModality } from './line-schedule.js';
 import { decodeXyzTiff } from './tiff-reader.js';
 
 export interface DatasetSample {
@@ -117,8 +117,8 @@ function scanCategory(dir: string, category: string, splits: readonly Split[]): 
 }
 
 /** Modalities every given sample has (what a station publishing them can promise). */
-export function commonModalities(samples: readonly DatasetSample[]): StationModality[] {
-  return (['rgb', 'ir', 'xyz'] as const).filter((m) => samples.length > 0 && samples.every((s) => s.files[m] !== undefined));
+export function commonModalities(samples: readonly DatasetSample[]): SensorModality[] {
+  return SENSOR_MODALITIES.filter((m) => samples.length > 0 && samples.every((s) => s.files[m] !== undefined));
 }
 
 export interface LoadedSample {

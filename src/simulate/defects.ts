@@ -30,6 +30,7 @@ export const DEFECT_NAMES = [
 ] as const;
 export type DefectName = (typeof DEFECT_NAMES)[number];
 
+/** The modalities a simulated station's sensors produce (the one list: line schedule, records, datasets). */
 export const SENSOR_MODALITIES = ['rgb', 'ir', 'xyz'] as const;
 export type SensorModality = (typeof SENSOR_MODALITIES)[number];
 export type VisibilityLevel = 'none' | 'faint' | 'strong';

@@ -12,7 +12,7 @@ import { ErrorCode, MmadError } from '../errors/errors.js';
 import { producerConfig } from '../kafka/kafka-client.js';
 import { RequestQueue } from '../kafka/request-queue.js';
 import { ensureTopics, planTopics, type TopicPlan } from '../kafka/topics.js';
-import type { StationModality } from './line-schedule.js';
+import type { SensorModality } from './defects.js';
 
 export interface OutRecord {
   topic: string;
@@ -35,7 +35,7 @@ export interface TopicTarget {
 }
 
 export interface StationTopics {
-  inputs: Record<StationModality, TopicTarget>;
+  inputs: Record<SensorModality, TopicTarget>;
   labels: TopicTarget;
 }
 
@@ -98,7 +98,7 @@ export async function stationTopics(admin: Admin, config: Config): Promise<Stati
     if (s === undefined || s.actualPartitions < 1) throw new MmadError(ErrorCode.TOPIC_ADMIN_FAILED, `topic ${name} has no partitions`);
     return s.actualPartitions;
   };
-  const input = (m: StationModality): TopicTarget => {
+  const input = (m: SensorModality): TopicTarget => {
     const topic = config.topics.inputs[m];
     return { topic, partitions: count(topic) };
   };
@@ -109,7 +109,7 @@ export async function stationTopics(admin: Admin, config: Config): Promise<Stati
 }
 
 export interface StationCodecs {
-  frame: Record<StationModality, AvroCodec<'Frame'>>;
+  frame: Record<SensorModality, AvroCodec<'Frame'>>;
   label: AvroCodec<'Label'>;
 }
 

@@ -9,10 +9,9 @@
  * live simulator and the dataset publisher share it and tests check it without
  * a broker. Times are milliseconds from the start of the line.
  */
+import { SENSOR_MODALITIES, type SensorModality } from './defects.js';
 import { Rng } from './prng.js';
 
-export type StationModality = 'rgb' | 'ir' | 'xyz';
-export const STATION_MODALITIES: readonly StationModality[] = ['rgb', 'ir', 'xyz'];
 
 export interface TimingOptions {
   /** Parts per second passing the station (mean, outside bursts). */
@@ -43,7 +42,7 @@ export interface TimingOptions {
 }
 
 export interface PlannedFrame {
-  modality: StationModality;
+  modality: SensorModality;
   /** True capture time. */
   captureMs: number;
   /** Capture time as the sensor's clock stamps it (true time + that sensor's skew). */
@@ -63,13 +62,13 @@ export interface PartPlan {
   /** The station routes this part to the 3D measurement. */
   getsXyz: boolean;
   /** What the station announces the part will get (the frames' expectedModalities hint). */
-  expected: StationModality[];
+  expected: SensorModality[];
   /** Every emission of the part's frames, duplicates included, drops excluded. */
   frames: PlannedFrame[];
   /** Modalities with at least one emission. */
-  sent: StationModality[];
+  sent: SensorModality[];
   /** Modalities whose frame was lost. */
-  dropped: StationModality[];
+  dropped: SensorModality[];
 }
 
 export function validateTiming(t: TimingOptions): void {
@@ -89,7 +88,7 @@ export function validateTiming(t: TimingOptions): void {
 /** Plans parts one after the other. */
 export class LineSchedule {
   /** Constant clock offset of each sensor. */
-  readonly skewMs: Record<StationModality, number>;
+  readonly skewMs: Record<SensorModality, number>;
   private readonly rng: Rng;
   private nextIndex = 0;
   private nextTime = 0;
@@ -99,7 +98,7 @@ export class LineSchedule {
     readonly timing: TimingOptions,
     seed: number | string,
     /** The modalities this station has (a recorded dataset may lack ir). */
-    readonly modalities: readonly StationModality[] = STATION_MODALITIES,
+    readonly modalities: readonly SensorModality[] = SENSOR_MODALITIES,
   ) {
     validateTiming(timing);
     this.rng = Rng.fromSeed(`schedule/${String(seed)}`);
@@ -128,17 +127,17 @@ export class LineSchedule {
     const period = (1000 / t.ratePerSecond) * (inBurst ? 1 / t.burstFactor : 1);
     this.nextTime = timeMs + period * r.range(0.9, 1.1); // conveyor jitter
 
-    const has = (m: StationModality): boolean => this.modalities.includes(m);
+    const has = (m: SensorModality): boolean => this.modalities.includes(m);
     const getsXyz = has('xyz') && r.chance(t.xyzFraction);
-    const capture: Partial<Record<StationModality, number>> = {};
+    const capture: Partial<Record<SensorModality, number>> = {};
     if (has('rgb')) capture.rgb = timeMs;
     if (has('ir')) capture.ir = timeMs + r.range(0, t.rgbIrJitterMs);
     if (getsXyz) capture.xyz = timeMs + r.range(t.xyzDelayMinMs, t.xyzDelayMaxMs);
-    const expected = STATION_MODALITIES.filter((m) => capture[m] !== undefined);
+    const expected = SENSOR_MODALITIES.filter((m) => capture[m] !== undefined);
 
     const frames: PlannedFrame[] = [];
-    const sent: StationModality[] = [];
-    const dropped: StationModality[] = [];
+    const sent: SensorModality[] = [];
+    const dropped: SensorModality[] = [];
     for (const m of expected) {
       const captureMs = capture[m]!;
       // draws happen whether or not they are used, so one option does not shift another's outcomes

@@ -11,9 +11,8 @@
  * defect rate holds however small the pool; the pool only bounds the variety
  * of images.
  */
-import { DEFAULT_DEFECT_PARAMS, type DefectName, type DefectParams } from './defects.js';
+import { DEFAULT_DEFECT_PARAMS, SENSOR_MODALITIES, type DefectName, type DefectParams, type SensorModality } from './defects.js';
 import { encodePart, type EncodedPart } from './image-codec.js';
-import type { StationModality } from './line-schedule.js';
 import { generatePart } from './part-generator.js';
 import { Rng } from './prng.js';
 import { productByName } from './products/index.js';
@@ -96,7 +95,7 @@ function sourced(name: string, e: EncodedPart, seed: number): SourcedPart {
 }
 
 export class SimulatedPartSource implements PartSource {
-  readonly modalities: readonly StationModality[] = ['rgb', 'ir', 'xyz'];
+  readonly modalities: readonly SensorModality[] = SENSOR_MODALITIES;
   readonly size = undefined;
   /** Wall time spent rendering the pool, ms. */
   poolMs = 0;

@@ -12,7 +12,8 @@
 import { SpanKind, SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import type { VisibilityLevel } from '../codec/records.js';
 import { traceHeaders } from '../telemetry/tracing.js';
-import { EmissionStream, LineSchedule, type StationModality, type TimingOptions } from './line-schedule.js';
+import type { SensorModality } from './defects.js';
+import { EmissionStream, LineSchedule, type TimingOptions } from './line-schedule.js';
 import type { OutRecord, RecordSink, StationCodecs, StationTopics } from './kafka-sink.js';
 import { partitionFor } from '../kafka/partitioner.js';
 import { frameRecord, labelRecord, type StationIdentity } from './station-records.js';
@@ -23,11 +24,11 @@ export interface SourcedPart {
   name: string;
   productType: string;
   defectType: string;
-  visibility: Partial<Record<StationModality, VisibilityLevel>>;
+  visibility: Partial<Record<SensorModality, VisibilityLevel>>;
   width: number;
   height: number;
   defectPixels: number;
-  payloads: Partial<Record<StationModality, Buffer>>;
+  payloads: Partial<Record<SensorModality, Buffer>>;
   /** 8-bit PNG mask, null for a good part or when unknown. */
   mask: Buffer | null;
   seed: number | null;
@@ -38,7 +39,7 @@ export interface SourcedPart {
 
 export interface PartSource {
   /** Modalities the parts have. */
-  readonly modalities: readonly StationModality[];
+  readonly modalities: readonly SensorModality[];
   /** Parts available; undefined for an endless source. */
   readonly size: number | undefined;
   get(index: number): Promise<SourcedPart>;
@@ -88,7 +89,7 @@ export interface PublishReport {
   parts: number;
   good: number;
   defective: number;
-  frames: Record<StationModality, number>;
+  frames: Record<SensorModality, number>;
   labels: number;
   /** Frames the plan lost on purpose. */
   dropped: number;

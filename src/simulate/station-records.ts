@@ -4,10 +4,10 @@
  * sensor knows goes into a frame — the ground truth stays in the label.
  */
 import type { Frame, Label, ModalityVisibility, VisibilityLevel } from '../codec/records.js';
-import type { StationModality } from './line-schedule.js';
+import type { SensorModality } from './defects.js';
 
 /** How each modality's payload is encoded (schemas/avro/Frame.v1.avsc). */
-export const FRAME_LAYOUT: Record<StationModality, Pick<Frame, 'encoding' | 'channels' | 'dtype'>> = {
+export const FRAME_LAYOUT: Record<SensorModality, Pick<Frame, 'encoding' | 'channels' | 'dtype'>> = {
   rgb: { encoding: 'png', channels: 3, dtype: 'uint8' },
   ir: { encoding: 'png', channels: 1, dtype: 'uint16' },
   xyz: { encoding: 'tiff', channels: 3, dtype: 'float32' },
@@ -21,12 +21,12 @@ export interface StationIdentity {
 export function frameRecord(a: {
   id: StationIdentity;
   sampleId: string;
-  modality: StationModality;
+  modality: SensorModality;
   captureTime: Date;
   width: number;
   height: number;
   payload: Buffer;
-  expected: StationModality[] | null;
+  expected: SensorModality[] | null;
   attributes: Record<string, string>;
 }): Frame {
   return {
@@ -51,15 +51,15 @@ export function labelRecord(a: {
   sampleId: string;
   productType: string;
   defectType: string;
-  visibility: Partial<Record<StationModality, VisibilityLevel>>;
-  modalities: readonly StationModality[];
+  visibility: Partial<Record<SensorModality, VisibilityLevel>>;
+  modalities: readonly SensorModality[];
   mask: Buffer | null;
   width: number;
   height: number;
   defectPixels: number;
   captureTime: Date;
-  sent: StationModality[];
-  dropped: StationModality[];
+  sent: SensorModality[];
+  dropped: SensorModality[];
   source: string;
   seed: number | null;
   attributes: Record<string, string>;

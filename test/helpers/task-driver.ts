@@ -24,14 +24,14 @@ import type { Queued } from '../../src/runtime/partition-group.js';
 import { joinPolicyOf, requiredModalities } from '../../src/runtime/stream-processor.js';
 import { Task } from '../../src/runtime/task.js';
 import type { OffsetCommit, OutRecord, TaskSink } from '../../src/runtime/task-sink.js';
-import type { StationModality } from '../../src/simulate/line-schedule.js';
+import type { SensorModality } from '../../src/simulate/defects.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { makeFrame } from './frames.js';
 
 /** One record of an input topic: a frame of a part, with an anomaly square or not. */
 export interface InputFrame {
   sampleId: string;
-  modality: StationModality;
+  modality: SensorModality;
   captureTime: number;
   anomalous?: boolean;
   /** The station's expected-modalities hint. */

@@ -6,7 +6,8 @@ import { loadConfig } from '../../src/config/load-config.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { sameDecision } from '../../src/replay/diff.js';
 import { summarise } from '../../src/replay/event-summary.js';
-import { EmissionStream, LineSchedule, type StationModality } from '../../src/simulate/line-schedule.js';
+import type { SensorModality } from '../../src/simulate/defects.js';
+import { EmissionStream, LineSchedule } from '../../src/simulate/line-schedule.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
 import { xorshift } from '../helpers/random.js';
@@ -68,14 +69,14 @@ function differences(clean: DriverRun, faulty: DriverRun): string[] {
 }
 
 /** A frame of part `sampleId` captured `dt` ms after T0. */
-function at(sampleId: string, modality: StationModality, dt: number, expected?: StationModality[]): InputFrame {
+function at(sampleId: string, modality: SensorModality, dt: number, expected?: SensorModality[]): InputFrame {
   return { sampleId, modality, captureTime: T0 + dt, ...(expected === undefined ? {} : { expected }) };
 }
 
 test('a duplicate of a part whose frames are committed is still a duplicate after a restart', async () => {
   const driver = TaskDriver.create(config(LINE_JOIN), registry);
   // the station announces rgb and ir and sends A's ir twice; the copy arrives after B, once A's frames are committed
-  const hint: StationModality[] = ['rgb', 'ir'];
+  const hint: SensorModality[] = ['rgb', 'ir'];
   const topics = await driver.topics([at('A', 'rgb', 0, hint), at('B', 'rgb', 100, hint), at('C', 'rgb', 200, hint), at('A', 'ir', 1, hint), at('B', 'ir', 101, hint), at('A', 'ir', 1, hint), at('C', 'ir', 201, hint)]);
   // one record per delivery, rgb first: A and B are judged and committed at step 5, the copy is read at 6
   const clean = await driver.run(topics, { random: () => 0, idleSteps: 12 });
