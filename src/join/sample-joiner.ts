@@ -20,7 +20,7 @@
  * sample will never get, so nothing waits for them.
  */
 import type { ModalityPolicy } from '../config/config-schema.js';
-import type { Modality } from '../codec/records.js';
+import { MODALITIES, type Modality } from '../codec/records.js';
 
 /** Where a frame came from in Kafka. */
 export interface FrameSource {
@@ -168,8 +168,6 @@ interface PendingSample<P> {
   released?: Set<Modality>;
 }
 
-const MODALITY_ORDER: Modality[] = ['rgb', 'ir', 'xyz', 'ct'];
-
 export class SampleJoiner<P> {
   private readonly pending = new Map<string, PendingSample<P>>();
   /** Closed samples in closing order (stream time never decreases), for duplicates and too-late frames. */
@@ -199,7 +197,7 @@ export class SampleJoiner<P> {
     private readonly policy: JoinPolicy,
     private readonly listener: JoinListener<P> = {},
   ) {
-    this.joined = MODALITY_ORDER.filter((m) => policy.modalities[m] !== undefined);
+    this.joined = MODALITIES.filter((m) => policy.modalities[m] !== undefined);
     if (this.joined.length === 0) throw new Error('the join needs at least one modality');
     this.horizonMs = Math.max(...this.joined.map((m) => waitOf(policy.modalities[m]!)));
   }
@@ -498,7 +496,7 @@ export class SampleJoiner<P> {
   }
 
   private framesOf(sample: PendingSample<P>): JoinInput<P>[] {
-    return MODALITY_ORDER.flatMap((m) => {
+    return MODALITIES.flatMap((m) => {
       const f = sample.frames.get(m);
       return f === undefined ? [] : [f];
     });
@@ -517,7 +515,7 @@ export class SampleJoiner<P> {
       revision: sample.revision,
       firstCapture: sample.firstCapture,
       closedAt: at,
-      modalities: MODALITY_ORDER.filter((m) => modalities.has(m)),
+      modalities: MODALITIES.filter((m) => modalities.has(m)),
     });
   }
 }
