@@ -7,7 +7,7 @@
 //
 //   npm test                      all tests: TypeScript, then the Python package in models/
 //   npm test -- test/codec        only TypeScript files under a path (or single files)
-//   npm test -- models            only the Python tests (models/tests, in the venv
+//   npm test -- models            only the Python side: Ruff, then models/tests (in the venv
 //                                 models/scripts/setup-venv.sh creates)
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -38,10 +38,15 @@ if (files.length === 0 && !python) {
   process.exit(1);
 }
 
-/** The Python side: its own venv (created once, reused), its own test runner. */
+/** The Python side: its own venv (created once, reused), its linter (Ruff, configured in pyproject.toml), its own test runner. */
 function pythonTests() {
   const setup = spawnSync('bash', [join(root, 'models', 'scripts', 'setup-venv.sh')], { stdio: 'inherit' });
   if (setup.status !== 0) return 1;
+  const lint = spawnSync(join(root, 'models', '.venv', 'bin', 'ruff'), ['check', '.'], { stdio: 'inherit', cwd: join(root, 'models') });
+  if (lint.status !== 0) {
+    console.error('ruff found problems in models/ (run models/.venv/bin/ruff check models/ --fix for the safe fixes)');
+    return 1;
+  }
   const py = join(root, 'models', '.venv', 'bin', 'python');
   const r = spawnSync(py, ['-m', 'pytest', join(root, 'models', 'tests'), '-q', '-p', 'no:cacheprovider'], { stdio: 'inherit', cwd: join(root, 'models') });
   return r.status ?? 1;

@@ -22,7 +22,7 @@ import json
 import logging
 import warnings
 from contextlib import redirect_stdout
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -276,7 +276,7 @@ def build_manifest(out_dir: str | Path, entries: list[dict]) -> tuple[dict, tupl
     manifest = {
         "$schema": "../../schemas/model-manifest.schema.json",
         "schemaVersion": MANIFEST_SCHEMA_VERSION,
-        "updatedAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "updatedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "models": sorted(kept + entries, key=lambda e: e["id"]),
     }
     return manifest, tuple(sorted(e["id"] for e in kept))

@@ -237,7 +237,7 @@ def calibrate_threshold(val_good_scores: np.ndarray, false_alarm_rate: float = 0
         value=gumbel_quantile(d["location"], d["scale"], 1.0 - false_alarm_rate),
         false_alarm_rate=float(false_alarm_rate),
         distribution=d,
-        count=int(len(s)),
+        count=len(s),
         mean=float(s.mean()),
         std=float(s.std(ddof=1)) if len(s) > 1 else 0.0,
     )

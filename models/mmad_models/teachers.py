@@ -26,7 +26,6 @@ from torch.nn import functional as F
 
 from .models.backbones import SmallEncoder, load_encoder  # noqa: F401 (re-exported)
 
-
 # ---------------------------------------------------------------------------- fractals
 
 

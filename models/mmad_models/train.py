@@ -265,7 +265,7 @@ def evaluate_model(model, cfg: RunConfig, threshold: float) -> dict:
     test_x, labels, masks, defects = _load(cfg, "test")
     maps, scores = predict(model, test_x)
     res = M.evaluate(scores, labels, maps, masks, threshold).as_dict()
-    res["testCount"] = int(len(labels))
+    res["testCount"] = len(labels)
     res["goodCount"] = int((labels == 0).sum())
     res["atThreshold"] = M.at_threshold(scores, labels, threshold)
     res["defects"] = M.per_defect(scores, maps, masks, defects, threshold)

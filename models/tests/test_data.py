@@ -93,7 +93,7 @@ def test_ransac_ignores_outliers_where_least_squares_fails(rng):
     truth /= np.linalg.norm(truth)
     ransac, inliers = fit_plane_ransac(pts, 0.004, seed=0)
     lsq = fit_plane_lstsq(pts)
-    err = lambda p: np.degrees(np.arccos(min(1.0, abs(p[:3] @ truth))))  # noqa: E731
+    err = lambda p: np.degrees(np.arccos(min(1.0, abs(p[:3] @ truth))))
     assert err(ransac) < 0.1
     assert 0.7 < inliers.mean() < 0.8
     assert err(lsq) > err(ransac)

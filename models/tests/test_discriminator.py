@@ -60,7 +60,7 @@ def test_head_learns_to_point_at_altered_regions():
 def test_train_head_standardises_its_inputs_with_the_clean_features():
     head = DiscriminatorHead(3)
     x = torch.randn(4, 2, 8, 8)
-    feats = lambda z: torch.cat([z, 10 + 5 * z[:, :1]], 1)  # noqa: E731
+    feats = lambda z: torch.cat([z, 10 + 5 * z[:, :1]], 1)
     train_head(head, feats, x, steps=2, copies=1, batch=4)
     clean = feats(x)
     torch.testing.assert_close(head.mean, clean.mean((0, 2, 3), keepdim=True))

@@ -2,6 +2,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import onnx
 import pytest
@@ -55,7 +56,7 @@ def exported(tmp_path_factory):
 
 
 def test_graph_io_names_shapes_dynamic_batch(exported):
-    out, model, entry, x = exported
+    out, model, entry, _x = exported
     g = onnx.load(str(out / entry["file"]))
     ins = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in g.graph.input}
     outs = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in g.graph.output}
@@ -77,7 +78,7 @@ def test_graph_io_names_shapes_dynamic_batch(exported):
 
 
 def test_normalisation_is_inside_the_graph(exported):
-    out, model, entry, x = exported
+    out, _model, entry, x = exported
     # raw 0..255 vs the same image pre-scaled: a graph without normalisation would not care
     a, _ = run_onnx(out / entry["file"], x)
     b, _ = run_onnx(out / entry["file"], {**x, "rgb": x["rgb"] / 255.0})
@@ -87,8 +88,7 @@ def test_normalisation_is_inside_the_graph(exported):
 
 
 def test_manifest_validates_and_checksums(exported):
-    jsonschema = pytest.importorskip("jsonschema")
-    out, _, entry, _ = exported
+    out, _, _, _ = exported
     manifest = json.loads((out / "manifest.json").read_text())
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -191,7 +191,6 @@ def test_export_cli_checks_the_version_first(tmp_path, capsys):
 
 def test_the_shipped_manifest_still_validates():
     """Manifests written before schemaVersion 2 (mean + k std thresholds) keep loading in the service."""
-    jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(SCHEMA.read_text())
     manifest = json.loads(SHIPPED.read_text())
     jsonschema.Draft202012Validator(schema).validate(manifest)
@@ -242,8 +241,7 @@ def test_mtfi_onnx_matches_pytorch_with_the_present_modalities_only(exported_mtf
 
 
 def test_manifest_with_an_mtfi_entry_validates(exported, exported_mtfi):
-    jsonschema = pytest.importorskip("jsonschema")
-    out, _, entry, _ = exported_mtfi
+    out, _, _, _ = exported_mtfi
     _, _, crd_entry, _ = exported
     write_manifest(out, [crd_entry])  # one manifest with both methods
     manifest = json.loads((out / "manifest.json").read_text())
@@ -268,12 +266,12 @@ def test_half_storage_is_lossless_and_halves_the_file(tmp_path):
     # random float32 weights are not float16-exact: kept as float32 (only constant-initialised
     # batch-norm tensors happen to be exact)
     full = export_onnx(model, tmp_path / "full.onnx", ex)
-    n16 = lambda p: sum(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load(str(p)).graph.initializer)  # noqa: E731
+    n16 = lambda p: sum(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load(str(p)).graph.initializer)
     assert round_to_half_(model) > 0
     half = export_onnx(model, tmp_path / "half.onnx", ex)
     assert n16(half) > n16(full) + 10
     assert half.stat().st_size < 0.8 * full.stat().st_size  # tiny model: the graph itself is a good part
-    amap, score = run_onnx(half, x)
+    amap, _score = run_onnx(half, x)
     with torch.no_grad():
         ref = model(ex)
     np.testing.assert_allclose(amap, ref.anomaly_map.numpy(), atol=1e-4, rtol=1e-4)

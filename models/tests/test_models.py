@@ -52,7 +52,7 @@ def test_xyz_descriptors_without_border_plane():
     pre = XyzInput((24, 32))
     pc, part = _cloud()
     pc[:, :, ~part] = 0  # plane already removed: no border support
-    d, v = pre.descriptors(pc)
+    d, _v = pre.descriptors(pc)
     assert torch.isfinite(d).all()
     assert (d[:, :, ~part] == 0).all()
 
@@ -66,7 +66,7 @@ def test_scorer_max_fusion_keeps_a_single_modality_anomaly():
     spike = [g[:1].clone() for g in good]
     spike[1][..., 6:9, 6:9] += 1.0  # only the second modality sees it
     clean = [g[1:2].clone() for g in good]
-    for f, s in scorers.items():
+    for s in scorers.values():
         amap, score = s.forward_upsampled(spike)
         _, score_clean = s.forward_upsampled(clean)
         assert amap.shape == (1, 1, 16, 16) and score.shape == (1,)
@@ -253,7 +253,7 @@ def test_robust_ir_input_scales_by_the_surface_not_the_hot_terminals():
     plain, robust = IrInput(), IrInput(robust=True)
     plain.fit(ir)
     robust.fit(ir)
-    contrast = lambda pre: float((pre(spot) - pre(ir))[:, 0, 20:26, 20:26].mean())  # noqa: E731
+    contrast = lambda pre: float((pre(spot) - pre(ir))[:, 0, 20:26, 20:26].mean())
     assert contrast(robust) > 5 * contrast(plain)
     assert robust(ir).abs().max() <= 3.0 + 1e-5  # the terminal is soft-clipped
     d = robust.describe()

@@ -36,7 +36,7 @@ def test_report_end_to_end(rope_runs, tmp_path, capsys):
     assert "rope — " in text and "11 test parts, 3 good, 4 defect types" in text
     assert "M3DM" in text and "from scratch" in text and "hito2448/TRD MVTec3D.jpg" in text
 
-    rows = [_cells(line) for line in md.read_text().splitlines() if line.startswith("| ours") or line.startswith("| published")]
+    rows = [_cells(line) for line in md.read_text().splitlines() if line.startswith(("| ours", "| published"))]
     ours = [r for r in rows if r[0] == "ours"]
     published = {r[1]: r for r in rows if r[0] == "published"}
     # two overall rows, then each defect type with both runs side by side

@@ -4,6 +4,7 @@ Layout: ``<root>/<category>/{train,validation}/good/{rgb,ir,xyz}/NNN.{png,tiff}`
 ``<root>/<category>/test/<defect>/{rgb,ir,xyz,gt}/NNN.*``.
 """
 
+from .dataset import MODALITIES, Sample, auto_size, list_categories, load_split, source_size, stack
 from .io import read_ir, read_mask, read_rgb, read_xyz, write_ir, write_mask, write_rgb, write_xyz
 from .pointcloud import (
     border_points,
@@ -13,7 +14,6 @@ from .pointcloud import (
     resize_organized,
     valid_mask,
 )
-from .dataset import MODALITIES, Sample, auto_size, load_split, list_categories, source_size, stack
 
 __all__ = [
     "MODALITIES",

@@ -70,7 +70,7 @@ def auto_size(height: int, width: int, pixels: int = AUTO_PIXELS, multiple: int 
     scale = min(1.0, (pixels / float(height * width)) ** 0.5)
     if scale >= NATIVE_SCALE and height % multiple == 0 and width % multiple == 0:
         return height, width
-    return tuple(max(multiple, int(round(d * scale / multiple)) * multiple) for d in (height, width))
+    return tuple(max(multiple, round(d * scale / multiple) * multiple) for d in (height, width))
 
 
 def source_size(root: str | Path, category: str, modality: str, split: str = "train") -> tuple[int, int]:

@@ -102,7 +102,7 @@ def remove_plane(
 
 def resize_organized(pc: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     """Resize an organized point cloud; every output point is a source point or missing."""
-    h, w, c = pc.shape
+    h, w, _c = pc.shape
     if (h, w) == (out_h, out_w):
         return pc.copy()
     valid = valid_mask(pc)

@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-
 # ---------------------------------------------------------------------------- ResNet
 # Module and parameter names follow torchvision's ResNet exactly, so a torchvision
 # state_dict (e.g. resnet18-*.pth, wide_resnet50_2-*.pth) loads with strict key checking.

@@ -37,7 +37,7 @@ class Teacher(nn.Module):
             p.requires_grad_(False)
         self.encoder.eval()
 
-    def train(self, mode: bool = True):  # noqa: D102 - frozen on purpose
+    def train(self, mode: bool = True):  # frozen on purpose: a teacher never leaves eval mode
         super().train(False)
         return self
 

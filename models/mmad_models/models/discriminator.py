@@ -32,7 +32,7 @@ A quarter of each batch stays unaltered so that the head also sees whole good pa
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

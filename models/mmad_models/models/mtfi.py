@@ -309,7 +309,7 @@ class CrossModalDistillation(nn.Module):
 
     def _distance(self, e: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
         """Euclidean distance of every location of e [B,D,h,w] to its nearest bank row."""
-        b, d, h, w = e.shape
+        b, _d, h, w = e.shape
         q = e.flatten(2).transpose(1, 2)  # [B,P,D]
         d2 = (q * q).sum(-1, keepdim=True) - 2.0 * torch.matmul(q, bank.t()) + (bank * bank).sum(1)
         return d2.amin(dim=-1).clamp_min(0.0).sqrt().reshape(b, 1, h, w)

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(4 * sigma)))
+    radius = max(1, math.ceil(4 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     k = torch.exp(-(x**2) / (2 * sigma**2))
     return k / k.sum()
