@@ -15,7 +15,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load-config.js';
 import { ModelRegistry } from '../src/inference/model-registry.js';
-import { createLogger } from '../src/telemetry/logger.js';
+import { createLogger } from '../src/base/logger.js';
 import { printTable } from './harness.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
 

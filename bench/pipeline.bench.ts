@@ -55,7 +55,7 @@ import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '
 import { SimulatedPartSource } from '../src/simulate/line-simulator.js';
 import type { TimingOptions } from '../src/simulate/line-schedule.js';
 import { runStation } from '../src/simulate/station-publisher.js';
-import { createLogger } from '../src/telemetry/logger.js';
+import { createLogger } from '../src/base/logger.js';
 import { busyThreads, cpuSince, processCpuMs, splitCpu, threadCpuMs, type CpuSplit } from './cpu.js';
 import { printTable } from './harness.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';

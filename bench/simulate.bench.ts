@@ -25,7 +25,7 @@ import { generatePart, type GeneratedPart } from '../src/simulate/part-generator
 import { PRODUCTS } from '../src/simulate/products/index.js';
 import { runStation, throughput } from '../src/simulate/station-publisher.js';
 import { encodeXyzTiff } from '../src/simulate/tiff-writer.js';
-import { createLogger } from '../src/telemetry/logger.js';
+import { createLogger } from '../src/base/logger.js';
 
 const { values } = parseArgs({ options: { parts: { type: 'string', default: '12' }, publish: { type: 'string', default: '600' } } });
 const PARTS = Number(values.parts);

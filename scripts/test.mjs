@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The project's test command (npm test): type-checks the TypeScript, provides
+// The project's test command (npm test): type-checks the TypeScript, checks the layer
+// rules of src/ (dependency-cruiser, .dependency-cruiser.cjs), provides
 // one real Kafka broker for the whole run (KAFKA_BROKERS if set, else a container or a local KRaft broker, see
 // src/kafka/provide-broker.ts), runs every test/**/*.test.ts with node's test
 // runner, stops the broker, and fails the run if any broker JVM it started is
@@ -57,6 +58,12 @@ if (files.length === 0) process.exit(pythonTests());
 const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--noEmit'], { stdio: 'inherit' });
 if (tsc.status !== 0) {
   console.error('type check failed');
+  process.exit(1);
+}
+// the layer rules (.dependency-cruiser.cjs): no upward import between src/ folders, no import cycle
+const layers = spawnSync(process.execPath, [join(root, 'node_modules', 'dependency-cruiser', 'bin', 'dependency-cruise.mjs'), 'src', '--config', join(root, '.dependency-cruiser.cjs')], { stdio: 'inherit', cwd: root });
+if (layers.status !== 0) {
+  console.error('the layer rules failed (ARCHITECTURE.md, "Layers")');
   process.exit(1);
 }
 

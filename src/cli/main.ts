@@ -4,7 +4,7 @@
  * bin/mmad.mjs calls main().
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { isMmadError, messageOf } from '../errors/errors.js';
+import { isMmadError, messageOf } from '../base/errors.js';
 import { helpText, type Command, type CommandContext } from './command.js';
 import { configCommand } from './commands/config.js';
 import { datasetCommand } from './commands/dataset.js';

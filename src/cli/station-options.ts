@@ -6,7 +6,7 @@
  */
 import type { Config } from '../config/config-schema.js';
 import { defaultConfig } from '../config/load-config.js';
-import { ErrorCode, MmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 import type { TimingOptions } from '../simulate/line-schedule.js';
 import type { CommandContext, OptionSpec } from './command.js';
 

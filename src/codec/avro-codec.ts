@@ -10,7 +10,7 @@
  * the caller or make it loop.
  */
 import avro from 'avsc';
-import { ErrorCode, MmadError, isMmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, isMmadError, messageOf } from '../base/errors.js';
 import { fingerprintBytes } from './crc64-avro.js';
 import type { RecordName, RecordTypes } from './records.js';
 import { SchemaCatalog, parseSchema, type LoadedSchema } from './schema-catalog.js';

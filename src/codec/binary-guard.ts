@@ -7,7 +7,7 @@
  * length, block count, union branch and enum index against the bytes actually
  * present, and says precisely what is wrong, before avsc sees the bytes.
  */
-import { ErrorCode, MmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 
 type Schema = string | SchemaObject | Schema[];
 interface SchemaObject {

@@ -9,7 +9,7 @@
  */
 import { promisify } from 'node:util';
 import { deflateSync, inflate } from 'node:zlib';
-import { ErrorCode, MmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 
 const inflateAsync = promisify(inflate);
 

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../config/paths.js';
 import avro from 'avsc';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { BinaryGuard } from './binary-guard.js';
 import { crc64Avro } from './crc64-avro.js';
 

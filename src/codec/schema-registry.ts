@@ -17,7 +17,7 @@
  *    pauses and retries (the stream processor seeks back and waits; nothing is
  *    dead-lettered for an outage).
  */
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
 

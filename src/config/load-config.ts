@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { ConfigSchema, type Config } from './config-schema.js';
 
 export interface ConfigIssue {

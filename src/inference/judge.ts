@@ -9,8 +9,8 @@
  * still judged when a student covers what is left.
  */
 import type { Modality } from '../codec/records.js';
-import { ErrorCode, MmadError, isMmadError, messageOf } from '../errors/errors.js';
-import type { FramePayload } from '../input/frame-reader.js';
+import { ErrorCode, MmadError, isMmadError, messageOf } from '../base/errors.js';
+import type { FramePayload } from '../codec/frame-payload.js';
 import type { JoinInput, JoinOutput } from '../join/sample-joiner.js';
 import type { ModelRegistry, Route } from './model-registry.js';
 import { decodeFrame, writeCHW, type DecodeLimits, type DecodedImage } from './preprocess.js';

@@ -9,7 +9,7 @@
  * small ones forming behind the run — and a lone sample on an idle model
  * waits at most `maxWaitMs`.
  */
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import type { LoadedModelSpec } from './model-manifest.js';
 import type { FloatTensor, ModelSession } from './session-host.js';
 

@@ -13,7 +13,7 @@ import addFormatsModule from 'ajv-formats';
 import type { InferenceSession } from 'onnxruntime-node';
 import { REPO_ROOT, isInside } from '../config/paths.js';
 import type { Modality } from '../codec/records.js';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 
 export const MANIFEST_SCHEMA_FILE = join(REPO_ROOT, 'schemas', 'model-manifest.schema.json');
 

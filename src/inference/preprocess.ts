@@ -17,7 +17,7 @@ import sharp, { type Sharp } from 'sharp';
 import { checkPngChunks, pngHeader, verifyPngData } from '../codec/png.js';
 import type { Frame, Modality } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { resizeOrganized } from './point-cloud.js';
 
 // libvips' operation cache pays off when the same image is processed again; a frame never is

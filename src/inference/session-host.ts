@@ -20,8 +20,8 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
-import { rootLogger, type Logger } from '../telemetry/logger.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
+import { rootLogger, type Logger } from '../base/logger.js';
 import type { FloatTensor, HostReply, HostRequest } from './session-protocol.js';
 
 export type { FloatTensor } from './session-protocol.js';

@@ -11,7 +11,7 @@
  * The resolved value is what events and alerts carry as `threshold`.
  */
 import type { Config } from '../config/config-schema.js';
-import { ErrorCode, MmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 import type { ModelSpec, ThresholdDistribution } from './model-manifest.js';
 
 export type ThresholdSettings = Config['inference']['threshold'];

@@ -32,7 +32,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PayloadRef } from '../codec/records.js';
 import { fromRoot, isInside } from '../config/paths.js';
-import { ErrorCode, MmadError, isMmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError, isMmadError } from '../base/errors.js';
 
 export interface ClaimCheckOptions {
   /** Directories a reference may point into (relative ones from the project root). */

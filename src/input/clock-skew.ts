@@ -16,7 +16,7 @@
  * The last skew per station is kept for the `mmad_station_clock_skew_seconds`
  * gauge, for at most `maxStations` stations (the least recently seen forgotten).
  */
-import { ErrorCode, MmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 
 export interface StationSkew {
   line: string;

@@ -2,7 +2,7 @@
  * A Kafka broker in a container (testcontainers, KRaft mode), for machines with
  * a container runtime. Loaded lazily so hosts without one never pay for it.
  */
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 
 export interface ContainerBroker {
   bootstrap: string;

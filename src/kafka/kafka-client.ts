@@ -5,7 +5,7 @@
  */
 import { Kafka, Partitioners, logLevel, type ConsumerConfig, type LogEntry, type ProducerConfig } from 'kafkajs';
 import type { Config } from '../config/config-schema.js';
-import { rootLogger, type Logger } from '../telemetry/logger.js';
+import { rootLogger, type Logger } from '../base/logger.js';
 
 export function createKafka(config: Config, brokers: string[] = config.kafka.brokers, logger: Logger = rootLogger): Kafka {
   const log = logger.child({ component: 'kafkajs' });

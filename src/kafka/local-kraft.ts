@@ -15,8 +15,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSy
 import { connect, createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { REPO_ROOT, fromRoot } from '../config/paths.js';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
-import { rootLogger, type Logger } from '../telemetry/logger.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
+import { rootLogger, type Logger } from '../base/logger.js';
 
 const POM = join(REPO_ROOT, 'deploy', 'kafka', 'pom.xml');
 

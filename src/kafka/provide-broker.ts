@@ -6,7 +6,7 @@
  *   3. else → a local single-node KRaft broker from Maven Central jars.
  */
 import type { Config } from '../config/config-schema.js';
-import { rootLogger, type Logger } from '../telemetry/logger.js';
+import { rootLogger, type Logger } from '../base/logger.js';
 import { containerRuntimeReachable, startContainerBroker } from './container-broker.js';
 import { LocalKraftBroker } from './local-kraft.js';
 

@@ -8,7 +8,7 @@
 import type { Admin, ITopicConfig } from 'kafkajs';
 import type { Config } from '../config/config-schema.js';
 import { MODALITIES, type Modality } from '../codec/records.js';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 
 export type TopicRole = 'input' | 'events' | 'alerts' | 'deadLetters' | 'labels' | 'changelog';
 

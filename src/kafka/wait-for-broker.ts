@@ -7,9 +7,9 @@
  * trouble later on.
  */
 import type { Config } from '../config/config-schema.js';
-import { backoffMs } from '../errors/backoff.js';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
-import { createLogger, type Logger } from '../telemetry/logger.js';
+import { backoffMs } from '../base/backoff.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
+import { createLogger, type Logger } from '../base/logger.js';
 import { createKafka } from './kafka-client.js';
 
 export interface BrokerReachable {

@@ -9,7 +9,7 @@ import type { Kafka } from 'kafkajs';
 import type { AvroCodec } from '../codec/avro-codec.js';
 import type { AnomalyEvent } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
-import { ErrorCode, MmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 import { frameConsumerConfig } from '../kafka/kafka-client.js';
 
 export interface EventSummary {

@@ -13,12 +13,12 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Config } from '../config/config-schema.js';
-import { ErrorCode, MmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
 import { createKafka } from '../kafka/kafka-client.js';
 import { ensureTopics, inputTopics, planTopics } from '../kafka/topics.js';
 import { StreamProcessor, type InputRange } from '../runtime/stream-processor.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../base/logger.js';
 import { summarise, type EventSummary } from './event-summary.js';
 
 export interface ReplayOptions {

@@ -11,7 +11,7 @@
  * co-partitioned: the assignment fails with TOPIC_PARTITION_MISMATCH.
  */
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
-import { ErrorCode, MmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 
 export const CO_PARTITION_ASSIGNOR = 'mmad-co-partitioned';
 

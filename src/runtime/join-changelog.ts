@@ -13,9 +13,9 @@ import type { Kafka } from 'kafkajs';
 import type { AvroCodec } from '../codec/avro-codec.js';
 import type { JoinState, Modality } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { frameConsumerConfig } from '../kafka/kafka-client.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../base/logger.js';
 
 export function changelogTopic(config: Config): string {
   return `${config.input.groupId}-join-changelog`;

@@ -23,8 +23,8 @@
 import type { Consumer, Kafka, Message, Producer, Transaction } from 'kafkajs';
 import type { Config } from '../config/config-schema.js';
 import { producerConfig } from '../kafka/kafka-client.js';
-import { backoffMs } from '../errors/backoff.js';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { backoffMs } from '../base/backoff.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { RequestQueue } from '../kafka/request-queue.js';
 
 export interface OutRecord {

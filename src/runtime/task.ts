@@ -34,11 +34,12 @@
  * processor rebuilds it from Kafka — changelog and committed offsets.
  */
 import type { JoinState, Modality } from '../codec/records.js';
-import type { FramePayload, ReadResult } from '../input/frame-reader.js';
+import type { FramePayload } from '../codec/frame-payload.js';
+import type { ReadResult } from '../input/frame-reader.js';
 import type { Judgement, Released, SampleJudge } from '../inference/judge.js';
 import { SampleJoiner, type JoinInput, type JoinOutput, type JoinPolicy } from '../join/sample-joiner.js';
 import { buildOutputs, deadLetter, type OutputOptions, type Outputs } from '../output/event-builder.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../base/logger.js';
 import type { RestoredState } from './join-changelog.js';
 import { OffsetTracker } from './offset-tracker.js';
 import { PartitionGroup, type Queued } from './partition-group.js';

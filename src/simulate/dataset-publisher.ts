@@ -10,7 +10,7 @@
  * names the file.
  */
 import { readFile } from 'node:fs/promises';
-import { ErrorCode, MmadError, isMmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, isMmadError, messageOf } from '../base/errors.js';
 import type { VisibilityLevel } from '../codec/records.js';
 import { isDefectName, type SensorModality } from './defects.js';
 import type { Split } from './dataset-layout.js';

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { FILE_EXTENSION, META_FILE, SPLITS, type DatasetFolder, type DatasetMeta, type Split } from './dataset-layout.js';
 import { SENSOR_MODALITIES, type SensorModality } from './defects.js';
 import { decodeIr, decodeMask, decodeRgb } from './image-codec.js';

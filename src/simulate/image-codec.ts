@@ -7,7 +7,7 @@
  * come back 8-bit or three-channel.
  */
 import sharp, { type OutputInfo, type PngOptions as SharpPngOptions, type Sharp } from 'sharp';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import type { GeneratedPart } from './part-generator.js';
 import { encodeXyzTiff } from './tiff-writer.js';
 

@@ -8,7 +8,7 @@ import { AvroCodec } from '../codec/avro-codec.js';
 import { SchemaCatalog } from '../codec/schema-catalog.js';
 import { SchemaRegistryClient } from '../codec/schema-registry.js';
 import type { Config } from '../config/config-schema.js';
-import { ErrorCode, MmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 import { producerConfig } from '../kafka/kafka-client.js';
 import { RequestQueue } from '../kafka/request-queue.js';
 import { ensureTopics, planTopics, type TopicPlan } from '../kafka/topics.js';

@@ -7,7 +7,7 @@
  * separate forks of the seed, so the same seed with and without a defect
  * renders the same part: the difference between the two is the defect alone.
  */
-import { ErrorCode, MmadError } from '../errors/errors.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 import { DEFAULT_DEFECT_PARAMS, DEFECTS, THERMAL_MASK_FRACTION, type DefectName, type DefectParams, type SensorModality, type VisibilityLevel } from './defects.js';
 import { productByName, visibilityOf, type ProductType } from './products/index.js';
 import { Rng } from './prng.js';

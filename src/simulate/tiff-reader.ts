@@ -8,7 +8,7 @@
  * are refused with a message that says so.
  */
 import { inflateSync } from 'node:zlib';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import type { TiffImage, TiffSamples } from './tiff-writer.js';
 
 export interface DecodedTiff extends TiffImage {

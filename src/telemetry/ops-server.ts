@@ -13,7 +13,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { ErrorCode, MmadError, messageOf } from '../errors/errors.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 
 export interface Check {
   ok: boolean;

@@ -32,14 +32,14 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import type { Config } from '../config/config-schema.js';
-import { ErrorCode, isMmadError } from '../errors/errors.js';
+import { ErrorCode, isMmadError } from '../base/errors.js';
 import type { Judgement } from '../inference/judge.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
 import { frameConsumerConfig } from '../kafka/kafka-client.js';
 import { inputTopics } from '../kafka/topics.js';
 import type { Outputs } from '../output/event-builder.js';
 import type { Delivery } from '../runtime/processor-status.js';
-import { rootLogger, type Logger } from './logger.js';
+import { rootLogger, type Logger } from '../base/logger.js';
 import { ServiceMetrics, type ProcessorView } from './metrics.js';
 import { startOpsServer, type Check, type OpsServer, type Readiness } from './ops-server.js';
 import { SampleTracer } from './tracing.js';

@@ -23,7 +23,7 @@ import {
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { Judgement } from '../inference/judge.js';
-import type { FramePayload, TraceContextHeaders } from '../input/frame-reader.js';
+import type { FramePayload, TraceContextHeaders } from '../codec/frame-payload.js';
 import type { JoinInput } from '../join/sample-joiner.js';
 import type { Outputs } from '../output/event-builder.js';
 

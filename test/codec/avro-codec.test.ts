@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { AvroCodec, SINGLE_OBJECT_MARKER } from '../../src/codec/avro-codec.js';
 import { fingerprintBytes } from '../../src/codec/crc64-avro.js';
 import { SchemaCatalog, parseSchema } from '../../src/codec/schema-catalog.js';
-import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { plain, sampleAlert, sampleDeadLetter, sampleEvent, sampleFrame, sampleLabel } from '../helpers/records.js';
 
 const catalog = SchemaCatalog.load();

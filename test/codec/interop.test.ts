@@ -4,7 +4,7 @@
  * Confluent wire format both ways, through a schema registry).
  */
 import assert from 'node:assert/strict';
-import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultConfig, loadConfig } from '../../src/config/load-config.js';
-import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { ErrorCode, MmadError } from '../../src/base/errors.js';
 
 function file(text: string, name = 'mmad.yaml'): string {
   const p = join(mkdtempSync(join(tmpdir(), 'mmad-config-')), name);

@@ -33,7 +33,7 @@ import { StreamProcessor } from '../../src/runtime/stream-processor.js';
 import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '../../src/simulate/kafka-sink.js';
 import { SimulatedPartSource } from '../../src/simulate/line-simulator.js';
 import { runStation } from '../../src/simulate/station-publisher.js';
-import { createLogger } from '../../src/telemetry/logger.js';
+import { createLogger } from '../../src/base/logger.js';
 import { consumedAll, serviceEnv } from '../helpers/kafka.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
 import { xorshift } from '../helpers/random.js';

@@ -7,7 +7,7 @@ import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import type { Config } from '../../src/config/config-schema.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { createKafka, frameConsumerConfig } from '../../src/kafka/kafka-client.js';
-import { createLogger } from '../../src/telemetry/logger.js';
+import { createLogger } from '../../src/base/logger.js';
 
 export const quietLogger = createLogger({}, 'error');
 

@@ -25,7 +25,7 @@ import { joinPolicyOf, requiredModalities } from '../../src/runtime/stream-proce
 import { Task } from '../../src/runtime/task.js';
 import type { OffsetCommit, OutRecord, TaskSink } from '../../src/runtime/task-sink.js';
 import type { SensorModality } from '../../src/simulate/defects.js';
-import { createLogger } from '../../src/telemetry/logger.js';
+import { createLogger } from '../../src/base/logger.js';
 import { makeFrame } from './frames.js';
 
 /** One record of an input topic: a frame of a part, with an anomaly square or not. */

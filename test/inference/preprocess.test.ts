@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import type { Frame } from '../../src/codec/records.js';
-import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { decodeFrame, imageShape, writeCHW } from '../../src/inference/preprocess.js';
 import { encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
 import { sampleFrame } from '../helpers/records.js';

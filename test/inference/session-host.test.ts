@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { SessionHost } from '../../src/inference/session-host.js';
 import { quietLogger } from '../helpers/kafka.js';
 import { TEST_MODELS_DIR } from '../helpers/models.js';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/load-config.js';
-import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import type { ModelSpec } from '../../src/inference/model-manifest.js';
 import { gumbelQuantile, resolveThresholds, type ThresholdSettings } from '../../src/inference/threshold.js';
 

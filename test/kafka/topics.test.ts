@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { ensureTopics, planTopics, verifyTopics } from '../../src/kafka/topics.js';
 import { deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
 

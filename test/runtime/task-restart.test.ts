@@ -8,7 +8,7 @@ import { sameDecision } from '../../src/replay/diff.js';
 import { summarise } from '../../src/replay/event-summary.js';
 import type { SensorModality } from '../../src/simulate/defects.js';
 import { EmissionStream, LineSchedule } from '../../src/simulate/line-schedule.js';
-import { createLogger } from '../../src/telemetry/logger.js';
+import { createLogger } from '../../src/base/logger.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
 import { xorshift } from '../helpers/random.js';
 import { TaskDriver, type DriverRun, type InputFrame } from '../helpers/task-driver.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ErrorCode, MmadError } from '../../src/errors/errors.js';
+import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { generatePart } from '../../src/simulate/part-generator.js';
 import { decodeTiff, decodeXyzTiff } from '../../src/simulate/tiff-reader.js';
 import { encodeTiff, encodeXyzTiff } from '../../src/simulate/tiff-writer.js';

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { defaultConfig } from '../../config/load-config.js';
-import { ErrorCode, MmadError } from '../../errors/errors.js';
+import { ErrorCode, MmadError } from '../../base/errors.js';
 import { isDefectName, type DefectName } from '../../simulate/defects.js';
 import { writeDataset } from '../../simulate/dataset-writer.js';
 import { PRODUCTS, productByName } from '../../simulate/products/index.js';

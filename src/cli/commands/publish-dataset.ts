@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { ErrorCode, MmadError } from '../../errors/errors.js';
+import { ErrorCode, MmadError } from '../../base/errors.js';
 import { SPLITS, type Split } from '../../simulate/dataset-layout.js';
 import { DatasetPartSource } from '../../simulate/dataset-publisher.js';
 import { CONFIG_OPTION, type Command } from '../command.js';

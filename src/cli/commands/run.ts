@@ -3,7 +3,7 @@ import { createKafka } from '../../kafka/kafka-client.js';
 import { ensureTopics, planTopics } from '../../kafka/topics.js';
 import { waitForBroker } from '../../kafka/wait-for-broker.js';
 import { StreamProcessor } from '../../runtime/stream-processor.js';
-import { rootLogger } from '../../telemetry/logger.js';
+import { rootLogger } from '../../base/logger.js';
 import { Telemetry } from '../../telemetry/telemetry.js';
 import { CONFIG_OPTION, type Command } from '../command.js';
 import { brokerFor, configOf } from '../common.js';

@@ -1,7 +1,7 @@
 import { isDefectName, type DefectName } from '../../simulate/defects.js';
 import { SimulatedPartSource } from '../../simulate/line-simulator.js';
 import { productByName } from '../../simulate/products/index.js';
-import { ErrorCode, MmadError } from '../../errors/errors.js';
+import { ErrorCode, MmadError } from '../../base/errors.js';
 import { CONFIG_OPTION, type Command } from '../command.js';
 import { configOf } from '../common.js';
 import { RUN_OPTIONS, TIMING_OPTIONS, listFlag, numberFlag, runFrom, sizeFlag, stringFlag, timingFrom } from '../station-options.js';

@@ -1,6 +1,6 @@
 import { createKafka } from '../../kafka/kafka-client.js';
 import { ensureTopics, planTopics, verifyTopics, type TopicState } from '../../kafka/topics.js';
-import { MmadError, ErrorCode } from '../../errors/errors.js';
+import { MmadError, ErrorCode } from '../../base/errors.js';
 import { CONFIG_OPTION, type Command } from '../command.js';
 import { brokerFor, configOf } from '../common.js';
 

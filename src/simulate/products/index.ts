@@ -1,5 +1,5 @@
 /** The product types the simulator knows; add a new one here after copying composite-coupon.ts. */
-import { MmadError, ErrorCode } from '../../errors/errors.js';
+import { MmadError, ErrorCode } from '../../base/errors.js';
 import { batteryLid } from './battery-lid.js';
 import { compositeCoupon } from './composite-coupon.js';
 import type { ProductType } from './product-type.js';

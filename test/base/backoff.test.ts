@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { backoffMs } from '../../src/errors/backoff.js';
+import { backoffMs } from '../../src/base/backoff.js';
 
 test('the wait doubles from initialMs and stops at maxMs, even after very many retries', () => {
   const policy = { initialMs: 500, maxMs: 30_000 };
