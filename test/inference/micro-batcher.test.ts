@@ -68,10 +68,15 @@ const until = async (cond: () => boolean, what: string): Promise<void> => {
   }
 };
 
-test('what arrives during a run goes whole into the next batch (up to the maximum), not into a queue of small batches', async () => {
-  const { session, batches, finish } = heldSession();
+/** A batcher on a held session, timed by a manual timer. */
+function heldBatcher(options: { maxBatchSize: number; maxWaitMs: number }) {
+  const held = heldSession();
   const timer = manualTimer();
-  const b = new MicroBatcher(spec, session, { maxBatchSize: 4, maxWaitMs: 5, timer });
+  return { ...held, timer, b: new MicroBatcher(spec, held.session, { ...options, timer }) };
+}
+
+test('what arrives during a run goes whole into the next batch (up to the maximum), not into a queue of small batches', async () => {
+  const { batches, finish, timer, b } = heldBatcher({ maxBatchSize: 4, maxWaitMs: 5 });
   const results = [b.submit(sample(1))];
   timer.advance(4);
   assert.deepEqual(batches, [], 'a lone sample on an idle model waits for company');
@@ -96,9 +101,7 @@ test('what arrives during a run goes whole into the next batch (up to the maximu
 });
 
 test('on an idle model a full batch goes at once; a partial one waits maxWaitMs; drain() runs what is left', async () => {
-  const { session, batches, finish } = heldSession();
-  const timer = manualTimer();
-  const b = new MicroBatcher(spec, session, { maxBatchSize: 2, maxWaitMs: 60_000, timer });
+  const { batches, finish, timer, b } = heldBatcher({ maxBatchSize: 2, maxWaitMs: 60_000 });
   const full = [b.submit(sample(1)), b.submit(sample(2))];
   assert.deepEqual(batches, [[1, 2]], 'full: no wait');
   finish();
@@ -115,9 +118,7 @@ test('on an idle model a full batch goes at once; a partial one waits maxWaitMs;
 });
 
 test('a partial batch whose wait ends goes without drain()', async () => {
-  const { session, batches, finish } = heldSession();
-  const timer = manualTimer();
-  const b = new MicroBatcher(spec, session, { maxBatchSize: 8, maxWaitMs: 50, timer });
+  const { batches, finish, timer, b } = heldBatcher({ maxBatchSize: 8, maxWaitMs: 50 });
   const results = [b.submit(sample(1))];
   timer.advance(30);
   results.push(b.submit(sample(2))); // joins the wait of the first, which is measured from the oldest
