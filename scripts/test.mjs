@@ -39,15 +39,19 @@ if (files.length === 0 && !python) {
   process.exit(1);
 }
 
+/** Runs one check to its end, its output on ours; false (after printing `failure`) when it fails. */
+function passes(command, args, failure, cwd = root) {
+  const r = spawnSync(command, args, { stdio: 'inherit', cwd });
+  if (r.status !== 0) console.error(failure);
+  return r.status === 0;
+}
+
 /** The Python side: its own venv (created once, reused), its linter (Ruff, configured in pyproject.toml), its own test runner. */
 function pythonTests() {
   const setup = spawnSync('bash', [join(root, 'models', 'scripts', 'setup-venv.sh')], { stdio: 'inherit' });
   if (setup.status !== 0) return 1;
-  const lint = spawnSync(join(root, 'models', '.venv', 'bin', 'ruff'), ['check', '.'], { stdio: 'inherit', cwd: join(root, 'models') });
-  if (lint.status !== 0) {
-    console.error('ruff found problems in models/ (run models/.venv/bin/ruff check models/ --fix for the safe fixes)');
-    return 1;
-  }
+  const ruff = join(root, 'models', '.venv', 'bin', 'ruff');
+  if (!passes(ruff, ['check', '.'], 'ruff found problems in models/ (run models/.venv/bin/ruff check models/ --fix for the safe fixes)', join(root, 'models'))) return 1;
   const py = join(root, 'models', '.venv', 'bin', 'python');
   const r = spawnSync(py, ['-m', 'pytest', join(root, 'models', 'tests'), '-q', '-p', 'no:cacheprovider'], { stdio: 'inherit', cwd: join(root, 'models') });
   return r.status ?? 1;
@@ -55,17 +59,10 @@ function pythonTests() {
 if (files.length === 0) process.exit(pythonTests());
 
 // tsx strips types without checking them: check them first, and stop on an error.
-const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--noEmit'], { stdio: 'inherit' });
-if (tsc.status !== 0) {
-  console.error('type check failed');
-  process.exit(1);
-}
+if (!passes(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--noEmit'], 'type check failed')) process.exit(1);
 // the layer rules (.dependency-cruiser.cjs): no upward import between src/ folders, no import cycle
-const layers = spawnSync(process.execPath, [join(root, 'node_modules', 'dependency-cruiser', 'bin', 'dependency-cruise.mjs'), 'src', '--config', join(root, '.dependency-cruiser.cjs')], { stdio: 'inherit', cwd: root });
-if (layers.status !== 0) {
-  console.error('the layer rules failed (ARCHITECTURE.md, "Layers")');
-  process.exit(1);
-}
+const depcruise = join(root, 'node_modules', 'dependency-cruiser', 'bin', 'dependency-cruise.mjs');
+if (!passes(process.execPath, [depcruise, 'src', '--config', join(root, '.dependency-cruiser.cjs')], 'the layer rules failed (ARCHITECTURE.md, "Layers")')) process.exit(1);
 
 // every broker this run starts (here or in a test) carries this group on its command line
 const group = `test-${randomBytes(6).toString('hex')}`;
