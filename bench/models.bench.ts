@@ -50,10 +50,10 @@ if (base) console.log(`baseline: ${values.baseline}, ${base.registry.models.leng
 try {
   const figures = new Map<string, Map<number, RawThroughput>>();
   const baseFigures = new Map<string, Map<number, RawThroughput>>();
+  const twins = new Map(base?.registry.models.map((x) => [x.spec.id, x.spec]));
   for (const m of main.registry.models) {
     figures.set(m.spec.id, await measure(main.registry, m.spec.id));
-    const twin = base?.registry.models.find((x) => x.spec.id === m.spec.id);
-    if (base && twin) baseFigures.set(m.spec.id, await measure(base.registry, m.spec.id));
+    if (base && twins.has(m.spec.id)) baseFigures.set(m.spec.id, await measure(base.registry, m.spec.id));
   }
   const first = BATCHES[0]!;
   const last = BATCHES.at(-1)!;
@@ -63,7 +63,7 @@ try {
     'ms per part (one session.run of the batch / batch size)',
     main.registry.models.map((m) => {
       const id = m.spec.id;
-      const twin = base?.registry.models.find((x) => x.spec.id === id);
+      const twin = twins.get(id);
       return {
         model: id,
         input: `${m.spec.height}×${m.spec.width}`,
@@ -73,8 +73,8 @@ try {
         [`speed-up ${last} vs ${first}`]: `${(perPart(figures, id, first) / perPart(figures, id, last)).toFixed(2)}×`,
         [`cost vs cheapest @${first}`]: `${(perPart(figures, id, first) / cheapest).toFixed(2)}×`,
         ...(base === undefined ? {} : {
-          baseline: twin ? `${twin.spec.version} ${twin.spec.height}×${twin.spec.width}` : 'none',
-          ...Object.fromEntries(BATCHES.map((b) => [`vs baseline @${b}`, baseFigures.has(id)
+          baseline: twin ? `${twin.version} ${twin.height}×${twin.width}` : 'none',
+          ...Object.fromEntries(BATCHES.map((b) => [`vs baseline @${b}`, twin
             ? `${(perPart(figures, id, b) / perPart(baseFigures, id, b)).toFixed(2)}× (${perPart(baseFigures, id, b).toFixed(1)})` : '-'])),
         }),
       };
