@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .models.backbones import SmallEncoder, load_encoder  # noqa: F401 (re-exported)
+from .methods.backbones import SmallEncoder, load_encoder  # noqa: F401 (re-exported)
 
 # ---------------------------------------------------------------------------- fractals
 

@@ -18,8 +18,8 @@ import torch
 
 from . import metrics as M
 from .data import auto_size, load_split, source_size, stack
-from .models import CrossModalDistillation, CrossmodalReverseDistillation
-from .models.common import round_to_half_
+from .methods import CrossModalDistillation, CrossmodalReverseDistillation
+from .methods.common import round_to_half_
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
 
 PROCEDURAL_SIZE = 64
@@ -57,7 +57,7 @@ class RunConfig:
     # mtfi bank: principal components kept of the bank features (0: all)
     bank_dims: int = 64
     # mtfi bank: a present modality's map from a head trained on synthetic anomalies
-    # (models/discriminator.py) instead of the bank distance alone; its Adam steps
+    # (methods/discriminator.py) instead of the bank distance alone; its Adam steps
     discriminator: bool = False
     head_steps: int = 1500
     # lighter bottleneck, decoders and amplifiers (crd.py; mtfi's reconstruction students)
@@ -113,7 +113,7 @@ def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Te
             "-robust" if cfg.ir_robust and modality == "ir" else "")
         path = tdir / f"selfsup-{tag}.pt"
         if not path.exists():
-            from .models.preprocess import build_input
+            from .methods.preprocess import build_input
 
             pre = build_input(modality, tuple(cfg.size), cfg.ir_robust)
             pre.fit(train_inputs[modality])

@@ -1,7 +1,7 @@
 import torch
 
-from mmad_models.models import CrossModalDistillation
-from mmad_models.models.discriminator import DiscriminatorHead, perlin_masks, synthesize, train_head
+from mmad_models.methods import CrossModalDistillation
+from mmad_models.methods.discriminator import DiscriminatorHead, perlin_masks, synthesize, train_head
 
 TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
 
@@ -70,7 +70,7 @@ def test_train_head_standardises_its_inputs_with_the_clean_features():
 def test_alterations_fall_on_the_part_not_the_background():
     """A bright part on a noisy background: the foreground is the part (closed), and every
     altered region lies on it; a frame with no object is all foreground."""
-    from mmad_models.models.discriminator import foreground
+    from mmad_models.methods.discriminator import foreground
 
     g = torch.Generator().manual_seed(0)
     x = 0.3 * torch.randn(6, 3, 48, 64, generator=g)

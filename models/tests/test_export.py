@@ -11,8 +11,8 @@ import torch
 from mmad_models.cli import main
 from mmad_models.export import export_model, run_onnx, sha256_file, write_manifest
 from mmad_models.manifest import ManifestError
+from mmad_models.methods import CrossmodalReverseDistillation
 from mmad_models.metrics import calibrate_threshold
-from mmad_models.models import CrossmodalReverseDistillation
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "model-manifest.schema.json"
 SHIPPED = Path(__file__).resolve().parents[1] / "exported" / "manifest.json"
@@ -201,8 +201,8 @@ def test_the_shipped_manifest_still_validates():
 
 @pytest.fixture(scope="module", params=["rd", "bank", "bank+discriminator"])
 def exported_mtfi(tmp_path_factory, request):
-    from mmad_models.models import CrossModalDistillation
-    from mmad_models.models.common import round_to_half_
+    from mmad_models.methods import CrossModalDistillation
+    from mmad_models.methods.common import round_to_half_
 
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
@@ -256,7 +256,7 @@ def test_manifest_with_an_mtfi_entry_validates(exported, exported_mtfi):
 
 def test_half_storage_is_lossless_and_halves_the_file(tmp_path):
     from mmad_models.export import export_onnx, store_half
-    from mmad_models.models.common import round_to_half_
+    from mmad_models.methods.common import round_to_half_
 
     torch.manual_seed(0)
     rng = np.random.default_rng(2)

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmad_models.models import AnomalyResult, CrossmodalReverseDistillation
-from mmad_models.models.backbones import ResNetEncoder, load_encoder, load_torchvision_checkpoint
-from mmad_models.models.preprocess import XyzInput, _solve3
-from mmad_models.models.scoring import MapScorer
+from mmad_models.methods import AnomalyResult, CrossmodalReverseDistillation
+from mmad_models.methods.backbones import ResNetEncoder, load_encoder, load_torchvision_checkpoint
+from mmad_models.methods.preprocess import XyzInput, _solve3
+from mmad_models.methods.scoring import MapScorer
 
 TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
 
@@ -158,7 +158,7 @@ def test_scorer_calibration_keeps_a_branch_noisy_on_good_parts_from_winning_the_
 
 @pytest.mark.parametrize("normality", ["rd", "bank"])
 def test_mtfi_students_learn_the_missing_modality_and_teachers_stay_frozen(normality):
-    from mmad_models.models import CrossModalDistillation
+    from mmad_models.methods import CrossModalDistillation
 
     torch.manual_seed(0)
     model = CrossModalDistillation(("rgb",), (24, 32), TINY, train_modalities=("rgb", "ir", "xyz"),
@@ -180,8 +180,8 @@ def test_mtfi_students_learn_the_missing_modality_and_teachers_stay_frozen(norma
 
 
 def test_mtfi_memory_bank_scores_a_training_part_near_zero():
-    from mmad_models.models import CrossModalDistillation
-    from mmad_models.models.mtfi import greedy_coreset
+    from mmad_models.methods import CrossModalDistillation
+    from mmad_models.methods.mtfi import greedy_coreset
 
     torch.manual_seed(0)
     model = CrossModalDistillation(("rgb", "xyz"), (24, 32), TINY, normality="bank", bank_size=4096).eval()
@@ -204,7 +204,7 @@ def test_mtfi_memory_bank_scores_a_training_part_near_zero():
 def test_mtfi_memory_bank_features_include_the_weighted_pooled_input():
     """The bank's features: the teacher's scales and its normalised input pooled to the grid
     of scale 2, weighted; a colour change the teacher hardly sees still moves the distance."""
-    from mmad_models.models import CrossModalDistillation
+    from mmad_models.methods import CrossModalDistillation
 
     torch.manual_seed(0)
     plain = CrossModalDistillation(("rgb",), (24, 32), TINY, normality="bank", bank_size=64, input_weight=0.0)
@@ -229,7 +229,7 @@ def test_mtfi_memory_bank_features_include_the_weighted_pooled_input():
 
 
 def test_teachers_share_one_encoder_when_the_weights_file_is_the_same(tmp_path):
-    from mmad_models.models.backbones import SmallEncoder
+    from mmad_models.methods.backbones import SmallEncoder
 
     path = tmp_path / "t.pt"
     torch.save(SmallEncoder((4, 8, 16), 4).state_dict(), path)
@@ -243,7 +243,7 @@ def test_teachers_share_one_encoder_when_the_weights_file_is_the_same(tmp_path):
 
 
 def test_robust_ir_input_scales_by_the_surface_not_the_hot_terminals():
-    from mmad_models.models.preprocess import IrInput
+    from mmad_models.methods.preprocess import IrInput
 
     g = torch.Generator().manual_seed(0)
     ir = 8000 + 40 * torch.randn(6, 1, 32, 32, generator=g)  # the part's surface
@@ -278,8 +278,8 @@ def _assert_training_lowers_loss(model, x, steps):
 
 
 def test_the_shipped_teacher_loads_and_half_storage_is_lossless_for_the_students(tmp_path):
-    from mmad_models.models.backbones import SmallEncoder, load_encoder
-    from mmad_models.models.common import round_to_half_
+    from mmad_models.methods.backbones import SmallEncoder, load_encoder
+    from mmad_models.methods.common import round_to_half_
     from mmad_models.teachers import save_encoder
     from mmad_models.train import PROCEDURAL_SIZE, SHIPPED_TEACHERS
 
