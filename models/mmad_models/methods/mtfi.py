@@ -5,8 +5,8 @@ Training sees every modality of ``train_modalities``; the exported graph takes o
 
 * a frozen teacher (the same ``Teacher`` as CRD) gives features at three scales;
 * a **normality model** of that modality's teacher features on good parts, one of
-  * ``rd`` (default): a reverse-distillation student (bottleneck + decoder, CRD's
-    ``Branch`` without the crossmodal parts) trained to reconstruct the modality's real
+  * ``rd`` (default): a reverse-distillation student (bottleneck + decoder, the ``Branch``
+    of ``blocks.py`` without CRD's crossmodal parts) trained to reconstruct the modality's real
     teacher features; branch map = sum over scales of ``1 - cos(feature, reconstruction)``;
   * ``bank``: a memory bank of locally aggregated real teacher features of the training
     good parts (greedy k-centre coreset), branch map = distance to the nearest entry, as
@@ -38,14 +38,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .blocks import Branch, conv_bn_relu, cosine_distance_maps
 from .common import AnomalyResult, build_teachers
-from .crd import Branch, cosine_distance_maps
 from .discriminator import DiscriminatorHead, train_head
 from .scoring import MapScorer
-
-
-def _cbr(cin, cout, k=3, s=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -72,8 +68,8 @@ class FeatureHallucinator(nn.Module):
     def __init__(self, cin: int, couts: dict[int, int], hidden: int = 96, depth: int = 3,
                  linear: tuple[int, ...] = ()):
         super().__init__()
-        self.enter = _cbr(cin, hidden, 1)
-        self.body = nn.Sequential(*[_cbr(hidden, hidden, 3) for _ in range(depth)])
+        self.enter = conv_bn_relu(cin, hidden, 1)
+        self.body = nn.Sequential(*[conv_bn_relu(hidden, hidden, 3) for _ in range(depth)])
         self.layers = tuple(sorted(couts))
         self.linear = tuple(linear)  # outputs that may be negative (the pooled input)
         self.heads = nn.ModuleDict({str(k): nn.Conv2d(hidden, c, 3, 1, 1) for k, c in couts.items()})
@@ -171,7 +167,7 @@ class CrossModalDistillation(nn.Module):
         self.dims = {m: sum(ch[m][k] for k in self.layers) for m in self.train_modalities}
         if normality == "rd":
             self.normal = nn.ModuleDict({
-                m: Branch(ch[m][:3], ch[m][2] // 2 if slim else ch[m][2], None, slim) for m in self.train_modalities})
+                m: Branch(ch[m][:3], ch[m][2] // 2 if slim else ch[m][2], slim) for m in self.train_modalities})
         else:
             self.normal = None
             for m in self.train_modalities:  # filled by fit_normality; fixed size so checkpoints load
