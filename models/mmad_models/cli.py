@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .methods import METHODS
+
 
 def _mods(s: str) -> tuple[str, ...]:
     mods = tuple(m.strip() for m in s.split(",") if m.strip())
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--dataset", required=True, help="dataset root (MVTec 3D-AD layout)")
     t.add_argument("--category", required=True)
     t.add_argument("--modalities", type=_mods, required=True, help="e.g. rgb,ir,xyz")
-    t.add_argument("--method", default="mtfi", choices=["crd", "mtfi"],
+    t.add_argument("--method", default="mtfi", choices=sorted(METHODS),
                    help="mtfi (default): cross-modal distillation (multimodal training, few-modal inference; with "
                         "--train-modalities equal to --modalities, the normality model alone); crd: crossmodal reverse distillation")
     t.add_argument("--train-modalities", type=_mods, default=None,

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from . import manifest as manifest_schema
+from .methods import Method
 
 MANIFEST_SCHEMA_VERSION = manifest_schema.SCHEMA_VERSION
 OPSET = 18
@@ -50,7 +51,7 @@ RESIZE = {
 class _Graph(nn.Module):
     """Named inputs (the modalities, in manifest order) -> (anomaly_map, score)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Method):
         super().__init__()
         self.model = model
         self.modalities = tuple(model.modalities)
@@ -70,7 +71,7 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def export_onnx(model: nn.Module, path: str | Path, example: dict[str, torch.Tensor]) -> Path:
+def export_onnx(model: Method, path: str | Path, example: dict[str, torch.Tensor]) -> Path:
     """Writes the graph (single file, weights inside) and checks it with onnx.checker."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +175,7 @@ def write_parity(
     return index
 
 
-def model_io(model: nn.Module) -> tuple[list[dict], list[dict]]:
+def model_io(model: Method) -> tuple[list[dict], list[dict]]:
     h, w = model.size
     inputs = []
     for m in model.modalities:
@@ -200,7 +201,7 @@ def model_io(model: nn.Module) -> tuple[list[dict], list[dict]]:
 
 
 def export_model(
-    model: nn.Module,
+    model: Method,
     out_dir: str | Path,
     model_id: str,
     version: str,
@@ -232,7 +233,7 @@ def export_model(
 
 
 def manifest_entry(
-    model: nn.Module,
+    model: Method,
     model_id: str,
     version: str,
     method: str,

@@ -18,7 +18,7 @@ import torch
 
 from . import metrics as M
 from .data import auto_size, load_split, source_size, stack
-from .methods import CrossModalDistillation, CrossmodalReverseDistillation
+from .methods import METHODS, Method
 from .methods.common import round_to_half_
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
 
@@ -123,33 +123,23 @@ def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Te
     return {**spec, "weights": str(path)}
 
 
-def build_model(cfg: RunConfig, specs: dict[str, dict]) -> torch.nn.Module:
-    if cfg.method == "crd":
-        return CrossmodalReverseDistillation(tuple(cfg.modalities), tuple(cfg.size), specs, fusion=cfg.fusion,
-                                             slim=cfg.slim, ir_robust=cfg.ir_robust)
-    if cfg.method == "mtfi":
-        return CrossModalDistillation(tuple(cfg.modalities), tuple(cfg.size), specs, cfg.all_modalities(),
-                                      normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
-                                      bank_dims=cfg.bank_dims,
-                                      discriminate=cfg.discriminator, head_steps=cfg.head_steps,
-                                      fusion=cfg.fusion,
-                                      slim=cfg.slim, ir_robust=cfg.ir_robust)
-    raise ValueError(f"unknown method {cfg.method!r}")
+def build_model(cfg: RunConfig, specs: dict[str, dict]) -> Method:
+    """The run's method (``methods.METHODS[cfg.method]``) with the run's options."""
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}")
+    return METHODS[cfg.method].from_config(cfg, specs)
 
 
 @torch.no_grad()
-def teacher_cache(model, inputs: dict[str, torch.Tensor], batch: int = 16) -> dict[str, list[torch.Tensor]] | None:
-    """Every training part's teacher features, per modality and scale (None when the
-    module does not take precomputed features)."""
-    if not hasattr(model, "teacher_features"):
-        return None
+def teacher_cache(model: Method, inputs: dict[str, torch.Tensor], batch: int = 16) -> dict[str, list[torch.Tensor]]:
+    """Every training part's teacher features, per modality and scale."""
     n = len(next(iter(inputs.values())))
     parts = [model.teacher_features({m: x[i:i + batch] for m, x in inputs.items()}) for i in range(0, n, batch)]
     return {m: [torch.cat([p[m][k] for p in parts]) for k in range(len(parts[0][m]))] for m in parts[0]}
 
 
 @torch.no_grad()
-def predict(model, inputs: dict[str, torch.Tensor], batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def predict(model: Method, inputs: dict[str, torch.Tensor], batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
     model.eval()
     n = len(next(iter(inputs.values())))
     maps, scores = [], []
@@ -161,7 +151,7 @@ def predict(model, inputs: dict[str, torch.Tensor], batch: int = 16) -> tuple[np
 
 
 @torch.no_grad()
-def fit_scorer(model, val_inputs: dict[str, torch.Tensor], batch: int = 16) -> None:
+def fit_scorer(model: Method, val_inputs: dict[str, torch.Tensor], batch: int = 16) -> None:
     model.eval()
     n = len(next(iter(val_inputs.values())))
     per_branch = None
@@ -231,10 +221,11 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
                 f"~{el / (ep + 1) * (cfg.epochs - ep - 1):.0f}s to go")
     if cfg.half:
         round_to_half_(model)
-    if hasattr(model, "fit_normality"):  # methods with a fitted (not trained) normality model
-        model.fit_normality(train_x, seed=cfg.seed, log=log)
-        if cfg.half:
-            round_to_half_(model)
+    # a normality model fitted rather than trained (a no-op for the others); the second rounding
+    # leaves values already rounded as they are
+    model.fit_normality(train_x, seed=cfg.seed, log=log)
+    if cfg.half:
+        round_to_half_(model)
     t_train = time.time() - t1
     fit_scorer(model, val_x)
     _, val_scores = predict(model, val_x)
@@ -256,7 +247,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
     return result
 
 
-def evaluate_model(model, cfg: RunConfig, threshold: float) -> dict:
+def evaluate_model(model: Method, cfg: RunConfig, threshold: float) -> dict:
     """The test split's figures: I-AUROC, P-AUROC, AUPRO@0.3, F1 and the threshold
     (metrics.evaluate), the counts, the figures at the threshold (``atThreshold``: NOK
     recall, false-alarm rate, F1, confusion counts) and, per defect type, that defect's
@@ -273,7 +264,7 @@ def evaluate_model(model, cfg: RunConfig, threshold: float) -> dict:
     return res
 
 
-def load_checkpoint(path: str | Path):
+def load_checkpoint(path: str | Path) -> tuple[Method, RunConfig, dict]:
     """A run folder's (or a model.pt file's) model, config and result."""
     path = Path(path)
     ck = torch.load(path / "model.pt" if path.is_dir() else path, map_location="cpu", weights_only=False)

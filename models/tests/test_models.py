@@ -1,8 +1,12 @@
+import inspect
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from mmad_models.methods import AnomalyResult, CrossmodalReverseDistillation
+from mmad_models.methods import METHODS, AnomalyResult, CrossmodalReverseDistillation, Method
 from mmad_models.methods.backbones import ResNetEncoder, load_encoder, load_torchvision_checkpoint
 from mmad_models.methods.preprocess import XyzInput, _solve3
 from mmad_models.methods.scoring import MapScorer
@@ -97,6 +101,30 @@ def test_crd_forward_loss_and_frozen_teacher(mods):
         assert model.branches[mods[0]].filter is not None and model.branches[mods[0]].amplifier is not None
     else:
         assert model.branches[mods[0]].filter is None
+
+
+def test_every_registered_method_is_complete_and_named_in_the_manifest_schema():
+    schema = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "model-manifest.schema.json").read_text())
+    assert sorted(METHODS) == sorted(schema["$defs"]["model"]["properties"]["method"]["enum"])
+    for cls in METHODS.values():
+        assert issubclass(cls, Method) and not inspect.isabstract(cls)
+
+
+def test_a_method_missing_a_member_of_the_contract_cannot_be_built():
+    class NoNormalityHook(CrossmodalReverseDistillation):
+        fit_normality = Method.fit_normality
+
+    with pytest.raises(TypeError, match="fit_normality"):
+        NoNormalityHook(("rgb",), (24, 32), TINY)
+
+
+def test_crd_has_no_normality_model_to_fit():
+    torch.manual_seed(0)
+    model = CrossmodalReverseDistillation(("rgb", "xyz"), (24, 32), TINY)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.fit_normality({"rgb": torch.rand(2, 3, 24, 32) * 255, "xyz": _cloud(b=2)[0]}, seed=1, log=print)
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_resnet_encoder_loads_torchvision_layout(tmp_path):

@@ -19,13 +19,19 @@ MTFI's reconstruction student; the crossmodal filter and amplifier are CRD's own
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .base import Method
 from .blocks import Branch, conv_bn_relu, cosine_distance_maps
-from .common import AnomalyResult, build_teachers
+from .common import build_teachers
 from .scoring import MapScorer
+
+if TYPE_CHECKING:
+    from ..train import RunConfig
 
 
 class CrossmodalFilter(nn.Module):
@@ -60,7 +66,7 @@ class CrossmodalAmplifier(nn.Module):
         return self.weight[k] * self.proj[k](feats)
 
 
-class CrossmodalReverseDistillation(nn.Module):
+class CrossmodalReverseDistillation(Method):
     def __init__(
         self,
         modalities: tuple[str, ...],
@@ -89,6 +95,11 @@ class CrossmodalReverseDistillation(nn.Module):
                                       crossmodal_amplifier=CrossmodalAmplifier(assist, ch[m], slim) if assist else None)
         self.scorer = MapScorer(len(modalities), size, fusion=fusion)
 
+    @classmethod
+    def from_config(cls, cfg: RunConfig, specs: dict[str, dict]) -> CrossmodalReverseDistillation:
+        return cls(tuple(cfg.modalities), tuple(cfg.size), specs, fusion=cfg.fusion, slim=cfg.slim,
+                   ir_robust=cfg.ir_robust)
+
     def teacher_features(self, inputs: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         with torch.no_grad():
             return {m: self.teachers[m](inputs[m]) for m in self.modalities}
@@ -114,6 +125,9 @@ class CrossmodalReverseDistillation(nn.Module):
         d = self.distances(inputs, feats)
         return torch.stack([dm.mean() for m in self.modalities for dm in d[m]]).sum() / len(self.modalities)
 
+    def fit_normality(self, train_inputs: dict[str, torch.Tensor], *, seed: int = 0, log=None) -> None:
+        """Nothing to fit: the students are the normality model, and ``loss`` trains them."""
+
     def branch_maps(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         d = self.distances(inputs)
         maps = []
@@ -121,7 +135,3 @@ class CrossmodalReverseDistillation(nn.Module):
             up = self.scorer.upsample(d[m])
             maps.append(torch.stack(up, 0).sum(0))
         return maps
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> AnomalyResult:
-        amap, score = self.scorer.forward_upsampled(self.branch_maps(inputs))
-        return AnomalyResult(amap, score)

@@ -34,14 +34,20 @@ is one MatMul and a ReduceMin against a constant.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .base import Method
 from .blocks import Branch, conv_bn_relu, cosine_distance_maps
-from .common import AnomalyResult, build_teachers
+from .common import build_teachers
 from .discriminator import DiscriminatorHead, train_head
 from .scoring import MapScorer
+
+if TYPE_CHECKING:
+    from ..train import RunConfig
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -110,7 +116,7 @@ def greedy_coreset(x: torch.Tensor, k: int, seed: int = 0, proj_dim: int = 128) 
     return idx
 
 
-class CrossModalDistillation(nn.Module):
+class CrossModalDistillation(Method):
     def __init__(
         self,
         modalities: tuple[str, ...],
@@ -183,6 +189,13 @@ class CrossModalDistillation(nn.Module):
         self.heads = nn.ModuleDict({
             m: DiscriminatorHead(getattr(self, f"bank_{m}").shape[1] + 1) for m in self.modalities}) if discriminate else None
         self.scorer = MapScorer(len(self.train_modalities), size, fusion=fusion)
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, specs: dict[str, dict]) -> CrossModalDistillation:
+        return cls(tuple(cfg.modalities), tuple(cfg.size), specs, cfg.all_modalities(),
+                   normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
+                   bank_dims=cfg.bank_dims, discriminate=cfg.discriminator, head_steps=cfg.head_steps,
+                   fusion=cfg.fusion, slim=cfg.slim, ir_robust=cfg.ir_robust)
 
     # ------------------------------------------------------------------ features
 
@@ -329,7 +342,3 @@ class CrossModalDistillation(nn.Module):
         e = self.embed(per_layer) - getattr(self, f"center_{m}").view(1, -1, 1, 1)
         e = torch.einsum("bdhw,dp->bphw", e, getattr(self, f"proj_{m}"))
         return torch.cat([e, self._distance(e, getattr(self, f"bank_{m}"))], dim=1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> AnomalyResult:
-        amap, score = self.scorer.forward_upsampled(self.branch_maps(inputs))
-        return AnomalyResult(amap, score)

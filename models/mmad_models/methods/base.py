@@ -1,0 +1,89 @@
+"""The contract between a method and the code that trains, evaluates and exports it.
+
+``train.py`` builds a method from a run's configuration, fits its teachers' input
+statistics, trains it on ``loss``, fits its normality model, standardises its branch maps
+and calibrates, evaluates and saves its ``state_dict``; ``export.py`` traces ``forward``
+over the inputs named by ``modalities`` at ``size``. Nothing there asks what a method can
+do: every method answers every member of ``Method``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Self
+
+import torch
+from torch import nn
+
+from .common import AnomalyResult
+from .scoring import MapScorer
+
+if TYPE_CHECKING:
+    from ..train import RunConfig
+
+
+class Method(nn.Module, ABC):
+    """An anomaly-detection method: a plain ``nn.Module`` from raw inputs to ``AnomalyResult``.
+
+    Attributes, set by the constructor:
+
+    * ``modalities``: the graph's inputs, in rgb, ir, xyz order (the manifest's ``inputs``);
+    * ``size``: the height and width the graph takes;
+    * ``teachers``: a ``Teacher`` (``common.build_teachers``) for every modality the method
+      reads in training (``modalities`` and any it only trains with): training fits their
+      input statistics and rounds them to float16, the export describes their in-graph
+      normalisation in the manifest;
+    * ``scorer``: the ``MapScorer`` that standardises, fuses and smooths the branch maps.
+
+    Why an abstract base class and not a ``typing.Protocol``: nothing type-checks this
+    package (Ruff lints it), so a Protocol would be documentation only, and its runtime
+    check (``runtime_checkable``) tests attribute presence, the probing this replaces. A
+    subclass that misses a member here cannot be instantiated: it fails when it is built,
+    not after the epochs or at the export. Every method is an ``nn.Module`` anyway
+    (parameters, ``state_dict``, ``train``/``eval``, ONNX tracing), so the base is one, and
+    it holds the one ``forward`` every method shares. It adds no parameters or buffers:
+    checkpoints and exported graphs are those of the subclass alone.
+    """
+
+    modalities: tuple[str, ...]
+    size: tuple[int, int]
+    teachers: nn.ModuleDict
+    scorer: MapScorer
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, cfg: RunConfig, specs: dict[str, dict]) -> Self:
+        """The method with the options of a run (``train.RunConfig``) and its teachers'
+        encoder ``specs`` per modality: how ``train.build_model`` and ``load_checkpoint``
+        build whichever method ``methods.METHODS`` names."""
+
+    @abstractmethod
+    def teacher_features(self, inputs: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+        """The frozen teachers' features of ``inputs``, per modality, as ``loss`` takes them
+        in ``feats``: training computes them once for all epochs (the teachers are frozen
+        and the inputs not augmented)."""
+
+    @abstractmethod
+    def loss(self, inputs: dict[str, torch.Tensor] | None,
+             feats: dict[str, list[torch.Tensor]] | None = None) -> torch.Tensor:
+        """The training objective on a batch of good parts (a scalar); with ``feats`` (the
+        teacher features of the batch) ``inputs`` is None."""
+
+    @abstractmethod
+    def fit_normality(self, train_inputs: dict[str, torch.Tensor], *, seed: int = 0,
+                      log: Callable[[str], object] | None = None) -> None:
+        """Fits what is fitted rather than trained (a memory bank), on every training good
+        part, after the epochs and before the scorer; a method without such a model does
+        nothing here."""
+
+    @abstractmethod
+    def branch_maps(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """One map per scorer branch, in the scorer's order, upsampled to ``size``:
+        [B,1,H,W] each, larger where less normal. ``MapScorer.fit`` standardises each on
+        the validation good parts."""
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> AnomalyResult:
+        """The branch maps standardised, fused and smoothed by the scorer, and the image score."""
+        amap, score = self.scorer.forward_upsampled(self.branch_maps(inputs))
+        return AnomalyResult(amap, score)
