@@ -20,7 +20,7 @@
  */
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { AvroCodec } from '../codec/avro-codec.js';
-import type { JoinState, Modality } from '../codec/records.js';
+import type { Modality } from '../codec/records.js';
 import { SchemaCatalog } from '../codec/schema-catalog.js';
 import { SchemaRegistryClient } from '../codec/schema-registry.js';
 import type { Config } from '../config/config-schema.js';
@@ -36,12 +36,13 @@ import { addJoinStats, emptyJoinStats } from '../join/sample-joiner.js';
 import { createKafka, frameConsumerConfig, producerConfig } from '../kafka/kafka-client.js';
 import type { RequestQueue } from '../kafka/request-queue.js';
 import { inputTopics } from '../kafka/topics.js';
-import { fitDeadLetter, type Outputs } from '../output/event-builder.js';
+import type { Outputs } from '../output/event-builder.js';
 import { rootLogger, type Logger } from '../base/logger.js';
 import { coPartitionedAssignor } from './co-partition-assignor.js';
 import { changelogTopic, readChangelog } from './join-changelog.js';
 import type { Queued } from './partition-group.js';
 import type { Delivery, JoinSnapshot, ProcessorStatus } from './processor-status.js';
+import { RecordEncoder } from './record-encoder.js';
 import { AtLeastOnceSink, TransactionalSink, type OutRecord, type TaskSink } from './task-sink.js';
 import { Task } from './task.js';
 
@@ -90,14 +91,6 @@ export interface ProcessorStats {
   stuckClaimReads: number;
 }
 
-type Codecs = {
-  frame: AvroCodec<'Frame'>;
-  event: AvroCodec<'AnomalyEvent'>;
-  alert: AvroCodec<'Alert'>;
-  deadLetter: AvroCodec<'DeadLetter'>;
-  joinState: AvroCodec<'JoinState'>;
-};
-
 export function joinPolicyOf(config: Config): JoinPolicy {
   const modalities: JoinPolicy['modalities'] = {};
   for (const { modality } of inputTopics(config)) modalities[modality] = config.join.modalities[modality];
@@ -142,7 +135,7 @@ export class StreamProcessor {
   /** When each task's merge was last reported as waiting for unread records (stall warnings). */
   private readonly blockedReported = new Map<number, number>();
   private readonly judge: SampleJudge;
-  private codecs!: Codecs;
+  private encoder!: RecordEncoder;
   private reader!: FrameReader;
   private partitions = 0;
   private ticker: NodeJS.Timeout | undefined;
@@ -196,15 +189,8 @@ export class StreamProcessor {
   async start(): Promise<void> {
     const registry = this.config.schemaRegistry.url === null ? undefined : new SchemaRegistryClient(this.config.schemaRegistry.url);
     const catalog = SchemaCatalog.load();
-    const t = this.config.topics;
-    const opts = (topic: string): { registry?: SchemaRegistryClient; subject: string } => ({ ...(registry ? { registry } : {}), subject: `${topic}-value` });
-    this.codecs = {
-      frame: await AvroCodec.create(catalog, 'Frame', opts(this.inputs[0]!.topic)),
-      event: await AvroCodec.create(catalog, 'AnomalyEvent', opts(t.events)),
-      alert: await AvroCodec.create(catalog, 'Alert', opts(t.alerts)),
-      deadLetter: await AvroCodec.create(catalog, 'DeadLetter', opts(t.deadLetters)),
-      joinState: await AvroCodec.create(catalog, 'JoinState', opts(changelogTopic(this.config))),
-    };
+    const frameCodec = await AvroCodec.create(catalog, 'Frame', { ...(registry ? { registry } : {}), subject: `${this.inputs[0]!.topic}-value` });
+    this.encoder = await RecordEncoder.open(this.config, catalog, registry);
     const admin = this.kafka.admin();
     await admin.connect();
     try {
@@ -213,7 +199,7 @@ export class StreamProcessor {
     } finally {
       await admin.disconnect();
     }
-    this.reader = new FrameReader(this.codecs.frame, frameReaderOptions(this.config, new Map(this.inputs.map((i) => [i.topic, i.modality])), this.partitions));
+    this.reader = new FrameReader(frameCodec, frameReaderOptions(this.config, new Map(this.inputs.map((i) => [i.topic, i.modality])), this.partitions));
     if (!this.eos) {
       await this.producer.connect();
       this.sharedQueue = AtLeastOnceSink.queueFor(this.producer);
@@ -392,7 +378,7 @@ export class StreamProcessor {
     try {
       const sinks = new Map<number, TaskSink>();
       for (const p of partitions) sinks.set(p, this.eos ? await TransactionalSink.open(this.kafka, this.config, p) : new AtLeastOnceSink(this.sharedQueue!, this.consumer));
-      const restored = await readChangelog(this.kafka, this.config, this.codecs.joinState, partitions, this.log);
+      const restored = await readChangelog(this.kafka, this.config, this.encoder.codecs.joinState, partitions, this.log);
       const starts = await this.startPositions(partitions);
       for (const p of partitions) {
         if (!this.starting.has(p)) {
@@ -500,7 +486,7 @@ export class StreamProcessor {
       judge: this.judge,
       output: this.config.output,
       sink,
-      encode: (outputs, changelog, p) => this.encode(outputs, changelog, p),
+      encoder: this.encoder,
       maxIdleMs: this.config.processing.maxTaskIdleMs,
       maxInFlight: this.config.processing.maxInFlightPerTask,
       maxBufferedBytes: this.config.processing.maxBufferedBytesPerTask,
@@ -517,20 +503,6 @@ export class StreamProcessor {
         }
       },
     });
-  }
-
-  private encode(outputs: Outputs, changelog: { sampleId: string; state: JoinState | null }[], partition: number): OutRecord[] {
-    const t = this.config.topics;
-    const records: OutRecord[] = [];
-    if (outputs.event !== null) records.push({ topic: t.events, key: outputs.event.sampleId, value: this.codecs.event.encode(outputs.event) });
-    if (outputs.alert !== null) records.push({ topic: t.alerts, key: outputs.alert.sampleId, value: this.codecs.alert.encode(outputs.alert) });
-    for (const raw of outputs.deadLetters) {
-      const d = fitDeadLetter(raw, this.config.kafka.maxMessageBytes);
-      records.push({ topic: t.deadLetters, key: d.source.key ?? d.sampleId ?? null, value: this.codecs.deadLetter.encode(d) });
-    }
-    const cl = changelogTopic(this.config);
-    for (const c of changelog) records.push({ topic: cl, partition, key: c.sampleId, value: c.state === null ? null : this.codecs.joinState.encode(c.state) });
-    return records;
   }
 
   private async onBatch({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {

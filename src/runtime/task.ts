@@ -43,6 +43,7 @@ import type { Logger } from '../base/logger.js';
 import type { RestoredState } from './join-changelog.js';
 import { OffsetTracker } from './offset-tracker.js';
 import { PartitionGroup, type Queued } from './partition-group.js';
+import type { RecordEncoder } from './record-encoder.js';
 import type { OutRecord, TaskSink } from './task-sink.js';
 
 export interface TaskOptions {
@@ -52,8 +53,8 @@ export interface TaskOptions {
   judge: SampleJudge;
   output: OutputOptions;
   sink: TaskSink;
-  /** Encodes a step's outputs and changelog entries as records. */
-  encode: (outputs: Outputs, changelog: { sampleId: string; state: JoinState | null }[], partition: number) => OutRecord[];
+  /** A step's outputs and changelog entries as records. */
+  encoder: RecordEncoder;
   maxIdleMs: number;
   maxInFlight: number;
   maxBufferedBytes: number;
@@ -399,7 +400,7 @@ export class Task {
     const key = offsets.map((o) => `${o.topic}:${o.offset}`).join(',');
     const tombstones = this.tombstonesFor(offsets);
     if (!this.writtenSinceCommit && key === this.lastCommitted && tombstones.length === 0) return undefined;
-    if (tombstones.length > 0) this.track(this.o.sink.write(this.o.encode(NO_OUTPUTS, tombstones.map((sampleId) => ({ sampleId, state: null })), this.partition)));
+    if (tombstones.length > 0) this.track(this.o.sink.write(this.o.encoder.encode(NO_OUTPUTS, tombstones.map((sampleId) => ({ sampleId, state: null })), this.partition)));
     this.lastCommitted = key;
     this.writtenSinceCommit = false;
     this.commitsInFlight++;
@@ -451,7 +452,7 @@ export class Task {
       let records: OutRecord[];
       try {
         step = await work;
-        records = this.o.encode(step.outputs, changelog, this.partition);
+        records = this.o.encoder.encode(step.outputs, changelog, this.partition);
       } finally {
         this.inFlight--;
       }
