@@ -23,7 +23,7 @@ import { inputTopics } from '../../src/kafka/topics.js';
 import { changelogTopic, toRestored, type RestoredState } from '../../src/runtime/join-changelog.js';
 import type { Queued } from '../../src/runtime/partition-group.js';
 import { RecordEncoder } from '../../src/runtime/record-encoder.js';
-import { joinPolicyOf, requiredModalities } from '../../src/runtime/stream-processor.js';
+import { requiredModalities, taskOptionsOf } from '../../src/runtime/task-manager.js';
 import { Task } from '../../src/runtime/task.js';
 import type { OffsetCommit, OutRecord, TaskSink } from '../../src/runtime/task-sink.js';
 import type { SensorModality } from '../../src/simulate/defects.js';
@@ -217,16 +217,11 @@ export class TaskDriver {
 
   private newTask(log: CommitLog, now: () => number, judge: SampleJudge = this.judge): Task {
     return new Task({
+      ...taskOptionsOf(this.config, this.encoder),
       partition: 0,
-      inputs: inputTopics(this.config),
-      joinPolicy: joinPolicyOf(this.config),
       judge,
-      output: this.config.output,
       sink: log.sink(),
-      encoder: this.encoder,
       maxIdleMs: 0,
-      maxInFlight: this.config.processing.maxInFlightPerTask,
-      maxBufferedBytes: this.config.processing.maxBufferedBytesPerTask,
       log: createLogger({}, 'silent'),
       now,
       onFailure: (_task, err) => {
