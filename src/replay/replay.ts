@@ -17,7 +17,8 @@ import { ErrorCode, MmadError } from '../base/errors.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
 import { createKafka } from '../kafka/kafka-client.js';
 import { ensureTopics, inputTopics, planTopics } from '../kafka/topics.js';
-import { StreamProcessor, type InputRange } from '../runtime/stream-processor.js';
+import type { InputRange } from '../runtime/bounded-range.js';
+import { StreamProcessor } from '../runtime/stream-processor.js';
 import type { Logger } from '../base/logger.js';
 import { summarise, type EventSummary } from './event-summary.js';
 

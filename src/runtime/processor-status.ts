@@ -1,9 +1,31 @@
 /**
  * What the stream processor lets observers see (health checks, metrics),
- * read-only: the shapes of `StreamProcessor.status()`, `joinSnapshot()` and
- * the `onDelivery` hook. Observers never reach into tasks themselves.
+ * read-only: the shapes of `StreamProcessor.stats()`, `status()`,
+ * `joinSnapshot()` and the `onDelivery` hook. Observers never reach into tasks
+ * themselves.
  */
+import type { StationSkew } from '../input/clock-skew.js';
 import type { JoinStats } from '../join/sample-joiner.js';
+
+/** Counters over the whole run (tasks that moved away or were rebuilt included) and the state now. */
+export interface ProcessorStats {
+  tasks: number[];
+  framesRead: number;
+  /** Records a kept task was delivered again after a rebalance and dropped. */
+  redelivered: number;
+  judged: number;
+  deadLetters: number;
+  keyProblems: number;
+  duplicates: number;
+  pendingSamples: number;
+  paused: number[];
+  commits: number;
+  taskRestarts: number;
+  /** The last capture-time skew seen per station (input/clock-skew.ts). */
+  clockSkew: StationSkew[];
+  /** Claim-check reads past their deadline that have not returned. */
+  stuckClaimReads: number;
+}
 
 export interface ProcessorStatus {
   /** Started and not stopping. */

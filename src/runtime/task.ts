@@ -1,20 +1,10 @@
 /**
  * A task: partition number p of every input topic, with its join, its
- * event-time merge, its changelog and its outputs in order.
- *
- * Ordering: every output-producing step (a judged release, a dead letter, a
- * changelog update) gets a sequence number when it is decided; judging runs
- * concurrently (so micro-batches fill), but records are written strictly in
- * sequence order, so a sample's revision 1 always precedes its revision 2 and
- * a replay writes in the same order.
- *
- * Writing: a step's records are handed to the sink in sequence order, and the
- * next step does not wait for their ack (the sink coalesces what queues behind
- * the request in flight); `onWritten` runs when they are acknowledged. At most
- * `maxInFlight` steps wait for acks before the sequence waits too.
+ * event-time merge, its changelog and its outputs in order (the order and the
+ * acks are the WriteSequencer's: write-sequencer.ts).
  *
  * Offsets: an input offset is released for commit only when the records it
- * caused are handed to the sink and its sample is closed (OffsetTracker). A
+ * caused are handed to the sink and its sample is closed (InputOffsets). A
  * commit is a barrier in the sink: once the records handed in before it are
  * acknowledged, it makes them and those offsets durable together (TaskSink);
  * under exactly-once they are one transaction, with the join changelog, so a
@@ -22,28 +12,27 @@
  * frames, or does neither. Judged steps keep flowing into the sink while a
  * commit is in flight; they go out in the next transaction.
  *
- * The join changelog mirrors what the join remembers: a sample's entry is
- * written with each of its steps and deleted only after the join forgot the
- * sample (closedRetentionMs of stream time after it closed) and the committed
- * offsets passed every frame read before that. A frame read again after a
- * restart, or read for the first time (a duplicate, a late modality of a
- * closed part), therefore meets the same knowledge of its part as it would
- * have without the restart.
+ * The join changelog: a sample's entry is written with each of its steps and
+ * deleted (a tombstone before a commit) only after the join forgot the sample
+ * (closedRetentionMs of stream time after it closed) and the committed offsets
+ * passed every frame read before that (input-offsets.ts says why).
  *
  * Failure: if a write or commit fails, the task stops (`failed`) and the
  * processor rebuilds it from Kafka — changelog and committed offsets.
  */
-import type { JoinState, Modality } from '../codec/records.js';
+import type { DeadLetter, JoinState, Modality } from '../codec/records.js';
 import type { FramePayload } from '../codec/frame-payload.js';
 import type { ReadResult } from '../input/frame-reader.js';
 import type { Judgement, Released, SampleJudge } from '../inference/judge.js';
 import { SampleJoiner, type JoinInput, type JoinOutput, type JoinPolicy } from '../join/sample-joiner.js';
 import { buildOutputs, deadLetter, type OutputOptions, type Outputs } from '../output/event-builder.js';
 import type { Logger } from '../base/logger.js';
+import { InputOffsets } from './input-offsets.js';
 import type { RestoredState } from './join-changelog.js';
-import { OffsetTracker } from './offset-tracker.js';
 import { PartitionGroup, type Queued } from './partition-group.js';
-import type { OutRecord, TaskSink } from './task-sink.js';
+import type { RecordEncoder } from './record-encoder.js';
+import type { TaskSink } from './task-sink.js';
+import { NO_OUTPUTS, WriteSequencer, type Commit } from './write-sequencer.js';
 
 export interface TaskOptions {
   partition: number;
@@ -52,8 +41,8 @@ export interface TaskOptions {
   judge: SampleJudge;
   output: OutputOptions;
   sink: TaskSink;
-  /** Encodes a step's outputs and changelog entries as records. */
-  encode: (outputs: Outputs, changelog: { sampleId: string; state: JoinState | null }[], partition: number) => OutRecord[];
+  /** A step's outputs and changelog entries as records. */
+  encoder: RecordEncoder;
   maxIdleMs: number;
   maxInFlight: number;
   maxBufferedBytes: number;
@@ -67,17 +56,6 @@ export interface TaskOptions {
   onFailure: (task: Task, err: unknown) => void;
 }
 
-interface PendingRelease {
-  afterSeq: number;
-  offsets: { topic: string; offset: string }[];
-}
-
-/** A sample the join forgot, with how far each input had been read then (every frame of it lies at or before). */
-interface ForgottenSample {
-  sampleId: string;
-  readTo: Map<string, bigint>;
-}
-
 export interface TaskStats {
   framesRead: number;
   /** Records delivered again (before the task's position) and dropped. */
@@ -88,50 +66,40 @@ export interface TaskStats {
   commits: number;
 }
 
-const NO_OUTPUTS: Outputs = { event: null, alert: null, deadLetters: [] };
-
 export class Task {
   readonly partition: number;
   readonly joiner: SampleJoiner<FramePayload>;
   private readonly group: PartitionGroup<ReadResult>;
-  private readonly trackers = new Map<string, OffsetTracker>();
+  private readonly offsets: InputOffsets;
+  private readonly writes: WriteSequencer;
+  /** Per sample, the sequence number of its last step (its frames are released after it). */
   private readonly lastSeq = new Map<string, number>();
-  private pendingReleases: PendingRelease[] = [];
-  /**
-   * Samples the join forgot, whose changelog entry is deleted once the
-   * committed offsets pass every frame read before (none of them can be read
-   * again then). An input this task has read nothing from holds nothing back.
-   */
-  private awaitingTombstone: ForgottenSample[] = [];
-  /** Per input topic, the offset of the last frame handed to the join. */
-  private readonly readTo = new Map<string, bigint>();
-  /** Per input topic, the offset after the last record accepted (or the start position). */
-  private readonly next = new Map<string, bigint>();
   /** Samples that closed during the current pump, with their changelog state. */
   private justClosed: { sampleId: string; frames: JoinInput<FramePayload>[]; state: JoinState }[] = [];
   private finalReleased = new Set<string>();
-  /** Offsets of the last successful commit, to skip commits that would change nothing. */
+  /** Offsets of the last commit, to skip commits that would change nothing. */
   private lastCommitted = '';
-  private writtenSinceCommit = false;
-  private nextSeq = 1;
-  private producedSeq = 0;
-  private chain: Promise<void> = Promise.resolve();
-  private inFlight = 0;
   /** When the task last took input or finished a step (wall clock). */
   private progressAt: number;
-  /** Acks and commits the sink has not answered yet (idle() waits for them). */
-  private readonly outstanding = new Set<Promise<unknown>>();
-  private unacked = 0;
-  private commitsInFlight = 0;
   private ready = false;
-  private stopped = false;
   readonly stats: TaskStats = { framesRead: 0, redelivered: 0, deadLetters: 0, judged: 0, keyProblems: 0, commits: 0 };
 
   constructor(private readonly o: TaskOptions) {
     this.partition = o.partition;
     this.progressAt = o.now();
     this.group = new PartitionGroup(o.inputs.map((i) => i.topic), o.maxIdleMs);
-    for (const i of o.inputs) this.trackers.set(i.topic, new OffsetTracker());
+    this.offsets = new InputOffsets(o.partition, o.inputs.map((i) => i.topic));
+    this.writes = new WriteSequencer({
+      sink: o.sink,
+      encode: (outputs, changelog) => o.encoder.encode(outputs, changelog, o.partition),
+      maxInFlight: o.maxInFlight,
+      onHandedIn: (outputs) => {
+        this.stats.deadLetters += outputs.deadLetters.length;
+        this.progressAt = o.now();
+      },
+      ...(o.onWritten ? { onWritten: o.onWritten } : {}),
+      onFailure: (err) => o.onFailure(this, err),
+    });
     this.joiner = new SampleJoiner<FramePayload>(o.joinPolicy, {
       closed: (sampleId, frames, info) => {
         this.justClosed.push({
@@ -140,8 +108,8 @@ export class Task {
           state: { sampleId, revision: info.revision, modalities: info.modalities, firstCapture: new Date(info.firstCapture), closed: true, closedAt: Number.isFinite(info.closedAt) ? info.closedAt : null },
         });
       },
-      duplicate: (frame) => this.releaseAfter(0, [frame]),
-      forgotten: (sampleId) => this.awaitingTombstone.push({ sampleId, readTo: new Map(this.readTo) }),
+      duplicate: (frame) => this.releaseAfter(0, offsetsOf([frame])),
+      forgotten: (sampleId) => this.offsets.forgotten(sampleId),
     });
   }
 
@@ -152,14 +120,14 @@ export class Task {
    */
   startAt(start: Map<string, { offset: bigint; caughtUp: boolean }>): void {
     for (const [topic, { offset, caughtUp }] of start) {
-      this.next.set(topic, offset);
+      this.offsets.startAt(topic, offset);
       this.group.setCaughtUp(topic, caughtUp);
     }
   }
 
   /** Per input topic, the next offset the task expects (what it has not been handed yet). */
   positions(): Map<string, bigint> {
-    return new Map(this.next);
+    return this.offsets.positions();
   }
 
   /**
@@ -184,7 +152,7 @@ export class Task {
   }
 
   get failed(): boolean {
-    return this.stopped;
+    return this.writes.stopped;
   }
 
   /**
@@ -192,7 +160,7 @@ export class Task {
    * taking any of it or finishing any (0 when it has none): a stall liveness reports.
    */
   stalledFor(now: number): number {
-    if (!this.ready || (this.group.size === 0 && this.inFlight === 0)) {
+    if (!this.ready || (this.group.size === 0 && this.writes.inFlight === 0)) {
       this.progressAt = now;
       return 0;
     }
@@ -201,32 +169,26 @@ export class Task {
 
   /**
    * A delivery from one input partition, decoded; `caughtUp` when it reached
-   * the high watermark. Records before the task's position were handed over
-   * already (a consumer goes back to the committed offsets after a rebalance)
-   * and are dropped: taken again, a copy would count as a duplicate of itself
-   * and release its frame's offset while the part still needs it.
+   * the high watermark. Records before the task's position are dropped
+   * (InputOffsets.accept says why).
    */
   accept(topic: string, delivered: Queued<ReadResult>[], caughtUp: boolean): void {
-    if (this.stopped) return;
-    const from = this.next.get(topic);
-    const items = from === undefined ? delivered : delivered.filter((it) => BigInt(it.offset) >= from);
+    if (this.writes.stopped) return;
+    const items = this.offsets.accept(topic, delivered);
     this.stats.redelivered += delivered.length - items.length;
-    if (items.length > 0) this.next.set(topic, BigInt(items.at(-1)!.offset) + 1n);
-    const tracker = this.trackers.get(topic)!;
-    for (const it of items) tracker.hold(it.offset);
     this.stats.framesRead += items.length;
     this.group.add(topic, items, caughtUp);
   }
 
   /** Feeds the join as far as the merge and the bounds allow, and lets its idle timer run. */
   pump(): void {
-    if (!this.ready || this.stopped) return;
+    if (!this.ready || this.writes.stopped) return;
     const now = this.o.now();
-    while (!this.joiner.full && this.inFlight < this.o.maxInFlight) {
+    while (!this.joiner.full && this.writes.inFlight < this.o.maxInFlight) {
       const q = this.group.next(now);
       if (q === undefined) break;
       this.progressAt = now;
-      this.readTo.set(q.topic, BigInt(q.offset));
+      this.offsets.taken(q.topic, q.offset);
       const r = q.item;
       if (!r.ok) {
         this.deadLetterRecord(q, r);
@@ -250,14 +212,14 @@ export class Task {
    * waiting for one that has none, and pausing it would stall the task.
    */
   pausable(): string[] {
-    if (!this.ready || this.joiner.full || this.inFlight >= this.o.maxInFlight) return this.o.inputs.map((i) => i.topic);
+    if (!this.ready || this.joiner.full || this.writes.inFlight >= this.o.maxInFlight) return this.o.inputs.map((i) => i.topic);
     if (this.group.bufferedBytes >= this.o.maxBufferedBytes) return this.group.bufferedTopics();
     return [];
   }
 
   /** End of a bounded input (a replay's range): every wait expires now. */
   flush(): void {
-    if (!this.ready || this.stopped) return;
+    if (!this.ready || this.writes.stopped) return;
     this.handle(this.joiner.flush());
   }
 
@@ -285,60 +247,24 @@ export class Task {
    * together); resolves when that commit is done. The sequence of steps does
    * not wait for it: later steps queue in the sink behind it.
    */
-  async commit(): Promise<void> {
-    let done: Promise<void> | undefined;
-    await this.step(async () => {
-      done = this.startCommit();
-    });
-    await done;
+  commit(): Promise<void> {
+    return this.writes.commit(() => this.nextCommit());
   }
 
   /** A commit handed to the sink and not finished yet (the processor's timer skips a task that has one). */
   get committing(): boolean {
-    return this.commitsInFlight > 0;
+    return this.writes.committing;
   }
 
   /** Resolves when every step decided so far has been written and acknowledged, and every commit finished. */
-  async idle(): Promise<void> {
-    for (;;) {
-      const seen = this.chain;
-      await seen;
-      await Promise.allSettled([...this.outstanding]);
-      if (seen === this.chain && this.outstanding.size === 0) return;
-    }
+  idle(): Promise<void> {
+    return this.writes.idle();
   }
 
   /** The task moved away or failed: no more input; what is not committed is given up. */
   async stop(): Promise<void> {
-    this.stopped = true;
     this.group.clear();
-    await this.o.sink.close();
-  }
-
-  private committable(): { topic: string; partition: number; offset: string }[] {
-    const out: { topic: string; partition: number; offset: string }[] = [];
-    for (const [topic, t] of this.trackers) {
-      const offset = t.committable();
-      if (offset !== undefined) out.push({ topic, partition: this.partition, offset });
-    }
-    return out;
-  }
-
-  /** Forgotten samples none of whose frames can be read again once these offsets are committed. */
-  private tombstonesFor(offsets: { topic: string; offset: string }[]): string[] {
-    const committed = new Map(offsets.map((o) => [o.topic, BigInt(o.offset)]));
-    const gone: string[] = [];
-    this.awaitingTombstone = this.awaitingTombstone.filter((f) => {
-      // the id came again (a new part under an old name): its newer entry must stay
-      if (this.joiner.knows(f.sampleId)) return false;
-      for (const [topic, last] of f.readTo) {
-        const at = committed.get(topic);
-        if (at === undefined || at <= last) return true;
-      }
-      gone.push(f.sampleId);
-      return false;
-    });
-    return gone;
+    await this.writes.close();
   }
 
   private handle(outputs: JoinOutput<FramePayload>[]): void {
@@ -350,11 +276,10 @@ export class Task {
     for (const c of this.justClosed) {
       const afterSeq = this.lastSeq.get(c.sampleId) ?? 0;
       this.lastSeq.delete(c.sampleId);
-      const seq = this.finalReleased.delete(c.sampleId) ? afterSeq : this.enqueue(Promise.resolve({ j: null, outputs: NO_OUTPUTS }), [{ sampleId: c.sampleId, state: c.state }]);
-      this.pendingReleases.push({ afterSeq: seq, offsets: c.frames.map((f) => ({ topic: f.source.topic, offset: f.source.offset })) });
+      const seq = this.finalReleased.delete(c.sampleId) ? afterSeq : this.writes.enqueue(Promise.resolve({ j: null, outputs: NO_OUTPUTS }), [{ sampleId: c.sampleId, state: c.state }]);
+      this.releaseAfter(seq, offsetsOf(c.frames));
     }
     this.justClosed = [];
-    this.settle();
   }
 
   private judge(release: Released): void {
@@ -373,7 +298,7 @@ export class Task {
       closed: release.final,
       closedAt: release.final && Number.isFinite(this.joiner.now) ? this.joiner.now : null,
     };
-    const seq = this.enqueue(work, [{ sampleId: release.sampleId, state }]);
+    const seq = this.writes.enqueue(work, [{ sampleId: release.sampleId, state }]);
     this.lastSeq.set(release.sampleId, seq);
     if (release.final) this.finalReleased.add(release.sampleId);
     this.stats.judged++;
@@ -381,113 +306,44 @@ export class Task {
 
   private deadLetterFrame(frame: JoinInput<FramePayload>, code: string, message: string): void {
     const p = frame.payload;
-    const dl = deadLetter(code, message, { ...frame.source, timestamp: p.timestamp, key: p.key }, p.raw, frame.sampleId, frame.modality, this.o.now());
-    const seq = this.enqueue(Promise.resolve({ j: null, outputs: { ...NO_OUTPUTS, deadLetters: [dl] } }), []);
-    this.releaseAfter(seq, [frame]);
+    this.deadLetterStep(deadLetter(code, message, { ...frame.source, timestamp: p.timestamp, key: p.key }, p.raw, frame.sampleId, frame.modality, this.o.now()), offsetsOf([frame]));
   }
 
   private deadLetterRecord(q: Queued<ReadResult>, r: Extract<ReadResult, { ok: false }>): void {
     const rec = r.record;
     const dl = deadLetter(r.code, r.message, { topic: q.topic, partition: this.partition, offset: q.offset, timestamp: rec.timestamp, key: rec.key }, rec.value, r.sampleId, r.modality, this.o.now());
-    const seq = this.enqueue(Promise.resolve({ j: null, outputs: { ...NO_OUTPUTS, deadLetters: [dl] } }), []);
-    this.pendingReleases.push({ afterSeq: seq, offsets: [{ topic: q.topic, offset: q.offset }] });
+    this.deadLetterStep(dl, [{ topic: q.topic, offset: q.offset }]);
   }
 
-  /** Hands a commit to the sink (a barrier behind the records handed in so far); undefined when there is nothing new. */
-  private startCommit(): Promise<void> | undefined {
-    const offsets = this.committable();
+  /** A dead letter is a step of its own; the offset of what it stands for is released once it is handed in. */
+  private deadLetterStep(dl: DeadLetter, offsets: { topic: string; offset: string }[]): void {
+    this.releaseAfter(this.writes.enqueue(Promise.resolve({ j: null, outputs: { ...NO_OUTPUTS, deadLetters: [dl] } }), []), offsets);
+  }
+
+  /** What to commit now, in the write sequence's turn (a barrier behind the records handed in so far); undefined when nothing is new. */
+  private nextCommit(): Commit | undefined {
+    const offsets = this.offsets.committable();
     const key = offsets.map((o) => `${o.topic}:${o.offset}`).join(',');
-    const tombstones = this.tombstonesFor(offsets);
-    if (!this.writtenSinceCommit && key === this.lastCommitted && tombstones.length === 0) return undefined;
-    if (tombstones.length > 0) this.track(this.o.sink.write(this.o.encode(NO_OUTPUTS, tombstones.map((sampleId) => ({ sampleId, state: null })), this.partition)));
+    const tombstones = this.offsets.tombstonesFor(offsets, (sampleId) => this.joiner.knows(sampleId));
+    if (!this.writes.wroteSinceCommit && key === this.lastCommitted && tombstones.length === 0) return undefined;
     this.lastCommitted = key;
-    this.writtenSinceCommit = false;
-    this.commitsInFlight++;
     const t0 = performance.now();
-    const done = this.o.sink.commit(offsets).then(() => {
-      this.stats.commits++;
-      this.o.log.debug('committed', { offsets: key, ms: Math.round(performance.now() - t0) });
-    });
-    return this.track(done.finally(() => this.commitsInFlight--));
+    return {
+      offsets,
+      changelog: tombstones.map((sampleId) => ({ sampleId, state: null })),
+      committed: () => {
+        this.stats.commits++;
+        this.o.log.debug('committed', { offsets: key, ms: Math.round(performance.now() - t0) });
+      },
+    };
   }
 
-  /** Follows a sink operation: a failure stops the task; idle() waits for it. Resolves either way. */
-  private track(p: Promise<unknown>): Promise<void> {
-    const settled = p.then(
-      () => undefined,
-      (err: unknown) => this.fail(err),
-    );
-    this.outstanding.add(settled);
-    void settled.then(() => this.outstanding.delete(settled));
-    return settled;
+  /** Input offsets become committable once step `seq`'s records are handed to the sink. */
+  private releaseAfter(seq: number, offsets: { topic: string; offset: string }[]): void {
+    this.writes.whenHandedIn(seq, () => this.offsets.release(offsets));
   }
+}
 
-  private fail(err: unknown): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.o.onFailure(this, err);
-  }
-
-  /** Runs `fn` after every step queued so far; a failure stops the task. */
-  private step(fn: () => Promise<void>): Promise<void> {
-    const run = this.chain.then(async () => {
-      if (this.stopped) return;
-      try {
-        await fn();
-      } catch (err) {
-        this.fail(err);
-      }
-    });
-    this.chain = run;
-    return run;
-  }
-
-  /** Queues a step's records for writing in sequence order; returns its sequence number. */
-  private enqueue(work: Promise<{ j: Judgement | null; outputs: Outputs }>, changelog: { sampleId: string; state: JoinState | null }[]): number {
-    const seq = this.nextSeq++;
-    this.inFlight++;
-    void this.step(async () => {
-      let step: { j: Judgement | null; outputs: Outputs };
-      let records: OutRecord[];
-      try {
-        step = await work;
-        records = this.o.encode(step.outputs, changelog, this.partition);
-      } finally {
-        this.inFlight--;
-      }
-      const { j, outputs } = step;
-      this.unacked++;
-      const acked = this.track(
-        this.o.sink.write(records).then(() => {
-          this.unacked--;
-          this.o.onWritten?.(j, outputs);
-        }),
-      );
-      if (records.length > 0) this.writtenSinceCommit = true;
-      this.stats.deadLetters += outputs.deadLetters.length;
-      this.producedSeq = seq;
-      this.progressAt = this.o.now();
-      this.settle();
-      // bound what waits for acks (memory; a broker that stopped answering): then the sequence waits too
-      if (this.unacked >= this.o.maxInFlight) await acked;
-    });
-    return seq;
-  }
-
-  private releaseAfter(afterSeq: number, frames: JoinInput<FramePayload>[]): void {
-    this.pendingReleases.push({ afterSeq, offsets: frames.map((f) => ({ topic: f.source.topic, offset: f.source.offset })) });
-    this.settle();
-  }
-
-  private settle(): void {
-    const keep: PendingRelease[] = [];
-    for (const r of this.pendingReleases) {
-      if (r.afterSeq <= this.producedSeq) {
-        for (const { topic, offset } of r.offsets) this.trackers.get(topic)?.release(offset);
-      } else {
-        keep.push(r);
-      }
-    }
-    this.pendingReleases = keep;
-  }
+function offsetsOf(frames: JoinInput<FramePayload>[]): { topic: string; offset: string }[] {
+  return frames.map((f) => ({ topic: f.source.topic, offset: f.source.offset }));
 }

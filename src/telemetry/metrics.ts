@@ -21,8 +21,7 @@ import type { Modality } from '../codec/records.js';
 import type { Judgement } from '../inference/judge.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
 import type { Outputs } from '../output/event-builder.js';
-import type { Delivery, JoinSnapshot, ProcessorStatus } from '../runtime/processor-status.js';
-import type { ProcessorStats } from '../runtime/stream-processor.js';
+import type { Delivery, JoinSnapshot, ProcessorStats, ProcessorStatus } from '../runtime/processor-status.js';
 
 /** First frame arrival → release, and → published: seconds, up to the late-modality windows. */
 export const LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] as const;

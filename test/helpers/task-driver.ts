@@ -3,7 +3,8 @@
  * at chosen points — the idea of Kafka Streams' TopologyTestDriver applied to
  * restarts — or makes its consumer go back to the committed offsets, as a
  * rebalance that keeps the task here does. Frames are real (PNG/TIFF through the real FrameReader), the judge
- * is the real SampleJudge on the test students; the sink is a `CommitLog`
+ * is the real SampleJudge on the test students, the records are encoded by the
+ * processor's own RecordEncoder; the sink is a `CommitLog`
  * that keeps what a transaction would commit (records and input offsets
  * together) and drops the rest when the task dies. A restart builds a new task
  * from that log as the processor does from Kafka: changelog restored, input
@@ -19,9 +20,10 @@ import { decodeLimitsOf } from '../../src/inference/preprocess.js';
 import type { ModelRegistry } from '../../src/inference/model-registry.js';
 import { FrameReader, frameReaderOptions, type ReadResult } from '../../src/input/frame-reader.js';
 import { inputTopics } from '../../src/kafka/topics.js';
-import { toRestored, type RestoredState } from '../../src/runtime/join-changelog.js';
+import { changelogTopic, toRestored, type RestoredState } from '../../src/runtime/join-changelog.js';
 import type { Queued } from '../../src/runtime/partition-group.js';
-import { joinPolicyOf, requiredModalities } from '../../src/runtime/stream-processor.js';
+import { RecordEncoder } from '../../src/runtime/record-encoder.js';
+import { requiredModalities, taskOptionsOf } from '../../src/runtime/task-manager.js';
 import { Task } from '../../src/runtime/task.js';
 import type { OffsetCommit, OutRecord, TaskSink } from '../../src/runtime/task-sink.js';
 import type { SensorModality } from '../../src/simulate/defects.js';
@@ -37,10 +39,6 @@ export interface InputFrame {
   /** The station's expected-modalities hint. */
   expected?: Modality[];
 }
-
-const EVENTS = 'events';
-const DEAD = 'dead-letters';
-const CHANGELOG = 'changelog';
 
 /** What a transactional producer would have made durable: records in order, and the input offsets. */
 class CommitLog {
@@ -89,25 +87,33 @@ export interface DriverRun {
 const READ_AT = 4_000_000_000_000;
 
 export class TaskDriver {
+  /** The topics the encoder writes that the driver reads back. */
+  private readonly outputs: { events: string; deadLetters: string; changelog: string };
+
   private constructor(
     private readonly config: Config,
     private readonly judge: SampleJudge,
     private readonly reader: FrameReader,
-    private readonly codecs: { event: AvroCodec<'AnomalyEvent'>; deadLetter: AvroCodec<'DeadLetter'>; joinState: AvroCodec<'JoinState'>; frame: AvroCodec<'Frame'> },
-  ) {}
+    private readonly frames: AvroCodec<'Frame'>,
+    /** The processor's own encoding of the outputs. */
+    private readonly encoder: RecordEncoder,
+  ) {
+    this.outputs = { events: config.topics.events, deadLetters: config.topics.deadLetters, changelog: changelogTopic(config) };
+  }
 
   static create(config: Config, registry: ModelRegistry): TaskDriver {
     const catalog = SchemaCatalog.load();
-    const codecs = {
+    const encoder = new RecordEncoder(config, {
       event: AvroCodec.local(catalog, 'AnomalyEvent'),
+      alert: AvroCodec.local(catalog, 'Alert'),
       deadLetter: AvroCodec.local(catalog, 'DeadLetter'),
       joinState: AvroCodec.local(catalog, 'JoinState'),
-      frame: AvroCodec.local(catalog, 'Frame'),
-    };
+    });
+    const frames = AvroCodec.local(catalog, 'Frame');
     const inputs = inputTopics(config);
     const judge = new SampleJudge(registry, decodeLimitsOf(config), inputs.map((i) => i.modality), () => 0, config.inference.maxBatchSize, requiredModalities(config));
-    const reader = new FrameReader(codecs.frame, frameReaderOptions(config, new Map(inputs.map((i) => [i.topic, i.modality])), 1));
-    return new TaskDriver(config, judge, reader, codecs);
+    const reader = new FrameReader(frames, frameReaderOptions(config, new Map(inputs.map((i) => [i.topic, i.modality])), 1));
+    return new TaskDriver(config, judge, reader, frames, encoder);
   }
 
   /** Encodes and reads the frames once (the topic's records, per modality in this order). */
@@ -119,7 +125,7 @@ export class TaskDriver {
       const list = out.get(topic)!;
       const frame = await makeFrame(f.sampleId, f.modality, { captureTime: f.captureTime, expected: f.expected ?? null, ...(f.anomalous === true && f.modality === 'rgb' ? { square: [8, 8, 10] as [number, number, number] } : {}) });
       const offset = String(list.length);
-      const message = { key: Buffer.from(f.sampleId), value: this.codecs.frame.encode(frame), timestamp: String(f.captureTime), offset, headers: {}, attributes: 0 } as KafkaMessage;
+      const message = { key: Buffer.from(f.sampleId), value: this.frames.encode(frame), timestamp: String(f.captureTime), offset, headers: {}, attributes: 0 } as KafkaMessage;
       const item = await this.reader.read(topic, 0, message, READ_AT);
       list.push({ topic, offset, time: item.ok ? item.input.captureTime : Number.NEGATIVE_INFINITY, bytes: message.value!.length, item });
     }
@@ -211,20 +217,11 @@ export class TaskDriver {
 
   private newTask(log: CommitLog, now: () => number, judge: SampleJudge = this.judge): Task {
     return new Task({
+      ...taskOptionsOf(this.config, this.encoder),
       partition: 0,
-      inputs: inputTopics(this.config),
-      joinPolicy: joinPolicyOf(this.config),
       judge,
-      output: this.config.output,
       sink: log.sink(),
-      encode: (outputs, changelog) => [
-        ...(outputs.event === null ? [] : [{ topic: EVENTS, key: outputs.event.sampleId, value: this.codecs.event.encode(outputs.event) }]),
-        ...outputs.deadLetters.map((d) => ({ topic: DEAD, key: d.sampleId, value: this.codecs.deadLetter.encode(d) })),
-        ...changelog.map((c) => ({ topic: CHANGELOG, partition: 0, key: c.sampleId, value: c.state === null ? null : this.codecs.joinState.encode(c.state) })),
-      ],
       maxIdleMs: 0,
-      maxInFlight: this.config.processing.maxInFlightPerTask,
-      maxBufferedBytes: this.config.processing.maxBufferedBytesPerTask,
       log: createLogger({}, 'silent'),
       now,
       onFailure: (_task, err) => {
@@ -237,19 +234,20 @@ export class TaskDriver {
   private restored(log: CommitLog): RestoredState[] {
     const states = new Map<string, JoinState>();
     for (const r of log.records) {
-      if (r.topic !== CHANGELOG) continue;
+      if (r.topic !== this.outputs.changelog) continue;
       const key = String(r.key);
       if (r.value === null) states.delete(key);
-      else states.set(key, this.codecs.joinState.decodeSync(r.value));
+      else states.set(key, this.encoder.codecs.joinState.decodeSync(r.value));
     }
     return [...states.values()].map(toRestored);
   }
 
   private outcome(log: CommitLog, restarts: number, redelivered: number): DriverRun {
-    const events = log.records.filter((r) => r.topic === EVENTS).map((r) => this.codecs.event.decodeSync(r.value!));
+    const codecs = this.encoder.codecs;
+    const events = log.records.filter((r) => r.topic === this.outputs.events).map((r) => codecs.event.decodeSync(r.value!));
     const deadLetters = new Map<string, number>();
-    for (const r of log.records.filter((x) => x.topic === DEAD)) {
-      const d = this.codecs.deadLetter.decodeSync(r.value!);
+    for (const r of log.records.filter((x) => x.topic === this.outputs.deadLetters)) {
+      const d = codecs.deadLetter.decodeSync(r.value!);
       deadLetters.set(d.reasonCode, (deadLetters.get(d.reasonCode) ?? 0) + 1);
     }
     return { events, deadLetters, restarts, redelivered, changelog: new Set(this.restored(log).map((s) => s.sampleId)) };
