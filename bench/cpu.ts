@@ -7,12 +7,13 @@
  * Elsewhere than Linux every figure is NaN.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { at } from '../src/base/invariant.js';
 
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on Linux). */
 const TICK_MS = 10;
 
 function statCpuMs(path: string): number {
-  const fields = readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
+  const fields = at(readFileSync(path, 'utf8').split(') '), 1).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
 }
 

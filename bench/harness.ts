@@ -3,6 +3,7 @@
  * the median per-call time; print rows side by side. Figures are compared as
  * ratios within one run, never asserted (machines are shared and noisy).
  */
+import { at } from '../src/base/invariant.js';
 export interface Measurement {
   micros: number;
   runs: number;
@@ -23,8 +24,13 @@ export function measure(fn: () => unknown, budgetMs = 400, batches = 15): Measur
     for (let i = 0; i < perBatch; i++) fn();
     samples.push(((performance.now() - t0) * 1000) / perBatch);
   }
+  return { micros: median(samples), runs: perBatch * batches };
+}
+
+/** The median of timings (sorted here). */
+function median(samples: number[]): number {
   samples.sort((a, b) => a - b);
-  return { micros: samples[Math.floor(samples.length / 2)]!, runs: perBatch * batches };
+  return at(samples, Math.floor(samples.length / 2));
 }
 
 export async function measureAsync(fn: () => Promise<unknown>, runs: number): Promise<Measurement> {
@@ -35,14 +41,13 @@ export async function measureAsync(fn: () => Promise<unknown>, runs: number): Pr
     await fn();
     samples.push((performance.now() - t0) * 1000);
   }
-  samples.sort((a, b) => a - b);
-  return { micros: samples[Math.floor(samples.length / 2)]!, runs };
+  return { micros: median(samples), runs };
 }
 
 export function printTable(title: string, rows: Record<string, string | number>[]): void {
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(width[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(at(width, i))).join('  ').trimEnd();
   process.stdout.write(`\n${title}\n${line(cols)}\n${line(width.map((w) => '-'.repeat(w)))}\n`);
   for (const r of rows) process.stdout.write(`${line(cols.map((c) => String(r[c] ?? '')))}\n`);
 }

@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load-config.js';
 import { ModelRegistry } from '../src/inference/model-registry.js';
 import { createLogger } from '../src/base/logger.js';
+import { at, present } from '../src/base/invariant.js';
 import { printTable } from './harness.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
 
@@ -29,7 +30,7 @@ const { values } = parseArgs({
 });
 const BATCHES = values.batches.split(',').map(Number);
 const open = async (manifest: string): Promise<{ registry: ModelRegistry; loadMs: number }> => {
-  const config = loadConfig({ overrides: { inference: { manifest } } as never });
+  const config = loadConfig({ overrides: { inference: { manifest } } });
   const t0 = performance.now();
   const registry = await ModelRegistry.open(config, createLogger({}, 'error'));
   return { registry, loadMs: performance.now() - t0 };
@@ -41,11 +42,11 @@ const measure = async (registry: ModelRegistry, id: string): Promise<Map<number,
 };
 
 const main = await open(values.manifest);
-const base = values.baseline === undefined ? undefined : await open(values.baseline);
+const base = values.baseline === undefined ? undefined : { manifest: values.baseline, ...(await open(values.baseline)) };
 const { intraOpThreads, executionProviders } = loadConfig().inference;
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`students of ${values.manifest} on ${cpu} (${cpus().length} logical cores), execution providers ${executionProviders.join(', ')}, intra-op threads ${intraOpThreads || 'default'}; all ${main.registry.models.length} loaded and warmed up in ${main.loadMs.toFixed(0)} ms`);
-if (base) console.log(`baseline: ${values.baseline}, ${base.registry.models.length} loaded in ${base.loadMs.toFixed(0)} ms`);
+if (base) console.log(`baseline: ${base.manifest}, ${base.registry.models.length} loaded in ${base.loadMs.toFixed(0)} ms`);
 
 try {
   const figures = new Map<string, Map<number, RawThroughput>>();
@@ -55,9 +56,10 @@ try {
     figures.set(m.spec.id, await measure(main.registry, m.spec.id));
     if (base && twins.has(m.spec.id)) baseFigures.set(m.spec.id, await measure(base.registry, m.spec.id));
   }
-  const first = BATCHES[0]!;
-  const last = BATCHES.at(-1)!;
-  const perPart = (f: Map<string, Map<number, RawThroughput>>, id: string, b: number): number => f.get(id)!.get(b)!.batchMs / b;
+  const first = at(BATCHES, 0);
+  const last = at(BATCHES, BATCHES.length - 1);
+  const figure = (f: Map<string, Map<number, RawThroughput>>, id: string, b: number): RawThroughput => present(f.get(id)?.get(b), `${id} at batch ${b}`);
+  const perPart = (f: Map<string, Map<number, RawThroughput>>, id: string, b: number): number => figure(f, id, b).batchMs / b;
   const cheapest = Math.min(...main.registry.models.map((m) => perPart(figures, m.spec.id, first)));
   printTable(
     'ms per part (one session.run of the batch / batch size)',
@@ -69,7 +71,7 @@ try {
         input: `${m.spec.height}×${m.spec.width}`,
         MB: (m.spec.sizeBytes / 1e6).toFixed(2),
         ...Object.fromEntries(BATCHES.map((b) => [`batch ${b}`, perPart(figures, id, b).toFixed(1)])),
-        ...Object.fromEntries(BATCHES.map((b) => [`parts/s @${b}`, figures.get(id)!.get(b)!.samplesPerS.toFixed(1)])),
+        ...Object.fromEntries(BATCHES.map((b) => [`parts/s @${b}`, figure(figures, id, b).samplesPerS.toFixed(1)])),
         [`speed-up ${last} vs ${first}`]: `${(perPart(figures, id, first) / perPart(figures, id, last)).toFixed(2)}×`,
         [`cost vs cheapest @${first}`]: `${(perPart(figures, id, first) / cheapest).toFixed(2)}×`,
         ...(base === undefined ? {} : {

@@ -56,6 +56,7 @@ import { SimulatedPartSource } from '../src/simulate/line-simulator.js';
 import type { TimingOptions } from '../src/simulate/line-schedule.js';
 import { runStation } from '../src/simulate/station-publisher.js';
 import { createLogger } from '../src/base/logger.js';
+import { at, present } from '../src/base/invariant.js';
 import { busyThreads, cpuSince, processCpuMs, splitCpu, threadCpuMs, type CpuSplit } from './cpu.js';
 import { printTable } from './harness.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
@@ -115,7 +116,7 @@ function configFor(tag: string, batch: number, guarantee: Config['processing']['
       input: { groupId: `${p}.service`, verifyImageData },
       processing: { guarantee, ...(values['commit-ms'] === undefined ? {} : { commitIntervalMs: Number(values['commit-ms']) }) },
       inference: { maxBatchSize: batch, ...(values['intra-op-threads'] === undefined ? {} : { intraOpThreads: Number(values['intra-op-threads']) }) },
-    } as never,
+    },
   });
 }
 
@@ -225,11 +226,11 @@ async function runPipeline(config: Config, registry: ModelRegistry, count: numbe
   const broker1 = brokerCpuMs();
   const threadMs = cpuSince(threads0);
   await processor.stop();
-  const runs = registry.models.reduce((s, m, i) => s + m.batcher.stats.runs - before[i]!.runs, 0);
-  const samples = registry.models.reduce((s, m, i) => s + m.batcher.stats.samples - before[i]!.samples, 0);
+  const runs = registry.models.reduce((s, m, i) => s + m.batcher.stats.runs - at(before, i).runs, 0);
+  const samples = registry.models.reduce((s, m, i) => s + m.batcher.stats.samples - at(before, i).samples, 0);
   // from the first frame read to the last event: a backlog's first events come out only after
   // many parts were read and decoded, so counting from the first event would flatter the rate
-  const span = (times.at(-1)! - firstRead!) / 1000;
+  const span = (at(times, times.length - 1) - present(firstRead, 'the time of the first frame read')) / 1000;
   return { partsPerS: times.length / span, meanBatch: samples / Math.max(1, runs), model, e2e, timings, writtenAt, brokerCpuMsPerPart: (broker1 - broker0) / count, threadMs, loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 } };
 }
 
@@ -244,7 +245,7 @@ interface Best {
 async function liveOnlyBaseline(batch: number): Promise<Best> {
   const registry = await ModelRegistry.open(configFor('raw', batch, 'exactly-once'), quiet);
   try {
-    const model = registry.route(['rgb', 'ir'])!.model.spec.id; // where the line's rgb + ir parts go
+    const model = present(registry.route(['rgb', 'ir']), 'a model for rgb+ir').model.spec.id; // where the line's rgb + ir parts go
     const raw = await rawThroughput(registry, model, batch, 1500);
     return { batch, raw, run: { partsPerS: NaN, meanBatch: 0, model, e2e: [], timings: [], writtenAt: [], brokerCpuMsPerPart: NaN, threadMs: new Map(), loopDelay: { p50: 0, p99: 0, max: 0 } } };
   } finally {
@@ -268,7 +269,7 @@ async function modelAloneAndCost(registry: ModelRegistry, run: PipelineRun, batc
 
 function percentile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  return at(s, Math.min(s.length - 1, Math.floor(q * s.length)));
 }
 
 /** A live line at `rate` parts/s for `seconds` through a fresh processor: its events, the model alone at batch 1, CPU per part. */
@@ -339,7 +340,7 @@ try {
     console.log(`publishing the backlog (the simulated station, in this process): ${fmt(mean((p) => p.cpu))} ms CPU per part, broker ${fmt(mean((p) => p.broker))} ms CPU per part`);
   }
 
-  const b = best ?? (await liveOnlyBaseline(BATCHES[0]!));
+  const b = best ?? (await liveOnlyBaseline(at(BATCHES, 0)));
   let rate: number;
   if (LIVE_ONLY === undefined) {
     // a live line costs more per part than a backlog (its station and the broker's intake share these cores, and

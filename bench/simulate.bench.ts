@@ -26,6 +26,7 @@ import { PRODUCTS } from '../src/simulate/products/index.js';
 import { runStation, throughput } from '../src/simulate/station-publisher.js';
 import { encodeXyzTiff } from '../src/simulate/tiff-writer.js';
 import { createLogger } from '../src/base/logger.js';
+import { at } from '../src/base/invariant.js';
 
 const { values } = parseArgs({ options: { parts: { type: 'string', default: '12' }, publish: { type: 'string', default: '600' } } });
 const PARTS = Number(values.parts);
@@ -34,7 +35,7 @@ const SIZE = 256;
 const fmt = (v: number, d = 1): string => v.toFixed(d);
 
 function row(cells: string[], widths: number[]): string {
-  return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return cells.map((c, i) => (i === 0 ? c.padEnd(at(widths, i)) : c.padStart(at(widths, i)))).join('  ');
 }
 
 console.log(`simulator benchmark — ${SIZE}×${SIZE}, node ${process.version}, ${PARTS} parts per product\n`);
@@ -51,7 +52,7 @@ for (const product of PRODUCTS) {
   generatePart({ product, seed: 'warm-up', defect: null, width: SIZE }); // JIT warm-up
   const parts: GeneratedPart[] = [];
   const t0 = performance.now();
-  for (let i = 0; i < PARTS; i++) parts.push(generatePart({ product, seed: i, defect: i % 2 === 0 ? null : product.defects[i % product.defects.length]!, width: SIZE }));
+  for (let i = 0; i < PARTS; i++) parts.push(generatePart({ product, seed: i, defect: i % 2 === 0 ? null : at(product.defects, i % product.defects.length), width: SIZE }));
   const renderMs = (performance.now() - t0) / PARTS;
   const encodeMs = { rgb: 0, ir: 0, xyz: 0, gt: 0 };
   const bytes = { rgb: 0, ir: 0, xyz: 0, gt: 0 };
@@ -80,8 +81,8 @@ for (const product of PRODUCTS) {
 const w1 = [26, 18, 18, 10];
 console.log('generation (render only: geometry, scanner, camera, thermal)');
 console.log(row(['', ...gens.map((g) => g.name), `ratio`], w1));
-console.log(row(['ms per part', ...gens.map((g) => fmt(g.renderMs)), fmt(gens[1]!.renderMs / gens[0]!.renderMs, 2)], w1));
-console.log(row(['parts/s', ...gens.map((g) => fmt(1000 / g.renderMs)), fmt(gens[0]!.renderMs / gens[1]!.renderMs, 2)], w1));
+console.log(row(['ms per part', ...gens.map((g) => fmt(g.renderMs)), fmt(at(gens, 1).renderMs / at(gens, 0).renderMs, 2)], w1));
+console.log(row(['parts/s', ...gens.map((g) => fmt(1000 / g.renderMs)), fmt(at(gens, 0).renderMs / at(gens, 1).renderMs, 2)], w1));
 console.log('');
 console.log('encoding per part (ms, KB), and its share of render + encode');
 const w2 = [26, 18, 18, 10];
@@ -97,7 +98,6 @@ console.log('');
 
 // 2. dataset writing (render, encode and write overlap)
 const dir = mkdtempSync(join(tmpdir(), 'mmad-bench-'));
-let datasetRate = 0;
 try {
   const s = await writeDataset({
     root: dir,
@@ -113,9 +113,9 @@ try {
     defectContrast: 1,
     pngCompressionLevel: 6,
   });
-  datasetRate = s.samples / (s.elapsedMs / 1000);
+  const datasetRate = s.samples / (s.elapsedMs / 1000);
   console.log(`dataset write (battery_lid, ${s.samples} samples, ${s.files} files): ${fmt(datasetRate)} samples/s, ${fmt(s.bytes / 1e6 / (s.elapsedMs / 1000))} MB/s`);
-  console.log(`  ratio to render + encode one at a time: ${fmt(datasetRate / (1000 / fullMs[0]!), 2)}× (render of one sample overlaps encoding/writing of the previous)`);
+  console.log(`  ratio to render + encode one at a time: ${fmt(datasetRate / (1000 / at(fullMs, 0)), 2)}× (render of one sample overlaps encoding/writing of the previous)`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
@@ -183,7 +183,7 @@ try {
   const w3 = [24, 12, 10, 10, 22];
   console.log(row(['', 'frames/s', 'MB/s', 'parts/s', 'vs render+encode'], w3));
   for (const [name, t, partsPerS] of rows) {
-    console.log(row([name, fmt(t.framesPerSecond), fmt(t.megabytesPerSecond), fmt(partsPerS), `${fmt(partsPerS / (1000 / fullMs[0]!), 1)}×`], w3));
+    console.log(row([name, fmt(t.framesPerSecond), fmt(t.megabytesPerSecond), fmt(partsPerS), `${fmt(partsPerS / (1000 / at(fullMs, 0)), 1)}×`], w3));
   }
 } finally {
   await producer.disconnect().catch(() => undefined);

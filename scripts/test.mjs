@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The project's test command (npm test): type-checks the TypeScript, checks the layer
-// rules of src/ (dependency-cruiser, .dependency-cruiser.cjs), provides
+// rules of src/ (dependency-cruiser, .dependency-cruiser.cjs), lints (ESLint with
+// typescript-eslint, eslint.config.js), provides
 // one real Kafka broker for the whole run (KAFKA_BROKERS if set, else a container or a local KRaft broker, see
 // src/kafka/provide-broker.ts), runs every test/**/*.test.ts with node's test
 // runner, stops the broker, and fails the run if any broker JVM it started is
@@ -63,12 +64,15 @@ if (!passes(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', '
 // the layer rules (.dependency-cruiser.cjs): no upward import between src/ folders, no import cycle
 const depcruise = join(root, 'node_modules', 'dependency-cruiser', 'bin', 'dependency-cruise.mjs');
 if (!passes(process.execPath, [depcruise, 'src', '--config', join(root, '.dependency-cruiser.cjs')], 'the layer rules failed (ARCHITECTURE.md, "Layers")')) process.exit(1);
+// the linter: what it covers and its rules are in eslint.config.js
+const eslint = join(root, 'node_modules', 'eslint', 'bin', 'eslint.js');
+if (!passes(process.execPath, [eslint, '.'], 'the linter found problems (run it alone: npm run lint)')) process.exit(1);
 
 // every broker this run starts (here or in a test) carries this group on its command line
 const group = `test-${randomBytes(6).toString('hex')}`;
 process.env[BROKER_GROUP_ENV] = group;
 const broker = await provideBroker(loadConfig());
-let code = 1;
+let code;
 try {
   code = await new Promise((resolve) => {
     const child = spawn(

@@ -170,9 +170,9 @@ export class AvroCodec<N extends RecordName> {
   private read(bytes: Buffer, reader: Reader, offset: number): RecordTypes[N] {
     reader.writer.guard.check(bytes, offset);
     try {
-      const { value, offset: end } = this.schema.type.decode(bytes, offset, reader.resolver);
-      if (end < 0) throw new MmadError(ErrorCode.CODEC_TRUNCATED, 'record truncated');
-      return value as RecordTypes[N];
+      const decoded: { value: unknown; offset: number } = this.schema.type.decode(bytes, offset, reader.resolver);
+      if (decoded.offset < 0) throw new MmadError(ErrorCode.CODEC_TRUNCATED, 'record truncated');
+      return decoded.value as RecordTypes[N];
     } catch (err) {
       if (isMmadError(err)) throw err;
       throw new MmadError(ErrorCode.CODEC_INVALID, `invalid ${this.name} record: ${messageOf(err)}`, { cause: err });

@@ -32,12 +32,20 @@ class Cursor {
     return this.buf.length - this.pos;
   }
   need(n: number, what: string): void {
-    if (n > this.remaining()) {
-      throw new MmadError(
-        ErrorCode.CODEC_TRUNCATED,
-        `record truncated: ${what} needs ${n} byte(s) at offset ${this.pos}, ${this.remaining()} left`,
-      );
-    }
+    if (n > this.remaining()) this.truncated(n, what);
+  }
+  /** The next byte, taken. */
+  byte(what: string): number {
+    const b = this.buf[this.pos];
+    if (b === undefined) return this.truncated(1, what);
+    this.pos++;
+    return b;
+  }
+  private truncated(n: number, what: string): never {
+    throw new MmadError(
+      ErrorCode.CODEC_TRUNCATED,
+      `record truncated: ${what} needs ${n} byte(s) at offset ${this.pos}, ${this.remaining()} left`,
+    );
   }
   /**
    * Zig-zag varint, up to 64 bits, as a JS number. Exact below 2^53, which
@@ -48,8 +56,7 @@ class Cursor {
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 10; i++) {
-      this.need(1, what);
-      const b = this.buf[this.pos++]!;
+      const b = this.byte(what);
       value += (b & 0x7f) * scale;
       if ((b & 0x80) === 0) {
         // zig-zag: even → value/2, odd → -(value+1)/2
@@ -122,7 +129,7 @@ export class BinaryGuard {
       return;
     }
     if (typeof schema === 'string') return;
-    if (schema.name !== undefined && ['record', 'error', 'enum', 'fixed'].includes(String(schema.type))) {
+    if (schema.name !== undefined && typeof schema.type === 'string' && ['record', 'error', 'enum', 'fixed'].includes(schema.type)) {
       this.named.set(schema.name, schema);
     }
     if (typeof schema.type !== 'string') this.collect(schema.type);
@@ -158,8 +165,7 @@ export class BinaryGuard {
         case 'null':
           return;
         case 'boolean': {
-          cur.need(1, path);
-          const b = cur.buf[cur.pos++]!;
+          const b = cur.byte(path);
           if (b > 1) throw new MmadError(ErrorCode.CODEC_INVALID, `invalid boolean byte ${b} for ${path}`);
           return;
         }

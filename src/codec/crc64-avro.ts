@@ -3,25 +3,24 @@
  * encoding: the fingerprint of a schema's Parsing Canonical Form names the
  * writer schema in every record.
  */
+import { outOfRange } from '../base/invariant.js';
+
 const EMPTY = 0xc15d213aa4d7a795n;
 const MASK = 0xffffffffffffffffn;
 
-const TABLE: bigint[] = (() => {
-  const table: bigint[] = new Array(256);
-  for (let i = 0; i < 256; i++) {
-    let fp = BigInt(i);
-    for (let j = 0; j < 8; j++) {
-      fp = (fp >> 1n) ^ (EMPTY & -(fp & 1n));
-    }
-    table[i] = fp & MASK;
+const TABLE: bigint[] = Array.from({ length: 256 }, (_, i) => {
+  let fp = BigInt(i);
+  for (let j = 0; j < 8; j++) {
+    fp = (fp >> 1n) ^ (EMPTY & -(fp & 1n));
   }
-  return table;
-})();
+  return fp & MASK;
+});
 
 export function crc64Avro(data: Uint8Array): bigint {
   let fp = EMPTY;
   for (const byte of data) {
-    fp = ((fp >> 8n) ^ TABLE[Number((fp ^ BigInt(byte)) & 0xffn)]!) & MASK;
+    const i = Number((fp ^ BigInt(byte)) & 0xffn);
+    fp = ((fp >> 8n) ^ (TABLE[i] ?? outOfRange(TABLE, i))) & MASK;
   }
   return fp;
 }

@@ -10,6 +10,7 @@
 import { promisify } from 'node:util';
 import { deflateSync, inflate } from 'node:zlib';
 import { ErrorCode, MmadError } from '../base/errors.js';
+import { outOfRange } from '../base/invariant.js';
 
 const inflateAsync = promisify(inflate);
 
@@ -25,9 +26,14 @@ export interface PngHeader {
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-/** Bit depths the PNG specification allows per colour type. */
-const DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
-const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+/** Per colour type: its channels and the bit depths the PNG specification allows. */
+const COLOUR_TYPES: Record<number, { channels: number; depths: number[] } | undefined> = {
+  0: { channels: 1, depths: [1, 2, 4, 8, 16] },
+  2: { channels: 3, depths: [8, 16] },
+  3: { channels: 1, depths: [1, 2, 4, 8] },
+  4: { channels: 2, depths: [8, 16] },
+  6: { channels: 4, depths: [8, 16] },
+};
 
 /** CRC-32 (ISO-HDLC, as PNG chunks use), table-driven; node:zlib has one only from Node 20.15. */
 const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
@@ -38,7 +44,10 @@ const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
 
 function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  for (const b of bytes) {
+    const i = (c ^ b) & 0xff;
+    c = (CRC_TABLE[i] ?? outOfRange(CRC_TABLE, i)) ^ (c >>> 8);
+  }
   return (c ^ 0xffffffff) >>> 0;
 }
 
@@ -50,15 +59,15 @@ export function pngHeader(bytes: Buffer): PngHeader {
   if (bytes.readUInt32BE(8) !== 13 || crc32(bytes.subarray(12, 29)) !== bytes.readUInt32BE(29)) {
     throw new MmadError(ErrorCode.IMAGE_INVALID, 'PNG header chunk is damaged (length or CRC does not match)');
   }
-  const colourType = bytes[25]!;
-  const bitDepth = bytes[24]!;
-  const channels = CHANNELS[colourType];
-  if (channels === undefined) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG colour type ${colourType} is invalid`);
-  if (!DEPTHS[colourType]!.includes(bitDepth)) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG bit depth ${bitDepth} is invalid for colour type ${colourType}`);
+  const colourType = bytes.readUInt8(25);
+  const bitDepth = bytes.readUInt8(24);
+  const kind = COLOUR_TYPES[colourType];
+  if (kind === undefined) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG colour type ${colourType} is invalid`);
+  if (!kind.depths.includes(bitDepth)) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG bit depth ${bitDepth} is invalid for colour type ${colourType}`);
   const width = bytes.readUInt32BE(16);
   const height = bytes.readUInt32BE(20);
   if (width === 0 || height === 0) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG size ${width}×${height} is empty`);
-  return { width, height, bitDepth, colourType, channels, interlaced: bytes[28] === 1 };
+  return { width, height, bitDepth, colourType, channels: kind.channels, interlaced: bytes[28] === 1 };
 }
 
 /**
@@ -135,7 +144,8 @@ export async function verifyPngData(idat: Buffer[], h: PngHeader): Promise<void>
   }
   let at = 0;
   for (const [i, n] of rows.entries()) {
-    if (data[at]! > 4) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG scanline ${i} has filter type ${data[at]} (0..4 are valid)`);
+    const filter = data.readUInt8(at);
+    if (filter > 4) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG scanline ${i} has filter type ${filter} (0..4 are valid)`);
     at += n;
   }
 }

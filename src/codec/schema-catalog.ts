@@ -11,6 +11,7 @@ import avro from 'avsc';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { BinaryGuard } from './binary-guard.js';
 import { crc64Avro } from './crc64-avro.js';
+import { at } from '../base/invariant.js';
 
 /** schemas/avro at the repository root. */
 export const DEFAULT_SCHEMA_DIR = join(REPO_ROOT, 'schemas', 'avro');
@@ -54,7 +55,7 @@ export interface LoadedSchema {
 export function parseSchema(json: string, version = 0): LoadedSchema {
   let type: avro.Type;
   try {
-    type = avro.Type.forSchema(JSON.parse(json), avroOptions());
+    type = avro.Type.forSchema(JSON.parse(json) as avro.Schema, avroOptions());
   } catch (err) {
     throw new MmadError(ErrorCode.CODEC_INVALID, `invalid Avro schema: ${messageOf(err)}`, { cause: err });
   }
@@ -84,8 +85,9 @@ export class SchemaCatalog {
       const m = /^([A-Za-z][A-Za-z0-9]*)\.v(\d+)\.avsc$/.exec(file);
       if (m === null) continue;
       const loaded = parseSchema(readFileSync(join(dir, file), 'utf8'), Number(m[2]));
-      if (loaded.name !== m[1]) {
-        throw new MmadError(ErrorCode.CODEC_INVALID, `${file} defines record ${loaded.name}, expected ${m[1]}`);
+      const name = at(m, 1);
+      if (loaded.name !== name) {
+        throw new MmadError(ErrorCode.CODEC_INVALID, `${file} defines record ${loaded.name}, expected ${name}`);
       }
       catalog.add(loaded);
     }

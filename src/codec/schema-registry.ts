@@ -82,7 +82,8 @@ export class SchemaRegistryClient {
         if (err instanceof MmadError && err.details.status === 404) {
           const periodMs = Math.min(600_000, unknown === undefined ? 30_000 : unknown.periodMs * 2);
           this.unknownIds.set(id, { until: this.now() + periodMs, periodMs });
-          if (this.unknownIds.size > 10_000) this.unknownIds.delete(this.unknownIds.keys().next().value!);
+          const oldest = this.unknownIds.keys().next();
+          if (this.unknownIds.size > 10_000 && !oldest.done) this.unknownIds.delete(oldest.value);
           throw this.unknownId(id, `the registry does not know it; asked again in ${periodMs / 1000} s at the earliest`);
         }
         throw err;
@@ -151,7 +152,7 @@ export class SchemaRegistryClient {
     if (res.body === null) return '';
     const chunks: Uint8Array[] = [];
     let n = 0;
-    const reader = res.body.getReader();
+    const reader: ReadableStreamDefaultReader<Uint8Array> = res.body.getReader();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;

@@ -299,7 +299,7 @@ export const SimulateSchema = z
     /** zlib level of the PNG payloads: lower is faster and larger. */
     pngCompressionLevel: z.number().int().min(0).max(9).default(6),
   })
-  .refine((s) => s.xyzDelayMaxMs >= s.xyzDelayMinMs, { message: 'xyzDelayMaxMs must not be below xyzDelayMinMs', path: ['xyzDelayMaxMs'] })
+  .refine((s) => s.xyzDelayMaxMs >= s.xyzDelayMinMs, { error: 'xyzDelayMaxMs must not be below xyzDelayMinMs', path: ['xyzDelayMaxMs'] })
   .prefault({});
 
 /**

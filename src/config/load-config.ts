@@ -14,6 +14,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { ConfigSchema, type Config } from './config-schema.js';
+import { at } from '../base/invariant.js';
 
 export interface ConfigIssue {
   path: string;
@@ -121,7 +122,7 @@ function leafIsArray(path: string[]): boolean {
 }
 
 function parseEnvValue(value: string, isArray: boolean): Json {
-  let parsed: Json = value;
+  let parsed: Json;
   try {
     parsed = JSON.parse(value) as Json;
   } catch {
@@ -164,8 +165,8 @@ function applyEnv(raw: JsonObject, env: NodeJS.ProcessEnv, issues: ConfigIssue[]
 }
 
 function nest(path: string[], value: Json): JsonObject {
-  const [head, ...rest] = path;
-  return { [head!]: rest.length === 0 ? value : nest(rest, value) };
+  const rest = path.slice(1);
+  return { [at(path, 0)]: rest.length === 0 ? value : nest(rest, value) };
 }
 
 function deepMerge(base: JsonObject, over: JsonObject): JsonObject {

@@ -15,6 +15,7 @@ import type { JoinInput, JoinOutput } from '../join/sample-joiner.js';
 import type { ModelRegistry, Route } from './model-registry.js';
 import { decodeFrame, writeCHW, type DecodeLimits, type DecodedImage } from './preprocess.js';
 import { Slots } from './slots.js';
+import { at, present } from '../base/invariant.js';
 
 export interface UnusableFrame {
   input: JoinInput<FramePayload>;
@@ -95,10 +96,13 @@ export class SampleJudge {
   private async run(base: JudgementBase, frames: JoinInput<FramePayload>[], unusable: UnusableFrame[]): Promise<Judgement> {
     const t0 = performance.now();
     for (;;) {
-      const lost = this.required.find((m) => !frames.some((f) => f.modality === m) && unusable.some((u) => u.input.modality === m));
-      if (lost !== undefined) {
-        const u = unusable.find((x) => x.input.modality === lost)!;
-        return this.unknown(base, `${u.code}: the required ${lost} frame is unusable (${u.message})`, frames, unusable, performance.now() - t0);
+      // the first required modality without a frame but with an unusable one
+      const u = this.required
+        .filter((m) => !frames.some((f) => f.modality === m))
+        .map((m) => unusable.find((x) => x.input.modality === m))
+        .find((x) => x !== undefined);
+      if (u !== undefined) {
+        return this.unknown(base, `${u.code}: the required ${u.input.modality} frame is unusable (${u.message})`, frames, unusable, performance.now() - t0);
       }
       const route = this.registry.route(frames.map((f) => f.modality));
       if (route === undefined) {
@@ -121,7 +125,7 @@ export class SampleJudge {
       if (failed) continue; // route again without the unusable frame(s)
       const inputs: Record<string, Float32Array> = {};
       for (const input of spec.inputs) {
-        const img = decoded.find((d) => d.modality === input.modality)!;
+        const img = present(decoded.find((d) => d.modality === input.modality), `the decoded ${input.modality} frame for model ${spec.id}`);
         const tensor = new Float32Array(img.channels * spec.height * spec.width);
         writeCHW(img, tensor);
         inputs[input.name] = tensor;
@@ -129,7 +133,7 @@ export class SampleJudge {
       const preprocessMs = performance.now() - t0;
       const result = await route.model.batcher.submit(inputs);
       const threshold = route.model.threshold.value; // the line's (inference.threshold), not always the manifest's
-      const source = needed[0]!.payload.frame;
+      const source = at(needed, 0).payload.frame;
       if (!Number.isFinite(result.score)) {
         throw new MmadError(ErrorCode.INFERENCE_FAILED, `model ${spec.id} returned a non-finite score (${result.score}) for sample ${base.sampleId}`);
       }
@@ -182,7 +186,7 @@ export class SampleJudge {
 
   /** What every judgement of this release says, whatever the verdict; released now. */
   private baseOf(release: Released): JudgementBase {
-    const first = release.frames[0]!.payload.frame;
+    const first = at(release.frames, 0).payload.frame;
     return {
       sampleId: release.sampleId,
       revision: release.revision,

@@ -12,6 +12,7 @@
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import type { LoadedModelSpec } from './model-manifest.js';
 import type { FloatTensor, ModelSession } from './session-host.js';
+import { at, present } from '../base/invariant.js';
 
 /** One sample's inputs: CHW float32 per graph input name. */
 export type SampleInputs = Record<string, Float32Array>;
@@ -66,7 +67,8 @@ export class MicroBatcher {
   private flushing = false;
   private inFlight = 0;
   readonly stats: BatchStats = { runs: 0, samples: 0 };
-  private readonly sizes: number[];
+  /** The model's inputs with the values one sample has in each. */
+  private readonly inputs: readonly { name: string; channels: number; size: number }[];
   private readonly timer: BatchTimer;
 
   constructor(
@@ -75,16 +77,16 @@ export class MicroBatcher {
     private readonly options: MicroBatcherOptions,
   ) {
     this.timer = options.timer ?? realTimer;
-    this.sizes = spec.inputs.map((i) => Number(i.shape[1]) * spec.height * spec.width);
+    this.inputs = spec.inputs.map((i) => ({ name: i.name, channels: Number(i.shape[1]), size: Number(i.shape[1]) * spec.height * spec.width }));
   }
 
   submit(inputs: SampleInputs): Promise<SampleResult> {
-    this.spec.inputs.forEach((input, k) => {
+    for (const input of this.inputs) {
       const t = inputs[input.name];
-      if (t === undefined || t.length !== this.sizes[k]) {
-        throw new MmadError(ErrorCode.INFERENCE_FAILED, `model ${this.spec.id}: input ${input.name} needs ${this.sizes[k]} values, got ${t?.length ?? 'none'}`);
+      if (t === undefined || t.length !== input.size) {
+        throw new MmadError(ErrorCode.INFERENCE_FAILED, `model ${this.spec.id}: input ${input.name} needs ${input.size} values, got ${t?.length ?? 'none'}`);
       }
-    });
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ inputs, resolve, reject, at: this.timer.now() });
       this.inFlight++;
@@ -95,7 +97,7 @@ export class MicroBatcher {
   /** One run at batch size 1 with zeros, so the first real sample does not pay for initialisation. */
   async warmUp(): Promise<void> {
     const inputs: SampleInputs = {};
-    this.spec.inputs.forEach((input, k) => (inputs[input.name] = new Float32Array(this.sizes[k]!)));
+    for (const input of this.inputs) inputs[input.name] = new Float32Array(input.size);
     await this.submit(inputs);
     this.stats.runs = 0;
     this.stats.samples = 0;
@@ -117,8 +119,9 @@ export class MicroBatcher {
 
   /** Starts the next batch if the session is free and the batch is full or has waited long enough; else times the wait. */
   private schedule(): void {
-    if (this.busy || this.queue.length === 0) return;
-    const waited = this.timer.now() - this.queue[0]!.at;
+    const oldest = this.queue[0];
+    if (this.busy || oldest === undefined) return;
+    const waited = this.timer.now() - oldest.at;
     if (this.queue.length < this.options.maxBatchSize && waited < this.options.maxWaitMs && !this.flushing) {
       this.wait ??= this.timer.setTimeout(() => {
         this.wait = undefined;
@@ -142,12 +145,11 @@ export class MicroBatcher {
     const n = batch.length;
     const { height, width } = this.spec;
     const feeds: Record<string, FloatTensor> = {};
-    this.spec.inputs.forEach((input, k) => {
-      const size = this.sizes[k]!;
+    for (const { name, channels, size } of this.inputs) {
       const data = new Float32Array(n * size);
-      batch.forEach((p, i) => data.set(p.inputs[input.name]!, i * size));
-      feeds[input.name] = { data, dims: [n, Number(input.shape[1]), height, width] };
-    });
+      batch.forEach((p, i) => data.set(present(p.inputs[name], `input ${name} of a submitted sample`), i * size));
+      feeds[name] = { data, dims: [n, channels, height, width] };
+    }
     try {
       const { outputs, ms } = await this.session.run(feeds, { transfer: true }); // the batch buffers are ours to give away
       const map = outputs.anomaly_map?.data;
@@ -158,7 +160,7 @@ export class MicroBatcher {
       }
       this.stats.runs++;
       this.stats.samples += n;
-      batch.forEach((p, i) => p.resolve({ map: map.subarray(i * plane, (i + 1) * plane), score: score[i]!, inferenceMs: ms / n, batchSize: n }));
+      batch.forEach((p, i) => p.resolve({ map: map.subarray(i * plane, (i + 1) * plane), score: at(score, i), inferenceMs: ms / n, batchSize: n }));
     } catch (err) {
       const e = new MmadError(ErrorCode.INFERENCE_FAILED, `model ${this.spec.id}: inference failed for a batch of ${n}: ${messageOf(err)}`, { cause: err, retriable: true });
       batch.forEach((p) => p.reject(e));

@@ -14,6 +14,7 @@ import type { InferenceSession } from 'onnxruntime-node';
 import { REPO_ROOT, isInside } from '../config/paths.js';
 import type { Modality } from '../codec/records.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
+import { at } from '../base/invariant.js';
 
 export const MANIFEST_SCHEMA_FILE = join(REPO_ROOT, 'schemas', 'model-manifest.schema.json');
 
@@ -149,7 +150,7 @@ export function loadManifest(manifestPath: string): { manifest: Manifest; models
       throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: inputs are for ${inputModalities.join('+')}, modalities say ${m.modalities.join('+')}`);
     }
     const sizes = new Set(m.inputs.map((i) => `${String(i.shape[2])}x${String(i.shape[3])}`));
-    const [h, w] = [m.inputs[0]!.shape[2], m.inputs[0]!.shape[3]];
+    const [h, w] = [m.inputs[0]?.shape[2], m.inputs[0]?.shape[3]];
     if (sizes.size !== 1 || typeof h !== 'number' || typeof w !== 'number') {
       throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: inputs must share one fixed height x width, found ${[...sizes].join(', ')}`);
     }
@@ -168,7 +169,7 @@ export function checkSignature(spec: ModelSpec, session: Pick<InferenceSession, 
       return;
     }
     want.forEach((w, i) => {
-      const g = got[i]!;
+      const g = at(got, i);
       if (!g.isTensor) {
         problems.push(`${kind} ${w.name} is not a tensor`);
         return;

@@ -25,6 +25,7 @@ import { MicroBatcher } from './micro-batcher.js';
 import { checkSignature, loadManifest, type LoadedModelSpec } from './model-manifest.js';
 import { SessionHost, type ModelSession } from './session-host.js';
 import { resolveThresholds, type ResolvedThreshold } from './threshold.js';
+import { at, present } from '../base/invariant.js';
 
 export interface LoadedModel {
   spec: LoadedModelSpec;
@@ -60,7 +61,7 @@ export class ModelRegistry {
     const host = new SessionHost(log.child({ component: 'inference-thread' }));
     const loaded: LoadedModel[] = [];
     try {
-      for (const spec of specs) loaded.push(await openModel(host, spec, thresholds.get(spec.id)!, config, log));
+      for (const spec of specs) loaded.push(await openModel(host, spec, present(thresholds.get(spec.id), `the threshold of model ${spec.id}`), config, log));
     } catch (err) {
       await host.close();
       throw err;
@@ -81,7 +82,7 @@ export class ModelRegistry {
       (a, b) =>
         b.spec.modalities.length - a.spec.modalities.length || rank(a) - rank(b) || (a.spec.id < b.spec.id ? -1 : a.spec.id > b.spec.id ? 1 : 0),
     );
-    const model = covering[0]!;
+    const model = at(covering, 0);
     const unused = present.filter((x) => !model.spec.modalities.includes(x));
     return { model, match: unused.length === 0 ? 'exact' : 'subset', unused };
   }
@@ -131,8 +132,9 @@ async function openSession(host: SessionHost, spec: LoadedModelSpec, config: Con
   const wanted = config.inference.executionProviders;
   try {
     const session = await host.open(spec.bytes, { ...base, executionProviders: [...wanted] });
-    return { session, provider: wanted[0]! };
+    return { session, provider: at(wanted, 0) };
   } catch (err) {
+    let failure = err;
     const gpu = wanted.some((p) => p !== 'cpu');
     if (gpu && config.inference.cpuFallback) {
       log.warn('GPU execution provider unavailable; falling back to CPU', { model: spec.id, wanted, error: messageOf(err) });
@@ -140,13 +142,13 @@ async function openSession(host: SessionHost, spec: LoadedModelSpec, config: Con
         const session = await host.open(spec.bytes, { ...base, executionProviders: ['cpu'] });
         return { session, provider: 'cpu' };
       } catch (cpuErr) {
-        err = cpuErr;
+        failure = cpuErr;
       }
     }
     throw new MmadError(
       ErrorCode.MODEL_INVALID,
-      `model ${spec.id} v${spec.version}: ONNX Runtime cannot open ${spec.path} with ${wanted.join(', ')}: ${messageOf(err)}`,
-      { cause: err },
+      `model ${spec.id} v${spec.version}: ONNX Runtime cannot open ${spec.path} with ${wanted.join(', ')}: ${messageOf(failure)}`,
+      { cause: failure },
     );
   }
 }

@@ -8,6 +8,7 @@
  * models/mmad_models/data/pointcloud.py (`resize_organized`), so the service
  * feeds the students what they were trained on.
  */
+import { outOfRange } from '../base/invariant.js';
 
 /** Round half to even, as numpy's rint. */
 function rint(x: number): number {
@@ -60,9 +61,9 @@ export function resizeOrganized(pc: Float32Array, h: number, w: number, outH: nu
       if (bestY >= 0) {
         const src = (bestY * w + bestX) * 3;
         const dst = (oy * outW + ox) * 3;
-        out[dst] = pc[src]!;
-        out[dst + 1] = pc[src + 1]!;
-        out[dst + 2] = pc[src + 2]!;
+        out[dst] = pc[src] ?? outOfRange(pc, src);
+        out[dst + 1] = pc[src + 1] ?? outOfRange(pc, src + 1);
+        out[dst + 2] = pc[src + 2] ?? outOfRange(pc, src + 2);
       }
     }
   }

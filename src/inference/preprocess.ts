@@ -18,6 +18,7 @@ import { checkPngChunks, pngHeader, verifyPngData } from '../codec/png.js';
 import type { Frame, Modality } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
+import { outOfRange } from '../base/invariant.js';
 import { resizeOrganized } from './point-cloud.js';
 
 // libvips' operation cache pays off when the same image is processed again; a frame never is
@@ -76,7 +77,8 @@ function shapeError(frame: Pick<Frame, 'modality'>, message: string): MmadError 
 
 /** Checks the header fields of a frame against its modality, before any decoding. */
 export function checkDeclared(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype'>, limits: DecodeLimits): ModalitySpec {
-  const spec = MODALITY_SPECS[frame.modality as keyof typeof MODALITY_SPECS];
+  const specs: Partial<Record<string, ModalitySpec>> = MODALITY_SPECS;
+  const spec = specs[frame.modality];
   if (spec === undefined) {
     throw new MmadError(ErrorCode.FRAME_UNKNOWN_MODALITY, `modality '${frame.modality}' has no decoder`);
   }
@@ -144,7 +146,7 @@ export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, pa
   }
   try {
     const m = await sharp(payload, { limitInputPixels: pixelLimit(frame.modality, limits) }).metadata();
-    return { format: m.format ?? 'unknown', width: m.width ?? 0, height: m.height ?? 0, depth: m.depth ?? 'unknown', channels: m.channels ?? 0 };
+    return { format: m.format, width: m.width, height: m.height, depth: m.depth, channels: m.channels };
   } catch (err) {
     throw unreadable(err);
   }
@@ -201,7 +203,7 @@ export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | '
       throw shapeError(frame, `TIFF has ${meta.channels} × ${meta.depth} samples, expected 3 × float`);
     }
     const { data } = await image().toColourspace('scrgb').raw({ depth: 'float' }).toBuffer({ resolveWithObject: true });
-    return resizeDecoded(finish({ modality, width, height, channels: 3, data: new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)) }), size);
+    return await resizeDecoded(finish({ modality, width, height, channels: 3, data: new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)) }), size);
   } catch (err) {
     if (err instanceof MmadError) throw err;
     throw new MmadError(ErrorCode.FRAME_CORRUPT, `${modality} frame: payload cannot be decoded: ${messageOf(err)}`, { cause: err });
@@ -215,9 +217,9 @@ function finish(img: DecodedImage): DecodedImage {
   let nonFinite = 0;
   let valid = 0;
   for (let i = 0; i < d.length; i += 3) {
-    const x = d[i]!;
-    const y = d[i + 1]!;
-    const z = d[i + 2]!;
+    const x = d[i] ?? outOfRange(d, i);
+    const y = d[i + 1] ?? outOfRange(d, i + 1);
+    const z = d[i + 2] ?? outOfRange(d, i + 2);
     if (!Number.isFinite(x) || !Number.isFinite(y) || !Number.isFinite(z)) {
       d[i] = 0;
       d[i + 1] = 0;
@@ -261,6 +263,9 @@ export function writeCHW(img: DecodedImage, out: Float32Array, offset = 0): void
   const px = img.data;
   for (let ch = 0; ch < c; ch++) {
     const base = offset + ch * plane;
-    for (let p = 0; p < plane; p++) out[base + p] = px[p * c + ch]!;
+    for (let p = 0; p < plane; p++) {
+      const i = p * c + ch;
+      out[base + p] = px[i] ?? outOfRange(px, i);
+    }
   }
 }

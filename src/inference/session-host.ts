@@ -148,7 +148,8 @@ export class SessionHost {
   private send(worker: Worker, id: number, req: Request, transfer: ArrayBuffer[] = []): void {
     if (!this.pending.has(id)) return; // failed meanwhile (the thread died)
     worker.ref(); // a reply is awaited: keep the process alive for it
-    worker.postMessage({ ...req, id } as HostRequest, transfer);
+    const message: HostRequest = { ...req, id };
+    worker.postMessage(message, transfer);
   }
 
   private settle(id: number, reply: HostReply): void {

@@ -81,7 +81,10 @@ export class ClaimCheckReader {
       throw fail(`${this.stuck} earlier claim-check read(s) have not returned (storage not answering); refusing more until they do`);
     }
     let handle: FileHandle | undefined;
+    // set by the deadline's timer while the read goes on; read through late(), as the flow analysis would take it,
+    // read after awaits, for the false it was declared with
     let timedOut = false;
+    const late = (): boolean => timedOut;
     const work = (async (): Promise<Buffer> => {
       const real = await realpath(path).catch((err: unknown) => {
         throw fail('file not found', err);
@@ -90,13 +93,13 @@ export class ClaimCheckReader {
       handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: unknown) => {
         throw fail(`cannot be opened (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
       });
-      if (timedOut) return Buffer.alloc(0);
+      if (late()) return Buffer.alloc(0);
       const st = await handle.stat();
       if (!st.isFile()) throw fail('is not a regular file (a FIFO, device, socket or directory)');
       if (st.size !== ref.sizeBytes) throw fail(`file has ${st.size} bytes, the reference says ${ref.sizeBytes}`);
       const buf = Buffer.allocUnsafe(ref.sizeBytes + 1);
       let got = 0;
-      while (got < buf.length && !timedOut) {
+      while (got < buf.length && !late()) {
         const { bytesRead } = await handle.read(buf, got, buf.length - got, got);
         if (bytesRead === 0) break;
         got += bytesRead;
@@ -126,7 +129,7 @@ export class ClaimCheckReader {
       return await Promise.race([work, deadline]);
     } finally {
       clearTimeout(timer);
-      if (!timedOut) await handle?.close().catch(() => undefined);
+      if (!late()) await handle?.close().catch(() => undefined);
     }
   }
 

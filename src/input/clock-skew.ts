@@ -76,7 +76,8 @@ export class ClockSkewTracker {
     const key = `${line}\u0000${station}`;
     this.last.delete(key); // re-inserted last: the map is in order of last sighting
     this.last.set(key, { line, station, skewMs });
-    if (this.last.size > this.maxStations) this.last.delete(this.last.keys().next().value!);
+    const oldest = this.last.keys().next();
+    if (this.last.size > this.maxStations && !oldest.done) this.last.delete(oldest.value);
   }
 }
 

@@ -209,17 +209,16 @@ export class FrameReader {
       arrivedAt,
       // what the frame holds: the record (kept for a dead letter), its key, and the payload when it is not a view into the record
       bytes: value.length + (key?.length ?? 0) + (payload.buffer === value.buffer ? 0 : payload.length),
-      expectedModalities: frame.expectedModalities === null ? null : (frame.expectedModalities.filter((m) => m !== 'unknown') as Modality[]),
+      expectedModalities: frame.expectedModalities === null ? null : frame.expectedModalities.filter((m) => m !== 'unknown'),
       source: { topic, partition, offset: message.offset },
       payload: { frame: headerOf(frame), payload, raw: value, key, timestamp: Number(message.timestamp), ...traceContextOf(message) },
     };
   }
 
   private async payloadOf(frame: Frame, budgetBytes: number): Promise<Buffer> {
-    if ((frame.payload === null) === (frame.payloadRef === null)) {
-      throw new MmadError(ErrorCode.FRAME_INVALID, 'exactly one of payload and payloadRef must be set');
-    }
-    return frame.payload ?? (await this.claims.read(frame.payloadRef!, budgetBytes));
+    if (frame.payload !== null && frame.payloadRef === null) return frame.payload;
+    if (frame.payload === null && frame.payloadRef !== null) return await this.claims.read(frame.payloadRef, budgetBytes);
+    throw new MmadError(ErrorCode.FRAME_INVALID, 'exactly one of payload and payloadRef must be set');
   }
 
   private keyProblem(keyBytes: Buffer | null, frame: Frame, partition: number): string | undefined {

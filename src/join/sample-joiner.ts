@@ -21,6 +21,8 @@
  */
 import type { ModalityPolicy } from '../config/config-schema.js';
 import { MODALITIES, type Modality } from '../codec/records.js';
+import { present } from '../base/invariant.js';
+import { MinHeap } from '../base/min-heap.js';
 
 /** Where a frame came from in Kafka. */
 export interface FrameSource {
@@ -173,7 +175,7 @@ export class SampleJoiner<P> {
   /** Closed samples in closing order (stream time never decreases), for duplicates and too-late frames. */
   private readonly closed = new Map<string, ClosedSample>();
   /** Deadlines of pending samples, earliest first. */
-  private readonly deadlines = new DeadlineHeap();
+  private readonly deadlines = new MinHeap(deadlineFirst);
   private streamTime = Number.NEGATIVE_INFINITY;
   private lastInputWall = Number.NEGATIVE_INFINITY;
   /** Where the idle timer moves stream time from: the stream time of the last frame (or, before any, what was restored). */
@@ -199,7 +201,7 @@ export class SampleJoiner<P> {
   ) {
     this.joined = MODALITIES.filter((m) => policy.modalities[m] !== undefined);
     if (this.joined.length === 0) throw new Error('the join needs at least one modality');
-    this.horizonMs = Math.max(...this.joined.map((m) => waitOf(policy.modalities[m]!)));
+    this.horizonMs = Math.max(...this.joined.map((m) => waitOf(this.policyOf(m))));
   }
 
   /** Stream time (event time), epoch ms; -Infinity before the first frame. */
@@ -251,7 +253,7 @@ export class SampleJoiner<P> {
       bytes: 0,
       released: new Set(state.modalities),
     });
-    for (const m of this.joined) this.deadlines.push(state.firstCapture + waitOf(this.policy.modalities[m]!), state.firstCapture, state.sampleId);
+    for (const m of this.joined) this.deadlines.push({ deadline: state.firstCapture + waitOf(this.policyOf(m)), firstCapture: state.firstCapture, sampleId: state.sampleId });
   }
 
   /** Adds a frame; returns what it (and the stream time it brings) releases. */
@@ -336,7 +338,7 @@ export class SampleJoiner<P> {
     if (frame.captureTime < sample.firstCapture || sample.frames.size === 1) {
       sample.firstCapture = Math.min(sample.firstCapture, frame.captureTime);
       // deadlines count from the first capture: (re)schedule them
-      for (const m of this.joined) this.deadlines.push(this.deadline(sample, m), sample.firstCapture, sample.sampleId);
+      for (const m of this.joined) this.deadlines.push({ deadline: this.deadline(sample, m), firstCapture: sample.firstCapture, sampleId: sample.sampleId });
     }
     if (frame.arrivedAt < sample.firstArrival) sample.firstArrival = frame.arrivedAt;
     if (frame.expectedModalities !== null && sample.expected === null) {
@@ -391,9 +393,9 @@ export class SampleJoiner<P> {
     this.closed.set(sampleId, c);
     this.closedBytes += closedCost(sampleId);
     while (this.closed.size > this.policy.maxClosedSamples || this.closedBytes > this.policy.maxClosedBytes) {
-      const oldest = this.closed.keys().next().value!;
-      if (oldest === sampleId) break;
-      this.forget(oldest);
+      const oldest = this.closed.keys().next();
+      if (oldest.done || oldest.value === sampleId) break;
+      this.forget(oldest.value);
       this.stats.forgottenEarly++;
     }
   }
@@ -415,7 +417,12 @@ export class SampleJoiner<P> {
   }
 
   private deadline(sample: PendingSample<P>, m: Modality): number {
-    return sample.firstCapture + waitOf(this.policy.modalities[m]!);
+    return sample.firstCapture + waitOf(this.policyOf(m));
+  }
+
+  /** The policy of a joined modality (`this.joined`: those with one). */
+  private policyOf(m: Modality): ModalityPolicy {
+    return present(this.policy.modalities[m], `the join policy of ${m}`);
   }
 
   /** Decides, for the sample's current frames and the stream time, whether it is released or closed. */
@@ -432,7 +439,7 @@ export class SampleJoiner<P> {
       return;
     }
     const expired = (m: Modality): boolean => this.streamTime >= this.deadline(sample, m);
-    const policyOf = (m: Modality): ModalityPolicy['policy'] => this.policy.modalities[m]!.policy;
+    const policyOf = (m: Modality): ModalityPolicy['policy'] => this.policyOf(m).policy;
     const requiredMissing = missing.filter((m) => policyOf(m) === 'required');
     if (requiredMissing.length > 0) {
       // without a required modality the sample cannot be judged: no point waiting for others
@@ -452,13 +459,13 @@ export class SampleJoiner<P> {
     const missingNow = wanted.filter((m) => !sample.frames.has(m));
     if (kind !== 'refine') {
       for (const m of missingNow) {
-        if (this.policy.modalities[m]!.policy !== 'late') this.stats.timedOut[m] = (this.stats.timedOut[m] ?? 0) + 1;
+        if (this.policyOf(m).policy !== 'late') this.stats.timedOut[m] = (this.stats.timedOut[m] ?? 0) + 1;
       }
     }
     this.stats.released[kind]++;
     // Only late modalities inside their window can still come.
     const stillPossible = missingNow.filter(
-      (m) => this.policy.modalities[m]!.policy === 'late' && this.streamTime < this.deadline(sample, m),
+      (m) => this.policyOf(m).policy === 'late' && this.streamTime < this.deadline(sample, m),
     );
     const final = stillPossible.length === 0;
     const output: JoinOutput<P> = {
@@ -486,7 +493,7 @@ export class SampleJoiner<P> {
       revision: sample.revision,
       frames: this.framesOf(sample),
       missing: this.joined.filter((m) => !sample.frames.has(m)),
-      reason: `required modality ${absent.join(', ')} did not arrive within ${absent.map((m) => `${waitOf(this.policy.modalities[m]!)} ms`).join(', ')} of the sample's first capture`,
+      reason: `required modality ${absent.join(', ')} did not arrive within ${absent.map((m) => `${waitOf(this.policyOf(m))} ms`).join(', ')} of the sample's first capture`,
       final: true,
       firstCapture: sample.firstCapture,
       firstArrival: sample.firstArrival,
@@ -526,56 +533,11 @@ interface DeadlineEntry {
   sampleId: string;
 }
 
-/** Binary min-heap of deadlines, ordered by (deadline, first capture, sample id) so releases are deterministic. */
-class DeadlineHeap {
-  private readonly items: DeadlineEntry[] = [];
-
-  private static less(a: DeadlineEntry, b: DeadlineEntry): boolean {
-    if (a.deadline !== b.deadline) return a.deadline < b.deadline;
-    if (a.firstCapture !== b.firstCapture) return a.firstCapture < b.firstCapture;
-    return a.sampleId < b.sampleId;
-  }
-
-  push(deadline: number, firstCapture: number, sampleId: string): void {
-    const items = this.items;
-    items.push({ deadline, firstCapture, sampleId });
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!DeadlineHeap.less(items[i]!, items[parent]!)) break;
-      [items[i], items[parent]] = [items[parent]!, items[i]!];
-      i = parent;
-    }
-  }
-
-  peek(): DeadlineEntry | undefined {
-    return this.items[0];
-  }
-
-  pop(): DeadlineEntry | undefined {
-    const items = this.items;
-    const top = items[0];
-    const last = items.pop();
-    if (items.length > 0 && last !== undefined) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && DeadlineHeap.less(items[l]!, items[m]!)) m = l;
-        if (r < items.length && DeadlineHeap.less(items[r]!, items[m]!)) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m]!, items[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-
-  get size(): number {
-    return this.items.length;
-  }
+/** Deadlines in the order (deadline, first capture, sample id), so releases are deterministic. */
+function deadlineFirst(a: DeadlineEntry, b: DeadlineEntry): boolean {
+  if (a.deadline !== b.deadline) return a.deadline < b.deadline;
+  if (a.firstCapture !== b.firstCapture) return a.firstCapture < b.firstCapture;
+  return a.sampleId < b.sampleId;
 }
 
 function waitOf(p: ModalityPolicy): number {

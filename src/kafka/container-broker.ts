@@ -6,7 +6,7 @@ import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 
 export interface ContainerBroker {
   bootstrap: string;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 export async function startContainerBroker(image: string, maxMessageBytes: number): Promise<ContainerBroker> {

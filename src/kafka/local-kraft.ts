@@ -197,7 +197,7 @@ export class LocalKraftBroker {
     this.proc = proc;
     live.add(this);
     let stderr = '';
-    proc.stderr?.on('data', (d: Buffer) => {
+    proc.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);
     });
     this.exited = new Promise((res) => proc.once('exit', (code) => res(code)));
@@ -215,10 +215,11 @@ export class LocalKraftBroker {
     const deadline = Date.now() + this.options.startTimeoutMs;
     let lastError = '';
     while (Date.now() < deadline) {
-      if (proc.exitCode !== null || proc.signalCode !== null) {
+      const exit = proc.exitCode ?? proc.signalCode;
+      if (exit !== null) {
         throw new MmadError(
           ErrorCode.BROKER_START_FAILED,
-          `the Kafka broker exited during start-up (code ${proc.exitCode ?? proc.signalCode}); see ${this.logFile}: ${stderr.trim().slice(-1000) || tailOf(this.logFile)}`,
+          `the Kafka broker exited during start-up (code ${exit}); see ${this.logFile}: ${stderr.trim().slice(-1000) || tailOf(this.logFile)}`,
         );
       }
       if (isStarted(this.logFile)) {
@@ -351,7 +352,10 @@ function freePort(avoid?: number): Promise<number> {
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
       const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => (port === avoid ? freePort(avoid).then(res, rej) : res(port)));
+      srv.close(() => {
+        if (port === avoid) freePort(avoid).then(res, rej);
+        else res(port);
+      });
     });
   });
 }

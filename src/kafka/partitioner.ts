@@ -7,6 +7,7 @@
  * modalities of a sample meet on the same partition number even when they are
  * written by different clients; the stream processor uses it to check keys.
  */
+import { outOfRange } from '../base/invariant.js';
 
 const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
@@ -17,7 +18,7 @@ export function murmur2(data: Uint8Array): number {
   let h = (SEED ^ length) | 0;
   const whole = length & ~3;
   for (let i = 0; i < whole; i += 4) {
-    let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+    let k = byteAt(data, i) | (byteAt(data, i + 1) << 8) | (byteAt(data, i + 2) << 16) | (byteAt(data, i + 3) << 24);
     k = Math.imul(k, M);
     k ^= k >>> 24;
     k = Math.imul(k, M);
@@ -27,15 +28,19 @@ export function murmur2(data: Uint8Array): number {
   // the tail: up to three bytes, highest first (Java's switch falls through the cases)
   const tail = length & 3;
   if (tail > 0) {
-    if (tail === 3) h ^= data[whole + 2]! << 16;
-    if (tail >= 2) h ^= data[whole + 1]! << 8;
-    h ^= data[whole]!;
+    if (tail === 3) h ^= byteAt(data, whole + 2) << 16;
+    if (tail >= 2) h ^= byteAt(data, whole + 1) << 8;
+    h ^= byteAt(data, whole);
     h = Math.imul(h, M);
   }
   h ^= h >>> 13;
   h = Math.imul(h, M);
   h ^= h >>> 15;
   return h | 0;
+}
+
+function byteAt(data: Uint8Array, i: number): number {
+  return data[i] ?? outOfRange(data, i);
 }
 
 /** The partition of a record key among `partitions` partitions. */

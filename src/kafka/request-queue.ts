@@ -15,6 +15,7 @@
  * queued before it was acknowledged and before anything queued after it is
  * sent — the point where "what was written so far" is well defined.
  */
+import { at } from '../base/invariant.js';
 
 type Job<R> =
   | { kind: 'send'; records: R[]; bytes: number; resolve: () => void; reject: (err: unknown) => void; onFailure: ((err: unknown) => void) | undefined }
@@ -68,8 +69,7 @@ export class RequestQueue<R> {
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      while (this.queue.length > 0) {
-        const head = this.queue[0]!;
+      for (let head = this.queue[0]; head !== undefined; head = this.queue[0]) {
         if (head.kind === 'barrier') {
           this.queue.shift();
           await head.run();
@@ -79,7 +79,7 @@ export class RequestQueue<R> {
         let take = 1;
         let bytes = head.bytes;
         for (; take < this.queue.length; take++) {
-          const next = this.queue[take]!;
+          const next = at(this.queue, take);
           if (next.kind !== 'send' || bytes + next.bytes > this.maxRequestBytes) break;
           bytes += next.bytes;
         }

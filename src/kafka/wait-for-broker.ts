@@ -24,8 +24,9 @@ export async function waitForBroker(config: Config, log: Logger, stop?: Promise<
   const { initialRetryTimeMs, maxRetryTimeMs } = config.kafka.retry;
   const deadline = config.kafka.startupTimeoutMs === 0 ? Number.POSITIVE_INFINITY : Date.now() + config.kafka.startupTimeoutMs;
   const t0 = Date.now();
-  let stopped = false;
-  void stop?.then(() => (stopped = true));
+  // set when `stop` resolves (a field: the flow analysis would take a local as always false)
+  const wait = { stopped: false };
+  void stop?.then(() => (wait.stopped = true));
   // one attempt per probe, its own errors reported here rather than by kafkajs
   const probe = createKafka({ ...config, kafka: { ...config.kafka, retry: { ...config.kafka.retry, retries: 0 } } }, config.kafka.brokers, createLogger({}, 'silent'));
   for (let attempt = 1; ; attempt++) {
@@ -39,10 +40,10 @@ export async function waitForBroker(config: Config, log: Logger, stop?: Promise<
       return reachable;
     } catch (err) {
       const waitMs = backoffMs(attempt - 1, { initialMs: initialRetryTimeMs, maxMs: maxRetryTimeMs });
-      if (stopped || Date.now() + waitMs > deadline) {
+      if (wait.stopped || Date.now() + waitMs > deadline) {
         throw new MmadError(
           ErrorCode.BROKER_UNAVAILABLE,
-          `no Kafka broker reachable at ${config.kafka.brokers.join(',')} after ${attempt} attempts in ${Math.round((Date.now() - t0) / 1000)} s${stopped ? ' (stopped while waiting)' : ' (kafka.startupTimeoutMs)'}: ${messageOf(err)}`,
+          `no Kafka broker reachable at ${config.kafka.brokers.join(',')} after ${attempt} attempts in ${Math.round((Date.now() - t0) / 1000)} s${wait.stopped ? ' (stopped while waiting)' : ' (kafka.startupTimeoutMs)'}: ${messageOf(err)}`,
           { cause: err, retriable: true },
         );
       }

@@ -5,6 +5,7 @@
  */
 import { encodeGreyPng } from '../codec/png.js';
 import type { Heatmap, Region } from '../codec/records.js';
+import { outOfRange } from '../base/invariant.js';
 
 /**
  * 8-connected components of map ≥ threshold (map is height × width, row
@@ -24,18 +25,18 @@ export function anomalousRegions(
   const regions: { x0: number; y0: number; x1: number; y1: number; area: number; peak: number }[] = [];
   const stack: number[] = [];
   for (let start = 0; start < map.length; start++) {
-    if (label[start] !== -1 || !(map[start]! >= threshold)) continue;
+    if (label[start] !== -1 || !((map[start] ?? outOfRange(map, start)) >= threshold)) continue;
     const id = regions.length;
     const r = { x0: width, y0: height, x1: -1, y1: -1, area: 0, peak: Number.NEGATIVE_INFINITY };
     regions.push(r);
     label[start] = id;
     stack.push(start);
-    while (stack.length > 0) {
-      const p = stack.pop()!;
+    for (let p = stack.pop(); p !== undefined; p = stack.pop()) {
       const y = (p / width) | 0;
       const x = p - y * width;
       r.area++;
-      if (map[p]! > r.peak) r.peak = map[p]!;
+      const v = map[p] ?? outOfRange(map, p);
+      if (v > r.peak) r.peak = v;
       if (x < r.x0) r.x0 = x;
       if (x > r.x1) r.x1 = x;
       if (y < r.y0) r.y0 = y;
@@ -47,7 +48,7 @@ export function anomalousRegions(
           const xx = x + dx;
           if (xx < 0 || xx >= width || (dx === 0 && dy === 0)) continue;
           const q = yy * width + xx;
-          if (label[q] === -1 && map[q]! >= threshold) {
+          if (label[q] === -1 && (map[q] ?? outOfRange(map, q)) >= threshold) {
             label[q] = id;
             stack.push(q);
           }
@@ -94,7 +95,13 @@ export function heatmapPng(map: Float32Array, height: number, width: number, siz
       const x0 = Math.floor((ox * width) / outW);
       const x1 = Math.max(x0 + 1, Math.floor(((ox + 1) * width) / outW));
       let v = 0;
-      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) if (map[y * width + x]! > v) v = map[y * width + x]!;
+      for (let y = y0; y < y1; y++) {
+        for (let x = x0; x < x1; x++) {
+          const i = y * width + x;
+          const m = map[i] ?? outOfRange(map, i);
+          if (m > v) v = m;
+        }
+      }
       grey[oy * outW + ox] = v > 0 ? Math.min(255, Math.round((v / scale) * 255)) : 0;
     }
   }

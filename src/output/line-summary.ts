@@ -78,8 +78,11 @@ export class LineSummary {
       const e = this.finalBy.get(id);
       const defective = l.defectType !== 'good';
       if (e === undefined || e.verdict === 'UNKNOWN') c.unknown++;
-      else if (e.verdict === 'NOK') defective ? c.truePositive++ : c.falsePositive++;
-      else defective ? c.falseNegative++ : c.trueNegative++;
+      else if (e.verdict === 'NOK') {
+        if (defective) c.truePositive++;
+        else c.falsePositive++;
+      } else if (defective) c.falseNegative++;
+      else c.trueNegative++;
     }
     return c;
   }

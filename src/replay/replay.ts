@@ -14,6 +14,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError } from '../base/errors.js';
+import { present } from '../base/invariant.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
 import { createKafka } from '../kafka/kafka-client.js';
 import { ensureTopics, inputTopics, planTopics } from '../kafka/topics.js';
@@ -114,13 +115,14 @@ export async function replayRange(config: Config, registry: ModelRegistry, o: Re
   });
   const t0 = performance.now();
   const progress = (): ReplayProgress => {
-    const p = processor.rangeProgress()!;
+    const p = present(processor.rangeProgress(), 'the progress of a bounded run');
     const elapsedMs = performance.now() - t0;
     const rate = p.done / Math.max(0.001, elapsedMs / 1000);
     return { records: p.done, total: p.total, events: events.size, elapsedMs, recordsPerSecond: rate, etaMs: rate > 0 ? ((p.total - p.done) / rate) * 1000 : null };
   };
   await processor.start();
-  const timer = o.onProgress === undefined ? undefined : setInterval(() => o.onProgress!(progress()), o.progressEveryMs ?? 1000);
+  const { onProgress } = o;
+  const timer = onProgress === undefined ? undefined : setInterval(() => onProgress(progress()), o.progressEveryMs ?? 1000);
   try {
     const end = await Promise.race([processor.finished.then(() => null), processor.fatal]);
     if (end !== null) {

@@ -11,6 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { ErrorCode, MmadError, isMmadError, messageOf } from '../base/errors.js';
+import { at } from '../base/invariant.js';
 import type { VisibilityLevel } from '../codec/records.js';
 import { isDefectName, type SensorModality } from './defects.js';
 import type { Split } from './dataset-layout.js';
@@ -57,14 +58,16 @@ export class DatasetPartSource implements PartSource {
       const r = Rng.fromSeed(`dataset-order/${o.seed}`);
       for (let i = samples.length - 1; i > 0; i--) {
         const j = r.int(i + 1);
-        [samples[i], samples[j]] = [samples[j]!, samples[i]!];
+        const picked = at(samples, j);
+        samples[j] = at(samples, i);
+        samples[i] = picked;
       }
     }
     return new DatasetPartSource(categories, samples);
   }
 
   sampleAt(index: number): DatasetSample {
-    return this.samples[index]!.sample;
+    return at(this.samples, index).sample;
   }
 
   get(index: number): Promise<SourcedPart> {
@@ -87,11 +90,11 @@ export class DatasetPartSource implements PartSource {
   }
 
   private async load(index: number): Promise<SourcedPart> {
-    const { sample: s, category } = this.samples[index]!;
+    const { sample: s, category } = at(this.samples, index);
     const where = `${category.name}/${s.split}/${s.defect}/${s.stem}`;
     try {
       const read = async (m: 'rgb' | 'ir' | 'xyz' | 'gt'): Promise<Buffer | undefined> =>
-        this.modalities.includes(m as SensorModality) || m === 'gt' ? (s.files[m] === undefined ? undefined : readFile(s.files[m]!)) : undefined;
+        this.modalities.includes(m as SensorModality) || m === 'gt' ? (s.files[m] === undefined ? undefined : readFile(s.files[m])) : undefined;
       const [rgbFile, irFile, xyzFile, gtFile] = await Promise.all([read('rgb'), read('ir'), read('xyz'), read('gt')]);
       const payloads: Partial<Record<SensorModality, Buffer>> = {};
       const sizes: { what: string; width: number; height: number }[] = [];
@@ -121,12 +124,13 @@ export class DatasetPartSource implements PartSource {
       let defectPixels = 0;
       if (gtFile !== undefined && s.defect !== 'good') {
         const m = await decodeMask(gtFile);
-        for (let i = 0; i < m.mask.length; i++) if (m.mask[i]! > 127) defectPixels++;
+        for (const v of m.mask) if (v > 127) defectPixels++;
         const h = pngHeader(gtFile);
         mask = h.bitDepth === 8 && h.colourType === 0 ? gtFile : await encodeMaskPng(m.mask, m.width, m.height);
         sizes.push({ what: 'gt', width: m.width, height: m.height });
       }
-      const first = sizes[0]!;
+      const first = sizes[0];
+      if (first === undefined) throw new MmadError(ErrorCode.DATASET_INVALID, `no image of modality ${this.modalities.join(', ')}`);
       const odd = sizes.find((x) => x.width !== first.width || x.height !== first.height);
       if (odd !== undefined) {
         throw new MmadError(ErrorCode.DATASET_INVALID, `modalities are not pixel-aligned: ${sizes.map((x) => `${x.what} ${x.width}x${x.height}`).join(', ')}`);
@@ -134,7 +138,10 @@ export class DatasetPartSource implements PartSource {
       const meta = category.meta;
       let visibility: Partial<Record<SensorModality, VisibilityLevel>> = {};
       if (s.defect === 'good') visibility = { rgb: 'none', ir: 'none', xyz: 'none' };
-      else if (meta !== null && isDefectName(s.defect) && meta.defects[s.defect] !== undefined) visibility = meta.defects[s.defect]!.visibility;
+      else {
+        const known = meta !== null && isDefectName(s.defect) ? meta.defects[s.defect] : undefined;
+        if (known !== undefined) visibility = known.visibility;
+      }
       const seed = meta !== null && /^\d+$/.test(s.stem) ? sampleSeed(meta.seed, meta.product, s.split, s.defect, Number(s.stem)) : null;
       return {
         name: `${category.name}-${s.split}-${s.defect}-${s.stem}`,

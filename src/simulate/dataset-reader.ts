@@ -83,8 +83,8 @@ function readMeta(dir: string): DatasetMeta | null {
   const p = join(dir, META_FILE);
   if (!existsSync(p)) return null;
   try {
-    const m = JSON.parse(readFileSync(p, 'utf8')) as DatasetMeta;
-    return m.format === 'mmad-simulated-mvtec3d' ? m : null;
+    const m = JSON.parse(readFileSync(p, 'utf8')) as { format?: unknown };
+    return m.format === 'mmad-simulated-mvtec3d' ? (m as DatasetMeta) : null;
   } catch (err) {
     throw new MmadError(ErrorCode.DATASET_INVALID, `${p} is not valid JSON: ${messageOf(err)}`, { cause: err });
   }
@@ -110,7 +110,7 @@ function scanCategory(dir: string, category: string, splits: readonly Split[]): 
           entry[folder] = join(fdir, file);
         }
       }
-      for (const stem of [...byStem.keys()].sort()) samples.push({ category, split, defect, stem, files: byStem.get(stem)! });
+      for (const [stem, files] of [...byStem].sort(([a], [b]) => (a < b ? -1 : 1))) samples.push({ category, split, defect, stem, files });
     }
   }
   return samples;
@@ -131,7 +131,7 @@ export interface LoadedSample {
 /** Decodes every file of a sample (for training code, tools and tests). */
 export async function loadSample(s: DatasetSample): Promise<LoadedSample> {
   const out: LoadedSample = {};
-  const read = async (f: DatasetFolder): Promise<Buffer | undefined> => (s.files[f] === undefined ? undefined : readFile(s.files[f]!));
+  const read = async (f: DatasetFolder): Promise<Buffer | undefined> => (s.files[f] === undefined ? undefined : readFile(s.files[f]));
   const [rgb, ir, xyz, gt] = await Promise.all([read('rgb'), read('ir'), read('xyz'), read('gt')]);
   if (rgb !== undefined) out.rgb = await decodeRgb(rgb);
   if (ir !== undefined) out.ir = await decodeIr(ir);

@@ -117,7 +117,7 @@ export async function writeDataset(o: DatasetWriteOptions): Promise<DatasetWrite
   }
   if (previous !== undefined) {
     await previous;
-    o.onProgress?.(++done, jobs.length);
+    o.onProgress?.(done + 1, jobs.length);
   }
 
   const meta: DatasetMeta = {

@@ -13,7 +13,7 @@
  * To add a defect, copy an entry below (dent is the simplest), add its name to
  * DEFECT_NAMES and to the products that can show it.
  */
-import { clamp, coverage, dilate, fbm, segmentDistance } from './fields.js';
+import { addAt, blendAt, clamp, coverage, dilate, fbm, fieldAt, scaleAt, segmentDistance } from './fields.js';
 import type { Rng } from './prng.js';
 import type { Scene } from './scene.js';
 
@@ -127,10 +127,10 @@ function polyline(rng: Rng, x: number, y: number, lengthPx: number, stepPx: numb
 
 function distanceToPolyline(pts: [number, number][], x: number, y: number): number {
   let best = Infinity;
-  for (let k = 1; k < pts.length; k++) {
-    const [ax, ay] = pts[k - 1]!;
-    const [bx, by] = pts[k]!;
-    best = Math.min(best, segmentDistance(x, y, ax, ay, bx, by));
+  let a: [number, number] | undefined;
+  for (const b of pts) {
+    if (a !== undefined) best = Math.min(best, segmentDistance(x, y, a[0], a[1], b[0], b[1]));
+    a = b;
   }
   return best;
 }
@@ -150,7 +150,9 @@ function bounds(pts: [number, number][]): { cx: number; cy: number; r: number } 
 }
 
 function blendAlbedo(scene: Scene, i: number, target: readonly [number, number, number], t: number): void {
-  for (let c = 0; c < 3; c++) scene.albedo[3 * i + c] = scene.albedo[3 * i + c]! + (target[c]! - scene.albedo[3 * i + c]!) * t;
+  blendAt(scene.albedo, 3 * i, target[0], t);
+  blendAt(scene.albedo, 3 * i + 1, target[1], t);
+  blendAt(scene.albedo, 3 * i + 2, target[2], t);
 }
 
 /** Mask of a relief defect: where the surface moved by more than a tenth of its peak. */
@@ -172,7 +174,7 @@ function addHeatSpot(scene: Scene, cx: number, cy: number, sigmaPx: number, rise
   const s2 = sigmaPx * sigmaPx;
   const amp = riseK * Math.sqrt((s2 + dx * dx) / s2) * Math.sqrt((s2 + dy * dy) / s2);
   forWindow(scene, cx, cy, 4 * sigmaPx, (i, ddx, ddy) => {
-    scene.defectHeat[i] = scene.defectHeat[i]! + amp * Math.exp(-(ddx * ddx + ddy * ddy) / (2 * s2));
+    addAt(scene.defectHeat, i, amp * Math.exp(-(ddx * ddx + ddy * ddy) / (2 * s2)));
   });
 }
 
@@ -193,7 +195,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
         const t = coverage(sdf(dx, dy) / 1.5); // films have soft edges
         if (t <= 0) return;
         blendAlbedo(scene, i, stain, density * t);
-        scene.specular[i] = scene.specular[i]! * (1 - 0.7 * density * t);
+        scaleAt(scene.specular, i, 1 - 0.7 * density * t);
         if (t >= 0.25) mask[i] = 1;
       });
       return mask;
@@ -220,9 +222,9 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
         const t = coverage(d - halfWidth);
         if (t <= 0 || scene.partMask[i] === 0) return;
         blendAlbedo(scene, i, bright, alpha * t);
-        scene.specular[i] = scene.specular[i]! * (1 - 0.5 * t);
-        scene.fibreAmount[i] = scene.fibreAmount[i]! * (1 - t);
-        scene.elevation[i] = scene.elevation[i]! - depth * t;
+        scaleAt(scene.specular, i, 1 - 0.5 * t);
+        scaleAt(scene.fibreAmount, i, 1 - t);
+        addAt(scene.elevation, i, -depth * t);
         core[i] = 1;
       });
       return dilate(core, scene.width, scene.height, 1);
@@ -244,7 +246,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
         if (s <= 0) return;
         // a cosine bowl: slopes stay gentle, which is why a dent is hard to see in colour
         const dz = -depth * 0.5 * (1 - Math.cos(Math.PI * Math.min(1, s)));
-        scene.elevation[i] = scene.elevation[i]! + dz;
+        addAt(scene.elevation, i, dz);
         delta.set(i, dz);
       });
       return reliefMask(scene, delta);
@@ -265,7 +267,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
         const q = Math.sqrt(dx * dx + dy * dy) / r;
         if (q >= 1) return;
         const dz = rise * 0.5 * (1 + Math.cos(Math.PI * q));
-        scene.elevation[i] = scene.elevation[i]! + dz;
+        addAt(scene.elevation, i, dz);
         delta.set(i, dz);
       });
       return reliefMask(scene, delta);
@@ -289,11 +291,12 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
         const d = distanceToPolyline(pts, b.cx + dx, b.cy + dy);
         const t = coverage(d - halfWidth);
         if (t <= 0 || scene.partMask[i] === 0) return;
-        scene.elevation[i] = scene.elevation[i]! - depth * t;
+        addAt(scene.elevation, i, -depth * t);
         blendAlbedo(scene, i, dark, clamp(0.9 * p.contrast, 0, 1) * t);
-        scene.specular[i] = scene.specular[i]! * (1 - t);
-        scene.fibreAmount[i] = scene.fibreAmount[i]! * (1 - t);
-        scene.emissivity[i] = scene.emissivity[i]! + (0.97 - scene.emissivity[i]!) * clamp(p.contrast, 0, 1) * t;
+        scaleAt(scene.specular, i, 1 - t);
+        scaleAt(scene.fibreAmount, i, 1 - t);
+        const e = fieldAt(scene.emissivity, i);
+        scene.emissivity[i] = e + (0.97 - e) * clamp(p.contrast, 0, 1) * t;
         core[i] = 1;
       });
       return dilate(core, scene.width, scene.height, 1);
@@ -315,11 +318,11 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
         const d = sdf(dx, dy);
         const t = clamp(-d / wall + 0.5, 0, 1);
         if (t <= 0) return;
-        scene.elevation[i] = scene.elevation[i]! - depth * t;
+        addAt(scene.elevation, i, -depth * t);
         // the floor is freshly cut: brighter and matt compared with the finished surface
-        for (let c = 0; c < 3; c++) scene.albedo[3 * i + c] = scene.albedo[3 * i + c]! * (1 - 0.5 * t) + 0.16 * t;
-        scene.specular[i] = scene.specular[i]! * (1 - 0.6 * t);
-        scene.fibreAmount[i] = scene.fibreAmount[i]! * (1 - t);
+        for (let c = 3 * i; c < 3 * i + 3; c++) scene.albedo[c] = fieldAt(scene.albedo, c) * (1 - 0.5 * t) + 0.16 * t;
+        scaleAt(scene.specular, i, 1 - 0.6 * t);
+        scaleAt(scene.fibreAmount, i, 1 - t);
         if (t >= 0.5) mask[i] = 1;
       });
       return dilate(mask, scene.width, scene.height, 1);
@@ -342,11 +345,11 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
         const t = coverage(sdf(dx, dy));
         if (t <= 0) return;
         const dz = rise * Math.sqrt(Math.max(0, s * (2 - s))) * t; // a droplet's cap profile
-        scene.elevation[i] = scene.elevation[i]! + dz;
+        addAt(scene.elevation, i, dz);
         blendAlbedo(scene, i, tone, 0.85 * t);
-        scene.specular[i] = scene.specular[i]! + (0.6 - scene.specular[i]!) * t;
+        blendAt(scene.specular, i, 0.6, t);
         scene.shininess[i] = 60;
-        scene.fibreAmount[i] = scene.fibreAmount[i]! * (1 - t);
+        scaleAt(scene.fibreAmount, i, 1 - t);
         delta.set(i, dz === 0 ? rise * 0.2 : dz);
       });
       return dilate(reliefMask(scene, delta), scene.width, scene.height, 1);
@@ -376,7 +379,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
       const rise = 1.2 * p.contrast;
       forWindow(scene, cx, cy, 1.6 * r, (i, dx, dy) => {
         const t = coverage(sdf(dx, dy) / 2);
-        if (t > 0 && scene.partMask[i] === 1) scene.defectHeat[i] = scene.defectHeat[i]! + rise * t;
+        if (t > 0 && scene.partMask[i] === 1) addAt(scene.defectHeat, i, rise * t);
       });
       return null;
     },

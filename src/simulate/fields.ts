@@ -5,9 +5,36 @@
  * images of width × height, allocate their output, and never touch I/O.
  */
 import { latticeHash } from './prng.js';
+import { outOfRange } from '../base/invariant.js';
 
 export const clamp = (v: number, lo: number, hi: number): number => (v < lo ? lo : v > hi ? hi : v);
-export const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
+
+/*
+ * Pixel i of a field, read and edited where i is the loop's own index. Every caller passes a
+ * Float32Array, so the element read in here stays as fast as one written in the loop.
+ */
+
+/** field[i]; a RangeError for a pixel outside the field. */
+export function fieldAt(field: Float32Array, i: number): number {
+  return field[i] ?? outOfRange(field, i);
+}
+
+/** field[i] += d */
+export function addAt(field: Float32Array, i: number, d: number): void {
+  field[i] = fieldAt(field, i) + d;
+}
+
+/** field[i] *= k */
+export function scaleAt(field: Float32Array, i: number, k: number): void {
+  field[i] = fieldAt(field, i) * k;
+}
+
+/** field[i] moved toward `target` by t (0..1). */
+export function blendAt(field: Float32Array, i: number, target: number, t: number): void {
+  const v = fieldAt(field, i);
+  field[i] = v + (target - v) * t;
+}
+
 export function smoothstep(e0: number, e1: number, x: number): number {
   const t = clamp((x - e0) / (e1 - e0), 0, 1);
   return t * t * (3 - 2 * t);
@@ -81,8 +108,7 @@ function gaussianKernel(sigma: number): Float32Array {
     k[i + r] = v;
     sum += v;
   }
-  for (let i = 0; i < k.length; i++) k[i]! /= sum;
-  return k;
+  return k.map((v) => v / sum);
 }
 
 /** One-dimensional convolution along rows (axis 0) or columns (axis 1), clamped edges. */
@@ -96,7 +122,7 @@ function convolve1d(src: Float32Array, width: number, height: number, k: Float32
         let acc = 0;
         for (let i = -r; i <= r; i++) {
           const xx = x + i < 0 ? 0 : x + i >= width ? width - 1 : x + i;
-          acc += src[row + xx]! * k[i + r]!;
+          acc += fieldAt(src, row + xx) * fieldAt(k, i + r);
         }
         out[row + x] = acc;
       }
@@ -107,7 +133,7 @@ function convolve1d(src: Float32Array, width: number, height: number, k: Float32
         let acc = 0;
         for (let i = -r; i <= r; i++) {
           const yy = y + i < 0 ? 0 : y + i >= height ? height - 1 : y + i;
-          acc += src[yy * width + x]! * k[i + r]!;
+          acc += fieldAt(src, yy * width + x) * fieldAt(k, i + r);
         }
         out[y * width + x] = acc;
       }
@@ -125,7 +151,7 @@ function boxBlur1d(src: Float32Array, width: number, height: number, r: number, 
   const norm = 1 / (2 * r + 1);
   for (let l = 0; l < lines; l++) {
     const base = alongX ? l * width : l;
-    const at = (i: number): number => src[base + (i < 0 ? 0 : i >= n ? n - 1 : i) * stride]!;
+    const at = (i: number): number => fieldAt(src, base + (i < 0 ? 0 : i >= n ? n - 1 : i) * stride);
     let acc = 0;
     for (let i = -r; i <= r; i++) acc += at(i);
     for (let i = 0; i < n; i++) {
@@ -163,14 +189,14 @@ export function dilate(mask: Uint8Array, width: number, height: number, r: numbe
   if (r <= 0) return Uint8Array.from(mask);
   const out = new Uint8Array(mask.length);
   const ri = Math.ceil(r);
-  const offsets: number[][] = [];
+  const offsets: [number, number][] = [];
   for (let dy = -ri; dy <= ri; dy++) for (let dx = -ri; dx <= ri; dx++) if (dx * dx + dy * dy <= r * r) offsets.push([dx, dy]);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       if (mask[y * width + x] === 0) continue;
       for (const [dx, dy] of offsets) {
-        const xx = x + dx!;
-        const yy = y + dy!;
+        const xx = x + dx;
+        const yy = y + dy;
         if (xx >= 0 && yy >= 0 && xx < width && yy < height) out[yy * width + xx] = 1;
       }
     }

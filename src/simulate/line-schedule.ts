@@ -11,6 +11,7 @@
  */
 import { SENSOR_MODALITIES, type SensorModality } from './defects.js';
 import { Rng } from './prng.js';
+import { MinHeap } from '../base/min-heap.js';
 
 
 export interface TimingOptions {
@@ -138,8 +139,9 @@ export class LineSchedule {
     const frames: PlannedFrame[] = [];
     const sent: SensorModality[] = [];
     const dropped: SensorModality[] = [];
-    for (const m of expected) {
-      const captureMs = capture[m]!;
+    for (const m of SENSOR_MODALITIES) {
+      const captureMs = capture[m];
+      if (captureMs === undefined) continue; // not expected
       // draws happen whether or not they are used, so one option does not shift another's outcomes
       const lost = r.chance(t.dropRate);
       const latency = m === 'xyz' ? r.range(20, 80) : r.range(2, 8); // readout and transfer
@@ -172,7 +174,10 @@ export type Emission =
  * endless line needs memory only for the frames still waiting, e.g. the 3D ones.
  */
 export class EmissionStream {
-  private readonly heap: { e: Emission; seq: number }[] = [];
+  /** Planned emissions, earliest send first, ties in planning order (seq). */
+  private readonly heap = new MinHeap<{ e: Emission; seq: number }>(
+    (a, b) => a.e.sendMs < b.e.sendMs || (a.e.sendMs === b.e.sendMs && a.seq < b.seq),
+  );
   private seq = 0;
   private planned = 0;
   private closed = false;
@@ -196,26 +201,19 @@ export class EmissionStream {
 
   /** Emissions planned and not yet taken. */
   get pending(): number {
-    return this.heap.length;
+    return this.heap.size;
   }
 
   /** Send time of the next emission (planning a part if needed), or undefined when drained. */
   peekTime(): number | undefined {
     this.fill();
-    return this.heap[0]?.e.sendMs;
+    return this.heap.peek()?.e.sendMs;
   }
 
   /** The next emission in send order (ties in planning order), or undefined when drained. */
   next(): Emission | undefined {
     this.fill();
-    if (this.heap.length === 0) return undefined;
-    const top = this.heap[0]!;
-    const last = this.heap.pop()!;
-    if (this.heap.length > 0) {
-      this.heap[0] = last;
-      this.down(0);
-    }
-    return top.e;
+    return this.heap.pop()?.e;
   }
 
   private fill(): void {
@@ -223,7 +221,7 @@ export class EmissionStream {
       !this.closed &&
       this.planned < this.maxParts &&
       this.schedule.peekTime() < this.untilMs &&
-      (this.heap.length === 0 || this.schedule.peekTime() <= this.heap[0]!.e.sendMs)
+      this.schedule.peekTime() <= (this.heap.peek()?.e.sendMs ?? Number.POSITIVE_INFINITY) // an empty heap takes the next part
     ) {
       const part = this.schedule.nextPart();
       this.planned++;
@@ -232,33 +230,7 @@ export class EmissionStream {
     }
   }
 
-  private less(a: { e: Emission; seq: number }, b: { e: Emission; seq: number }): boolean {
-    return a.e.sendMs < b.e.sendMs || (a.e.sendMs === b.e.sendMs && a.seq < b.seq);
-  }
-
   private push(e: Emission): void {
-    const h = this.heap;
-    h.push({ e, seq: this.seq++ });
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  private down(i: number): void {
-    const h = this.heap;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
-      if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
-      if (m === i) return;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
-    }
+    this.heap.push({ e, seq: this.seq++ });
   }
 }

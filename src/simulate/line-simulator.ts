@@ -17,6 +17,7 @@ import { generatePart } from './part-generator.js';
 import { Rng } from './prng.js';
 import { productByName } from './products/index.js';
 import type { PartSource, SourcedPart } from './station-publisher.js';
+import { at } from '../base/invariant.js';
 
 export interface SimulationOptions {
   product: string;
@@ -73,7 +74,7 @@ export function poolPlan(o: SimulationOptions): { seed: number; defect: DefectNa
   if (o.defectRate < 1) bad = Math.min(bad, o.poolSize - 1);
   const r = Rng.fromSeed(`pool/${o.product}/${o.seed}`);
   const out: { seed: number; defect: DefectName | null }[] = [];
-  for (let k = 0; k < o.poolSize; k++) out.push({ seed: r.uint32(), defect: k < bad ? defects[k % defects.length]! : null });
+  for (let k = 0; k < o.poolSize; k++) out.push({ seed: r.uint32(), defect: k < bad ? at(defects, k % defects.length) : null });
   return out;
 }
 
@@ -110,8 +111,8 @@ export class SimulatedPartSource implements PartSource {
     const s = new SimulatedPartSource(o);
     const t0 = performance.now();
     const plan = poolPlan(o);
-    for (let k = 0; k < plan.length; k++) {
-      s.pool.push(await renderPart(o, plan[k]!));
+    for (const [k, part] of plan.entries()) {
+      s.pool.push(await renderPart(o, part));
       onPool?.(k + 1, plan.length);
     }
     s.poolMs = performance.now() - t0;
@@ -129,7 +130,7 @@ export class SimulatedPartSource implements PartSource {
       let candidates = this.pool.filter((p) => p.encoded.defect === want);
       if (candidates.length === 0) candidates = this.pool.filter((p) => (want === 'good') === (p.encoded.defect === 'good'));
       if (candidates.length === 0) candidates = this.pool;
-      const p = candidates[index % candidates.length]!;
+      const p = at(candidates, index % candidates.length);
       return sourced(SimulatedPartSource.nameOf(index), p.encoded, p.seed);
     }
     const p = this.render(index);

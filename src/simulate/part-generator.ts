@@ -10,6 +10,7 @@
 import { ErrorCode, MmadError } from '../base/errors.js';
 import { DEFAULT_DEFECT_PARAMS, DEFECTS, THERMAL_MASK_FRACTION, type DefectName, type DefectParams, type SensorModality, type VisibilityLevel } from './defects.js';
 import { productByName, visibilityOf, type ProductType } from './products/index.js';
+import { fieldAt } from './fields.js';
 import { Rng } from './prng.js';
 import { renderRgb } from './render-rgb.js';
 import { scanXyz } from './scanner.js';
@@ -85,8 +86,8 @@ export function generatePart(spec: PartSpec): GeneratedPart {
     } else {
       // a thermal defect is where its diffused rise stands out
       let peak = 0;
-      for (let i = 0; i < fields.defectRise.length; i++) peak = Math.max(peak, fields.defectRise[i]!);
-      for (let i = 0; i < mask.length; i++) if (peak > 0 && fields.defectRise[i]! >= THERMAL_MASK_FRACTION * peak) mask[i] = 255;
+      for (const v of fields.defectRise) peak = Math.max(peak, v);
+      for (let i = 0; i < mask.length; i++) if (peak > 0 && fieldAt(fields.defectRise, i) >= THERMAL_MASK_FRACTION * peak) mask[i] = 255;
     }
   }
   let defectPixels = 0;

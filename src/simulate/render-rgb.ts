@@ -5,7 +5,7 @@
  * transfer and sensor noise. Because shading comes from the geometry, a dent
  * or a bulge leaves a faint cue in RGB exactly where its slopes are.
  */
-import { gaussianBlur } from './fields.js';
+import { fieldAt, gaussianBlur } from './fields.js';
 import type { Rng } from './prng.js';
 import type { Scene } from './scene.js';
 
@@ -19,8 +19,8 @@ export function surfaceNormals(scene: Scene): Float32Array {
     for (let x = 0; x < w; x++) {
       const x0 = x > 0 ? x - 1 : x;
       const x1 = x < w - 1 ? x + 1 : x;
-      const dzdx = (e[y * w + x1]! - e[y * w + x0]!) / ((x1 - x0) * pitch);
-      const dzdy = (e[y1 * w + x]! - e[y0 * w + x]!) / ((y1 - y0) * pitch);
+      const dzdx = (fieldAt(e, y * w + x1) - fieldAt(e, y * w + x0)) / ((x1 - x0) * pitch);
+      const dzdy = (fieldAt(e, y1 * w + x) - fieldAt(e, y0 * w + x)) / ((y1 - y0) * pitch);
       const inv = 1 / Math.sqrt(dzdx * dzdx + dzdy * dzdy + 1);
       const i = 3 * (y * w + x);
       n[i] = -dzdx * inv;
@@ -46,7 +46,7 @@ const SRGB_TABLE = (() => {
 
 /** Linear radiance → sRGB level with shot noise (grows with signal) over read noise (the floor). */
 function expose(linear: number, noiseLevels: number, rng: Rng): number {
-  const v = SRGB_TABLE[linear <= 0 ? 0 : linear >= 1 ? SRGB_STEPS : Math.round(linear * SRGB_STEPS)]!;
+  const v = fieldAt(SRGB_TABLE, linear <= 0 ? 0 : linear >= 1 ? SRGB_STEPS : Math.round(linear * SRGB_STEPS));
   const level = Math.round(v * 255 + noiseLevels * Math.sqrt(0.15 + v) * rng.fastNormal());
   return level < 0 ? 0 : level > 255 ? 255 : level;
 }
@@ -72,24 +72,23 @@ export function renderRgb(scene: Scene, rng: Rng): Uint8Array {
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const p = y * w + x;
-      const nx = normals[3 * p]!;
-      const ny = normals[3 * p + 1]!;
-      const nz = normals[3 * p + 2]!;
-      const depthBelow = local[p]! - scene.elevation[p]!;
+      const nx = fieldAt(normals, 3 * p);
+      const ny = fieldAt(normals, 3 * p + 1);
+      const nz = fieldAt(normals, 3 * p + 2);
+      const depthBelow = fieldAt(local, p) - fieldAt(scene.elevation, p);
       const ao = depthBelow > 0 ? 1 / (1 + depthBelow / aoScale) : 1;
-      const spec = scene.specular[p]!;
-      const shin = scene.shininess[p]!;
-      const fib = scene.fibreAmount[p]!;
-      const tx = fib > 0 ? Math.cos(scene.fibreAngle[p]!) : 0;
-      const ty = fib > 0 ? Math.sin(scene.fibreAngle[p]!) : 0;
+      const spec = fieldAt(scene.specular, p);
+      const shin = fieldAt(scene.shininess, p);
+      const fib = fieldAt(scene.fibreAmount, p);
+      const tx = fib > 0 ? Math.cos(fieldAt(scene.fibreAngle, p)) : 0;
+      const ty = fib > 0 ? Math.sin(fieldAt(scene.fibreAngle, p)) : 0;
       let dr = camera.ambient[0] * ao;
       let dg = camera.ambient[1] * ao;
       let db = camera.ambient[2] * ao;
       let sr = 0;
       let sg = 0;
       let sb = 0;
-      for (let k = 0; k < lights.length; k++) {
-        const L = lights[k]!;
+      for (const L of lights) {
         const ndl = nx * L.l[0] + ny * L.l[1] + nz * L.l[2];
         if (ndl <= 0) continue;
         dr += L.c[0] * ndl;
@@ -113,9 +112,9 @@ export function renderRgb(scene: Scene, rng: Rng): Uint8Array {
       const dx = x + 0.5 - cx;
       const dy = y + 0.5 - cy;
       const e = camera.exposure * (1 - camera.vignetting * ((dx * dx + dy * dy) / rmax2));
-      out[3 * p] = expose((scene.albedo[3 * p]! * dr + sr) * e, camera.noiseLevels, rng);
-      out[3 * p + 1] = expose((scene.albedo[3 * p + 1]! * dg + sg) * e, camera.noiseLevels, rng);
-      out[3 * p + 2] = expose((scene.albedo[3 * p + 2]! * db + sb) * e, camera.noiseLevels, rng);
+      out[3 * p] = expose((fieldAt(scene.albedo, 3 * p) * dr + sr) * e, camera.noiseLevels, rng);
+      out[3 * p + 1] = expose((fieldAt(scene.albedo, 3 * p + 1) * dg + sg) * e, camera.noiseLevels, rng);
+      out[3 * p + 2] = expose((fieldAt(scene.albedo, 3 * p + 2) * db + sb) * e, camera.noiseLevels, rng);
     }
   }
   return out;

@@ -8,7 +8,7 @@
  * different angles), steep walls that reflect nothing back, materials with a
  * poor return, stray speckle, and the fading border of the projected field.
  */
-import { smoothstep } from './fields.js';
+import { fieldAt, smoothstep } from './fields.js';
 import type { Rng } from './prng.js';
 import type { Scene } from './scene.js';
 
@@ -20,9 +20,9 @@ export function scanXyz(scene: Scene, rng: Rng): Float32Array {
   const run = pitch / Math.tan(scanner.triangulationRad); // height a ray drops per pixel travelled
   let eMin = Infinity;
   let eMax = -Infinity;
-  for (let i = 0; i < e.length; i++) {
-    if (e[i]! < eMin) eMin = e[i]!;
-    if (e[i]! > eMax) eMax = e[i]!;
+  for (const v of e) {
+    if (v < eMin) eMin = v;
+    if (v > eMax) eMax = v;
   }
   const reach = Math.min(32, Math.ceil((eMax - eMin) / run) + 1);
   const band = Math.max(1, scanner.borderBand * Math.min(w, h));
@@ -32,20 +32,20 @@ export function scanXyz(scene: Scene, rng: Rng): Float32Array {
       // draw the same numbers for every pixel, visible or not, so the stream never depends on the scene
       const noise = rng.fastNormal();
       const u = rng.next();
-      const ez = e[p]!;
+      const ez = fieldAt(e, p);
       const x0 = x > 0 ? x - 1 : x;
       const x1 = x < w - 1 ? x + 1 : x;
       const y0 = y > 0 ? y - 1 : y;
       const y1 = y < h - 1 ? y + 1 : y;
-      const gx = (e[y * w + x1]! - e[y * w + x0]!) / ((x1 - x0) * pitch);
-      const gy = (e[y1 * w + x]! - e[y0 * w + x]!) / ((y1 - y0) * pitch);
+      const gx = (fieldAt(e, y * w + x1) - fieldAt(e, y * w + x0)) / ((x1 - x0) * pitch);
+      const gy = (fieldAt(e, y1 * w + x) - fieldAt(e, y0 * w + x)) / ((y1 - y0) * pitch);
       let lost = gx * gx + gy * gy > scanner.maxSlope * scanner.maxSlope;
       for (let j = 1; !lost && j <= reach && x - j >= 0; j++) {
-        if (e[p - j]! - ez > j * run) lost = true;
+        if (fieldAt(e, p - j) - ez > j * run) lost = true;
       }
       if (!lost) {
         const edge = Math.min(x + 0.5, w - x - 0.5, y + 0.5, h - y - 0.5);
-        const pLoss = scanner.speckleLoss + scene.scanLoss[p]! + 0.5 * (1 - smoothstep(0, band, edge));
+        const pLoss = scanner.speckleLoss + fieldAt(scene.scanLoss, p) + 0.5 * (1 - smoothstep(0, band, edge));
         lost = u < pLoss;
       }
       if (lost) continue; // stays 0, 0, 0

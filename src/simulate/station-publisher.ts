@@ -17,6 +17,7 @@ import { EmissionStream, LineSchedule, type TimingOptions } from './line-schedul
 import type { OutRecord, RecordSink, StationCodecs, StationTopics } from './kafka-sink.js';
 import { partitionFor } from '../kafka/partitioner.js';
 import { frameRecord, labelRecord, type StationIdentity } from './station-records.js';
+import { at, present } from '../base/invariant.js';
 
 /** One part as a station source provides it: encoded payloads plus its ground truth. */
 export interface SourcedPart {
@@ -159,7 +160,7 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
   let batchSpans: Span[] = [];
   let batchBytes = 0;
   const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
+  let failure: { error: unknown } | undefined; // the first failed write
   let lastProgress = t0;
 
   const flush = async (): Promise<void> => {
@@ -171,11 +172,14 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
     batchBytes = 0;
     const p = o.sink.send(records).then(
       () => {
-        for (const r of records) report.perTopic[r.topic]![r.partition]!++;
+        for (const r of records) {
+          const counts = present(report.perTopic[r.topic], `the record counts of ${r.topic}`);
+          counts[r.partition] = at(counts, r.partition) + 1;
+        }
         for (const s of spans) s.end();
       },
       (err: unknown) => {
-        failure ??= err;
+        failure ??= { error: err };
         for (const s of spans) {
           s.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
           s.end();
@@ -185,7 +189,7 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
     const tracked = p.finally(() => inFlight.delete(tracked));
     inFlight.add(tracked);
     while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) throw failure.error;
   };
   const add = async (r: OutRecord, span?: Span): Promise<void> => {
     batch.push(r);
@@ -220,7 +224,7 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
           continue;
         }
       }
-      const e = stream.next()!;
+      const e = present(stream.next(), 'the emission peekTime() saw');
       const part = e.part;
       const s0 = clock.now();
       const sourced = await o.source.get(part.index);
@@ -318,7 +322,7 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
     }
     await flush();
     await Promise.all(inFlight);
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) throw failure.error;
   } finally {
     // nothing may stay in flight past a failure either: the caller disconnects the producer next
     await Promise.allSettled(inFlight);

@@ -5,7 +5,7 @@
  * lens blur, detector noise (NETD) and 16-bit counts. Emissivity is why bare
  * aluminium looks dark and printed marks look bright at the same temperature.
  */
-import { gaussianBlur } from './fields.js';
+import { fieldAt, gaussianBlur } from './fields.js';
 import type { Rng } from './prng.js';
 import type { Scene } from './scene.js';
 
@@ -32,7 +32,7 @@ export function temperatureField(scene: Scene): ThermalFields {
   }
   const defectRise = any ? gaussianBlur(scene.defectHeat, w, h, sx, sy) : new Float32Array(w * h);
   const temperature = new Float32Array(w * h);
-  for (let i = 0; i < temperature.length; i++) temperature[i] = thermal.ambientK + base[i]! + defectRise[i]!;
+  for (let i = 0; i < temperature.length; i++) temperature[i] = thermal.ambientK + fieldAt(base, i) + fieldAt(defectRise, i);
   return { temperature, defectRise };
 }
 
@@ -43,8 +43,8 @@ export function renderThermal(scene: Scene, rng: Rng, fields: ThermalFields = te
   const lAmb = SIGMA_SB * tA ** 4;
   const signal = new Float32Array(w * h);
   for (let i = 0; i < signal.length; i++) {
-    const t = fields.temperature[i]!;
-    const eps = scene.emissivity[i]!;
+    const t = fieldAt(fields.temperature, i);
+    const eps = fieldAt(scene.emissivity, i);
     const m = eps * SIGMA_SB * t ** 4 + (1 - eps) * lAmb;
     signal[i] = thermal.offset + thermal.gain * (m - lAmb);
   }
@@ -52,7 +52,7 @@ export function renderThermal(scene: Scene, rng: Rng, fields: ThermalFields = te
   const noiseCounts = thermal.netdK * 4 * SIGMA_SB * tA ** 3 * thermal.gain;
   const out = new Uint16Array(w * h);
   for (let i = 0; i < out.length; i++) {
-    const v = Math.round(blurred[i]! + noiseCounts * rng.fastNormal());
+    const v = Math.round(fieldAt(blurred, i) + noiseCounts * rng.fastNormal());
     out[i] = v < 0 ? 0 : v > 65535 ? 65535 : v;
   }
   return out;

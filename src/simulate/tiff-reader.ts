@@ -9,6 +9,7 @@
  */
 import { inflateSync } from 'node:zlib';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
+import { at, outOfRange } from '../base/invariant.js';
 import type { TiffImage, TiffSamples } from './tiff-writer.js';
 
 export interface DecodedTiff extends TiffImage {
@@ -51,12 +52,12 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
     if (size === undefined) continue; // an unknown type: skip the tag, as readers must
     const total = size * n;
     if (total > buf.length) throw bad(`tag ${tag} claims ${n} values, more than the file holds`);
-    const at = total <= 4 ? e + 8 : u32(e + 8);
-    if (at + total > buf.length) throw bad(`values of tag ${tag} lie outside the file`);
+    const from = total <= 4 ? e + 8 : u32(e + 8);
+    if (from + total > buf.length) throw bad(`values of tag ${tag} lie outside the file`);
     if (type !== 3 && type !== 4 && type !== 1) continue; // pixel layout tags are BYTE, SHORT or LONG
     const values: number[] = [];
     if (n > 1 << 20) throw bad(`tag ${tag} has ${n} values`);
-    for (let v = 0; v < n; v++) values.push(type === 3 ? u16(at + 2 * v) : type === 4 ? u32(at + 4 * v) : buf[at + v]!);
+    for (let v = 0; v < n; v++) values.push(type === 3 ? u16(from + 2 * v) : type === 4 ? u32(from + 4 * v) : buf.readUInt8(from + v));
     tags.set(tag, values);
   }
   const one = (tag: number, name: string, dflt?: number): number => {
@@ -68,10 +69,10 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
   const height = one(257, 'ImageLength');
   const spp = one(277, 'SamplesPerPixel', 1);
   const bitsList = tags.get(258) ?? [1];
-  const bits = bitsList[0]!;
+  const bits = one(258, 'BitsPerSample', 1);
   const compression = one(259, 'Compression', 1);
   const planar = one(284, 'PlanarConfiguration', 1);
-  const format = (tags.get(339) ?? [1])[0]!;
+  const format = one(339, 'SampleFormat', 1);
   const predictor = one(317, 'Predictor', 1);
   if (width < 1 || height < 1 || width * height > MAX_PIXELS) throw bad(`image size ${width}x${height} is out of range`);
   if (spp < 1 || spp > 4) throw bad(`${spp} samples per pixel is not supported`);
@@ -104,9 +105,8 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
   const stripBytes = (s: number): number => Math.min(rowsPerStrip, height - (s % stripsPerPlane) * rowsPerStrip) * samplesPerRow * bytesPerSample;
   // every strip checked against the file before the image is allocated: a small file cannot make it allocate much
   let stored = 0;
-  for (let s = 0; s < offsets.length; s++) {
-    const off = offsets[s]!;
-    const len = counts[s]!;
+  for (const [s, off] of offsets.entries()) {
+    const len = at(counts, s);
     if (off + len > buf.length) throw bad(`strip ${s} (offset ${off}, ${len} bytes) runs past the end of the file`);
     if (compression === 1 && len < stripBytes(s)) throw bad(`strip ${s} holds ${len} bytes, expected ${stripBytes(s)}`);
     stored += len;
@@ -116,9 +116,8 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
     throw bad(`${stored} bytes of compressed strips cannot hold a ${width}x${height}x${spp} image`);
   }
   const raw = Buffer.alloc(total * bytesPerSample);
-  for (let s = 0; s < offsets.length; s++) {
-    const off = offsets[s]!;
-    const len = counts[s]!;
+  for (const [s, off] of offsets.entries()) {
+    const len = at(counts, s);
     const plane = Math.floor(s / stripsPerPlane);
     const firstRow = (s % stripsPerPlane) * rowsPerStrip;
     const expected = stripBytes(s);
@@ -154,14 +153,19 @@ function undoHorizontalPredictor(d: Uint8Array | Uint16Array, width: number, hei
   for (let p = 0; p < planes; p++) {
     for (let y = 0; y < height; y++) {
       const row = (p * height + y) * width * stride;
-      for (let x = stride; x < width * stride; x++) d[row + x] = (d[row + x]! + d[row + x - stride]!) & mask;
+      for (let i = row + stride; i < row + width * stride; i++) d[i] = ((d[i] ?? outOfRange(d, i)) + (d[i - stride] ?? outOfRange(d, i - stride))) & mask;
     }
   }
 }
 
 function interleave(d: TiffSamples, pixels: number, spp: number): TiffSamples {
   const out = new (d.constructor as { new (n: number): TiffSamples })(d.length);
-  for (let s = 0; s < spp; s++) for (let i = 0; i < pixels; i++) out[i * spp + s] = d[s * pixels + i]!;
+  for (let s = 0; s < spp; s++) {
+    for (let i = 0; i < pixels; i++) {
+      const k = s * pixels + i;
+      out[i * spp + s] = d[k] ?? outOfRange(d, k);
+    }
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@
  * Also writes 1- or 3-sample 8/16-bit images the same way (used by tests and
  * tools); the sensors' images themselves travel as PNG.
  */
+import { outOfRange } from '../base/invariant.js';
 export type TiffSamples = Float32Array | Uint16Array | Uint8Array;
 
 export interface TiffImage {
@@ -57,6 +58,7 @@ export function encodeTiff(img: TiffImage): Buffer {
   }
   const { bits, format } = sampleInfo(data);
   const byteCount = data.length * (bits / 8);
+  const stripOffsets: Entry = { tag: STRIP_OFFSETS, type: TYPE_LONG, values: [0] }; // set below
   const entries: Entry[] = [
     { tag: IMAGE_WIDTH, type: TYPE_LONG, values: [width] },
     { tag: IMAGE_LENGTH, type: TYPE_LONG, values: [height] },
@@ -64,7 +66,7 @@ export function encodeTiff(img: TiffImage): Buffer {
     { tag: COMPRESSION, type: TYPE_SHORT, values: [1] },
     // RGB for three interleaved samples needs no ExtraSamples tag and is what readers expect for H×W×3
     { tag: PHOTOMETRIC, type: TYPE_SHORT, values: [spp === 3 ? 2 : 1] },
-    { tag: STRIP_OFFSETS, type: TYPE_LONG, values: [0] }, // patched below
+    stripOffsets,
     { tag: SAMPLES_PER_PIXEL, type: TYPE_SHORT, values: [spp] },
     { tag: ROWS_PER_STRIP, type: TYPE_LONG, values: [height] },
     { tag: STRIP_BYTE_COUNTS, type: TYPE_LONG, values: [byteCount] },
@@ -84,7 +86,7 @@ export function encodeTiff(img: TiffImage): Buffer {
     }
   }
   const dataOffset = Math.ceil(extra / 16) * 16;
-  entries.find((e) => e.tag === STRIP_OFFSETS)!.values[0] = dataOffset;
+  stripOffsets.values[0] = dataOffset;
 
   const buf = Buffer.alloc(dataOffset + byteCount);
   buf.write('II', 0, 'latin1');
@@ -113,7 +115,12 @@ export function encodeTiff(img: TiffImage): Buffer {
   if (HOST_LITTLE_ENDIAN || bits === 8) buf.set(bytes, dataOffset);
   else {
     const step = bits / 8;
-    for (let i = 0; i < byteCount; i += step) for (let b = 0; b < step; b++) buf[dataOffset + i + b] = bytes[i + step - 1 - b]!;
+    for (let i = 0; i < byteCount; i += step) {
+      for (let b = 0; b < step; b++) {
+        const k = i + step - 1 - b;
+        buf[dataOffset + i + b] = bytes[k] ?? outOfRange(bytes, k);
+      }
+    }
   }
   return buf;
 }

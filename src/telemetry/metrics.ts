@@ -320,7 +320,7 @@ export class ServiceMetrics {
     if (modality === undefined) return;
     this.counters.framesRead.add(d.records, { modality });
     let topics = this.lag.get(d.partition);
-    if (topics === undefined) this.lag.set(d.partition, (topics = new Map()));
+    if (topics === undefined) this.lag.set(d.partition, (topics = new Map<string, number>()));
     topics.set(d.topic, d.lag);
   }
 

@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
+import { at } from '../base/invariant.js';
 
 export interface Check {
   ok: boolean;
@@ -47,7 +48,7 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
     res.end(`${JSON.stringify(body)}\n`);
   };
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = at((req.url ?? '/').split('?'), 0);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;

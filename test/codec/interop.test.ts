@@ -38,7 +38,7 @@ function toInteropJson(v: unknown): unknown {
 function python(mode: 'read' | 'write', name: RecordName, input: Buffer | string): Buffer {
   // Debian's python3-avro (installed by scripts/bootstrap.sh) lives with the system interpreter
   const r = spawnSync('/usr/bin/python3', [script, mode, join(DEFAULT_SCHEMA_DIR, `${name}.v${catalog.current(name).version}.avsc`)], { input });
-  assert.equal(r.status, 0, `python avro ${mode} failed: ${r.stderr?.toString()}`);
+  assert.equal(r.status, 0, `python avro ${mode} failed: ${r.stderr.toString()}`);
   return r.stdout;
 }
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultConfig, loadConfig } from '../../src/config/load-config.js';
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
+import { present } from '../../src/base/invariant.js';
 
 function file(text: string, name = 'mmad.yaml'): string {
   const p = join(mkdtempSync(join(tmpdir(), 'mmad-config-')), name);
@@ -87,21 +88,21 @@ test('each kind of bad config is named by its path, all at once', () => {
     'topics.inputs.rgb',
     'topics.partitions',
   ]);
-  assert.match(found.find((i) => i.path === 'kafka.clientID')!.message, /unknown key/);
-  assert.match(found.find((i) => i.path === 'kafka.brokers.0')!.message, /host:port/);
+  assert.match(present(found.find((i) => i.path === 'kafka.clientID'), 'the kafka.clientID issue').message, /unknown key/);
+  assert.match(present(found.find((i) => i.path === 'kafka.brokers.0'), 'the kafka.brokers.0 issue').message, /host:port/);
 });
 
 test('wrong types are named with what was expected', () => {
-  const found = issues(() => loadConfig({ overrides: { topics: { partitions: 'many' } } as never, env: {} }));
+  const found = issues(() => loadConfig({ overrides: { topics: { partitions: 'many' } }, env: {} }));
   assert.equal(found.length, 1);
-  assert.equal(found[0]!.path, 'topics.partitions');
-  assert.match(found[0]!.message, /number/i);
+  assert.equal(found[0]?.path, 'topics.partitions');
+  assert.match(present(found[0], 'the issue').message, /number/i);
 });
 
 test('an environment variable naming no key is an error naming the variable', () => {
   const found = issues(() => loadConfig({ env: { MMAD_TOPICS__PARTITONS: '3' } }));
-  assert.equal(found[0]!.path, 'env MMAD_TOPICS__PARTITONS');
-  assert.match(found[0]!.message, /no configuration key topics\.partitons/);
+  assert.equal(found[0]?.path, 'env MMAD_TOPICS__PARTITONS');
+  assert.match(present(found[0], 'the issue').message, /no configuration key topics\.partitons/);
 });
 
 test('an unreadable or unparsable file is its own error', () => {
@@ -121,7 +122,7 @@ test('the line threshold: the manifest by default; a false-alarm rate and values
 
 test('a false-alarm rate outside (0, 1), a bad model id or value and an unknown threshold key are named by path', () => {
   const found = issues(() =>
-    loadConfig({ overrides: { inference: { threshold: { falseAlarmRate: 1, overrides: { 'Crd RGB': 5, 'crd-ir': 'high' }, rate: 0.1 } } } as never, env: {} }),
+    loadConfig({ overrides: { inference: { threshold: { falseAlarmRate: 1, overrides: { 'Crd RGB': 5, 'crd-ir': 'high' }, rate: 0.1 } } }, env: {} }),
   );
   const by = Object.fromEntries(found.map((i) => [i.path, i.message]));
   assert.deepEqual(Object.keys(by).sort(), [
@@ -130,7 +131,7 @@ test('a false-alarm rate outside (0, 1), a bad model id or value and an unknown 
     'inference.threshold.overrides.crd-ir',
     'inference.threshold.rate',
   ]);
-  assert.match(by['inference.threshold.overrides.Crd RGB']!, /model id/);
-  assert.match(by['inference.threshold.rate']!, /unknown key/);
-  assert.equal(issues(() => loadConfig({ overrides: { inference: { threshold: { falseAlarmRate: 0 } } } as never, env: {} }))[0]!.path, 'inference.threshold.falseAlarmRate');
+  assert.match(present(by['inference.threshold.overrides.Crd RGB'], 'the Crd RGB issue'), /model id/);
+  assert.match(present(by['inference.threshold.rate'], 'the rate issue'), /unknown key/);
+  assert.equal(issues(() => loadConfig({ overrides: { inference: { threshold: { falseAlarmRate: 0 } } }, env: {} }))[0]?.path, 'inference.threshold.falseAlarmRate');
 });

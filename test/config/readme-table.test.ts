@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import test from 'node:test';
+import { present } from '../../src/base/invariant.js';
 import { loadConfig } from '../../src/config/load-config.js';
 
 interface Row {
@@ -17,7 +18,7 @@ interface Row {
   line: string;
 }
 
-const ticked = (cell: string): string[] => [...cell.matchAll(/`([^`]*)`/g)].map((m) => m[1]!);
+const ticked = (cell: string): string[] => [...cell.matchAll(/`([^`]*)`/g)].map((m) => present(m[1], 'a ticked name'));
 
 /** The table's rows: `| key | default | meaning |` between the Configuration heading and the next heading. */
 function configRows(readme: string): Row[] {
@@ -28,11 +29,12 @@ function configRows(readme: string): Row[] {
   for (const line of lines.slice(start, end < 0 ? undefined : end)) {
     if (!line.startsWith('| `')) continue;
     const [keyCell, defaultCell] = line.split(' | ').map((c) => c.replace(/^\| /, ''));
-    const names = ticked(keyCell!);
-    const first = names[0]!;
+    const names = ticked(present(keyCell, `the key cell of ${line}`));
+    const first = present(names[0], `a key in ${line}`);
     const parent = first.slice(0, first.lastIndexOf('.') + 1);
     const keys = names.map((n, i) => (i === 0 ? n : parent + n));
-    const values = defaultCell!.startsWith('`') ? ticked(defaultCell!) : undefined;
+    const printed = present(defaultCell, `the default cell of ${line}`);
+    const values = printed.startsWith('`') ? ticked(printed) : undefined;
     // `mmad.frames.rgb` / `.ir`: a value starting with a dot shares the first value's prefix
     const firstValue = values?.[0] ?? '';
     const shorthand = (v: string): boolean => firstValue.includes('.') && /^\.[A-Za-z]+$/.test(v);
@@ -47,7 +49,8 @@ function notation(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return `[${v.map(notation).join(', ')}]`;
   if (typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${k}: ${notation(x)}`).join(', ')}}`;
-  return String(v);
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === undefined) return String(v);
+  throw new Error(`a default of type ${typeof v} has no notation`);
 }
 
 function leaves(v: unknown, path: string, out: Map<string, unknown>): Map<string, unknown> {
@@ -98,8 +101,9 @@ test('every key the README table names exists in the schema, with the default it
     row.keys.forEach((key, i) => {
       const { found, value } = at(defaults, key.replace(/\.\*$/, ''));
       if (!found) wrong.push(`${key}: not in the schema`);
-      else if (row.defaults !== undefined && row.defaults[i] !== notation(value)) {
-        wrong.push(`${key}: the README says ${row.defaults[i]}, the schema ${notation(value)}`);
+      else if (row.defaults !== undefined) {
+        const printed = present(row.defaults[i], `the default of ${key}`);
+        if (printed !== notation(value)) wrong.push(`${key}: the README says ${printed}, the schema ${notation(value)}`);
       }
     });
   }

@@ -34,6 +34,7 @@ import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '
 import { SimulatedPartSource } from '../../src/simulate/line-simulator.js';
 import { runStation } from '../../src/simulate/station-publisher.js';
 import { createLogger } from '../../src/base/logger.js';
+import { present } from '../../src/base/invariant.js';
 import { consumedAll, serviceEnv } from '../helpers/kafka.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
 import { xorshift } from '../helpers/random.js';
@@ -93,7 +94,7 @@ function suiteConfig(brokers: string[], o: FaultSuiteOptions, tag: string): Conf
       processing: { guarantee: o.guarantee, commitIntervalMs: 100 },
       join: { modalities: { rgb: { policy: 'required', timeoutMs: 3000 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 8000 } }, idleAdvanceMs: 1000 },
       inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2 },
-    } as never,
+    },
   });
 }
 
@@ -166,7 +167,7 @@ async function readEvents(kafka: Kafka, config: Config, topic: string, idleMs: n
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
     eachMessage: async ({ message }) => {
-      out.push(await codec.decode(message.value!));
+      out.push(await codec.decode(present(message.value, `the value of ${topic} offset ${message.offset}`)));
       last = Date.now();
     },
   });
@@ -185,7 +186,7 @@ async function deadLetterReasons(kafka: Kafka, config: Config, topic: string): P
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
     eachMessage: async ({ message }) => {
-      const d = await codec.decode(message.value!);
+      const d = await codec.decode(present(message.value, `a dead letter's value`));
       const k = `${d.reasonCode}:${d.message.slice(0, 60)}`;
       out[k] = (out[k] ?? 0) + 1;
       last = Date.now();
@@ -326,7 +327,7 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
       if (f === undefined) continue;
       if (!sameDecision(summarise(c), summarise(f)) || f.final !== c.final) {
         mismatched++;
-        if (problems.length < 10) problems.push(`${k}: faulty ${f.verdict}/${f.model?.id}/${f.score}/${f.modalitiesUsed.join('+')} vs clean ${c.verdict}/${c.model?.id}/${c.score}/${c.modalitiesUsed.join('+')}`);
+        if (problems.length < 10) problems.push(`${k}: faulty ${f.verdict}/${f.model?.id ?? 'none'}/${f.score ?? 'none'}/${f.modalitiesUsed.join('+')} vs clean ${c.verdict}/${c.model?.id ?? 'none'}/${c.score ?? 'none'}/${c.modalitiesUsed.join('+')}`);
       }
     }
     for (const k of faultyBy.keys()) if (!cleanBy.has(k) && problems.length < 10) problems.push(`${k}: only in the faulty run`);

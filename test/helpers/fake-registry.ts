@@ -19,15 +19,16 @@ export class FakeRegistry {
   ) {}
 
   static async start(): Promise<FakeRegistry> {
-    let self: FakeRegistry | undefined;
-    const server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d: Buffer) => (body += d.toString()));
-      req.on('end', () => self!.handle(req.method ?? 'GET', req.url ?? '/', body, res));
-    });
+    const server = createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const addr = server.address();
-    self = new FakeRegistry(server, `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}`);
+    const self = new FakeRegistry(server, `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}`);
+    // answered once the registry exists; nobody knows the port before it is returned
+    server.on('request', (req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => self.handle(req.method ?? 'GET', req.url ?? '/', body, res));
+    });
     return self;
   }
 

@@ -39,7 +39,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): Config {
       },
       input: { groupId: `${p}.group` },
       ...overrides,
-    } as never,
+    },
   });
 }
 

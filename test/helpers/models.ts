@@ -23,7 +23,7 @@ export function readF32(path: string): Float32Array {
 }
 
 export function inferenceConfig(overrides: Record<string, unknown> = {}): Config {
-  return loadConfig({ env: {}, overrides: { inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2, ...overrides } } as never });
+  return loadConfig({ env: {}, overrides: { inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 2, ...overrides } } });
 }
 
 /**

@@ -7,12 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { at, present } from '../../src/base/invariant.js';
 import { MicroBatcher, type BatchTimer } from '../../src/inference/micro-batcher.js';
 import { loadManifest } from '../../src/inference/model-manifest.js';
 import type { FloatTensor, ModelSession, RunResult } from '../../src/inference/session-host.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
 
-const spec = loadManifest(TEST_MANIFEST).models.find((m) => m.id === 'test-rgb')!;
+const spec = present(loadManifest(TEST_MANIFEST).models.find((m) => m.id === 'test-rgb'), 'model test-rgb');
 const PLANE = spec.height * spec.width;
 
 /** A session whose runs wait for `finish()`; each run's batch is recorded by the first pixel of each sample. */
@@ -21,16 +22,16 @@ function heldSession(): { session: ModelSession; batches: number[][]; finish: ()
   const waiting: (() => void)[] = [];
   const session = {
     run: (feeds: Record<string, FloatTensor>): Promise<RunResult> => {
-      const { data, dims } = feeds.rgb!;
-      const n = dims[0]!;
-      const ids = Array.from({ length: n }, (_, i) => data[i * 3 * PLANE]!);
+      const { data, dims } = present(feeds.rgb, 'the rgb input');
+      const n = at(dims, 0);
+      const ids = Array.from({ length: n }, (_, i) => at(data, i * 3 * PLANE));
       batches.push(ids);
       return new Promise((resolve) =>
         waiting.push(() => resolve({ ms: 1, outputs: { anomaly_map: { data: new Float32Array(n * PLANE), dims: [n, 1, spec.height, spec.width] }, score: { data: Float32Array.from(ids), dims: [n] } } })),
       );
     },
   } as unknown as ModelSession;
-  return { session, batches, finish: () => waiting.shift()!() };
+  return { session, batches, finish: () => present(waiting.shift(), 'a run waiting to finish')() };
 }
 
 /** Time that moves only when the test advances it; due callbacks fire in order. */

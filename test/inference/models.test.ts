@@ -5,6 +5,7 @@ import { join, relative } from 'node:path';
 import { after, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
+import { at, present } from '../../src/base/invariant.js';
 import type { FramePayload } from '../../src/codec/frame-payload.js';
 import sharp from 'sharp';
 import { SampleJudge, type Released } from '../../src/inference/judge.js';
@@ -42,10 +43,11 @@ test('parity: onnxruntime-node reproduces the outputs saved on the Python side',
     const { outputs: out } = await m.session.run(feeds);
     for (const [name, spec] of Object.entries(index.outputs)) {
       const want = readF32(join(dir, spec.file));
-      const got = out[name]!.data as Float32Array;
-      assert.deepEqual([...out[name]!.dims], spec.shape, `${m.spec.id} ${name} shape`);
+      const output = present(out[name], `${m.spec.id} output ${name}`);
+      const got = output.data;
+      assert.deepEqual([...output.dims], spec.shape, `${m.spec.id} ${name} shape`);
       let worst = 0;
-      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+      for (const [i, w] of want.entries()) worst = Math.max(worst, Math.abs(at(got, i) - w));
       assert.ok(worst <= index.atol, `${m.spec.id} ${name}: max abs error ${worst} > ${index.atol}`);
     }
   }
@@ -65,7 +67,7 @@ test('routing: exact modality set first, else the largest covered subset; none �
 });
 
 test('micro-batching: concurrent samples share runs; each gets its own result', async () => {
-  const m = registry.models.find((x) => x.spec.id === 'test-rgb')!;
+  const m = present(registry.models.find((x) => x.spec.id === 'test-rgb'), 'model test-rgb');
   const before = { ...m.batcher.stats };
   const n = 20;
   const results = await Promise.all(
@@ -85,7 +87,8 @@ test('a model file that differs from the manifest is refused, naming the model a
   const dir = copyOfTestModels();
   const onnxFile = join(dir, 'test-rgb.onnx');
   const bytes = readFileSync(onnxFile);
-  bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+  const last = bytes.length - 1;
+  bytes[last] = at(bytes, last) ^ 0xff;
   writeFileSync(onnxFile, bytes);
   expectCode(() => loadManifest(join(dir, 'manifest.json')), ErrorCode.MODEL_CHECKSUM, /model test-rgb: SHA-256 of .* is [0-9a-f]{64}, the manifest says/);
 });
@@ -110,7 +113,7 @@ test('a missing model file, an invalid manifest and a wrong signature are each r
   // the rgb+ir graph under the rgb entry: its inputs are not what the manifest says
   const { models } = loadManifest(TEST_MANIFEST);
   const session = await ort.InferenceSession.create(join(TEST_MODELS_DIR, 'test-rgb-ir.onnx'));
-  expectCode(() => checkSignature(models.find((m) => m.id === 'test-rgb')!, session), ErrorCode.MODEL_SIGNATURE, /model test-rgb v0\.0\.1 .*inputs are \[rgb, ir\], the manifest says \[rgb\]/);
+  expectCode(() => checkSignature(present(models.find((m) => m.id === 'test-rgb'), 'model test-rgb'), session), ErrorCode.MODEL_SIGNATURE, /model test-rgb v0\.0\.1 .*inputs are \[rgb, ir\], the manifest says \[rgb\]/);
   await session.release();
 });
 
@@ -171,12 +174,13 @@ test('a false-alarm rate with students whose manifest has no distribution (schem
 
 test('a judgement decides with, and carries, the line threshold', async () => {
   const frame = await makeFrame('part-1', 'rgb', { square: [8, 8, 8], captureTime: 0 });
+  const payload = present(frame.payload, 'the frame payload');
   const release: Released = {
     type: 'release',
     kind: 'complete',
     sampleId: 'part-1',
     revision: 1,
-    frames: [{ sampleId: 'part-1', modality: 'rgb', captureTime: 0, arrivedAt: 0, bytes: frame.payload!.length, expectedModalities: null, source: { topic: 't', partition: 0, offset: '0' }, payload: { frame, payload: frame.payload!, raw: Buffer.alloc(0), key: null, timestamp: 0 } satisfies FramePayload }],
+    frames: [{ sampleId: 'part-1', modality: 'rgb', captureTime: 0, arrivedAt: 0, bytes: payload.length, expectedModalities: null, source: { topic: 't', partition: 0, offset: '0' }, payload: { frame, payload, raw: Buffer.alloc(0), key: null, timestamp: 0 } satisfies FramePayload }],
     missing: [],
     final: true,
     firstCapture: 0,
@@ -185,7 +189,7 @@ test('a judgement decides with, and carries, the line threshold', async () => {
   const lenient = await ModelRegistry.open(inferenceConfig({ threshold: { overrides: { 'test-rgb': 1000 } } }), quietLogger);
   try {
     const judge = (r: ModelRegistry): Promise<string> =>
-      new SampleJudge(r, { maxPixels: 1 << 20 }, ['rgb'], () => 0).judge(release).then((j) => `${j.verdict} ${String(j.threshold)} ${j.score! > 1 ? 'score>1' : 'score<=1'}`);
+      new SampleJudge(r, { maxPixels: 1 << 20 }, ['rgb'], () => 0).judge(release).then((j) => `${j.verdict} ${String(j.threshold)} ${present(j.score, 'the score') > 1 ? 'score>1' : 'score<=1'}`);
     assert.equal(await judge(registry), 'NOK 1 score>1', 'the manifest threshold');
     assert.equal(await judge(lenient), 'OK 1000 score>1', 'the override');
   } finally {
@@ -215,14 +219,18 @@ test('a non-square student judges a non-square frame: resized to its height × w
   try {
     const j = await new SampleJudge(wide, { maxPixels: 1 << 20 }, ['rgb'], () => 0).judge(release);
     assert.equal(j.verdict, 'NOK');
-    assert.deepEqual([j.map!.height, j.map!.width, j.sourceSize!.width, j.sourceSize!.height], [20, 44, 440, 200]);
-    const peak = j.map!.data.indexOf(Math.max(...j.map!.data));
+    const map = present(j.map, 'the map');
+    const source = present(j.sourceSize, 'the source size');
+    assert.deepEqual([map.height, map.width, source.width, source.height], [20, 44, 440, 200]);
+    const peak = map.data.indexOf(Math.max(...map.data));
     const [row, col] = [Math.floor(peak / 44), peak % 44];
     // the square spans rows 8..11 and columns 30..33 of the 20 × 44 map (source / 10)
     assert.ok(row >= 8 && row <= 11 && col >= 30 && col <= 33, `peak at (${row}, ${col})`);
     const { event } = buildOutputs(j, { heatmapSize: 16, maxRegions: 4 }, () => 0);
-    assert.deepEqual([event!.heatmap!.width, event!.heatmap!.height], [16, 7], 'the heatmap keeps the 20 × 44 aspect');
-    const r = event!.regions[0]!;
+    assert.ok(event !== null);
+    const heatmap = present(event.heatmap, 'the heatmap');
+    assert.deepEqual([heatmap.width, heatmap.height], [16, 7], 'the heatmap keeps the 20 × 44 aspect');
+    const r = at(event.regions, 0);
     assert.ok(r.x <= 300 && r.x + r.width >= 340 && r.y <= 80 && r.y + r.height >= 120, `region ${JSON.stringify(r)} covers the square in frame pixels`);
     assert.ok(r.x + r.width <= width && r.y + r.height <= height);
   } finally {

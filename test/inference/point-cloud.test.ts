@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { at } from '../../src/base/invariant.js';
 import { resizeOrganized } from '../../src/inference/point-cloud.js';
 
 const dir = new URL('../fixtures/point-cloud/', import.meta.url);
@@ -23,14 +24,14 @@ test('organized point-cloud resize matches the training side bit for bit (down, 
 });
 
 test('resizing never invents a point: every output point is a source point or missing', () => {
-  const c = cases[0]!;
+  const c = at(cases, 0);
   const src = f32(`${c.name}.in.f32`);
   const points = new Set<string>();
-  for (let i = 0; i < src.length; i += 3) points.add(`${src[i]},${src[i + 1]},${src[i + 2]}`);
+  for (let i = 0; i < src.length; i += 3) points.add(`${at(src, i)},${at(src, i + 1)},${at(src, i + 2)}`);
   const out = resizeOrganized(src, c.in[0], c.in[1], c.out[0], c.out[1]);
   let missing = 0;
   for (let i = 0; i < out.length; i += 3) {
-    const key = `${out[i]},${out[i + 1]},${out[i + 2]}`;
+    const key = `${at(out, i)},${at(out, i + 1)},${at(out, i + 2)}`;
     if (key === '0,0,0') missing++;
     else assert.ok(points.has(key), `invented point ${key}`);
   }

@@ -34,7 +34,7 @@ test('the main thread keeps running while a model runs', async () => {
   const { outputs, ms } = await heavy.run(feedsFor(heavy, 16), { transfer: true });
   const elapsed = performance.now() - t0;
   clearInterval(timer);
-  assert.equal(outputs.score!.data.length, 16);
+  assert.equal(outputs.score?.data.length, 16);
   assert.ok(ms > 0 && ms <= elapsed, `model time ${ms} ms within the round trip ${elapsed} ms`);
   // on the main thread the run would block: no timer could fire before it resolved
   assert.ok(ticks >= 5, `${ticks} timer ticks during a ${elapsed.toFixed(0)} ms run`);
@@ -47,13 +47,13 @@ test('feeds are copied unless transfer is asked for', async () => {
   const given = { rgb: { data: new Float32Array(3 * 32 * 32).fill(128), dims: [1, 3, 32, 32] } };
   const { outputs } = await rgb.run(given, { transfer: true });
   assert.equal(given.rgb.data.length, 0, 'transferred: detached here');
-  assert.equal(outputs.anomaly_map!.dims.join('x'), '1x1x32x32');
+  assert.equal(outputs.anomaly_map?.dims.join('x'), '1x1x32x32');
 });
 
 test('a bad feed fails that run with INFERENCE_FAILED and the reason; the session goes on', async () => {
   await assert.rejects(rgb.run({ rgb: { data: new Float32Array(5), dims: [1, 3, 32, 32] } }), (e: unknown) => e instanceof MmadError && e.code === ErrorCode.INFERENCE_FAILED);
   const { outputs } = await rgb.run({ rgb: { data: new Float32Array(3 * 32 * 32), dims: [1, 3, 32, 32] } });
-  assert.equal(outputs.score!.data.length, 1);
+  assert.equal(outputs.score?.data.length, 1);
 });
 
 test('a thread that dies is replaced by the next run, with the sessions open again under the same numbers', async () => {
@@ -62,9 +62,9 @@ test('a thread that dies is replaced by the next run, with the sessions open aga
   await new Promise((r) => setImmediate(r));
   assert.equal(host.restarts, 1);
   const again = await rgb.run({ rgb: { data: new Float32Array(3 * 32 * 32).fill(128), dims: [1, 3, 32, 32] } });
-  assert.equal(again.outputs.score!.data.length, 1);
+  assert.equal(again.outputs.score?.data.length, 1);
   const h = await heavy.run(feedsFor(heavy, 1));
-  assert.equal(h.outputs.score!.data.length, 1);
+  assert.equal(h.outputs.score?.data.length, 1);
 });
 
 test('close() waits for the runs in flight, then ends the thread', async () => {
@@ -72,7 +72,7 @@ test('close() waits for the runs in flight, then ends the thread', async () => {
   const s = await other.open(new URL('../../models/exported/mtfi-rgb-ir-xyz.onnx', import.meta.url).pathname, {});
   const running = s.run(feedsFor(s, 8));
   await other.close();
-  assert.equal((await running).outputs.score!.data.length, 8, 'the run in flight finished');
+  assert.equal((await running).outputs.score?.data.length, 8, 'the run in flight finished');
   await assert.rejects(s.run(feedsFor(s, 1)), /inference thread is closed/);
 });
 

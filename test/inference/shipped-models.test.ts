@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import { at, present } from '../../src/base/invariant.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { fromRoot } from '../../src/config/paths.js';
@@ -31,7 +32,7 @@ interface ParityIndex {
 }
 
 const MANIFEST = fromRoot('models/exported/manifest.json');
-const config = loadConfig({ env: {}, overrides: { inference: { manifest: MANIFEST, maxBatchWaitMs: 2 } } as never });
+const config = loadConfig({ env: {}, overrides: { inference: { manifest: MANIFEST, maxBatchWaitMs: 2 } } });
 const registry = await ModelRegistry.open(config, quietLogger);
 after(() => registry.close());
 
@@ -62,17 +63,16 @@ for (const model of registry.models) {
     const { absolute, relative } = index.tolerance;
     for (const o of index.outputs) {
       const want = readChecked(dir, o);
-      const got = out[o.name]!;
+      const got = present(out[o.name], `${spec.id} output ${o.name}`);
       assert.deepEqual([...got.dims], o.shape, `${spec.id} ${o.name}: shape`);
-      const data = got.data as Float32Array;
       let worst = 0;
-      for (let i = 0; i < want.length; i++) {
-        const excess = Math.abs(data[i]! - want[i]!) - (absolute + relative * Math.abs(want[i]!));
+      for (const [i, w] of want.entries()) {
+        const excess = Math.abs(at(got.data, i) - w) - (absolute + relative * Math.abs(w));
         worst = Math.max(worst, excess);
       }
       assert.ok(worst <= 0, `${spec.id} ${o.name}: outside |a-e| <= ${absolute} + ${relative}|e| by ${worst}`);
     }
-    const scores = out.score!.data as Float32Array;
+    const scores = present(out.score, `${spec.id} output score`).data;
     assert.ok([...scores].every(Number.isFinite), `${spec.id}: finite scores`);
   });
 }

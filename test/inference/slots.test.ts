@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { at } from '../../src/base/invariant.js';
 import { Slots } from '../../src/inference/slots.js';
 
 test('at most `size` holders; the others get a slot in the order they asked, as holders release', async () => {
@@ -13,12 +14,12 @@ test('at most `size` holders; the others get a slot in the order they asked, as 
   assert.deepEqual(order, [], 'nobody past the size');
   b();
   b(); // a second release of the same slot changes nothing
-  const c = await waiting[0]!;
+  const c = await at(waiting, 0);
   assert.deepEqual(order, [3]);
   assert.equal(slots.inUse, 2);
   a();
   c();
-  const [d, e] = await Promise.all([waiting[1]!, waiting[2]!]);
+  const [d, e] = await Promise.all([at(waiting, 1), at(waiting, 2)]);
   assert.deepEqual(order, [3, 4, 5]);
   d();
   e();

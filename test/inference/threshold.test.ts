@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
+import { present } from '../../src/base/invariant.js';
 import type { ModelSpec } from '../../src/inference/model-manifest.js';
 import { gumbelQuantile, resolveThresholds, type ThresholdSettings } from '../../src/inference/threshold.js';
 
@@ -20,7 +21,7 @@ function settings(threshold: Record<string, unknown>): ThresholdSettings {
 function resolved(specs: ModelSpec[], threshold: Record<string, unknown>): string {
   const m = resolveThresholds(specs, settings(threshold), 'm.json');
   return specs.map((s) => {
-    const t = m.get(s.id)!;
+    const t = present(m.get(s.id), `the threshold of ${s.id}`);
     return `${s.id} ${t.value.toFixed(4)} ${t.source}@${String(t.falseAlarmRate)}`;
   }).join('; ');
 }
@@ -48,7 +49,8 @@ test('by default every student keeps the threshold of its manifest', () => {
 
 test("falseAlarmRate recomputes each threshold from the fitted distribution; at the manifest's own rate it is the manifest value", () => {
   assert.equal(resolved([spec('a', 0.96), spec('b', 5, { location: 3, scale: 0.8 })], { falseAlarmRate: 0.001 }), 'a 1.1907 falseAlarmRate@0.001; b 8.5258 falseAlarmRate@0.001');
-  const atOwnRate = resolveThresholds([spec('a', 0.960014922677658)], settings({ falseAlarmRate: 0.01 }), 'm.json').get('a')!;
+  const atOwnRate = resolveThresholds([spec('a', 0.960014922677658)], settings({ falseAlarmRate: 0.01 }), 'm.json').get('a');
+  assert.ok(atOwnRate !== undefined);
   assert.ok(Math.abs(atOwnRate.value - 0.960014922677658) < 1e-12);
 });
 

@@ -15,6 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import type { KafkaMessage } from 'kafkajs';
 import sharp from 'sharp';
+import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { Frame } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
@@ -83,7 +84,12 @@ function reachableArrayBuffers(root: unknown): Set<ArrayBufferLike> {
       found.add(x.buffer);
       return;
     }
-    if (x instanceof Map) for (const [k, v] of x) (visit(k), visit(v));
+    if (x instanceof Map) {
+      for (const [k, v] of x) {
+        visit(k);
+        visit(v);
+      }
+    }
     if (x instanceof Set) for (const v of x) visit(v);
     for (const k of Reflect.ownKeys(x)) visit((x as Record<string | symbol, unknown>)[k]);
   };
@@ -109,7 +115,7 @@ test('a frame the join holds keeps its payload bytes once, in a buffer of its ow
   const { input } = accepted(await reader.read('in.rgb', partition, message, Date.now()));
 
   const buffers = reachableArrayBuffers(input);
-  const payloadHolders = holders(buffers, frame.payload!);
+  const payloadHolders = holders(buffers, present(frame.payload, 'the payload'));
   assert.equal(payloadHolders.length, 1, `the payload bytes are held ${payloadHolders.length} times (the record and a decoded copy?)`);
   assert.ok(!buffers.has(response), 'nothing the frame keeps is a view into the fetch response (it would keep the whole response alive)');
   assert.equal(input.payload.payload.buffer, input.payload.raw.buffer, 'the payload is a view into the record');
@@ -148,22 +154,23 @@ test('a rejected record keeps its bytes for the dead letter, not the fetch respo
 
 test('a claim-checked payload is held beside its record, and counted beside it', async () => {
   const frame = await noisyRgb('S-mem-3');
+  const payload = present(frame.payload, 'the payload');
   const file = join(claimCheckDir, 'S-mem-3.png');
-  writeFileSync(file, frame.payload!);
-  const ref: Frame = { ...frame, payload: null, payloadRef: { uri: pathToFileURL(file).href, sizeBytes: frame.payload!.length, sha256: null } };
+  writeFileSync(file, payload);
+  const ref: Frame = { ...frame, payload: null, payloadRef: { uri: pathToFileURL(file).href, sizeBytes: payload.length, sha256: null } };
   const value = codec.encode(ref);
   const { message, response } = delivered(frame.sampleId, value);
   const { input } = accepted(await reader.read('in.rgb', partitionFor(frame.sampleId, PARTITIONS), message, Date.now()));
   const buffers = reachableArrayBuffers(input);
-  assert.equal(holders(buffers, frame.payload!).length, 1);
+  assert.equal(holders(buffers, payload).length, 1);
   assert.ok(!buffers.has(response));
-  assert.ok(input.payload.payload.equals(frame.payload!));
-  assert.equal(input.bytes, value.length + frame.sampleId.length + frame.payload!.length);
+  assert.ok(input.payload.payload.equals(payload));
+  assert.equal(input.bytes, value.length + frame.sampleId.length + payload.length);
 });
 
 test('a PNG payload is checked from its bytes at read time: header CRC, declared size, chunks complete to IEND', async () => {
   const frame = await noisyRgb('S-png', 96);
-  const png = frame.payload!;
+  const png = present(frame.payload, 'the payload');
   const read = async (payload: Buffer, f: Partial<Frame> = {}): Promise<ReadResult> =>
     reader.read('in.rgb', partitionFor('S-png', PARTITIONS), delivered('S-png', codec.encode({ ...frame, ...f, payload })).message, Date.now());
   accepted(await read(png));
@@ -175,7 +182,7 @@ test('a PNG payload is checked from its bytes at read time: header CRC, declared
   assert.match(await rejected(png.subarray(0, png.length - 100)), /^FRAME_CORRUPT: .*cut short/);
   assert.match(await rejected(Buffer.concat([png, Buffer.from('trailing garbage')])), /^FRAME_CORRUPT: .*16 bytes after its IEND/);
   const damaged = Buffer.from(png);
-  damaged[17] = damaged[17]! ^ 0x01; // width, without fixing the CRC
+  damaged[17] = at(damaged, 17) ^ 0x01; // width, without fixing the CRC
   assert.match(await rejected(damaged), /^FRAME_CORRUPT: .*CRC/);
   assert.match(await rejected(png, { width: 63 }), /^FRAME_SHAPE: rgb payload is a 96×96 png, the frame declares a 63×96 png/);
 });

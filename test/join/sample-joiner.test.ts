@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { at } from '../../src/base/invariant.js';
 import type { Modality } from '../../src/codec/records.js';
 import { CLOSED_ENTRY_BYTES, SampleJoiner, type JoinInput, type JoinOutput, type JoinPolicy } from '../../src/join/sample-joiner.js';
 
@@ -102,8 +103,8 @@ test('a provisional verdict is released as soon as rgb and ir are in; xyz inside
   assert.deepEqual(d.summary(), []);
   d.frame('S1', 'ir', 2);
   assert.deepEqual(d.summary(), ['S1 r1 provisional [rgb,ir]']);
-  const first = d.outputs[0]!;
-  assert.equal(first.type === 'release' && first.missing.join(), 'xyz');
+  const first = d.outputs[0];
+  assert.equal(first?.type === 'release' && first.missing.join(), 'xyz');
   d.frame('S1', 'xyz', 45_000);
   assert.deepEqual(d.summary(), ['S1 r1 provisional [rgb,ir]', 'S1 r2 refine final [rgb,ir,xyz]']);
 });
@@ -126,7 +127,7 @@ test('a sample whose required modality never arrives gets UNKNOWN with the reaso
   assert.ok(!d.summary().some((s) => s.startsWith('S1')));
   d.frame('S3', 'rgb', 10_000);
   const unknown = d.outputs.find((o) => o.type === 'unknown');
-  assert.ok(unknown !== undefined && unknown.type === 'unknown');
+  assert.ok(unknown !== undefined);
   assert.equal(unknown.sampleId, 'S1');
   assert.match(unknown.reason, /required modality rgb did not arrive within 10000 ms/);
   assert.deepEqual(unknown.missing, ['rgb', 'xyz']);
@@ -153,7 +154,7 @@ test('out-of-order frames join as if they had come in order', () => {
   ];
   for (const f of frames) inOrder.frame(...f);
   const order = [1, 0, 3, 5, 2, 4, 9, 7, 6, 8, 10];
-  for (const i of order) shuffled.frame(...frames[i]!);
+  for (const i of order) shuffled.frame(...at(frames, i));
   const key = (d: JoinDriver): string[] => d.summary().sort();
   assert.deepEqual(key(shuffled), key(inOrder));
   assert.ok(key(inOrder).includes('A r2 refine final [rgb,ir,xyz]'));
@@ -166,8 +167,8 @@ test('a frame of a closed sample is rejected as too late, with the reason', () =
   d.frame('S2', 'rgb', 121_000); // S1's xyz window (120 s) has passed
   const out = d.frame('S1', 'xyz', 121_500);
   assert.deepEqual(d.summary(out), ['S1 rejected xyz JOIN_TOO_LATE']);
-  const r = out[0]!;
-  assert.ok(r.type === 'rejected' && /already closed/.test(r.message));
+  const r = out[0];
+  assert.ok(r?.type === 'rejected' && /already closed/.test(r.message));
   assert.equal(d.joiner.stats.tooLate, 1);
 });
 
@@ -186,7 +187,8 @@ test('the expected-modalities hint stops the wait early; a frame it did not anno
   d.frame('S1', 'ir', 1, { expected: ['rgb', 'ir'] });
   assert.deepEqual(d.summary(), ['S1 r1 complete final [rgb,ir]']);
   const out = d.frame('S1', 'xyz', 30_000);
-  assert.ok(out[0]!.type === 'rejected' && /hint did not include xyz/.test(out[0]!.message));
+  const r = out[0];
+  assert.ok(r?.type === 'rejected' && /hint did not include xyz/.test(r.message));
 });
 
 test('when the line stops, the idle timer advances stream time with the wall clock', () => {
@@ -240,8 +242,8 @@ test('released frames carry their sources and the first capture/arrival for late
   const d = new JoinDriver();
   d.frame('S1', 'ir', 3);
   d.frame('S1', 'rgb', 0);
-  const r = d.outputs[0]!;
-  assert.ok(r.type === 'release');
+  const r = d.outputs[0];
+  assert.ok(r?.type === 'release');
   assert.equal(r.firstCapture, T0);
   assert.deepEqual(r.frames.map((f) => [f.modality, f.source.topic, f.payload]), [['rgb', 'in.rgb', 'S1/rgb'], ['ir', 'in.ir', 'S1/ir']]);
 });

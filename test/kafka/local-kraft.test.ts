@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
+import { present } from '../../src/base/invariant.js';
 import { defaultConfig } from '../../src/config/load-config.js';
 import { createKafka } from '../../src/kafka/kafka-client.js';
 import { LocalKraftBroker, findBrokerProcesses } from '../../src/kafka/local-kraft.js';
@@ -51,7 +52,7 @@ test('a second local broker starts from the cached jars, serves requests, and st
     await admin.disconnect();
     assert.deepEqual(findBrokerProcesses({ id: broker.id }), [broker.pid]);
   } finally {
-    const pid = broker.pid!;
+    const pid = present(broker.pid, 'the broker pid');
     const logFile = broker.logFile;
     await broker.stop();
     assert.ok(!alive(pid), 'JVM gone after stop()');
@@ -79,7 +80,7 @@ test('a broker whose owning process is SIGKILLed does not outlive it', async () 
       const m = /\{"pid":(\d+)\}/.exec(out);
       if (m !== null) resolve(Number(m[1]));
     });
-    child.on('exit', (c) => reject(new Error(`child exited early (${c})`)));
+    child.on('exit', (code, signal) => reject(new Error(`child exited early (${code ?? signal ?? 'unknown'})`)));
   });
   assert.ok(alive(pid));
   child.kill('SIGKILL');

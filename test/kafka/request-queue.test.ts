@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { at } from '../../src/base/invariant.js';
 import { RequestQueue } from '../../src/kafka/request-queue.js';
 
 /** A fake request: records each request's records and resolves when told to (the broker's ack). */
@@ -29,10 +30,10 @@ test('one request in flight; what is handed in meanwhile goes out together in th
   await tick();
   assert.deepEqual(r.requests, [[1]], 'the first send goes alone; the rest wait for its ack');
   assert.equal(q.pending, 5);
-  r.acks[0]!();
+  at(r.acks, 0)();
   await tick();
   assert.deepEqual(r.requests, [[1], [2, 3, 4, 5]]);
-  r.acks[1]!();
+  at(r.acks, 1)();
   await Promise.all(sends);
   assert.deepEqual(acked, [1, 2, 3, 4, 5]);
   assert.equal(q.pending, 0);
@@ -44,7 +45,7 @@ test('a request carries at most maxRequestBytes (a single larger send still goes
   const all = [q.send([1]), q.send([6]), q.send([3]), q.send([4]), q.send([20]), q.send([1])];
   for (let i = 0; i < 5; i++) {
     await tick();
-    r.acks[i]!();
+    at(r.acks, i)();
   }
   await Promise.all(all);
   assert.deepEqual(r.requests, [[1], [6, 3], [4], [20], [1]]);
@@ -62,16 +63,16 @@ test('a barrier runs after everything before it is acknowledged and before anyth
   });
   void q.send([3]);
   await tick();
-  r.acks[0]!();
+  at(r.acks, 0)();
   await tick();
   assert.deepEqual(r.requests, [[1], [2]], 'the send after the barrier does not join the request before it');
   assert.deepEqual(log, []);
-  r.acks[1]!();
+  at(r.acks, 1)();
   assert.equal(await barrier, 'committed');
   assert.deepEqual(log, ['barrier after 1,2']);
   await tick();
   assert.deepEqual(r.requests, [[1], [2], [3]]);
-  r.acks[2]!();
+  at(r.acks, 2)();
 });
 
 test('a failed request rejects its senders and calls their onFailure before a later barrier runs; the queue goes on', async () => {
@@ -82,15 +83,15 @@ test('a failed request rejects its senders and calls their onFailure before a la
   await tick();
   const second = q.send([2], (err) => failures.push(`2: ${(err as Error).message}`));
   const barrier = q.barrier(async () => [...failures]);
-  r.fail[0]!(new Error('NOT_LEADER'));
+  at(r.fail, 0)(new Error('NOT_LEADER'));
   await assert.rejects(first, /NOT_LEADER/);
   await tick();
-  r.fail[1]!(new Error('broker gone'));
+  at(r.fail, 1)(new Error('broker gone'));
   await assert.rejects(second, /broker gone/);
   assert.deepEqual(await barrier, ['1: NOT_LEADER', '2: broker gone'], 'the barrier saw both failures');
   const third = q.send([3]);
   await tick();
-  r.acks[2]!();
+  at(r.acks, 2)();
   await third;
   assert.equal(q.pending, 0);
 });

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import kafkajs from 'kafkajs'; // its enums (ConfigResourceTypes) are on the CommonJS default export only
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
+import { at } from '../../src/base/invariant.js';
 import { ensureTopics, planTopics, verifyTopics } from '../../src/kafka/topics.js';
 import { deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
 
@@ -24,8 +26,8 @@ test('ensureTopics creates inputs, outputs and labels with the configured partit
   assert.ok(again.every((s) => !s.created && s.actualPartitions === 3), 'idempotent');
   const verified = await verifyTopics(admin, plans);
   assert.equal(verified.length, plans.length);
-  const configs = await admin.describeConfigs({ resources: [{ type: 2, name: config.topics.inputs.rgb }], includeSynonyms: false });
-  const maxBytes = configs.resources[0]!.configEntries.find((e) => e.configName === 'max.message.bytes');
+  const configs = await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: config.topics.inputs.rgb }], includeSynonyms: false });
+  const maxBytes = configs.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes');
   assert.equal(maxBytes?.configValue, String(config.kafka.maxMessageBytes));
 });
 
@@ -36,7 +38,7 @@ test('input topics with different partition counts are refused, naming each topi
   // kafkajs' waitForLeaders gives up on the broker's first UNKNOWN_TOPIC_OR_PARTITION (a fresh broker): wait here instead
   await admin.createTopics({ topics: [{ topic: odd.topics.inputs.ir, numPartitions: 5 }], waitForLeaders: false });
   for (let i = 0; ; i++) {
-    const ok = await admin.fetchTopicMetadata({ topics: [odd.topics.inputs.ir] }).then((m) => m.topics[0]!.partitions.every((p) => p.leader >= 0), () => false);
+    const ok = await admin.fetchTopicMetadata({ topics: [odd.topics.inputs.ir] }).then((m) => at(m.topics, 0).partitions.every((p) => p.leader >= 0), () => false);
     if (ok) break;
     assert.ok(i < 100, 'the topic gets leaders');
     await new Promise((r) => setTimeout(r, 100));

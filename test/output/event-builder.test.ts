@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { present } from '../../src/base/invariant.js';
 import type { Judgement } from '../../src/inference/judge.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { WARNING_BAND, buildOutputs } from '../../src/output/event-builder.js';
@@ -8,7 +9,7 @@ import { inferenceConfig } from '../helpers/models.js';
 
 const registry = await ModelRegistry.open(inferenceConfig(), quietLogger);
 after(() => registry.close());
-const route = registry.route(['rgb', 'ir'])!;
+const route = present(registry.route(['rgb', 'ir']), 'a model for rgb+ir');
 
 /** A judged part: a 4 × 4 map with one hot cell, from a 40 × 40 frame. */
 function judgement(over: Partial<Judgement>): Judgement {
@@ -27,7 +28,7 @@ function judgement(over: Partial<Judgement>): Judgement {
 const options = { heatmapSize: 8, maxRegions: 3 };
 
 test('an alert is CRITICAL from the threshold plus the warning band, a WARNING below it', () => {
-  const at = (score: number) => buildOutputs(judgement({ score }), options, () => 2_000).alert!;
+  const at = (score: number) => present(buildOutputs(judgement({ score }), options, () => 2_000).alert, `an alert at score ${score}`);
   assert.equal(at(2).severity, 'WARNING');
   assert.equal(at(2 * (1 + WARNING_BAND) - 1e-9).severity, 'WARNING');
   assert.equal(at(2 * (1 + WARNING_BAND)).severity, 'CRITICAL');
@@ -36,27 +37,28 @@ test('an alert is CRITICAL from the threshold plus the warning band, a WARNING b
   assert.equal(a.modelId, route.model.spec.id);
   assert.equal(a.regionCount, 1);
   assert.match(a.message, /^CRITICAL: part s-1 on L1\/S1 is NOK \(score 4\.000 ≥ 2\.000, rgb\+ir, 1 region\(s\)\)$/);
-  assert.match(buildOutputs(judgement({ final: false }), options, () => 2_000).alert!.message, /, provisional\)$/);
+  assert.match(present(buildOutputs(judgement({ final: false }), options, () => 2_000).alert, 'the provisional alert').message, /, provisional\)$/);
 });
 
 test('no alert for OK, UNKNOWN, or a NOK without a model; the event is always there', () => {
   for (const over of [{ verdict: 'OK' as const, score: 1 }, { verdict: 'UNKNOWN' as const, score: null, map: null, route: null }, { route: null }]) {
     const out = buildOutputs(judgement(over), options, () => 2_000);
     assert.equal(out.alert, null, JSON.stringify(over));
-    assert.equal(out.event!.verdict, over.verdict ?? 'NOK');
+    assert.equal(out.event?.verdict, over.verdict ?? 'NOK');
   }
 });
 
 test('the event: timings from arrival to release and to production, regions in frame pixels, the heatmap at its size', () => {
   const { event } = buildOutputs(judgement({}), options, () => 2_000);
-  assert.deepEqual(event!.timings, { joinWaitMs: 40, preprocessMs: 1, inferenceMs: 2, endToEndMs: 990 });
-  assert.deepEqual(event!.captureTime, new Date(1_000));
-  assert.equal(event!.regions.length, 1);
-  const r = event!.regions[0]!;
+  assert.ok(event !== null);
+  assert.deepEqual(event.timings, { joinWaitMs: 40, preprocessMs: 1, inferenceMs: 2, endToEndMs: 990 });
+  assert.deepEqual(event.captureTime, new Date(1_000));
+  assert.equal(event.regions.length, 1);
+  const r = present(event.regions[0], 'the region');
   // the hot cell is row 1, column 1 of the 4 × 4 map: pixels 10..20 of the 40 × 40 frame
   assert.ok(r.x <= 10 && r.x + r.width >= 20 && r.y <= 10 && r.y + r.height >= 20, JSON.stringify(r));
-  assert.deepEqual([event!.heatmap!.width, event!.heatmap!.height], [8, 8]);
-  const none = buildOutputs(judgement({}), { heatmapSize: 0, maxRegions: 0 }, () => 2_000).event!;
+  assert.deepEqual([event.heatmap?.width, event.heatmap?.height], [8, 8]);
+  const none = present(buildOutputs(judgement({}), { heatmapSize: 0, maxRegions: 0 }, () => 2_000).event, 'the event');
   assert.equal(none.heatmap, null);
   assert.deepEqual(none.regions, []);
 });

@@ -5,6 +5,7 @@
  * topic, partition and offset: what the test sees is what the log holds.
  */
 import type { Kafka } from 'kafkajs';
+import { present } from '../../src/base/invariant.js';
 import type { Config } from '../../src/config/config-schema.js';
 import type { CommandContext } from '../../src/cli/command.js';
 import { frameConsumerConfig } from '../../src/kafka/kafka-client.js';
@@ -33,7 +34,7 @@ export async function consumeAll(kafka: Kafka, config: Config, topics: string[],
           const at = `${topic}/${partition}/${message.offset}`;
           if (seen.has(at)) return;
           seen.add(at);
-          got.push({ topic, partition, key: message.key!.toString(), value: message.value!, timestamp: Number(message.timestamp), offset: message.offset });
+          got.push({ topic, partition, key: present(message.key, `the key of ${at}`).toString(), value: present(message.value, `the value of ${at}`), timestamp: Number(message.timestamp), offset: message.offset });
           if (got.length >= count) {
             clearTimeout(timer);
             // a little longer: anything beyond the expected count would be a bug worth seeing

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { at } from '../../src/base/invariant.js';
 import { DEFECTS, DEFECT_NAMES, SENSOR_MODALITIES, type DefectName, type SensorModality } from '../../src/simulate/defects.js';
 import { dilate } from '../../src/simulate/fields.js';
 import { encodePart } from '../../src/simulate/image-codec.js';
@@ -17,12 +18,13 @@ function bytesOf(a: ArrayBufferView): Buffer {
 
 test('the same seed gives identical bytes in every modality, encoded files included; another seed does not', async () => {
   for (const product of PRODUCTS) {
-    const a = generatePart({ product, seed: 42, defect: product.defects[0]!, width: 64 });
-    const b = generatePart({ product, seed: 42, defect: product.defects[0]!, width: 64 });
+    const defect = at(product.defects, 0);
+    const a = generatePart({ product, seed: 42, defect, width: 64 });
+    const b = generatePart({ product, seed: 42, defect, width: 64 });
     for (const k of ['rgb', 'ir', 'xyz', 'mask'] as const) assert.ok(bytesOf(a[k]).equals(bytesOf(b[k])), `${product.name} ${k}`);
     const [ea, eb] = await Promise.all([encodePart(a), encodePart(b)]);
     for (const k of ['rgb', 'ir', 'xyz', 'gt'] as const) assert.ok(ea[k].equals(eb[k]), `${product.name} encoded ${k}`);
-    const c = generatePart({ product, seed: 43, defect: product.defects[0]!, width: 64 });
+    const c = generatePart({ product, seed: 43, defect, width: 64 });
     for (const k of ['rgb', 'ir', 'xyz'] as const) assert.ok(!bytesOf(a[k]).equals(bytesOf(c[k])), `${product.name} ${k} must vary with the seed`);
   }
 });
@@ -65,7 +67,7 @@ test('all modalities are pixel-aligned at the requested size, in their conventio
   let borderMissing = 0;
   let border = 0;
   for (let i = 0; i < 128 * 128; i++) {
-    const [x, y, z] = [p.xyz[3 * i]!, p.xyz[3 * i + 1]!, p.xyz[3 * i + 2]!];
+    const [x, y, z] = [at(p.xyz, 3 * i), at(p.xyz, 3 * i + 1), at(p.xyz, 3 * i + 2)];
     const isMissing = z === 0;
     // MVTec 3D-AD: a missing point is exactly 0,0,0; a present one is metres in front of the sensor
     if (isMissing) assert.ok(x === 0 && y === 0, 'missing points are 0,0,0');
@@ -100,9 +102,9 @@ test('good parts vary naturally: pose, print and lighting differ between seeds',
     let partDiff = 0;
     for (let i = 0; i < a.partMask.length; i++) if (a.partMask[i] !== b.partMask[i]) partDiff++;
     assert.ok(partDiff > 0, `${product.name}: pose jitter moves the outline`);
-    assert.notDeepEqual(a.camera.lights[0]!.colour, b.camera.lights[0]!.colour, `${product.name}: lighting varies`);
+    assert.notDeepEqual(at(a.camera.lights, 0).colour, at(b.camera.lights, 0).colour, `${product.name}: lighting varies`);
     let albedoDiff = 0;
-    for (let i = 0; i < a.albedo.length; i++) albedoDiff += Math.abs(a.albedo[i]! - b.albedo[i]!);
+    for (let i = 0; i < a.albedo.length; i++) albedoDiff += Math.abs(at(a.albedo, i) - at(b.albedo, i));
     assert.ok(albedoDiff > 0, `${product.name}: texture and print vary`);
   }
 });
@@ -126,12 +128,12 @@ function change(m: SensorModality, good: GeneratedPart, bad: GeneratedPart, nois
   let total = 0;
   let count = 0;
   for (let i = 0; i < n; i++) {
-    let d = 0;
-    if (m === 'rgb') d = (Math.abs(good.rgb[3 * i]! - bad.rgb[3 * i]!) + Math.abs(good.rgb[3 * i + 1]! - bad.rgb[3 * i + 1]!) + Math.abs(good.rgb[3 * i + 2]! - bad.rgb[3 * i + 2]!)) / 3;
-    else if (m === 'ir') d = Math.abs(good.ir[i]! - bad.ir[i]!);
+    let d: number;
+    if (m === 'rgb') d = (Math.abs(at(good.rgb, 3 * i) - at(bad.rgb, 3 * i)) + Math.abs(at(good.rgb, 3 * i + 1) - at(bad.rgb, 3 * i + 1)) + Math.abs(at(good.rgb, 3 * i + 2) - at(bad.rgb, 3 * i + 2))) / 3;
+    else if (m === 'ir') d = Math.abs(at(good.ir, i) - at(bad.ir, i));
     else {
-      const zg = good.xyz[3 * i + 2]!;
-      const zb = bad.xyz[3 * i + 2]!;
+      const zg = at(good.xyz, 3 * i + 2);
+      const zb = at(bad.xyz, 3 * i + 2);
       // a point that appears or disappears is a large change
       d = (zg === 0) !== (zb === 0) ? 10 * noise.xyz : Math.min(10 * noise.xyz, Math.abs(zg - zb));
     }
@@ -203,7 +205,7 @@ test('defect size and contrast scale the defect', () => {
   const strong = generatePart({ product: 'battery_lid', seed: 9, defect: 'bulge', width: 96, defectParams: { contrast: 2 } });
   const rise = (p: GeneratedPart): number => {
     let s = 0;
-    for (let i = 0; i < 96 * 96; i++) if (p.mask[i] !== 0 && p.xyz[3 * i + 2] !== 0 && good.xyz[3 * i + 2] !== 0) s += good.xyz[3 * i + 2]! - p.xyz[3 * i + 2]!;
+    for (let i = 0; i < 96 * 96; i++) if (p.mask[i] !== 0 && p.xyz[3 * i + 2] !== 0 && good.xyz[3 * i + 2] !== 0) s += at(good.xyz, 3 * i + 2) - at(p.xyz, 3 * i + 2);
     return s;
   };
   assert.ok(rise(strong) > 1.7 * rise(base), `${rise(strong)} vs ${rise(base)}`);

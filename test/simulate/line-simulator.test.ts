@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { present } from '../../src/base/invariant.js';
 import { SimulatedPartSource, partChoice, poolPlan, renderPart, type SimulationOptions } from '../../src/simulate/line-simulator.js';
 
 const BASE: SimulationOptions = { product: 'battery_lid', width: 32, height: 32, seed: 4, defectRate: 0.5, defects: ['dent', 'hot_spot'], poolSize: 4 };
@@ -33,12 +34,12 @@ test('without a pool every part is rendered fresh, deterministically', async () 
   const a = await SimulatedPartSource.create(o);
   const b = await SimulatedPartSource.create(o);
   const [pa, pb] = [await a.get(3), await b.get(3)];
-  for (const m of ['rgb', 'ir', 'xyz'] as const) assert.ok(pa.payloads[m]!.equals(pb.payloads[m]!), m);
+  for (const m of ['rgb', 'ir', 'xyz'] as const) assert.ok(present(pa.payloads[m], m).equals(present(pb.payloads[m], m)), m);
   const direct = await renderPart(o, partChoice(o, 3));
-  assert.ok(direct.encoded.xyz.equals(pa.payloads.xyz!));
+  assert.ok(direct.encoded.xyz.equals(present(pa.payloads.xyz, 'xyz')));
   assert.equal(pa.seed, direct.seed);
   const other = await a.get(4);
-  assert.ok(!other.payloads.rgb!.equals(pa.payloads.rgb!), 'parts differ from one another');
+  assert.ok(!present(other.payloads.rgb, 'rgb').equals(present(pa.payloads.rgb, 'rgb')), 'parts differ from one another');
   a.release(3);
   a.release(4);
   assert.throws(() => partChoice({ ...BASE, defects: ['delamination'] }, 0), /no defect 'delamination'/);

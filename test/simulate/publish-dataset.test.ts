@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { at, present } from '../../src/base/invariant.js';
 import { publishDatasetCommand } from '../../src/cli/commands/publish-dataset.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { Frame, Label } from '../../src/codec/records.js';
@@ -65,13 +66,13 @@ test('publish-dataset streams a generated dataset: the files on disk are the fra
 
   const meta = JSON.parse(readFileSync(join(root, 'composite_coupon', META_FILE), 'utf8')) as { defects: Record<string, { visibility: unknown }> };
   const file = (name: string, folder: string, ext: string): Buffer => {
-    const [, split, defect, stem] = /^D-composite_coupon-(\w+?)-(\w+)-(\d{3})$/.exec(name)!;
-    return readFileSync(join(root, 'composite_coupon', split!, defect!, folder, `${stem}.${ext}`));
+    const m = present(/^D-composite_coupon-(\w+?)-(\w+)-(\d{3})$/.exec(name), `the split, defect and stem of ${name}`);
+    return readFileSync(join(root, 'composite_coupon', at(m, 1), at(m, 2), folder, `${at(m, 3)}.${ext}`));
   };
   for (const r of records) {
     if (r.topic === t.labels) {
       const l: Label = labelCodec.decodeSync(r.value);
-      const defect = /-test-(\w+)-\d{3}$/.exec(r.key)![1]!;
+      const defect = at(present(/-test-(\w+)-\d{3}$/.exec(r.key), `the defect of ${r.key}`), 1);
       assert.equal(l.defectType, defect);
       assert.equal(l.productType, 'composite_coupon');
       assert.equal(l.source, `dataset:composite_coupon/test/${defect}/${r.key.slice(-3)}`);
@@ -80,15 +81,15 @@ test('publish-dataset streams a generated dataset: the files on disk are the fra
         assert.equal(l.mask, null);
         assert.deepEqual(l.visibility.map((v) => v.level), ['none', 'none', 'none']);
       } else {
-        assert.ok(l.mask!.equals(file(r.key, 'gt', 'png')), `${r.key}: the mask is the gt file`);
+        assert.ok(present(l.mask, `${r.key}: the mask`).equals(file(r.key, 'gt', 'png')), `${r.key}: the mask is the gt file`);
         assert.ok(l.defectPixels > 0);
-        const table = meta.defects[defect]!.visibility as Record<string, string>;
+        const table = present(meta.defects[defect], `the ${defect} entry of the dataset's meta`).visibility as Record<string, string>;
         assert.deepEqual(Object.fromEntries(l.visibility.map((v) => [v.modality, v.level])), table);
       }
     } else {
       const f: Frame = frameCodec.decodeSync(r.value);
       const [folder, ext] = f.modality === 'xyz' ? ['xyz', 'tiff'] : [f.modality, 'png'];
-      assert.ok(f.payload!.equals(file(r.key, folder, ext)), `${r.key} ${f.modality}: the same bytes as on disk`);
+      assert.ok(present(f.payload, `${r.key} ${f.modality}: the payload`).equals(file(r.key, folder, ext)), `${r.key} ${f.modality}: the same bytes as on disk`);
       assert.deepEqual(f.expectedModalities, ['rgb', 'ir', 'xyz']);
       assert.deepEqual([f.width, f.height], [40, 32]);
     }
@@ -118,7 +119,7 @@ test('a recorded dataset without ir or a sidecar (the real MVTec 3D-AD shape) pu
     ]);
     assert.equal(l.seed, null);
   }
-  const frame = frameCodec.decodeSync(records.find((r) => r.topic === t.inputs.rgb)!.value);
+  const frame = frameCodec.decodeSync(present(records.find((r) => r.topic === t.inputs.rgb), 'an rgb frame').value);
   assert.deepEqual(frame.expectedModalities, ['rgb', 'xyz']);
 });
 

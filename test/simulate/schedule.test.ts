@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { at, present } from '../../src/base/invariant.js';
 import { EmissionStream, LineSchedule, type Emission, type TimingOptions } from '../../src/simulate/line-schedule.js';
 
 const BASE: TimingOptions = {
@@ -36,15 +37,15 @@ test('a clean line: rgb and ir within milliseconds, xyz for the configured share
   const parts = new Map<number, Emission[]>();
   for (const e of es) parts.set(e.part.index, [...(parts.get(e.part.index) ?? []), e]);
   assert.equal(parts.size, 3000);
-  for (let i = 1; i < es.length; i++) assert.ok(es[i]!.sendMs >= es[i - 1]!.sendMs, 'emissions come in send order');
+  for (let i = 1; i < es.length; i++) assert.ok(at(es, i).sendMs >= at(es, i - 1).sendMs, 'emissions come in send order');
   let withXyz = 0;
   for (const list of parts.values()) {
-    const frames = list.filter((e) => e.kind === 'frame').map((e) => (e as Extract<Emission, { kind: 'frame' }>).frame);
-    const rgb = frames.find((f) => f.modality === 'rgb')!;
-    const ir = frames.find((f) => f.modality === 'ir')!;
+    const frames = list.filter((e) => e.kind === 'frame').map((e) => e.frame);
+    const rgb = present(frames.find((f) => f.modality === 'rgb'), 'the rgb frame');
+    const ir = present(frames.find((f) => f.modality === 'ir'), 'the ir frame');
     assert.ok(ir.captureMs - rgb.captureMs >= 0 && ir.captureMs - rgb.captureMs <= 3);
     const xyz = frames.find((f) => f.modality === 'xyz');
-    const plan = list[0]!.part;
+    const plan = at(list, 0).part;
     assert.equal(xyz !== undefined, plan.getsXyz);
     assert.deepEqual(plan.expected, plan.getsXyz ? ['rgb', 'ir', 'xyz'] : ['rgb', 'ir']);
     if (xyz !== undefined) {
@@ -54,7 +55,7 @@ test('a clean line: rgb and ir within milliseconds, xyz for the configured share
     }
   }
   assert.ok(plausible(withXyz, 3000, 0.3), `${withXyz} parts with xyz`);
-  const last = es.filter((e) => e.kind === 'label').at(-1)!.part.timeMs;
+  const last = present(es.filter((e) => e.kind === 'label').at(-1), 'the last label').part.timeMs;
   assert.ok(Math.abs(last / 2999 - 100) < 2, `mean spacing ${last / 2999} ms at 10 parts/s`);
 });
 
@@ -74,7 +75,7 @@ test('drops, duplicates and held-back frames happen at their configured rates', 
   assert.ok(plausible(held.length, originals.length, 0.08), `held back ${held.length}`);
   // a duplicate is the same frame again (same capture stamp), later
   for (const d of dups) {
-    const o = originals.find((x) => x.part.index === d.part.index && x.frame.modality === d.frame.modality)!;
+    const o = present(originals.find((x) => x.part.index === d.part.index && x.frame.modality === d.frame.modality), 'the original of a duplicate');
     assert.equal(d.frame.stampedMs, o.frame.stampedMs);
     assert.ok(d.sendMs > o.sendMs);
   }
@@ -99,7 +100,7 @@ test('each sensor clock has one constant skew; bursts compress the spacing', () 
   }
   const plain = drain(BASE, 2000, 4).filter((e) => e.kind === 'label');
   const bursty = drain({ ...BASE, burstRate: 0.05, burstSize: 10, burstFactor: 5 }, 2000, 4).filter((e) => e.kind === 'label');
-  const gaps = (l: Emission[]): number[] => l.slice(1).map((e, i) => e.sendMs - l[i]!.sendMs);
+  const gaps = (l: Emission[]): number[] => l.slice(1).map((e, i) => e.sendMs - at(l, i).sendMs);
   const short = (g: number[]): number => g.filter((x) => x < 30).length;
   assert.equal(short(gaps(plain)), 0);
   assert.ok(short(gaps(bursty)) > 300, `${short(gaps(bursty))} burst gaps`);

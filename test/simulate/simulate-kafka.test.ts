@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { present } from '../../src/base/invariant.js';
 import { simulateCommand } from '../../src/cli/commands/simulate.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { Frame, Label } from '../../src/codec/records.js';
@@ -141,7 +142,7 @@ test('simulate publishes a line into Kafka: counts per topic, co-partitioned key
     assert.deepEqual([...new Set(fs.map((f) => f.modality))].sort(), [...label.modalitiesSent].sort(), `${id}: sent modalities`);
     const expected = [...label.modalitiesSent, ...label.modalitiesDropped].sort();
     for (const f of fs) {
-      assert.deepEqual([...f.expectedModalities!].sort(), expected, `${id}: the station's hint`);
+      assert.deepEqual([...present(f.expectedModalities, `${id}: the station's hint`)].sort(), expected, `${id}: the station's hint`);
       assert.equal(f.width, 32);
       assert.equal(f.height, 32);
     }
@@ -155,13 +156,14 @@ test('simulate publishes a line into Kafka: counts per topic, co-partitioned key
   }
 
   // payloads are what the schema promises
-  const sample = [...frames.values()].find((fs) => fs.length >= 3 && fs.some((f) => f.modality === 'xyz'))!;
+  const sample = present([...frames.values()].find((fs) => fs.length >= 3 && fs.some((f) => f.modality === 'xyz')), 'a sample with all three modalities');
   for (const f of sample) {
-    if (f.modality === 'rgb') assert.deepEqual(pngHeader(f.payload!), { width: 32, height: 32, bitDepth: 8, colourType: 2, channels: 3, interlaced: false });
-    if (f.modality === 'ir') assert.deepEqual(pngHeader(f.payload!), { width: 32, height: 32, bitDepth: 16, colourType: 0, channels: 1, interlaced: false });
+    const payload = present(f.payload, `the ${f.modality} payload`);
+    if (f.modality === 'rgb') assert.deepEqual(pngHeader(payload), { width: 32, height: 32, bitDepth: 8, colourType: 2, channels: 3, interlaced: false });
+    if (f.modality === 'ir') assert.deepEqual(pngHeader(payload), { width: 32, height: 32, bitDepth: 16, colourType: 0, channels: 1, interlaced: false });
     if (f.modality === 'xyz') {
       assert.equal(f.encoding, 'tiff');
-      assert.equal(decodeXyzTiff(f.payload!).xyz.length, 32 * 32 * 3);
+      assert.equal(decodeXyzTiff(payload).xyz.length, 32 * 32 * 3);
     }
   }
 });

@@ -158,10 +158,11 @@ function patchTags(tiff: Buffer, values: Record<number, number>): Buffer {
   for (let i = 0; i < n; i++) {
     const at = ifd + 2 + i * 12;
     const tag = out.readUInt16LE(at);
-    if (!(tag in values)) continue;
+    const value = values[tag];
+    if (value === undefined) continue;
     const type = out.readUInt16LE(at + 2);
-    if (type === 3) out.writeUInt16LE(values[tag]!, at + 8);
-    else out.writeUInt32LE(values[tag]!, at + 8);
+    if (type === 3) out.writeUInt16LE(value, at + 8);
+    else out.writeUInt32LE(value, at + 8);
     seen.add(tag);
   }
   assert.equal(seen.size, Object.keys(values).length, 'every patched tag exists');

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SpanKind } from '@opentelemetry/api';
+import { at, present } from '../../src/base/invariant.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { Telemetry } from '../../src/telemetry/telemetry.js';
@@ -48,12 +49,12 @@ test('with telemetry.otlp.endpoint set, traces and metrics go to <endpoint>/v1/t
     for (const r of [...traces, ...metrics]) assert.equal(r.type, 'application/json');
     type Resource = { resource: { attributes: { key: string; value: { stringValue?: string } }[] } };
     const serviceOf = (r: Resource): string | undefined => r.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue;
-    const t = JSON.parse(traces[0]!.body.toString()) as { resourceSpans: (Resource & { scopeSpans: { spans: { name: string; kind: number }[] }[] })[] };
-    assert.equal(serviceOf(t.resourceSpans[0]!), 'mmad-otlp-check');
-    assert.deepEqual(t.resourceSpans[0]!.scopeSpans.flatMap((s) => s.spans.map((x) => x.name)), ['send rgb frame']);
+    const t = JSON.parse(at(traces, 0).body.toString()) as { resourceSpans: (Resource & { scopeSpans: { spans: { name: string; kind: number }[] }[] })[] };
+    assert.equal(serviceOf(at(t.resourceSpans, 0)), 'mmad-otlp-check');
+    assert.deepEqual(at(t.resourceSpans, 0).scopeSpans.flatMap((s) => s.spans.map((x) => x.name)), ['send rgb frame']);
     const names = metrics.flatMap((m) => {
       const body = JSON.parse(m.body.toString()) as { resourceMetrics: (Resource & { scopeMetrics: { metrics: { name: string }[] }[] })[] };
-      assert.equal(serviceOf(body.resourceMetrics[0]!), 'mmad-otlp-check');
+      assert.equal(serviceOf(at(body.resourceMetrics, 0)), 'mmad-otlp-check');
       return body.resourceMetrics.flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics.map((x) => x.name)));
     });
     assert.ok(names.includes('mmad_frames_read'), `metrics sent: ${names.join(', ')}`);
@@ -97,7 +98,7 @@ test('mmad run serves /healthz, /readyz (ready once it has its tasks) and /metri
     // the server is up before the models and the consumer: the first answers say not ready
     assert.equal(statuses[0], 503, `readiness answers: ${statuses.join(',')}`);
     const ready = JSON.parse((await get(`${base}/readyz`)).body) as { checks: Record<string, { ok: boolean; detail: string }> };
-    assert.match(ready.checks.consumer!.detail, /tasks 0,1,2/);
+    assert.match(present(ready.checks.consumer, 'the consumer check').detail, /tasks 0,1,2/);
     const metrics = await get(`${base}/metrics`);
     assert.equal(metrics.status, 200);
     assert.match(metrics.body, /^mmad_tasks\{state="running",service_name="mmad"\} 3$/m);

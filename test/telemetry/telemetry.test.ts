@@ -13,6 +13,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { hrTimeToMilliseconds } from '@opentelemetry/core';
 import type { Histogram } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { Alert, AnomalyEvent, DeadLetter } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
@@ -41,7 +42,7 @@ await ensureTopics(admin, plans);
 const reader = new CollectingReader();
 const spans = new InMemorySpanExporter();
 const telemetry = await Telemetry.start(config, { logger: quietLogger, port: 0, metricReaders: [reader], spanExporters: [spans] });
-const base = `http://127.0.0.1:${telemetry.port}`;
+const base = `http://127.0.0.1:${present(telemetry.port, 'the operations port')}`;
 const registry = await ModelRegistry.open(config, quietLogger);
 const processor = new StreamProcessor(config, registry, { logger: quietLogger, ...telemetry.processorOptions() });
 telemetry.attach(processor, registry);
@@ -76,7 +77,7 @@ async function published(): Promise<{ events: AnomalyEvent[]; alerts: Alert[]; d
     await consumer.subscribe({ topics: [t.events, t.alerts, t.deadLetters], fromBeginning: true });
     await consumer.run({
       eachMessage: async ({ topic, partition, message }) => {
-        got.set(`${topic}/${partition}/${message.offset}`, { topic, value: message.value! });
+        got.set(`${topic}/${partition}/${message.offset}`, { topic, value: present(message.value, `the value of ${topic}/${partition}/${message.offset}`) });
         last = Date.now();
       },
     });
@@ -122,9 +123,9 @@ test('/healthz answers and /readyz is not ready before the processor has its ass
   const before = await get(`${base}/readyz`);
   assert.equal(before.status, 503);
   const b = JSON.parse(before.body) as { checks: Record<string, { ok: boolean; detail: string }> };
-  assert.equal(b.checks.consumer!.ok, false);
-  assert.equal(b.checks.models!.ok, true, 'the students are loaded');
-  assert.match(b.checks.models!.detail, /test-rgb-ir@0\.0\.1/);
+  assert.equal(b.checks.consumer?.ok, false);
+  assert.equal(b.checks.models?.ok, true, 'the students are loaded');
+  assert.match(b.checks.models.detail, /test-rgb-ir@0\.0\.1/);
 
   await processor.start();
   // right after start the member is (almost always) still joining: whatever /readyz says must agree with the processor
@@ -135,8 +136,8 @@ test('/healthz answers and /readyz is not ready before the processor has its ass
   await until('/readyz to say ready', async () => (await get(`${base}/readyz`)).status === 200, 15_000);
   const ready = JSON.parse((await get(`${base}/readyz`)).body) as { status: string; checks: Record<string, { ok: boolean; detail: string }> };
   assert.equal(ready.status, 'ready');
-  assert.match(ready.checks.consumer!.detail, /tasks 0,1,2/);
-  assert.ok(ready.checks.broker!.ok);
+  assert.match(present(ready.checks.consumer, 'the consumer check').detail, /tasks 0,1,2/);
+  assert.ok(ready.checks.broker?.ok);
   assert.equal((await get(`${base}/nothing`)).status, 404);
 });
 
@@ -169,7 +170,7 @@ test('a simulated line through the processor: the metrics agree with what was pu
     pace: false,
     idPrefix: 'sim-',
     labels: false,
-    tracer: telemetry.tracer!,
+    tracer: present(telemetry.tracer, 'the tracer'),
   });
   // hand-made cases the random line may not produce: a NOK with an alert, a duplicate, ir timing out, an unreadable record
   const P = config.topics.partitions;
@@ -195,7 +196,7 @@ test('a simulated line through the processor: the metrics agree with what was pu
 
   // records read, per modality: what the station and this test sent
   for (const m of ['rgb', 'ir', 'xyz'] as const) {
-    const sent = report.perTopic[config.topics.inputs[m]]!.reduce((a, b) => a + b, 0) + extraFrames[m];
+    const sent = present(report.perTopic[config.topics.inputs[m]], `the ${m} records sent`).reduce((a, b) => a + b, 0) + extraFrames[m];
     assert.equal(sumOf(points, M.framesRead.name, { modality: m }), sent, `${m} records read`);
   }
 
@@ -235,9 +236,9 @@ test('a simulated line through the processor: the metrics agree with what was pu
   assert.equal(count(M.preprocess.name), modelled.length);
   assert.equal(count(M.inference.name), modelled.length);
   assert.equal(count(M.batchSize.name), modelled.length);
-  assert.deepEqual(hist(M.endToEnd.name)[0]!.buckets.boundaries, [...LATENCY_BUCKETS_S]);
-  assert.deepEqual(hist(M.preprocess.name)[0]!.buckets.boundaries, [...STAGE_BUCKETS_S]);
-  assert.deepEqual(hist(M.batchSize.name)[0]!.buckets.boundaries, [...BATCH_SIZE_BUCKETS]);
+  assert.deepEqual(hist(M.endToEnd.name)[0]?.buckets.boundaries, [...LATENCY_BUCKETS_S]);
+  assert.deepEqual(hist(M.preprocess.name)[0]?.buckets.boundaries, [...STAGE_BUCKETS_S]);
+  assert.deepEqual(hist(M.batchSize.name)[0]?.buckets.boundaries, [...BATCH_SIZE_BUCKETS]);
   // the histogram measures to the write, the event's own timing to when it was built: never less in total
   const e2eSum = hist(M.endToEnd.name).reduce((s, h) => s + (h.sum ?? 0), 0);
   assert.ok(e2eSum * 1000 >= events.reduce((s, e) => s + e.timings.endToEndMs, 0) - events.length, `end-to-end ${e2eSum} s in total`);
@@ -296,7 +297,7 @@ test('/metrics is a Prometheus scrape with every metric the service declares, hi
     scrape.body
       .split('\n')
       .filter((l) => l !== '' && !l.startsWith('#'))
-      .map((l) => l.split(/[{\s]/)[0]!),
+      .map((l) => at(l.split(/[{\s]/), 0)),
   );
   const missing = allSeriesNames().filter((n) => !series.has(n));
   assert.deepEqual(missing, [], 'every declared series is exported');

@@ -127,7 +127,7 @@ export const demoCommand: Command = {
       // redrawn in place on a terminal; in a log, a line only when something changed
       const status = new LiveLine(process.stdout, ctx.out);
       const refresh = (): void => status.update(summary.live(), summary.parts, parts);
-      const ticker = setInterval(refresh, process.stdout.isTTY === true ? 250 : 2_000);
+      const ticker = setInterval(refresh, process.stdout.isTTY ? 250 : 2_000);
       try {
         const report = await runStation({
           source,

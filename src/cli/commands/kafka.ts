@@ -1,3 +1,4 @@
+import type { Config } from '../../config/config-schema.js';
 import { loadConfig } from '../../config/load-config.js';
 import { fromRoot } from '../../config/paths.js';
 import { provideBroker } from '../../kafka/provide-broker.js';
@@ -20,7 +21,7 @@ export const kafkaCommand: Command = {
   async run(ctx) {
     const config = configOf(ctx);
     // this command is the broker: a configured KAFKA_BROKERS is not a reason to start nothing
-    const local = loadConfig({ overrides: { ...JSON.parse(JSON.stringify(config)), kafka: { ...config.kafka, brokers: [] }, broker: { ...config.broker, provider: 'local' } } });
+    const local = loadConfig({ overrides: { ...(JSON.parse(JSON.stringify(config)) as Config), kafka: { ...config.kafka, brokers: [] }, broker: { ...config.broker, provider: 'local' } } });
     const port = ctx.values.port === undefined ? undefined : Number(ctx.values.port);
     const broker = await provideBroker(local, {
       ...(ctx.values.ephemeral === true ? {} : { dataDir: fromRoot(`${config.broker.cacheDir}/dev`) }),

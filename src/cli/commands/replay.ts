@@ -81,7 +81,7 @@ export const replayCommand: Command = {
       status.end();
       ctx.out(
         `done: ${summary.records} frames, ${summary.eventsOut.length} events in ${(summary.elapsedMs / 1000).toFixed(1)} s (${summary.recordsPerSecond.toFixed(0)} frames/s)` +
-          `${typeof ctx.values.out === 'string' ? `; written to ${ctx.values.out}` : ''}`,
+          (typeof ctx.values.out === 'string' ? `; written to ${ctx.values.out}` : ''),
       );
       return 0;
     } finally {
@@ -102,7 +102,8 @@ export const diffCommand: Command = {
   ].join('\n'),
   options: { ...CONFIG_OPTION, list: { type: 'string', description: 'changed parts to list', placeholder: 'N', default: '20' } },
   async run(ctx) {
-    if (ctx.positionals.length !== 2) throw new MmadError(ErrorCode.USAGE, 'diff takes two runs: mmad diff <A> <B>');
+    const [runA, runB, ...extra] = ctx.positionals;
+    if (runA === undefined || runB === undefined || extra.length > 0) throw new MmadError(ErrorCode.USAGE, 'diff takes two runs: mmad diff <A> <B>');
     const base = configOf(ctx);
     const isFile = (s: string): boolean => /\.jsonl?$/.test(s) && !s.startsWith('topic:');
     const needsKafka = ctx.positionals.some((s) => !isFile(s));
@@ -110,10 +111,12 @@ export const diffCommand: Command = {
     try {
       const codec = AvroCodec.local(SchemaCatalog.load(), 'AnomalyEvent');
       const kafka = needsKafka ? createKafka(config, config.kafka.brokers, rootLogger) : undefined;
-      const read = (s: string): Promise<EventSummary[]> => (isFile(s) ? readEventFile(s) : readEventTopic(kafka!, config, s.replace(/^topic:/, ''), codec));
-      const [a, b] = await Promise.all(ctx.positionals.map(read));
-      const d = diffRuns(a!, b!);
-      ctx.out(formatDiff(d, [ctx.positionals[0]!, ctx.positionals[1]!], Number(ctx.values.list)));
+      // without a client every run is a file (needsKafka)
+      const read = (s: string): Promise<EventSummary[]> =>
+        kafka === undefined || isFile(s) ? readEventFile(s) : readEventTopic(kafka, config, s.replace(/^topic:/, ''), codec);
+      const [a, b] = await Promise.all([read(runA), read(runB)]);
+      const d = diffRuns(a, b);
+      ctx.out(formatDiff(d, [runA, runB], Number(ctx.values.list)));
       return d.changed.length === 0 ? 0 : 1;
     } finally {
       await broker?.stop();

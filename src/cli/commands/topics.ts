@@ -3,6 +3,7 @@ import { ensureTopics, planTopics, verifyTopics, type TopicState } from '../../k
 import { MmadError, ErrorCode } from '../../base/errors.js';
 import { CONFIG_OPTION, type Command } from '../command.js';
 import { brokerFor, configOf } from '../common.js';
+import { at } from '../../base/invariant.js';
 
 export const topicsCommand: Command = {
   name: 'topics',
@@ -32,7 +33,7 @@ export const topicsCommand: Command = {
 export function formatTopicTable(states: TopicState[]): string[] {
   const rows = states.map((s) => [s.name, s.role + (s.modality === undefined ? '' : `:${s.modality}`), String(s.actualPartitions), s.created ? 'created' : 'existed']);
   const header = ['topic', 'role', 'partitions', 'state'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => at(r, i).length)));
+  const fmt = (r: string[]): string => r.map((c, i) => c.padEnd(at(widths, i))).join('  ').trimEnd();
   return [fmt(header), ...rows.map(fmt)];
 }

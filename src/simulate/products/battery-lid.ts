@@ -6,7 +6,7 @@
  * different on every part) and polarity marks. The cell is still warm from
  * formation and the terminals warmer from the test contacts.
  */
-import { coverage, ellipseSdf, lerp, noiseField, roundedRectSdf, segmentDistance } from '../fields.js';
+import { addAt, blendAt, coverage, ellipseSdf, fieldAt, noiseField, roundedRectSdf, segmentDistance } from '../fields.js';
 import type { Rng } from '../prng.js';
 import { Pose, emptyScene, stationCamera, type Scene } from '../scene.js';
 import { paint, tinted, type Material, type ProductType } from './product-type.js';
@@ -79,14 +79,16 @@ export const batteryLid: ProductType = {
         const i = y * width + x;
         const [u, v] = pose.toPart(scene, x, y);
         // the nest
-        scene.elevation[i] = nestTilt[0] * u + nestTilt[1] * v + 0.02 * MM * mottle[i]!;
-        paint(scene, i, tinted(FIXTURE, 1 + 0.08 * mottle[i]!), 1);
+        const mottled = fieldAt(mottle, i);
+        scene.elevation[i] = nestTilt[0] * u + nestTilt[1] * v + 0.02 * MM * mottled;
+        paint(scene, i, tinted(FIXTURE, 1 + 0.08 * mottled), 1);
 
         const dLid = roundedRectSdf(u, v, LENGTH / 2, WIDTH / 2, 3 * MM);
         const onLid = coverage(px(dLid));
         if (onLid <= 0) continue;
-        let top = PLATE_TOP + pose.tiltAt(u, v) + 2e-6 * streaks[i]!;
-        paint(scene, i, tinted(alu, 1 + 0.05 * streaks[i]! + 0.02 * mottle[i]!), onLid);
+        const streak = fieldAt(streaks, i);
+        let top = PLATE_TOP + pose.tiltAt(u, v) + 2e-6 * streak;
+        paint(scene, i, tinted(alu, 1 + 0.05 * streak + 0.02 * mottled), onLid);
         scene.heat[i] = warm * onLid;
         if (onLid > 0.5) scene.partMask[i] = 1;
 
@@ -96,7 +98,7 @@ export const batteryLid: ProductType = {
           const bead = Math.sin(Math.PI * t);
           top += bead * (0.12 * MM + 0.03 * MM * Math.sin(((u + v) / (0.8 * MM)) * 2 * Math.PI));
           paint(scene, i, WELD, bead * 0.8);
-          scene.emissivity[i] = lerp(scene.emissivity[i]!, WELD.emissivity, bead);
+          blendAt(scene.emissivity, i, WELD.emissivity, bead);
         }
 
         // terminals on insulators: − at −u (copper), + at +u (aluminium)
@@ -114,7 +116,7 @@ export const batteryLid: ProductType = {
             const rise = Math.min(1, Math.max(0, (-dTerm + 0.3 * MM) / (0.6 * MM)));
             top += TERMINAL_RISE * rise;
             paint(scene, i, side < 0 ? COPPER : alu, coverage(px(dTerm)));
-            scene.heat[i] = scene.heat[i]! + terminalHeat * coverage(px(dTerm));
+            addAt(scene.heat, i, terminalHeat * coverage(px(dTerm)));
           }
         }
 
@@ -157,7 +159,7 @@ export const batteryLid: ProductType = {
           paint(scene, i, mark, sign);
           top -= 4e-6 * sign;
         }
-        scene.elevation[i] = lerp(scene.elevation[i]!, top, onLid);
+        blendAt(scene.elevation, i, top, onLid);
       }
     }
     return scene;

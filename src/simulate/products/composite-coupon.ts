@@ -8,7 +8,7 @@
  * part in part coordinates (metres) through a jittered Pose, paint materials,
  * set elevation, heat and partMask, then register it in products/index.ts.
  */
-import { coverage, lerp, noiseField, roundedRectSdf, valueNoise } from '../fields.js';
+import { blendAt, coverage, fieldAt, noiseField, roundedRectSdf, valueNoise } from '../fields.js';
 import type { Rng } from '../prng.js';
 import { Pose, emptyScene, stationCamera, type Scene } from '../scene.js';
 import { paint, tinted, type Material, type ProductType } from './product-type.js';
@@ -75,8 +75,9 @@ export const compositeCoupon: ProductType = {
       for (let x = 0; x < width; x++) {
         const i = y * width + x;
         const [u, v] = pose.toPart(scene, x, y);
-        scene.elevation[i] = 0.01 * MM * tableTex[i]!;
-        paint(scene, i, tinted(TABLE, 1 + 0.06 * tableTex[i]!), 1);
+        const texture = fieldAt(tableTex, i);
+        scene.elevation[i] = 0.01 * MM * texture;
+        paint(scene, i, tinted(TABLE, 1 + 0.06 * texture), 1);
 
         // cut edges are not perfectly straight: a little fraying noise
         const fray = 0.12 * MM * (valueNoise(u / (0.7 * MM), v / (0.7 * MM), edgeSeed) - 0.5);
@@ -97,8 +98,9 @@ export const compositeCoupon: ProductType = {
         const lens = Math.sin(Math.PI * across); // tow cross-section
         const crimp = 0.3 * Math.sin(Math.PI * along);
         const gap = Math.max(0, 1 - lens / 0.25); // resin-rich seam between tows
-        const top = THICKNESS + pose.tiltAt(u, v) + CRIMP * (lens + crimp) + 3e-6 * (warpOnTop ? fibreAlong[i]! : fibreAcross[i]!);
-        paint(scene, i, tinted(carbon, 1 + 0.25 * (warpOnTop ? fibreAlong[i]! : fibreAcross[i]!)), on);
+        const fibre = fieldAt(warpOnTop ? fibreAlong : fibreAcross, i);
+        const top = THICKNESS + pose.tiltAt(u, v) + CRIMP * (lens + crimp) + 3e-6 * fibre;
+        paint(scene, i, tinted(carbon, 1 + 0.25 * fibre), on);
         paint(scene, i, RESIN, gap * 0.6 * on);
         scene.fibreAngle[i] = pose.angle + (warpOnTop ? 0 : Math.PI / 2);
         scene.fibreAmount[i] = 0.85 * on * (1 - gap);
@@ -116,7 +118,7 @@ export const compositeCoupon: ProductType = {
             scene.fibreAmount[i] = 0;
           }
         }
-        scene.elevation[i] = lerp(scene.elevation[i]!, top, on);
+        blendAt(scene.elevation, i, top, on);
       }
     }
     return scene;

@@ -6,6 +6,7 @@
  * register it in products/index.ts.
  */
 import { DEFECTS, type DefectName, type SensorModality, type VisibilityLevel } from '../defects.js';
+import { blendAt } from '../fields.js';
 import type { Rng } from '../prng.js';
 import type { Scene } from '../scene.js';
 
@@ -50,13 +51,13 @@ export function paint(scene: Scene, i: number, m: Material, t: number): void {
     scene.scanLoss[i] = m.scanLoss;
     return;
   }
-  a[3 * i] = a[3 * i]! + (m.albedo[0] - a[3 * i]!) * t;
-  a[3 * i + 1] = a[3 * i + 1]! + (m.albedo[1] - a[3 * i + 1]!) * t;
-  a[3 * i + 2] = a[3 * i + 2]! + (m.albedo[2] - a[3 * i + 2]!) * t;
-  scene.specular[i] = scene.specular[i]! + (m.specular - scene.specular[i]!) * t;
-  scene.shininess[i] = scene.shininess[i]! + (m.shininess - scene.shininess[i]!) * t;
-  scene.emissivity[i] = scene.emissivity[i]! + (m.emissivity - scene.emissivity[i]!) * t;
-  scene.scanLoss[i] = scene.scanLoss[i]! + (m.scanLoss - scene.scanLoss[i]!) * t;
+  blendAt(a, 3 * i, m.albedo[0], t);
+  blendAt(a, 3 * i + 1, m.albedo[1], t);
+  blendAt(a, 3 * i + 2, m.albedo[2], t);
+  blendAt(scene.specular, i, m.specular, t);
+  blendAt(scene.shininess, i, m.shininess, t);
+  blendAt(scene.emissivity, i, m.emissivity, t);
+  blendAt(scene.scanLoss, i, m.scanLoss, t);
 }
 
 /** A material with its colour scaled (per-part batch variation of a finish). */
