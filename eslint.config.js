@@ -8,8 +8,6 @@ import tseslint from 'typescript-eslint';
 export default defineConfig(
   // what is linted: these folders (never models/ with its venv, nor generated output)
   globalIgnores(['*', '!src/', '!test/', '!bench/', '!scripts/', '!bin/']),
-  // linted once the runtime split lands
-  globalIgnores(['src/runtime/', 'test/runtime/', 'test/helpers/task-driver.ts']),
   js.configs.recommended,
   tseslint.configs.strictTypeChecked,
   {

@@ -12,17 +12,20 @@
  */
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
 import { ErrorCode, MmadError } from '../base/errors.js';
+import { present } from '../base/invariant.js';
 
 export const CO_PARTITION_ASSIGNOR = 'mmad-co-partitioned';
 
 /** Task numbers per member id, for P tasks over these members. */
 export function assignTasks(memberIds: string[], partitions: number): Map<string, number[]> {
   const members = [...memberIds].sort();
-  const out = new Map<string, number[]>(members.map((m) => [m, []]));
+  const out = new Map<string, number[]>();
   members.forEach((m, i) => {
     const from = Math.floor((i * partitions) / members.length);
     const to = Math.floor(((i + 1) * partitions) / members.length);
-    for (let p = from; p < to; p++) out.get(m)!.push(p);
+    const tasks: number[] = [];
+    for (let p = from; p < to; p++) tasks.push(p);
+    out.set(m, tasks);
   });
   return out;
 }
@@ -36,18 +39,19 @@ export const coPartitionedAssignor: PartitionAssigner = ({ cluster }) => ({
   async assign({ members, topics }) {
     const counts = topics.map((t) => [t, cluster.findTopicPartitionMetadata(t).length] as const);
     const distinct = new Set(counts.map(([, n]) => n));
-    if (distinct.size !== 1 || counts[0]![1] === 0) {
+    const partitions = counts[0]?.[1] ?? 0;
+    if (distinct.size !== 1 || partitions === 0) {
       throw new MmadError(
         ErrorCode.TOPIC_PARTITION_MISMATCH,
         `cannot co-partition ${counts.map(([t, n]) => `${t}=${n}`).join(', ')}: input topics must share one partition count`,
       );
     }
-    const tasks = assignTasks(members.map((m) => m.memberId), counts[0]![1]);
+    const tasks = assignTasks(members.map((m) => m.memberId), partitions);
     return members.map((m) => ({
       memberId: m.memberId,
       memberAssignment: AssignerProtocol.MemberAssignment.encode({
         version: 1,
-        assignment: Object.fromEntries(topics.map((t) => [t, tasks.get(m.memberId)!])),
+        assignment: Object.fromEntries(topics.map((t) => [t, present(tasks.get(m.memberId), `the tasks of member ${m.memberId}`)])),
         userData: Buffer.alloc(0),
       }),
     }));

@@ -104,7 +104,8 @@ export class DeliveryReader {
         beat = this.o.now();
       }
     }
-    const next = items.length > 0 ? BigInt(items.at(-1)!.offset) + 1n : BigInt(batch.lastOffset()) + 1n;
+    const last = items.at(-1);
+    const next = last !== undefined ? BigInt(last.offset) + 1n : BigInt(batch.lastOffset()) + 1n;
     const limit = stop !== undefined && stop < BigInt(batch.highWatermark) ? stop : BigInt(batch.highWatermark);
     const caughtUp = pastEnd || next >= limit;
     this.o.range?.delivered(batch.topic, batch.partition, next, pastEnd);

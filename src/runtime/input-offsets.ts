@@ -12,6 +12,7 @@
  * closed part), therefore meets the same knowledge of its part as it would
  * have without the restart.
  */
+import { present } from '../base/invariant.js';
 import { OffsetTracker } from './offset-tracker.js';
 import type { OffsetCommit } from './task-sink.js';
 
@@ -60,8 +61,9 @@ export class InputOffsets {
   accept<T extends { offset: string }>(topic: string, delivered: T[]): T[] {
     const from = this.next.get(topic);
     const items = from === undefined ? delivered : delivered.filter((it) => BigInt(it.offset) >= from);
-    if (items.length > 0) this.next.set(topic, BigInt(items.at(-1)!.offset) + 1n);
-    const tracker = this.trackers.get(topic)!;
+    const last = items.at(-1);
+    if (last !== undefined) this.next.set(topic, BigInt(last.offset) + 1n);
+    const tracker = present(this.trackers.get(topic), `the offset tracker of ${topic}`);
     for (const it of items) tracker.hold(it.offset);
     return items;
   }

@@ -1,3 +1,5 @@
+import { present } from '../base/invariant.js';
+
 /**
  * Which offset of an input partition may be committed. A consumed frame is
  * *held* until everything it can still cause has been published: it was
@@ -34,11 +36,11 @@ export class OffsetTracker {
   committable(): string | undefined {
     if (this.next === undefined) return undefined;
     if (this.held.size === 0) return this.next.toString();
-    if (this.minCache === undefined) {
-      let min: bigint | undefined;
+    let min = this.minCache;
+    if (min === undefined) {
       for (const o of this.held) if (min === undefined || o < min) min = o;
       this.minCache = min;
     }
-    return this.minCache!.toString();
+    return present(min, 'the smallest held offset').toString();
   }
 }

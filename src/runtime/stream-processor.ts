@@ -38,6 +38,7 @@ import { createKafka, frameConsumerConfig, producerConfig } from '../kafka/kafka
 import type { RequestQueue } from '../kafka/request-queue.js';
 import { inputTopics } from '../kafka/topics.js';
 import type { Outputs } from '../output/event-builder.js';
+import { at, present } from '../base/invariant.js';
 import { rootLogger, type Logger } from '../base/logger.js';
 import { BoundedRange, type InputRange, type RangeProgress } from './bounded-range.js';
 import { coPartitionedAssignor } from './co-partition-assignor.js';
@@ -84,8 +85,8 @@ export class StreamProcessor {
   private hasAssignment = false;
   /** at-least-once: the request queue of the shared producer, one sink per task over it. */
   private sharedQueue: RequestQueue<OutRecord> | undefined;
-  private reader!: FrameReader;
-  private deliveries!: DeliveryReader;
+  private reader: FrameReader | undefined;
+  private deliveries: DeliveryReader | undefined;
   private partitions = 0;
   private ticker: NodeJS.Timeout | undefined;
   private lastCommit = 0;
@@ -144,13 +145,13 @@ export class StreamProcessor {
   async start(): Promise<void> {
     const registry = this.config.schemaRegistry.url === null ? undefined : new SchemaRegistryClient(this.config.schemaRegistry.url);
     const catalog = SchemaCatalog.load();
-    const frameCodec = await AvroCodec.create(catalog, 'Frame', { ...(registry ? { registry } : {}), subject: `${this.inputs[0]!.topic}-value` });
+    const frameCodec = await AvroCodec.create(catalog, 'Frame', { ...(registry ? { registry } : {}), subject: `${at(this.inputs, 0).topic}-value` });
     const encoder = await RecordEncoder.open(this.config, catalog, registry);
     const admin = this.kafka.admin();
     await admin.connect();
     try {
       const meta = await admin.fetchTopicMetadata({ topics: this.inputs.map((i) => i.topic) });
-      this.partitions = meta.topics[0]!.partitions.length;
+      this.partitions = at(meta.topics, 0).partitions.length;
     } finally {
       await admin.disconnect();
     }
@@ -170,7 +171,7 @@ export class StreamProcessor {
       this.sharedQueue = AtLeastOnceSink.queueFor(this.producer);
     }
     // the delivery guarantee is decided here: a transactional producer per task, or a share of the one idempotent producer
-    this.tasks.open(encoder, (p): Promise<TaskSink> => (this.eos ? TransactionalSink.open(this.kafka, this.config, p) : Promise.resolve(new AtLeastOnceSink(this.sharedQueue!, this.consumer))));
+    this.tasks.open(encoder, (p): Promise<TaskSink> => (this.eos ? TransactionalSink.open(this.kafka, this.config, p) : Promise.resolve(new AtLeastOnceSink(present(this.sharedQueue, 'the shared producer queue'), this.consumer))));
     await this.consumer.connect();
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => this.tasks.onAssignment(e.payload.memberAssignment));
     // a fetch that returned only transaction markers never reaches eachBatch, yet it tells the merge the partition is at its end
@@ -287,7 +288,7 @@ export class StreamProcessor {
       if (this.tasks.isStarting(p)) await this.tasks.seekToCommitted(p);
       return;
     }
-    await this.deliveries.read(task, payload);
+    await present(this.deliveries, 'the delivery reader').read(task, payload);
   }
 
   private async tick(): Promise<void> {
@@ -296,10 +297,11 @@ export class StreamProcessor {
     this.watchdog.tick();
     const commitDue = this.now() - this.lastCommit >= this.config.processing.commitIntervalMs;
     if (commitDue) this.lastCommit = this.now();
+    const deliveries = present(this.deliveries, 'the delivery reader');
     for (const task of this.tasks.running()) {
       task.pump();
-      this.deliveries.applyBackpressure(task);
-      this.deliveries.reportBlocked(task);
+      deliveries.applyBackpressure(task);
+      deliveries.reportBlocked(task);
       if (commitDue && !task.committing) void task.commit();
     }
   }

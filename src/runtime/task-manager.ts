@@ -16,6 +16,7 @@ import type { Modality } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { backoffMs } from '../base/backoff.js';
 import { messageOf } from '../base/errors.js';
+import { present } from '../base/invariant.js';
 import type { Logger } from '../base/logger.js';
 import type { Judgement, SampleJudge } from '../inference/judge.js';
 import type { JoinPolicy } from '../join/sample-joiner.js';
@@ -175,11 +176,11 @@ export class TaskManager {
       const starts = await this.startPositions(partitions);
       for (const p of partitions) {
         if (!this.starting.has(p)) {
-          await sinks.get(p)!.close();
+          await present(sinks.get(p), `the sink of task ${p}`).close();
           continue; // revoked meanwhile
         }
-        const task = this.newTask(p, sinks.get(p)!);
-        task.startAt(starts.get(p) ?? new Map());
+        const task = this.newTask(p, present(sinks.get(p), `the sink of task ${p}`));
+        task.startAt(starts.get(p) ?? new Map<string, { offset: bigint; caughtUp: boolean }>());
         task.restore(restored.get(p) ?? [], { now: this.o.now(), maxLeadMs: this.o.config.input.maxClockLeadMs });
         // the consumer's own position may predate the previous owner's last commit
         this.seekTo(p, task.positions());
@@ -230,7 +231,7 @@ export class TaskManager {
           const stop = this.o.range?.end(topic, p) ?? (end === undefined ? undefined : BigInt(end.high));
           const atEnd = stop !== undefined && BigInt(from) >= stop;
           this.o.range?.startAt(topic, p, BigInt(from), atEnd);
-          out.get(p)!.set(topic, { offset: BigInt(from), caughtUp: atEnd });
+          present(out.get(p), `the start positions of task ${p}`).set(topic, { offset: BigInt(from), caughtUp: atEnd });
         }
       }
       return out;

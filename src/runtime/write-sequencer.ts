@@ -158,7 +158,7 @@ export class WriteSequencer {
   }
 
   private startCommit(c: Commit): Promise<void> {
-    if (c.changelog.length > 0) this.track(this.o.sink.write(this.o.encode(NO_OUTPUTS, c.changelog)));
+    if (c.changelog.length > 0) void this.track(this.o.sink.write(this.o.encode(NO_OUTPUTS, c.changelog)));
     this.written = false;
     this.commitsInFlight++;
     const done = this.o.sink.commit(c.offsets).then(c.committed);

@@ -19,7 +19,7 @@ export interface ServiceUnderTest {
   registry: ModelRegistry;
   processor: StreamProcessor;
   /** Sends a record to a modality's input topic, on the partition its key hashes to (or `partition`). */
-  send(modality: 'rgb' | 'ir' | 'xyz', key: string | Buffer, value: Buffer, partition?: number): Promise<void>;
+  send: (modality: 'rgb' | 'ir' | 'xyz', key: string | Buffer, value: Buffer, partition?: number) => Promise<void>;
 }
 
 /** Creates the topics and the processor (not started); `beforeStop` runs first at the end (e.g. telemetry). */

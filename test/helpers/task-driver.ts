@@ -11,6 +11,7 @@
  * read again from the committed offsets.
  */
 import type { KafkaMessage } from 'kafkajs';
+import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { AnomalyEvent, JoinState, Modality } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
@@ -121,13 +122,14 @@ export class TaskDriver {
     const inputs = inputTopics(this.config);
     const out = new Map<string, Queued<ReadResult>[]>(inputs.map((i) => [i.topic, []]));
     for (const f of frames) {
-      const topic = inputs.find((i) => i.modality === f.modality)!.topic;
-      const list = out.get(topic)!;
+      const topic = present(inputs.find((i) => i.modality === f.modality), `the input topic of ${f.modality}`).topic;
+      const list = present(out.get(topic), `the records of ${topic}`);
       const frame = await makeFrame(f.sampleId, f.modality, { captureTime: f.captureTime, expected: f.expected ?? null, ...(f.anomalous === true && f.modality === 'rgb' ? { square: [8, 8, 10] as [number, number, number] } : {}) });
       const offset = String(list.length);
-      const message = { key: Buffer.from(f.sampleId), value: this.frames.encode(frame), timestamp: String(f.captureTime), offset, headers: {}, attributes: 0 } as KafkaMessage;
+      const value = this.frames.encode(frame);
+      const message = { key: Buffer.from(f.sampleId), value, timestamp: String(f.captureTime), offset, headers: {}, attributes: 0 } as KafkaMessage;
       const item = await this.reader.read(topic, 0, message, READ_AT);
-      list.push({ topic, offset, time: item.ok ? item.input.captureTime : Number.NEGATIVE_INFINITY, bytes: message.value!.length, item });
+      list.push({ topic, offset, time: item.ok ? item.input.captureTime : Number.NEGATIVE_INFINITY, bytes: value.length, item });
     }
     return out;
   }
@@ -157,15 +159,16 @@ export class TaskDriver {
     for (;;) {
       const task = this.newTask(log, () => clock);
       const position = new Map([...topics.keys()].map((t) => [t, Number(log.offsets.get(t) ?? 0)]));
-      task.startAt(new Map([...topics].map(([t, items]) => [t, { offset: BigInt(position.get(t)!), caughtUp: position.get(t)! >= items.length }])));
+      const positionIn = (t: string): number => present(position.get(t), `the position in ${t}`);
+      task.startAt(new Map([...topics].map(([t, items]) => [t, { offset: BigInt(positionIn(t)), caughtUp: positionIn(t) >= items.length }])));
       task.restore(this.restored(log));
       let crashed = false;
       // the input, in deliveries of the consumer's rhythm
-      while (!crashed && [...topics].some(([t, items]) => position.get(t)! < items.length)) {
+      while (!crashed && [...topics].some(([t, items]) => positionIn(t) < items.length)) {
         step++;
-        const open = [...topics].filter(([t, items]) => position.get(t)! < items.length);
-        const [topic, items] = open[Math.floor(o.random() * open.length)]!;
-        const from = position.get(topic)!;
+        const open = [...topics].filter(([t, items]) => positionIn(t) < items.length);
+        const [topic, items] = at(open, Math.floor(o.random() * open.length));
+        const from = positionIn(topic);
         const batch = items.slice(from, from + 1 + Math.floor(o.random() * maxBatch));
         position.set(topic, from + batch.length);
         task.accept(topic, batch, from + batch.length >= items.length);
@@ -244,10 +247,10 @@ export class TaskDriver {
 
   private outcome(log: CommitLog, restarts: number, redelivered: number): DriverRun {
     const codecs = this.encoder.codecs;
-    const events = log.records.filter((r) => r.topic === this.outputs.events).map((r) => codecs.event.decodeSync(r.value!));
+    const events = log.records.filter((r) => r.topic === this.outputs.events).map((r) => codecs.event.decodeSync(present(r.value, 'the value of an event record')));
     const deadLetters = new Map<string, number>();
     for (const r of log.records.filter((x) => x.topic === this.outputs.deadLetters)) {
-      const d = codecs.deadLetter.decodeSync(r.value!);
+      const d = codecs.deadLetter.decodeSync(present(r.value, 'the value of a dead-letter record'));
       deadLetters.set(d.reasonCode, (deadLetters.get(d.reasonCode) ?? 0) + 1);
     }
     return { events, deadLetters, restarts, redelivered, changelog: new Set(this.restored(log).map((s) => s.sampleId)) };

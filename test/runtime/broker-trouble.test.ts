@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { AnomalyEvent } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
@@ -42,8 +43,8 @@ function startService(config: Config, extraEnv: Record<string, string> = {}): Se
   const child = spawn(process.execPath, [bin, 'run', '--manifest', TEST_MANIFEST], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   return { child, out: () => out, err: () => err, exited: new Promise((r) => child.on('exit', (c) => r(c))) };
 }
 
@@ -97,7 +98,7 @@ test('a broker that is not there at start-up is waited for with backoff and a cl
     await until('three retries', () => retries().length >= 3, 30_000, svc.err);
     const r = retries();
     assert.deepEqual(r.slice(0, 3).map((x) => x.attempt), [1, 2, 3]);
-    assert.ok(r[1]!.retryInMs > r[0]!.retryInMs && r[2]!.retryInMs > r[1]!.retryInMs, `backoff grows: ${r.map((x) => x.retryInMs).join(', ')}`);
+    assert.ok(at(r, 1).retryInMs > at(r, 0).retryInMs && at(r, 2).retryInMs > at(r, 1).retryInMs, `backoff grows: ${r.map((x) => x.retryInMs).join(', ')}`);
     assert.equal(svc.child.exitCode, null, 'still running, still waiting');
 
     await broker.start();
@@ -105,7 +106,7 @@ test('a broker that is not there at start-up is waited for with backoff and a cl
     assert.match(svc.err(), /"msg":"Kafka reachable".*"attempts":\d+/);
     await publish(config, ['LB-1', 'LB-2'], ['rgb', 'ir'], Date.now());
     const got = await consumeN(testKafka(config), config, config.topics.events, 2, 60_000);
-    assert.deepEqual(got.map((m) => m.key!.toString()).sort(), ['LB-1', 'LB-2']);
+    assert.deepEqual(got.map((m) => m.key?.toString()).sort(), ['LB-1', 'LB-2']);
     svc.child.kill('SIGTERM');
     assert.equal(await svc.exited, 0, svc.err());
   } finally {
@@ -143,7 +144,7 @@ test('a topic deleted under the service stops it with TOPIC_MISSING; after recre
     const all = await (async () => {
       const deadline = Date.now() + 60_000;
       for (;;) {
-        const got: AnomalyEvent[] = await Promise.all((await consumeAll(kafka, config, config.topics.events, 1000)).map((m) => events.decode(m.value!)));
+        const got: AnomalyEvent[] = await Promise.all((await consumeAll(kafka, config, config.topics.events, 1000)).map((m) => events.decode(present(m.value, 'the record value'))));
         if (got.filter((e) => e.sampleId.startsWith('TD-3') || e.sampleId.startsWith('TD-4')).length >= 2 || Date.now() > deadline) return got;
       }
     })();

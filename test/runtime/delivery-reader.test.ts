@@ -102,7 +102,7 @@ test('a claim check that does not fit what the task may still buffer is read aga
   const { deliveries, log } = setup();
   const task = new FakeTask(100);
   await deliveries.read(task, batch(['claim:150', 'frame:10'], 0, 10));
-  assert.deepEqual(task.accepted[0]!.offsets, ['0', '1'], 'the first record to an empty task is read, whatever its size');
+  assert.deepEqual(task.accepted[0]?.offsets, ['0', '1'], 'the first record to an empty task is read, whatever its size');
   await deliveries.read(task, batch(['frame:10', 'claim:50', 'frame:10'], 2, 10));
   assert.deepEqual(task.accepted[1], { topic: 'rgb', offsets: ['2'], caughtUp: false });
   assert.deepEqual(log, ['seek rgb:0@3', 'pause rgb']);
@@ -118,7 +118,7 @@ test('a record the schema registry cannot give now is read again after its backo
   const task = new FakeTask(1000);
   now.t = 5000;
   await deliveries.read(task, batch(['frame:1', 'registry'], 0, 2));
-  assert.deepEqual(task.accepted[0]!.offsets, ['0']);
+  assert.deepEqual(task.accepted[0]?.offsets, ['0']);
   assert.deepEqual(log, ['seek rgb:0@1', 'pause rgb']);
   now.t = 5999;
   deliveries.applyBackpressure(task);

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
+import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { AnomalyEvent, DeadLetter, Frame } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
@@ -94,7 +95,7 @@ test('bad stations are dead-lettered by class; good parts after them on the same
   const ref = (file: string, sizeBytes: number) => async (id: string): Promise<Frame> => ({ ...(await f(id, 'rgb')), payload: null, payloadRef: { uri: pathToFileURL(file).href, sizeBytes, sha256: null } });
   execFileSync('mkfifo', [join(claimDir, 'fifo.png')]);
   symlinkSync('/dev/zero', join(claimDir, 'zero.png'));
-  const png = (await f('x', 'rgb')).payload!;
+  const png = present((await f('x', 'rgb')).payload, 'the payload of an rgb frame');
   writeFileSync(join(outside, 'secret.png'), png);
   symlinkSync(join(outside, 'secret.png'), join(claimDir, 'escape.png'));
   mkdirSync(join(claimDir, 'dir.png'));
@@ -135,7 +136,7 @@ test('bad stations are dead-lettered by class; good parts after them on the same
   // station's retry of it: the corrupt frame is a dead letter at read time, the retry is judged
   const retry = idOn('F-retry');
   const rgb = await f(retry, 'rgb');
-  await send('rgb', retry, frames.encode({ ...rgb, payload: withCorruptIdat(rgb.payload!) }));
+  await send('rgb', retry, frames.encode({ ...rgb, payload: withCorruptIdat(present(rgb.payload, 'the rgb payload')) }));
   expect.set(retry, /^FRAME_CORRUPT: .*image data does not inflate/);
   await send('rgb', retry, frames.encode(rgb));
   await send('ir', retry, frames.encode(await f(retry, 'ir')));
@@ -150,28 +151,28 @@ test('bad stations are dead-lettered by class; good parts after them on the same
 
   const dlCodec = AvroCodec.local(catalog, 'DeadLetter');
   const want = expect.size + 2 + 1 + 1; // + two non-UTF-8 ids, the big record, the required frame of the wrong size
-  const dls: DeadLetter[] = await Promise.all((await consumeN(kafka, config, config.topics.deadLetters, want, 90_000)).map((m) => dlCodec.decode(m.value!)));
+  const dls: DeadLetter[] = await Promise.all((await consumeN(kafka, config, config.topics.deadLetters, want, 90_000)).map((m) => dlCodec.decode(present(m.value, 'the record value'))));
   for (const [id, re] of expect) {
     const got = dls.filter((d) => d.sampleId === id || d.source.key?.toString() === id).map((d) => `${d.reasonCode}: ${d.message}`);
     assert.equal(got.length, 1, `${id}: ${JSON.stringify(got)}`);
-    assert.match(got[0]!, re, id);
+    assert.match(at(got, 0), re, id);
   }
   const utf8 = dls.filter((d) => /not valid UTF-8/.test(d.message));
   assert.deepEqual(utf8.map((d) => d.reasonCode), ['FRAME_INVALID', 'FRAME_INVALID']);
   assert.deepEqual(utf8.map((d) => d.original), badUtf8, 'each dead letter carries its own record');
-  const bigDl = dls.find((d) => d.source.key?.toString() === idOn('F-big'))!;
+  const bigDl = present(dls.find((d) => d.source.key?.toString() === idOn('F-big')), 'the dead letter of the big record');
   assert.equal(bigDl.reasonCode, 'CODEC_BAD_MAGIC');
   assert.equal(bigDl.original.length, 0);
   assert.match(bigDl.message, new RegExp(`original of ${big.length} bytes omitted .*SHA-256 [0-9a-f]{64}`));
   assert.ok(dls.some((d) => d.sampleId === req && d.reasonCode === 'FRAME_INCONSISTENT'), 'the unusable required frame is dead-lettered');
 
   const evCodec = AvroCodec.local(catalog, 'AnomalyEvent');
-  const evs: AnomalyEvent[] = await Promise.all((await consumeAll(kafka, config, config.topics.events, 2500)).map((m) => evCodec.decode(m.value!)));
+  const evs: AnomalyEvent[] = await Promise.all((await consumeAll(kafka, config, config.topics.events, 2500)).map((m) => evCodec.decode(present(m.value, 'the record value'))));
   const by = (id: string): AnomalyEvent[] => evs.filter((e) => e.sampleId === id);
   for (const id of good) assert.deepEqual(by(id).map((e) => [e.verdict, e.model?.id]), [['OK', 'test-rgb-ir']], id);
   const required = by(req);
   assert.deepEqual(required.map((e) => e.verdict), ['UNKNOWN'], 'a required modality that cannot be decoded makes the part UNKNOWN');
-  assert.match(required[0]!.reason ?? '', /^FRAME_INCONSISTENT: the required ir frame is unusable/);
+  assert.match(required[0]?.reason ?? '', /^FRAME_INCONSISTENT: the required ir frame is unusable/);
   assert.deepEqual(by(retry).map((e) => [e.verdict, e.model?.id]), [['OK', 'test-rgb-ir']], "the station's retry replaced the corrupt frame");
   assert.equal(evs.filter((e) => e.sampleId.startsWith('U-')).length, 0);
   assert.equal(evs.filter((e) => e.sampleId.startsWith('F-') && e.sampleId !== req && e.sampleId !== retry).length, 0);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
+import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec, SINGLE_OBJECT_MARKER } from '../../src/codec/avro-codec.js';
 import { fingerprintBytes } from '../../src/codec/crc64-avro.js';
 import type { AnomalyEvent, DeadLetter, Frame } from '../../src/codec/records.js';
@@ -63,7 +64,7 @@ test('every kind of hostile record is dead-lettered with its reason; the service
   expect['H-huge'] = 'FRAME_SHAPE';
   // a PNG bomb: a header claiming 40000 x 40000
   const bomb = await f('H-bomb', 'rgb');
-  await send('rgb', 'H-bomb', frames.encode({ ...bomb, payload: withPngSize(bomb.payload!, 40_000, 40_000) }));
+  await send('rgb', 'H-bomb', frames.encode({ ...bomb, payload: withPngSize(present(bomb.payload, 'the rgb payload'), 40_000, 40_000) }));
   expect['H-bomb'] = 'FRAME_SHAPE';
   // a payload reference that does not resolve, and one outside the allowed directory
   await send('rgb', 'H-ref', frames.encode({ ...(await f('H-ref', 'rgb')), payload: null, payloadRef: { uri: pathToFileURL(join(claimDir, 'gone.png')).href, sizeBytes: 10, sha256: null } }));
@@ -90,35 +91,36 @@ test('every kind of hostile record is dead-lettered with its reason; the service
   // a claim check that resolves: judged like an inline frame
   const good = await f('H-claim', 'rgb', { expected: ['rgb'] });
   const file = join(claimDir, 'claim.png');
-  writeFileSync(file, good.payload!);
-  await send('rgb', 'H-claim', frames.encode({ ...good, payload: null, payloadRef: { uri: pathToFileURL(file).href, sizeBytes: good.payload!.length, sha256: null } }));
+  const goodPayload = present(good.payload, 'the rgb payload');
+    writeFileSync(file, goodPayload);
+  await send('rgb', 'H-claim', frames.encode({ ...good, payload: null, payloadRef: { uri: pathToFileURL(file).href, sizeBytes: goodPayload.length, sha256: null } }));
   // and after all of it, a good part
   await send('rgb', 'H-good', frames.encode(await f('H-good', 'rgb', { expected: ['rgb', 'ir'] })));
   await send('ir', 'H-good', frames.encode(await f('H-good', 'ir', { expected: ['rgb', 'ir'] })));
 
   const dlCodec = AvroCodec.local(catalog, 'DeadLetter');
-  const dls = await Promise.all((await consumeN(kafka, config, config.topics.deadLetters, 12, 60_000)).map((m) => dlCodec.decode(m.value!)));
+  const dls = await Promise.all((await consumeN(kafka, config, config.topics.deadLetters, 12, 60_000)).map((m) => dlCodec.decode(present(m.value, 'the record value'))));
   const reasonOf = (pred: (d: DeadLetter) => boolean): string[] => dls.filter(pred).map((d) => d.reasonCode);
   for (const [id, code] of Object.entries(expect)) {
     const got = reasonOf((d) => d.source.key?.toString() === id);
     assert.deepEqual(got, [code], `${id}: ${JSON.stringify(got)}`);
   }
   assert.deepEqual(reasonOf((d) => d.source.key?.toString() === longId), ['FRAME_INVALID']);
-  assert.match(dls.find((d) => d.source.key?.toString() === longId)!.message, /sample id of 10000 bytes/);
+  assert.match(present(dls.find((d) => d.source.key?.toString() === longId), 'the dead letter of the long id').message, /sample id of 10000 bytes/);
   assert.deepEqual(reasonOf((d) => d.sampleId === 'H-zeros'), ['FRAME_CORRUPT']);
   assert.deepEqual(reasonOf((d) => d.sampleId === 'H-mismatch'), ['FRAME_INCONSISTENT']);
   assert.ok(dls.every((d) => d.original.length > 0 && d.message.length > 0));
 
   const evCodec = AvroCodec.local(catalog, 'AnomalyEvent');
-  const evs: AnomalyEvent[] = await Promise.all((await consumeAll(kafka, config, config.topics.events, 2500)).map((m) => evCodec.decode(m.value!)));
+  const evs: AnomalyEvent[] = await Promise.all((await consumeAll(kafka, config, config.topics.events, 2500)).map((m) => evCodec.decode(present(m.value, 'the record value'))));
   const by = (id: string): AnomalyEvent[] => evs.filter((e) => e.sampleId === id);
   assert.deepEqual(by('H-good').map((e) => [e.verdict, e.model?.id]), [['OK', 'test-rgb-ir']]);
   assert.deepEqual(by('H-claim').map((e) => [e.verdict, e.final]), [['OK', true]]);
   assert.deepEqual(by('H-mismatch').map((e) => e.model?.id), ['test-rgb'], 'judged with rgb alone');
-  const nanLast = by('H-nan').sort((a, b) => b.revision - a.revision)[0]!;
+  const nanLast = at(by('H-nan').sort((a, b) => b.revision - a.revision), 0);
   assert.deepEqual([nanLast.revision, nanLast.model?.id], [2, 'test-rgb-ir-xyz'], 'NaN points are missing points: the cloud is still judged');
   assert.ok(nanLast.score !== null && Number.isFinite(nanLast.score));
-  const zerosLast = by('H-zeros').sort((a, b) => b.revision - a.revision)[0]!;
+  const zerosLast = at(by('H-zeros').sort((a, b) => b.revision - a.revision), 0);
   assert.deepEqual([zerosLast.revision, zerosLast.model?.id], [2, 'test-rgb-ir'], 'an unusable cloud is set aside; the part is judged again without it');
   assert.deepEqual(by('H-liar').map((e) => [e.revision, e.final]), [[1, false]], 'one provisional verdict; the announced xyz never refines it');
   const stats = processor.stats();

@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { AnomalyEvent, DeadLetter, Frame } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
@@ -65,22 +66,22 @@ test('a registry outage pauses and retries (nothing dead-lettered); unknown ids 
   // the service's outputs are Confluent-framed with its registry's ids: read them as a consumer would
   const reader = new SchemaRegistryClient(registry.url);
   const dlCodec = await AvroCodec.create(catalog, 'DeadLetter', { registry: reader, subject: 'reader-dl-value' });
-  const unknown: DeadLetter[] = await Promise.all((await consumeN(kafka, config, config.topics.deadLetters, 2, 60_000)).map((m) => dlCodec.decode(m.value!)));
+  const unknown: DeadLetter[] = await Promise.all((await consumeN(kafka, config, config.topics.deadLetters, 2, 60_000)).map((m) => dlCodec.decode(present(m.value, 'the record value'))));
   assert.deepEqual(unknown.map((d) => d.reasonCode), ['CODEC_UNKNOWN_SCHEMA', 'CODEC_UNKNOWN_SCHEMA']);
   assert.equal(registry.lookups.get(999), 1, 'the unknown id is remembered, not asked for per frame');
 
   // an answer of 5 MB for a lookup: refused, the frame dead-lettered, the service goes on
   registry.mode = 'huge';
   await send('rgb', 'R-huge', confluent(await part('R-huge', 'rgb'), hugeId));
-  const all: DeadLetter[] = await Promise.all((await consumeN(kafka, config, config.topics.deadLetters, 3, 60_000)).map((m) => dlCodec.decode(m.value!)));
+  const all: DeadLetter[] = await Promise.all((await consumeN(kafka, config, config.topics.deadLetters, 3, 60_000)).map((m) => dlCodec.decode(present(m.value, 'the record value'))));
   const huge = all.find((d) => d.sampleId === 'R-huge' || d.source.key?.toString() === 'R-huge');
   assert.equal(huge?.reasonCode, 'SCHEMA_REGISTRY_FAILED');
-  assert.match(huge!.message, /larger than 1048576 bytes/);
+  assert.match(huge.message, /larger than 1048576 bytes/);
   registry.mode = 'up';
 
   for (const m of ['rgb', 'ir'] as const) await send(m, 'R-after', confluent(await part('R-after', m), stationId));
   const evCodec = await AvroCodec.create(catalog, 'AnomalyEvent', { registry: reader, subject: 'reader-ev-value' });
-  const events: AnomalyEvent[] = await Promise.all((await consumeN(kafka, config, config.topics.events, 4, 60_000)).map((m) => evCodec.decode(m.value!)));
+  const events: AnomalyEvent[] = await Promise.all((await consumeN(kafka, config, config.topics.events, 4, 60_000)).map((m) => evCodec.decode(present(m.value, 'the record value'))));
   assert.deepEqual(events.map((e) => e.sampleId).sort(), [...during, 'R-after'].sort(), 'the parts sent during the outage are judged once it is over');
   assert.ok(events.every((e) => e.verdict === 'OK' && e.model?.id === 'test-rgb-ir'));
   const dls = await consumeAll(kafka, config, config.topics.deadLetters, 1000);
@@ -90,7 +91,7 @@ test('a registry outage pauses and retries (nothing dead-lettered); unknown ids 
 
 test('liveness: a delivery whose reading hangs (a registry look-up) fails /healthz until it ends', { timeout: 60_000 }, async () => {
   const healthz = async (): Promise<{ status: number; body: { status: string; checks: Record<string, { ok: boolean; detail?: string }> } }> => {
-    const res = await fetch(`http://127.0.0.1:${telemetry.port}/healthz`);
+    const res = await fetch(`http://127.0.0.1:${present(telemetry.port, 'the operations port')}/healthz`);
     return { status: res.status, body: (await res.json()) as never };
   };
   assert.equal((await healthz()).status, 200);
@@ -108,7 +109,7 @@ test('liveness: a delivery whose reading hangs (a registry look-up) fails /healt
   assert.match(stalled.body.checks.consumer?.detail ?? '', /reading one delivery of input records has not finished for \d+ s/);
   registry.mode = 'up';
   const evCodec = await AvroCodec.create(catalog, 'AnomalyEvent', { registry: new SchemaRegistryClient(registry.url), subject: 'reader-ev2-value' });
-  const events = await Promise.all((await consumeAll(kafka, config, config.topics.events, 2500)).map((m) => evCodec.decode(m.value!)));
+  const events = await Promise.all((await consumeAll(kafka, config, config.topics.events, 2500)).map((m) => evCodec.decode(present(m.value, 'the record value'))));
   assert.ok(events.some((e) => e.sampleId === 'L-0'), 'the part is judged once the look-up returns');
   assert.equal((await healthz()).status, 200, 'alive again');
 });

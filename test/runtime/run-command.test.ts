@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
@@ -53,7 +54,7 @@ test('mmad run judges frames and stops gracefully on SIGTERM with its offsets co
   }
   await producer.disconnect();
   const events = await consumeN(kafka, config, config.topics.events, 6, 60_000);
-  assert.equal(new Set(events.map((e) => e.key!.toString())).size, 6);
+  assert.equal(new Set(events.map((e) => present(e.key, 'an event key').toString())).size, 6);
 
   child.kill('SIGTERM');
   assert.equal(await exited, 0, err);
@@ -63,7 +64,7 @@ test('mmad run judges frames and stops gracefully on SIGTERM with its offsets co
   const ends = await Promise.all([config.topics.inputs.rgb, config.topics.inputs.ir].map((t) => admin.fetchTopicOffsets(t)));
   for (const [i, t] of committed.entries()) {
     for (const p of t.partitions) {
-      const end = ends[i]!.find((e) => e.partition === p.partition)!.offset;
+      const end = present(at(ends, i).find((e) => e.partition === p.partition), `the end of ${t.topic}[${p.partition}]`).offset;
       assert.equal(p.offset, end, `${t.topic}[${p.partition}] committed ${p.offset}, end ${end}`);
     }
   }

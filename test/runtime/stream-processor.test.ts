@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { AnomalyEvent, DeadLetter } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
@@ -46,11 +47,11 @@ test('frames in → verdicts, refinements, alerts and dead letters out', { timeo
   await send('rgb', 'S-garbage', Buffer.from('definitely not avro'));
   await send('rgb', 'S-wrongtopic', frames.encode(await makeFrame('S-wrongtopic', 'ir', { captureTime: t0 + 40 })));
   const corrupt = await makeFrame('S-corrupt', 'rgb', { captureTime: t0 + 50 });
-  await send('rgb', 'S-corrupt', frames.encode({ ...corrupt, payload: corrupt.payload!.subarray(0, 40) }));
+  await send('rgb', 'S-corrupt', frames.encode({ ...corrupt, payload: present(corrupt.payload, 'the rgb payload').subarray(0, 40) }));
   await send('xyz', 'S-ok', frames.encode(await makeFrame('S-ok', 'xyz', { captureTime: t0 + 2000 })));
 
   const msgs = await consumeN(kafka, config, config.topics.events, 5, 60_000);
-  const evs = await Promise.all(msgs.map((m) => events.decode(m.value!)));
+  const evs = await Promise.all(msgs.map((m) => events.decode(present(m.value, 'the record value'))));
   const by = (id: string): AnomalyEvent[] => evs.filter((e) => e.sampleId === id).sort((a, b) => a.revision - b.revision);
 
   const ok = by('S-ok');
@@ -58,33 +59,34 @@ test('frames in → verdicts, refinements, alerts and dead letters out', { timeo
     [1, 'OK', false, 'test-rgb-ir'],
     [2, 'OK', true, 'test-rgb-ir-xyz'],
   ]);
-  assert.deepEqual(ok[0]!.modalitiesMissing, ['xyz']);
-  assert.deepEqual(ok[1]!.sources.map((s) => s.modality), ['rgb', 'ir', 'xyz']);
-  assert.ok(ok[1]!.timings.endToEndMs >= ok[1]!.timings.joinWaitMs);
+  assert.deepEqual(ok[0]?.modalitiesMissing, ['xyz']);
+  assert.deepEqual(ok[1]?.sources.map((s) => s.modality), ['rgb', 'ir', 'xyz']);
+  const revised = at(ok, 1);
+  assert.ok(revised.timings.endToEndMs >= revised.timings.joinWaitMs);
 
-  const [nok] = by('S-nok');
-  assert.equal(nok!.verdict, 'NOK');
-  assert.equal(nok!.final, true);
-  assert.ok(nok!.score! >= nok!.threshold!);
-  assert.ok(nok!.regions.length >= 1);
-  const r = nok!.regions[0]!;
+  const nok = at(by('S-nok'), 0);
+  assert.equal(nok.verdict, 'NOK');
+  assert.equal(nok.final, true);
+  assert.ok(present(nok.score, 'the NOK score') >= present(nok.threshold, 'the NOK threshold'));
+  assert.ok(nok.regions.length >= 1);
+  const r = at(nok.regions, 0);
   assert.ok(r.x <= 8 && r.x + r.width >= 14 && r.y <= 4 && r.y + r.height >= 10, `region ${JSON.stringify(r)} covers the square`);
-  assert.equal(nok!.heatmap?.width, 64);
+  assert.equal(nok.heatmap?.width, 64);
 
-  const [noir] = by('S-noir');
-  assert.deepEqual([noir!.verdict, noir!.model?.id, noir!.modalitiesUsed], ['OK', 'test-rgb', ['rgb']]);
-  assert.ok(noir!.modalitiesMissing.includes('ir'));
+  const noir = at(by('S-noir'), 0);
+  assert.deepEqual([noir.verdict, noir.model?.id, noir.modalitiesUsed], ['OK', 'test-rgb', ['rgb']]);
+  assert.ok(noir.modalitiesMissing.includes('ir'));
 
-  const [norgb] = by('S-norgb');
-  assert.equal(norgb!.verdict, 'UNKNOWN');
-  assert.match(norgb!.reason!, /required modality rgb did not arrive/);
+  const norgb = at(by('S-norgb'), 0);
+  assert.equal(norgb.verdict, 'UNKNOWN');
+  assert.match(norgb.reason ?? '', /required modality rgb did not arrive/);
   assert.equal(by('S-nok').length, 1, 'the duplicate rgb frame made no second event');
 
   const alerts = await consumeN(kafka, config, config.topics.alerts, 1);
-  assert.equal(alerts[0]!.key!.toString(), 'S-nok');
+  assert.equal(alerts[0]?.key?.toString(), 'S-nok');
 
   const dls = await consumeN(kafka, config, config.topics.deadLetters, 3);
-  const dl = await Promise.all(dls.map((m) => deadLetters.decode(m.value!)));
+  const dl = await Promise.all(dls.map((m) => deadLetters.decode(present(m.value, 'the record value'))));
   const reason = (pred: (d: DeadLetter) => boolean): string | undefined => dl.find(pred)?.reasonCode;
   assert.equal(reason((d) => d.original.toString() === 'definitely not avro'), 'CODEC_BAD_MAGIC');
   assert.equal(reason((d) => d.sampleId === 'S-wrongtopic'), 'FRAME_UNKNOWN_MODALITY');

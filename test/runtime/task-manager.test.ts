@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Consumer, Kafka } from 'kafkajs';
+import { present } from '../../src/base/invariant.js';
 import { createLogger } from '../../src/base/logger.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
@@ -13,7 +14,7 @@ import { StatsRollup } from '../../src/runtime/stats-rollup.js';
 import { TaskManager } from '../../src/runtime/task-manager.js';
 import type { TaskSink } from '../../src/runtime/task-sink.js';
 
-const config = loadConfig({ env: {}, overrides: { topics: { inputs: { rgb: 'rgb', ir: 'ir', xyz: 'xyz' } }, input: { groupId: 'g' } } as never });
+const config = loadConfig({ env: {}, overrides: { topics: { inputs: { rgb: 'rgb', ir: 'ir', xyz: 'xyz' } }, input: { groupId: 'g' } } });
 const catalog = SchemaCatalog.load();
 const local = <N extends 'AnomalyEvent' | 'Alert' | 'DeadLetter' | 'JoinState'>(name: N): AvroCodec<N> => AvroCodec.local(catalog, name);
 
@@ -57,7 +58,7 @@ function manager(w: ReturnType<typeof world>, stats = new StatsRollup()): { task
     config,
     kafka: w.kafka,
     consumer: w.consumer,
-    judge: {} as SampleJudge,
+    judge: {} as unknown as SampleJudge, // no record is delivered, so nothing is judged
     pauses: new PartitionPauses(w.consumer, ['rgb', 'ir', 'xyz'], undefined),
     stats,
     range: undefined,
@@ -93,7 +94,7 @@ test('a task starts with its sink (fencing), then reads the changelog and the co
     'resume rgb:0 ir:0 xyz:0',
   ]);
   assert.deepEqual(tasks.startingNumbers(), []);
-  assert.deepEqual([...tasks.get(0)!.positions()], [['rgb', 5n], ['ir', 2n], ['xyz', 2n]], 'ir and xyz had no commit: their earliest offset');
+  assert.deepEqual([...present(tasks.get(0), 'task 0').positions()], [['rgb', 5n], ['ir', 2n], ['xyz', 2n]], 'ir and xyz had no commit: their earliest offset');
 });
 
 test('on a new assignment a kept task is seeked to its own position, a task that moved away is retired', async () => {
@@ -102,7 +103,7 @@ test('on a new assignment a kept task is seeked to its own position, a task that
   const { tasks, assigned } = manager(w, stats);
   tasks.onAssignment({ rgb: [0, 1], ir: [0, 1], xyz: [0, 1] });
   await assigned();
-  tasks.get(1)!.stats.framesRead = 3;
+  present(tasks.get(1), 'task 1').stats.framesRead = 3;
   w.log.length = 0;
   tasks.onAssignment({ rgb: [0], ir: [0], xyz: [0] });
   await assigned();

@@ -26,7 +26,7 @@ function config(join: Record<string, unknown>): Config {
       topics: { inputs: { rgb: 'rgb', ir: 'ir', xyz: 'xyz' } },
       join: { idleAdvanceMs: 1000, ...join },
       inference: { manifest: TEST_MANIFEST, maxBatchWaitMs: 1 },
-    } as never,
+    },
   });
 }
 
@@ -46,7 +46,7 @@ function same(a: AnomalyEvent, b: AnomalyEvent): boolean {
 }
 
 function decision(e: AnomalyEvent): string {
-  return `${e.verdict} ${e.model?.id ?? '-'} final=${e.final} used=${e.modalitiesUsed.join('+')} score=${e.score ?? '-'}`;
+  return `${e.verdict} ${e.model?.id ?? '-'} final=${String(e.final)} used=${e.modalitiesUsed.join('+')} score=${e.score ?? '-'}`;
 }
 
 /** Differences between a run with restarts and one without: lost, doubled, changed revisions; other dead letters. */

@@ -23,7 +23,7 @@ test('a transactional sink that gave up takes nothing more: what was queued behi
     await sink.close();
     assert.equal(secondResult.status, 'rejected', 'a write queued behind the abort fails');
     assert.equal(commitResult.status, 'rejected', 'the commit queued behind the abort fails');
-    assert.match(String((commitResult as PromiseRejectedResult).reason), /gave up its outputs/);
+    assert.match(String(commitResult.reason), /gave up its outputs/);
 
     // the next owner of the task (same transactional id) writes and commits normally
     const next = await TransactionalSink.open(kafka, config, 0);
@@ -34,7 +34,7 @@ test('a transactional sink that gave up takes nothing more: what was queued behi
     const visible = await consumeAll(kafka, config, out);
     assert.deepEqual(visible.map((m) => String(m.value)), ['next owner'], 'read committed: only what the next owner committed');
     const [committed] = await admin.fetchOffsets({ groupId: config.input.groupId, topics: [input] });
-    assert.equal(committed!.partitions[0]!.offset, '7');
+    assert.equal(committed?.partitions[0]?.offset, '7');
   } finally {
     await deleteTopics(admin, [out, input]);
     await admin.disconnect();

@@ -7,9 +7,9 @@ import { loadConfig } from '../../src/config/load-config.js';
 import { changelogTopic } from '../../src/runtime/join-changelog.js';
 import { TopicWatchdog } from '../../src/runtime/topic-watchdog.js';
 
-const config = loadConfig({ env: {}, overrides: { processing: { topicCheckMs: 1000 }, input: { groupId: 'g' } } as never });
+const config = loadConfig({ env: {}, overrides: { processing: { topicCheckMs: 1000 }, input: { groupId: 'g' } } });
 const t = config.topics;
-const ALL = [t.inputs.rgb!, t.inputs.ir!, t.inputs.xyz!, t.events, t.alerts, t.deadLetters, changelogTopic(config)];
+const ALL = [t.inputs.rgb, t.inputs.ir, t.inputs.xyz, t.events, t.alerts, t.deadLetters, changelogTopic(config)];
 
 /** A broker whose topic list the test sets; `down` makes it unreachable. Counts the checks. */
 function broker(topics: string[]): { kafka: Pick<Kafka, 'admin'>; topics: string[]; down: boolean; checks: number } {

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
@@ -60,7 +61,7 @@ test('two instances in one group split the tasks and judge every part once', { t
   }
   await producer.disconnect();
   const events = await consumeAll(kafka, config, config.topics.events, 3000);
-  const ids = events.map((e) => e.key!.toString()).sort();
+  const ids = events.map((e) => present(e.key, 'an event key').toString()).sort();
   assert.equal(ids.length, n, 'one event per part');
   assert.equal(new Set(ids).size, n, 'no part judged twice');
   assert.ok(a.stats().judged > 0 && b.stats().judged > 0, `both instances judged (${a.stats().judged} + ${b.stats().judged})`);

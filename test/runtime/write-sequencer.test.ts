@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { at } from '../../src/base/invariant.js';
 import type { AnomalyEvent } from '../../src/codec/records.js';
 import type { OffsetCommit, OutRecord, TaskSink } from '../../src/runtime/task-sink.js';
 import { NO_OUTPUTS, WriteSequencer, type StepOutputs, type WriteSequencerOptions } from '../../src/runtime/write-sequencer.js';
@@ -16,8 +17,8 @@ function heldSink(): { sink: TaskSink; log: string[]; ack: (i: number) => void; 
     });
   return {
     log,
-    ack: (i) => answers[i]!.resolve(),
-    fail: (i) => answers[i]!.reject(new Error(`request ${i} failed`)),
+    ack: (i) => at(answers, i).resolve(),
+    fail: (i) => at(answers, i).reject(new Error(`request ${i} failed`)),
     closed: () => closed,
     sink: {
       write: (records: OutRecord[]) => held(`write ${records.map((r) => String(r.key)).join('+') || '-'}`),
