@@ -56,7 +56,7 @@ export const ErrorCode = {
   FRAME_INVALID: 'FRAME_INVALID',
   /** The frame's modality is not one this line joins, or not the modality of the topic it came from. */
   FRAME_UNKNOWN_MODALITY: 'FRAME_UNKNOWN_MODALITY',
-  /** The record key is not the sample id, or does not hash to the partition it was read from. */
+  /** The record key is not the sample id, or does not hash to the partition it was read from (reported and counted; the frame is still joined). */
   FRAME_KEY_MISMATCH: 'FRAME_KEY_MISMATCH',
   /** A claim-check payload reference does not resolve (missing, wrong size or checksum). */
   FRAME_PAYLOAD_UNRESOLVED: 'FRAME_PAYLOAD_UNRESOLVED',

@@ -13,7 +13,7 @@
  * station and sensor names at most `maxFieldBytes`, and the capture time within
  * the clock bounds of clock-skew.ts. The key is compared with the
  * sample id and the partition its hash gives: a mismatch is reported
- * (counted, logged) but the frame is still joined, since all modalities of a
+ * (`FRAME_KEY_MISMATCH`, counted, logged) but the frame is still joined, since all modalities of a
  * sample may have been mis-partitioned alike.
  */
 import type { KafkaMessage } from 'kafkajs';
@@ -29,7 +29,8 @@ import { ClaimCheckDeferred, ClaimCheckReader } from './claim-check.js';
 import { ClockSkewTracker, type ClockBounds } from './clock-skew.js';
 
 export type ReadResult =
-  | { ok: true; input: JoinInput<FramePayload>; keyProblem?: string }
+  /** `keyProblem`: the record's key is not the sample id or not where the default partitioner puts it (`FRAME_KEY_MISMATCH`); the frame is still joined. */
+  | { ok: true; input: JoinInput<FramePayload>; keyProblem?: MmadError }
   | {
       ok: false;
       code: string;
@@ -221,11 +222,12 @@ export class FrameReader {
     throw new MmadError(ErrorCode.FRAME_INVALID, 'exactly one of payload and payloadRef must be set');
   }
 
-  private keyProblem(keyBytes: Buffer | null, frame: Frame, partition: number): string | undefined {
+  private keyProblem(keyBytes: Buffer | null, frame: Frame, partition: number): MmadError | undefined {
+    const problem = (message: string): MmadError => new MmadError(ErrorCode.FRAME_KEY_MISMATCH, message, { details: { sampleId: frame.sampleId, partition } });
     const key = keyBytes?.toString('utf8') ?? null;
-    if (key !== frame.sampleId) return `record key ${key === null ? '(none)' : JSON.stringify(key.slice(0, 80))} is not the sample id ${JSON.stringify(frame.sampleId.slice(0, 80))}`;
+    if (key !== frame.sampleId) return problem(`record key ${key === null ? '(none)' : JSON.stringify(key.slice(0, 80))} is not the sample id ${JSON.stringify(frame.sampleId.slice(0, 80))}`);
     const expected = partitionFor(key, this.options.partitions);
-    if (expected !== partition) return `key ${JSON.stringify(key.slice(0, 80))} hashes to partition ${expected}, but the frame was read from partition ${partition}: its producer does not use the default key partitioner`;
+    if (expected !== partition) return problem(`key ${JSON.stringify(key.slice(0, 80))} hashes to partition ${expected}, but the frame was read from partition ${partition}: its producer does not use the default key partitioner`);
     return undefined;
   }
 }

@@ -260,7 +260,7 @@ export class TaskManager {
         const now = this.o.now();
         if (now - this.keyProblemLogged > 60_000) {
           this.keyProblemLogged = now;
-          this.log.warn('frames are not partitioned by the default key partitioner', { problem });
+          this.log.warn('frames are not partitioned by the default key partitioner', { code: problem.code, problem: problem.message });
         }
       },
     });

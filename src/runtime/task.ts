@@ -27,6 +27,7 @@ import type { Judgement, Released, SampleJudge } from '../inference/judge.js';
 import { SampleJoiner, type JoinInput, type JoinOutput, type JoinPolicy } from '../join/sample-joiner.js';
 import { buildOutputs, deadLetter, type OutputOptions, type Outputs } from '../output/event-builder.js';
 import type { Logger } from '../base/logger.js';
+import type { MmadError } from '../base/errors.js';
 import { InputOffsets } from './input-offsets.js';
 import type { RestoredState } from './join-changelog.js';
 import { PartitionGroup, type Queued } from './partition-group.js';
@@ -51,7 +52,7 @@ export interface TaskOptions {
   /** Called once per step, after its records were acknowledged (under exactly-once: before their transaction commits). */
   onWritten?: (j: Judgement | null, outputs: Outputs) => void;
   /** Called for a frame whose key does not match its partition. */
-  onKeyProblem?: (problem: string) => void;
+  onKeyProblem?: (problem: MmadError) => void;
   /** Called once when a write or commit fails; the task does nothing more. */
   onFailure: (task: Task, err: unknown) => void;
 }

@@ -186,3 +186,23 @@ test('a PNG payload is checked from its bytes at read time: header CRC, declared
   assert.match(await rejected(damaged), /^FRAME_CORRUPT: .*CRC/);
   assert.match(await rejected(png, { width: 63 }), /^FRAME_SHAPE: rgb payload is a 96×96 png, the frame declares a 63×96 png/);
 });
+
+test('a frame keyed other than by its sample id, or read from a partition its key does not hash to, is reported as FRAME_KEY_MISMATCH and still joined', async () => {
+  const frame = await noisyRgb('S-key-1');
+  const value = codec.encode(frame);
+  const home = partitionFor(frame.sampleId, PARTITIONS);
+
+  const right = accepted(await reader.read('in.rgb', home, delivered(frame.sampleId, value).message, Date.now()));
+  assert.equal(right.keyProblem, undefined, 'a frame keyed by its sample id on its own partition has no key problem');
+
+  const misKeyed = { ...delivered(frame.sampleId, value).message, key: Buffer.from('line-7') } as KafkaMessage;
+  const wrongKey = accepted(await reader.read('in.rgb', home, misKeyed, Date.now()));
+  assert.equal(wrongKey.keyProblem?.code, 'FRAME_KEY_MISMATCH');
+  assert.match(wrongKey.keyProblem.message, /record key "line-7" is not the sample id "S-key-1"/);
+  assert.equal(wrongKey.input.sampleId, 'S-key-1', 'the frame is still joined under its sample id');
+
+  const elsewhere = (home + 1) % PARTITIONS;
+  const moved = accepted(await reader.read('in.rgb', elsewhere, delivered(frame.sampleId, value).message, Date.now()));
+  assert.equal(moved.keyProblem?.code, 'FRAME_KEY_MISMATCH');
+  assert.match(moved.keyProblem.message, new RegExp(`hashes to partition ${home}, but the frame was read from partition ${elsewhere}`));
+});
