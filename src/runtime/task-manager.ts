@@ -170,16 +170,16 @@ export class TaskManager {
       this.o.pauses.pauseTask(p);
     }
     try {
-      const sinks = new Map<number, TaskSink>();
-      for (const p of partitions) sinks.set(p, await this.openSink(p));
+      const sinks: [number, TaskSink][] = [];
+      for (const p of partitions) sinks.push([p, await this.openSink(p)]);
       const restored = await readChangelog(this.o.kafka, this.o.config, this.encoder.codecs.joinState, partitions, this.log);
       const starts = await this.startPositions(partitions);
-      for (const p of partitions) {
+      for (const [p, sink] of sinks) {
         if (!this.starting.has(p)) {
-          await present(sinks.get(p), `the sink of task ${p}`).close();
+          await sink.close();
           continue; // revoked meanwhile
         }
-        const task = this.newTask(p, present(sinks.get(p), `the sink of task ${p}`));
+        const task = this.newTask(p, sink);
         task.startAt(starts.get(p) ?? new Map<string, { offset: bigint; caughtUp: boolean }>());
         task.restore(restored.get(p) ?? [], { now: this.o.now(), maxLeadMs: this.o.config.input.maxClockLeadMs });
         // the consumer's own position may predate the previous owner's last commit
