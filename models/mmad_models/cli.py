@@ -93,14 +93,15 @@ def cmd_eval(a) -> int:
         rows.append((cfg.method, "+".join(cfg.modalities), trained, cfg.teacher if len(cfg.teacher) < 24 else "file",
                      f"{cfg.size[0]}x{cfg.size[1]}", secs, m))
     # one row per run: the method, the modalities at inference and those it was trained on;
-    # recall and FAR (false-alarm rate) of the NOK verdicts at the run's threshold
+    # peak: share of anomalous parts whose map peaks on their defect; recall and FAR
+    # (false-alarm rate) of the NOK verdicts at the run's threshold
     head = (f"{'method':<7} {'modalities':<12} {'trained on':<12} {'teacher':<11} {'size':<8} {'I-AUROC':>8} "
-            f"{'P-AUROC':>8} {'AUPRO@0.3':>10} {'F1':>6} {'recall':>6} {'FAR':>6} {'thr':>7} {'train s':>8}")
+            f"{'P-AUROC':>8} {'AUPRO@0.3':>10} {'peak':>6} {'F1':>6} {'recall':>6} {'FAR':>6} {'thr':>7} {'train s':>8}")
     print(head)
     print("-" * len(head))
     for method, mods, trained, teacher, size, secs, m in rows:
         print(f"{method:<7} {mods:<12} {trained:<12} {teacher:<11} {size:<8} {_fmt(m['i_auroc']):>8} {_fmt(m['p_auroc']):>8} "
-              f"{_fmt(m['aupro_0_3']):>10} {_fmt(m['f1']):>6} {_fmt(m['recall']):>6} {_fmt(m['falseAlarmRate']):>6} "
+              f"{_fmt(m['aupro_0_3']):>10} {_fmt(m.get('peakOnDefect')):>6} {_fmt(m['f1']):>6} {_fmt(m['recall']):>6} {_fmt(m['falseAlarmRate']):>6} "
               f"{m['threshold']:>7.2f} {secs:>8.0f}")
     if a.per_defect:
         defects = sorted({d for *_, m in rows for d in m.get("perDefect", {})})

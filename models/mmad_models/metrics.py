@@ -9,6 +9,10 @@
   fraction of the region's pixels above it; the curve is linearly interpolated at 0.3.
 * F1 of image verdicts at a given threshold (score >= threshold is NOK), and the
   operational figures at it: NOK recall, false-alarm rate, precision.
+* Peak on the defect: the share of anomalous parts whose image score, the maximum of the
+  map, lies on the part's defect (its ground-truth mask, widened by a tolerance): whether a
+  ranking comes from the defect or from something else that differs between the good and
+  the anomalous test parts (``peak_on_defect``).
 * The threshold itself: a Gumbel (max) distribution fitted to the image scores of the
   validation good parts, and its quantile at 1 - the stated false-alarm rate
   (``calibrate_threshold``; the rule is in its docstring).
@@ -302,13 +306,45 @@ def at_threshold(scores: np.ndarray, labels: np.ndarray, threshold: float) -> di
     }
 
 
+def peak_hits(maps: np.ndarray, masks: np.ndarray, tolerance: int | None = None) -> np.ndarray:
+    """Per part: 1.0 when the map's maximum (its first one, in row-major order) lies on the
+    part's ground-truth mask widened by ``tolerance`` pixels (8-connected dilation; default
+    1/64 of the shorter side, at least 1: the map is smoothed, so its maximum can sit a few
+    pixels off a small defect's edge), else 0.0; NaN for a part without defect pixels."""
+    maps = np.asarray(maps, dtype=np.float64)
+    masks = np.asarray(masks) > 0
+    maps = maps.reshape(-1, *maps.shape[-2:])
+    masks = masks.reshape(-1, *masks.shape[-2:])
+    if maps.shape != masks.shape:
+        raise ValueError(f"maps {maps.shape} and masks {masks.shape} differ")
+    h, w = maps.shape[-2:]
+    tol = max(1, round(min(h, w) / 64)) if tolerance is None else int(tolerance)
+    out = np.full(len(maps), np.nan)
+    for i, (m, g) in enumerate(zip(maps, masks)):
+        if not g.any():
+            continue
+        near = ndimage.binary_dilation(g, structure=np.ones((3, 3), dtype=bool), iterations=tol) if tol > 0 else g
+        out[i] = float(near.flat[int(np.argmax(m))])
+    return out
+
+
+def peak_on_defect(maps: np.ndarray, masks: np.ndarray, tolerance: int | None = None) -> float | None:
+    """Share of the parts with defect pixels whose map maximum lies on the defect
+    (``peak_hits``); None when no part has defect pixels. A high I-AUROC with a low share
+    means the scores rank something other than the defects (the real tire: 0.14)."""
+    hits = peak_hits(maps, masks, tolerance)
+    hits = hits[~np.isnan(hits)]
+    return float(hits.mean()) if len(hits) else None
+
+
 def per_defect(
     scores: np.ndarray, maps: np.ndarray, masks: np.ndarray, defects, threshold: float, good: str = "good"
 ) -> dict[str, dict[str, float | int | None]]:
     """Per defect type, that defect's test parts against **all** good test parts:
     I-AUROC; P-AUROC and AUPRO@0.3 over the pixels of that defect's images plus the good
-    images; NOK recall at the threshold; the count. A figure that the parts cannot give
-    (no good part, no anomalous pixel) is None."""
+    images; the share of that defect's parts whose map peaks on the defect
+    (``peak_on_defect``); NOK recall at the threshold; the count. A figure that the parts
+    cannot give (no good part, no anomalous pixel) is None."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     defects = np.asarray(defects)
     is_good = defects == good
@@ -323,6 +359,7 @@ def per_defect(
             "i_auroc": image_auroc(scores[both], sel[both]) if is_good.any() else None,
             "p_auroc": pixel_auroc(m, g) if pixels else None,
             "aupro_0_3": aupro(m, g) if pixels else None,
+            "peak_on_defect": peak_on_defect(np.asarray(maps)[sel], np.asarray(masks)[sel]),
             "nok_recall": nok_share(scores[sel], threshold),
         }
     return out

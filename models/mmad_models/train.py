@@ -249,13 +249,15 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
 
 def evaluate_model(model: Method, cfg: RunConfig, threshold: float) -> dict:
     """The test split's figures: I-AUROC, P-AUROC, AUPRO@0.3, F1 and the threshold
-    (metrics.evaluate), the counts, the figures at the threshold (``atThreshold``: NOK
+    (metrics.evaluate), the share of anomalous parts whose map peaks on their defect
+    (``peakOnDefect``), the counts, the figures at the threshold (``atThreshold``: NOK
     recall, false-alarm rate, F1, confusion counts) and, per defect type, that defect's
-    parts against all good test parts (``defects``: I-AUROC, P-AUROC, AUPRO@0.3, NOK recall,
-    count; ``perDefect`` repeats its I-AUROC alone)."""
+    parts against all good test parts (``defects``: I-AUROC, P-AUROC, AUPRO@0.3, peak on the
+    defect, NOK recall, count; ``perDefect`` repeats its I-AUROC alone)."""
     test_x, labels, masks, defects = _load(cfg, "test")
     maps, scores = predict(model, test_x)
     res = M.evaluate(scores, labels, maps, masks, threshold).as_dict()
+    res["peakOnDefect"] = M.peak_on_defect(maps, masks)
     res["testCount"] = len(labels)
     res["goodCount"] = int((labels == 0).sum())
     res["atThreshold"] = M.at_threshold(scores, labels, threshold)

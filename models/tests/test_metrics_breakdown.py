@@ -48,6 +48,26 @@ def test_per_defect_hand_computed():
     # crack: one 2-pixel region (0.9 and 0.0) against the 6 good-image pixels: the 0.9 pixel
     # beats all 6, the 0.0 pixel none; PRO stays 0.5 up to FPR 1
     assert crack["p_auroc"] == pytest.approx(0.5) and crack["aupro_0_3"] == pytest.approx(0.5)
+    # peaks: 1x2 images, so the default tolerance of 1 pixel covers both pixels
+    assert dent["peak_on_defect"] == 1.0 and crack["peak_on_defect"] == 1.0
+
+
+def test_peak_on_defect_hand_computed():
+    maps = np.zeros((4, 1, 64, 64))
+    masks = np.zeros((4, 1, 64, 64))
+    masks[:, :, 30:34, 30:34] = 1  # the same 4x4 defect on the first three parts
+    masks[3] = 0  # the fourth has no defect pixels: not counted
+    maps[0, 0, 31, 32] = 5.0  # on the defect
+    maps[1, 0, 34, 32] = 5.0  # one pixel off its edge: within the tolerance (64 / 64 = 1 px)
+    maps[2, 0, 5, 50] = 5.0  # far from it: the score comes from elsewhere
+    maps[2, 0, 31, 31] = 4.0  # the defect is seen, but below the peak
+    hits = M.peak_hits(maps, masks)
+    assert hits[:3].tolist() == [1.0, 1.0, 0.0] and np.isnan(hits[3])
+    assert M.peak_on_defect(maps, masks) == pytest.approx(2 / 3)
+    assert M.peak_hits(maps, masks, tolerance=0)[:3].tolist() == [1.0, 0.0, 0.0]
+    assert M.peak_on_defect(maps[3:], masks[3:]) is None
+    with pytest.raises(ValueError):
+        M.peak_hits(maps, masks[:, :, :32])
 
 
 def test_per_defect_without_goods_or_pixels():

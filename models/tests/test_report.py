@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mmad_models import metrics as M
 from mmad_models.cli import main
 from mmad_models.data.synthetic import DEFECTS, write_dataset
 from mmad_models.published import PUBLISHED
@@ -53,27 +54,31 @@ def test_report_end_to_end(rope_runs, tmp_path, capsys):
         assert overall[7:10] == [f"{m['i_auroc']:.3f}", f"{m['p_auroc']:.3f}", f"{m['aupro_0_3']:.3f}"]
         # the figures at the threshold, recomputed here from the checkpoint's own scores
         model, cfg, stored = load_checkpoint(out / "model.pt")
-        x, labels, _, _ = _load(cfg, "test")
-        _, scores = predict(model, x)
+        x, labels, masks, _ = _load(cfg, "test")
+        maps, scores = predict(model, x)
         flagged = scores >= stored["threshold"]["value"]
-        assert overall[10] == f"{flagged[labels == 1].mean():.3f}" and overall[11] == f"{flagged[labels == 0].mean():.3f}"
-        assert overall[13] == f"{stored['threshold']['value']:.2f}"
+        assert overall[10] == f"{M.peak_on_defect(maps, masks):.3f}"
+        assert overall[11] == f"{flagged[labels == 1].mean():.3f}" and overall[12] == f"{flagged[labels == 0].mean():.3f}"
+        assert overall[14] == f"{stored['threshold']['value']:.2f}"
         flagged_any |= bool(flagged.any())
     assert flagged_any  # the comparison above is not 0 against 0 only
     crack = [r for r in ours if r[5] == "crack"]
     for (_, res), row in zip(rope_runs, crack):
         d = res["metrics"]["defects"]["crack"]
-        assert row[6] == "2" and row[7] == f"{d['i_auroc']:.3f}" and row[10] == f"{d['nok_recall']:.3f}"
+        assert row[6] == "2" and row[7] == f"{d['i_auroc']:.3f}" and row[11] == f"{d['nok_recall']:.3f}"
+        assert row[10] == f"{d['peak_on_defect']:.3f}"
         assert res["metrics"]["perDefect"]["crack"] == d["i_auroc"]
 
 
 def test_category_without_published_figures():
     cfg = RunConfig(dataset="data/x", category="battery_lid", modalities=("rgb",))
-    d = {"count": 2, "i_auroc": 0.5, "p_auroc": 0.6, "aupro_0_3": None, "nok_recall": 0.5}
+    d = {"count": 2, "i_auroc": 0.5, "p_auroc": 0.6, "aupro_0_3": None, "peak_on_defect": 0.5, "nok_recall": 0.5}
     metrics = {"testCount": 4, "goodCount": 2, "i_auroc": 0.5, "p_auroc": 0.6, "aupro_0_3": 0.4,
                "atThreshold": {"nok_recall": 0.5, "false_alarm_rate": 0.0, "f1": 2 / 3}, "defects": {"dent": d}}
     secs = sections([RunEval("run", cfg, {"threshold": {"value": 3.0}}, metrics)])
     assert [r[5] for r in secs[0].rows] == ["all", "dent"] and secs[0].rows[1][9] == "-"
     assert "no published MVTec 3D-AD figures" in to_text(secs)
     assert "No published MVTec 3D-AD figures" in to_markdown(secs)
-    assert np.isclose(float(secs[0].rows[0][12]), 2 / 3, atol=1e-3)
+    assert secs[0].rows[0][10] == "-"  # a result from before the figure existed
+    assert secs[0].rows[1][10] == "0.500"
+    assert np.isclose(float(secs[0].rows[0][13]), 2 / 3, atol=1e-3)
