@@ -34,6 +34,8 @@ export const ErrorCode = {
   TOPIC_MISSING: 'TOPIC_MISSING',
   /** Topic creation or inspection failed. */
   TOPIC_ADMIN_FAILED: 'TOPIC_ADMIN_FAILED',
+  /** A task's sink was given up (the task failed, moved or stopped) and refuses what was still queued for it: writing it would start a new transaction, committing it would commit offsets past aborted records. Not a broker problem, and never retried: the task is gone or rebuilt with a new sink. */
+  TASK_CLOSED: 'TASK_CLOSED',
 
   /** The model manifest is unreadable, does not match its schema, or lacks what the configuration needs (a fitted distribution for inference.threshold.falseAlarmRate). */
   MODEL_INVALID: 'MODEL_INVALID',

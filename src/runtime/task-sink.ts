@@ -84,9 +84,12 @@ class WriteFailure {
   }
 }
 
-/** Refuses what reaches the queue after the sink gave up: it would start a new transaction, or commit offsets past aborted records. */
+/**
+ * Refuses what reaches the queue after the sink gave up: it would start a new transaction, or commit offsets past aborted records.
+ * TASK_CLOSED, not retriable: the broker is fine, and the task that queued it is gone (a rebuilt task has a new sink).
+ */
 function checkOpen(closed: boolean): void {
-  if (closed) throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, 'the task gave up its outputs (aborted or closed); nothing more is written or committed', { retriable: true });
+  if (closed) throw new MmadError(ErrorCode.TASK_CLOSED, 'the task gave up its outputs (aborted or closed); nothing more is written or committed');
 }
 
 export class TransactionalSink implements TaskSink {
