@@ -118,6 +118,15 @@ export function isMmadError(err: unknown, code?: ErrorCode): err is MmadError {
   return err instanceof MmadError && (code === undefined || err.code === code);
 }
 
+/**
+ * Whether trying the same request again later may succeed: an `MmadError` with
+ * `retriable` set. The one test a caller that waits and retries on a failure
+ * makes; anything else (a third-party error included) is not retriable here.
+ */
+export function isRetriable(err: unknown): err is MmadError & { readonly retriable: true } {
+  return err instanceof MmadError && err.retriable;
+}
+
 /** Message of any thrown value, for wrapping third-party errors. */
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
