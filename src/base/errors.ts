@@ -1,9 +1,15 @@
 /**
  * The one error type of the service. Every failure that crosses a module
  * boundary is an `MmadError` with a stable `code` (what operators grep for and
- * what dead letters carry as their reason), a `retriable` flag (whether trying
- * the same thing again may succeed: a broker that is down, not a corrupt frame),
- * and the underlying `cause`.
+ * what dead letters carry as their reason), a `retriable` flag, and the
+ * underlying `cause`.
+ *
+ * `retriable` is set only where a caller acts on it (`isRetriable()`): the same
+ * request may succeed later, so the caller waits and tries again instead of
+ * failing or dead-lettering. Today that is a schema registry that does not
+ * answer: the frame reader defers the record, read again after the registry's
+ * backoff. Loops that retry whatever fails (start-up against the broker, a task
+ * started or rebuilt from Kafka) do not read it, and their errors do not set it.
  */
 export const ErrorCode = {
   /** The configuration failed validation; `details.issues` names each bad path. */

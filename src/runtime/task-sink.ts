@@ -80,7 +80,7 @@ class WriteFailure {
     this.error ??= err;
   };
   check(): void {
-    if (this.error !== undefined) throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, `not committing: an earlier write failed: ${messageOf(this.error)}`, { cause: this.error, retriable: true });
+    if (this.error !== undefined) throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, `not committing: an earlier write failed: ${messageOf(this.error)}`, { cause: this.error });
   }
 }
 
@@ -153,7 +153,7 @@ export class TransactionalSink implements TaskSink {
       await retryTransient(() => txn.commit());
     } catch (err) {
       await txn.abort().catch(() => undefined);
-      throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, `transaction commit failed: ${messageOf(err)}`, { cause: err, retriable: true });
+      throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, `transaction commit failed: ${messageOf(err)}`, { cause: err });
     }
   }
 
