@@ -33,7 +33,8 @@ export type ReadResult =
   | { ok: true; input: JoinInput<FramePayload>; keyProblem?: MmadError }
   | {
       ok: false;
-      code: string;
+      /** The dead letter's reason. */
+      code: ErrorCode;
       message: string;
       sampleId: string | null;
       modality: string | null;

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
+import type { ErrorCode } from '../../src/base/errors.js';
 import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { AnomalyEvent, DeadLetter, Frame } from '../../src/codec/records.js';
@@ -81,7 +82,7 @@ test('bad stations are dead-lettered by class; good parts after them on the same
   const rssBefore = process.memoryUsage().rss;
   const f = (id: string, m: 'rgb' | 'ir', o: Parameters<typeof makeFrame>[2] = {}): Promise<Frame> => makeFrame(id, m, { captureTime: t0, expected: ['rgb', 'ir'], ...o });
   const expect = new Map<string, RegExp>();
-  const bad = async (prefix: string, code: string, why: RegExp, frame: (id: string) => Promise<Frame>): Promise<void> => {
+  const bad = async (prefix: string, code: ErrorCode, why: RegExp, frame: (id: string) => Promise<Frame>): Promise<void> => {
     const id = idOn(prefix);
     await send('rgb', id, frames.encode(await frame(id)));
     expect.set(id, new RegExp(`^${code}: .*${why.source}`));
