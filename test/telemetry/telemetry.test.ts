@@ -27,7 +27,7 @@ import { runStation, type PublishReport } from '../../src/simulate/station-publi
 import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S, METRICS, STAGE_BUCKETS_S, allSeriesNames } from '../../src/telemetry/metrics.js';
 import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { makeFrame } from '../helpers/frames.js';
-import { deleteTopics, quietLogger, testKafka, uniqueName } from '../helpers/kafka.js';
+import { consumeUntil, deleteTopics, quietLogger, testKafka, type Consumed } from '../helpers/kafka.js';
 import { processorTestConfig } from '../helpers/models.js';
 import { CollectingReader, collectPoints, get, sumOf, until, type Point } from './helpers.js';
 
@@ -63,33 +63,25 @@ const frameCodec = AvroCodec.local(catalog, 'Frame');
 
 /**
  * Everything committed on the output topics, once each (the service's truth to compare the metrics with):
- * read until the processor's own counts of verdicts and dead letters are there, then a quiet second more.
+ * read to the end once the processor's own counts of verdicts and dead letters are there.
  */
 async function published(): Promise<{ events: AnomalyEvent[]; alerts: Alert[]; deadLetters: DeadLetter[] }> {
   const t = config.topics;
   const want = processor.stats();
-  const consumer = kafka.consumer({ groupId: uniqueName('g'), maxWaitTimeInMs: 100 });
-  const got = new Map<string, { topic: string; value: Buffer }>();
-  const on = (topic: string): Buffer[] => [...got.values()].filter((g) => g.topic === topic).map((g) => g.value);
-  let last = Date.now();
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topics: [t.events, t.alerts, t.deadLetters], fromBeginning: true });
-    await consumer.run({
-      eachMessage: async ({ topic, partition, message }) => {
-        got.set(`${topic}/${partition}/${message.offset}`, { topic, value: present(message.value, `the value of ${topic}/${partition}/${message.offset}`) });
-        last = Date.now();
-      },
-    });
-    await until('the published records', () => on(t.events).length >= want.judged && on(t.deadLetters).length >= want.deadLetters, 30_000);
-    while (Date.now() - last < 1000) await new Promise((r) => setTimeout(r, 100));
-  } finally {
-    await consumer.disconnect();
-  }
+  const on = (got: Consumed[], topic: string): Buffer[] =>
+    got.filter((m) => m.topic === topic).map((m) => present(m.value, `the value of ${topic}/${m.partition}/${m.offset}`));
+  const got = await consumeUntil(
+    kafka,
+    config,
+    [t.events, t.alerts, t.deadLetters],
+    (g) => on(g, t.events).length >= want.judged && on(g, t.deadLetters).length >= want.deadLetters,
+    'the published records',
+    30_000,
+  );
   return {
-    events: await Promise.all(on(t.events).map((v) => AvroCodec.local(catalog, 'AnomalyEvent').decode(v))),
-    alerts: await Promise.all(on(t.alerts).map((v) => AvroCodec.local(catalog, 'Alert').decode(v))),
-    deadLetters: await Promise.all(on(t.deadLetters).map((v) => AvroCodec.local(catalog, 'DeadLetter').decode(v))),
+    events: await Promise.all(on(got, t.events).map((v) => AvroCodec.local(catalog, 'AnomalyEvent').decode(v))),
+    alerts: await Promise.all(on(got, t.alerts).map((v) => AvroCodec.local(catalog, 'Alert').decode(v))),
+    deadLetters: await Promise.all(on(got, t.deadLetters).map((v) => AvroCodec.local(catalog, 'DeadLetter').decode(v))),
   };
 }
 
