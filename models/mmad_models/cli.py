@@ -17,15 +17,11 @@ from pathlib import Path
 
 import torch
 
+from .data import modality_list
 from .methods import METHODS
 
-
-def _mods(s: str) -> tuple[str, ...]:
-    mods = tuple(m.strip() for m in s.split(",") if m.strip())
-    bad = [m for m in mods if m not in ("rgb", "ir", "xyz")]
-    if bad or not mods:
-        raise argparse.ArgumentTypeError(f"modalities are a comma list of rgb, ir, xyz; got {s!r}")
-    return mods
+# train --method without one
+DEFAULT_METHOD = "mtfi"
 
 
 def _rate(s: str) -> float:
@@ -64,12 +60,9 @@ def cmd_train(a) -> int:
                     train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight, bank_dims=a.bank_dims,
                     discriminator=a.discriminator, head_steps=a.head_steps,
                     slim=a.slim, half=a.half, ir_robust=a.ir_robust)
-    if a.train_modalities and a.method != "mtfi":
-        raise SystemExit("--train-modalities is for --method mtfi (multimodal training, few-modal inference)")
-    if a.discriminator and (a.method != "mtfi" or a.normality != "bank"):
-        raise SystemExit("--discriminator reads a memory bank's features: --method mtfi --normality bank (the defaults)")
-    if a.train_modalities and not set(a.modalities) <= set(a.train_modalities):
-        raise SystemExit(f"--modalities {','.join(a.modalities)} must be among --train-modalities {','.join(a.train_modalities)}")
+    # every method's own options are parsed whatever --method is: each method refuses what it cannot serve
+    for name, method in METHODS.items():
+        method.check_cli_options(a, chosen=name == a.method)
     out = a.out or f"out/runs/{a.method}-{'-'.join(a.modalities)}"
     res = train_run(cfg, out)
     print(json.dumps({"out": out, "threshold": res["threshold"]["value"], "metrics": res.get("metrics"),
@@ -145,14 +138,8 @@ def cmd_export(a) -> int:
                     "epochs": cfg.epochs, "seconds": round(sum(res["seconds"].values()), 1),
                     "teacher": {m: {"spec": {k: v for k, v in s.items() if k != "weights"}, "source": cfg.teacher}
                                 for m, s in res["specs"].items()},
-                    "fusion": cfg.fusion, "seed": cfg.seed, "size": list(cfg.size)}
-        if cfg.method == "mtfi":
-            training["trainModalities"] = list(cfg.all_modalities())
-            training["distilledModalities"] = [m for m in cfg.all_modalities() if m not in cfg.modalities]
-            training["normality"] = cfg.normality
-            if cfg.normality == "bank":
-                training["bankSize"] = cfg.bank_size
-                training["discriminator"] = cfg.discriminator
+                    "fusion": cfg.fusion, "seed": cfg.seed, "size": list(cfg.size),
+                    **model.training_record(cfg)}
         runs.append((model, cfg, res, mid, metrics, training))
     # The manifest these runs make, checked before anything is written: a run from before the
     # current calibration (no threshold.falseAlarmRate) or a bad field stops here, named.
@@ -207,24 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train, calibrate and evaluate one model")
     t.add_argument("--dataset", required=True, help="dataset root (MVTec 3D-AD layout)")
     t.add_argument("--category", required=True)
-    t.add_argument("--modalities", type=_mods, required=True, help="e.g. rgb,ir,xyz")
-    t.add_argument("--method", default="mtfi", choices=sorted(METHODS),
-                   help="mtfi (default): cross-modal distillation (multimodal training, few-modal inference; with "
-                        "--train-modalities equal to --modalities, the normality model alone); crd: crossmodal reverse distillation")
-    t.add_argument("--train-modalities", type=_mods, default=None,
-                   help="mtfi: modalities seen in training (default: --modalities); the missing ones are distilled from the present ones")
-    t.add_argument("--normality", default="bank", choices=["bank", "rd"],
-                   help="mtfi: normality model per modality, memory bank (bank, default) or reconstruction student (rd)")
-    t.add_argument("--bank-size", type=int, default=4096, help="mtfi --normality bank: entries per modality (coreset)")
-    t.add_argument("--input-weight", type=float, default=5.0,
-                   help="mtfi --normality bank: weight of the teacher's pooled normalised input in the bank features (0: none)")
-    t.add_argument("--bank-dims", type=int, default=64,
-                   help="mtfi --normality bank: principal components of the bank features kept (0: all); the distance is the model's main cost")
-    t.add_argument("--discriminator", action=argparse.BooleanOptionalAction, default=False,
-                   help="mtfi --normality bank: score each present modality with a head trained on synthetic anomalies "
-                        "of the training parts instead of the bank distance (off by default: it helps some products and "
-                        "hurts others, models/README.md 'Synthetic anomalies'; compare both with report)")
-    t.add_argument("--head-steps", type=int, default=1500, help="mtfi --discriminator: the head's training steps")
+    t.add_argument("--modalities", type=modality_list, required=True, help="e.g. rgb,ir,xyz")
+    # the default method first, then the others by name
+    described = sorted(METHODS, key=lambda n: (n != DEFAULT_METHOD, n))
+    t.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS),
+                   help="; ".join(f"{n}{' (default)' if n == DEFAULT_METHOD else ''}: {METHODS[n].summary}" for n in described))
+    for name in sorted(METHODS):
+        METHODS[name].add_cli_options(t)
     t.add_argument("--slim", action=argparse.BooleanOptionalAction, default=True,
                    help="lighter bottleneck, decoders and amplifiers (default; --no-slim: the full widths)")
     t.add_argument("--ir-robust", action=argparse.BooleanOptionalAction, default=False,

@@ -1,9 +1,15 @@
 /**
  * The one error type of the service. Every failure that crosses a module
  * boundary is an `MmadError` with a stable `code` (what operators grep for and
- * what dead letters carry as their reason), a `retriable` flag (whether trying
- * the same thing again may succeed: a broker that is down, not a corrupt frame),
- * and the underlying `cause`.
+ * what dead letters carry as their reason), a `retriable` flag, and the
+ * underlying `cause`.
+ *
+ * `retriable` is set only where a caller acts on it (`isRetriable()`): the same
+ * request may succeed later, so the caller waits and tries again instead of
+ * failing or dead-lettering. Today that is a schema registry that does not
+ * answer: the frame reader defers the record, read again after the registry's
+ * backoff. Loops that retry whatever fails (start-up against the broker, a task
+ * started or rebuilt from Kafka) do not read it, and their errors do not set it.
  */
 export const ErrorCode = {
   /** The configuration failed validation; `details.issues` names each bad path. */
@@ -34,6 +40,8 @@ export const ErrorCode = {
   TOPIC_MISSING: 'TOPIC_MISSING',
   /** Topic creation or inspection failed. */
   TOPIC_ADMIN_FAILED: 'TOPIC_ADMIN_FAILED',
+  /** A task's sink was given up (the task failed, moved or stopped) and refuses what was still queued for it: writing it would start a new transaction, committing it would commit offsets past aborted records. Not a broker problem, and never retried: the task is gone or rebuilt with a new sink. */
+  TASK_CLOSED: 'TASK_CLOSED',
 
   /** The model manifest is unreadable, does not match its schema, or lacks what the configuration needs (a fitted distribution for inference.threshold.falseAlarmRate). */
   MODEL_INVALID: 'MODEL_INVALID',
@@ -114,6 +122,15 @@ export class MmadError extends Error {
 
 export function isMmadError(err: unknown, code?: ErrorCode): err is MmadError {
   return err instanceof MmadError && (code === undefined || err.code === code);
+}
+
+/**
+ * Whether trying the same request again later may succeed: an `MmadError` with
+ * `retriable` set. The one test a caller that waits and retries on a failure
+ * makes; anything else (a third-party error included) is not retriable here.
+ */
+export function isRetriable(err: unknown): err is MmadError & { readonly retriable: true } {
+  return err instanceof MmadError && err.retriable;
 }
 
 /** Message of any thrown value, for wrapping third-party errors. */

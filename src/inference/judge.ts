@@ -17,9 +17,15 @@ import { decodeFrame, writeCHW, type DecodeLimits, type DecodedImage } from './p
 import { Slots } from './slots.js';
 import { at, present } from '../base/invariant.js';
 
+/** An UNKNOWN event's reason: the error code, then what happened ("FRAME_SHAPE: the required ir frame is unusable (…)"). */
+function reasonOf(code: ErrorCode, text: string): string {
+  return `${code}: ${text}`;
+}
+
 export interface UnusableFrame {
   input: JoinInput<FramePayload>;
-  code: string;
+  /** The dead letter's reason. */
+  code: ErrorCode;
   message: string;
 }
 
@@ -102,12 +108,12 @@ export class SampleJudge {
         .map((m) => unusable.find((x) => x.input.modality === m))
         .find((x) => x !== undefined);
       if (u !== undefined) {
-        return this.unknown(base, `${u.code}: the required ${u.input.modality} frame is unusable (${u.message})`, frames, unusable, performance.now() - t0);
+        return this.unknown(base, reasonOf(u.code, `the required ${u.input.modality} frame is unusable (${u.message})`), frames, unusable, performance.now() - t0);
       }
       const route = this.registry.route(frames.map((f) => f.modality));
       if (route === undefined) {
         const have = frames.map((f) => f.modality).join('+') || 'no usable frame';
-        return this.unknown(base, `${ErrorCode.MODEL_NOT_AVAILABLE}: no model covers ${have}`, frames, unusable, performance.now() - t0);
+        return this.unknown(base, reasonOf(ErrorCode.MODEL_NOT_AVAILABLE, `no model covers ${have}`), frames, unusable, performance.now() - t0);
       }
       const { spec } = route.model;
       const needed = frames.filter((f) => spec.modalities.includes(f.modality));
@@ -161,7 +167,7 @@ export class SampleJudge {
   failed(release: Released, err: unknown): Judgement {
     return this.unknown(
       this.baseOf(release),
-      isMmadError(err) ? `${err.code}: ${err.message}` : `${ErrorCode.INFERENCE_FAILED}: ${messageOf(err)}`,
+      isMmadError(err) ? reasonOf(err.code, err.message) : reasonOf(ErrorCode.INFERENCE_FAILED, messageOf(err)),
       release.frames,
       [],
       0,

@@ -162,7 +162,7 @@ export class MicroBatcher {
       this.stats.samples += n;
       batch.forEach((p, i) => p.resolve({ map: map.subarray(i * plane, (i + 1) * plane), score: at(score, i), inferenceMs: ms / n, batchSize: n }));
     } catch (err) {
-      const e = new MmadError(ErrorCode.INFERENCE_FAILED, `model ${this.spec.id}: inference failed for a batch of ${n}: ${messageOf(err)}`, { cause: err, retriable: true });
+      const e = new MmadError(ErrorCode.INFERENCE_FAILED, `model ${this.spec.id}: inference failed for a batch of ${n}: ${messageOf(err)}`, { cause: err });
       batch.forEach((p) => p.reject(e));
     } finally {
       this.inFlight -= n;

@@ -157,7 +157,7 @@ export class SessionHost {
     if (p === undefined) return;
     this.pending.delete(id);
     if (reply.ok) p.resolve(reply);
-    else p.reject(new MmadError(ErrorCode.INFERENCE_FAILED, reply.error, { retriable: true }));
+    else p.reject(new MmadError(ErrorCode.INFERENCE_FAILED, reply.error));
   }
 
   private async ensureWorker(): Promise<Worker> {

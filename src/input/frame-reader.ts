@@ -21,7 +21,7 @@ import type { AvroCodec } from '../codec/avro-codec.js';
 import type { FrameHeader, FramePayload, TraceContextHeaders } from '../codec/frame-payload.js';
 import type { Frame, Modality } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
-import { ErrorCode, MmadError, isMmadError, messageOf } from '../base/errors.js';
+import { ErrorCode, MmadError, isMmadError, isRetriable, messageOf } from '../base/errors.js';
 import { checkDeclared, decodeLimitsOf, imageShape, rawBytes, type DecodeLimits } from '../inference/preprocess.js';
 import type { JoinInput } from '../join/sample-joiner.js';
 import { partitionFor } from '../kafka/partitioner.js';
@@ -33,7 +33,8 @@ export type ReadResult =
   | { ok: true; input: JoinInput<FramePayload>; keyProblem?: MmadError }
   | {
       ok: false;
-      code: string;
+      /** The dead letter's reason. */
+      code: ErrorCode;
       message: string;
       sampleId: string | null;
       modality: string | null;
@@ -43,8 +44,9 @@ export type ReadResult =
 
 /**
  * The record cannot be read now, through no fault of its own: its claim check does
- * not fit in the byte budget left (`bytes`), or the schema registry does not answer
- * (`retryAfterMs`). Nothing was kept; read the record again later.
+ * not fit in the byte budget left (`bytes`), or reading it failed in a way worth
+ * trying again (`isRetriable`: the schema registry does not answer; `retryAfterMs`).
+ * Nothing was kept; read the record again later.
  */
 export interface ReadDeferred {
   deferred: true;
@@ -115,14 +117,14 @@ export class FrameReader {
   /**
    * Reads one input record. `budgetBytes`: what the task may still buffer; a
    * claim check declaring more is not read (`deferred`), so a payload never
-   * enters memory the task's bound has no room for. With a budget, a schema
-   * registry that does not answer defers the record too (nothing is lost to an
-   * outage).
+   * enters memory the task's bound has no room for. With a budget, a retriable
+   * failure (a schema registry that does not answer) defers the record too
+   * (nothing is lost to an outage).
    */
   async read(topic: string, partition: number, message: KafkaMessage, arrivedAt: number): Promise<ReadResult>;
   async read(topic: string, partition: number, message: KafkaMessage, arrivedAt: number, budgetBytes: number): Promise<ReadResult | ReadDeferred>;
   async read(topic: string, partition: number, message: KafkaMessage, arrivedAt: number, budgetBytes?: number): Promise<ReadResult | ReadDeferred> {
-    // only a caller that handles a deferral (the stream processor) passes a budget; for the others a registry outage is a dead letter
+    // only a caller that handles a deferral (the stream processor) passes a budget; for the others a retriable failure (a registry outage) is a dead letter
     const deferrable = budgetBytes !== undefined;
     budgetBytes ??= Number.POSITIVE_INFINITY;
     // kafkajs hands out views into the fetch response; what is kept (for the join, or a dead letter) is copied out of it
@@ -139,7 +141,7 @@ export class FrameReader {
       return keyProblem === undefined ? { ok: true, input } : { ok: true, input, keyProblem };
     } catch (err) {
       if (err instanceof ClaimCheckDeferred) return { deferred: true, bytes: err.sizeBytes, reason: err.message };
-      if (deferrable && isMmadError(err, ErrorCode.SCHEMA_REGISTRY_FAILED) && err.retriable) {
+      if (deferrable && isRetriable(err)) {
         const wait = Number(err.details.retryAfterMs ?? 1000);
         return { deferred: true, bytes: 0, retryAfterMs: Number.isFinite(wait) ? wait : 1000, reason: err.message };
       }

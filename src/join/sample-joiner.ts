@@ -21,6 +21,7 @@
  */
 import type { ModalityPolicy } from '../config/config-schema.js';
 import { MODALITIES, type Modality } from '../codec/records.js';
+import { ErrorCode } from '../base/errors.js';
 import { present } from '../base/invariant.js';
 import { MinHeap } from '../base/min-heap.js';
 
@@ -88,7 +89,7 @@ export type JoinOutput<P> =
   | {
       type: 'rejected';
       frame: JoinInput<P>;
-      code: 'JOIN_TOO_LATE';
+      code: typeof ErrorCode.JOIN_TOO_LATE;
       message: string;
     };
 
@@ -273,7 +274,7 @@ export class SampleJoiner<P> {
         out.push({
           type: 'rejected',
           frame,
-          code: 'JOIN_TOO_LATE',
+          code: ErrorCode.JOIN_TOO_LATE,
           message: `frame captured at ${iso(frame.captureTime)} arrived when stream time was ${iso(this.streamTime)}, beyond the longest wait (${this.horizonMs} ms) plus grace (${this.policy.graceMs} ms)`,
         });
       } else {
@@ -367,7 +368,7 @@ export class SampleJoiner<P> {
     return {
       type: 'rejected',
       frame,
-      code: 'JOIN_TOO_LATE',
+      code: ErrorCode.JOIN_TOO_LATE,
       message: `sample ${frame.sampleId} was already closed when its ${frame.modality} frame (captured ${iso(frame.captureTime)}) arrived${hint}`,
     };
   }

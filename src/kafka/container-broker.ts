@@ -31,10 +31,7 @@ export async function startContainerBroker(image: string, maxMessageBytes: numbe
       },
     };
   } catch (err) {
-    throw new MmadError(ErrorCode.BROKER_START_FAILED, `could not start a Kafka container (${image}): ${messageOf(err)}`, {
-      cause: err,
-      retriable: true,
-    });
+    throw new MmadError(ErrorCode.BROKER_START_FAILED, `could not start a Kafka container (${image}): ${messageOf(err)}`, { cause: err });
   }
 }
 

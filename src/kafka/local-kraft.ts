@@ -241,7 +241,6 @@ export class LocalKraftBroker {
     throw new MmadError(
       ErrorCode.BROKER_START_FAILED,
       `the Kafka broker did not become ready within ${this.options.startTimeoutMs} ms (${lastError}); see ${this.logFile}`,
-      { retriable: true },
     );
   }
 

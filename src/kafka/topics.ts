@@ -60,7 +60,7 @@ export async function ensureTopics(admin: Admin, plans: TopicPlan[]): Promise<To
   try {
     existing = new Set(await admin.listTopics());
   } catch (err) {
-    throw new MmadError(ErrorCode.TOPIC_ADMIN_FAILED, `cannot list topics: ${messageOf(err)}`, { cause: err, retriable: true });
+    throw new MmadError(ErrorCode.TOPIC_ADMIN_FAILED, `cannot list topics: ${messageOf(err)}`, { cause: err });
   }
   const missing = plans.filter((p) => !existing.has(p.name));
   if (missing.length > 0) {
@@ -77,10 +77,7 @@ export async function ensureTopics(admin: Admin, plans: TopicPlan[]): Promise<To
       // still propagating (kafkajs waits for leaders): the verification below decides, with retries
       const decideBelow = /already exists|does not host this topic-partition|leader/i.test(messageOf(err));
       if (!decideBelow) {
-        throw new MmadError(ErrorCode.TOPIC_ADMIN_FAILED, `cannot create topics ${missing.map((m) => m.name).join(', ')}: ${messageOf(err)}`, {
-          cause: err,
-          retriable: true,
-        });
+        throw new MmadError(ErrorCode.TOPIC_ADMIN_FAILED, `cannot create topics ${missing.map((m) => m.name).join(', ')}: ${messageOf(err)}`, { cause: err });
       }
     }
   }
@@ -111,7 +108,7 @@ async function describeTopics(admin: Admin, plans: TopicPlan[], created: Set<str
     } catch (err) {
       const transient = /does not host this topic-partition|unknown topic|leader/i.test(messageOf(err));
       if (!transient || attempt >= 20) {
-        throw new MmadError(ErrorCode.TOPIC_ADMIN_FAILED, `cannot describe topics: ${messageOf(err)}`, { cause: err, retriable: true });
+        throw new MmadError(ErrorCode.TOPIC_ADMIN_FAILED, `cannot describe topics: ${messageOf(err)}`, { cause: err });
       }
       await new Promise((r) => setTimeout(r, 100 * attempt));
     }

@@ -44,7 +44,7 @@ export async function waitForBroker(config: Config, log: Logger, stop?: Promise<
         throw new MmadError(
           ErrorCode.BROKER_UNAVAILABLE,
           `no Kafka broker reachable at ${config.kafka.brokers.join(',')} after ${attempt} attempts in ${Math.round((Date.now() - t0) / 1000)} s${wait.stopped ? ' (stopped while waiting)' : ' (kafka.startupTimeoutMs)'}: ${messageOf(err)}`,
-          { cause: err, retriable: true },
+          { cause: err },
         );
       }
       log.warn('Kafka unreachable at start-up; retrying', { brokers: config.kafka.brokers, attempt, retryInMs: waitMs, error: messageOf(err) });

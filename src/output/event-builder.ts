@@ -4,6 +4,7 @@
  * each frame that could not be used. Every record is keyed by sample id.
  */
 import { createHash } from 'node:crypto';
+import type { ErrorCode } from '../base/errors.js';
 import type { Alert, AnomalyEvent, DeadLetter, Severity } from '../codec/records.js';
 import type { Judgement } from '../inference/judge.js';
 import type { FrameSource } from '../join/sample-joiner.js';
@@ -133,9 +134,9 @@ export function fitDeadLetter(d: DeadLetter, maxRecordBytes: number): DeadLetter
   return { ...d, message, original, source: { ...d.source, key } };
 }
 
-/** A dead letter for an input record, carrying its original bytes. */
+/** A dead letter for an input record, carrying its original bytes; its `reasonCode` is one of the service's error codes. */
 export function deadLetter(
-  reasonCode: string,
+  reasonCode: ErrorCode,
   message: string,
   source: FrameSource & { timestamp?: number; key?: Buffer | null },
   original: Buffer,

@@ -77,7 +77,7 @@ export async function readChangelog(
   try {
     let decodeError: unknown;
     const done = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new MmadError(ErrorCode.BROKER_UNAVAILABLE, `restoring ${topic} partitions ${[...remaining].join(',')} did not finish in ${timeoutMs} ms`, { retriable: true })), timeoutMs);
+      const timer = setTimeout(() => reject(new MmadError(ErrorCode.BROKER_UNAVAILABLE, `restoring ${topic} partitions ${[...remaining].join(',')} did not finish in ${timeoutMs} ms`)), timeoutMs);
       consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
         const { partition, offsetLag } = e.payload as { partition: number; offsetLag: string };
         if (remaining.has(partition) && BigInt(offsetLag) <= 0n) remaining.delete(partition);

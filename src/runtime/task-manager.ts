@@ -162,7 +162,7 @@ export class TaskManager {
     }
   }
 
-  /** Starts tasks in the order the header describes; on failure, retries those still assigned after a backoff. */
+  /** Starts tasks in the order the header describes; on any failure (client errors carry no `retriable` mark to ask), retries those still assigned after a backoff. */
   private async startTasks(partitions: number[], attempt = 0): Promise<void> {
     if (partitions.length === 0 || this.o.stopping()) return;
     for (const p of partitions) {

@@ -80,13 +80,16 @@ class WriteFailure {
     this.error ??= err;
   };
   check(): void {
-    if (this.error !== undefined) throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, `not committing: an earlier write failed: ${messageOf(this.error)}`, { cause: this.error, retriable: true });
+    if (this.error !== undefined) throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, `not committing: an earlier write failed: ${messageOf(this.error)}`, { cause: this.error });
   }
 }
 
-/** Refuses what reaches the queue after the sink gave up: it would start a new transaction, or commit offsets past aborted records. */
+/**
+ * Refuses what reaches the queue after the sink gave up: it would start a new transaction, or commit offsets past aborted records.
+ * TASK_CLOSED, not retriable: the broker is fine, and the task that queued it is gone (a rebuilt task has a new sink).
+ */
 function checkOpen(closed: boolean): void {
-  if (closed) throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, 'the task gave up its outputs (aborted or closed); nothing more is written or committed', { retriable: true });
+  if (closed) throw new MmadError(ErrorCode.TASK_CLOSED, 'the task gave up its outputs (aborted or closed); nothing more is written or committed');
 }
 
 export class TransactionalSink implements TaskSink {
@@ -150,7 +153,7 @@ export class TransactionalSink implements TaskSink {
       await retryTransient(() => txn.commit());
     } catch (err) {
       await txn.abort().catch(() => undefined);
-      throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, `transaction commit failed: ${messageOf(err)}`, { cause: err, retriable: true });
+      throw new MmadError(ErrorCode.BROKER_UNAVAILABLE, `transaction commit failed: ${messageOf(err)}`, { cause: err });
     }
   }
 

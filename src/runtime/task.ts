@@ -27,7 +27,7 @@ import type { Judgement, Released, SampleJudge } from '../inference/judge.js';
 import { SampleJoiner, type JoinInput, type JoinOutput, type JoinPolicy } from '../join/sample-joiner.js';
 import { buildOutputs, deadLetter, type OutputOptions, type Outputs } from '../output/event-builder.js';
 import type { Logger } from '../base/logger.js';
-import type { MmadError } from '../base/errors.js';
+import type { ErrorCode, MmadError } from '../base/errors.js';
 import { InputOffsets } from './input-offsets.js';
 import type { RestoredState } from './join-changelog.js';
 import { PartitionGroup, type Queued } from './partition-group.js';
@@ -305,7 +305,7 @@ export class Task {
     this.stats.judged++;
   }
 
-  private deadLetterFrame(frame: JoinInput<FramePayload>, code: string, message: string): void {
+  private deadLetterFrame(frame: JoinInput<FramePayload>, code: ErrorCode, message: string): void {
     const p = frame.payload;
     this.deadLetterStep(deadLetter(code, message, { ...frame.source, timestamp: p.timestamp, key: p.key }, p.raw, frame.sampleId, frame.modality, this.o.now()), offsetsOf([frame]));
   }

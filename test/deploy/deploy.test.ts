@@ -419,17 +419,28 @@ test('the engines checker reads ranges the way npm does', () => {
   assert.ok(nodeSatisfies('22.1.0', '>=20.9 <23'));
   assert.ok(!nodeSatisfies('19.0.0', '^18.19.0 || >=20.6.0'));
   assert.ok(nodeSatisfies('20.9.0', '>= 14.6'));
+  // ESLint 10's range, the project's own
+  const eslint = '^20.19.0 || ^22.13.0 || >=24';
+  assert.ok(nodeSatisfies('20.19.0', eslint));
+  assert.ok(!nodeSatisfies('20.18.3', eslint));
+  assert.ok(!nodeSatisfies('21.7.3', eslint));
+  assert.ok(!nodeSatisfies('22.12.0', eslint));
+  assert.ok(nodeSatisfies('22.13.0', eslint));
+  assert.ok(!nodeSatisfies('23.11.0', eslint));
+  assert.ok(nodeSatisfies('24.0.0', eslint));
 });
 
 test('the images: pinned bases, the Node the dependencies need, the files the service reads, the port it opens', () => {
   const pkg = JSON.parse(readFileSync(fromRoot('package.json'), 'utf8')) as { engines: { node: string }; dependencies: Record<string, string> };
   const engines = pkg.engines.node;
-  const floor = engines.match(/^>=\s*(\d+(?:\.\d+){0,2})$/)?.[1];
-  assert.ok(floor !== undefined, `package.json engines.node is a floor (>=x.y): ${engines}`);
-  // every runtime dependency runs on the oldest Node the project supports (npm warns EBADENGINE otherwise)
+  // the oldest Node of each line the range admits (^20.19.0 || ^22.13.0 || >=24: 20.19.0, 22.13.0, 24)
+  const floors = engines.split('||').map((alt) => /^\s*(?:>=|\^|~)\s*v?(\d+(?:\.\d+){0,2})\s*$/.exec(alt)?.[1]);
+  assert.ok(floors.every((f) => f !== undefined), `package.json engines.node: each alternative a lower bound (>=x.y, ^x.y.z, ~x.y.z): ${engines}`);
+  // every runtime dependency runs on the oldest Node of each line the project supports (npm warns EBADENGINE otherwise)
   for (const dep of Object.keys(pkg.dependencies)) {
     const range = (JSON.parse(readFileSync(fromRoot(join('node_modules', dep, 'package.json')), 'utf8')) as { engines?: { node?: string } }).engines?.node;
-    if (range !== undefined) assert.ok(nodeSatisfies(floor, range), `${dep} needs Node ${range}, package.json promises ${engines}`);
+    if (range === undefined) continue;
+    for (const floor of floors) assert.ok(nodeSatisfies(floor, range), `${dep} needs Node ${range}, package.json promises ${engines}`);
   }
   for (const file of ['Dockerfile', 'Dockerfile.cuda']) {
     const text = read(file);
@@ -439,7 +450,8 @@ test('the images: pinned bases, the Node the dependencies need, the files the se
       if (!image.includes(':')) continue; // a stage name
       assert.ok(!image.endsWith(':latest'), `${file}: ${image} is pinned`);
       const node = /^node:(\d+)/.exec(image)?.[1];
-      if (node !== undefined) assert.ok(Number(node) >= Number(floor.split('.')[0]), `${file}: Node ${node}, package.json engines ${engines}`);
+      // a node:<major> tag pulls that line's newest release
+      if (node !== undefined) assert.ok(nodeSatisfies(`${node}.${Number.MAX_SAFE_INTEGER}.0`, engines), `${file}: Node ${node}, package.json engines ${engines}`);
     }
     for (const copy of lines.filter((l) => l.startsWith('COPY ') && !l.includes('--from='))) {
       for (const src of copy.split(/\s+/).slice(1, -1)) assert.ok(existsSync(fromRoot(src)), `${file}: ${src} exists`);

@@ -7,6 +7,7 @@ import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import type { Config } from '../../src/config/config-schema.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { createKafka, frameConsumerConfig } from '../../src/kafka/kafka-client.js';
+import { present } from '../../src/base/invariant.js';
 import { createLogger } from '../../src/base/logger.js';
 
 export const quietLogger = createLogger({}, 'error');
@@ -103,27 +104,97 @@ export async function consumeN(
   return got;
 }
 
-/** Reads everything on `topic` from the beginning, until nothing new has arrived for `idleMs`. */
-export async function consumeAll(kafka: Kafka, config: Config, topic: string, idleMs = 1500): Promise<KafkaMessage[]> {
+/** A record read back by a test: the message with the topic and partition it was read from. */
+export type Consumed = KafkaMessage & { topic: string; partition: number };
+
+/**
+ * Every record on `topics` as a read-committed consumer sees it at the call, each once
+ * (a group's first rebalance can deliver a record twice). Where each partition ends is
+ * fetched first: its last stable offset (ListOffsets is read committed: past the last
+ * committed transaction, before any open one). Reading a partition ends when the
+ * consumer's position reaches it, which on a transactional topic is past the commit
+ * marker that follows the last record, so nothing waits for quiet; records written after
+ * the call are left out. An absence check on the result is exact for what was written
+ * before the call: wait for what must be there first (consumeN, consumeUntil).
+ */
+export async function consumeAll(kafka: Kafka, config: Config, topics: string | string[], timeoutMs = 30_000): Promise<Consumed[]> {
+  const list = typeof topics === 'string' ? [topics] : topics;
+  const ends = new Map<string, bigint>();
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    for (const topic of list) {
+      for (const p of await admin.fetchTopicOffsets(topic)) if (BigInt(p.high) > BigInt(p.low)) ends.set(`${topic}/${p.partition}`, BigInt(p.high));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  const got: Consumed[] = [];
+  if (ends.size === 0) return got;
+  const unread = new Set(ends.keys());
+  const seen = new Set<string>();
   const consumer = kafka.consumer(frameConsumerConfig(config, uniqueName('g')));
-  const got: KafkaMessage[] = [];
+  let timer: NodeJS.Timeout | undefined;
   await consumer.connect();
   try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    let last = Date.now();
+    const reached = new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`consumeAll: ${[...unread].join(', ')} not read to the end in ${timeoutMs} ms (${got.length} records)`)), timeoutMs);
+      // after each fetched batch, records or only control records (a marker), the position is past its last offset
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        const at = `${payload.topic}/${payload.partition}`;
+        const end = ends.get(at);
+        if (end !== undefined && BigInt(payload.lastOffset) + 1n >= end) unread.delete(at);
+        if (unread.size === 0) resolve();
+      });
+    });
+    await consumer.subscribe({ topics: list, fromBeginning: true });
     await consumer.run({
-      eachMessage: async ({ message }) => {
-        got.push(message);
-        last = Date.now();
+      eachMessage: async ({ topic, partition, message }) => {
+        const at = `${topic}/${partition}/${message.offset}`;
+        if (seen.has(at) || BigInt(message.offset) >= (ends.get(`${topic}/${partition}`) ?? 0n)) return;
+        seen.add(at);
+        got.push({ ...message, topic, partition });
       },
     });
-    // wait for the assignment and the first fetch, then for quiet
-    await new Promise((r) => setTimeout(r, 1000));
-    while (Date.now() - last < idleMs) await new Promise((r) => setTimeout(r, 100));
+    await reached;
   } finally {
+    clearTimeout(timer);
     await consumer.disconnect();
   }
   return got;
+}
+
+/** Reads `topics` to their end (consumeAll) until `done` holds for what was read, and returns that; fails after `timeoutMs`, naming `what` it waited for. */
+export async function consumeUntil(
+  kafka: Kafka,
+  config: Config,
+  topics: string | string[],
+  done: (records: Consumed[]) => boolean,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<Consumed[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await consumeAll(kafka, config, topics);
+    if (done(got)) return got;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${got.length} records on ${String(topics)})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A record that has a key and a value (what stations write), its key as text. */
+export interface KeyedRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  timestamp: number;
+  key: string;
+  value: Buffer;
+}
+
+export function keyed(r: Consumed): KeyedRecord {
+  const at = `${r.topic}/${r.partition}/${r.offset}`;
+  return { topic: r.topic, partition: r.partition, offset: r.offset, timestamp: Number(r.timestamp), key: present(r.key, `the key of ${at}`).toString(), value: present(r.value, `the value of ${at}`) };
 }
 
 /** Has the group committed the end offset of every partition of these topics (everything consumed and finished)? */

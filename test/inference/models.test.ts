@@ -20,7 +20,7 @@ import { TEST_MANIFEST, TEST_MODELS_DIR, copyOfTestModels, inferenceConfig, read
 const registry = await ModelRegistry.open(inferenceConfig(), quietLogger);
 after(() => registry.close());
 
-function expectCode(fn: () => unknown, code: string, pattern: RegExp): void {
+function expectCode(fn: () => unknown, code: ErrorCode, pattern: RegExp): void {
   assert.throws(fn, (e: unknown) => e instanceof MmadError && e.code === code && pattern.test(e.message));
 }
 

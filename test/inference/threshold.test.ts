@@ -26,7 +26,7 @@ function resolved(specs: ModelSpec[], threshold: Record<string, unknown>): strin
   }).join('; ');
 }
 
-function expectCode(fn: () => unknown, code: string, pattern: RegExp): MmadError {
+function expectCode(fn: () => unknown, code: ErrorCode, pattern: RegExp): MmadError {
   try {
     fn();
   } catch (e) {

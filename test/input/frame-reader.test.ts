@@ -15,18 +15,19 @@ import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import type { KafkaMessage } from 'kafkajs';
 import sharp from 'sharp';
+import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { Frame } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
-import { FrameReader, type ReadResult } from '../../src/input/frame-reader.js';
+import { FrameReader, type FrameReaderOptions, type ReadDeferred, type ReadResult } from '../../src/input/frame-reader.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
 import { makeFrame } from '../helpers/frames.js';
 
 const PARTITIONS = 3;
 const codec = AvroCodec.local(SchemaCatalog.load(), 'Frame');
 const claimCheckDir = mkdtempSync(join(tmpdir(), 'mmad-claims-'));
-const reader = new FrameReader(codec, {
+const options: FrameReaderOptions = {
   topics: new Map([
     ['in.rgb', 'rgb'],
     ['in.ir', 'ir'],
@@ -39,7 +40,8 @@ const reader = new FrameReader(codec, {
   clock: { maxLeadMs: 10_000, maxLagMs: 3_600_000 },
   claimCheck: { timeoutMs: 500, maxStuckReads: 2 },
   verifyImageData: true,
-});
+};
+const reader = new FrameReader(codec, options);
 
 /** An rgb frame whose PNG does not compress to almost nothing (noise), so its buffers are not pooled slices. */
 async function noisyRgb(sampleId: string, n = 96): Promise<Frame> {
@@ -205,4 +207,24 @@ test('a frame keyed other than by its sample id, or read from a partition its ke
   const moved = accepted(await reader.read('in.rgb', elsewhere, delivered(frame.sampleId, value).message, Date.now()));
   assert.equal(moved.keyProblem?.code, 'FRAME_KEY_MISMATCH');
   assert.match(moved.keyProblem.message, new RegExp(`hashes to partition ${home}, but the frame was read from partition ${elsewhere}`));
+});
+
+test('a read that fails retriably (the registry does not answer) is deferred for a caller that can wait; otherwise, or not retriable, it is a dead letter', async () => {
+  let failure = new MmadError(ErrorCode.SCHEMA_REGISTRY_FAILED, 'schema registry unavailable', { retriable: true, details: { retryAfterMs: 2000 } });
+  // a Confluent-framed record whose writer schema must be looked up: the look-up fails
+  const failing = { decode: () => Promise.reject(failure) } as unknown as AvroCodec<'Frame'>;
+  const r = new FrameReader(failing, options);
+  const { message } = delivered('S-reg', Buffer.from([0, 0, 0, 0, 7, 1, 2, 3]));
+  const read = (budgetBytes?: number): Promise<ReadResult | ReadDeferred> =>
+    budgetBytes === undefined ? r.read('in.rgb', 0, message, Date.now()) : r.read('in.rgb', 0, message, Date.now(), budgetBytes);
+
+  assert.deepEqual(await read(1 << 20), { deferred: true, bytes: 0, retryAfterMs: 2000, reason: 'schema registry unavailable' });
+  const noBudget = await read();
+  assert.ok('ok' in noBudget && !noBudget.ok, 'a caller without a budget cannot wait: a dead letter');
+  assert.equal(noBudget.code, ErrorCode.SCHEMA_REGISTRY_FAILED);
+
+  failure = new MmadError(ErrorCode.SCHEMA_REGISTRY_FAILED, 'schema registry answered 422');
+  const refused = await read(1 << 20);
+  assert.ok('ok' in refused && !refused.ok, 'an answer that is not retriable is not waited for');
+  assert.equal(refused.code, ErrorCode.SCHEMA_REGISTRY_FAILED);
 });

@@ -40,6 +40,28 @@ test('an alert is CRITICAL from the threshold plus the warning band, a WARNING b
   assert.match(present(buildOutputs(judgement({ final: false }), options, () => 2_000).alert, 'the provisional alert').message, /, provisional\)$/);
 });
 
+test('the band is 25 % of the threshold, whatever the threshold (README, Alert.severity): WARNING up to 1.25 × threshold, CRITICAL from there', () => {
+  const severity = (score: number, threshold: number): string =>
+    present(buildOutputs(judgement({ score, threshold }), options, () => 2_000).alert, `an alert at score ${score}, threshold ${threshold}`).severity;
+  // at threshold 8 the band ends at 10: a fixed margin (threshold + 0.5, as at threshold 2) would say CRITICAL from 8.5
+  assert.equal(severity(8, 8), 'WARNING');
+  assert.equal(severity(9.99, 8), 'WARNING');
+  assert.equal(severity(10, 8), 'CRITICAL');
+  assert.equal(severity(2.4999, 2), 'WARNING');
+  assert.equal(severity(2.5, 2), 'CRITICAL');
+  // the severity leads the alert's message
+  const warning = present(buildOutputs(judgement({ score: 2.2 }), options, () => 2_000).alert, 'the WARNING alert');
+  assert.equal(warning.message, 'WARNING: part s-1 on L1/S1 is NOK (score 2.200 ≥ 2.000, rgb+ir, 1 region(s))');
+});
+
+test('no alert for a NOK without a score or a threshold to rate it against; the event is there', () => {
+  for (const over of [{ score: null }, { threshold: null }]) {
+    const out = buildOutputs(judgement(over), options, () => 2_000);
+    assert.equal(out.alert, null, JSON.stringify(over));
+    assert.equal(out.event?.verdict, 'NOK');
+  }
+});
+
 test('no alert for OK, UNKNOWN, or a NOK without a model; the event is always there', () => {
   for (const over of [{ verdict: 'OK' as const, score: 1 }, { verdict: 'UNKNOWN' as const, score: null, map: null, route: null }, { route: null }]) {
     const out = buildOutputs(judgement(over), options, () => 2_000);

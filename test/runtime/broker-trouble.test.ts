@@ -24,7 +24,7 @@ import { LocalKraftBroker } from '../../src/kafka/local-kraft.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { makeFrame } from '../helpers/frames.js';
-import { consumeAll, consumeN, deleteTopics, quietLogger, serviceEnv, testConfig, testKafka } from '../helpers/kafka.js';
+import { consumeN, consumeUntil, deleteTopics, quietLogger, serviceEnv, testConfig, testKafka, type Consumed } from '../helpers/kafka.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
 
 const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
@@ -141,13 +141,10 @@ test('a topic deleted under the service stops it with TOPIC_MISSING; after recre
     await ensureTopics(admin, plans);
     await publish(config, ['TD-3', 'TD-4'], ['ir'], t0 + 11);
     svc = startService(config, env);
-    const all = await (async () => {
-      const deadline = Date.now() + 60_000;
-      for (;;) {
-        const got: AnomalyEvent[] = await Promise.all((await consumeAll(kafka, config, config.topics.events, 1000)).map((m) => events.decode(present(m.value, 'the record value'))));
-        if (got.filter((e) => e.sampleId.startsWith('TD-3') || e.sampleId.startsWith('TD-4')).length >= 2 || Date.now() > deadline) return got;
-      }
-    })();
+    // events are keyed by sample id
+    const pending = (got: Consumed[]): number => got.filter((m) => ['TD-3', 'TD-4'].includes(m.key?.toString() ?? '')).length;
+    const records = await consumeUntil(kafka, config, config.topics.events, (got) => pending(got) >= 2, 'the events of TD-3 and TD-4');
+    const all: AnomalyEvent[] = await Promise.all(records.map((m) => events.decode(present(m.value, 'the record value'))));
     const late = all.filter((e) => e.sampleId === 'TD-3' || e.sampleId === 'TD-4');
     assert.deepEqual(late.map((e) => e.sampleId).sort(), ['TD-3', 'TD-4'], 'the samples pending at the stop are judged after the restart');
     for (const e of late) assert.deepEqual([...e.modalitiesUsed].sort(), ['ir', 'rgb'], 'with the rgb frames read before the stop');

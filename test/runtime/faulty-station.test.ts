@@ -20,13 +20,14 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
+import type { ErrorCode } from '../../src/base/errors.js';
 import { at, present } from '../../src/base/invariant.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import type { AnomalyEvent, DeadLetter, Frame } from '../../src/codec/records.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
 import { changelogTopic } from '../../src/runtime/join-changelog.js';
-import { consumeAll, consumeN } from '../helpers/kafka.js';
+import { consumeN, consumeUntil, type Consumed } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
 import { processorTestConfig } from '../helpers/models.js';
 import { serviceUnderTest } from '../helpers/service.js';
@@ -81,7 +82,7 @@ test('bad stations are dead-lettered by class; good parts after them on the same
   const rssBefore = process.memoryUsage().rss;
   const f = (id: string, m: 'rgb' | 'ir', o: Parameters<typeof makeFrame>[2] = {}): Promise<Frame> => makeFrame(id, m, { captureTime: t0, expected: ['rgb', 'ir'], ...o });
   const expect = new Map<string, RegExp>();
-  const bad = async (prefix: string, code: string, why: RegExp, frame: (id: string) => Promise<Frame>): Promise<void> => {
+  const bad = async (prefix: string, code: ErrorCode, why: RegExp, frame: (id: string) => Promise<Frame>): Promise<void> => {
     const id = idOn(prefix);
     await send('rgb', id, frames.encode(await frame(id)));
     expect.set(id, new RegExp(`^${code}: .*${why.source}`));
@@ -167,7 +168,9 @@ test('bad stations are dead-lettered by class; good parts after them on the same
   assert.ok(dls.some((d) => d.sampleId === req && d.reasonCode === 'FRAME_INCONSISTENT'), 'the unusable required frame is dead-lettered');
 
   const evCodec = AvroCodec.local(catalog, 'AnomalyEvent');
-  const evs: AnomalyEvent[] = await Promise.all((await consumeAll(kafka, config, config.topics.events, 2500)).map((m) => evCodec.decode(present(m.value, 'the record value'))));
+  // events are keyed by sample id: wait for the parts asserted below to be judged, then read all there is
+  const judged = (got: Consumed[]): boolean => [...good, req, retry].every((id) => got.some((m) => m.key?.toString() === id));
+  const evs: AnomalyEvent[] = await Promise.all((await consumeUntil(kafka, config, config.topics.events, judged, 'the events of the good parts, the required one and the retry')).map((m) => evCodec.decode(present(m.value, 'the record value'))));
   const by = (id: string): AnomalyEvent[] => evs.filter((e) => e.sampleId === id);
   for (const id of good) assert.deepEqual(by(id).map((e) => [e.verdict, e.model?.id]), [['OK', 'test-rgb-ir']], id);
   const required = by(req);

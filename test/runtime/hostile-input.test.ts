@@ -16,7 +16,7 @@ import { fingerprintBytes } from '../../src/codec/crc64-avro.js';
 import type { AnomalyEvent, DeadLetter, Frame } from '../../src/codec/records.js';
 import { SchemaCatalog, parseSchema } from '../../src/codec/schema-catalog.js';
 import { encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
-import { consumeAll, consumeN } from '../helpers/kafka.js';
+import { consumeN, consumeUntil, type Consumed } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
 import { processorTestConfig } from '../helpers/models.js';
 import { serviceUnderTest } from '../helpers/service.js';
@@ -112,7 +112,11 @@ test('every kind of hostile record is dead-lettered with its reason; the service
   assert.ok(dls.every((d) => d.original.length > 0 && d.message.length > 0));
 
   const evCodec = AvroCodec.local(catalog, 'AnomalyEvent');
-  const evs: AnomalyEvent[] = await Promise.all((await consumeAll(kafka, config, config.topics.events, 2500)).map((m) => evCodec.decode(present(m.value, 'the record value'))));
+  // events are keyed by sample id: wait for those asserted below (H-nan and H-zeros judged twice), then read all there is
+  const count = (got: Consumed[], id: string): number => got.filter((m) => m.key?.toString() === id).length;
+  const judged = (got: Consumed[]): boolean =>
+    ['H-good', 'H-claim', 'H-mismatch', 'H-liar'].every((id) => count(got, id) >= 1) && count(got, 'H-nan') >= 2 && count(got, 'H-zeros') >= 2;
+  const evs: AnomalyEvent[] = await Promise.all((await consumeUntil(kafka, config, config.topics.events, judged, 'the events of the parts asserted')).map((m) => evCodec.decode(present(m.value, 'the record value'))));
   const by = (id: string): AnomalyEvent[] => evs.filter((e) => e.sampleId === id);
   assert.deepEqual(by('H-good').map((e) => [e.verdict, e.model?.id]), [['OK', 'test-rgb-ir']]);
   assert.deepEqual(by('H-claim').map((e) => [e.verdict, e.final]), [['OK', true]]);

@@ -16,7 +16,7 @@ import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { SchemaRegistryClient } from '../../src/codec/schema-registry.js';
 import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { FakeRegistry } from '../helpers/fake-registry.js';
-import { consumeAll, consumeN, quietLogger } from '../helpers/kafka.js';
+import { consumeAll, consumeN, consumeUntil, quietLogger } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
 import { processorTestConfig } from '../helpers/models.js';
 import { serviceUnderTest } from '../helpers/service.js';
@@ -56,7 +56,7 @@ test('a registry outage pauses and retries (nothing dead-lettered); unknown ids 
   const during = ['R-0', 'R-1', 'R-2'];
   for (const id of during) for (const m of ['rgb', 'ir'] as const) await send(m, id, confluent(await part(id, m), stationId));
   await new Promise((r) => setTimeout(r, 3000));
-  const early = await consumeAll(kafka, config, config.topics.deadLetters, 500);
+  const early = await consumeAll(kafka, config, config.topics.deadLetters);
   assert.equal(early.length, 0, 'no frame is dead-lettered for an outage');
   assert.equal(processor.stats().judged, 0, 'nothing can be judged while the writer schema is unknown');
   registry.mode = 'up';
@@ -84,7 +84,7 @@ test('a registry outage pauses and retries (nothing dead-lettered); unknown ids 
   const events: AnomalyEvent[] = await Promise.all((await consumeN(kafka, config, config.topics.events, 4, 60_000)).map((m) => evCodec.decode(present(m.value, 'the record value'))));
   assert.deepEqual(events.map((e) => e.sampleId).sort(), [...during, 'R-after'].sort(), 'the parts sent during the outage are judged once it is over');
   assert.ok(events.every((e) => e.verdict === 'OK' && e.model?.id === 'test-rgb-ir'));
-  const dls = await consumeAll(kafka, config, config.topics.deadLetters, 1000);
+  const dls = await consumeAll(kafka, config, config.topics.deadLetters);
   assert.equal(dls.length, 3, 'only the unknown ids and the oversized answer were dead-lettered');
   assert.equal(processor.stats().taskRestarts, 0);
 });
@@ -109,7 +109,8 @@ test('liveness: a delivery whose reading hangs (a registry look-up) fails /healt
   assert.match(stalled.body.checks.consumer?.detail ?? '', /reading one delivery of input records has not finished for \d+ s/);
   registry.mode = 'up';
   const evCodec = await AvroCodec.create(catalog, 'AnomalyEvent', { registry: new SchemaRegistryClient(registry.url), subject: 'reader-ev2-value' });
-  const events = await Promise.all((await consumeAll(kafka, config, config.topics.events, 2500)).map((m) => evCodec.decode(present(m.value, 'the record value'))));
+  const judged = await consumeUntil(kafka, config, config.topics.events, (got) => got.some((m) => m.key?.toString() === 'L-0'), 'the event of L-0');
+  const events = await Promise.all(judged.map((m) => evCodec.decode(present(m.value, 'the record value'))));
   assert.ok(events.some((e) => e.sampleId === 'L-0'), 'the part is judged once the look-up returns');
   assert.equal((await healthz()).status, 200, 'alive again');
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ErrorCode, isMmadError } from '../../src/base/errors.js';
 import { TransactionalSink } from '../../src/runtime/task-sink.js';
 import { consumeAll, deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
 
@@ -24,6 +25,11 @@ test('a transactional sink that gave up takes nothing more: what was queued behi
     assert.equal(secondResult.status, 'rejected', 'a write queued behind the abort fails');
     assert.equal(commitResult.status, 'rejected', 'the commit queued behind the abort fails');
     assert.match(String(commitResult.reason), /gave up its outputs/);
+    // not a broker outage, and nothing to retry: the task that queued them is gone
+    for (const refused of [secondResult.reason, commitResult.reason]) {
+      assert.ok(isMmadError(refused, ErrorCode.TASK_CLOSED), String(refused));
+      assert.equal(refused.retriable, false);
+    }
 
     // the next owner of the task (same transactional id) writes and commits normally
     const next = await TransactionalSink.open(kafka, config, 0);

@@ -11,7 +11,7 @@ import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { StreamProcessor } from '../../src/runtime/stream-processor.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
-import { consumeAll, deleteTopics, quietLogger, testKafka } from '../helpers/kafka.js';
+import { consumeUntil, deleteTopics, quietLogger, testKafka } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
 import { processorTestConfig } from '../helpers/models.js';
 
@@ -60,7 +60,7 @@ test('two instances in one group split the tasks and judge every part once', { t
     await producer.sendBatch({ topicMessages: messages });
   }
   await producer.disconnect();
-  const events = await consumeAll(kafka, config, config.topics.events, 3000);
+  const events = await consumeUntil(kafka, config, config.topics.events, (got) => got.length >= n, `${n} events`);
   const ids = events.map((e) => present(e.key, 'an event key').toString()).sort();
   assert.equal(ids.length, n, 'one event per part');
   assert.equal(new Set(ids).size, n, 'no part judged twice');

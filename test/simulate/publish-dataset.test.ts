@@ -12,9 +12,9 @@ import { META_FILE } from '../../src/simulate/dataset-layout.js';
 import { writeDataset } from '../../src/simulate/dataset-writer.js';
 import { stationTopicPlans } from '../../src/simulate/kafka-sink.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
-import { deleteTopics, testConfig, testKafka } from '../helpers/kafka.js';
+import { consumeAll, deleteTopics, keyed, testConfig, testKafka } from '../helpers/kafka.js';
 import { plain } from '../helpers/records.js';
-import { cliContext, consumeAll } from './consume.js';
+import { cliContext } from './cli-context.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mmad-pub-'));
 const configs: ReturnType<typeof testConfig>[] = [];
@@ -59,7 +59,7 @@ test('publish-dataset streams a generated dataset: the files on disk are the fra
   const { config, lines } = await publish(root, { 'xyz-fraction': '1', 'xyz-delay': '200ms..1s', seed: '3' });
   assert.ok(lines.some((l) => l.startsWith('9 samples from composite_coupon (9); modalities rgb, ir, xyz')), lines.join('\n'));
   const t = config.topics;
-  const records = await consumeAll(testKafka(config), config, [t.inputs.rgb, t.inputs.ir, t.inputs.xyz, t.labels], 4 * 9);
+  const records = (await consumeAll(testKafka(config), config, [t.inputs.rgb, t.inputs.ir, t.inputs.xyz, t.labels])).map(keyed);
   assert.equal(records.length, 36);
   for (const topic of [t.inputs.rgb, t.inputs.ir, t.inputs.xyz, t.labels]) assert.equal(records.filter((r) => r.topic === topic).length, 9, topic);
   for (const r of records) assert.equal(r.partition, partitionFor(r.key, 3), `${r.topic} ${r.key} co-partitioned`);
@@ -104,7 +104,7 @@ test('a recorded dataset without ir or a sidecar (the real MVTec 3D-AD shape) pu
   const { config, lines } = await publish(mvtecLike, { 'xyz-fraction': '1', 'xyz-delay': '0s', splits: 'test,train', order: 'sorted', count: '5' });
   assert.ok(lines.some((l) => l.startsWith('10 samples from coupon (10); modalities rgb, xyz')), lines.join('\n'));
   const t = config.topics;
-  const records = await consumeAll(testKafka(config), config, [t.inputs.rgb, t.inputs.ir, t.inputs.xyz, t.labels], 15);
+  const records = (await consumeAll(testKafka(config), config, [t.inputs.rgb, t.inputs.ir, t.inputs.xyz, t.labels])).map(keyed);
   assert.equal(records.filter((r) => r.topic === t.inputs.ir).length, 0, lines.join('\n'));
   assert.equal(records.filter((r) => r.topic === t.inputs.rgb).length, 5, lines.join('\n'));
   assert.equal(records.filter((r) => r.topic === t.inputs.rgb).length, 5);

@@ -13,8 +13,8 @@ import { EmissionStream, LineSchedule, type TimingOptions } from '../../src/simu
 import { KafkaRecordSink, stationProducer, stationTopicPlans } from '../../src/simulate/kafka-sink.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
 import { decodeXyzTiff } from '../../src/simulate/tiff-reader.js';
-import { deleteTopics, testConfig, testKafka, uniqueName } from '../helpers/kafka.js';
-import { cliContext, consumeAll } from './consume.js';
+import { consumeAll, deleteTopics, keyed, testConfig, testKafka, uniqueName } from '../helpers/kafka.js';
+import { cliContext } from './cli-context.js';
 
 const config = testConfig();
 const kafka = testKafka(config);
@@ -84,7 +84,7 @@ test('simulate publishes a line into Kafka: counts per topic, co-partitioned key
   const t = config.topics;
   const topics = [t.inputs.rgb, t.inputs.ir, t.inputs.xyz, t.labels];
   const total = planned.rgb + planned.ir + planned.xyz + PARTS;
-  const records = await consumeAll(kafka, config, topics, total);
+  const records = (await consumeAll(kafka, config, topics)).map(keyed);
   assert.equal(records.length, total, 'nothing more than planned arrives');
   const on = (topic: string): typeof records => records.filter((r) => r.topic === topic);
   assert.equal(on(t.inputs.rgb).length, planned.rgb);
@@ -197,7 +197,7 @@ test('the station sink sends one request at a time: what callers hand in meanwhi
     );
     assert.equal(overlapped, false, 'never two requests in flight');
     assert.ok(requests < calls, `${requests} requests for ${calls} calls: calls made while one was in flight went together`);
-    const got = await consumeAll(kafka, config, [topic], 2 * calls);
+    const got = (await consumeAll(kafka, config, [topic])).map(keyed);
     assert.deepEqual(
       got.map((r) => r.value.toString()),
       Array.from({ length: calls }, (_, i) => [`${i}.0`, `${i}.1`]).flat(),

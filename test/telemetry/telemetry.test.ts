@@ -20,6 +20,7 @@ import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
+import type { ProcessorStats } from '../../src/runtime/processor-status.js';
 import { StreamProcessor } from '../../src/runtime/stream-processor.js';
 import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '../../src/simulate/kafka-sink.js';
 import { SimulatedPartSource } from '../../src/simulate/line-simulator.js';
@@ -27,7 +28,7 @@ import { runStation, type PublishReport } from '../../src/simulate/station-publi
 import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S, METRICS, STAGE_BUCKETS_S, allSeriesNames } from '../../src/telemetry/metrics.js';
 import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { makeFrame } from '../helpers/frames.js';
-import { deleteTopics, quietLogger, testKafka, uniqueName } from '../helpers/kafka.js';
+import { consumeUntil, deleteTopics, quietLogger, testKafka, type Consumed } from '../helpers/kafka.js';
 import { processorTestConfig } from '../helpers/models.js';
 import { CollectingReader, collectPoints, get, sumOf, until, type Point } from './helpers.js';
 
@@ -63,33 +64,25 @@ const frameCodec = AvroCodec.local(catalog, 'Frame');
 
 /**
  * Everything committed on the output topics, once each (the service's truth to compare the metrics with):
- * read until the processor's own counts of verdicts and dead letters are there, then a quiet second more.
+ * read to the end once the processor's own counts of verdicts and dead letters are there.
  */
 async function published(): Promise<{ events: AnomalyEvent[]; alerts: Alert[]; deadLetters: DeadLetter[] }> {
   const t = config.topics;
   const want = processor.stats();
-  const consumer = kafka.consumer({ groupId: uniqueName('g'), maxWaitTimeInMs: 100 });
-  const got = new Map<string, { topic: string; value: Buffer }>();
-  const on = (topic: string): Buffer[] => [...got.values()].filter((g) => g.topic === topic).map((g) => g.value);
-  let last = Date.now();
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topics: [t.events, t.alerts, t.deadLetters], fromBeginning: true });
-    await consumer.run({
-      eachMessage: async ({ topic, partition, message }) => {
-        got.set(`${topic}/${partition}/${message.offset}`, { topic, value: present(message.value, `the value of ${topic}/${partition}/${message.offset}`) });
-        last = Date.now();
-      },
-    });
-    await until('the published records', () => on(t.events).length >= want.judged && on(t.deadLetters).length >= want.deadLetters, 30_000);
-    while (Date.now() - last < 1000) await new Promise((r) => setTimeout(r, 100));
-  } finally {
-    await consumer.disconnect();
-  }
+  const on = (got: Consumed[], topic: string): Buffer[] =>
+    got.filter((m) => m.topic === topic).map((m) => present(m.value, `the value of ${topic}/${m.partition}/${m.offset}`));
+  const got = await consumeUntil(
+    kafka,
+    config,
+    [t.events, t.alerts, t.deadLetters],
+    (g) => on(g, t.events).length >= want.judged && on(g, t.deadLetters).length >= want.deadLetters,
+    'the published records',
+    30_000,
+  );
   return {
-    events: await Promise.all(on(t.events).map((v) => AvroCodec.local(catalog, 'AnomalyEvent').decode(v))),
-    alerts: await Promise.all(on(t.alerts).map((v) => AvroCodec.local(catalog, 'Alert').decode(v))),
-    deadLetters: await Promise.all(on(t.deadLetters).map((v) => AvroCodec.local(catalog, 'DeadLetter').decode(v))),
+    events: await Promise.all(on(got, t.events).map((v) => AvroCodec.local(catalog, 'AnomalyEvent').decode(v))),
+    alerts: await Promise.all(on(got, t.alerts).map((v) => AvroCodec.local(catalog, 'Alert').decode(v))),
+    deadLetters: await Promise.all(on(got, t.deadLetters).map((v) => AvroCodec.local(catalog, 'DeadLetter').decode(v))),
   };
 }
 
@@ -114,8 +107,9 @@ function byLabels(points: Map<string, Point[]>, name: string, labels: string[]):
 const sorted = (m: Map<string, number>): [string, number][] => [...m].sort(([a], [b]) => a.localeCompare(b));
 const ms = (t: ReadableSpan['startTime']): number => hrTimeToMilliseconds(t);
 
-let report: PublishReport;
-let extraFrames: Record<'rgb' | 'ir' | 'xyz', number>;
+/** The processor is started once, by whichever test needs it first. */
+let started: Promise<void> | undefined;
+const start = (): Promise<void> => (started ??= processor.start());
 
 test('/healthz answers and /readyz is not ready before the processor has its assignment, ready after', { timeout: 60_000 }, async () => {
   const health = await get(`${base}/healthz`);
@@ -127,7 +121,7 @@ test('/healthz answers and /readyz is not ready before the processor has its ass
   assert.equal(b.checks.models?.ok, true, 'the students are loaded');
   assert.match(b.checks.models.detail, /test-rgb-ir@0\.0\.1/);
 
-  await processor.start();
+  await start();
   // right after start the member is (almost always) still joining: whatever /readyz says must agree with the processor
   const early = await get(`${base}/readyz`);
   assert.equal(early.status === 200, processor.status().assigned && processor.status().brokerContactAgoMs !== null);
@@ -141,10 +135,32 @@ test('/healthz answers and /readyz is not ready before the processor has its ass
   assert.equal((await get(`${base}/nothing`)).status, 404);
 });
 
-test('a simulated line through the processor: the metrics agree with what was published, traces link samples to their frames', { timeout: 120_000 }, async () => {
+/** A simulated line through the processor, and what the tests below compare once it has ended. */
+interface LineRun {
+  /** What the station sent. */
+  report: PublishReport;
+  /** Frames this test sent by hand, per modality. */
+  extraFrames: Record<'rgb' | 'ir' | 'xyz', number>;
+  /** What the service published (read committed). */
+  out: Awaited<ReturnType<typeof published>>;
+  /** The metrics, collected once after the line ended and its outputs were read. */
+  points: Map<string, Point[]>;
+  /** The processor's own counts, taken right after the metrics. */
+  stats: ProcessorStats;
+  /** The spans finished by then. */
+  finished: ReadableSpan[];
+}
+
+let lineRun: Promise<LineRun> | undefined;
+/** Runs the line once, for whichever test asks first; the others share it. */
+const line = (): Promise<LineRun> => (lineRun ??= runLine());
+
+async function runLine(): Promise<LineRun> {
+  await start();
+  await processor.assigned;
   const topics = await stationTopics(admin, config);
   const source = await SimulatedPartSource.create({ product: 'battery_lid', width: 32, height: 32, seed: 11, defectRate: 0.3, defects: [], poolSize: 6 });
-  report = await runStation({
+  const report = await runStation({
     source,
     topics,
     sink: new KafkaRecordSink(producer),
@@ -184,7 +200,7 @@ test('a simulated line through the processor: the metrics agree with what was pu
   await send('ir', 'hand-nok', frameCodec.encode(await makeFrame('hand-nok', 'ir', { captureTime: t0 + 2, expected: ['rgb', 'ir'] })));
   await send('rgb', 'hand-noir', frameCodec.encode(await makeFrame('hand-noir', 'rgb', { captureTime: t0 + 5, expected: ['rgb', 'ir'] })));
   await send('rgb', 'hand-garbage', Buffer.from('not a frame'));
-  extraFrames = { rgb: 4, ir: 1, xyz: 0 };
+  const extraFrames = { rgb: 4, ir: 1, xyz: 0 };
 
   // every record read, every sample judged and closed (late windows expire once the idle timer moves stream time)
   const sentTotal = report.frames.rgb + report.frames.ir + report.frames.xyz + extraFrames.rgb + extraFrames.ir;
@@ -192,15 +208,22 @@ test('a simulated line through the processor: the metrics agree with what was pu
   await new Promise((r) => setTimeout(r, 3 * config.processing.commitIntervalMs + 200));
   const out = await published();
   const points = await collectPoints(reader);
-  const M = METRICS;
+  return { report, extraFrames, out, points, stats: processor.stats(), finished: spans.getFinishedSpans() };
+}
 
-  // records read, per modality: what the station and this test sent
+const M = METRICS;
+const LINE = { timeout: 120_000 };
+
+test('records read, per modality: what the station and the test sent', LINE, async () => {
+  const { report, extraFrames, points } = await line();
   for (const m of ['rgb', 'ir', 'xyz'] as const) {
     const sent = present(report.perTopic[config.topics.inputs[m]], `the ${m} records sent`).reduce((a, b) => a + b, 0) + extraFrames[m];
     assert.equal(sumOf(points, M.framesRead.name, { modality: m }), sent, `${m} records read`);
   }
+});
 
-  // verdicts by model, verdict and revision: exactly the events on the topic
+test('verdicts by model, version, verdict and revision, and coverage by the modalities used: exactly the events on the topic', LINE, async () => {
+  const { out, points } = await line();
   const events = out.events;
   assert.ok(events.length >= 16, `${events.length} events`);
   assert.deepEqual(
@@ -212,22 +235,32 @@ test('a simulated line through the processor: the metrics agree with what was pu
     sorted(byLabels(points, M.modalityCoverage.name, ['modalities'])),
     sorted(tally(events, (e) => (e.modalitiesUsed.length === 0 ? 'none' : e.modalitiesUsed.join('+')))),
   );
+});
+
+test('dead letters by reason and alerts by severity: exactly those on their topics', LINE, async () => {
+  const { out, points } = await line();
   assert.deepEqual(sorted(byLabels(points, M.deadLetters.name, ['reason'])), sorted(tally(out.deadLetters, (d) => d.reasonCode)));
   assert.ok(out.deadLetters.some((d) => d.reasonCode === 'CODEC_BAD_MAGIC'));
   assert.deepEqual(sorted(byLabels(points, M.alerts.name, ['severity'])), sorted(tally(out.alerts, (a) => a.severity)));
   assert.ok(out.alerts.length >= 1);
+});
 
-  // join outcomes: first revisions, refinements, too-late frames, duplicates
+test('join outcomes: first revisions, refinements, missing required modalities, too-late frames, duplicates, timeouts', LINE, async () => {
+  const { out, points, stats } = await line();
+  const events = out.events;
   const outcome = (o: string): number => sumOf(points, M.joinOutcomes.name, { outcome: o });
   assert.equal(outcome('complete') + outcome('provisional') + outcome('timed_out') + outcome('unknown'), events.filter((e) => e.revision === 1).length);
   assert.equal(outcome('late'), events.filter((e) => e.revision > 1).length);
   assert.equal(outcome('unknown'), events.filter((e) => e.verdict === 'UNKNOWN' && /required modality/.test(e.reason ?? '')).length);
   assert.equal(outcome('too_late'), out.deadLetters.filter((d) => d.reasonCode === 'JOIN_TOO_LATE').length);
-  assert.equal(outcome('duplicate'), processor.stats().duplicates);
+  assert.equal(outcome('duplicate'), stats.duplicates);
   assert.ok(outcome('duplicate') >= 1 && outcome('timed_out') >= 1, 'the hand-made duplicate and ir timeout are counted');
   assert.ok(sumOf(points, M.joinTimeouts.name, { modality: 'ir' }) >= 1);
+});
 
-  // histograms: one observation per event, with the declared buckets
+test('latency and stage histograms: one observation per event (per modelled event for the stages), with the declared buckets', LINE, async () => {
+  const { out, points } = await line();
+  const events = out.events;
   const hist = (name: string): Histogram[] => (points.get(name) ?? []).map((p) => p.value as Histogram);
   const count = (name: string): number => hist(name).reduce((s, h) => s + h.count, 0);
   assert.equal(count(M.joinWait.name), events.length);
@@ -242,22 +275,30 @@ test('a simulated line through the processor: the metrics agree with what was pu
   // the histogram measures to the write, the event's own timing to when it was built: never less in total
   const e2eSum = hist(M.endToEnd.name).reduce((s, h) => s + (h.sum ?? 0), 0);
   assert.ok(e2eSum * 1000 >= events.reduce((s, e) => s + e.timings.endToEndMs, 0) - events.length, `end-to-end ${e2eSum} s in total`);
+});
+
+test("the micro-batchers' counts: one inference sample per modelled event, at most as many runs", LINE, async () => {
+  const { out, points } = await line();
+  const modelled = out.events.filter((e) => e.model !== null);
   assert.equal(sumOf(points, M.inferenceSamples.name), modelled.length);
   assert.ok(sumOf(points, M.inferenceRuns.name) >= 1 && sumOf(points, M.inferenceRuns.name) <= modelled.length);
+});
 
-  // lag per task and modality: every task here, caught up at the end
+test('gauges at the end of the line: lag per task and modality for every task, all caught up; nothing pending; three tasks running; commits', LINE, async () => {
+  const { points, stats } = await line();
   const lag = points.get(M.consumerLag.name) ?? [];
   assert.deepEqual([...new Set(lag.map((p) => p.attributes.task))].sort(), ['0', '1', '2']);
   assert.ok(lag.every((p) => p.value === 0), `lag ${JSON.stringify(lag)}`);
   assert.equal(sumOf(points, M.pendingSamples.name), 0);
   assert.equal(sumOf(points, M.tasks.name, { state: 'running' }), 3);
   const commits = sumOf(points, M.commits.name);
-  assert.ok(commits >= 1 && commits <= processor.stats().commits, `${commits} commits`);
+  assert.ok(commits >= 1 && commits <= stats.commits, `${commits} commits`);
+});
 
-  // traces: a sample span per event, its stages inside it, linked to the producer spans of its frames
-  const finished = spans.getFinishedSpans();
+test('traces: a sample span per event, its stages inside it, linked to the producer spans of its frames', LINE, async () => {
+  const { report, out, finished } = await line();
   const roots = finished.filter((s) => s.name === 'judge sample');
-  assert.equal(roots.length, events.length);
+  assert.equal(roots.length, out.events.length);
   const sends = new Map(finished.filter((s) => s.kind === SpanKind.PRODUCER).map((s) => [s.spanContext().spanId, s]));
   assert.equal(sends.size, report.frames.rgb + report.frames.ir + report.frames.xyz, 'one send span per simulated frame');
   let linked = 0;
@@ -282,14 +323,19 @@ test('a simulated line through the processor: the metrics agree with what was pu
     else assert.ok(root.links.length >= 1, `${id} links to its frames`);
   }
   assert.ok(linked >= 16);
-  // the span's verdict is the event's verdict
-  for (const e of events) {
+});
+
+test("a sample span's verdict is its event's verdict", LINE, async () => {
+  const { out, finished } = await line();
+  const roots = finished.filter((s) => s.name === 'judge sample');
+  for (const e of out.events) {
     const r = roots.find((s) => s.attributes['mmad.sample_id'] === e.sampleId && s.attributes['mmad.revision'] === e.revision);
     assert.equal(r?.attributes['mmad.verdict'], e.verdict, `${e.sampleId} r${e.revision}`);
   }
 });
 
-test('/metrics is a Prometheus scrape with every metric the service declares, histogram buckets included', async () => {
+test('/metrics is a Prometheus scrape with every metric the service declares, histogram buckets included', LINE, async () => {
+  await line(); // every metric has data points once the line has run
   const scrape = await get(`${base}/metrics`);
   assert.equal(scrape.status, 200);
   assert.match(scrape.type ?? '', /^text\/plain/);

@@ -4,7 +4,7 @@ Layout: ``<root>/<category>/{train,validation}/good/{rgb,ir,xyz}/NNN.{png,tiff}`
 ``<root>/<category>/test/<defect>/{rgb,ir,xyz,gt}/NNN.*``.
 """
 
-from .dataset import MODALITIES, Sample, auto_size, list_categories, load_split, source_size, stack
+from .dataset import MODALITIES, Sample, auto_size, list_categories, load_split, modality_list, source_size, stack
 from .io import read_ir, read_mask, read_rgb, read_xyz, write_ir, write_mask, write_rgb, write_xyz
 from .pointcloud import (
     border_points,
@@ -24,6 +24,7 @@ __all__ = [
     "fit_plane_ransac",
     "list_categories",
     "load_split",
+    "modality_list",
     "read_ir",
     "read_mask",
     "read_rgb",

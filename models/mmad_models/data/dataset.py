@@ -7,6 +7,7 @@ metres with 0 for missing points. Normalisation happens inside the model.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,16 @@ from .pointcloud import remove_plane, resize_mask, resize_organized
 
 MODALITIES = ("rgb", "ir", "xyz")
 _EXT = {"rgb": ".png", "ir": ".png", "xyz": ".tiff", "gt": ".png"}
+
+
+def modality_list(s: str) -> tuple[str, ...]:
+    """A command line's comma list of modalities (``rgb,xyz``), as argparse's ``type``: a
+    list with anything but ``MODALITIES`` in it, or nothing, is refused with the reason."""
+    mods = tuple(m.strip() for m in s.split(",") if m.strip())
+    bad = [m for m in mods if m not in MODALITIES]
+    if bad or not mods:
+        raise argparse.ArgumentTypeError(f"modalities are a comma list of rgb, ir, xyz; got {s!r}")
+    return mods
 
 
 @dataclass

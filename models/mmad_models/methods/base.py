@@ -3,15 +3,17 @@
 ``train.py`` builds a method from a run's configuration, fits its teachers' input
 statistics, trains it on ``loss``, fits its normality model, standardises its branch maps
 and calibrates, evaluates and saves its ``state_dict``; ``export.py`` traces ``forward``
-over the inputs named by ``modalities`` at ``size``. Nothing there asks what a method can
-do: every method answers every member of ``Method``.
+over the inputs named by ``modalities`` at ``size``; ``cli.py`` takes the ``train``
+options a method reads alone from the method (``add_cli_options``, ``check_cli_options``)
+and what the manifest records of its training (``training_record``). Nothing there asks
+what a method can do, or which one it is: every method answers every member of ``Method``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import torch
 from torch import nn
@@ -20,6 +22,8 @@ from .common import AnomalyResult
 from .scoring import MapScorer
 
 if TYPE_CHECKING:
+    import argparse
+
     from ..train import RunConfig
 
 
@@ -50,6 +54,27 @@ class Method(nn.Module, ABC):
     size: tuple[int, int]
     teachers: nn.ModuleDict
     scorer: MapScorer
+
+    #: what the method is, for ``train --method``'s help
+    summary: ClassVar[str]
+
+    @classmethod
+    def add_cli_options(cls, train: argparse.ArgumentParser) -> None:
+        """Adds the ``train`` options only this method reads (``RunConfig`` fields). Every
+        method's options are on the parser whatever ``--method`` says, each with its
+        default, so every run's configuration has every field. Default: none."""
+
+    @classmethod
+    def check_cli_options(cls, args: argparse.Namespace, chosen: bool) -> None:
+        """Refuses (``SystemExit``, naming the options) parsed ``train`` options this
+        method's own options do not go with: among themselves when it is the run's method
+        (``chosen``), or ones only it can serve given to another method. Default: none."""
+
+    @classmethod
+    def training_record(cls, cfg: RunConfig) -> dict:
+        """What the manifest's ``training`` entry records of a run of this method beyond
+        what it records of every run (``cli.py``'s ``export``). Default: nothing."""
+        return {}
 
     @classmethod
     @abstractmethod

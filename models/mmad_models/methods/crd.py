@@ -67,6 +67,8 @@ class CrossmodalAmplifier(nn.Module):
 
 
 class CrossmodalReverseDistillation(Method):
+    summary = "crossmodal reverse distillation"
+
     def __init__(
         self,
         modalities: tuple[str, ...],

@@ -34,12 +34,14 @@ is one MatMul and a ReduceMin against a constant.
 
 from __future__ import annotations
 
+import argparse
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..data import modality_list
 from .base import Method
 from .blocks import Branch, conv_bn_relu, cosine_distance_maps
 from .common import build_teachers
@@ -117,6 +119,9 @@ def greedy_coreset(x: torch.Tensor, k: int, seed: int = 0, proj_dim: int = 128) 
 
 
 class CrossModalDistillation(Method):
+    summary = ("cross-modal distillation (multimodal training, few-modal inference; with "
+               "--train-modalities equal to --modalities, the normality model alone)")
+
     def __init__(
         self,
         modalities: tuple[str, ...],
@@ -196,6 +201,43 @@ class CrossModalDistillation(Method):
                    normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
                    bank_dims=cfg.bank_dims, discriminate=cfg.discriminator, head_steps=cfg.head_steps,
                    fusion=cfg.fusion, slim=cfg.slim, ir_robust=cfg.ir_robust)
+
+    @classmethod
+    def add_cli_options(cls, train: argparse.ArgumentParser) -> None:
+        train.add_argument("--train-modalities", type=modality_list, default=None,
+                           help="mtfi: modalities seen in training (default: --modalities); the missing ones are distilled from the present ones")
+        train.add_argument("--normality", default="bank", choices=["bank", "rd"],
+                           help="mtfi: normality model per modality, memory bank (bank, default) or reconstruction student (rd)")
+        train.add_argument("--bank-size", type=int, default=4096, help="mtfi --normality bank: entries per modality (coreset)")
+        train.add_argument("--input-weight", type=float, default=5.0,
+                           help="mtfi --normality bank: weight of the teacher's pooled normalised input in the bank features (0: none)")
+        train.add_argument("--bank-dims", type=int, default=64,
+                           help="mtfi --normality bank: principal components of the bank features kept (0: all); the distance is the model's main cost")
+        train.add_argument("--discriminator", action=argparse.BooleanOptionalAction, default=False,
+                           help="mtfi --normality bank: score each present modality with a head trained on synthetic anomalies "
+                                "of the training parts instead of the bank distance (off by default: it helps some products and "
+                                "hurts others, models/README.md 'Synthetic anomalies'; compare both with report)")
+        train.add_argument("--head-steps", type=int, default=1500, help="mtfi --discriminator: the head's training steps")
+
+    @classmethod
+    def check_cli_options(cls, args: argparse.Namespace, chosen: bool) -> None:
+        if args.train_modalities and not chosen:
+            raise SystemExit("--train-modalities is for --method mtfi (multimodal training, few-modal inference)")
+        if args.discriminator and (not chosen or args.normality != "bank"):
+            raise SystemExit("--discriminator reads a memory bank's features: --method mtfi --normality bank (the defaults)")
+        if args.train_modalities and not set(args.modalities) <= set(args.train_modalities):
+            raise SystemExit(f"--modalities {','.join(args.modalities)} must be among --train-modalities "
+                             f"{','.join(args.train_modalities)}")
+
+    @classmethod
+    def training_record(cls, cfg: RunConfig) -> dict:
+        record = {"trainModalities": list(cfg.all_modalities()),
+                  "distilledModalities": [m for m in cfg.all_modalities() if m not in cfg.modalities],
+                  "normality": cfg.normality}
+        if cfg.normality == "bank":
+            record["bankSize"] = cfg.bank_size
+            record["discriminator"] = cfg.discriminator
+        return record
 
     # ------------------------------------------------------------------ features
 
