@@ -133,7 +133,8 @@ def cmd_export(a) -> int:
         metrics = res.get("metrics")
         if metrics is not None:
             metrics = {k: metrics[k] for k in ("i_auroc", "p_auroc", "aupro_0_3", "f1", "recall", "falseAlarmRate",
-                                               "threshold", "testCount") if k in metrics}
+                                               "threshold", "testCount", "peakOnDefect")
+                       if metrics.get(k) is not None}
         training = {"dataset": cfg.dataset, "category": cfg.category, "trainCount": res["trainCount"],
                     "epochs": cfg.epochs, "seconds": round(sum(res["seconds"].values()), 1),
                     "teacher": {m: {"spec": {k: v for k, v in s.items() if k != "weights"}, "source": cfg.teacher}

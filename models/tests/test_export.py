@@ -19,7 +19,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "exported" / "manifest.json"
 TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
 THRESHOLD = calibrate_threshold([1.0, 1.4, 0.8, 1.9, 1.1, 1.2], 0.01).as_dict()
 METRICS = {"i_auroc": 0.9, "p_auroc": 0.95, "aupro_0_3": 0.8, "f1": 0.7, "recall": 0.6, "falseAlarmRate": 0.05,
-           "threshold": THRESHOLD["value"], "testCount": 10}
+           "threshold": THRESHOLD["value"], "testCount": 10, "peakOnDefect": 0.5}
 
 
 def _inputs(rng, mods, b=2, size=(24, 32)):

@@ -42,6 +42,7 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     assert e["id"] == "mtfi-rgb-xyz" and e["version"] == "1.2.3" and (out / e["file"]).exists()
     assert e["metrics"]["i_auroc"] == m["i_auroc"] and e["threshold"]["value"] == th["value"]
     assert e["threshold"]["falseAlarmRate"] == 0.01 and e["metrics"]["recall"] == m["recall"]
+    assert e["metrics"]["peakOnDefect"] == m["peakOnDefect"] and 0 <= m["peakOnDefect"] <= 1
     index = json.loads((out / e["parity"]["index"]).read_text())
     assert [i["name"] for i in index["inputs"]] == ["rgb", "xyz"] and index["inputs"][0]["shape"] == [2, 3, 32, 32]
 
