@@ -95,7 +95,7 @@ export class FrameRenderer {
       } else {
         const hm = heightMap(decoded.data as Float32Array, decoded.width, decoded.height);
         image = hm;
-        legend = `height ${fmt(hm.min)}..${fmt(hm.max)} (blue → yellow)${hm.missing > 0 ? `, ${hm.missing} missing points grey` : ''}`;
+        legend = `z ${fmt(hm.min)}..${fmt(hm.max)} (near yellow, far blue)${hm.missing > 0 ? `, ${hm.missing} missing points grey` : ''}`;
       }
     } catch (err) {
       return { ok: false, status: 422, message: `the ${modality} frame cannot be shown: ${messageOf(err)}` };

@@ -86,8 +86,9 @@ export const MISSING_GREY = 40;
 
 /**
  * A point cloud (x, y, z per pixel, organised, (0,0,0) or non-finite = missing)
- * as a height map: colour by z from its lowest (blue) to highest (yellow) valid
- * point, shaded by a light from the upper left so relief shows; missing points
+ * as a height map. z is the distance from the scanner (MVTec 3D-AD's
+ * convention), so height is −z: the nearest valid point is yellow, the farthest
+ * blue, shaded by a light from the upper left so relief shows; missing points
  * dark grey. `min`/`max`: the z range shown.
  */
 export function heightMap(xyz: Float32Array, width: number, height: number): RgbImage & { min: number; max: number; missing: number } {
@@ -106,7 +107,7 @@ export function heightMap(xyz: Float32Array, width: number, height: number): Rgb
       continue;
     }
     valid[p] = 1;
-    z[p] = v;
+    z[p] = -v; // height above the farthest point
     if (v < min) min = v;
     if (v > max) max = v;
   }
@@ -115,6 +116,7 @@ export function heightMap(xyz: Float32Array, width: number, height: number): Rgb
     max = 0;
   }
   const span = max - min;
+  const top = -min; // the largest height
   const data = new Uint8Array(n * 3).fill(MISSING_GREY);
   // relief relative to the part's own height range, so a shallow dent shows as well as a tall rib
   const relief = span > 0 ? 8 / span : 0;
@@ -132,7 +134,7 @@ export function heightMap(xyz: Float32Array, width: number, height: number): Rgb
       const dy = (zAt(px, py + 1, v) - zAt(px, py - 1, v)) * relief;
       // Lambert shading of the normal (-dx, -dy, 1) under a light from (-1, -1, 1.5)
       const shade = Math.max(0, (dx + dy + 1.5) / (Math.sqrt(dx * dx + dy * dy + 1) * Math.sqrt(4.25)));
-      const c = colourAt(VIRIDIS, span > 0 ? (v - min) / span : 0.5);
+      const c = colourAt(VIRIDIS, span > 0 ? 1 - (top - v) / span : 0.5);
       const k = 0.35 + 0.65 * shade;
       data[p * 3] = Math.min(255, Math.round(c[0] * k));
       data[p * 3 + 1] = Math.min(255, Math.round(c[1] * k));

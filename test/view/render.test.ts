@@ -62,7 +62,7 @@ test('infrared false colour spans its own range, dark to bright; a flat frame do
   assert.ok(px(flat, 0, 0).every(Number.isFinite));
 });
 
-test('a point cloud becomes a height map: higher is brighter-yellow, missing points grey, range reported', () => {
+test('a point cloud becomes a height map: nearer the scanner (smaller z) is higher and yellower, missing points grey, range reported', () => {
   const w = 8;
   const h = 8;
   const xyz = new Float32Array(w * h * 3);
@@ -72,7 +72,7 @@ test('a point cloud becomes a height map: higher is brighter-yellow, missing poi
   const hm = heightMap(xyz, w, h);
   assert.deepEqual([hm.min, hm.max, hm.missing], [1, 2, 2]);
   assert.deepEqual(px(hm, 0, 0), [MISSING_GREY, MISSING_GREY, MISSING_GREY]);
-  const low = px(hm, 1, 4);
-  const high = px(hm, 6, 4);
+  const high = px(hm, 1, 4); // z = 1: near
+  const low = px(hm, 6, 4); // z = 2: far
   assert.ok((high[1] ?? 0) > (low[1] ?? 0) && (high[0] ?? 0) > (low[0] ?? 0), `high ${String(high)} vs low ${String(low)}`);
 });
