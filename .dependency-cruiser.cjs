@@ -4,7 +4,7 @@
  * cycle is allowed either. Tests, benchmarks and scripts may import any layer.
  */
 // bottom to top; a folder may import the folders before it in this list
-const LAYERS = ['base', 'config', 'codec', 'kafka', 'join', 'inference', 'input', 'output', 'runtime', 'telemetry', 'replay', 'simulate', 'cli'];
+const LAYERS = ['base', 'config', 'codec', 'kafka', 'join', 'inference', 'input', 'output', 'runtime', 'telemetry', 'replay', 'simulate', 'view', 'cli'];
 
 const upward = LAYERS.slice(0, -1).map((layer, i) => ({
   name: `no-upward-from-${layer}`,

@@ -34,6 +34,15 @@ export default defineConfig(
     },
   },
   {
+    // the web view's browser scripts: plain JavaScript served as it is, outside tsconfig.json
+    files: ['src/view/static/**/*.js'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', fetch: 'readonly', URL: 'readonly', EventSource: 'readonly', Node: 'readonly' },
+    },
+  },
+  {
     // bin/mmad.mjs and scripts/test.mjs: plain JavaScript outside tsconfig.json, no types to check them with
     files: ['**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],

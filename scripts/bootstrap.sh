@@ -13,6 +13,8 @@ command -v kcat >/dev/null 2>&1 || need+=(kcat)
 /usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need+=(python3-confluent-kafka)
 # tifffile (with numpy) is the independent reader the dataset tests check our xyz TIFFs against
 /usr/bin/python3 -c 'import tifffile, numpy' >/dev/null 2>&1 || need+=(python3-tifffile)
+# headless Chromium: test/view/ drives the web view's pages in it (puppeteer-core)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]}"

@@ -15,8 +15,9 @@ import { publishDatasetCommand } from './commands/publish-dataset.js';
 import { diffCommand, replayCommand } from './commands/replay.js';
 import { simulateCommand } from './commands/simulate.js';
 import { topicsCommand } from './commands/topics.js';
+import { viewCommand } from './commands/view.js';
 
-export const COMMANDS: Command[] = [demoCommand, runCommand, replayCommand, diffCommand, kafkaCommand, topicsCommand, configCommand, datasetCommand, simulateCommand, publishDatasetCommand];
+export const COMMANDS: Command[] = [demoCommand, runCommand, replayCommand, diffCommand, kafkaCommand, topicsCommand, configCommand, datasetCommand, simulateCommand, publishDatasetCommand, viewCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -19,6 +19,8 @@ import { CONFIG_OPTION, type Command } from '../command.js';
 import { brokerFor, configOf } from '../common.js';
 import { LiveLine } from '../live-line.js';
 import { formatTopicTable } from './topics.js';
+import { startLineView, type LineView } from '../../view/line-view.js';
+import { VIEW_OPTIONS, viewOptionsOf } from './view.js';
 
 /**
  * The main job on an embedded default, end to end: a broker (the configured
@@ -36,6 +38,9 @@ export const demoCommand: Command = {
     'each defect type found; at the simulator default the students find fewer, models/README.md has',
     'their figures; xyz for 30% of the parts 2-10 s after they pass) through the service (sections',
     'join, inference, processing) and compares the last verdict on each part with its label.',
+    'The web view of the line (mmad view) runs beside it and its URL is printed; --no-view leaves it out,',
+    '--keep-view keeps it (and the broker) running after the report until Ctrl-C. When --port is taken, the',
+    'view takes a free port.',
   ].join('\n'),
   options: {
     ...CONFIG_OPTION,
@@ -45,10 +50,15 @@ export const demoCommand: Command = {
     // the students' faint defects (bulge, dent, the weakest hot spots) are below what they find at size 1, contrast 1
     'defect-size': { type: 'string', description: 'scale of defect footprints (1 = the simulator default)', placeholder: 'X', default: '2.5' },
     'defect-contrast': { type: 'string', description: 'scale of defect magnitude (1 = the simulator default)', placeholder: 'X', default: '2' },
+    'no-view': { type: 'boolean', description: 'do not start the web view' },
+    'keep-view': { type: 'boolean', description: 'keep the web view (and the broker) running after the report, until Ctrl-C' },
+    ...VIEW_OPTIONS,
   },
   async run(ctx) {
     const parts = positive(ctx.values.parts, 'parts');
     const rate = positive(ctx.values.rate, 'rate');
+    const viewOn = ctx.values['no-view'] !== true;
+    const viewOptions = viewOptionsOf(ctx.values);
     const defectRate = Number(ctx.values['defect-rate']);
     if (!(defectRate >= 0 && defectRate <= 1)) throw new MmadError(ErrorCode.USAGE, '--defect-rate must be between 0 and 1');
     const base = configOf(ctx);
@@ -72,6 +82,7 @@ export const demoCommand: Command = {
     let registry: ModelRegistry | undefined;
     let processor: StreamProcessor | undefined;
     let telemetry: Telemetry | undefined;
+    let view: LineView | undefined;
     const collector = kafka.consumer(frameConsumerConfig(config, `mmad-demo-${run}-summary`));
     const producer = stationProducer(kafka, config);
     try {
@@ -92,6 +103,16 @@ export const demoCommand: Command = {
       telemetry.attach(processor, registry);
       await processor.start();
       await processor.assigned;
+      if (viewOn) {
+        const start = (port: number): Promise<LineView> =>
+          startLineView(config, { host: viewOptions.host, port, limits: { maxParts: viewOptions.parts }, groupId: `mmad-demo-${run}-view`, logger: quiet });
+        view = await start(viewOptions.port).catch(async (err: unknown) => {
+          if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
+          ctx.out(`view: port ${viewOptions.port} is taken, using a free one`);
+          return await start(0);
+        });
+        ctx.out(`view: ${view.url}`);
+      }
 
       const summary = new LineSummary();
       const catalog = SchemaCatalog.load();
@@ -174,8 +195,13 @@ export const demoCommand: Command = {
       for (const line of summary.report()) ctx.out(line);
       const st = processor.stats();
       ctx.out(`service: ${st.framesRead} frames read, ${st.judged} verdicts, ${st.deadLetters} dead letters, ${st.duplicates} duplicates suppressed, ${st.commits} commits (${config.processing.guarantee})`);
+      if (view !== undefined && ctx.values['keep-view'] === true && !abort.signal.aborted) {
+        ctx.out(`view: still at ${view.url}; Ctrl-C stops`);
+        await ctx.shutdown;
+      }
       return 0;
     } finally {
+      await view?.close();
       await collector.disconnect().catch(() => undefined);
       await producer.disconnect().catch(() => undefined);
       telemetry?.stopping();
