@@ -12,6 +12,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import type { Admin } from 'kafkajs';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError } from '../base/errors.js';
 import { present } from '../base/invariant.js';
@@ -49,6 +50,38 @@ export interface ReplaySummary extends ReplayProgress {
   eventsOut: EventSummary[];
 }
 
+/** One partition's offsets for a time range, and what the partition holds now. */
+export interface PartitionRange {
+  partition: number;
+  /** The first record with a timestamp at or after `from` (the log start for -Infinity). */
+  start: bigint;
+  /** Before the first record with a timestamp at or after `to` (the end offset for Infinity); never below `start`. */
+  end: bigint;
+  /** The partition's log start (records before it have left: retention, deleted records) and end offset now. */
+  low: bigint;
+  high: bigint;
+}
+
+/**
+ * The offsets of a time range (record timestamps) on every partition of
+ * `topic`, by the broker's offsets-for-times lookup: the one place the project
+ * turns times into offsets (replay ranges, the web view's history search).
+ */
+export async function offsetsForTimes(admin: Admin, topic: string, from: number, to: number): Promise<PartitionRange[]> {
+  const bounds = await admin.fetchTopicOffsets(topic);
+  const at = async (t: number, edge: 'low' | 'high'): Promise<Map<number, bigint>> =>
+    Number.isFinite(t) ? new Map((await admin.fetchTopicOffsetsByTimestamp(topic, t)).map((o) => [o.partition, BigInt(o.offset)])) : new Map(bounds.map((b) => [b.partition, BigInt(b[edge])]));
+  const s = await at(from, 'low');
+  const e = await at(to, 'high');
+  return bounds.map((b) => {
+    const low = BigInt(b.low);
+    const high = BigInt(b.high);
+    const lo = s.get(b.partition) ?? low;
+    const hi = e.get(b.partition) ?? high;
+    return { partition: b.partition, start: lo, end: hi < lo ? lo : hi, low, high };
+  });
+}
+
 /** Input offsets of the time range, per `${topic}:${partition}`. */
 export async function planRange(config: Config, from: number, to: number, logger: Logger): Promise<InputRange> {
   if (!(from < to)) throw new MmadError(ErrorCode.USAGE, `the range is empty: --from must be before --to`);
@@ -60,19 +93,9 @@ export async function planRange(config: Config, from: number, to: number, logger
     const existing = new Set(await admin.listTopics());
     for (const { topic } of inputTopics(config)) {
       if (!existing.has(topic)) throw new MmadError(ErrorCode.TOPIC_MISSING, `input topic ${topic} does not exist`);
-      const bounds = await admin.fetchTopicOffsets(topic);
-      const at = async (t: number, edge: 'low' | 'high'): Promise<Map<number, bigint>> =>
-        Number.isFinite(t)
-          ? new Map((await admin.fetchTopicOffsetsByTimestamp(topic, t)).map((o) => [o.partition, BigInt(o.offset)]))
-          : new Map(bounds.map((b) => [b.partition, BigInt(b[edge])]));
-      const s = await at(from, 'low');
-      const e = await at(to, 'high');
-      for (const b of bounds) {
-        const key = `${topic}:${b.partition}`;
-        const lo = s.get(b.partition) ?? BigInt(b.low);
-        const hi = e.get(b.partition) ?? BigInt(b.high);
-        start.set(key, lo);
-        end.set(key, hi < lo ? lo : hi);
+      for (const p of await offsetsForTimes(admin, topic, from, to)) {
+        start.set(`${topic}:${p.partition}`, p.start);
+        end.set(`${topic}:${p.partition}`, p.end);
       }
     }
     return { start, end };
