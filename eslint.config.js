@@ -39,7 +39,7 @@ export default defineConfig(
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: {
       sourceType: 'script',
-      globals: { window: 'readonly', document: 'readonly', location: 'readonly', fetch: 'readonly', URL: 'readonly', EventSource: 'readonly', Node: 'readonly' },
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', fetch: 'readonly', URL: 'readonly', EventSource: 'readonly', Node: 'readonly', URLSearchParams: 'readonly', history: 'readonly' },
     },
   },
   {

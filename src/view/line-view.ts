@@ -10,6 +10,7 @@ import { SchemaCatalog } from '../codec/schema-catalog.js';
 import { SchemaRegistryClient } from '../codec/schema-registry.js';
 import type { Config } from '../config/config-schema.js';
 import { createKafka } from '../kafka/kafka-client.js';
+import { DEFAULT_HISTORY_LIMITS, EventHistory, type HistoryLimits } from './event-history.js';
 import { FrameRenderer } from './frame-renderer.js';
 import { LineFeed } from './line-feed.js';
 import { DEFAULT_LIMITS, LineStore, type StoreLimits } from './line-store.js';
@@ -24,6 +25,8 @@ export interface LineViewOptions {
   limits?: Partial<StoreLimits>;
   /** Records per output partition read back at start. */
   history?: number;
+  /** Bounds of a search (results, events read) and of the parts read back for pages. */
+  search?: Partial<HistoryLimits>;
   logger: Logger;
 }
 
@@ -32,6 +35,7 @@ export interface LineView {
   store: LineStore;
   server: ViewServer;
   feed: LineFeed;
+  history: EventHistory;
   close(): Promise<void>;
 }
 
@@ -49,7 +53,8 @@ export async function startLineView(config: Config, o: LineViewOptions): Promise
   const inputs = Object.values(config.topics.inputs).filter((t): t is string => t !== null);
   const fetcher = new RecordFetcher(kafka, config, inputs, `${groupId}-frames`, o.logger);
   const renderer = new FrameRenderer(fetcher, await codec('Frame'), config);
-  const server = new ViewServer(store, renderer, { host: o.host, port: o.port, title: `mmad · ${config.topics.events}` }, o.logger);
+  const history = new EventHistory(kafka, config, store, await codec('AnomalyEvent'), groupId, { ...DEFAULT_HISTORY_LIMITS, ...o.search });
+  const server = new ViewServer(store, renderer, history, { host: o.host, port: o.port, title: `mmad · ${config.topics.events}`, eventsTopic: config.topics.events }, o.logger);
   const close = async (): Promise<void> => {
     await server.close().catch(() => undefined);
     await feed.stop();
@@ -59,7 +64,7 @@ export async function startLineView(config: Config, o: LineViewOptions): Promise
     await feed.start();
     await fetcher.start();
     const url = await server.listen();
-    return { url, store, server, feed, close };
+    return { url, store, server, feed, history, close };
   } catch (err) {
     await close();
     throw err;

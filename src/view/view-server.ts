@@ -2,9 +2,17 @@
  * The web view's HTTP server (node:http, read only: GET and HEAD, nothing else):
  *
  *   /                      the live page;  /parts/<sampleId>  a part's page
+ *   /search                the search page (sample id, time range, NOK only)
+ *   /api/search?sampleId=&from=&to=&nok=1
+ *                          parts found in memory or read back from the events
+ *                          topic (EventHistory), bounded, with notices
  *   /static/<file>         the pages' own CSS and JS (no external assets)
  *   /api/state             the store as JSON (parts, alerts, dead letters)
- *   /api/parts/<id>        one part with its revisions
+ *   /api/parts/<id>[?from=&to=]
+ *                          one part with its revisions; a part the store has
+ *                          forgotten is read back from the events topic within
+ *                          [from, to) (the window a search result's link carries),
+ *                          and so are its frames' URLs below (same query)
  *   /api/parts/<id>/revisions/<n>/frames/<modality>.png[?overlay=0]
  *                          the frame as a person sees it, the heatmap over it
  *                          unless overlay=0; the range shown in X-Frame-Legend;
@@ -22,8 +30,9 @@ import type { AddressInfo } from 'node:net';
 import { fromRoot } from '../config/paths.js';
 import { messageOf } from '../base/errors.js';
 import type { Logger } from '../base/logger.js';
+import type { EventHistory, SearchQuery } from './event-history.js';
 import type { FrameRenderer, Rendered } from './frame-renderer.js';
-import { partJson, type LineStore, type StoreChange } from './line-store.js';
+import { partJson, type LineStore, type PartView, type StoreChange } from './line-store.js';
 
 const STATIC_DIR = fromRoot('src/view/static');
 const STATIC_FILES: Record<string, string> = {
@@ -33,6 +42,8 @@ const STATIC_FILES: Record<string, string> = {
   'part.js': 'text/javascript; charset=utf-8',
   'live.html': 'text/html; charset=utf-8',
   'part.html': 'text/html; charset=utf-8',
+  'search.js': 'text/javascript; charset=utf-8',
+  'search.html': 'text/html; charset=utf-8',
 };
 
 const SECURITY_HEADERS = {
@@ -46,6 +57,8 @@ export interface ViewServerOptions {
   port: number;
   /** Shown in the page header. */
   title: string;
+  /** Named in messages about parts read back. */
+  eventsTopic?: string;
   maxClientBufferBytes?: number;
   heartbeatMs?: number;
 }
@@ -62,6 +75,7 @@ export class ViewServer {
   constructor(
     private readonly store: LineStore,
     private readonly frames: FrameRenderer,
+    private readonly history: EventHistory,
     private readonly o: ViewServerOptions,
     private readonly log: Logger,
   ) {
@@ -130,6 +144,8 @@ export class ViewServer {
     if (path === '/' || path === '/index.html') return this.asset('live.html');
     if (path.startsWith('/static/')) return this.asset(path.slice('/static/'.length));
     if (path === '/api/state') return json(this.state());
+    if (path === '/search' || path === '/search/') return this.asset('search.html');
+    if (path === '/api/search') return await this.search(url.searchParams);
     if (/^\/parts\/[^/]+\/?$/.test(path)) return this.asset('part.html');
     const api = /^\/api\/parts\/([^/]+)(?:\/revisions\/(\d+)\/(?:frames\/([a-z]+)\.png|(heatmap)\.png))?$/.exec(path);
     if (api === null) return text(404, 'not found');
@@ -140,13 +156,28 @@ export class ViewServer {
     } catch {
       return text(400, 'malformed sample id');
     }
-    const p = this.store.part(sampleId);
-    if (p === undefined) return text(404, `part ${sampleId} is not among the last ${this.store.limits.maxParts} parts this view has seen`);
+    const window = windowOf(url.searchParams);
+    if (typeof window === 'string') return text(400, window);
+    let p: PartView | undefined = this.store.part(sampleId);
+    if (p === undefined && window.from !== undefined && window.to !== undefined) {
+      p = await this.history.part(sampleId, window.from, window.to);
+      if (p === undefined) return text(404, `part ${sampleId} has no event in ${this.o.eventsTopic ?? 'the events topic'} between ${new Date(window.from).toISOString()} and ${new Date(window.to).toISOString()} (or they have left the topic's retention)`);
+    }
+    if (p === undefined) return text(404, `part ${sampleId} is not among the last ${this.store.limits.maxParts} parts this view has seen: search for it (/search)`);
     if (revision === undefined) return json(partJson(p));
     const rev = p.revisions.find((r) => r.revision === Number(revision));
     if (rev === undefined) return text(404, `part ${sampleId} has no revision ${revision} here`);
     const rendered = heatmap !== undefined ? await this.frames.heatmap(rev) : await this.frames.render(sampleId, rev, modality ?? '', url.searchParams.get('overlay') !== '0');
     return image(rendered);
+  }
+
+  private async search(params: URLSearchParams): Promise<Reply> {
+    const window = windowOf(params);
+    if (typeof window === 'string') return text(400, window);
+    const sampleId = params.get('sampleId')?.trim() ?? '';
+    const q: SearchQuery = { nokOnly: params.get('nok') === '1', ...window, ...(sampleId === '' ? {} : { sampleId }) };
+    if (q.sampleId === undefined && q.from === undefined && q.to === undefined && !q.nokOnly) return text(400, 'give a sample id, a time range or NOK only');
+    return json({ query: q, ...(await this.history.search(q)) });
   }
 
   private state(): unknown {
@@ -163,7 +194,15 @@ export class ViewServer {
     const type = STATIC_FILES[name];
     const body = this.assets.get(name);
     if (type === undefined || body === undefined) return text(404, 'not found');
-    const page = name.endsWith('.html') ? Buffer.from(body.toString('utf8').replaceAll('{{title}}', escapeHtml(this.o.title))) : body;
+    const page = name.endsWith('.html')
+      ? Buffer.from(
+          body
+            .toString('utf8')
+            .replaceAll('{{title}}', escapeHtml(this.o.title))
+            .replaceAll('{{maxResults}}', String(this.history.limits.maxResults))
+            .replaceAll('{{maxScanned}}', String(this.history.limits.maxScanned)),
+        )
+      : body;
     return { status: 200, type, body: page, headers: { 'cache-control': 'no-cache' } };
   }
 
@@ -220,6 +259,19 @@ interface Reply {
   type: string;
   body: string | Buffer;
   headers?: Record<string, string>;
+}
+
+/** `from` and `to` (epoch ms or ISO-8601) of a query, or what is wrong with them. */
+function windowOf(params: URLSearchParams): { from?: number; to?: number } | string {
+  const out: { from?: number; to?: number } = {};
+  for (const k of ['from', 'to'] as const) {
+    const v = params.get(k)?.trim() ?? '';
+    if (v === '') continue;
+    const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(t)) return `${k}=${v}: expected epoch milliseconds or an ISO-8601 time`;
+    out[k] = t;
+  }
+  return out;
 }
 
 function text(status: number, body: string): Reply {

@@ -25,7 +25,9 @@ export const viewCommand: Command = {
     'each partition, and reads a part\'s frames back from the input topics at the offsets its event recorded.',
     'Needs a broker: KAFKA_BROKERS or kafka.brokers. Memory is bounded: --view-parts parts (8 revisions each),',
     'the last 100 alerts and 50 dead letters, dead-letter counts per reason, 32 MB of rendered frames.',
-    'Pages: / (live), /parts/<sampleId>; JSON: /api/state, /api/parts/<sampleId>; events: /events (SSE).',
+    'Pages: / (live), /parts/<sampleId>, /search (by sample id, time range, NOK only; parts no longer kept are',
+    'read back from the events topic: at most 100 parts and 20000 events a query);',
+    'JSON: /api/state, /api/parts/<sampleId>, /api/search; events: /events (SSE).',
   ].join('\n'),
   options: {
     ...CONFIG_OPTION,

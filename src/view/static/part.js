@@ -6,6 +6,15 @@
   const { el, fmt, time, latest, stateOf, scoreBar, modalities, connect } = window.mmad;
   const sampleId = decodeURIComponent(location.pathname.replace(/^\/parts\//, '').replace(/\/$/, ''));
   const api = `/api/parts/${encodeURIComponent(sampleId)}`;
+  // a part found in the events topic by a search carries the window its revisions lie in (?from=&to=)
+  const window_ = new URLSearchParams(location.search);
+  const carried = new URLSearchParams([...window_].filter(([k]) => k === 'from' || k === 'to'));
+  const q = (extra) => {
+    const all = new URLSearchParams(carried);
+    for (const [k, v] of Object.entries(extra ?? {})) all.set(k, v);
+    const s = all.toString();
+    return s === '' ? '' : `?${s}`;
+  };
   let part = null;
   /** The revision shown: the latest unless one was picked in the history. */
   let picked = null;
@@ -18,7 +27,7 @@
   }
 
   async function load() {
-    const res = await fetch(api, { cache: 'no-store' });
+    const res = await fetch(`${api}${q()}`, { cache: 'no-store' });
     if (!res.ok) {
       document.getElementById('summary').replaceChildren(el('p', { class: 'error', 'data-testid': 'part-missing' }, await res.text()));
       return;
@@ -111,7 +120,7 @@
     const stage = el('div', { class: 'stage' }, img, svg);
     const node = el('figure', { class: 'frame loading', 'data-modality': source.modality }, stage, caption, legend);
     async function load() {
-      const url = `${api}/revisions/${rev.revision}/frames/${source.modality}.png${overlay ? '' : '?overlay=0'}`;
+      const url = `${api}/revisions/${rev.revision}/frames/${source.modality}.png${q(overlay ? {} : { overlay: '0' })}`;
       const res = await fetch(url);
       node.classList.remove('loading');
       if (!res.ok) {
@@ -119,7 +128,7 @@
         node.dataset.status = String(res.status);
         stage.replaceChildren(el('p', { class: 'frame-error', 'data-testid': 'frame-error' }, await res.text()));
         if (overlay && rev.heatmap !== null) {
-          const hm = await fetch(`${api}/revisions/${rev.revision}/heatmap.png`);
+          const hm = await fetch(`${api}/revisions/${rev.revision}/heatmap.png${q()}`);
           if (hm.ok) {
             const u = URL.createObjectURL(await hm.blob());
             urls.push(u);
