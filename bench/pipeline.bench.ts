@@ -40,8 +40,9 @@
  *
  *   node --import tsx bench/pipeline.bench.ts [--parts 240] [--batches 1,4,8,16] [--size 256] [--xyz] [--latency-seconds 20]
  *
- * `--xyz` adds an xyz scan (TIFF) to every part, at its rgb + ir capture time (routed to the
- * rgb+ir+xyz student); `--ceiling-only` runs parts 1 and 1b only (the backlog with the real and
+ * `--xyz` adds an xyz scan (TIFF) to every part, at its rgb + ir capture time, and has the join
+ * wait for it as for ir (policy optional; by default xyz is late and refines a provisional rgb+ir
+ * verdict), so each part is judged once, by the rgb+ir+xyz student; `--ceiling-only` runs parts 1 and 1b only (the backlog with the real and
  * the null students).
  * `--live-rate R` runs only the latency part, at R parts/s with max batch `--batches`' first
  * value (for investigating latency without the whole suite); `--commit-ms` sets
@@ -133,6 +134,7 @@ function configFor(tag: string, batch: number, guarantee: Config['processing']['
       kafka: { brokers: broker.brokers },
       topics: { inputs: { rgb: `${p}.rgb`, ir: `${p}.ir`, xyz: `${p}.xyz` }, events: `${p}.events`, alerts: `${p}.alerts`, deadLetters: `${p}.dlq`, labels: `${p}.labels` },
       input: { groupId: `${p}.service`, verifyImageData },
+      ...(values.xyz ? { join: { modalities: { xyz: { policy: 'optional', timeoutMs: 2_000 } } } } : {}),
       processing: { guarantee, ...(values['commit-ms'] === undefined ? {} : { commitIntervalMs: Number(values['commit-ms']) }) },
       inference: { maxBatchSize: batch, ...(values['intra-op-threads'] === undefined ? {} : { intraOpThreads: Number(values['intra-op-threads']) }) },
     },
