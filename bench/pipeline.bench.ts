@@ -12,6 +12,13 @@
  *      parts were routed to, at the same batch size, on ready tensors: the
  *      ratio pipeline / raw is the pipeline's efficiency (what decoding,
  *      resizing, joining, Kafka and transactions cost on top of the model).
+ *   1b. The ceiling: the same backlog (same input topics, a group and output topics of its
+ *      own) through null students, graphs with the shipped students' exact inputs, outputs,
+ *      ids and thresholds that only average their inputs' channels
+ *      (models/mmad_models/null_students.py, written to out/bench/null-students/ at start;
+ *      skipped without models/.venv). What the service costs per part around the model, by
+ *      thread role, and the parts/s one core sustains at that cost: the most a replica can
+ *      feed to a model that costs it nothing (a GPU), side by side with the real students.
  *   3. Latency, at the best batch size. A live line costs more per part than
  *      a backlog (its station and the broker's intake share these cores;
  *      requests and batches are smaller), so a probe run at half the backlog
@@ -31,20 +38,27 @@
  *
  * The broker is KAFKA_BROKERS, a container, or a local one started here.
  *
- *   node --import tsx bench/pipeline.bench.ts [--parts 240] [--batches 1,4,8,16] [--size 256] [--latency-seconds 20]
+ *   node --import tsx bench/pipeline.bench.ts [--parts 240] [--batches 1,4,8,16] [--size 256] [--xyz] [--latency-seconds 20]
  *
+ * `--xyz` adds an xyz scan (TIFF) to every part, at its rgb + ir capture time, and has the join
+ * wait for it as for ir (policy optional; by default xyz is late and refines a provisional rgb+ir
+ * verdict), so each part is judged once, by the rgb+ir+xyz student; `--ceiling-only` runs parts 1 and 1b only (the backlog with the real and
+ * the null students).
  * `--live-rate R` runs only the latency part, at R parts/s with max batch `--batches`' first
  * value (for investigating latency without the whole suite); `--commit-ms` sets
  * processing.commitIntervalMs, `--intra-op-threads` inference.intraOpThreads; `--timings-out FILE`
  * writes each live provisional event's timings (and when it was written) as JSON lines.
  */
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { AnomalyEvent } from '../src/codec/records.js';
+import type { AnomalyEvent, Modality } from '../src/codec/records.js';
 import type { Config } from '../src/config/config-schema.js';
 import { loadConfig } from '../src/config/load-config.js';
+import { REPO_ROOT, fromRoot } from '../src/config/paths.js';
 import { ModelRegistry } from '../src/inference/model-registry.js';
 import { createKafka } from '../src/kafka/kafka-client.js';
 import { provideBroker } from '../src/kafka/provide-broker.js';
@@ -57,6 +71,7 @@ import type { TimingOptions } from '../src/simulate/line-schedule.js';
 import { runStation } from '../src/simulate/station-publisher.js';
 import { createLogger } from '../src/base/logger.js';
 import { at, present } from '../src/base/invariant.js';
+import { messageOf } from '../src/base/errors.js';
 import { busyThreads, cpuSince, processCpuMs, splitCpu, threadCpuMs, type CpuSplit } from './cpu.js';
 import { printTable } from './harness.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
@@ -71,6 +86,8 @@ const { values } = parseArgs({
     'commit-ms': { type: 'string' },
     'intra-op-threads': { type: 'string' },
     'timings-out': { type: 'string' },
+    xyz: { type: 'boolean', default: false },
+    'ceiling-only': { type: 'boolean', default: false },
   },
 });
 const PARTS = Number(values.parts);
@@ -82,6 +99,9 @@ const WARM_UP_S = 3;
 /** Length of the live run that measures what a part costs on a live line. */
 const PROBE_S = 10;
 const LIVE_ONLY = values['live-rate'] === undefined ? undefined : Number(values['live-rate']);
+const CEILING_ONLY = values['ceiling-only'];
+/** What every part carries (the station announces it, so the join waits for no other). */
+const MODALITIES: Modality[] = values.xyz ? ['rgb', 'ir', 'xyz'] : ['rgb', 'ir'];
 const fmt = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
 
 const quiet = createLogger({}, 'error');
@@ -93,7 +113,7 @@ const source = await SimulatedPartSource.create({ product: 'battery_lid', width:
 const TIMING: TimingOptions = {
   ratePerSecond: 50,
   rgbIrJitterMs: 3,
-  xyzFraction: 0,
+  xyzFraction: values.xyz ? 1 : 0,
   xyzDelayMinMs: 0,
   xyzDelayMaxMs: 0,
   dropRate: 0,
@@ -114,6 +134,7 @@ function configFor(tag: string, batch: number, guarantee: Config['processing']['
       kafka: { brokers: broker.brokers },
       topics: { inputs: { rgb: `${p}.rgb`, ir: `${p}.ir`, xyz: `${p}.xyz` }, events: `${p}.events`, alerts: `${p}.alerts`, deadLetters: `${p}.dlq`, labels: `${p}.labels` },
       input: { groupId: `${p}.service`, verifyImageData },
+      ...(values.xyz ? { join: { modalities: { xyz: { policy: 'optional', timeoutMs: 2_000 } } } } : {}),
       processing: { guarantee, ...(values['commit-ms'] === undefined ? {} : { commitIntervalMs: Number(values['commit-ms']) }) },
       inference: { maxBatchSize: batch, ...(values['intra-op-threads'] === undefined ? {} : { intraOpThreads: Number(values['intra-op-threads']) }) },
     },
@@ -174,6 +195,8 @@ interface PipelineRun {
   partsPerS: number;
   meanBatch: number;
   model: string;
+  /** Provisional events with verdict NOK (each also wrote an alert). */
+  nok: number;
   e2e: number[];
   /** Per provisional event: its timings (join wait, preprocess, inference share). */
   timings: AnomalyEvent['timings'][];
@@ -195,6 +218,7 @@ async function runPipeline(config: Config, registry: ModelRegistry, count: numbe
   const writtenAt: PipelineRun['writtenAt'] = [];
   const loop = monitorEventLoopDelay({ resolution: 5 });
   let model = '';
+  let nok = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
   let firstRead: number | undefined;
@@ -211,6 +235,7 @@ async function runPipeline(config: Config, registry: ModelRegistry, count: numbe
       e2e.push(e.timings.endToEndMs);
       timings.push(e.timings);
       model = e.model?.id ?? model;
+      if (e.verdict === 'NOK') nok++;
       if (times.length === count) done();
     },
   });
@@ -231,7 +256,7 @@ async function runPipeline(config: Config, registry: ModelRegistry, count: numbe
   // from the first frame read to the last event: a backlog's first events come out only after
   // many parts were read and decoded, so counting from the first event would flatter the rate
   const span = (at(times, times.length - 1) - present(firstRead, 'the time of the first frame read')) / 1000;
-  return { partsPerS: times.length / span, meanBatch: samples / Math.max(1, runs), model, e2e, timings, writtenAt, brokerCpuMsPerPart: (broker1 - broker0) / count, threadMs, loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 } };
+  return { partsPerS: times.length / span, meanBatch: samples / Math.max(1, runs), model, nok, e2e, timings, writtenAt, brokerCpuMsPerPart: (broker1 - broker0) / count, threadMs, loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 } };
 }
 
 /** The best backlog run: its batch size, its figures and the model's alone at that size. */
@@ -245,12 +270,92 @@ interface Best {
 async function liveOnlyBaseline(batch: number): Promise<Best> {
   const registry = await ModelRegistry.open(configFor('raw', batch, 'exactly-once'), quiet);
   try {
-    const model = present(registry.route(['rgb', 'ir']), 'a model for rgb+ir').model.spec.id; // where the line's rgb + ir parts go
+    const model = present(registry.route(MODALITIES), `a model for ${MODALITIES.join('+')}`).model.spec.id; // where the line's parts go
     const raw = await rawThroughput(registry, model, batch, 1500);
-    return { batch, raw, run: { partsPerS: NaN, meanBatch: 0, model, e2e: [], timings: [], writtenAt: [], brokerCpuMsPerPart: NaN, threadMs: new Map(), loopDelay: { p50: 0, p99: 0, max: 0 } } };
+    return { batch, raw, run: { partsPerS: NaN, meanBatch: 0, model, nok: 0, e2e: [], timings: [], writtenAt: [], brokerCpuMsPerPart: NaN, threadMs: new Map(), loopDelay: { p50: 0, p99: 0, max: 0 } } };
   } finally {
     await registry.close();
   }
+}
+
+/**
+ * The null students of the benchmark's manifest (models/mmad_models/null_students.py), written
+ * to out/bench/null-students/ by the models package; undefined, with the reason printed, where
+ * that cannot run (no models/.venv).
+ */
+function writeNullStudents(): string | undefined {
+  const python = join(REPO_ROOT, 'models', '.venv', 'bin', 'python');
+  let why: string;
+  if (existsSync(python)) {
+    try {
+      const args = ['-m', 'mmad_models.null_students', '--manifest', fromRoot(base.inference.manifest), '--out', join(REPO_ROOT, 'out', 'bench', 'null-students')];
+      // from models/, so that the package of this checkout is the one imported
+      return execFileSync(python, args, { cwd: join(REPO_ROOT, 'models'), encoding: 'utf8' }).trim();
+    } catch (err) {
+      why = `writing the null students failed: ${messageOf(err)}`;
+    }
+  } else why = `no ${python}; bash models/scripts/setup-venv.sh makes it`;
+  console.log(`(the ceiling with null students is skipped: ${why})`);
+  return undefined;
+}
+
+/** `config`'s backlog through the null students of `manifest`: the same input topics, a group and output topics of its own. */
+function withNullStudents(config: Config, manifest: string): Config {
+  const p = `${config.input.groupId}.null`;
+  return {
+    ...config,
+    input: { ...config.input, groupId: p },
+    topics: { ...config.topics, events: `${p}.events`, alerts: `${p}.alerts`, deadLetters: `${p}.dlq` },
+    inference: { ...config.inference, manifest },
+  };
+}
+
+/** A backlog run and its CPU per part by thread role. */
+interface CostedRun {
+  run: PipelineRun;
+  cpu: CpuSplit;
+}
+
+/** The backlog already published to `config`'s input topics, judged again by the null students. */
+async function nullStudentsRun(config: Config, batch: number, manifest: string): Promise<CostedRun> {
+  const nullConfig = withNullStudents(config, manifest);
+  await createTopics(nullConfig);
+  const registry = await ModelRegistry.open(nullConfig, quiet);
+  try {
+    const run = await runPipeline(nullConfig, registry, PARTS);
+    const { cpu } = await modelAloneAndCost(registry, run, batch, PARTS, 1500);
+    return { run, cpu };
+  } finally {
+    await registry.close();
+  }
+}
+
+/** The real and the null students' runs of one backlog side by side, and null / real. */
+function ceilingRows(batch: number, real: CostedRun, zero: CostedRun): Record<string, string | number>[] {
+  const cores = availableParallelism();
+  const service = (c: CostedRun): number => c.cpu.model + c.cpu.main + c.cpu.other;
+  const figures: [string, (c: CostedRun) => number, number][] = [
+    ['parts/s', (c) => c.run.partsPerS, 1],
+    ['mean batch', (c) => c.run.meanBatch, 1],
+    ['service CPU ms/part', service, 1],
+    ['parts/s per core', (c) => 1000 / service(c), 1],
+    ['model threads', (c) => c.cpu.model, 1],
+    ['main thread', (c) => c.cpu.main, 1],
+    ['other threads', (c) => c.cpu.other, 1],
+    ['broker', (c) => c.run.brokerCpuMsPerPart, 1],
+    [`CPU-bound parts/s on ${cores} cores with the broker`, (c) => (cores * 1000) / (service(c) + c.run.brokerCpuMsPerPart), 1],
+  ];
+  const row = (students: string, c: CostedRun): Record<string, string | number> => ({
+    'max batch': batch,
+    students,
+    ...Object.fromEntries(figures.map(([name, f, d]) => [name, fmt(f(c), d)])),
+    NOK: c.run.nok,
+  });
+  return [
+    row('real', real),
+    row('null', zero),
+    { 'max batch': batch, students: 'null / real', ...Object.fromEntries(figures.map(([name, f]) => [name, fmt(f(zero) / f(real), 2)])) },
+  ];
 }
 
 /** CPU time the local broker's JVM has used so far, ms (NaN for an external or container broker). */
@@ -289,9 +394,11 @@ async function liveRun(batch: number, rate: number, seconds: number): Promise<{ 
   }
 }
 
-console.log(`pipeline benchmark — ${broker.kind} broker, battery_lid rgb+ir ${SIZE}×${SIZE} frames, ${PARTS} parts per run, node ${process.version}`);
+console.log(`pipeline benchmark — ${broker.kind} broker, battery_lid ${MODALITIES.join('+')} ${SIZE}×${SIZE} frames, ${PARTS} parts per run, node ${process.version}`);
 const rows: Record<string, string | number>[] = [];
 const cpuRows: Record<string, string | number>[] = [];
+const ceiling: Record<string, string | number>[] = [];
+const nullManifest = LIVE_ONLY === undefined ? writeNullStudents() : undefined;
 /** What publishing the backlog cost (the live runs pay it while the service runs): station CPU, broker CPU, per part. */
 const publishing: { cpu: number; broker: number }[] = [];
 let best: Best | undefined;
@@ -305,9 +412,11 @@ try {
     const pubBroker = brokerCpuMs();
     publishing.push({ cpu: (pubCpu.user + pubCpu.system) / 1000 / PARTS, broker: (pubBroker - pub0.broker) / PARTS });
     const registry = await ModelRegistry.open(config, quiet);
+    let real: CostedRun;
     try {
       const run = await runPipeline(config, registry, PARTS);
       const { raw, cpu, total } = await modelAloneAndCost(registry, run, batch, PARTS);
+      real = { run, cpu };
       rows.push({
         'max batch': batch,
         model: run.model,
@@ -332,6 +441,8 @@ try {
     } finally {
       await registry.close();
     }
+    // the null students once the real ones' registry is closed, on the backlog published above
+    if (nullManifest !== undefined) ceiling.push(...ceilingRows(batch, real, await nullStudentsRun(config, batch, nullManifest)));
   }
   if (LIVE_ONLY === undefined) {
     printTable('sustained throughput (backlog, exactly-once) vs raw onnxruntime-node at the same batch size', rows);
@@ -339,84 +450,95 @@ try {
     const mean = (f: (p: { cpu: number; broker: number }) => number): number => publishing.reduce((a, p) => a + f(p), 0) / publishing.length;
     console.log(`publishing the backlog (the simulated station, in this process): ${fmt(mean((p) => p.cpu))} ms CPU per part, broker ${fmt(mean((p) => p.broker))} ms CPU per part`);
   }
-
-  const b = best ?? (await liveOnlyBaseline(at(BATCHES, 0)));
-  let rate: number;
-  if (LIVE_ONLY === undefined) {
-    // a live line costs more per part than a backlog (its station and the broker's intake share these cores, and
-    // requests and batches are smaller): measure that cost at half the backlog rate, take the rate those costs
-    // allow on these cores as the line's sustained throughput, and run the latency test at 70 % of it
-    const probe = await liveRun(b.batch, 0.5 * b.run.partsPerS, PROBE_S);
-    const capacity = (availableParallelism() * 1000) / probe.totalCpuMs;
-    rate = 0.7 * capacity;
-    printTable('sustained throughput of a live line (the station publishing from this process, the broker, the service: all on these cores)', [
-      { '': `probe at half the backlog rate (${fmt(probe.rate)} parts/s, ${PROBE_S} s): CPU ms per part`, value: fmt(probe.totalCpuMs) },
-      { '': `sustained parts/s on ${availableParallelism()} cores at that cost`, value: fmt(capacity) },
-      { '': '70 %: the latency test\'s rate', value: fmt(rate) },
-    ]);
-  } else rate = LIVE_ONLY;
-  const { live, one, cpu: liveCpu, totalCpuMs: liveTotal } = await liveRun(b.batch, rate, LATENCY_S + WARM_UP_S);
-  if (values['timings-out'] !== undefined) {
-    writeFileSync(values['timings-out'], live.timings.map((t, i) => JSON.stringify({ ...t, ...live.writtenAt[i] })).join('\n') + '\n');
+  if (ceiling.length > 0) {
+    printTable(
+      'the ceiling: the same backlog through null students (same ids, inputs, outputs, thresholds; the graph only averages channels), CPU ms per part by thread role; ' +
+        'parts/s per core = 1000 / service CPU ms per part (the broker elsewhere)',
+      ceiling,
+    );
+    console.log('(null students call every part OK, so their runs write no alerts; NOK counts the real ones\' provisional NOK verdicts)');
   }
-  // steady state: the events after the first WARM_UP_S seconds (first batches of each size, producers' first
-  // transactions, the station catching up with its schedule after connecting)
-  const warm = live.writtenAt.findIndex((w) => w.ms >= WARM_UP_S * 1000);
-  const from = warm < 0 ? live.e2e.length : warm;
-  const steady = live.e2e.slice(from);
-  printTable(`live at ${fmt(rate)} parts/s (max batch ${b.batch}, ${steady.length} parts after ${WARM_UP_S} s): first frame → provisional event`, [
-    { '': 'p50 ms', value: fmt(percentile(steady, 0.5), 0) },
-    { '': 'p90 ms', value: fmt(percentile(steady, 0.9), 0) },
-    { '': 'p99 ms', value: fmt(percentile(steady, 0.99), 0) },
-    { '': 'model ms (batch 1 / batch max)', value: `${fmt(one.batchMs, 1)} / ${fmt(b.raw.batchMs, 1)}` },
-    { '': 'target p99 ≤ model (batch max) + 100 ms', value: percentile(steady, 0.99) <= b.raw.batchMs + 100 ? 'met' : 'missed' },
-  ]);
-  console.log(
-    `CPU per part while live: model threads ${fmt(liveCpu.model)}, main thread (service and station) ${fmt(liveCpu.main)}, ` +
-      `other threads ${fmt(liveCpu.other)}, broker ${fmt(live.brokerCpuMsPerPart)}; total ${fmt(liveTotal)} ms = ${fmt((liveTotal * rate) / 10 / availableParallelism(), 0)} % of ${availableParallelism()} cores`,
-  );
-  const parts = live.timings.slice(from);
-  const split = (name: string, of: (t: AnomalyEvent['timings']) => number): Record<string, string> => {
-    const xs = parts.map(of);
-    return { 'share of end-to-end': name, 'p50 ms': fmt(percentile(xs, 0.5), 1), 'p99 ms': fmt(percentile(xs, 0.99), 1) };
-  };
-  printTable('where the live latency goes (per event; "rest" = queueing for the judge, micro-batch wait, output building)', [
-    split('join wait (first frame → released)', (t) => t.joinWaitMs),
-    split('decode + preprocess', (t) => t.preprocessMs),
-    split('inference (share of its batch)', (t) => t.inferenceMs),
-    split('rest', (t) => t.endToEndMs - t.joinWaitMs - t.preprocessMs - t.inferenceMs),
-    { 'share of end-to-end': 'event-loop delay while live', 'p50 ms': fmt(live.loopDelay.p50, 1), 'p99 ms': fmt(live.loopDelay.p99, 1) },
-  ]);
 
-  if (LIVE_ONLY === undefined) {
-    const alo = await backlogRun(configFor('alo', b.batch, 'at-least-once'));
-    const plain = await backlogRun(configFor('noverify', b.batch, 'exactly-once', false));
-    const cpuPerPart = (r: PipelineRun): number => [...r.threadMs.values()].reduce((a, v) => a + v, 0) / PARTS;
-    printTable(`read-time PNG image-data check (input.verifyImageData), max batch ${b.batch}, exactly-once`, [
-      { verifyImageData: 'true (default)', 'parts/s': fmt(b.run.partsPerS), 'process CPU ms/part': fmt(cpuPerPart(b.run)), ratio: '1.00' },
-      { verifyImageData: 'false', 'parts/s': fmt(plain.partsPerS), 'process CPU ms/part': fmt(cpuPerPart(plain)), ratio: fmt(plain.partsPerS / b.run.partsPerS, 2) },
-    ]);
-    printTable(`delivery guarantee, max batch ${b.batch}`, [
-      { guarantee: 'exactly-once', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
-      { guarantee: 'at-least-once', 'parts/s': fmt(alo.partsPerS), ratio: fmt(alo.partsPerS / b.run.partsPerS, 2) },
-    ]);
-    const replayOf = configFor(`b${b.batch}`, b.batch, 'exactly-once');
-    const replayTopic = `${replayOf.topics.events}.replay`;
-    const replayConfig: Config = {
-      ...replayOf,
-      input: { ...replayOf.input, groupId: `${replayOf.input.groupId}.replay` },
-      topics: { ...replayOf.topics, events: replayTopic, alerts: `${replayTopic}.alerts`, deadLetters: `${replayTopic}.deadletters` },
-    };
-    const replayRegistry = await ModelRegistry.open(replayConfig, quiet);
-    try {
-      const r = await replayRange(replayConfig, replayRegistry, { from: Number.NEGATIVE_INFINITY, to: Number.POSITIVE_INFINITY, logger: quiet });
-      const partsPerS = r.eventsOut.length / (r.elapsedMs / 1000);
-      printTable(`replay of the max-batch-${b.batch} backlog (own group and topics, stops at the end; elapsed includes start-up and the final flush)`, [
-        { run: 'live (backlog), first to last event', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
-        { run: `replay, ${r.records} frames in ${fmt(r.elapsedMs / 1000)} s`, 'parts/s': fmt(partsPerS), ratio: fmt(partsPerS / b.run.partsPerS, 2) },
+  if (!CEILING_ONLY) {
+    // the live line, the guarantees, the PNG check and replay, at the best batch size
+    const b = best ?? (await liveOnlyBaseline(at(BATCHES, 0)));
+    let rate: number;
+    if (LIVE_ONLY === undefined) {
+      // a live line costs more per part than a backlog (its station and the broker's intake share these cores, and
+      // requests and batches are smaller): measure that cost at half the backlog rate, take the rate those costs
+      // allow on these cores as the line's sustained throughput, and run the latency test at 70 % of it
+      const probe = await liveRun(b.batch, 0.5 * b.run.partsPerS, PROBE_S);
+      const capacity = (availableParallelism() * 1000) / probe.totalCpuMs;
+      rate = 0.7 * capacity;
+      printTable('sustained throughput of a live line (the station publishing from this process, the broker, the service: all on these cores)', [
+        { '': `probe at half the backlog rate (${fmt(probe.rate)} parts/s, ${PROBE_S} s): CPU ms per part`, value: fmt(probe.totalCpuMs) },
+        { '': `sustained parts/s on ${availableParallelism()} cores at that cost`, value: fmt(capacity) },
+        { '': '70 %: the latency test\'s rate', value: fmt(rate) },
       ]);
-    } finally {
-      await replayRegistry.close();
+    } else rate = LIVE_ONLY;
+    const { live, one, cpu: liveCpu, totalCpuMs: liveTotal } = await liveRun(b.batch, rate, LATENCY_S + WARM_UP_S);
+    if (values['timings-out'] !== undefined) {
+      writeFileSync(values['timings-out'], live.timings.map((t, i) => JSON.stringify({ ...t, ...live.writtenAt[i] })).join('\n') + '\n');
+    }
+    // steady state: the events after the first WARM_UP_S seconds (first batches of each size, producers' first
+    // transactions, the station catching up with its schedule after connecting)
+    const warm = live.writtenAt.findIndex((w) => w.ms >= WARM_UP_S * 1000);
+    const from = warm < 0 ? live.e2e.length : warm;
+    const steady = live.e2e.slice(from);
+    printTable(`live at ${fmt(rate)} parts/s (max batch ${b.batch}, ${steady.length} parts after ${WARM_UP_S} s): first frame → provisional event`, [
+      { '': 'p50 ms', value: fmt(percentile(steady, 0.5), 0) },
+      { '': 'p90 ms', value: fmt(percentile(steady, 0.9), 0) },
+      { '': 'p99 ms', value: fmt(percentile(steady, 0.99), 0) },
+      { '': 'model ms (batch 1 / batch max)', value: `${fmt(one.batchMs, 1)} / ${fmt(b.raw.batchMs, 1)}` },
+      { '': 'target p99 ≤ model (batch max) + 100 ms', value: percentile(steady, 0.99) <= b.raw.batchMs + 100 ? 'met' : 'missed' },
+    ]);
+    console.log(
+      `CPU per part while live: model threads ${fmt(liveCpu.model)}, main thread (service and station) ${fmt(liveCpu.main)}, ` +
+        `other threads ${fmt(liveCpu.other)}, broker ${fmt(live.brokerCpuMsPerPart)}; total ${fmt(liveTotal)} ms = ${fmt((liveTotal * rate) / 10 / availableParallelism(), 0)} % of ${availableParallelism()} cores`,
+    );
+    const parts = live.timings.slice(from);
+    const split = (name: string, of: (t: AnomalyEvent['timings']) => number): Record<string, string> => {
+      const xs = parts.map(of);
+      return { 'share of end-to-end': name, 'p50 ms': fmt(percentile(xs, 0.5), 1), 'p99 ms': fmt(percentile(xs, 0.99), 1) };
+    };
+    printTable('where the live latency goes (per event; "rest" = queueing for the judge, micro-batch wait, output building)', [
+      split('join wait (first frame → released)', (t) => t.joinWaitMs),
+      split('decode + preprocess', (t) => t.preprocessMs),
+      split('inference (share of its batch)', (t) => t.inferenceMs),
+      split('rest', (t) => t.endToEndMs - t.joinWaitMs - t.preprocessMs - t.inferenceMs),
+      { 'share of end-to-end': 'event-loop delay while live', 'p50 ms': fmt(live.loopDelay.p50, 1), 'p99 ms': fmt(live.loopDelay.p99, 1) },
+    ]);
+
+    if (LIVE_ONLY === undefined) {
+      const alo = await backlogRun(configFor('alo', b.batch, 'at-least-once'));
+      const plain = await backlogRun(configFor('noverify', b.batch, 'exactly-once', false));
+      const cpuPerPart = (r: PipelineRun): number => [...r.threadMs.values()].reduce((a, v) => a + v, 0) / PARTS;
+      printTable(`read-time PNG image-data check (input.verifyImageData), max batch ${b.batch}, exactly-once`, [
+        { verifyImageData: 'true (default)', 'parts/s': fmt(b.run.partsPerS), 'process CPU ms/part': fmt(cpuPerPart(b.run)), ratio: '1.00' },
+        { verifyImageData: 'false', 'parts/s': fmt(plain.partsPerS), 'process CPU ms/part': fmt(cpuPerPart(plain)), ratio: fmt(plain.partsPerS / b.run.partsPerS, 2) },
+      ]);
+      printTable(`delivery guarantee, max batch ${b.batch}`, [
+        { guarantee: 'exactly-once', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
+        { guarantee: 'at-least-once', 'parts/s': fmt(alo.partsPerS), ratio: fmt(alo.partsPerS / b.run.partsPerS, 2) },
+      ]);
+      const replayOf = configFor(`b${b.batch}`, b.batch, 'exactly-once');
+      const replayTopic = `${replayOf.topics.events}.replay`;
+      const replayConfig: Config = {
+        ...replayOf,
+        input: { ...replayOf.input, groupId: `${replayOf.input.groupId}.replay` },
+        topics: { ...replayOf.topics, events: replayTopic, alerts: `${replayTopic}.alerts`, deadLetters: `${replayTopic}.deadletters` },
+      };
+      const replayRegistry = await ModelRegistry.open(replayConfig, quiet);
+      try {
+        const r = await replayRange(replayConfig, replayRegistry, { from: Number.NEGATIVE_INFINITY, to: Number.POSITIVE_INFINITY, logger: quiet });
+        const partsPerS = r.eventsOut.length / (r.elapsedMs / 1000);
+        printTable(`replay of the max-batch-${b.batch} backlog (own group and topics, stops at the end; elapsed includes start-up and the final flush)`, [
+          { run: 'live (backlog), first to last event', 'parts/s': fmt(b.run.partsPerS), ratio: '1.00' },
+          { run: `replay, ${r.records} frames in ${fmt(r.elapsedMs / 1000)} s`, 'parts/s': fmt(partsPerS), ratio: fmt(partsPerS / b.run.partsPerS, 2) },
+        ]);
+      } finally {
+        await replayRegistry.close();
+      }
     }
   }
   console.log(`\npeak RSS ${fmt(process.resourceUsage().maxRSS / 1024, 0)} MiB (this process: all 7 students loaded per run, processor, clients, simulator pool)`);
