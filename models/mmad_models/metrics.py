@@ -331,7 +331,7 @@ def peak_hits(maps: np.ndarray, masks: np.ndarray, tolerance: int | None = None)
 def peak_on_defect(maps: np.ndarray, masks: np.ndarray, tolerance: int | None = None) -> float | None:
     """Share of the parts with defect pixels whose map maximum lies on the defect
     (``peak_hits``); None when no part has defect pixels. A high I-AUROC with a low share
-    means the scores rank something other than the defects (the real tire: 0.14)."""
+    means the scores rank something other than the defects (the real tire: 0.17)."""
     hits = peak_hits(maps, masks, tolerance)
     hits = hits[~np.isnan(hits)]
     return float(hits.mean()) if len(hits) else None

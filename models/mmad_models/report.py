@@ -32,8 +32,8 @@ LEGEND = (
     "of that defect's parts); false alarms: share of good test parts with score >= the threshold; "
     "F1 of the NOK verdicts at it. Per defect: that defect's parts against all good test parts; "
     "P-AUROC and AUPRO@0.3 over that defect's images plus the good images. Peak on defect: share of "
-    "anomalous parts whose map maximum (the image score) lies on their defect's ground truth, widened "
-    "by 1/64 of the frame; a high I-AUROC with a low share ranks something else than the defects. Published: I-AUROC "
+    "anomalous parts whose map maximum (the image score) lies on their defect's ground truth, widened by 1/64 "
+    "of the shorter side; a high I-AUROC with a low share ranks something else than the defects. Published: I-AUROC "
     "and AUPRO@0.3 on the MVTec 3D-AD test split, from the source listed under the table."
 )
 _MODS = {"rgb": "RGB", "3d": "3D", "rgb+3d": "RGB+3D"}
