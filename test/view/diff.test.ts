@@ -1,7 +1,7 @@
 /**
  * The web view's diff page on the real broker: a replay's output (a `replay
- * --out` file) in which one part's verdict changed, one part's model changed
- * and one part was not judged live, compared with the live events topic; the
+ * --out` file) in which one part's verdict changed, one part's model changed,
+ * one part was not judged live and one live part was not replayed, compared with the live events topic; the
  * changed part is listed with both verdicts and links to its live page, the
  * others are counted and not listed; a compare file that cannot be read fails
  * the start with the reason; the page in headless Chromium.
@@ -19,14 +19,14 @@ import { lastRevisions } from '../../src/replay/diff.js';
 import { readEventTopic, type EventSummary } from '../../src/replay/event-summary.js';
 import { startLineView } from '../../src/view/line-view.js';
 import { makeFrame } from '../helpers/frames.js';
-import { quietLogger, testKafka } from '../helpers/kafka.js';
+import { consumeAll, quietLogger, testKafka } from '../helpers/kafka.js';
 import { processorTestConfig } from '../helpers/models.js';
 import { serviceUnderTest } from '../helpers/service.js';
 
 const config = processorTestConfig(() => ({
   join: { modalities: { rgb: { policy: 'required', timeoutMs: 1500 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 60_000 } }, idleAdvanceMs: 300 },
 }));
-const { processor, send } = await serviceUnderTest(config);
+const { processor, send, admin, producer } = await serviceUnderTest(config);
 const frames = AvroCodec.local(SchemaCatalog.load(), 'Frame');
 const dir = mkdtempSync(join(tmpdir(), 'mmad-view-diff-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,12 +56,12 @@ const liveOf = (id: string): EventSummary => {
 assert.equal(liveOf('D-1').verdict, 'NOK');
 assert.equal(liveOf('D-2').verdict, 'OK');
 
-// the replay: D-2's verdict changed, D-3 judged by another model (same verdict), D-4 the same, and D-9 judged only by the replay
+// the replay: D-1 the same, D-2's verdict changed, D-3 judged by another model (same verdict), D-9 judged only by
+// the replay; D-4 it did not cover, so the live D-4 is not compared
 const replay: EventSummary[] = [
   liveOf('D-1'),
   { ...liveOf('D-2'), verdict: 'NOK', score: (liveOf('D-2').threshold ?? 1) * 3 },
   { ...liveOf('D-3'), model: 'other-student@2' },
-  liveOf('D-4'),
   { ...liveOf('D-4'), sampleId: 'D-9' },
 ];
 const file = join(dir, 'replay.jsonl');
@@ -91,7 +91,7 @@ test('/api/diff: the part whose verdict changed is listed with both sides, the o
   const d = (await res.json()) as Diff;
   assert.deepEqual(
     { ...d.counts, meanAbsScoreDelta: null },
-    { partsLive: 4, partsReplay: 5, both: 4, onlyLive: 0, onlyReplay: 1, identical: 2, sameVerdictDifferent: 1, changed: 1, meanAbsScoreDelta: null },
+    { partsLive: 3, partsReplay: 4, both: 3, onlyLive: 0, onlyReplay: 1, identical: 1, sameVerdictDifferent: 1, changed: 1, meanAbsScoreDelta: null },
   );
   assert.ok((d.counts.meanAbsScoreDelta ?? 0) > 0);
   assert.deepEqual(
@@ -101,10 +101,11 @@ test('/api/diff: the part whose verdict changed is listed with both sides, the o
   assert.deepEqual(d.onlyReplay, ['D-9']);
   assert.deepEqual(
     d.transitions.map((t) => `${t.live}>${t.replay}:${t.parts}`).sort(),
-    ['NOK>NOK:1', 'OK>NOK:1', 'OK>OK:2'],
+    ['NOK>NOK:1', 'OK>NOK:1', 'OK>OK:1'],
   );
   assert.equal(d.live.complete, true);
   assert.equal(d.live.maxScanned, 20_000);
+  // D-4's live event is read (same topic, same time) but not compared
   assert.ok(d.live.scanned >= IDS.length);
   assert.ok(d.notices.some((n) => /1 replayed part/.test(n)), d.notices.join('; '));
   // the link opens the live part
@@ -152,6 +153,26 @@ test('a compare file that cannot be read fails the start with the reason', async
   await assert.rejects(start({ file, topic: 'x' }), /not both/);
 });
 
+test('--compare-topic: a replay topic holding the live events again (the same models) has no change', async () => {
+  const topic = `${config.topics.events}.replay-same`;
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+  after(() => admin.deleteTopics({ topics: [topic] }).catch(() => undefined));
+  const records = await consumeAll(kafka, config, config.topics.events);
+  assert.ok(records.length >= IDS.length);
+  await producer.send({ topic, messages: records.map((r) => ({ key: r.key, value: r.value })) });
+  const same = await startLineView(config, { host: '127.0.0.1', port: 0, logger: quietLogger, history: 0, compare: { topic } });
+  try {
+    assert.equal(same.comparison?.source, `topic ${topic}`);
+    const d = (await (await fetch(`${same.url}api/diff`)).json()) as Diff;
+    assert.deepEqual(
+      [d.counts.partsLive, d.counts.partsReplay, d.counts.both, d.counts.identical, d.counts.changed, d.counts.onlyReplay, d.changed],
+      [IDS.length, IDS.length, IDS.length, IDS.length, 0, 0, []],
+    );
+  } finally {
+    await same.close();
+  }
+});
+
 function chromiumPath(): string {
   for (const name of [process.env.CHROMIUM_PATH, 'chromium', 'chromium-browser', 'google-chrome']) {
     if (name === undefined || name === '') continue;
@@ -181,7 +202,7 @@ test('in Chromium: from the live page to the diff, the changed part side by side
   await page.goto(`${base}/`);
   await Promise.all([page.waitForNavigation(), page.click('#diff-link')]);
   await page.waitForSelector('#counts[data-state="done"]', { timeout: 30_000 });
-  assert.equal(await js(page, `document.querySelector('[data-testid="decisions"]').textContent`), 'same decision: 2; same verdict, other score/model/modalities: 1; verdict changed: 1');
+  assert.equal(await js(page, `document.querySelector('[data-testid="decisions"]').textContent`), 'same decision: 1; same verdict, other score/model/modalities: 1; verdict changed: 1');
   const rows = (await js(page, `[...document.querySelectorAll('#changed tbody tr')].map((tr) => [tr.dataset.sampleId, ...[...tr.cells].map((td) => td.textContent)])`)) as string[][];
   const d2 = liveOf('D-2');
   const rev = `${d2.revision}${d2.final ? '' : ' (provisional)'}`;
@@ -197,7 +218,7 @@ test('in Chromium: from the live page to the diff, the changed part side by side
   const matrix = await js(page, `[...document.querySelectorAll('#transitions tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent))`);
   assert.deepEqual(matrix, [
     ['NOK', '1', '0'],
-    ['OK', '1', '2'],
+    ['OK', '1', '1'],
   ]);
   await Promise.all([page.waitForNavigation(), page.click('#changed a.part-link')]);
   await page.waitForSelector('.verdict-banner[data-verdict="OK"]', { timeout: 30_000 });
