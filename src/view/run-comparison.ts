@@ -61,7 +61,10 @@ export class RunComparison {
     readonly listMax: number,
   ) {
     this.ids = new Set(replay.map((e) => e.sampleId));
-    this.from = Math.min(...replay.map((e) => Date.parse(e.captureTime))) - SLACK_MS;
+    // a loop, not Math.min(...): a replay of many parts would overflow the call's arguments
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const e of replay) earliest = Math.min(earliest, Date.parse(e.captureTime));
+    this.from = earliest - SLACK_MS;
   }
 
   /** Reads the replay's output; a source that cannot be read or holds no events is a usage error. */
