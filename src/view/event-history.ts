@@ -169,8 +169,22 @@ export class EventHistory {
     return part ?? undefined;
   }
 
-  /** The offsets to read, and what retention has taken from the range. */
-  private async plan(from: number, to: number, sampleId: string | undefined): Promise<{ ranges: PartitionRange[]; notices: string[] }> {
+  /**
+   * The events of `sampleIds` published in [from, now), read back from their
+   * partitions of the events topic (what a diff compares a replay against):
+   * at most `maxScanned` events read, the rest said in the notices.
+   */
+  async eventsOf(sampleIds: ReadonlySet<string>, from: number): Promise<{ events: { e: AnomalyEvent; timestamp: number }[]; scanned: number; complete: boolean; notices: string[] }> {
+    const { ranges, notices } = await this.plan(from, Number.POSITIVE_INFINITY, undefined, sampleIds);
+    const events: { e: AnomalyEvent; timestamp: number }[] = [];
+    const read = await this.read(ranges, (e, timestamp) => {
+      if (sampleIds.has(e.sampleId)) events.push({ e, timestamp });
+    });
+    return { events, scanned: read.scanned, complete: read.complete, notices: [...notices, ...read.notices] };
+  }
+
+  /** The offsets to read (the partitions of `sampleId`, or of `sampleIds`, else all), and what retention has taken from the range. */
+  private async plan(from: number, to: number, sampleId: string | undefined, sampleIds?: ReadonlySet<string>): Promise<{ ranges: PartitionRange[]; notices: string[] }> {
     const topic = this.config.topics.events;
     const admin = this.kafka.admin();
     await admin.connect();
@@ -180,8 +194,9 @@ export class EventHistory {
     } finally {
       await admin.disconnect();
     }
-    const only = sampleId === undefined ? undefined : partitionFor(sampleId, all.length);
-    const ranges = all.filter((r) => only === undefined || r.partition === only);
+    const ids = sampleId !== undefined ? [sampleId] : sampleIds === undefined ? undefined : [...sampleIds];
+    const only = ids === undefined ? undefined : new Set(ids.map((id) => partitionFor(id, all.length)));
+    const ranges = all.filter((r) => only === undefined || only.has(r.partition));
     const notices: string[] = [];
     for (const r of ranges) {
       if (r.low === 0n) continue;

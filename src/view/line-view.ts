@@ -15,6 +15,7 @@ import { FrameRenderer } from './frame-renderer.js';
 import { LineFeed } from './line-feed.js';
 import { DEFAULT_LIMITS, LineStore, type StoreLimits } from './line-store.js';
 import { RecordFetcher } from './record-fetcher.js';
+import { RunComparison, type CompareSource } from './run-comparison.js';
 import { ViewServer } from './view-server.js';
 
 export interface LineViewOptions {
@@ -27,6 +28,8 @@ export interface LineViewOptions {
   history?: number;
   /** Bounds of a search (results, events read) and of the parts read back for pages. */
   search?: Partial<HistoryLimits>;
+  /** A replay's output to compare the live run with on /diff; read at start (a bad one fails the start). */
+  compare?: CompareSource;
   logger: Logger;
 }
 
@@ -36,6 +39,7 @@ export interface LineView {
   server: ViewServer;
   feed: LineFeed;
   history: EventHistory;
+  comparison: RunComparison | undefined;
   close(): Promise<void>;
 }
 
@@ -54,7 +58,8 @@ export async function startLineView(config: Config, o: LineViewOptions): Promise
   const fetcher = new RecordFetcher(kafka, config, inputs, `${groupId}-frames`, o.logger);
   const renderer = new FrameRenderer(fetcher, await codec('Frame'), config);
   const history = new EventHistory(kafka, config, store, await codec('AnomalyEvent'), groupId, { ...DEFAULT_HISTORY_LIMITS, ...o.search });
-  const server = new ViewServer(store, renderer, history, { host: o.host, port: o.port, title: `mmad · ${config.topics.events}`, eventsTopic: config.topics.events }, o.logger);
+  const comparison = o.compare === undefined ? undefined : await RunComparison.load(kafka, config, await codec('AnomalyEvent'), o.compare, history);
+  const server = new ViewServer(store, renderer, history, { host: o.host, port: o.port, title: `mmad · ${config.topics.events}`, eventsTopic: config.topics.events, ...(comparison === undefined ? {} : { comparison }) }, o.logger);
   const close = async (): Promise<void> => {
     await server.close().catch(() => undefined);
     await feed.stop();
@@ -64,7 +69,7 @@ export async function startLineView(config: Config, o: LineViewOptions): Promise
     await feed.start();
     await fetcher.start();
     const url = await server.listen();
-    return { url, store, server, feed, history, close };
+    return { url, store, server, feed, history, comparison, close };
   } catch (err) {
     await close();
     throw err;

@@ -19,6 +19,8 @@
  *                          410 with the reason when the frame is no longer in its topic
  *   /api/parts/<id>/revisions/<n>/heatmap.png   the heatmap alone
  *   /events                Server-Sent Events: a snapshot first, then every change
+ *   /diff, /api/diff       with a replay to compare (RunComparison): the parts whose
+ *                          verdict changed, live beside replay, and the counts
  *
  * A client whose event stream backs up past `maxClientBufferBytes` is
  * disconnected (its EventSource reconnects and starts from a new snapshot), so a
@@ -33,6 +35,7 @@ import type { Logger } from '../base/logger.js';
 import type { EventHistory, SearchQuery } from './event-history.js';
 import type { FrameRenderer, Rendered } from './frame-renderer.js';
 import { partJson, type LineStore, type PartView, type StoreChange } from './line-store.js';
+import type { RunComparison } from './run-comparison.js';
 
 const STATIC_DIR = fromRoot('src/view/static');
 const STATIC_FILES: Record<string, string> = {
@@ -44,6 +47,8 @@ const STATIC_FILES: Record<string, string> = {
   'part.html': 'text/html; charset=utf-8',
   'search.js': 'text/javascript; charset=utf-8',
   'search.html': 'text/html; charset=utf-8',
+  'diff.js': 'text/javascript; charset=utf-8',
+  'diff.html': 'text/html; charset=utf-8',
 };
 
 const SECURITY_HEADERS = {
@@ -59,6 +64,8 @@ export interface ViewServerOptions {
   title: string;
   /** Named in messages about parts read back. */
   eventsTopic?: string;
+  /** A replay to compare the live run with: /diff and /api/diff, linked from the pages' headers. */
+  comparison?: RunComparison;
   maxClientBufferBytes?: number;
   heartbeatMs?: number;
 }
@@ -146,6 +153,11 @@ export class ViewServer {
     if (path === '/api/state') return json(this.state());
     if (path === '/search' || path === '/search/') return this.asset('search.html');
     if (path === '/api/search') return await this.search(url.searchParams);
+    if (path === '/diff' || path === '/diff/' || path === '/api/diff') {
+      const c = this.o.comparison;
+      if (c === undefined) return text(404, 'no replay to compare with: start the view with --compare FILE or --compare-topic TOPIC');
+      return path === '/api/diff' ? json(await c.diff()) : this.asset('diff.html');
+    }
     if (/^\/parts\/[^/]+\/?$/.test(path)) return this.asset('part.html');
     const api = /^\/api\/parts\/([^/]+)(?:\/revisions\/(\d+)\/(?:frames\/([a-z]+)\.png|(heatmap)\.png))?$/.exec(path);
     if (api === null) return text(404, 'not found');
@@ -200,7 +212,10 @@ export class ViewServer {
             .toString('utf8')
             .replaceAll('{{title}}', escapeHtml(this.o.title))
             .replaceAll('{{maxResults}}', String(this.history.limits.maxResults))
-            .replaceAll('{{maxScanned}}', String(this.history.limits.maxScanned)),
+            .replaceAll('{{maxScanned}}', String(this.history.limits.maxScanned))
+            .replaceAll('{{diffNav}}', this.o.comparison === undefined ? '' : ' <a href="/diff" id="diff-link">diff vs replay</a>')
+            .replaceAll('{{compareSource}}', escapeHtml(this.o.comparison?.source ?? ''))
+            .replaceAll('{{diffListMax}}', String(this.o.comparison?.listMax ?? 0)),
         )
       : body;
     return { status: 200, type, body: page, headers: { 'cache-control': 'no-cache' } };

@@ -27,13 +27,19 @@ export const viewCommand: Command = {
     'the last 100 alerts and 50 dead letters, dead-letter counts per reason, 32 MB of rendered frames.',
     'Pages: / (live), /parts/<sampleId>, /search (by sample id, time range, NOK only; parts no longer kept are',
     'read back from the events topic: at most 100 parts and 20000 events a query);',
-    'JSON: /api/state, /api/parts/<sampleId>, /api/search; events: /events (SSE).',
+    'With --compare FILE (a \'replay --out\' file) or --compare-topic TOPIC (a replay\'s events topic), read at',
+    'start: /diff, the replay beside the live run (each part at its last revision, as \'mmad diff\' compares),',
+    'the counts and the parts whose verdict changed; the live side is the events topic read back for the',
+    'replayed parts, from a minute before their earliest capture time, at most 20000 events a load.',
+    'JSON: /api/state, /api/parts/<sampleId>, /api/search, /api/diff; events: /events (SSE).',
   ].join('\n'),
   options: {
     ...CONFIG_OPTION,
     ...VIEW_OPTIONS,
     group: { type: 'string', description: "the view's consumer group (must not be the service's input.groupId)", placeholder: 'ID' },
     history: { type: 'string', description: 'records per output partition read back at start (default: --view-parts)', placeholder: 'N' },
+    compare: { type: 'string', description: "a 'replay --out' file to compare the live run with on /diff", placeholder: 'FILE' },
+    'compare-topic': { type: 'string', description: "a replay's events topic to compare the live run with on /diff", placeholder: 'TOPIC' },
   },
   async run(ctx) {
     const config = configOf(ctx);
@@ -44,6 +50,7 @@ export const viewCommand: Command = {
     const group = ctx.values.group as string | undefined;
     if (group === config.input.groupId) throw new MmadError(ErrorCode.USAGE, `--group must not be the service's consumer group (${group})`);
     const history = ctx.values.history === undefined ? o.parts : count(ctx.values.history, 'history', 0);
+    const compare = { ...(typeof ctx.values.compare === 'string' ? { file: ctx.values.compare } : {}), ...(typeof ctx.values['compare-topic'] === 'string' ? { topic: ctx.values['compare-topic'] } : {}) };
     const view = await startLineView(config, {
       host: o.host,
       port: o.port,
@@ -51,8 +58,10 @@ export const viewCommand: Command = {
       history,
       logger: createLogger({ component: 'view' }),
       ...(group === undefined ? {} : { groupId: group }),
+      ...(Object.keys(compare).length === 0 ? {} : { compare }),
     });
     ctx.out(`view: ${view.url} (group ${view.feed.groupId}; Ctrl-C stops)`);
+    if (view.comparison !== undefined) ctx.out(`diff vs ${view.comparison.source}: ${view.url}diff`);
     await ctx.shutdown;
     await view.close();
     return 0;
