@@ -7,12 +7,11 @@
  * the start with the reason; the page in headless Chromium.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import puppeteer, { type Page } from 'puppeteer-core';
+import { js, launchChromium } from '../helpers/browser.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { lastRevisions } from '../../src/replay/diff.js';
@@ -173,24 +172,10 @@ test('--compare-topic: a replay topic holding the live events again (the same mo
   }
 });
 
-function chromiumPath(): string {
-  for (const name of [process.env.CHROMIUM_PATH, 'chromium', 'chromium-browser', 'google-chrome']) {
-    if (name === undefined || name === '') continue;
-    try {
-      return execFileSync('sh', ['-c', `command -v "${name}"`], { encoding: 'utf8' }).trim();
-    } catch {
-      // next
-    }
-  }
-  throw new Error('no Chromium found (chromium, chromium-browser, google-chrome or CHROMIUM_PATH): scripts/bootstrap.sh installs Debian\'s chromium');
-}
 
-async function js(page: Page, expression: string): Promise<unknown> {
-  return await page.evaluate<[], () => unknown>(expression);
-}
 
 test('in Chromium: from the live page to the diff, the changed part side by side, its link to the live part', { timeout: 120_000 }, async () => {
-  const browser = await puppeteer.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const browser = await launchChromium();
   after(() => browser.close());
   const page = await browser.newPage();
   const errors: string[] = [];

@@ -6,9 +6,8 @@
  * search page); a range whose records have left the topic.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, test } from 'node:test';
-import puppeteer, { type Page } from 'puppeteer-core';
+import { js, launchChromium } from '../helpers/browser.js';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { startLineView } from '../../src/view/line-view.js';
@@ -152,24 +151,10 @@ test('by time range: oldest first, at most maxResults parts, the rest said; NOK 
   assert.match(page, /at most\s+3 parts per query/);
 });
 
-function chromiumPath(): string {
-  for (const name of [process.env.CHROMIUM_PATH, 'chromium', 'chromium-browser', 'google-chrome']) {
-    if (name === undefined || name === '') continue;
-    try {
-      return execFileSync('sh', ['-c', `command -v "${name}"`], { encoding: 'utf8' }).trim();
-    } catch {
-      // next
-    }
-  }
-  throw new Error('no Chromium found (chromium, chromium-browser, google-chrome or CHROMIUM_PATH): scripts/bootstrap.sh installs Debian\'s chromium');
-}
 
-async function js(page: Page, expression: string): Promise<unknown> {
-  return await page.evaluate<[], () => unknown>(expression);
-}
 
 test('in Chromium: the search form finds a forgotten NOK part and its link opens the part page with its frame', { timeout: 120_000 }, async () => {
-  const browser = await puppeteer.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const browser = await launchChromium();
   after(() => browser.close());
   const page = await browser.newPage();
   const errors: string[] = [];

@@ -8,11 +8,11 @@
  * a frame no longer in its topic. Screenshots go to out/view/ (git-ignored).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { type Browser, type Page } from 'puppeteer-core';
+import { js, launchChromium } from '../helpers/browser.js';
 import sharp from 'sharp';
 import { AvroCodec } from '../../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
@@ -135,29 +135,14 @@ test('HTTP and SSE: snapshot then each change; read only; part JSON; frames as P
   sse.close();
 });
 
-function chromiumPath(): string {
-  for (const name of [process.env.CHROMIUM_PATH, 'chromium', 'chromium-browser', 'google-chrome']) {
-    if (name === undefined || name === '') continue;
-    try {
-      return execFileSync('sh', ['-c', `command -v "${name}"`], { encoding: 'utf8' }).trim();
-    } catch {
-      // next
-    }
-  }
-  throw new Error('no Chromium found (chromium, chromium-browser, google-chrome or CHROMIUM_PATH): scripts/bootstrap.sh installs Debian\'s chromium');
-}
 
-/** An expression evaluated in the page (the project's types have no DOM: the page's code is JavaScript). */
-async function js(page: Page, expression: string): Promise<unknown> {
-  return await page.evaluate<[], () => unknown>(expression);
-}
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
 test('in Chromium: a NOK part with its heatmap and boxes, the refined revision replacing the provisional one, a dead letter and its reason, a frame gone', { timeout: 180_000 }, async () => {
-  const browser: Browser = await puppeteer.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const browser: Browser = await launchChromium();
   after(() => browser.close());
   const live = await browser.newPage();
   await live.setViewport({ width: 1280, height: 800 });
