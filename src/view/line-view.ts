@@ -13,6 +13,7 @@ import { createKafka } from '../kafka/kafka-client.js';
 import { DEFAULT_HISTORY_LIMITS, EventHistory, type HistoryLimits } from './event-history.js';
 import { FrameRenderer } from './frame-renderer.js';
 import { LineFeed } from './line-feed.js';
+import { LagPoller } from './line-health.js';
 import { DEFAULT_LIMITS, LineStore, type StoreLimits } from './line-store.js';
 import { RecordFetcher } from './record-fetcher.js';
 import { RunComparison, type CompareSource } from './run-comparison.js';
@@ -30,6 +31,10 @@ export interface LineViewOptions {
   search?: Partial<HistoryLimits>;
   /** A replay's output to compare the live run with on /diff; read at start (a bad one fails the start). */
   compare?: CompareSource;
+  /** How often the service's consumer lag on its input topics is read (default 5 s). */
+  lagPollMs?: number;
+  /** The least time between two `health` events on the live page's stream (default 1 s). */
+  healthMs?: number;
   logger: Logger;
 }
 
@@ -40,6 +45,7 @@ export interface LineView {
   feed: LineFeed;
   history: EventHistory;
   comparison: RunComparison | undefined;
+  lag: LagPoller;
   close(): Promise<void>;
 }
 
@@ -59,8 +65,10 @@ export async function startLineView(config: Config, o: LineViewOptions): Promise
   const renderer = new FrameRenderer(fetcher, await codec('Frame'), config);
   const history = new EventHistory(kafka, config, store, await codec('AnomalyEvent'), groupId, { ...DEFAULT_HISTORY_LIMITS, ...o.search });
   const comparison = o.compare === undefined ? undefined : await RunComparison.load(kafka, config, await codec('AnomalyEvent'), o.compare, history);
-  const server = new ViewServer(store, renderer, history, { host: o.host, port: o.port, title: `mmad · ${config.topics.events}`, eventsTopic: config.topics.events, ...(comparison === undefined ? {} : { comparison }) }, o.logger);
+  const server = new ViewServer(store, renderer, history, { host: o.host, port: o.port, title: `mmad · ${config.topics.events}`, eventsTopic: config.topics.events, ...(o.healthMs === undefined ? {} : { healthMs: o.healthMs }), ...(comparison === undefined ? {} : { comparison }) }, o.logger);
+  const lag = new LagPoller(kafka, config.input.groupId, inputs, o.lagPollMs ?? 5_000, (r) => server.setLag(r), o.logger);
   const close = async (): Promise<void> => {
+    await lag.stop();
     await server.close().catch(() => undefined);
     await feed.stop();
     await fetcher.stop();
@@ -69,7 +77,8 @@ export async function startLineView(config: Config, o: LineViewOptions): Promise
     await feed.start();
     await fetcher.start();
     const url = await server.listen();
-    return { url, store, server, feed, history, comparison, close };
+    lag.start();
+    return { url, store, server, feed, history, comparison, lag, close };
   } catch (err) {
     await close();
     throw err;

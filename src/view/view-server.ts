@@ -18,7 +18,9 @@
  *                          unless overlay=0; the range shown in X-Frame-Legend;
  *                          410 with the reason when the frame is no longer in its topic
  *   /api/parts/<id>/revisions/<n>/heatmap.png   the heatmap alone
- *   /events                Server-Sent Events: a snapshot first, then every change
+ *   /events                Server-Sent Events: a snapshot first, then every change;
+ *                          `health` (coverage, latency percentiles, consumer lag) at
+ *                          most every `healthMs` when the parts or the lag changed
  *   /diff, /api/diff       with a replay to compare (RunComparison): the parts whose
  *                          verdict changed, live beside replay, and the counts
  *
@@ -34,6 +36,7 @@ import { messageOf } from '../base/errors.js';
 import type { Logger } from '../base/logger.js';
 import type { EventHistory, SearchQuery } from './event-history.js';
 import type { FrameRenderer, Rendered } from './frame-renderer.js';
+import { coverageOf, latencyOf, type Health, type LagReport } from './line-health.js';
 import { partJson, type LineStore, type PartView, type StoreChange } from './line-store.js';
 import type { RunComparison } from './run-comparison.js';
 
@@ -68,6 +71,8 @@ export interface ViewServerOptions {
   comparison?: RunComparison;
   maxClientBufferBytes?: number;
   heartbeatMs?: number;
+  /** The least time between two `health` events (default 1 s). */
+  healthMs?: number;
 }
 
 export class ViewServer {
@@ -76,6 +81,8 @@ export class ViewServer {
   private readonly clients = new Set<ServerResponse>();
   private heartbeat: NodeJS.Timeout | undefined;
   private eventId = 0;
+  private lag: LagReport | null = null;
+  private healthTimer: NodeJS.Timeout | undefined;
   /** Event-stream clients dropped because they did not keep up. */
   slowClientsDropped = 0;
 
@@ -123,8 +130,21 @@ export class ViewServer {
     return this.clients.size;
   }
 
+  /** The service's consumer lag, as the poller last read it: sent with the next `health` event. */
+  setLag(report: LagReport): void {
+    this.lag = report;
+    this.healthSoon();
+  }
+
+  /** Coverage and latency over the parts kept now, and the last lag read. */
+  health(): Health {
+    const parts = this.store.recentParts();
+    return { window: { parts: parts.length, maxParts: this.store.limits.maxParts }, coverage: coverageOf(parts), latency: latencyOf(parts), lag: this.lag };
+  }
+
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    clearTimeout(this.healthTimer);
     for (const c of this.clients) c.end();
     this.clients.clear();
     this.server.closeAllConnections();
@@ -199,6 +219,7 @@ export class ViewServer {
       parts: this.store.recentParts().map(partJson),
       alerts: this.store.alerts(),
       deadLetters: { counts: this.store.deadLetterCounts(), recent: this.store.deadLetters() },
+      health: this.health(),
     };
   }
 
@@ -236,8 +257,19 @@ export class ViewServer {
     res.on('error', drop);
   }
 
+  /** One `health` event after `healthMs`, however many changes come before it. */
+  private healthSoon(): void {
+    if (this.healthTimer !== undefined || this.clients.size === 0) return;
+    this.healthTimer = setTimeout(() => {
+      this.healthTimer = undefined;
+      this.send(this.frame('health', this.health()));
+    }, this.o.healthMs ?? 1_000);
+    this.healthTimer.unref();
+  }
+
   private broadcast(change: StoreChange): void {
     if (this.clients.size === 0) return;
+    if (change.kind === 'part' || change.kind === 'forget') this.healthSoon();
     const data =
       change.kind === 'part'
         ? this.frame('part', partJson(change.part))
@@ -246,6 +278,10 @@ export class ViewServer {
           : change.kind === 'alert'
             ? this.frame('alert', change.alert)
             : this.frame('deadletter', { deadLetter: change.deadLetter, counts: this.store.deadLetterCounts() });
+    this.send(data);
+  }
+
+  private send(data: string): void {
     const limit = this.o.maxClientBufferBytes ?? 4 * 1024 * 1024;
     for (const c of this.clients) {
       if (c.writableLength > limit) {

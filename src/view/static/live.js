@@ -10,6 +10,7 @@
   let deadLetters = { counts: [], recent: [] };
   let limits = { maxParts: 200, maxAlerts: 100, maxDeadLetters: 50 };
   const STRIP = 40;
+  let health = null;
 
   function card(part) {
     const rev = latest(part);
@@ -91,12 +92,61 @@
       );
   }
 
+  const pct = (share) => `${Math.round(share * 100)}%`;
+  const ms = (v) => (v === null || v === undefined ? '–' : `${Math.round(v)} ms`);
+
+  function renderHealth() {
+    if (health === null) return;
+    const { window: w, coverage, latency, lag } = health;
+    document.getElementById('health-window').textContent = `(over the last ${w.parts} parts this view keeps, at most ${w.maxParts})`;
+    document
+      .querySelector('#coverage tbody')
+      .replaceChildren(
+        ...(coverage.length === 0
+          ? [el('tr', {}, el('td', { colspan: 3, class: 'empty' }, 'no parts yet'))]
+          : coverage.map((c) =>
+              el('tr', { 'data-modality': c.modality, 'data-used': c.used, 'data-missing': c.missing }, el('td', {}, c.modality), el('td', { class: 'num' }, pct(c.used)), el('td', { class: 'num' }, pct(c.missing))),
+            )),
+      );
+    document
+      .querySelector('#latency tbody')
+      .replaceChildren(
+        latency.events === 0
+          ? el('tr', {}, el('td', { colspan: 3, class: 'empty' }, 'no events yet'))
+          : el('tr', { 'data-p50': latency.p50, 'data-p90': latency.p90, 'data-p99': latency.p99 }, el('td', { class: 'num' }, ms(latency.p50)), el('td', { class: 'num' }, ms(latency.p90)), el('td', { class: 'num' }, ms(latency.p99))),
+      );
+    document.getElementById('latency-note').textContent = `over ${latency.events} events (every revision kept of those parts); the events' own end to end: the part's first frame arriving at the service → the event published`;
+    const summary = document.getElementById('lag-summary');
+    const topics = document.querySelector('#lag-topics tbody');
+    summary.dataset.state = lag === null ? 'unread' : lag.state;
+    if (lag === null) {
+      summary.textContent = 'not read yet';
+      topics.replaceChildren();
+    } else if (lag.state === 'no-group') {
+      summary.textContent = `group ${lag.groupId} does not exist yet (the service has not started or committed) · ${time(lag.at)}`;
+      topics.replaceChildren();
+    } else if (lag.state === 'error') {
+      summary.textContent = `could not read the lag of ${lag.groupId}: ${lag.message} · ${time(lag.at)}`;
+      topics.replaceChildren();
+    } else {
+      summary.dataset.total = lag.total;
+      summary.textContent = `${lag.total} records behind in total (group ${lag.groupId}) · ${time(lag.at)}`;
+      topics.replaceChildren(
+        ...lag.topics.map((t) =>
+          el('tr', { 'data-topic': t.topic, 'data-lag': t.lag }, el('td', {}, t.topic), el('td', { class: 'num' }, t.uncommitted > 0 ? `${t.lag} (${t.uncommitted} partition(s) never committed)` : t.lag)),
+        ),
+      );
+    }
+  }
+
   connect({
     snapshot(s) {
       limits = s.limits;
       parts = new Map(s.parts.map((p) => [p.sampleId, p]));
       alerts = s.alerts;
       deadLetters = s.deadLetters;
+      health = s.health;
+      renderHealth();
       renderStrip();
       renderAlerts();
       renderDeadLetters();
@@ -113,6 +163,10 @@
     alert(a) {
       alerts = [a, ...alerts].slice(0, limits.maxAlerts);
       renderAlerts();
+    },
+    health(h) {
+      health = h;
+      renderHealth();
     },
     deadletter({ deadLetter, counts }) {
       deadLetters = { counts, recent: [deadLetter, ...deadLetters.recent].slice(0, limits.maxDeadLetters) };
