@@ -33,7 +33,7 @@ const SHOTS = fromRoot('out/view');
 mkdirSync(SHOTS, { recursive: true });
 
 await processor.start();
-const view = await startLineView(config, { host: '127.0.0.1', port: 0, logger: quietLogger, history: 100 });
+const view = await startLineView(config, { host: '127.0.0.1', port: 0, logger: quietLogger, history: 100, lagPollMs: 300, healthMs: 100 });
 after(() => view.close());
 const base = view.url.replace(/\/$/, '');
 
@@ -85,6 +85,13 @@ async function sseClient(url: string): Promise<{ events: { event: string; data: 
   return { events, until, close: () => abort.abort() };
 }
 
+interface HealthData {
+  window: { parts: number; maxParts: number };
+  coverage: { modality: string; used: number; missing: number }[];
+  latency: { events: number; p50: number | null; p90: number | null; p99: number | null };
+  lag: { state: string; groupId: string; total?: number; topics?: { topic: string; lag: number; uncommitted: number }[] } | null;
+}
+
 const isPart = (id: string, pred: (p: { revisions: { revision: number; verdict: string; final: boolean }[] }) => boolean = () => true) => (e: { event: string; data: unknown }): boolean =>
   e.event === 'part' && (e.data as { sampleId: string }).sampleId === id && pred(e.data as never);
 
@@ -95,7 +102,7 @@ test('HTTP and SSE: snapshot then each change; read only; part JSON; frames as P
   await sendFrame('H-nok', 'rgb', t0, [20, 10, 16]);
   await sendFrame('H-nok', 'ir', t0 + 2);
   const got = await sse.until(isPart('H-nok'));
-  const part = (sse.events.find(isPart('H-nok'))?.data ?? {}) as { revisions: { verdict: string; final: boolean; producedAt: number; regions: unknown[]; modalitiesMissing: string[] }[] };
+  const part = (sse.events.find(isPart('H-nok'))?.data ?? {}) as { revisions: { verdict: string; final: boolean; producedAt: number; endToEndMs: number; regions: unknown[]; modalitiesMissing: string[] }[] };
   const rev = part.revisions[0];
   assert.ok(rev !== undefined);
   assert.deepEqual([rev.verdict, rev.final, rev.modalitiesMissing], ['NOK', false, ['xyz']]);
@@ -103,6 +110,46 @@ test('HTTP and SSE: snapshot then each change; read only; part JSON; frames as P
   // how long from the service publishing the event to the page's stream carrying it (one machine, one clock)
   console.log(`view: event published → SSE delivered in ${got.at - rev.producedAt} ms (includes the ${config.processing.commitIntervalMs} ms commit interval)`);
   await sse.until((e) => e.event === 'alert' && (e.data as { sampleId: string }).sampleId === 'H-nok');
+  const snapshot = sse.events.find((e) => e.event === 'snapshot')?.data as { health?: HealthData } | undefined;
+  assert.ok(snapshot?.health !== undefined, 'the snapshot carries the health figures');
+
+  // line health, pushed as `health` events: H-nok, the only part so far, was judged on rgb + ir
+  // without xyz; the latencies are the event's own; the service's lag drains to 0
+  const drained = (e: { event: string; data: unknown }): boolean => {
+    const h = e.data as HealthData;
+    // the service commits its input offsets only past frames its join no longer holds: H-nok's rgb and
+    // ir stay held for xyz's 60 s late window, so its lag stays at those 2 records within this test
+    return e.event === 'health' && h.window.parts >= 1 && h.lag?.state === 'ok' && (h.lag.total ?? 99) <= 2;
+  };
+  await sse.until(drained, 30_000).catch((err: unknown) => {
+    const last = [...sse.events].reverse().find((e) => e.event === 'health')?.data;
+    throw new Error(`${String(err).slice(0, 200)}; last health: ${JSON.stringify(last)}`);
+  });
+  const health = [...sse.events].reverse().find(drained)?.data as HealthData;
+  assert.equal(health.window.maxParts, view.store.limits.maxParts);
+  assert.deepEqual(health.coverage, [
+    { modality: 'rgb', used: 1, missing: 0 },
+    { modality: 'ir', used: 1, missing: 0 },
+    { modality: 'xyz', used: 0, missing: 1 },
+  ]);
+  const { p50, p90, p99, events } = health.latency;
+  assert.ok(events >= 1);
+  assert.ok(p50 !== null && p90 !== null && p99 !== null);
+  assert.ok(p50 >= 0 && p50 <= p90 && p90 <= p99 && p99 < 60_000, `plausible end-to-end latencies ${p50}/${p90}/${p99} ms`);
+  assert.equal(p50, rev.endToEndMs, 'one event: every percentile is its end to end');
+  const lag = health.lag;
+  assert.ok(lag !== null);
+  assert.equal(lag.groupId, config.input.groupId);
+  assert.ok((lag.topics ?? []).every((t) => t.lag <= 1), 'at most the held frame per input topic');
+  assert.deepEqual(
+    lag.topics?.map((t) => [t.topic, t.lag]).sort(),
+    Object.values(config.topics.inputs)
+      .filter((t): t is string => t !== null)
+      .map((t) => [t, t === config.topics.inputs.xyz ? 0 : (lag.topics?.find((x) => x.topic === t)?.lag ?? -1)])
+      .sort(),
+  );
+  const stateHealth = ((await (await fetch(`${base}/api/state`)).json()) as { health: HealthData }).health;
+  assert.equal(stateHealth.coverage.find((c) => c.modality === 'rgb')?.used, 1);
 
   const state = (await (await fetch(`${base}/api/state`)).json()) as { parts: { sampleId: string }[] };
   assert.ok(state.parts.some((p) => p.sampleId === 'H-nok'));
@@ -165,6 +212,11 @@ test('in Chromium: a NOK part with its heatmap and boxes, the refined revision r
   await live.waitForSelector('#nok li[data-sample-id="B-nok"]');
   const dlCount = await js(live, `document.querySelector('#dl-counts tr[data-reason="CODEC_BAD_MAGIC"] td.num').textContent`);
   assert.ok(Number(dlCount) >= 1);
+  // every part on this line has rgb; the service's lag is read (not 0: the join holds frames for xyz's late window)
+  await live.waitForSelector('#coverage tr[data-modality="rgb"][data-used="1"]', { timeout: 10_000 });
+  await live.waitForSelector('#latency tr[data-p50]', { timeout: 10_000 });
+  await live.waitForSelector('#lag-summary[data-state="ok"][data-total]', { timeout: 30_000 });
+  assert.match(String(await js(live, `document.getElementById('health-window').textContent`)), /last \d+ parts/);
   await shot(live, 'live');
 
   const partPage = await browser.newPage();
