@@ -120,6 +120,8 @@ export class LagPoller {
   private admin: Admin | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The poll under way (or the last one): stop() waits for it, since a request in flight reconnects a disconnected admin. */
+  private polling: Promise<void> = Promise.resolve();
   last: LagReport | null = null;
 
   constructor(
@@ -136,24 +138,23 @@ export class LagPoller {
   start(): void {
     const tick = async (): Promise<void> => {
       const report = await this.poll();
-      if (this.stopped) {
-        // stopped while polling: the admin it may have connected goes too
-        await this.admin?.disconnect().catch(() => undefined);
-        return;
-      }
+      if (this.stopped) return;
       this.last = report;
       this.onReport(report);
-      this.timer = setTimeout(() => void tick(), this.intervalMs);
+      this.timer = setTimeout(() => {
+        this.polling = tick();
+      }, this.intervalMs);
       this.timer.unref();
     };
-    void tick();
+    this.polling = tick();
   }
 
   async poll(): Promise<LagReport> {
     const at = Date.now();
     try {
       if (this.admin === undefined) {
-        const admin = this.kafka.admin();
+        // few retries: a failed read is reported as such and tried again at the next interval
+        const admin = this.kafka.admin({ retry: { retries: 1 } });
         await admin.connect();
         this.admin = admin;
       }
@@ -176,6 +177,7 @@ export class LagPoller {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    await this.polling;
     await this.admin?.disconnect().catch(() => undefined);
     this.admin = undefined;
   }
