@@ -1,8 +1,10 @@
 /**
  * Frames → model input tensors (float32, NCHW, raw sensor units; the graph
- * normalises). Decoding goes through sharp with pinned colourspaces, because
- * sharp converts to sRGB on output unless told and 16-bit infrared values
- * would change.
+ * normalises). PNGs of the kinds stations send (8-bit RGB(A), 16-bit grey,
+ * non-interlaced, no colour profile) are decoded by codec/png.ts (lossless, a
+ * third of sharp's CPU); everything else, and every resize, goes through sharp
+ * with pinned colourspaces, because sharp converts to sRGB on output unless
+ * told and 16-bit infrared values would change.
  *
  *   rgb  PNG 8-bit (or raw uint8 HWC)   → lanczos3 resize → 0..255
  *   ir   PNG 16-bit grey (or raw uint16) → lanczos3 resize → 0..65535
@@ -14,7 +16,7 @@
  * or sample type disagree, or the image is larger than the pixel limit).
  */
 import sharp, { type Sharp } from 'sharp';
-import { checkPngChunks, pngHeader, verifyPngData } from '../codec/png.js';
+import { checkPngChunks, decodePngSamples, pngHeader, verifyPngData } from '../codec/png.js';
 import type { Frame, Modality } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
@@ -187,14 +189,20 @@ export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | '
     size === undefined || (size.width === width && size.height === height) ? img : img.resize(size.width, size.height, { kernel: 'lanczos3', fit: 'fill' });
   const out = size ?? { width, height };
   try {
+    if (modality === 'rgb' && meta.depth !== 'uchar') throw shapeError(frame, `PNG sample depth is ${meta.depth}, expected 8-bit`);
+    if (modality === 'ir' && meta.depth !== 'ushort') throw shapeError(frame, `PNG sample depth is ${meta.depth}, expected 16-bit`);
+    // 8-bit RGB(A) and 16-bit grey PNGs, what stations send, are decoded here (codec/png.ts), then resized
+    // like raw frames; sharp decodes the others (palette, Adam7, a colour profile, grey as rgb)
+    if (frame.encoding === 'png' && (modality === 'rgb' ? meta.channels === 3 || meta.channels === 4 : modality === 'ir' && meta.channels === 1)) {
+      const samples = await decodePngSamples(payload);
+      if (samples !== undefined) return await resizeDecoded({ modality, width, height, channels: samples.channels, data: samples.data }, size);
+    }
     if (modality === 'rgb') {
-      if (meta.depth !== 'uchar') throw shapeError(frame, `PNG sample depth is ${meta.depth}, expected 8-bit`);
       const { data, info } = await resize(image().removeAlpha()).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
       if (info.channels !== 3) throw shapeError(frame, `decoded to ${info.channels} channels, expected 3`);
       return { modality, ...out, channels: 3, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
     }
     if (modality === 'ir') {
-      if (meta.depth !== 'ushort') throw shapeError(frame, `PNG sample depth is ${meta.depth}, expected 16-bit`);
       const { data } = await resize(image()).toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
       return { modality, ...out, channels: 1, data: new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)) };
     }
@@ -205,7 +213,7 @@ export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | '
     const { data } = await image().toColourspace('scrgb').raw({ depth: 'float' }).toBuffer({ resolveWithObject: true });
     return await resizeDecoded(finish({ modality, width, height, channels: 3, data: new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)) }), size);
   } catch (err) {
-    if (err instanceof MmadError) throw err;
+    if (err instanceof MmadError && err.code !== ErrorCode.IMAGE_INVALID) throw err;
     throw new MmadError(ErrorCode.FRAME_CORRUPT, `${modality} frame: payload cannot be decoded: ${messageOf(err)}`, { cause: err });
   }
 }
@@ -256,11 +264,38 @@ async function resizeDecoded(img: DecodedImage, size: TargetSize | undefined): P
   return { ...img, ...size, data: pixels };
 }
 
+/** writeCHW's float32 copy of an integer image (grown to the largest seen; writeCHW is synchronous, so one is enough). */
+let scratch = new Float32Array(0);
+
 /** Writes an image (HWC) into a float32 CHW tensor (raw units) at `offset`, e.g. one slot of a batch. */
 export function writeCHW(img: DecodedImage, out: Float32Array, offset = 0): void {
   const plane = img.height * img.width;
   const c = img.channels;
   const px = img.data;
+  if (px.length !== plane * c) throw new RangeError(`${px.length} samples for a ${img.width}×${img.height}×${c} image`);
+  if (c === 1) {
+    out.set(px, offset); // one plane: converted to float32 natively
+    return;
+  }
+  if (c === 3) {
+    // converted to float32 natively first, so the loop below reads one kind of array whatever the
+    // frame's (a loop over three kinds runs several times slower); then one pass, three planes
+    let f: Float32Array;
+    if (px instanceof Float32Array) f = px;
+    else {
+      if (scratch.length < px.length) scratch = new Float32Array(px.length);
+      scratch.set(px);
+      f = scratch;
+    }
+    const g = offset + plane;
+    const b = g + plane;
+    for (let p = 0, i = 0; p < plane; p++, i += 3) {
+      out[offset + p] = f[i] ?? outOfRange(f, i);
+      out[g + p] = f[i + 1] ?? outOfRange(f, i + 1);
+      out[b + p] = f[i + 2] ?? outOfRange(f, i + 2);
+    }
+    return;
+  }
   for (let ch = 0; ch < c; ch++) {
     const base = offset + ch * plane;
     for (let p = 0; p < plane; p++) {

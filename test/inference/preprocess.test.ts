@@ -156,3 +156,28 @@ test('image data checked at read time: good PNGs pass (8 and 16 bit, interlaced)
   badFilter[61 * 3] = 9;
   assert.match(await reason(idat(rgb, () => deflateSync(badFilter))), /scanline 3 has filter type 9/);
 });
+
+test('rgb and ir PNGs decode here (codec/png.ts) to what the sharp pipeline gives, at their size and resized to the model', async () => {
+  const [w, h] = [61, 47];
+  const rgb = await sharp(Buffer.from(rgbPixels(w, h)), { raw: { width: w, height: h, channels: 3 } }).png({ adaptiveFiltering: true }).toBuffer();
+  const rgba = await sharp(Buffer.from(rgbPixels(w, h)), { raw: { width: w, height: h, channels: 3 } }).ensureAlpha(0.5).png().toBuffer();
+  const ir = await png(Uint16Array.from({ length: w * h }, (_, i) => (i * 7919) % 65536), w, h, 1);
+  const cases = [
+    ['rgb', rgb, 'srgb', 'uchar'],
+    ['rgb', rgba, 'srgb', 'uchar'],
+    ['ir', ir, 'grey16', 'ushort'],
+  ] as const;
+  for (const [modality, bytes, space, depth] of cases) {
+    for (const size of [undefined, { width: 32, height: 24 }, { width: 90, height: 70 }]) {
+      const img = await decodeFrame(frame(modality, 'png', w, h, bytes), bytes, LIMITS, size);
+      // with alpha, sharp's own pipeline would resize premultiplied samples and drop alpha after; the
+      // service drops it first (alpha means nothing to inspection; the training side loads RGB alone)
+      let pipeline = bytes === rgba ? sharp(await sharp(bytes).removeAlpha().raw().toBuffer(), { raw: { width: w, height: h, channels: 3 } }) : sharp(bytes).removeAlpha();
+      if (size !== undefined) pipeline = pipeline.resize(size.width, size.height, { kernel: 'lanczos3', fit: 'fill' });
+      const { data } = await pipeline.toColourspace(space).raw({ depth }).toBuffer({ resolveWithObject: true });
+      const expected = depth === 'ushort' ? [...new Uint16Array(data.buffer, data.byteOffset, data.length / 2)] : [...data];
+      assert.deepEqual([img.width, img.height], [size?.width ?? w, size?.height ?? h]);
+      assert.deepEqual([...img.data], expected, `${modality} ${bytes === rgba ? 'with alpha ' : ''}at ${size === undefined ? 'its size' : `${size.width}×${size.height}`}`);
+    }
+  }
+});
