@@ -83,25 +83,38 @@ export function anomalousRegions(
  */
 export function heatmapPng(map: Float32Array, height: number, width: number, size: number, threshold: number): Heatmap {
   let peak = 0;
-  for (const v of map) if (v > peak) peak = v;
+  for (let i = 0; i < map.length; i++) {
+    const v = map[i] ?? outOfRange(map, i);
+    if (v > peak) peak = v;
+  }
   const scale = Math.max(peak, threshold, Number.EPSILON);
   const outW = width >= height ? size : Math.max(1, Math.round((size * width) / height));
   const outH = height >= width ? size : Math.max(1, Math.round((size * height) / width));
+  // each output pixel is the maximum of its block of the map: the blocks' column bounds, once
+  const xs = new Int32Array(outW + 1);
+  for (let ox = 0; ox < outW; ox++) xs[ox] = Math.floor((ox * width) / outW);
+  xs[outW] = width;
+  const colMax = new Float32Array(outW);
   const grey = new Uint8Array(outW * outH);
   for (let oy = 0; oy < outH; oy++) {
     const y0 = Math.floor((oy * height) / outH);
     const y1 = Math.max(y0 + 1, Math.floor(((oy + 1) * height) / outH));
-    for (let ox = 0; ox < outW; ox++) {
-      const x0 = Math.floor((ox * width) / outW);
-      const x1 = Math.max(x0 + 1, Math.floor(((ox + 1) * width) / outW));
-      let v = 0;
-      for (let y = y0; y < y1; y++) {
+    colMax.fill(0);
+    for (let y = y0; y < y1; y++) {
+      const row = y * width;
+      for (let ox = 0; ox < outW; ox++) {
+        const x0 = xs[ox] ?? outOfRange(xs, ox);
+        const x1 = Math.max(x0 + 1, xs[ox + 1] ?? outOfRange(xs, ox + 1));
+        let v = colMax[ox] ?? outOfRange(colMax, ox);
         for (let x = x0; x < x1; x++) {
-          const i = y * width + x;
-          const m = map[i] ?? outOfRange(map, i);
+          const m = map[row + x] ?? outOfRange(map, row + x);
           if (m > v) v = m;
         }
+        colMax[ox] = v;
       }
+    }
+    for (let ox = 0; ox < outW; ox++) {
+      const v = colMax[ox] ?? outOfRange(colMax, ox);
       grey[oy * outW + ox] = v > 0 ? Math.min(255, Math.round((v / scale) * 255)) : 0;
     }
   }
