@@ -60,18 +60,14 @@ import type { Config } from '../src/config/config-schema.js';
 import { loadConfig } from '../src/config/load-config.js';
 import { REPO_ROOT, fromRoot } from '../src/config/paths.js';
 import { ModelRegistry } from '../src/inference/model-registry.js';
-import { createKafka } from '../src/kafka/kafka-client.js';
 import { provideBroker } from '../src/kafka/provide-broker.js';
-import { ensureTopics, planTopics } from '../src/kafka/topics.js';
 import { replayRange } from '../src/replay/replay.js';
 import { StreamProcessor } from '../src/runtime/stream-processor.js';
-import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '../src/simulate/kafka-sink.js';
 import { SimulatedPartSource } from '../src/simulate/line-simulator.js';
-import type { TimingOptions } from '../src/simulate/line-schedule.js';
-import { runStation } from '../src/simulate/station-publisher.js';
 import { createLogger } from '../src/base/logger.js';
 import { at, present } from '../src/base/invariant.js';
 import { messageOf } from '../src/base/errors.js';
+import { benchTopics, createTopics as createBenchTopics, publishParts, steadyTiming } from './backlog.js';
 import { busyThreads, cpuSince, processCpuMs, splitCpu, threadCpuMs, type CpuSplit } from './cpu.js';
 import { printTable } from './harness.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
@@ -110,21 +106,7 @@ const base = loadConfig({ env: {} });
 const broker = await provideBroker(base, { logger: quiet });
 const source = await SimulatedPartSource.create({ product: 'battery_lid', width: SIZE, height: SIZE, seed: 1, defectRate: 0.2, defects: [], poolSize: 16 });
 
-const TIMING: TimingOptions = {
-  ratePerSecond: 50,
-  rgbIrJitterMs: 3,
-  xyzFraction: values.xyz ? 1 : 0,
-  xyzDelayMinMs: 0,
-  xyzDelayMaxMs: 0,
-  dropRate: 0,
-  duplicateRate: 0,
-  reorderRate: 0,
-  reorderMaxMs: 0,
-  clockSkewMs: 0,
-  burstRate: 0,
-  burstSize: 1,
-  burstFactor: 1,
-};
+const TIMING = steadyTiming({ xyzFraction: values.xyz ? 1 : 0 });
 
 function configFor(tag: string, batch: number, guarantee: Config['processing']['guarantee'], verifyImageData = true): Config {
   const p = `bench-${runId}-${tag}`;
@@ -132,7 +114,7 @@ function configFor(tag: string, batch: number, guarantee: Config['processing']['
     env: {},
     overrides: {
       kafka: { brokers: broker.brokers },
-      topics: { inputs: { rgb: `${p}.rgb`, ir: `${p}.ir`, xyz: `${p}.xyz` }, events: `${p}.events`, alerts: `${p}.alerts`, deadLetters: `${p}.dlq`, labels: `${p}.labels` },
+      topics: benchTopics(p),
       input: { groupId: `${p}.service`, verifyImageData },
       ...(values.xyz ? { join: { modalities: { xyz: { policy: 'optional', timeoutMs: 2_000 } } } } : {}),
       processing: { guarantee, ...(values['commit-ms'] === undefined ? {} : { commitIntervalMs: Number(values['commit-ms']) }) },
@@ -142,31 +124,7 @@ function configFor(tag: string, batch: number, guarantee: Config['processing']['
 }
 
 async function publish(config: Config, count: number, pace: boolean, rate: number): Promise<void> {
-  const kafka = createKafka(config, config.kafka.brokers, quiet);
-  const admin = kafka.admin();
-  const producer = stationProducer(kafka, config);
-  await admin.connect();
-  await producer.connect();
-  try {
-    const topics = await stationTopics(admin, config);
-    await runStation({
-      source,
-      topics,
-      sink: new KafkaRecordSink(producer),
-      codecs: await stationCodecs(config, topics),
-      identity: { line: 'bench', station: 'bench' },
-      timing: { ...TIMING, ratePerSecond: rate },
-      scheduleSeed: 1,
-      count,
-      pace,
-      idPrefix: `${config.input.groupId}-`,
-      announceModalities: true,
-      labels: false,
-    });
-  } finally {
-    await producer.disconnect();
-    await admin.disconnect();
-  }
+  await publishParts(config, { source, count, pace, timing: { ...TIMING, ratePerSecond: rate }, logger: quiet });
 }
 
 /** A backlog of PARTS parts published to the config's topics, then judged by a processor with that config. */
@@ -182,13 +140,7 @@ async function backlogRun(config: Config): Promise<PipelineRun> {
 }
 
 async function createTopics(config: Config): Promise<void> {
-  const admin = createKafka(config, config.kafka.brokers, quiet).admin();
-  await admin.connect();
-  try {
-    await ensureTopics(admin, planTopics(config));
-  } finally {
-    await admin.disconnect();
-  }
+  await createBenchTopics(config, quiet);
 }
 
 interface PipelineRun {

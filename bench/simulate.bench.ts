@@ -27,6 +27,7 @@ import { runStation, throughput } from '../src/simulate/station-publisher.js';
 import { encodeXyzTiff } from '../src/simulate/tiff-writer.js';
 import { createLogger } from '../src/base/logger.js';
 import { at } from '../src/base/invariant.js';
+import { steadyTiming } from './backlog.js';
 
 const { values } = parseArgs({ options: { parts: { type: 'string', default: '12' }, publish: { type: 'string', default: '600' } } });
 const PARTS = Number(values.parts);
@@ -157,21 +158,7 @@ try {
       sink: new KafkaRecordSink(producer),
       codecs,
       identity: { line: 'bench', station: 'bench' },
-      timing: {
-        ratePerSecond: 50,
-        rgbIrJitterMs: 3,
-        xyzFraction,
-        xyzDelayMinMs: 0,
-        xyzDelayMaxMs: 2000,
-        dropRate: 0,
-        duplicateRate: 0,
-        reorderRate: 0,
-        reorderMaxMs: 0,
-        clockSkewMs: 0,
-        burstRate: 0,
-        burstSize: 1,
-        burstFactor: 1,
-      },
+      timing: steadyTiming({ xyzFraction, xyzDelayMaxMs: 2000 }),
       scheduleSeed: 1,
       count: PUBLISH,
       pace: false,
