@@ -42,6 +42,15 @@ export function summarise(e: AnomalyEvent): EventSummary {
 
 /** Every committed event on `topic`, read to the end offsets it had when reading began. */
 export async function readEventTopic(kafka: Kafka, config: Config, topic: string, codec: AvroCodec<'AnomalyEvent'>): Promise<EventSummary[]> {
+  const out: EventSummary[] = [];
+  await readTopicToEnd(kafka, config, topic, async (value) => {
+    out.push(summarise(await codec.decode(value)));
+  });
+  return out;
+}
+
+/** Every committed record's value on `topic` (tombstones skipped), in order per partition, to the end offsets it had when reading began. */
+export async function readTopicToEnd(kafka: Kafka, config: Config, topic: string, each: (value: Buffer) => Promise<void>): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   let ends: { partition: number; high: string; low: string }[];
@@ -52,8 +61,7 @@ export async function readEventTopic(kafka: Kafka, config: Config, topic: string
     await admin.disconnect();
   }
   const remaining = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high)]));
-  const out: EventSummary[] = [];
-  if (remaining.size === 0) return out;
+  if (remaining.size === 0) return;
   const consumer = kafka.consumer({ ...frameConsumerConfig(config, `mmad-read-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`), readUncommitted: false });
   await consumer.connect();
   try {
@@ -69,14 +77,13 @@ export async function readEventTopic(kafka: Kafka, config: Config, topic: string
       });
       void consumer.run({
         eachBatch: async ({ batch }) => {
-          for (const m of batch.messages) if (m.value !== null) out.push(summarise(await codec.decode(m.value)));
+          for (const m of batch.messages) if (m.value !== null) await each(m.value);
         },
       });
     });
   } finally {
     await consumer.disconnect();
   }
-  return out;
 }
 
 /** Events from a JSON-lines file written by `replay --out`. */
