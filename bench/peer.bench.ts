@@ -33,7 +33,12 @@
  *     backlog this is how long a part waits inside the process (read-ahead, batching),
  *     not a live line's latency.
  *
- *   node --import tsx bench/peer.bench.ts [--parts 300] [--runs 2] [--size 256]
+ * `--students null` runs both on the shipped students' null students (graphs with their
+ * inputs, outputs and ids that only average the inputs' channels, as the pipeline
+ * benchmark's ceiling): what each contender spends around the model, the figure that
+ * decides how many parts one core feeds to a GPU.
+ *
+ *   node --import tsx bench/peer.bench.ts [--parts 300] [--runs 2] [--size 256] [--students shipped|null]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -44,7 +49,7 @@ import { AvroCodec } from '../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../src/codec/schema-catalog.js';
 import type { Config } from '../src/config/config-schema.js';
 import { loadConfig } from '../src/config/load-config.js';
-import { REPO_ROOT } from '../src/config/paths.js';
+import { REPO_ROOT, fromRoot } from '../src/config/paths.js';
 import { createKafka } from '../src/kafka/kafka-client.js';
 import { provideBroker } from '../src/kafka/provide-broker.js';
 import { readTopicToEnd } from '../src/replay/event-summary.js';
@@ -54,17 +59,20 @@ import { at } from '../src/base/invariant.js';
 import { benchTopics, createTopics, publishParts, steadyTiming } from './backlog.js';
 import { processCpuMs } from './cpu.js';
 import { printTable } from './harness.js';
+import { writeNullStudents } from './null-students.js';
 
 const { values } = parseArgs({
   options: {
     parts: { type: 'string', default: '300' },
     runs: { type: 'string', default: '2' },
     size: { type: 'string', default: '256' },
+    students: { type: 'string', default: 'shipped' },
   },
 });
 const PARTS = Number(values.parts);
 const RUNS = Number(values.runs);
 const SIZE = Number(values.size);
+if (values.students !== 'shipped' && values.students !== 'null') throw new Error(`--students is shipped or null, not ${values.students}`);
 /** A contender whose committed offsets have not moved for this long has failed. */
 const STALL_MS = 120_000;
 /** Scores of one part by two contenders further apart than this: they did not feed the model the same inputs. */
@@ -75,6 +83,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const quiet = createLogger({}, 'error');
 const runId = Date.now().toString(36);
 const base = loadConfig({ env: {} });
+/** The students both contenders run: the shipped ones, or their null students (what each spends around the model). */
+const MANIFEST = values.students === 'null' ? writeNullStudents(base.inference.manifest) : fromRoot(base.inference.manifest);
+if (MANIFEST === undefined) throw new Error('--students null needs the null students (models/.venv)');
 
 /** One contender's events, as the checks and figures need them. */
 interface PartEvent {
@@ -136,6 +147,7 @@ function serviceContender(guarantee: Config['processing']['guarantee']): Contend
         MMAD_TOPICS__LABELS: t.labels,
         MMAD_INPUT__GROUP_ID: group,
         MMAD_PROCESSING__GUARANTEE: guarantee,
+        MMAD_INFERENCE__MANIFEST: MANIFEST,
         MMAD_TELEMETRY__PROMETHEUS__PORT: '0',
         MMAD_LOG_LEVEL: 'warn',
       };
@@ -171,7 +183,7 @@ interface PeerEvent {
 const peerContender: Contender = {
   name: 'peer (Python)',
   start: (group) => {
-    const args = ['--brokers', config.kafka.brokers.join(','), '--rgb-topic', config.topics.inputs.rgb, '--ir-topic', config.topics.inputs.ir, '--group', group, '--events-topic', `${group}.events`];
+    const args = ['--brokers', config.kafka.brokers.join(','), '--rgb-topic', config.topics.inputs.rgb, '--ir-topic', config.topics.inputs.ir, '--group', group, '--events-topic', `${group}.events`, '--manifest', MANIFEST];
     return spawn(python, [join(REPO_ROOT, 'bench', 'peer', 'peer.py'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   },
   decode: (value) => {
@@ -365,7 +377,7 @@ try {
       if (peer !== undefined) rows.push({ run, contender: `${o.name} / peer`, ...Object.fromEntries(figures.map(([name, f]) => [name, fmt(f(o) / f(peer), 2)])) });
     }
   }
-  printTable(`the service (mmad run, a child process) beside the peer (bench/peer/peer.py), ${String(PARTS)}-part backlog, ${model ?? '?'}; p50/p99: first frame read → event produced, per part`, rows);
+  printTable(`the service (mmad run, a child process) beside the peer (bench/peer/peer.py), ${String(PARTS)}-part backlog, ${values.students === 'null' ? 'null student ' : ''}${model ?? '?'}; p50/p99: first frame read → event produced, per part`, rows);
   const peerCounts = outcomes.filter((o) => o.name === peerName).map((o) => o.counts);
   console.log(`peer counts per run: ${peerCounts.map((c) => JSON.stringify(c)).join('; ')}`);
   console.log('outputs verified: one final event per part, every part judged by the same student with rgb+ir, scores equal within 1e-3 across contenders');

@@ -19,6 +19,10 @@
  *      skipped without models/.venv). What the service costs per part around the model, by
  *      thread role, and the parts/s one core sustains at that cost: the most a replica can
  *      feed to a model that costs it nothing (a GPU), side by side with the real students.
+ *      The Kafka client's floor (bench/kafka-floor.ts), once on the last backlog: kafkajs and
+ *      Avro alone reading the same frames and writing one event-sized record per part in
+ *      transactions, beside the null students' cost: the share of the service's own cost per
+ *      part that no change inside the service removes, short of another Kafka client.
  *   3. Latency, at the best batch size. A live line costs more per part than
  *      a backlog (its station and the broker's intake share these cores;
  *      requests and batches are smaller), so a probe run at half the backlog
@@ -49,16 +53,13 @@
  * processing.commitIntervalMs, `--intra-op-threads` inference.intraOpThreads; `--timings-out FILE`
  * writes each live provisional event's timings (and when it was written) as JSON lines.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AnomalyEvent, Modality } from '../src/codec/records.js';
 import type { Config } from '../src/config/config-schema.js';
 import { loadConfig } from '../src/config/load-config.js';
-import { REPO_ROOT, fromRoot } from '../src/config/paths.js';
 import { ModelRegistry } from '../src/inference/model-registry.js';
 import { provideBroker } from '../src/kafka/provide-broker.js';
 import { replayRange } from '../src/replay/replay.js';
@@ -66,10 +67,11 @@ import { StreamProcessor } from '../src/runtime/stream-processor.js';
 import { SimulatedPartSource } from '../src/simulate/line-simulator.js';
 import { createLogger } from '../src/base/logger.js';
 import { at, present } from '../src/base/invariant.js';
-import { messageOf } from '../src/base/errors.js';
 import { benchTopics, createTopics as createBenchTopics, publishParts, steadyTiming } from './backlog.js';
 import { busyThreads, cpuSince, processCpuMs, splitCpu, threadCpuMs, type CpuSplit } from './cpu.js';
 import { printTable } from './harness.js';
+import { writeNullStudents } from './null-students.js';
+import { kafkaFloorRun, type FloorRun } from './kafka-floor.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
 
 const { values } = parseArgs({
@@ -230,27 +232,6 @@ async function liveOnlyBaseline(batch: number): Promise<Best> {
   }
 }
 
-/**
- * The null students of the benchmark's manifest (models/mmad_models/null_students.py), written
- * to out/bench/null-students/ by the models package; undefined, with the reason printed, where
- * that cannot run (no models/.venv).
- */
-function writeNullStudents(): string | undefined {
-  const python = join(REPO_ROOT, 'models', '.venv', 'bin', 'python');
-  let why: string;
-  if (existsSync(python)) {
-    try {
-      const args = ['-m', 'mmad_models.null_students', '--manifest', fromRoot(base.inference.manifest), '--out', join(REPO_ROOT, 'out', 'bench', 'null-students')];
-      // from models/, so that the package of this checkout is the one imported
-      return execFileSync(python, args, { cwd: join(REPO_ROOT, 'models'), encoding: 'utf8' }).trim();
-    } catch (err) {
-      why = `writing the null students failed: ${messageOf(err)}`;
-    }
-  } else why = `no ${python}; bash models/scripts/setup-venv.sh makes it`;
-  console.log(`(the ceiling with null students is skipped: ${why})`);
-  return undefined;
-}
-
 /** `config`'s backlog through the null students of `manifest`: the same input topics, a group and output topics of its own. */
 function withNullStudents(config: Config, manifest: string): Config {
   const p = `${config.input.groupId}.null`;
@@ -350,9 +331,13 @@ console.log(`pipeline benchmark — ${broker.kind} broker, battery_lid ${MODALIT
 const rows: Record<string, string | number>[] = [];
 const cpuRows: Record<string, string | number>[] = [];
 const ceiling: Record<string, string | number>[] = [];
-const nullManifest = LIVE_ONLY === undefined ? writeNullStudents() : undefined;
+const nullManifest = LIVE_ONLY === undefined ? writeNullStudents(base.inference.manifest) : undefined;
 /** What publishing the backlog cost (the live runs pay it while the service runs): station CPU, broker CPU, per part. */
 const publishing: { cpu: number; broker: number }[] = [];
+/** The Kafka client's floor beside the null students' run of the same backlog. */
+let floor: { batch: number; zero: CostedRun; run: FloorRun } | undefined;
+/** About an event's size with its 64×64 heatmap. */
+const FLOOR_EVENT_BYTES = 1536;
 let best: Best | undefined;
 try {
   for (const batch of LIVE_ONLY === undefined ? BATCHES : []) {
@@ -394,7 +379,12 @@ try {
       await registry.close();
     }
     // the null students once the real ones' registry is closed, on the backlog published above
-    if (nullManifest !== undefined) ceiling.push(...ceilingRows(batch, real, await nullStudentsRun(config, batch, nullManifest)));
+    if (nullManifest !== undefined) {
+      const zero = await nullStudentsRun(config, batch, nullManifest);
+      ceiling.push(...ceilingRows(batch, real, zero));
+      // the Kafka client's floor, once, on the last backlog
+      if (batch === at(BATCHES, BATCHES.length - 1)) floor = { batch, zero, run: await kafkaFloorRun(config, PARTS, MODALITIES.length, FLOOR_EVENT_BYTES, quiet) };
+    }
   }
   if (LIVE_ONLY === undefined) {
     printTable('sustained throughput (backlog, exactly-once) vs raw onnxruntime-node at the same batch size', rows);
@@ -409,6 +399,15 @@ try {
       ceiling,
     );
     console.log('(null students call every part OK, so their runs write no alerts; NOK counts the real ones\' provisional NOK verdicts)');
+  }
+  if (floor !== undefined) {
+    const { zero, run } = floor;
+    console.log(
+      `the Kafka client's floor (kafkajs and Avro alone on the same backlog: every frame read read_committed and decoded, one ${FLOOR_EVENT_BYTES}-byte record per part written ` +
+        `in a transaction with the offsets of each fetched batch; nothing else): ${fmt(run.main, 1)} ms main thread + ${fmt(run.other, 1)} ms other threads per part ` +
+        `(${fmt(run.partsPerS)} parts/s), against the null students' ${fmt(zero.cpu.main, 1)} + ${fmt(zero.cpu.other, 1)} at max batch ${floor.batch}: ` +
+        `${fmt((run.main + run.other) / (zero.cpu.main + zero.cpu.other + zero.cpu.model), 2)} of the service's own cost per part`,
+    );
   }
 
   if (!CEILING_ONLY) {
