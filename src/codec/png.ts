@@ -135,10 +135,11 @@ function scanlines(h: PngHeader): number[] {
  * before it joins a part (and a station's retry of it is a new frame, not a
  * duplicate). Inflating is most of a PNG decode's work: measured 0.2-0.7 × the
  * decode (`npm run bench -- codec`), in the thread pool. `idat`: what
- * checkPngChunks returns; throws IMAGE_INVALID.
+ * checkPngChunks returns; returns the inflated scanlines (decodePngSamples can
+ * take them instead of inflating again); throws IMAGE_INVALID.
  */
-export async function verifyPngData(idat: Buffer[], h: PngHeader): Promise<void> {
-  await inflateScanlines(idat, h);
+export async function verifyPngData(idat: Buffer[], h: PngHeader): Promise<Buffer> {
+  return (await inflateScanlines(idat, h)).data;
 }
 
 /**
@@ -183,15 +184,17 @@ export interface PngSamples {
  * through the thread pool, unfiltered row by row here. `undefined` for any other
  * PNG (palette, fewer bits, Adam7, a profile to apply): a general decoder takes
  * those. For the 256² rgb and ir frames of the simulated line this is about a
- * fifth of the CPU of a sharp pipeline per frame (`npm run bench -- codec`).
- * Throws IMAGE_INVALID for a damaged file.
+ * third of the CPU of a sharp pipeline per frame. `inflated`: the scanlines
+ * verifyPngData returned for these bytes (their filter types checked there), used
+ * instead of inflating again. Throws IMAGE_INVALID for a damaged file.
  */
-export async function decodePngSamples(bytes: Buffer): Promise<PngSamples | undefined> {
+export async function decodePngSamples(bytes: Buffer, inflated?: Buffer): Promise<PngSamples | undefined> {
   const h = pngHeader(bytes);
   if (h.interlaced || h.bitDepth < 8 || h.colourType === 3) return undefined;
   const { idat, profile } = walkPngChunks(bytes);
   if (profile) return undefined;
-  const { data } = await inflateScanlines(idat, h);
+  const rowBytesAll = h.height * (1 + h.width * h.channels * (h.bitDepth / 8));
+  const data = inflated !== undefined && inflated.length === rowBytesAll ? inflated : (await inflateScanlines(idat, h)).data;
   const bytesPerSample = h.bitDepth / 8;
   const bpp = h.channels * bytesPerSample; // bytes per pixel, alpha included
   const colours = h.colourType === 4 || h.colourType === 6 ? h.channels - 1 : h.channels;

@@ -103,6 +103,49 @@ export interface TargetSize {
   width: number;
 }
 
+/**
+ * Image data the read-time check inflated (imageShape with `data`), kept for the decode of the
+ * same payload when its part is judged, which takes it out: a PNG is inflated once, not twice.
+ * Keyed by the payload's Buffer (the frame reader's view into its record, the one the join hands
+ * to the judge). Bounded in bytes, oldest out first: a frame judged after its rows were dropped
+ * (a part waiting long for a partner) is inflated again; one read through a claim check, or not
+ * checked at read time, always is.
+ */
+export class InflatedRows {
+  private readonly rows = new Map<Buffer, Buffer>();
+  private held = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  get bytes(): number {
+    return this.held;
+  }
+
+  put(payload: Buffer, data: Buffer): void {
+    if (data.length > this.maxBytes) return;
+    this.take(payload);
+    this.rows.set(payload, data);
+    this.held += data.length;
+    for (const [key, value] of this.rows) {
+      if (this.held <= this.maxBytes) break;
+      this.rows.delete(key);
+      this.held -= value.length;
+    }
+  }
+
+  take(payload: Buffer): Buffer | undefined {
+    const data = this.rows.get(payload);
+    if (data !== undefined) {
+      this.rows.delete(payload);
+      this.held -= data.length;
+    }
+    return data;
+  }
+}
+
+/** The process's hand-over of inflated image data from the read-time check to the decode: 32 MiB, about a hundred 256² rgb + ir parts. */
+export const inflatedRows = new InflatedRows(32 * 1024 * 1024);
+
 /** What an encoded payload's header says, in sharp's terms for the sample depth ('uchar', 'ushort', 'float', ...). */
 export interface ImageShape {
   format: string;
@@ -139,7 +182,7 @@ export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, pa
     }
     if (o.data === true) {
       try {
-        await verifyPngData(idat, h);
+        inflatedRows.put(payload, await verifyPngData(idat, h));
       } catch (err) {
         throw unreadable(err);
       }
@@ -193,8 +236,9 @@ export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | '
     if (modality === 'ir' && meta.depth !== 'ushort') throw shapeError(frame, `PNG sample depth is ${meta.depth}, expected 16-bit`);
     // 8-bit RGB(A) and 16-bit grey PNGs, what stations send, are decoded here (codec/png.ts), then resized
     // like raw frames; sharp decodes the others (palette, Adam7, a colour profile, grey as rgb)
+    const handed = frame.encoding === 'png' ? inflatedRows.take(payload) : undefined;
     if (frame.encoding === 'png' && (modality === 'rgb' ? meta.channels === 3 || meta.channels === 4 : modality === 'ir' && meta.channels === 1)) {
-      const samples = await decodePngSamples(payload);
+      const samples = await decodePngSamples(payload, handed);
       if (samples !== undefined) return await resizeDecoded({ modality, width, height, channels: samples.channels, data: samples.data }, size);
     }
     if (modality === 'rgb') {

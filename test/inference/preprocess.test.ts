@@ -4,7 +4,8 @@ import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import type { Frame } from '../../src/codec/records.js';
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
-import { decodeFrame, imageShape, writeCHW } from '../../src/inference/preprocess.js';
+import { present } from '../../src/base/invariant.js';
+import { InflatedRows, decodeFrame, imageShape, inflatedRows, writeCHW } from '../../src/inference/preprocess.js';
 import { encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
 import { sampleFrame } from '../helpers/records.js';
 
@@ -180,4 +181,34 @@ test('rgb and ir PNGs decode here (codec/png.ts) to what the sharp pipeline give
       assert.deepEqual([...img.data], expected, `${modality} ${bytes === rgba ? 'with alpha ' : ''}at ${size === undefined ? 'its size' : `${size.width}×${size.height}`}`);
     }
   }
+});
+
+test('the read-time check hands its inflated image data to the decode of the same payload, which takes it out; bounded in bytes, oldest out first', async () => {
+  const [w, h] = [40, 30];
+  const a = await png(rgbPixels(w, h), w, h, 3);
+  const other = Buffer.from(rgbPixels(w, h)).map((v) => 255 - v);
+  const b = await png(other, w, h, 3);
+  const before = inflatedRows.bytes;
+  await imageShape({ modality: 'rgb', encoding: 'png' }, b, LIMITS, { structure: true, data: true });
+  const rowBytes = h * (1 + w * 3);
+  assert.equal(inflatedRows.bytes, before + rowBytes, 'the checked frame\'s scanlines are held');
+  // the rows are keyed by the payload object: a's bytes decoded with b's rows handed over show b's pixels
+  inflatedRows.put(a, present(inflatedRows.take(b), 'the rows of b'));
+  const swapped = await decodeFrame(frame('rgb', 'png', w, h, a), a, LIMITS);
+  assert.deepEqual([...swapped.data], [...other], 'the decode used the rows handed over');
+  assert.equal(inflatedRows.bytes, before, 'and took them out');
+  const again = await decodeFrame(frame('rgb', 'png', w, h, a), a, LIMITS);
+  assert.deepEqual([...again.data], [...rgbPixels(w, h)], 'without rows handed over, its own bytes are inflated');
+
+  const small = new InflatedRows(250);
+  const [k1, k2, k3] = [Buffer.alloc(1), Buffer.alloc(1), Buffer.alloc(1)];
+  small.put(k1, Buffer.alloc(100));
+  small.put(k2, Buffer.alloc(100));
+  small.put(k3, Buffer.alloc(100));
+  assert.equal(small.bytes, 200);
+  assert.equal(small.take(k1), undefined, 'the oldest went first');
+  assert.equal(small.take(k3)?.length, 100);
+  small.put(k1, Buffer.alloc(251));
+  assert.equal(small.take(k1), undefined, 'larger than the bound: not held');
+  assert.equal(small.bytes, 100);
 });
