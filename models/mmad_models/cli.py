@@ -34,6 +34,14 @@ def _rate(s: str) -> float:
     return r
 
 
+def _widths(text: str) -> tuple[int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"three positive channel counts, e.g. 64,128,256, not {text!r}")
+    a, b, c = (int(p) for p in parts)
+    return (a, b, c)
+
+
 def _size(s: str) -> tuple[int, int] | str:
     if s.lower() == "auto":
         return "auto"
@@ -59,7 +67,7 @@ def cmd_train(a) -> int:
                     teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
                     train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight, bank_dims=a.bank_dims,
                     discriminator=a.discriminator, head_steps=a.head_steps,
-                    slim=a.slim, half=a.half, ir_robust=a.ir_robust)
+                    slim=a.slim, half=a.half, ir_robust=a.ir_robust, widths=a.teacher_widths)
     # every method's own options are parsed whatever --method is: each method refuses what it cannot serve
     for name, method in METHODS.items():
         method.check_cli_options(a, chosen=name == a.method)
@@ -213,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--teacher", default="procedural",
                    help="random | procedural | selfsup | path of a local torchvision ResNet checkpoint")
     t.add_argument("--resnet-arch", default="resnet18", help="architecture of --teacher FILE")
+    t.add_argument("--teacher-widths", type=_widths, default=(32, 64, 128),
+                   help="channels of the small encoder's three stages for random, procedural and selfsup "
+                        "teachers, e.g. 64,128,256 (default 32,64,128: the shipped teacher; another width is "
+                        "pre-trained once and cached in --teacher-dir)")
     t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--lr", type=float, default=2e-3)

@@ -85,8 +85,9 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     assert main(["train", *common, "--modalities", "rgb", "--train-modalities", "rgb,xyz",
                  "--bank-size", "128", "--discriminator", "--out", str(tmp_path / "mtfi")]) == 0  # mtfi: the default
     assert main(["train", *common, "--method", "crd", "--modalities", "rgb", "--false-alarm-rate", "0.05",
-                 "--out", str(tmp_path / "crd")]) == 0
-    assert load_checkpoint(tmp_path / "crd" / "model.pt")[2]["threshold"]["falseAlarmRate"] == 0.05
+                 "--teacher-widths", "8,16,32", "--out", str(tmp_path / "crd")]) == 0
+    _, crd_cfg, crd_res = load_checkpoint(tmp_path / "crd" / "model.pt")
+    assert crd_res["threshold"]["falseAlarmRate"] == 0.05 and crd_cfg.widths == (8, 16, 32)
     model, cfg, res = load_checkpoint(tmp_path / "mtfi" / "model.pt")
     assert cfg.method == "mtfi" and cfg.modalities == ("rgb",) and model.missing == ("xyz",) and cfg.size == (32, 32)
     assert cfg.discriminator and list(model.heads) == ["rgb"]  # the distilled xyz keeps its distance map
@@ -108,6 +109,7 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     for bad in (["--method", "crd"], ["--normality", "rd"]):  # no memory bank for the head to read
         with pytest.raises(SystemExit, match="--discriminator"):
             main(["train", *common, "--modalities", "rgb", "--discriminator", *bad])
-    for bad in (["--false-alarm-rate", "1"], ["--false-alarm-rate", "0"], ["--sigmas", "3"]):  # --sigmas: the older rule, gone
+    for bad in (["--false-alarm-rate", "1"], ["--false-alarm-rate", "0"], ["--sigmas", "3"],  # --sigmas: the older rule, gone
+                ["--teacher-widths", "8,16"], ["--teacher-widths", "8,0,32"]):
         with pytest.raises(SystemExit):
             main(["train", *common, "--modalities", "rgb", *bad])
