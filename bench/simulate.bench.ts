@@ -24,7 +24,7 @@ import { SimulatedPartSource } from '../src/simulate/line-simulator.js';
 import { generatePart, type GeneratedPart } from '../src/simulate/part-generator.js';
 import { PRODUCTS } from '../src/simulate/products/index.js';
 import { runStation, throughput } from '../src/simulate/station-publisher.js';
-import { encodeXyzTiff } from '../src/simulate/tiff-writer.js';
+import { encodeXyzTiff } from '../src/codec/tiff-writer.js';
 import { createLogger } from '../src/base/logger.js';
 import { at } from '../src/base/invariant.js';
 import { steadyTiming } from './backlog.js';

@@ -10,7 +10,7 @@ import type { Frame } from './records.js';
  * events): its header, without the payload (which is `FramePayload.payload`)
  * or anything else the record carries.
  */
-export type FrameHeader = Pick<Frame, 'line' | 'station' | 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype'>;
+export type FrameHeader = Pick<Frame, 'line' | 'station' | 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype' | 'volume'>;
 
 /**
  * What the join carries per frame: the header of the decoded record, its

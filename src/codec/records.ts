@@ -18,6 +18,19 @@ export interface PayloadRef {
   sha256: string | null;
 }
 
+/** Edge lengths of one voxel, mm. */
+export interface VoxelSize {
+  x: number;
+  y: number;
+  z: number;
+}
+
+/** The geometry of a ct frame (Frame version 2): depth slices of the frame's width × height. */
+export interface Volume {
+  depth: number;
+  voxelSizeMm: VoxelSize;
+}
+
 export interface Frame {
   sampleId: string;
   line: string;
@@ -34,6 +47,8 @@ export interface Frame {
   payloadRef: PayloadRef | null;
   expectedModalities: WireModality[] | null;
   attributes: Record<string, string>;
+  /** ct only; null otherwise (and in version-1 records). */
+  volume: Volume | null;
 }
 
 export type Verdict = 'OK' | 'NOK' | 'UNKNOWN';

@@ -224,6 +224,27 @@ export const InferenceSchema = z
     /** Largest point cloud (xyz) accepted, width × height: a point takes 12 bytes, four times an rgb pixel. */
     maxXyzPixels: z.number().int().min(1).default(4_194_304),
     /**
+     * Bounds of a ct frame's volume, checked from its header before any payload is read or
+     * decoded; a frame outside them is a FRAME_SHAPE dead letter naming the bound. A slice is
+     * also bounded by maxPixels. The default voxel limit (32 Mi voxels, 64 MiB of uint16, e.g.
+     * 512 slices of 256²) fits a task's buffer (processing.maxBufferedBytesPerTask); larger
+     * volumes travel by claim check and need that buffer raised.
+     */
+    ct: z
+      .strictObject({
+        /** Fewest and most slices. */
+        minDepth: z.number().int().min(1).default(1),
+        maxDepth: z.number().int().min(1).default(2_048),
+        /** Largest depth × height × width. */
+        maxVoxels: z.number().int().min(1).default(33_554_432),
+        /** Smallest and largest voxel edge, mm (each of x, y, z). */
+        minVoxelSizeMm: z.number().positive().default(0.001),
+        maxVoxelSizeMm: z.number().positive().default(10),
+      })
+      .refine((c) => c.maxDepth >= c.minDepth, { error: 'maxDepth must not be below minDepth', path: ['maxDepth'] })
+      .refine((c) => c.maxVoxelSizeMm >= c.minVoxelSizeMm, { error: 'maxVoxelSizeMm must not be below minVoxelSizeMm', path: ['maxVoxelSizeMm'] })
+      .prefault({}),
+    /**
      * The threshold each student decides with on this line (NOK when score ≥ threshold). By
      * default the manifest's; resolved once at start-up and logged per model with its source
      * (src/inference/threshold.ts). The value used is what events and alerts carry.

@@ -174,13 +174,16 @@ export class SampleJudge {
     );
   }
 
-  /** Frames whose size disagrees with the sample's first frame (modality order: rgb first) cannot be pixel-aligned. */
+  /**
+   * Frames whose size disagrees with the sample's first frame (modality order: rgb first) cannot be pixel-aligned.
+   * A ct volume has a grid of its own (a reconstruction's voxels, not the cameras' pixels), so it is not compared.
+   */
   private consistent(frames: JoinInput<FramePayload>[], unusable: UnusableFrame[]): JoinInput<FramePayload>[] {
-    const ref = frames[0]?.payload.frame;
+    const ref = frames.find((f) => f.modality !== 'ct')?.payload.frame;
     if (ref === undefined) return frames;
     return frames.filter((f) => {
       const fr = f.payload.frame;
-      if (fr.width === ref.width && fr.height === ref.height) return true;
+      if (f.modality === 'ct' || (fr.width === ref.width && fr.height === ref.height)) return true;
       unusable.push({
         input: f,
         code: ErrorCode.FRAME_INCONSISTENT,

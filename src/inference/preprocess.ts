@@ -10,6 +10,8 @@
  *   ir   PNG 16-bit grey (or raw uint16) → lanczos3 resize → 0..65535
  *   xyz  TIFF 3 × float32 (or raw)       → non-finite points become missing
  *        (0,0,0), resize by nearest valid point (never interpolated)
+ *   ct   multi-page TIFF 16-bit grey (or raw uint16), Frame.volume's depth
+ *        → depth × height × width uint16 at its own grid (volume.ts; not resized)
  *
  * Every check names what is wrong: FRAME_CORRUPT (undecodable bytes, a point
  * cloud with no valid point), FRAME_SHAPE (declared and actual size, channels
@@ -22,6 +24,7 @@ import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { outOfRange } from '../base/invariant.js';
 import { resizeOrganized } from './point-cloud.js';
+import { checkVolume, checkVolumeTiff, decodeVolume, DEFAULT_CT_LIMITS, rawVolumeBytes, type CtLimits } from './volume.js';
 
 // libvips' operation cache pays off when the same image is processed again; a frame never is
 sharp.cache(false);
@@ -31,11 +34,24 @@ export interface DecodeLimits {
   maxPixels: number;
   /** Largest width × height of a point cloud (12 bytes a point, 4 × an rgb pixel); maxPixels when absent. */
   maxXyzPixels?: number;
+  /** Bounds of a ct volume (depth, voxels, voxel size); the configuration's defaults when absent. */
+  ct?: CtLimits;
 }
 
-/** The decode limits the configuration sets (inference.maxPixels, maxXyzPixels). */
+/** The decode limits the configuration sets (inference.maxPixels, maxXyzPixels, ct). */
 export function decodeLimitsOf(config: Config): DecodeLimits {
-  return { maxPixels: config.inference.maxPixels, maxXyzPixels: config.inference.maxXyzPixels };
+  return { maxPixels: config.inference.maxPixels, maxXyzPixels: config.inference.maxXyzPixels, ct: config.inference.ct };
+}
+
+/** The ct bounds of these limits. */
+export function ctLimits(limits: DecodeLimits): CtLimits {
+  return limits.ct ?? DEFAULT_CT_LIMITS;
+}
+
+/** The most bytes a frame within these limits can take uncompressed (what a claim check may declare). */
+export function maxPayloadBytes(limits: DecodeLimits): number {
+  // 4 channels of float32 a pixel, or 2 bytes a voxel
+  return Math.max(limits.maxPixels * 16, ctLimits(limits).maxVoxels * 2);
 }
 
 /** The pixel limit for a modality. */
@@ -43,9 +59,9 @@ export function pixelLimit(modality: string, limits: DecodeLimits): number {
   return modality === 'xyz' ? (limits.maxXyzPixels ?? limits.maxPixels) : limits.maxPixels;
 }
 
-/** Bytes a raw payload of the declared size must have. */
-export function rawBytes(frame: Pick<Frame, 'width' | 'height' | 'channels' | 'dtype'>): number {
-  return frame.width * frame.height * frame.channels * BYTES[frame.dtype];
+/** Bytes a raw payload of the declared size must have (a ct frame's: its volume's depth × height × width × 2). */
+export function rawBytes(frame: Pick<Frame, 'width' | 'height' | 'channels' | 'dtype' | 'volume'>): number {
+  return (frame.volume?.depth ?? 1) * frame.width * frame.height * frame.channels * BYTES[frame.dtype];
 }
 
 /** A frame's pixels, interleaved (HWC), in the sample type of its modality. */
@@ -57,6 +73,8 @@ export interface DecodedImage {
   data: Uint8Array | Uint16Array | Float32Array;
   /** xyz: points that were NaN/inf and are treated as missing. */
   nonFinitePoints?: number;
+  /** ct: the volume's slices and voxel size; `data` then holds depth × height × width samples, slice after slice. */
+  volume?: { depth: number; voxelSizeMm: { x: number; y: number; z: number } };
 }
 
 interface ModalitySpec {
@@ -65,10 +83,11 @@ interface ModalitySpec {
   encodings: Frame['encoding'][];
 }
 
-export const MODALITY_SPECS: Record<Exclude<Modality, 'ct'>, ModalitySpec> = {
+export const MODALITY_SPECS: Record<Modality, ModalitySpec> = {
   rgb: { channels: 3, dtype: 'uint8', encodings: ['png', 'raw'] },
   ir: { channels: 1, dtype: 'uint16', encodings: ['png', 'raw'] },
   xyz: { channels: 3, dtype: 'float32', encodings: ['tiff', 'raw'] },
+  ct: { channels: 1, dtype: 'uint16', encodings: ['tiff', 'raw'] },
 };
 
 const BYTES: Record<Frame['dtype'], number> = { uint8: 1, uint16: 2, float32: 4 };
@@ -77,8 +96,8 @@ function shapeError(frame: Pick<Frame, 'modality'>, message: string): MmadError 
   return new MmadError(ErrorCode.FRAME_SHAPE, `${frame.modality} frame: ${message}`);
 }
 
-/** Checks the header fields of a frame against its modality, before any decoding. */
-export function checkDeclared(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype'>, limits: DecodeLimits): ModalitySpec {
+/** Checks the header fields of a frame against its modality (a ct frame's volume against inference.ct), before any decoding. */
+export function checkDeclared(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype' | 'volume'>, limits: DecodeLimits): ModalitySpec {
   const specs: Partial<Record<string, ModalitySpec>> = MODALITY_SPECS;
   const spec = specs[frame.modality];
   if (spec === undefined) {
@@ -95,7 +114,23 @@ export function checkDeclared(frame: Pick<Frame, 'modality' | 'encoding' | 'widt
   if (frame.width * frame.height > limit) {
     throw shapeError(frame, `declared size ${frame.width}×${frame.height} exceeds the limit of ${limit} pixels${frame.modality === 'xyz' ? ' for a point cloud (inference.maxXyzPixels)' : ''}`);
   }
+  if (frame.modality === 'ct') checkVolume(frame, ctLimits(limits));
+  else if (frame.volume !== null) throw shapeError(frame, 'declares a volume, which only a ct frame has');
   return spec;
+}
+
+/**
+ * Checks an encoded ct payload against the frame's volume without decoding it: a raw one's
+ * length, a TIFF's pages from its IFDs (volume.ts). Call after checkDeclared.
+ */
+export function checkVolumePayload(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'volume'>, payload: Buffer, limits: DecodeLimits): void {
+  const volume = checkVolume(frame, ctLimits(limits));
+  if (frame.encoding === 'raw') {
+    const expected = rawVolumeBytes(frame, volume);
+    if (payload.length !== expected) {
+      throw shapeError(frame, `raw payload has ${payload.length} bytes, ${volume.depth}×${frame.height}×${frame.width} uint16 needs ${expected}`);
+    }
+  } else checkVolumeTiff(frame, volume, payload, ctLimits(limits));
 }
 
 export interface TargetSize {
@@ -199,12 +234,17 @@ export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, pa
 
 /**
  * Decodes a frame's payload to pixels, checking it against what the frame
- * declares, and resizes to `size` when given (one decode for both).
+ * declares, and resizes to `size` when given (one decode for both). A ct
+ * volume is decoded at its own grid whatever `size` says (volume.ts).
  */
-export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype'>, payload: Buffer, limits: DecodeLimits, size?: TargetSize): Promise<DecodedImage> {
+export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype' | 'volume'>, payload: Buffer, limits: DecodeLimits, size?: TargetSize): Promise<DecodedImage> {
   const spec = checkDeclared(frame, limits);
   const { width, height, channels } = frame;
   const modality = frame.modality as Modality;
+  if (modality === 'ct') {
+    const v = decodeVolume(frame, payload, ctLimits(limits));
+    return { modality, width, height, channels: 1, data: v.data, volume: { depth: v.depth, voxelSizeMm: v.voxelSizeMm } };
+  }
   if (frame.encoding === 'raw') {
     const expected = rawBytes(frame);
     if (payload.length !== expected) {

@@ -75,7 +75,7 @@ export class ClaimCheckReader {
     const fail = failFor(ref);
     const path = this.lexicalPath(ref, fail);
     if (!Number.isSafeInteger(ref.sizeBytes) || ref.sizeBytes < 1) throw fail(`declared size ${ref.sizeBytes} is not a positive byte count`);
-    if (ref.sizeBytes > this.o.maxBytes) throw fail(`declared size of ${ref.sizeBytes} bytes is larger than any frame within the pixel limit (${this.o.maxBytes})`);
+    if (ref.sizeBytes > this.o.maxBytes) throw fail(`declared size of ${ref.sizeBytes} bytes is larger than any frame within the pixel and voxel limits (${this.o.maxBytes})`);
     if (ref.sizeBytes > budgetBytes) throw new ClaimCheckDeferred(ref.sizeBytes);
     if (this.stuck >= this.o.maxStuckReads) {
       throw fail(`${this.stuck} earlier claim-check read(s) have not returned (storage not answering); refusing more until they do`);

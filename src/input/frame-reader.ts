@@ -8,7 +8,8 @@
  * of payload and payload reference is set, and a reference resolves
  * (claim-check.ts: inside an allowed directory, a regular file, the declared
  * size and checksum, within a deadline); the encoded image's header agrees with
- * the declared size. The sample id must be valid UTF-8 (a decoder's replacement
+ * the declared size (a ct volume: its raw length, or its TIFF's pages, against the
+ * declared volume, inference/volume.ts). The sample id must be valid UTF-8 (a decoder's replacement
  * character would merge two ids that differ in their invalid bytes), the line,
  * station and sensor names at most `maxFieldBytes`, and the capture time within
  * the clock bounds of clock-skew.ts. The key is compared with the
@@ -22,7 +23,7 @@ import type { FrameHeader, FramePayload, TraceContextHeaders } from '../codec/fr
 import type { Frame, Modality } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, isMmadError, isRetriable, messageOf } from '../base/errors.js';
-import { checkDeclared, decodeLimitsOf, imageShape, rawBytes, type DecodeLimits } from '../inference/preprocess.js';
+import { checkDeclared, checkVolumePayload, decodeLimitsOf, imageShape, maxPayloadBytes, rawBytes, type DecodeLimits } from '../inference/preprocess.js';
 import type { JoinInput } from '../join/sample-joiner.js';
 import { partitionFor } from '../kafka/partitioner.js';
 import { ClaimCheckDeferred, ClaimCheckReader } from './claim-check.js';
@@ -90,9 +91,6 @@ export function frameReaderOptions(config: Config, topics: Map<string, Modality>
   };
 }
 
-/** The most bytes one pixel of an uncompressed frame can take (4 channels of float32): claim checks are bounded by maxPixels × this. */
-const MAX_BYTES_PER_PIXEL = 16;
-
 export class FrameReader {
   private readonly claims: ClaimCheckReader;
   readonly clocks: ClockSkewTracker;
@@ -103,7 +101,7 @@ export class FrameReader {
   ) {
     this.claims = new ClaimCheckReader({
       roots: options.claimCheckRoots,
-      maxBytes: options.limits.maxPixels * MAX_BYTES_PER_PIXEL,
+      maxBytes: maxPayloadBytes(options.limits),
       ...options.claimCheck,
     });
     this.clocks = new ClockSkewTracker(options.clock);
@@ -193,10 +191,12 @@ export class FrameReader {
     checkDeclared(frame, this.options.limits);
     // avsc decodes `bytes` into a copy: the payload kept is the same bytes inside the record instead
     const payload = viewInto(value, await this.payloadOf(frame, budgetBytes));
-    if (frame.encoding === 'raw' && payload.length !== rawBytes(frame)) {
+    if (frame.modality === 'ct') {
+      checkVolumePayload(frame, payload, this.options.limits);
+    } else if (frame.encoding === 'raw' && payload.length !== rawBytes(frame)) {
       throw new MmadError(ErrorCode.FRAME_SHAPE, `raw ${frame.modality} payload has ${payload.length} bytes, ${frame.width}×${frame.height}×${frame.channels} ${frame.dtype} needs ${rawBytes(frame)}`);
     }
-    if (frame.encoding !== 'raw') {
+    if (frame.encoding !== 'raw' && frame.modality !== 'ct') {
       const shape = await imageShape(frame, payload, this.options.limits, { structure: true, data: this.options.verifyImageData });
       if (shape.format !== frame.encoding || shape.width !== frame.width || shape.height !== frame.height) {
         throw new MmadError(
@@ -249,7 +249,7 @@ export function truncateUtf8(s: string, maxBytes: number): string {
 
 /** The header of a decoded frame, without its payload (the decoded record's own copy of it is left to the collector). */
 function headerOf(f: Frame): FrameHeader {
-  return { line: f.line, station: f.station, modality: f.modality, encoding: f.encoding, width: f.width, height: f.height, channels: f.channels, dtype: f.dtype };
+  return { line: f.line, station: f.station, modality: f.modality, encoding: f.encoding, width: f.width, height: f.height, channels: f.channels, dtype: f.dtype, volume: f.volume };
 }
 
 /**

@@ -21,7 +21,7 @@ import { pngHeader } from '../codec/png.js';
 import { decodeMask, decodeRgb, encodeMaskPng, encodeRgbPng } from './image-codec.js';
 import { Rng } from './prng.js';
 import type { PartSource, SourcedPart } from './station-publisher.js';
-import { decodeXyzTiff } from './tiff-reader.js';
+import { decodeXyzTiff } from '../codec/tiff-reader.js';
 
 export interface DatasetSourceOptions {
   root: string;

@@ -11,7 +11,7 @@ import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { FILE_EXTENSION, META_FILE, SPLITS, type DatasetFolder, type DatasetMeta, type Split } from './dataset-layout.js';
 import { SENSOR_MODALITIES, type SensorModality } from './defects.js';
 import { decodeIr, decodeMask, decodeRgb } from './image-codec.js';
-import { decodeXyzTiff } from './tiff-reader.js';
+import { decodeXyzTiff } from '../codec/tiff-reader.js';
 
 export interface DatasetSample {
   category: string;

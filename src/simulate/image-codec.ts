@@ -9,7 +9,7 @@
 import sharp, { type OutputInfo, type PngOptions as SharpPngOptions, type Sharp } from 'sharp';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import type { GeneratedPart } from './part-generator.js';
-import { encodeXyzTiff } from './tiff-writer.js';
+import { encodeXyzTiff } from '../codec/tiff-writer.js';
 
 export interface PngOptions {
   /** zlib level 0..9: 6 is libpng's balance; lower is faster and larger. */

@@ -43,6 +43,7 @@ export function frameRecord(a: {
     payloadRef: null,
     expectedModalities: a.expected,
     attributes: a.attributes,
+    volume: null,
   };
 }
 

@@ -76,6 +76,13 @@ export const METRICS = {
     labels: ['modalities'],
     description: 'Anomaly events by the modalities the verdict used (e.g. rgb+ir, rgb+ir+xyz; none).',
   },
+  modalitiesUnused: {
+    name: 'mmad_modalities_unused',
+    type: 'counter',
+    unit: '{frame}',
+    labels: ['modality'],
+    description: 'Frames a judged revision had that its student does not take, by modality (e.g. ct, which no student takes yet: the part keeps the verdict of the modalities a student takes).',
+  },
   deadLetters: {
     name: 'mmad_dead_letters',
     type: 'counter',
@@ -248,7 +255,7 @@ export interface ProcessorView {
 const OUTCOMES = ['complete', 'provisional', 'timed_out', 'unknown', 'late', 'duplicate', 'too_late'] as const;
 
 export class ServiceMetrics {
-  private readonly counters: Record<'framesRead' | 'verdicts' | 'modalityCoverage' | 'deadLetters' | 'alerts', Counter>;
+  private readonly counters: Record<'framesRead' | 'verdicts' | 'modalityCoverage' | 'modalitiesUnused' | 'deadLetters' | 'alerts', Counter>;
   private readonly histograms: Record<'joinWait' | 'preprocess' | 'inference' | 'endToEnd' | 'batchSize', Histogram>;
   private readonly modalityOf: Map<string, Modality>;
   /** Task → input topic → lag at its last delivery. */
@@ -273,6 +280,7 @@ export class ServiceMetrics {
       framesRead: counter('framesRead'),
       verdicts: counter('verdicts'),
       modalityCoverage: counter('modalityCoverage'),
+      modalitiesUnused: counter('modalitiesUnused'),
       deadLetters: counter('deadLetters'),
       alerts: counter('alerts'),
     };
@@ -333,6 +341,7 @@ export class ServiceMetrics {
     const model = spec?.id ?? 'none';
     this.counters.verdicts.add(1, { model, model_version: spec?.version ?? 'none', verdict: j.verdict, revision: j.revision === 1 ? 'first' : 'refined' });
     this.counters.modalityCoverage.add(1, { modalities: j.used.length === 0 ? 'none' : j.used.join('+') });
+    for (const modality of j.route?.unused ?? []) this.counters.modalitiesUnused.add(1, { modality });
     if (Number.isFinite(j.firstArrival)) {
       this.histograms.joinWait.record(Math.max(0, j.releasedAt - j.firstArrival) / 1000);
       this.histograms.endToEnd.record(Math.max(0, writtenAt - j.firstArrival) / 1000);

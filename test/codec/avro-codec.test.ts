@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { AvroCodec, SINGLE_OBJECT_MARKER } from '../../src/codec/avro-codec.js';
 import { fingerprintBytes } from '../../src/codec/crc64-avro.js';
-import { SchemaCatalog, parseSchema } from '../../src/codec/schema-catalog.js';
+import { DEFAULT_SCHEMA_DIR, SchemaCatalog, parseSchema } from '../../src/codec/schema-catalog.js';
+import type { Frame } from '../../src/codec/records.js';
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { plain, sampleAlert, sampleDeadLetter, sampleEvent, sampleFrame, sampleLabel } from '../helpers/records.js';
 
@@ -78,7 +80,7 @@ function frameBytes(writer: ReturnType<typeof parseSchema>, value: Record<string
 
 test('schema evolution: a record of an older writer reads with the current schema (defaults filled in)', () => {
   const { catalog: c, writer } = withSchema('Frame.v0.avsc');
-  const { expectedModalities: _e, attributes: _a, ...old } = sampleFrame();
+  const { expectedModalities: _e, attributes: _a, volume: _v, ...old } = sampleFrame();
   const decoded = AvroCodec.local(c, 'Frame').decodeSync(frameBytes(writer, { ...old, modality: 'xyz' }));
   assert.equal(decoded.modality, 'xyz');
   assert.equal(decoded.expectedModalities, null);
@@ -87,13 +89,55 @@ test('schema evolution: a record of an older writer reads with the current schem
 });
 
 test('schema evolution: a newer writer with an extra field and a new modality reads as the current schema, modality "unknown"', () => {
-  const { catalog: c, writer } = withSchema('Frame.v2.avsc');
+  const { catalog: c, writer } = withSchema('Frame.v3.avsc');
   const current = AvroCodec.local(c, 'Frame');
-  assert.equal(current.schema.version, 1, 'the fixture registered at version 0 must not become current');
+  assert.equal(current.schema.version, 2, 'the fixture registered at version 0 must not become current');
   const decoded = current.decodeSync(frameBytes(writer, { ...sampleFrame(), modality: 'thz', exposureUs: 900 }));
   assert.equal(decoded.modality, 'unknown');
   assert.equal((decoded as unknown as Record<string, unknown>).exposureUs, undefined);
   assert.deepEqual(decoded.payload, sampleFrame().payload);
+});
+
+const ctFrame = (): Frame =>
+  sampleFrame(Buffer.alloc(4 * 8 * 8 * 2, 3), { modality: 'ct', encoding: 'raw', width: 8, height: 8, channels: 1, dtype: 'uint16', volume: { depth: 4, voxelSizeMm: { x: 0.1, y: 0.1, z: 0.25 } } });
+const publishedV1 = (): ReturnType<typeof parseSchema> => parseSchema(readFileSync(join(DEFAULT_SCHEMA_DIR, 'Frame.v1.avsc'), 'utf8'), 1);
+
+test('Frame version 2 (volume): a version-1 writer\'s record reads with the version-2 reader, volume null, every other field as written', () => {
+  const v1 = publishedV1();
+  assert.equal(catalog.current('Frame').version, 2);
+  assert.ok(catalog.byFingerprint(v1.fingerprint) !== undefined, 'version 1 stays a known writer');
+  const { volume: _v, ...written } = sampleFrame();
+  const decoded = AvroCodec.local(catalog, 'Frame').decodeSync(frameBytes(v1, written));
+  assert.deepEqual(plain(decoded), { ...written, volume: null });
+  // and a version-1 ct frame (the modality was reserved then) reads, with no volume: the frame reader refuses it for that
+  const ct = AvroCodec.local(catalog, 'Frame').decodeSync(frameBytes(v1, { ...written, modality: 'ct' }));
+  assert.deepEqual([ct.modality, ct.volume], ['ct', null]);
+});
+
+test('Frame version 2 (volume): a version-2 record reads with a version-1 reader that is given the writer schema, the volume skipped', () => {
+  const v1 = publishedV1();
+  // a reader of before version 2: version 1 is its newest; version 2 is known to it only as a writer (from a registry, or a schemas folder brought up to date)
+  const old = new SchemaCatalog();
+  old.add(v1);
+  old.add({ ...catalog.current('Frame'), version: 0 });
+  const reader = AvroCodec.local(old, 'Frame');
+  assert.equal(reader.schema.version, 1);
+  const bytes = AvroCodec.local(catalog, 'Frame').encode(ctFrame());
+  const { volume: _v, ...rest } = ctFrame();
+  const decoded = reader.decodeSync(bytes);
+  assert.deepEqual(plain(decoded), rest);
+  assert.equal((decoded as unknown as Record<string, unknown>).volume, undefined);
+  // a version-1 writer still writes what the current reader takes (the writers of both versions coexist on one topic)
+  assert.deepEqual(plain(AvroCodec.local(catalog, 'Frame').decodeSync(reader.encode(rest as Frame))), { ...rest, volume: null });
+  // without the version-2 schema a version-1 reader cannot resolve it: the fingerprint is unknown (readers first, then writers)
+  const unaware = new SchemaCatalog();
+  unaware.add(v1);
+  assert.equal(codeOf(() => AvroCodec.local(unaware, 'Frame').decodeSync(bytes)), ErrorCode.CODEC_UNKNOWN_SCHEMA);
+});
+
+test('Frame version 2: a ct frame with its volume round-trips', () => {
+  const codec = AvroCodec.local(catalog, 'Frame');
+  assert.deepEqual(plain(codec.decodeSync(codec.encode(ctFrame()))), ctFrame());
 });
 
 function codeOf(fn: () => unknown): string {
@@ -128,9 +172,10 @@ test('a forged block count cannot make the decoder loop or allocate', () => {
   const codec = AvroCodec.local(catalog, 'Frame');
   const frame = sampleFrame(Buffer.alloc(0), { expectedModalities: null, attributes: {} });
   const good = codec.encode(frame);
-  // the last byte is the attributes map's terminating 0 block: replace it with a huge count
+  // the last two bytes are the attributes map's terminating 0 block and the null volume's union index: replace them with a huge count
+  assert.deepEqual([...good.subarray(-2)], [0, 0]);
   const huge = Buffer.from([0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]); // zig-zag varint ≈ 2^55
-  const forged = Buffer.concat([good.subarray(0, good.length - 1), huge]);
+  const forged = Buffer.concat([good.subarray(0, good.length - 2), huge]);
   const t0 = performance.now();
   assert.equal(codeOf(() => codec.decodeSync(forged)), ErrorCode.CODEC_TRUNCATED);
   assert.ok(performance.now() - t0 < 1000, 'the guard answers without walking the forged items');

@@ -21,6 +21,8 @@ const catalog = SchemaCatalog.load();
 const script = join(fileURLToPath(new URL('.', import.meta.url)), 'python-avro-interop.py');
 const cases: [RecordName, object][] = [
   ['Frame', sampleFrame(Buffer.from([0, 1, 2, 250, 255]))],
+  // a ct frame: the volume record (Frame version 2) through Apache Avro's own implementation
+  ['Frame', sampleFrame(Buffer.from([7, 0, 9, 0]), { modality: 'ct', encoding: 'raw', width: 1, height: 1, channels: 1, dtype: 'uint16', volume: { depth: 2, voxelSizeMm: { x: 0.05, y: 0.05, z: 0.125 } } })],
   ['AnomalyEvent', sampleEvent()],
   ['Alert', sampleAlert()],
   ['DeadLetter', sampleDeadLetter()],

@@ -1,7 +1,7 @@
 /** Real encoded frames for the tests: PNGs through sharp, xyz as the MVTec 3D-AD TIFF. */
 import sharp from 'sharp';
 import type { Frame, Modality } from '../../src/codec/records.js';
-import { encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
+import { encodeXyzTiff } from '../../src/codec/tiff-writer.js';
 
 export interface FrameOptions {
   size?: number;
@@ -46,5 +46,6 @@ export async function makeFrame(sampleId: string, modality: 'rgb' | 'ir' | 'xyz'
     payloadRef: null,
     expectedModalities: o.expected ?? null,
     attributes: {},
+    volume: null,
   };
 }

@@ -18,6 +18,7 @@ export function sampleFrame(payload: Buffer = Buffer.from([0x89, 0x50, 0x4e, 0x4
     payloadRef: null,
     expectedModalities: ['rgb', 'ir', 'xyz'],
     attributes: { lot: 'L42', recipe: 'lid-v3' },
+    volume: null,
     ...overrides,
   };
 }

@@ -6,6 +6,7 @@
 import { after } from 'node:test';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import type { Config } from '../../src/config/config-schema.js';
+import type { Modality } from '../../src/codec/records.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
@@ -19,7 +20,7 @@ export interface ServiceUnderTest {
   registry: ModelRegistry;
   processor: StreamProcessor;
   /** Sends a record to a modality's input topic, on the partition its key hashes to (or `partition`). */
-  send: (modality: 'rgb' | 'ir' | 'xyz', key: string | Buffer, value: Buffer, partition?: number) => Promise<void>;
+  send: (modality: Modality, key: string | Buffer, value: Buffer, partition?: number) => Promise<void>;
 }
 
 /** Creates the topics and the processor (not started); `beforeStop` runs first at the end (e.g. telemetry). */
@@ -42,9 +43,11 @@ export async function serviceUnderTest(config: Config, options: Partial<Processo
     await deleteTopics(admin, plans.map((p) => p.name));
     await admin.disconnect();
   });
-  const send = async (modality: 'rgb' | 'ir' | 'xyz', key: string | Buffer, value: Buffer, partition?: number): Promise<void> => {
+  const send = async (modality: Modality, key: string | Buffer, value: Buffer, partition?: number): Promise<void> => {
     const p = partition ?? partitionFor(key.toString(), config.topics.partitions);
-    await producer.send({ topic: config.topics.inputs[modality], messages: [{ key, value, partition: p }] });
+    const topic = config.topics.inputs[modality];
+    if (topic === null) throw new Error(`the test config has no ${modality} input topic`);
+    await producer.send({ topic, messages: [{ key, value, partition: p }] });
   };
   return { kafka, admin, producer, registry, processor, send };
 }

@@ -6,7 +6,7 @@ import type { Frame } from '../../src/codec/records.js';
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { present } from '../../src/base/invariant.js';
 import { InflatedRows, decodeFrame, imageShape, inflatedRows, writeCHW } from '../../src/inference/preprocess.js';
-import { encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
+import { encodeVolumeTiff, encodeXyzTiff } from '../../src/codec/tiff-writer.js';
 import { sampleFrame } from '../helpers/records.js';
 
 const LIMITS = { maxPixels: 4096 * 4096 };
@@ -211,4 +211,62 @@ test('the read-time check hands its inflated image data to the decode of the sam
   small.put(k1, Buffer.alloc(251));
   assert.equal(small.take(k1), undefined, 'larger than the bound: not held');
   assert.equal(small.bytes, 100);
+});
+
+// ct: a volume of depth × height × width uint16, as a multi-page TIFF or raw little-endian
+const CT = { maxPixels: 4096 * 4096, ct: { minDepth: 2, maxDepth: 16, maxVoxels: 4096, minVoxelSizeMm: 0.01, maxVoxelSizeMm: 2 } };
+
+function volumeOf(d: number, h: number, w: number): Uint16Array {
+  return Uint16Array.from({ length: d * h * w }, (_, i) => (i * 7919) % 65536);
+}
+
+function ctFrame(encoding: 'tiff' | 'raw', w: number, h: number, depth: number, payload: Buffer, voxelSizeMm = { x: 0.1, y: 0.1, z: 0.2 }): Frame {
+  return sampleFrame(payload, { modality: 'ct', encoding, width: w, height: h, channels: 1, dtype: 'uint16', volume: { depth, voxelSizeMm } });
+}
+
+test('a ct volume decodes from a multi-page 16-bit TIFF and from raw little-endian to the same depth × height × width Uint16Array', async () => {
+  const [d, h, w] = [6, 5, 7];
+  const vol = volumeOf(d, h, w);
+  const tiff = encodeVolumeTiff(vol, w, h, d);
+  const raw = Buffer.alloc(vol.length * 2);
+  vol.forEach((v, i) => raw.writeUInt16LE(v, 2 * i));
+  for (const [encoding, bytes] of [['tiff', tiff], ['raw', raw]] as const) {
+    // a student's 2D size does not resample a volume: it keeps its own grid
+    const img = await decodeFrame(ctFrame(encoding, w, h, d, bytes), bytes, CT, { width: 32, height: 32 });
+    assert.ok(img.data instanceof Uint16Array, encoding);
+    assert.deepEqual([img.modality, img.width, img.height, img.channels, img.volume?.depth], ['ct', w, h, 1, d], encoding);
+    assert.deepEqual(img.volume?.voxelSizeMm, { x: 0.1, y: 0.1, z: 0.2 });
+    assert.deepEqual(Array.from(img.data), Array.from(vol), encoding);
+  }
+});
+
+test('ct frames that cannot be used are FRAME_SHAPE or FRAME_CORRUPT with a reason naming the problem', async () => {
+  const [d, h, w] = [4, 8, 8];
+  const tiff = encodeVolumeTiff(volumeOf(d, h, w), w, h, d);
+  const raw = Buffer.alloc(d * h * w * 2);
+  const cases: [string, Frame, Buffer, string, RegExp][] = [
+    ['no volume', { ...ctFrame('tiff', w, h, d, tiff), volume: null }, tiff, 'FRAME_SHAPE', /declares no volume/],
+    ['depth below the bound', ctFrame('tiff', w, h, 1, tiff), tiff, 'FRAME_SHAPE', /depth of 1 slices is outside 2\.\.16/],
+    ['depth above the bound', ctFrame('raw', 2, 2, 17, Buffer.alloc(17 * 8)), Buffer.alloc(17 * 8), 'FRAME_SHAPE', /depth of 17 slices is outside 2\.\.16/],
+    ['voxel size too small', ctFrame('tiff', w, h, d, tiff, { x: 0.1, y: 0.001, z: 0.1 }), tiff, 'FRAME_SHAPE', /voxel size y of 0\.001 mm is outside 0\.01\.\.2 mm/],
+    ['voxel size not a number', ctFrame('tiff', w, h, d, tiff, { x: 0.1, y: 0.1, z: Number.NaN }), tiff, 'FRAME_SHAPE', /voxel size z of NaN mm/],
+    ['too many voxels', ctFrame('raw', 32, 32, 8, Buffer.alloc(32 * 32 * 8 * 2)), Buffer.alloc(32 * 32 * 8 * 2), 'FRAME_SHAPE', /8192 voxels, over the limit of 4096/],
+    ['slice over the pixel limit', ctFrame('tiff', 5000, 5000, 2, tiff), tiff, 'FRAME_SHAPE', /exceeds the limit of .* pixels/],
+    ['raw length ≠ d×h×w×2', ctFrame('raw', w, h, d, raw.subarray(2)), raw.subarray(2), 'FRAME_SHAPE', /raw payload has 510 bytes, 4×8×8 uint16 needs 512/],
+    ['pages ≠ depth', ctFrame('tiff', w, h, 3, tiff), tiff, 'FRAME_SHAPE', /TIFF has 4 pages, the frame declares a depth of 3/],
+    ['slices of another size', ctFrame('tiff', w, 4, d, tiff), tiff, 'FRAME_SHAPE', /page 0 is 8×8, the frame declares slices of 8×4/],
+    ['8-bit pages', ctFrame('tiff', w, h, d, encodeVolumeTiff(new Uint8Array(d * h * w), w, h, d)), encodeVolumeTiff(new Uint8Array(d * h * w), w, h, d), 'FRAME_SHAPE', /1 × uint8 samples, a ct slice is 1 × uint16/],
+    ['corrupt TIFF', ctFrame('tiff', w, h, d, Buffer.from('II*\0garbage')), Buffer.from('II*\0garbage'), 'FRAME_CORRUPT', /not a readable multi-page TIFF/],
+    ['TIFF cut short', ctFrame('tiff', w, h, d, tiff.subarray(0, tiff.length - 100)), tiff.subarray(0, tiff.length - 100), 'FRAME_CORRUPT', /runs past the end of the file/],
+    ['declared 8-bit', { ...ctFrame('raw', w, h, d, raw), dtype: 'uint8' }, raw, 'FRAME_SHAPE', /a ct frame is 1 × uint16/],
+    ['a PNG', { ...ctFrame('raw', w, h, d, raw), encoding: 'png' }, raw, 'FRAME_SHAPE', /encoding png is not one of tiff, raw/],
+  ];
+  for (const [what, f, payload, expected, reason] of cases) {
+    const err = await decodeFrame(f, payload, CT).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof MmadError, `${what}: ${String(err)}`);
+    assert.deepEqual([err.code, reason.test(err.message)], [expected, true], `${what}: ${err.message}`);
+  }
+  // a volume on another modality's frame is refused too
+  const rgb = { ...frame('rgb', 'raw', 2, 2, Buffer.alloc(12)), volume: { depth: 2, voxelSizeMm: { x: 1, y: 1, z: 1 } } };
+  assert.equal(await code(decodeFrame(rgb, Buffer.alloc(12), CT)), ErrorCode.FRAME_SHAPE);
 });

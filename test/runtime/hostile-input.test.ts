@@ -15,7 +15,7 @@ import { AvroCodec, SINGLE_OBJECT_MARKER } from '../../src/codec/avro-codec.js';
 import { fingerprintBytes } from '../../src/codec/crc64-avro.js';
 import type { AnomalyEvent, DeadLetter, Frame } from '../../src/codec/records.js';
 import { SchemaCatalog, parseSchema } from '../../src/codec/schema-catalog.js';
-import { encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
+import { encodeXyzTiff } from '../../src/codec/tiff-writer.js';
 import { consumeN, consumeUntil, type Consumed } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
 import { processorTestConfig } from '../helpers/models.js';
@@ -48,7 +48,7 @@ test('every kind of hostile record is dead-lettered with its reason; the service
   await send('rgb', 'H-garbage', Buffer.from([0xc3, 0x01, 9, 9, 9]));
   expect['H-garbage'] = 'CODEC_TRUNCATED';
   // a record of a newer station schema (unknown fingerprint, no registry to ask): refused, naming the fingerprint
-  const v2 = parseSchema(readFileSync(new URL('../fixtures/schemas/Frame.v2.avsc', import.meta.url), 'utf8'));
+  const v2 = parseSchema(readFileSync(new URL('../fixtures/schemas/Frame.v3.avsc', import.meta.url), 'utf8'));
   const thz = await f('H-thz', 'rgb');
   await send('rgb', 'H-thz', Buffer.concat([SINGLE_OBJECT_MARKER, fingerprintBytes(v2.fingerprint), v2.type.toBuffer({ ...thz, modality: 'thz', exposureUs: 5 })]));
   expect['H-thz'] = 'CODEC_UNKNOWN_SCHEMA';

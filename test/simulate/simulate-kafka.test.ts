@@ -12,7 +12,7 @@ import { pngHeader } from '../../src/codec/png.js';
 import { EmissionStream, LineSchedule, type TimingOptions } from '../../src/simulate/line-schedule.js';
 import { KafkaRecordSink, stationProducer, stationTopicPlans } from '../../src/simulate/kafka-sink.js';
 import { partitionFor } from '../../src/kafka/partitioner.js';
-import { decodeXyzTiff } from '../../src/simulate/tiff-reader.js';
+import { decodeXyzTiff } from '../../src/codec/tiff-reader.js';
 import { consumeAll, deleteTopics, keyed, testConfig, testKafka, uniqueName } from '../helpers/kafka.js';
 import { cliContext } from './cli-context.js';
 

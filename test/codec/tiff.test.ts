@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
+import { at } from '../../src/base/invariant.js';
 import { generatePart } from '../../src/simulate/part-generator.js';
-import { decodeTiff, decodeXyzTiff } from '../../src/simulate/tiff-reader.js';
-import { encodeTiff, encodeXyzTiff } from '../../src/simulate/tiff-writer.js';
+import { decodeTiff, decodeTiffStack, decodeXyzTiff, tiffPages } from '../../src/codec/tiff-reader.js';
+import { encodeTiff, encodeTiffPages, encodeVolumeTiff, encodeXyzTiff } from '../../src/codec/tiff-writer.js';
 
 // The independent reader is tifffile (Debian python3-tifffile, installed by scripts/bootstrap.sh).
 const PYTHON = '/usr/bin/python3';
@@ -147,6 +148,74 @@ test('malformed TIFFs are IMAGE_INVALID errors that say what is wrong, never a c
       assert.ok(e instanceof MmadError, `corruption ${i} escaped as ${String(e)}`);
     }
   }
+});
+
+test('a CT volume we write as a multi-page 16-bit TIFF reads back with tifffile as depth × height × width uint16, one page per slice', () => {
+  const [d, h, w] = [5, 7, 9];
+  const vol = Uint16Array.from({ length: d * h * w }, (_, i) => (i * 2654435761) % 65536);
+  const file = join(dir, 'volume.tiff');
+  const raw = join(dir, 'volume.u16');
+  writeFileSync(file, encodeVolumeTiff(vol, w, h, d));
+  writeFileSync(raw, Buffer.from(vol.buffer, vol.byteOffset, vol.byteLength));
+  const out = python(
+    `
+import sys, json, numpy, tifffile
+a = tifffile.imread(sys.argv[1])
+b = numpy.fromfile(sys.argv[2], dtype='<u2').reshape(${d}, ${h}, ${w})
+with tifffile.TiffFile(sys.argv[1]) as t:
+    print(json.dumps({'dtype': str(a.dtype), 'shape': list(a.shape), 'equal': bool(numpy.array_equal(a, b)), 'pages': len(t.pages),
+      'bits': sorted({int(p.bitspersample) for p in t.pages}), 'spp': sorted({int(p.samplesperpixel) for p in t.pages})}))
+`,
+    file,
+    raw,
+  );
+  assert.deepEqual(JSON.parse(out), { dtype: 'uint16', shape: [d, h, w], equal: true, pages: d, bits: [16], spp: [1] });
+  // and an 8-bit one (a 3D mask)
+  const mask = Uint8Array.from({ length: d * h * w }, (_, i) => (i % 3 === 0 ? 255 : 0));
+  const back = decodeTiffStack(encodeVolumeTiff(mask, w, h, d), 64);
+  assert.deepEqual([back.pages, back.height, back.width, back.dtype], [d, h, w, 'uint8']);
+  assert.deepEqual(Array.from(back.data), Array.from(mask));
+});
+
+test('our stack reader reads multi-page 16-bit TIFFs tifffile writes (plain, Deflate with predictor, big-endian, strips)', () => {
+  python(
+    `
+import sys, numpy, tifffile
+d = sys.argv[1]
+v = (numpy.random.default_rng(8).random((6, 11, 13)) * 65535).astype('uint16')
+v.tofile(d + '/v.u16')
+tifffile.imwrite(d + '/v-plain.tiff', v, photometric='minisblack')
+tifffile.imwrite(d + '/v-deflate.tiff', v, photometric='minisblack', compression='zlib', predictor=True)
+tifffile.imwrite(d + '/v-bigendian.tiff', v, photometric='minisblack', byteorder='>')
+tifffile.imwrite(d + '/v-strips.tiff', v, photometric='minisblack', rowsperstrip=4)
+`,
+    dir,
+  );
+  const expected = Array.from(new Uint16Array(copyOf(readFileSync(join(dir, 'v.u16')))));
+  for (const name of ['plain', 'deflate', 'bigendian', 'strips']) {
+    const bytes = readFileSync(join(dir, `v-${name}.tiff`));
+    const s = decodeTiffStack(bytes, 64);
+    assert.deepEqual([s.pages, s.height, s.width, s.samplesPerPixel, s.dtype], [6, 11, 13, 1, 'uint16'], name);
+    assert.deepEqual(Array.from(s.data), expected, name);
+    assert.equal(tiffPages(bytes, 64).pages.length, 6, name);
+  }
+});
+
+test('malformed multi-page TIFFs are IMAGE_INVALID before anything is allocated: a looping chain, too many pages or samples, pages that differ', () => {
+  const page = (w: number, h: number): { width: number; height: number; samplesPerPixel: number; data: Uint16Array } => ({ width: w, height: h, samplesPerPixel: 1, data: new Uint16Array(w * h).fill(7) });
+  const three = encodeTiffPages([page(4, 4), page(4, 4), page(4, 4)]);
+  const invalid = (fn: () => unknown, message: RegExp, what: string): void => {
+    assert.throws(fn, (e: unknown) => e instanceof MmadError && e.code === ErrorCode.IMAGE_INVALID && message.test(e.message), what);
+  };
+  invalid(() => decodeTiffStack(three, 2), /more than 2 pages/, 'a page limit');
+  invalid(() => decodeTiffStack(three, 8, 40), /3 pages of 16 samples are more than the 40 allowed/, 'a sample limit');
+  invalid(() => decodeTiffStack(encodeTiffPages([page(4, 4), page(5, 4)]), 8), /page 1 is 5x4x1 uint16, page 0 is 4x4x1 uint16/, 'pages of two sizes');
+  // the last page's next-IFD field pointed back at the first IFD
+  const loop = Buffer.from(three);
+  const last = at(tiffPages(three, 8).pages, 1).next;
+  loop.writeUInt32LE(8, last + 2 + loop.readUInt16LE(last) * 12);
+  invalid(() => tiffPages(loop, 100), /loops back to offset 8/, 'a looping IFD chain');
+  assert.equal(decodeTiffStack(three, 3).pages, 3, 'at the limit it reads');
 });
 
 /** A little-endian TIFF with the first IFD's SHORT/LONG tags set to new values (the tags must exist). */

@@ -7,7 +7,8 @@
  * the whole image, so the pixel data starts at a fixed, 16-byte-aligned offset.
  *
  * Also writes 1- or 3-sample 8/16-bit images the same way (used by tests and
- * tools); the sensors' images themselves travel as PNG.
+ * tools; the sensors' images themselves travel as PNG), and multi-page files of
+ * them, one IFD per page: a CT volume, one 16-bit greyscale page per slice.
  */
 import { outOfRange } from '../base/invariant.js';
 export type TiffSamples = Float32Array | Uint16Array | Uint8Array;
@@ -48,6 +49,44 @@ function sampleInfo(data: TiffSamples): { bits: number; format: number } {
 }
 
 export function encodeTiff(img: TiffImage): Buffer {
+  return encodeTiffPages([img]);
+}
+
+/**
+ * A multi-page TIFF: one IFD per image, chained in order (what `tifffile.imread` returns as a
+ * pages × H × W [× samples] array when the pages agree). Each page is laid out as a single
+ * image is (its IFD, its out-of-line values, its strip), one after the other.
+ */
+export function encodeTiffPages(pages: readonly TiffImage[]): Buffer {
+  if (pages.length === 0) throw new RangeError('a TIFF needs at least one page');
+  const parts: Buffer[] = [];
+  let offset = 8;
+  const ifdOffsets: number[] = [];
+  const laid = pages.map((img) => {
+    const page = layPage(img, offset);
+    ifdOffsets.push(offset);
+    offset += page.length;
+    return page;
+  });
+  const header = Buffer.alloc(8);
+  header.write('II', 0, 'latin1');
+  header.writeUInt16LE(42, 2);
+  header.writeUInt32LE(8, 4);
+  parts.push(header);
+  laid.forEach((page, k) => {
+    // the IFD's next-IFD field: the next page's IFD, or 0 after the last page
+    const next = ifdOffsets[k + 1] ?? 0;
+    page.writeUInt32LE(next, 2 + PAGE_TAGS * 12);
+    parts.push(page);
+  });
+  return Buffer.concat(parts);
+}
+
+/** Tags each page's IFD has. */
+const PAGE_TAGS = 11;
+
+/** One page (IFD, out-of-line values, strip) as it lies at `base` in the file; its next-IFD field is left 0. */
+function layPage(img: TiffImage, base: number): Buffer {
   const { width, height, samplesPerPixel: spp, data } = img;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new RangeError(`TIFF size ${width}x${height} is not a positive integer size`);
@@ -73,10 +112,9 @@ export function encodeTiff(img: TiffImage): Buffer {
     { tag: PLANAR_CONFIGURATION, type: TYPE_SHORT, values: [1] },
     { tag: SAMPLE_FORMAT, type: TYPE_SHORT, values: new Array<number>(spp).fill(format) },
   ];
-  const ifdOffset = 8;
   const ifdSize = 2 + entries.length * 12 + 4;
   // values that do not fit in the entry's 4 bytes go right after the IFD
-  let extra = ifdOffset + ifdSize;
+  let extra = ifdSize;
   const outOfLine = new Map<Entry, number>();
   for (const e of entries) {
     const size = e.values.length * (e.type === TYPE_SHORT ? 2 : 4);
@@ -85,15 +123,13 @@ export function encodeTiff(img: TiffImage): Buffer {
       extra += size + (size % 2); // word-aligned, as TIFF asks
     }
   }
-  const dataOffset = Math.ceil(extra / 16) * 16;
-  stripOffsets.values[0] = dataOffset;
-
-  const buf = Buffer.alloc(dataOffset + byteCount);
-  buf.write('II', 0, 'latin1');
-  buf.writeUInt16LE(42, 2);
-  buf.writeUInt32LE(ifdOffset, 4);
-  buf.writeUInt16LE(entries.length, ifdOffset);
-  let p = ifdOffset + 2;
+  // the pixel data starts 16-byte aligned in the file
+  const dataOffset = Math.ceil((base + extra) / 16) * 16 - base;
+  stripOffsets.values[0] = base + dataOffset;
+  // the page ends word-aligned, so the next page's IFD starts on a word boundary
+  const buf = Buffer.alloc(dataOffset + byteCount + ((dataOffset + byteCount) % 2));
+  buf.writeUInt16LE(entries.length, 0);
+  let p = 2;
   const writeValues = (e: Entry, at: number): void => {
     e.values.forEach((v, k) => (e.type === TYPE_SHORT ? buf.writeUInt16LE(v, at + 2 * k) : buf.writeUInt32LE(v, at + 4 * k)));
   };
@@ -104,12 +140,11 @@ export function encodeTiff(img: TiffImage): Buffer {
     const at = outOfLine.get(e);
     if (at === undefined) writeValues(e, p + 8);
     else {
-      buf.writeUInt32LE(at, p + 8);
+      buf.writeUInt32LE(base + at, p + 8);
       writeValues(e, at);
     }
     p += 12;
   }
-  buf.writeUInt32LE(0, p); // no next IFD
   // sample data, little-endian; typed arrays are in host order, so go through a DataView-free copy only on big-endian hosts
   const bytes = new Uint8Array(data.buffer, data.byteOffset, byteCount);
   if (HOST_LITTLE_ENDIAN || bits === 8) buf.set(bytes, dataOffset);
@@ -130,4 +165,17 @@ export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0]
 /** An organized point cloud (H×W×3 float32, metres, missing = 0,0,0) as MVTec 3D-AD's xyz TIFF bytes. */
 export function encodeXyzTiff(xyz: Float32Array, width: number, height: number): Buffer {
   return encodeTiff({ width, height, samplesPerPixel: 3, data: xyz });
+}
+
+/**
+ * A volume (depth × height × width samples, slice-major, one sample per voxel) as a multi-page
+ * greyscale TIFF, one page per slice: a CT frame's payload (uint16) or its 3D ground-truth mask (uint8).
+ */
+export function encodeVolumeTiff(data: Uint16Array | Uint8Array, width: number, height: number, depth: number): Buffer {
+  if (!Number.isInteger(depth) || depth < 1) throw new RangeError(`volume depth ${depth} is not a positive integer`);
+  if (data.length !== width * height * depth) throw new RangeError(`volume data has ${data.length} samples, expected ${width}x${height}x${depth}`);
+  const slice = width * height;
+  const pages: TiffImage[] = [];
+  for (let z = 0; z < depth; z++) pages.push({ width, height, samplesPerPixel: 1, data: data.subarray(z * slice, (z + 1) * slice) });
+  return encodeTiffPages(pages);
 }

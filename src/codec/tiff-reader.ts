@@ -1,5 +1,6 @@
 /**
  * Reads the TIFFs a dataset holds: MVTec 3D-AD's xyz point clouds (and ours),
+ * multi-page CT volumes and their 3D masks (one page per slice, read as a stack),
  * or any strip-organized 8/16/32-bit TIFF of 1..4 samples — either byte order,
  * contiguous or planar samples, any strip size, uncompressed or Deflate.
  * Everything in the file is checked against its size before it is used, so a
@@ -26,7 +27,33 @@ function bad(message: string, cause?: unknown): MmadError {
   return new MmadError(ErrorCode.IMAGE_INVALID, `TIFF: ${message}`, cause === undefined ? {} : { cause });
 }
 
-export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
+/** The header of a TIFF: byte order and where the first IFD lies. */
+interface TiffFile {
+  buf: Buffer;
+  le: boolean;
+  u16: (o: number) => number;
+  u32: (o: number) => number;
+  firstIfd: number;
+}
+
+/** Where one page's pixels lie and how they are stored, every strip checked against the file. */
+export interface TiffPageLayout {
+  width: number;
+  height: number;
+  samplesPerPixel: number;
+  dtype: DecodedTiff['dtype'];
+  tags: Map<number, number[]>;
+  /** Offset of the next IFD (0: this is the last page). */
+  next: number;
+  compression: number;
+  predictor: number;
+  planar: number;
+  rowsPerStrip: number;
+  offsets: number[];
+  counts: number[];
+}
+
+function openTiff(bytes: Buffer | Uint8Array): TiffFile {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < 8) throw bad(`file of ${buf.length} bytes is too short for a header`);
   const order = buf.toString('latin1', 0, 2);
@@ -37,8 +64,13 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
   const magic = u16(2);
   if (magic === 43) throw bad('BigTIFF is not supported');
   if (magic !== 42) throw bad(`magic number ${magic}, expected 42`);
-  const ifd = u32(4);
-  if (ifd < 8 || ifd + 2 > buf.length) throw bad(`first IFD offset ${ifd} lies outside the file`);
+  return { buf, le, u16, u32, firstIfd: u32(4) };
+}
+
+/** Reads the IFD at `ifd` and checks the page it describes against the file, without touching its pixels. */
+function pageLayout(f: TiffFile, ifd: number): TiffPageLayout {
+  const { buf, u16, u32 } = f;
+  if (ifd < 8 || ifd + 2 > buf.length) throw bad(`IFD offset ${ifd} lies outside the file`);
   const count = u16(ifd);
   if (ifd + 2 + count * 12 + 4 > buf.length) throw bad(`IFD of ${count} entries runs past the end of the file`);
 
@@ -60,6 +92,7 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
     for (let v = 0; v < n; v++) values.push(type === 3 ? u16(from + 2 * v) : type === 4 ? u32(from + 4 * v) : buf.readUInt8(from + v));
     tags.set(tag, values);
   }
+  const next = u32(ifd + 2 + count * 12);
   const one = (tag: number, name: string, dflt?: number): number => {
     const v = tags.get(tag)?.[0] ?? dflt;
     if (v === undefined) throw bad(`required tag ${name} (${tag}) is missing`);
@@ -94,15 +127,22 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
   if (offsets === undefined || counts === undefined || offsets.length !== counts.length || offsets.length === 0) {
     throw bad('StripOffsets and StripByteCounts are missing or disagree');
   }
-  const rowsPerStrip = Math.min(one(278, 'RowsPerStrip', height), height);
-  const bytesPerSample = bits / 8;
-  const planes = planar === 2 ? spp : 1;
-  const samplesPerRow = planar === 2 ? width : width * spp;
-  const stripsPerPlane = Math.ceil(height / rowsPerStrip);
+  const layout: TiffPageLayout = {
+    width,
+    height,
+    samplesPerPixel: spp,
+    dtype,
+    tags,
+    next,
+    compression,
+    predictor,
+    planar,
+    rowsPerStrip: Math.min(one(278, 'RowsPerStrip', height), height),
+    offsets,
+    counts,
+  };
+  const { stripsPerPlane, planes, stripBytes, bytesPerSample } = geometry(layout);
   if (offsets.length !== stripsPerPlane * planes) throw bad(`${offsets.length} strips, expected ${stripsPerPlane * planes}`);
-
-  const total = width * height * spp;
-  const stripBytes = (s: number): number => Math.min(rowsPerStrip, height - (s % stripsPerPlane) * rowsPerStrip) * samplesPerRow * bytesPerSample;
   // every strip checked against the file before the image is allocated: a small file cannot make it allocate much
   let stored = 0;
   for (const [s, off] of offsets.entries()) {
@@ -112,17 +152,34 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
     stored += len;
   }
   // Deflate expands at most about 1032:1
-  if (compression !== 1 && stored * 1032 < total * bytesPerSample) {
+  if (compression !== 1 && stored * 1032 < width * height * spp * bytesPerSample) {
     throw bad(`${stored} bytes of compressed strips cannot hold a ${width}x${height}x${spp} image`);
   }
+  return layout;
+}
+
+function geometry(l: TiffPageLayout): { bytesPerSample: number; planes: number; samplesPerRow: number; stripsPerPlane: number; stripBytes: (s: number) => number } {
+  const bytesPerSample = l.dtype === 'float32' ? 4 : l.dtype === 'uint16' ? 2 : 1;
+  const planes = l.planar === 2 ? l.samplesPerPixel : 1;
+  const samplesPerRow = l.planar === 2 ? l.width : l.width * l.samplesPerPixel;
+  const stripsPerPlane = Math.ceil(l.height / l.rowsPerStrip);
+  const stripBytes = (s: number): number => Math.min(l.rowsPerStrip, l.height - (s % stripsPerPlane) * l.rowsPerStrip) * samplesPerRow * bytesPerSample;
+  return { bytesPerSample, planes, samplesPerRow, stripsPerPlane, stripBytes };
+}
+
+/** Decodes one checked page into `raw` (its samples, file byte order) and returns them in host order, interleaved. */
+function decodePage(f: TiffFile, l: TiffPageLayout): TiffSamples {
+  const { width, height, samplesPerPixel: spp, dtype } = l;
+  const { bytesPerSample, planes, samplesPerRow, stripsPerPlane, stripBytes } = geometry(l);
+  const total = width * height * spp;
   const raw = Buffer.alloc(total * bytesPerSample);
-  for (const [s, off] of offsets.entries()) {
-    const len = at(counts, s);
+  for (const [s, off] of l.offsets.entries()) {
+    const len = at(l.counts, s);
     const plane = Math.floor(s / stripsPerPlane);
-    const firstRow = (s % stripsPerPlane) * rowsPerStrip;
+    const firstRow = (s % stripsPerPlane) * l.rowsPerStrip;
     const expected = stripBytes(s);
-    let strip = buf.subarray(off, off + len);
-    if (compression !== 1) {
+    let strip = f.buf.subarray(off, off + len);
+    if (l.compression !== 1) {
       try {
         strip = inflateSync(strip, { maxOutputLength: expected });
       } catch (err) {
@@ -133,7 +190,7 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
     const planeStart = plane * width * height * bytesPerSample;
     strip.copy(raw, planeStart + firstRow * samplesPerRow * bytesPerSample, 0, expected);
   }
-  if (!le && bytesPerSample > 1) {
+  if (!f.le && bytesPerSample > 1) {
     if (bytesPerSample === 2) raw.swap16();
     else raw.swap32();
   }
@@ -143,9 +200,74 @@ export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
       : dtype === 'uint16'
         ? new Uint16Array(raw.buffer, raw.byteOffset, total)
         : new Uint8Array(raw.buffer, raw.byteOffset, total);
-  if (predictor === 2) undoHorizontalPredictor(data as Uint8Array | Uint16Array, width, height, planar === 2 ? 1 : spp, planes);
-  if (planar === 2 && spp > 1) data = interleave(data, width * height, spp);
-  return { width, height, samplesPerPixel: spp, data, dtype, littleEndian: le, tags };
+  if (l.predictor === 2) undoHorizontalPredictor(data as Uint8Array | Uint16Array, width, height, l.planar === 2 ? 1 : spp, planes);
+  if (l.planar === 2 && spp > 1) data = interleave(data, width * height, spp);
+  return data;
+}
+
+/** The first page of a TIFF (the only one of an image). */
+export function decodeTiff(bytes: Buffer | Uint8Array): DecodedTiff {
+  const f = openTiff(bytes);
+  const l = pageLayout(f, f.firstIfd);
+  return { width: l.width, height: l.height, samplesPerPixel: l.samplesPerPixel, data: decodePage(f, l), dtype: l.dtype, littleEndian: f.le, tags: l.tags };
+}
+
+/**
+ * Every page's layout, in file order, checked against the file without decoding a pixel
+ * (what a multi-page file holds, cheaply). A chain longer than `maxPages` or one that loops
+ * back to an IFD already read is IMAGE_INVALID.
+ */
+export function tiffPages(bytes: Buffer | Uint8Array, maxPages: number): { littleEndian: boolean; pages: TiffPageLayout[] } {
+  const f = openTiff(bytes);
+  return { littleEndian: f.le, pages: walkPages(f, maxPages) };
+}
+
+function walkPages(f: TiffFile, maxPages: number): TiffPageLayout[] {
+  const pages: TiffPageLayout[] = [];
+  const seen = new Set<number>();
+  for (let ifd = f.firstIfd; ifd !== 0; ) {
+    if (seen.has(ifd)) throw bad(`the IFD chain loops back to offset ${ifd}`);
+    if (pages.length >= maxPages) throw bad(`more than ${maxPages} pages`);
+    seen.add(ifd);
+    const page = pageLayout(f, ifd);
+    pages.push(page);
+    ifd = page.next;
+  }
+  return pages;
+}
+
+/** A multi-page TIFF whose pages share one size and sample layout, as a stack: pages × height × width × samples. */
+export interface DecodedTiffStack {
+  width: number;
+  height: number;
+  pages: number;
+  samplesPerPixel: number;
+  dtype: DecodedTiff['dtype'];
+  /** Page after page, each row-major, samples interleaved. */
+  data: TiffSamples;
+}
+
+/**
+ * Reads every page of a multi-page TIFF (a CT volume: one 16-bit greyscale page per slice)
+ * into one array. All pages are checked (size, sample layout, strips inside the file) before
+ * anything is allocated, and the stack's samples against `maxSamples`; pages that differ in
+ * size or sample type are IMAGE_INVALID.
+ */
+export function decodeTiffStack(bytes: Buffer | Uint8Array, maxPages: number, maxSamples = Number.POSITIVE_INFINITY): DecodedTiffStack {
+  const f = openTiff(bytes);
+  const pages = walkPages(f, maxPages);
+  const first = at(pages, 0);
+  for (const [k, p] of pages.entries()) {
+    if (p.width !== first.width || p.height !== first.height || p.samplesPerPixel !== first.samplesPerPixel || p.dtype !== first.dtype) {
+      throw bad(`page ${k} is ${p.width}x${p.height}x${p.samplesPerPixel} ${p.dtype}, page 0 is ${first.width}x${first.height}x${first.samplesPerPixel} ${first.dtype}`);
+    }
+  }
+  const per = first.width * first.height * first.samplesPerPixel;
+  if (per * pages.length > maxSamples) throw bad(`${pages.length} pages of ${per} samples are more than the ${maxSamples} allowed`);
+  const Ctor = first.dtype === 'float32' ? Float32Array : first.dtype === 'uint16' ? Uint16Array : Uint8Array;
+  const data = new Ctor(per * pages.length);
+  for (const [k, p] of pages.entries()) data.set(decodePage(f, p), k * per);
+  return { width: first.width, height: first.height, pages: pages.length, samplesPerPixel: first.samplesPerPixel, dtype: first.dtype, data };
 }
 
 function undoHorizontalPredictor(d: Uint8Array | Uint16Array, width: number, height: number, stride: number, planes: number): void {

@@ -1,0 +1,119 @@
+/**
+ * CT volume frames: the checks of a ct frame's declared geometry against the line's bounds
+ * (`inference.ct`), the shape of a multi-page TIFF read from its IFDs alone, and the decoding
+ * of a volume (multi-page 16-bit greyscale TIFF, or raw little-endian uint16) to one
+ * slice-major Uint16Array: depth × height × width.
+ *
+ * Every problem is a FRAME_SHAPE (the declared geometry is out of bounds or disagrees with
+ * the payload) or a FRAME_CORRUPT (the TIFF cannot be read), with a reason naming the bound
+ * or the disagreement, as for the other modalities (preprocess.ts).
+ *
+ * A volume is not resampled here: it keeps its own grid, which need not be the 2D frames'
+ * (the simulator's is coarser). A student that takes ct resamples it to its input.
+ */
+import { decodeTiffStack, tiffPages } from '../codec/tiff-reader.js';
+import { HOST_LITTLE_ENDIAN } from '../codec/tiff-writer.js';
+import type { Frame, Volume } from '../codec/records.js';
+import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
+
+/** The bounds a ct frame's volume must keep (config `inference.ct`). */
+export interface CtLimits {
+  minDepth: number;
+  maxDepth: number;
+  maxVoxels: number;
+  minVoxelSizeMm: number;
+  maxVoxelSizeMm: number;
+}
+
+/** The configuration's defaults, for callers without a configuration (tools, tests). */
+export const DEFAULT_CT_LIMITS: CtLimits = { minDepth: 1, maxDepth: 2_048, maxVoxels: 33_554_432, minVoxelSizeMm: 0.001, maxVoxelSizeMm: 10 };
+
+type VolumeHeader = Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'volume'>;
+
+function shape(message: string): MmadError {
+  return new MmadError(ErrorCode.FRAME_SHAPE, `ct frame: ${message}`);
+}
+
+/**
+ * The volume a ct frame declares, checked against the bounds: present, a depth within
+ * minDepth..maxDepth, depth × height × width within maxVoxels, every voxel edge finite and
+ * within minVoxelSizeMm..maxVoxelSizeMm.
+ */
+export function checkVolume(frame: VolumeHeader, limits: CtLimits): Volume {
+  const v = frame.volume;
+  if (v === null) throw shape('declares no volume (Frame.volume: depth and voxel size; a ct frame needs Frame version 2)');
+  if (!Number.isInteger(v.depth) || v.depth < limits.minDepth || v.depth > limits.maxDepth) {
+    throw shape(`depth of ${v.depth} slices is outside ${limits.minDepth}..${limits.maxDepth} (inference.ct.minDepth/maxDepth)`);
+  }
+  const voxels = v.depth * frame.width * frame.height;
+  if (voxels > limits.maxVoxels) {
+    throw shape(`declared volume ${v.depth}×${frame.height}×${frame.width} has ${voxels} voxels, over the limit of ${limits.maxVoxels} (inference.ct.maxVoxels)`);
+  }
+  for (const axis of ['x', 'y', 'z'] as const) {
+    const mm = v.voxelSizeMm[axis];
+    if (!(Number.isFinite(mm) && mm >= limits.minVoxelSizeMm && mm <= limits.maxVoxelSizeMm)) {
+      throw shape(`voxel size ${axis} of ${mm} mm is outside ${limits.minVoxelSizeMm}..${limits.maxVoxelSizeMm} mm (inference.ct.minVoxelSizeMm/maxVoxelSizeMm)`);
+    }
+  }
+  return v;
+}
+
+/** Bytes a raw ct payload of this geometry must have: depth × height × width × 2. */
+export function rawVolumeBytes(frame: Pick<Frame, 'width' | 'height'>, volume: Volume): number {
+  return volume.depth * frame.height * frame.width * 2;
+}
+
+/**
+ * Checks a ct TIFF payload against the declared geometry from its IFDs alone (no pixel is
+ * decoded; every strip is checked to lie inside the file): one page per slice, each
+ * width × height, one 16-bit unsigned sample.
+ */
+export function checkVolumeTiff(frame: VolumeHeader, volume: Volume, payload: Buffer, limits: CtLimits): void {
+  let pages;
+  try {
+    pages = tiffPages(payload, limits.maxDepth).pages;
+  } catch (err) {
+    throw new MmadError(ErrorCode.FRAME_CORRUPT, `ct frame: payload is not a readable multi-page TIFF: ${messageOf(err)}`, { cause: err });
+  }
+  if (pages.length !== volume.depth) throw shape(`TIFF has ${pages.length} pages, the frame declares a depth of ${volume.depth} slices`);
+  for (const [k, p] of pages.entries()) {
+    if (p.width !== frame.width || p.height !== frame.height) {
+      throw shape(`TIFF page ${k} is ${p.width}×${p.height}, the frame declares slices of ${frame.width}×${frame.height}`);
+    }
+    if (p.samplesPerPixel !== 1 || p.dtype !== 'uint16') {
+      throw shape(`TIFF page ${k} has ${p.samplesPerPixel} × ${p.dtype} samples, a ct slice is 1 × uint16 (16-bit greyscale)`);
+    }
+  }
+}
+
+/** A decoded volume: slice after slice, each row-major. */
+export interface DecodedVolume {
+  width: number;
+  height: number;
+  depth: number;
+  voxelSizeMm: Volume['voxelSizeMm'];
+  data: Uint16Array;
+}
+
+/** Decodes a ct payload (checked against the declared geometry first) to depth × height × width uint16 samples. */
+export function decodeVolume(frame: VolumeHeader, payload: Buffer, limits: CtLimits): DecodedVolume {
+  const volume = checkVolume(frame, limits);
+  const { width, height } = frame;
+  const { depth, voxelSizeMm } = volume;
+  if (frame.encoding === 'raw') {
+    const expected = rawVolumeBytes(frame, volume);
+    if (payload.length !== expected) {
+      throw shape(`raw payload has ${payload.length} bytes, ${depth}×${height}×${width} uint16 needs ${expected}`);
+    }
+    const copy = Buffer.from(payload); // an aligned copy of its own
+    if (!HOST_LITTLE_ENDIAN) copy.swap16();
+    return { width, height, depth, voxelSizeMm, data: new Uint16Array(copy.buffer, copy.byteOffset, copy.length / 2) };
+  }
+  checkVolumeTiff(frame, volume, payload, limits);
+  try {
+    const stack = decodeTiffStack(payload, limits.maxDepth, limits.maxVoxels);
+    return { width, height, depth, voxelSizeMm, data: stack.data as Uint16Array };
+  } catch (err) {
+    throw new MmadError(ErrorCode.FRAME_CORRUPT, `ct frame: payload cannot be decoded: ${messageOf(err)}`, { cause: err });
+  }
+}
