@@ -8,15 +8,20 @@
  *
  * plus `ir/NNN.png` (16-bit thermal) beside rgb/ and xyz/ in ours, and a
  * sidecar `<category>/mmad-dataset.json` describing how it was generated
- * (readers of the real dataset never look for either).
+ * (readers of the real dataset never look for either). A dataset written with
+ * CT volumes also has, per sample, `ct/NNN.tiff` (the volume: a multi-page
+ * 16-bit greyscale TIFF, one page per slice, the lowest first) and, for test
+ * samples, `gt_ct/NNN.tiff` (its 3D mask, multi-page 8-bit, 255 on the defect)
+ * and `gt_ct_2d/NNN.png` (that mask projected along the height onto the 2D
+ * frames' pixels, an 8-bit PNG like gt/); the voxel size is in the sidecar.
  */
-import type { DefectName, SensorModality, VisibilityLevel } from './defects.js';
+import type { DefectName, VisibilityLevel, VisibilityModality } from './defects.js';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 export type Split = (typeof SPLITS)[number];
 
-export type DatasetFolder = 'rgb' | 'ir' | 'xyz' | 'gt';
-export const FILE_EXTENSION: Record<DatasetFolder, string> = { rgb: '.png', ir: '.png', xyz: '.tiff', gt: '.png' };
+export type DatasetFolder = 'rgb' | 'ir' | 'xyz' | 'gt' | 'ct' | 'gt_ct' | 'gt_ct_2d';
+export const FILE_EXTENSION: Record<DatasetFolder, string> = { rgb: '.png', ir: '.png', xyz: '.tiff', gt: '.png', ct: '.tiff', gt_ct: '.tiff', gt_ct_2d: '.png' };
 
 export const META_FILE = 'mmad-dataset.json';
 
@@ -37,6 +42,8 @@ export interface DatasetMeta {
   defectSize: number;
   defectContrast: number;
   counts: { train: number; validation: number; test: number };
-  defects: Partial<Record<DefectName, { description: string; visibility: Record<SensorModality, VisibilityLevel> }>>;
+  defects: Partial<Record<DefectName, { description: string; visibility: Record<VisibilityModality, VisibilityLevel> }>>;
   pngCompressionLevel: number;
+  /** Present when every sample has a CT volume: its grid (voxels per side, slices) and each voxel's size. */
+  ct?: { width: number; height: number; depth: number; voxelSizeMm: { x: number; y: number; z: number }; bytesPerVolume: number };
 }

@@ -12,7 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFECTS, type DefectName } from './defects.js';
 import { META_FILE, sampleFileName, type DatasetMeta, type Split } from './dataset-layout.js';
-import { encodePart } from './image-codec.js';
+import { encodeCtFiles, encodePart } from './image-codec.js';
 import { generatePart } from './part-generator.js';
 import { hash32 } from './prng.js';
 import { productByName, visibilityOf } from './products/index.js';
@@ -32,6 +32,8 @@ export interface DatasetWriteOptions {
   defectSize: number;
   defectContrast: number;
   pngCompressionLevel: number;
+  /** Also write each sample's CT volume (ct/) and, for test samples, its 3D mask and projection (gt_ct/, gt_ct_2d/); the product's interior defects are then among the defaults. */
+  ct?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -57,10 +59,14 @@ export function sampleSeed(datasetSeed: number, product: string, split: Split, d
 
 export async function writeDataset(o: DatasetWriteOptions): Promise<DatasetWriteSummary> {
   const product = productByName(o.product);
-  const defects = o.defects.length > 0 ? [...o.defects] : [...product.defects];
+  const ct = o.ct === true;
+  // defects inside the material are only worth a test folder when the dataset has the CT that sees them
+  const known = ct ? [...product.defects, ...product.interiorDefects] : [...product.defects];
+  const defects = o.defects.length > 0 ? [...o.defects] : known;
   for (const d of defects) {
-    if (!product.defects.includes(d)) throw new RangeError(`product ${product.name} has no defect '${d}'`);
+    if (!known.includes(d)) throw new RangeError(`product ${product.name} has no defect '${d}'${product.interiorDefects.includes(d) ? ' without CT volumes (ct)' : ''}`);
   }
+  let ctMeta: DatasetMeta['ct'];
   const category = join(o.root, product.name);
   const jobs: Job[] = [];
   for (let i = 0; i < o.train; i++) jobs.push({ split: 'train', defect: 'good', index: i });
@@ -91,9 +97,20 @@ export async function writeDataset(o: DatasetWriteOptions): Promise<DatasetWrite
       width: o.width,
       height: o.height,
       defectParams: { size: o.defectSize, contrast: o.defectContrast },
+      ct,
     });
     const enc = await encodePart(part, { compressionLevel: o.pngCompressionLevel });
     const dir = join(category, job.split, job.defect);
+    const scan = part.ct;
+    if (scan !== undefined) {
+      ctMeta ??= { width: scan.width, height: scan.height, depth: scan.depth, voxelSizeMm: scan.voxelSizeMm, bytesPerVolume: scan.volume.byteLength };
+      const volumes = await encodeCtFiles(scan, part.width, part.height, o.pngCompressionLevel);
+      await Promise.all([
+        put(join(dir, 'ct'), sampleFileName(job.index, 'ct'), volumes.ct),
+        job.split === 'test' ? put(join(dir, 'gt_ct'), sampleFileName(job.index, 'gt_ct'), volumes.mask) : Promise.resolve(),
+        job.split === 'test' ? put(join(dir, 'gt_ct_2d'), sampleFileName(job.index, 'gt_ct_2d'), volumes.projection) : Promise.resolve(),
+      ]);
+    }
     await Promise.all([
       put(join(dir, 'rgb'), sampleFileName(job.index, 'rgb'), enc.rgb),
       put(join(dir, 'ir'), sampleFileName(job.index, 'ir'), enc.ir),
@@ -133,6 +150,7 @@ export async function writeDataset(o: DatasetWriteOptions): Promise<DatasetWrite
     counts: { train: o.train, validation: o.validation, test: o.test },
     defects: Object.fromEntries(defects.map((d) => [d, { description: DEFECTS[d].description, visibility: visibilityOf(product, d) }])),
     pngCompressionLevel: o.pngCompressionLevel,
+    ...(ctMeta === undefined ? {} : { ct: ctMeta }),
   };
   const metaBytes = Buffer.from(`${JSON.stringify(meta, null, 2)}\n`);
   await put(category, META_FILE, metaBytes);

@@ -6,6 +6,10 @@
  *   elevation              → the 3D scanner, and the colour camera through shading
  *   emissivity             → the thermal camera
  *   defectHeat             → the thermal camera only
+ *   interior               → the CT only (pores, inclusions, disbond gaps)
+ *
+ * The CT also sees every change of the material's extent (elevation), so
+ * relief defects are in its column too.
  *
  * `visibility` states the result at the default size and contrast; the tests
  * measure it on rendered parts (none = bit-identical to the good twin, faint =
@@ -27,12 +31,18 @@ export const DEFECT_NAMES = [
   'extra_material',
   'hot_spot',
   'delamination',
+  'void',
+  'porosity',
+  'inclusion',
 ] as const;
 export type DefectName = (typeof DEFECT_NAMES)[number];
 
 /** The modalities a simulated station's sensors produce (the one list: line schedule, records, datasets). */
 export const SENSOR_MODALITIES = ['rgb', 'ir', 'xyz'] as const;
 export type SensorModality = (typeof SENSOR_MODALITIES)[number];
+/** The station's sensors and the occasional CT scan (src/simulate/ct-scanner.ts): the columns of the visibility table. */
+export const VISIBILITY_MODALITIES = [...SENSOR_MODALITIES, 'ct'] as const;
+export type VisibilityModality = (typeof VISIBILITY_MODALITIES)[number];
 export type VisibilityLevel = 'none' | 'faint' | 'strong';
 
 export interface DefectParams {
@@ -47,7 +57,7 @@ export const DEFAULT_DEFECT_PARAMS: DefectParams = { size: 1, contrast: 1 };
 export interface DefectSpec {
   name: DefectName;
   description: string;
-  visibility: Record<SensorModality, VisibilityLevel>;
+  visibility: Record<VisibilityModality, VisibilityLevel>;
   /**
    * Edits the scene; returns the ground-truth mask (1 = defect) for defects
    * with a footprint, or null for purely thermal ones, whose mask is where the
@@ -182,7 +192,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
   contamination: {
     name: 'contamination',
     description: 'a dried stain (pigment or dust film) on the surface: too thin to measure, same emissivity',
-    visibility: { rgb: 'strong', ir: 'none', xyz: 'none' },
+    visibility: { rgb: 'strong', ir: 'none', xyz: 'none', ct: 'none' },
     apply(scene, rng, p) {
       const r = (3.2 * MM * p.size) / scene.pitch;
       const [cx, cy] = pickSite(scene, rng, r);
@@ -205,7 +215,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
   scratch: {
     name: 'scratch',
     description: 'a fine scratch: bright in RGB where it cuts the finish, a groove of a few tens of µm in 3D',
-    visibility: { rgb: 'strong', ir: 'none', xyz: 'faint' },
+    visibility: { rgb: 'strong', ir: 'none', xyz: 'faint', ct: 'faint' },
     apply(scene, rng, p) {
       const len = (12 * MM * p.size) / scene.pitch;
       const [sx, sy] = pickSite(scene, rng, len / 2);
@@ -234,7 +244,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
   dent: {
     name: 'dent',
     description: 'a smooth depression from an impact: measured in 3D, a faint shading cue in RGB',
-    visibility: { rgb: 'faint', ir: 'none', xyz: 'strong' },
+    visibility: { rgb: 'faint', ir: 'none', xyz: 'strong', ct: 'strong' },
     apply(scene, rng, p) {
       const r = (3.5 * MM * p.size) / scene.pitch;
       const [cx, cy] = pickSite(scene, rng, r);
@@ -256,7 +266,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
   bulge: {
     name: 'bulge',
     description: 'a wide swelling of the surface (gas build-up in a cell): measured in 3D, a faint shading cue in RGB',
-    visibility: { rgb: 'faint', ir: 'none', xyz: 'strong' },
+    visibility: { rgb: 'faint', ir: 'none', xyz: 'strong', ct: 'strong' },
     apply(scene, rng, p) {
       const r = (8 * MM * p.size) / scene.pitch;
       const [cx, cy] = pickSite(scene, rng, r * 0.8);
@@ -277,7 +287,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
   crack: {
     name: 'crack',
     description: 'a meandering crack: a deep narrow cavity — missing and displaced 3D points, dark in RGB, bright in IR (a cavity emits like a black body)',
-    visibility: { rgb: 'strong', ir: 'strong', xyz: 'strong' },
+    visibility: { rgb: 'strong', ir: 'strong', xyz: 'strong', ct: 'strong' },
     apply(scene, rng, p) {
       const len = (11 * MM * p.size) / scene.pitch;
       const [sx, sy] = pickSite(scene, rng, len / 2);
@@ -306,7 +316,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
   missing_material: {
     name: 'missing_material',
     description: 'a pocket where material was torn out or never deposited: a step down in 3D, walls and a freshly cut floor in RGB',
-    visibility: { rgb: 'strong', ir: 'none', xyz: 'strong' },
+    visibility: { rgb: 'strong', ir: 'none', xyz: 'strong', ct: 'strong' },
     apply(scene, rng, p) {
       const r = (3 * MM * p.size) / scene.pitch;
       const [cx, cy] = pickSite(scene, rng, r);
@@ -332,7 +342,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
   extra_material: {
     name: 'extra_material',
     description: 'a foreign lump on the surface (weld spatter, resin drop): a bump in 3D, a darker glossy spot in RGB',
-    visibility: { rgb: 'strong', ir: 'none', xyz: 'strong' },
+    visibility: { rgb: 'strong', ir: 'none', xyz: 'strong', ct: 'strong' },
     apply(scene, rng, p) {
       const r = (2.2 * MM * p.size) / scene.pitch;
       const [cx, cy] = pickSite(scene, rng, r);
@@ -359,7 +369,7 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
   hot_spot: {
     name: 'hot_spot',
     description: 'an internal short under the surface: heat that only the thermal camera sees',
-    visibility: { rgb: 'none', ir: 'strong', xyz: 'none' },
+    visibility: { rgb: 'none', ir: 'strong', xyz: 'none', ct: 'none' },
     apply(scene, rng, p) {
       const sigma = (1.5 * MM * p.size) / scene.pitch;
       const [cx, cy] = pickSite(scene, rng, 3 * sigma);
@@ -371,20 +381,112 @@ export const DEFECTS: Record<DefectName, DefectSpec> = {
   delamination: {
     name: 'delamination',
     description: 'a disbond between plies: it blocks the flash heat from flowing inward, so the surface above stays warmer; only IR sees it',
-    visibility: { rgb: 'none', ir: 'strong', xyz: 'none' },
+    visibility: { rgb: 'none', ir: 'strong', xyz: 'none', ct: 'strong' },
     apply(scene, rng, p) {
       const r = (5 * MM * p.size) / scene.pitch;
       const [cx, cy] = pickSite(scene, rng, r);
       const sdf = blobSdf(rng, r, r * rng.range(0.5, 0.9), 0.25);
       const rise = 1.2 * p.contrast;
+      const area = new Map<number, number>();
       forWindow(scene, cx, cy, 1.6 * r, (i, dx, dy) => {
         const t = coverage(sdf(dx, dy) / 2);
-        if (t > 0 && scene.partMask[i] === 1) addAt(scene.defectHeat, i, rise * t);
+        if (t > 0 && scene.partMask[i] === 1) {
+          addAt(scene.defectHeat, i, rise * t);
+          area.set(i, t);
+        }
       });
+      // the disbond is a gap between two plies: air a CT sees, 0.12 mm thick at the catalogue's contrast
+      const { bottomM } = scene.ct;
+      const top = fieldAt(scene.elevation, Math.round(cy) * scene.width + Math.round(cx));
+      const z0 = bottomM + (top - bottomM) * rng.range(0.3, 0.7);
+      scene.interior.push({ kind: 'gap', area, z0, z1: z0 + 0.12 * MM * p.contrast });
       return null;
     },
   },
+
+  void: {
+    name: 'void',
+    description: 'a gas pore inside the material (casting, weld or resin cure): no trace on the surface; only a CT sees it',
+    visibility: { rgb: 'none', ir: 'none', xyz: 'none', ct: 'strong' },
+    apply(scene, rng, p) {
+      // flattened by the plate it grew in: wide, at most a third of the material high
+      return lensInside(scene, rng, 1.5 * MM * p.size, 0.17, scene.ct.densityGcm3 * (1 - clamp(p.contrast, 0, 1)));
+    },
+  },
+
+  porosity: {
+    name: 'porosity',
+    description: 'a cluster of small pores inside the material: no trace on the surface; only a CT sees it',
+    visibility: { rgb: 'none', ir: 'none', xyz: 'none', ct: 'strong' },
+    apply(scene, rng, p) {
+      const spread = 3 * MM * p.size;
+      const [cx, cy, top] = interiorSite(scene, rng, spread + MM);
+      const thickness = top - scene.ct.bottomM;
+      const pores: [number, number, number][] = [];
+      for (let k = 0; k < 24; k++) {
+        const a = rng.range(0, 2 * Math.PI);
+        const d = spread * Math.sqrt(rng.next());
+        const px = cx + (d * Math.cos(a)) / scene.pitch;
+        const py = cy + (d * Math.sin(a)) / scene.pitch;
+        const r = rng.range(0.25, 0.45) * MM;
+        const z = scene.ct.bottomM + thickness * rng.range(0.3, 0.7);
+        scene.interior.push({ kind: 'pore', cx: px, cy: py, z, radiusM: r, halfHeightM: Math.min(r, 0.2 * thickness), densityGcm3: scene.ct.densityGcm3 * (1 - clamp(p.contrast, 0, 1)) });
+        pores.push([px, py, r]);
+      }
+      return discMask(scene, pores);
+    },
+  },
+
+  inclusion: {
+    name: 'inclusion',
+    description: 'a dense foreign particle inside the material (a steel chip, tool debris): no trace on the surface; only a CT sees it',
+    visibility: { rgb: 'none', ir: 'none', xyz: 'none', ct: 'strong' },
+    apply(scene, rng, p) {
+      const rho = scene.ct.densityGcm3;
+      // a flat chip, a fifth of the material thick
+      return lensInside(scene, rng, 1.2 * MM * p.size, 0.1, rho + (7.8 - rho) * clamp(p.contrast, 0, 2));
+    },
+  },
 };
+
+/** A site for an interior defect, at least `marginM` inside the part, on its flat material (not a terminal or a hole): x, y (pixels) and the top there (metres). */
+function interiorSite(scene: Scene, rng: Rng, marginM: number): [number, number, number] {
+  const margin = marginM / scene.pitch;
+  let best: [number, number, number] | undefined;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const [x, y] = pickSite(scene, rng, margin);
+    const top = fieldAt(scene.elevation, Math.round(y) * scene.width + Math.round(x));
+    // the material's most common thickness: a site no thicker than the plate, and not below it
+    if (best === undefined || Math.abs(top - scene.ct.topM + 2 * MM) < Math.abs(best[2] - scene.ct.topM + 2 * MM)) best = [x, y, top];
+    if (top - scene.ct.bottomM > 1 * MM && top < scene.ct.topM - 1 * MM) return [x, y, top];
+  }
+  return best ?? [scene.width / 2, scene.height / 2, scene.ct.topM - MM];
+}
+
+/**
+ * One lens-shaped region of another density inside the material (a pore, a chip), `radiusM`
+ * wide in the plane and at most `heightShare` of the material high, halfway through it;
+ * returns its footprint on the image.
+ */
+function lensInside(scene: Scene, rng: Rng, radiusM: number, heightShare: number, densityGcm3: number): Uint8Array {
+  const [cx, cy, top] = interiorSite(scene, rng, 3 * MM);
+  const thickness = top - scene.ct.bottomM;
+  const z = scene.ct.bottomM + thickness * rng.range(0.4, 0.6);
+  scene.interior.push({ kind: 'pore', cx, cy, z, radiusM, halfHeightM: Math.min(radiusM, heightShare * thickness), densityGcm3 });
+  return discMask(scene, [[cx, cy, radiusM]]);
+}
+
+/** The pixels under the given discs (x, y in pixels, radius in metres): an interior defect's footprint on the image. */
+function discMask(scene: Scene, discs: readonly [number, number, number][]): Uint8Array {
+  const mask = new Uint8Array(scene.width * scene.height);
+  for (const [cx, cy, rM] of discs) {
+    const r = Math.max(0.75, rM / scene.pitch);
+    forWindow(scene, cx, cy, r, (i, dx, dy) => {
+      if (dx * dx + dy * dy <= r * r) mask[i] = 1;
+    });
+  }
+  return mask;
+}
 
 export function isDefectName(s: string): s is DefectName {
   return (DEFECT_NAMES as readonly string[]).includes(s);

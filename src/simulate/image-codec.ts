@@ -9,7 +9,8 @@
 import sharp, { type OutputInfo, type PngOptions as SharpPngOptions, type Sharp } from 'sharp';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import type { GeneratedPart } from './part-generator.js';
-import { encodeXyzTiff } from '../codec/tiff-writer.js';
+import { encodeVolumeTiff, encodeXyzTiff } from '../codec/tiff-writer.js';
+import type { CtScan } from './ct-scanner.js';
 
 export interface PngOptions {
   /** zlib level 0..9: 6 is libpng's balance; lower is faster and larger. */
@@ -56,6 +57,15 @@ export async function decodeIr(bytes: Buffer): Promise<{ width: number; height: 
 export async function decodeMask(bytes: Buffer): Promise<{ width: number; height: number; mask: Uint8Array }> {
   const { data, info } = await raw(bytes, 'mask', (s) => s.toColourspace('b-w').raw());
   return { width: info.width, height: info.height, mask: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
+
+/** A CT scan's files: the volume (multi-page 16-bit TIFF), its 3D mask (multi-page 8-bit TIFF) and the mask's projection on the 2D frames (8-bit PNG). */
+export async function encodeCtFiles(scan: CtScan, width: number, height: number, compressionLevel?: number): Promise<{ ct: Buffer; mask: Buffer; projection: Buffer }> {
+  return {
+    ct: encodeVolumeTiff(scan.volume, scan.width, scan.height, scan.depth),
+    mask: encodeVolumeTiff(scan.mask, scan.width, scan.height, scan.depth),
+    projection: await encodeMaskPng(scan.projection, width, height, compressionLevel === undefined ? {} : { compressionLevel }),
+  };
 }
 
 /** A part's files, as written to disk and as carried in frames and labels. */

@@ -39,7 +39,8 @@ export function partChoice(o: SimulationOptions, index: number): { seed: number;
   const product = productByName(o.product);
   const defects = o.defects.length > 0 ? o.defects : product.defects;
   for (const d of defects) {
-    if (!product.defects.includes(d)) throw new RangeError(`product ${product.name} has no defect '${d}'`);
+    // a defect inside the material (only a CT sees it) is drawn only when named
+    if (!product.defects.includes(d) && !product.interiorDefects.includes(d)) throw new RangeError(`product ${product.name} has no defect '${d}'`);
   }
   const r = Rng.fromSeed(`line/${o.product}/${o.seed}`).fork(index);
   const seed = r.uint32();

@@ -6,6 +6,8 @@
  *   scanner (xyz)  ← elevation, scanLoss
  *   camera  (rgb)  ← elevation (normals), albedo, specular, shininess, fibre
  *   thermal (ir)   ← temperature sources (heat, defectHeat), emissivity
+ *   CT      (ct)   ← elevation and partMask (the material's extent), ct (its
+ *                    underside and density), interior (voids, inclusions, gaps)
  *
  * That separation is what makes a defect's modality visibility hold by
  * construction: a stain that edits only albedo cannot move a 3D point.
@@ -61,6 +63,27 @@ export interface ScannerSetup {
   borderBand: number;
 }
 
+/**
+ * What the occasional CT scan of a part sees: the part's material as a slab from its underside
+ * up to its top surface (the elevation) wherever partMask is set, of one density, minus or plus
+ * the interior features defects add. The part is scanned off its nest, so outside partMask is air.
+ */
+export interface CtSetup {
+  /** Height of the part's underside above the fixture plane, metres. */
+  bottomM: number;
+  /** Highest point of the part that the reconstruction must hold, metres. */
+  topM: number;
+  /** Density of the part's material, g/cm³. */
+  densityGcm3: number;
+}
+
+/** A volumetric change inside the part that only a CT sees (pixel coordinates in the plane, metres in height). */
+export type InteriorFeature =
+  /** An ellipsoid of another density (0: a gas pore; higher: a dense inclusion), round in the plane, `halfHeightM` high. */
+  | { kind: 'pore'; cx: number; cy: number; z: number; radiusM: number; halfHeightM: number; densityGcm3: number }
+  /** A thin gap between z0 and z1 under the pixels of `area` (pixel → coverage 0..1): a disbond between plies. */
+  | { kind: 'gap'; area: Map<number, number>; z0: number; z1: number };
+
 export interface Scene {
   width: number;
   height: number;
@@ -90,6 +113,10 @@ export interface Scene {
   camera: CameraSetup;
   thermal: ThermalSetup;
   scanner: ScannerSetup;
+  /** The part's material for the CT (products set it; the default is a 5 mm aluminium slab). */
+  ct: CtSetup;
+  /** Interior features (defects a CT sees inside the material); empty on a good part. */
+  interior: InteriorFeature[];
 }
 
 export function emptyScene(width: number, height: number, pitch: number, camera: CameraSetup, thermal: ThermalSetup, scanner: ScannerSetup): Scene {
@@ -112,6 +139,8 @@ export function emptyScene(width: number, height: number, pitch: number, camera:
     camera,
     thermal,
     scanner,
+    ct: { bottomM: 0, topM: 0.005, densityGcm3: 2.7 },
+    interior: [],
   };
 }
 

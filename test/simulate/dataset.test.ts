@@ -68,7 +68,52 @@ test('a written dataset has the MVTec 3D-AD layout, with ir beside rgb and xyz a
   const meta = JSON.parse(readFileSync(join(root, 'composite_coupon', META_FILE), 'utf8')) as DatasetMeta;
   assert.equal(meta.product, 'composite_coupon');
   assert.deepEqual(Object.keys(meta.defects), ['crack', 'delamination']);
-  assert.deepEqual(meta.defects.delamination?.visibility, { rgb: 'none', ir: 'strong', xyz: 'none' });
+  assert.deepEqual(meta.defects.delamination?.visibility, { rgb: 'none', ir: 'strong', xyz: 'none', ct: 'strong' });
+  assert.equal(meta.ct, undefined, 'no CT volumes unless asked for');
+});
+
+test('with CT volumes: ct/ per sample, gt_ct/ (3D mask) and gt_ct_2d/ (its projection) per test sample, interior defects among the defaults; volumes tifffile reads', async () => {
+  const root = join(dir, 'ct');
+  const summary = await writeDataset({ root, ...OPTIONS, product: 'battery_lid', width: 64, height: 64, train: 1, validation: 0, defects: [], ct: true });
+  const category = join(root, 'battery_lid');
+  const meta = JSON.parse(readFileSync(join(category, META_FILE), 'utf8')) as DatasetMeta;
+  assert.deepEqual(Object.keys(meta.defects), ['contamination', 'scratch', 'dent', 'bulge', 'crack', 'missing_material', 'extra_material', 'hot_spot', 'void', 'porosity', 'inclusion']);
+  assert.deepEqual(meta.ct, { width: 32, height: 32, depth: 32, voxelSizeMm: { x: 3.438, y: 3.438, z: 0.163 }, bytesPerVolume: 32 * 32 * 32 * 2 });
+  assert.equal(summary.samples, 1 + 12);
+  const all = files(category);
+  assert.ok(all.includes('train/good/ct/000.tiff') && !all.includes('train/good/gt_ct/000.tiff'), 'a volume for every sample, ground truth for test samples only');
+  for (const defect of ['good', 'void', 'crack']) for (const f of ['ct/000.tiff', 'gt_ct/000.tiff', 'gt_ct_2d/000.png']) assert.ok(all.includes(`test/${defect}/${f}`), `test/${defect}/${f}`);
+  const out = execFileSync(
+    '/usr/bin/python3',
+    [
+      '-c',
+      `
+import sys, json, numpy, tifffile
+from PIL import Image
+d = sys.argv[1]
+r = {}
+for k in ['good', 'void', 'crack', 'hot_spot']:
+    v = tifffile.imread(f'{d}/test/{k}/ct/000.tiff')
+    m = tifffile.imread(f'{d}/test/{k}/gt_ct/000.tiff')
+    p = numpy.asarray(Image.open(f'{d}/test/{k}/gt_ct_2d/000.png'))
+    r[k] = {'ct': [str(v.dtype), list(v.shape)], 'mask': [str(m.dtype), list(m.shape), int((m > 0).sum())], 'proj': [list(p.shape), int((p > 0).sum())],
+            'material': int(numpy.median(v[v.shape[0] // 2])) , 'air': int(numpy.median(v[0]))}
+print(json.dumps(r))
+`,
+      category,
+    ],
+    { encoding: 'utf8' },
+  );
+  const r = JSON.parse(out) as Record<string, { ct: unknown; mask: [string, number[], number]; proj: [number[], number]; material: number; air: number }>;
+  for (const [k, x] of Object.entries(r)) {
+    assert.deepEqual(x.ct, ['uint16', [32, 32, 32]], k);
+    assert.deepEqual([x.mask[0], x.mask[1]], ['uint8', [32, 32, 32]], k);
+    assert.deepEqual(x.proj[0], [64, 64], k);
+    assert.ok(x.air < 3000, `${k}: the lowest slice is air below the part (${x.air})`);
+  }
+  assert.deepEqual([r.good?.mask[2], r.good?.proj[1], r.hot_spot?.mask[2]], [0, 0, 0], 'a good part and a defect a CT cannot see have empty masks');
+  assert.ok((r.void?.mask[2] ?? 0) > 0 && (r.void?.proj[1] ?? 0) > 0, 'a void is in the 3D mask and its projection');
+  assert.ok((r.crack?.mask[2] ?? 0) > 0, 'a crack is in the 3D mask');
 });
 
 test('every xyz file reads back with tifffile: float32, H×W×3, the generator\'s exact values', () => {

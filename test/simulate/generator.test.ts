@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { at } from '../../src/base/invariant.js';
-import { DEFECTS, DEFECT_NAMES, SENSOR_MODALITIES, type DefectName, type SensorModality } from '../../src/simulate/defects.js';
+import { at, present } from '../../src/base/invariant.js';
+import { CT_NOISE } from '../../src/simulate/ct-scanner.js';
+import { DEFECTS, DEFECT_NAMES, VISIBILITY_MODALITIES, type DefectName, type SensorModality } from '../../src/simulate/defects.js';
 import { dilate } from '../../src/simulate/fields.js';
 import { encodePart } from '../../src/simulate/image-codec.js';
 import { buildScene, generatePart, type GeneratedPart } from '../../src/simulate/part-generator.js';
@@ -148,20 +149,52 @@ function change(m: SensorModality, good: GeneratedPart, bad: GeneratedPart, nois
   return { cnr: count === 0 ? 0 : inside / count, insideShare: total === 0 ? 1 : insideNear / total, total };
 }
 
-test('the visibility table holds measurably at the default resolution: none = untouched, faint < strong', () => {
+/**
+ * How the CT volume changed between a part and its defect-free twin: the same measure on voxels,
+ * inside the 3D mask (the share within the mask grown by a voxel in the plane and a slice).
+ */
+function ctChange(good: GeneratedPart, bad: GeneratedPart): Change {
+  const g = present(good.ct, 'the good twin\'s CT');
+  const b = present(bad.ct, 'the CT');
+  const plane = b.width * b.height;
+  const near = new Uint8Array(b.mask.length);
+  for (let z = 0; z < b.depth; z++) {
+    const grown = dilate(b.mask.subarray(z * plane, (z + 1) * plane).map((v) => (v === 0 ? 0 : 1)), b.width, b.height, 1);
+    for (const dz of [-1, 0, 1]) {
+      if (z + dz < 0 || z + dz >= b.depth) continue;
+      for (let i = 0; i < plane; i++) if (grown[i] === 1) near[(z + dz) * plane + i] = 1;
+    }
+  }
+  let inside = 0;
+  let insideNear = 0;
+  let total = 0;
+  let count = 0;
+  for (let v = 0; v < b.volume.length; v++) {
+    const d = Math.abs(at(g.volume, v) - at(b.volume, v)) / CT_NOISE;
+    total += d;
+    if (near[v] === 1) insideNear += d;
+    if (b.mask[v] !== 0) {
+      inside += d;
+      count++;
+    }
+  }
+  return { cnr: count === 0 ? 0 : inside / count, insideShare: total === 0 ? 1 : insideNear / total, total };
+}
+
+test('the visibility table holds measurably at the default resolution: none = untouched, faint < strong (the ct column on the CT volume)', () => {
   const rows: string[] = [];
   for (const product of PRODUCTS) {
-    for (const defect of product.defects) {
+    for (const defect of [...product.defects, ...product.interiorDefects]) {
       for (const seed of [1, 2]) {
-        const good = generatePart({ product, seed, defect: null });
-        const bad = generatePart({ product, seed, defect });
+        const good = generatePart({ product, seed, defect: null, ct: true });
+        const bad = generatePart({ product, seed, defect, ct: true });
         assert.ok(bad.defectPixels > 20, `${product.name}/${defect} has a mask`);
         const { scene } = buildScene({ product, seed, defect: null });
         const noise = { rgb: scene.camera.noiseLevels, ir: thermalNoiseCounts(scene), xyz: scene.scanner.noiseM };
         const table = visibilityOf(product, defect);
-        for (const m of SENSOR_MODALITIES) {
+        for (const m of VISIBILITY_MODALITIES) {
           // IR changes spread by heat diffusion and lens blur; relief changes by a pixel of shading
-          const c = change(m, good, bad, noise, DEFECTS[defect].visibility.ir === 'strong' && defect !== 'crack' ? 4 : 2);
+          const c = m === 'ct' ? ctChange(good, bad) : change(m, good, bad, noise, DEFECTS[defect].visibility.ir === 'strong' && defect !== 'crack' ? 4 : 2);
           const where = `${product.name}/${defect} seed ${seed} ${m}: cnr ${c.cnr.toFixed(2)}`;
           rows.push(where);
           if (table[m] === 'none') assert.equal(c.total, 0, `${where} must be bit-identical to the good twin`);
@@ -190,7 +223,7 @@ test('an RGB-only defect changes rgb pixels inside its mask and not one xyz or i
 });
 
 test('every defect of the catalogue belongs to a product, and products only list known defects', () => {
-  const used = new Set<DefectName>(PRODUCTS.flatMap((p) => [...p.defects]));
+  const used = new Set<DefectName>(PRODUCTS.flatMap((p) => [...p.defects, ...p.interiorDefects]));
   assert.deepEqual([...used].sort(), [...DEFECT_NAMES].sort());
   assert.throws(() => generatePart({ product: 'composite_coupon', seed: 1, defect: 'hot_spot', width: 32 }), /no defect 'hot_spot'/);
   assert.throws(() => generatePart({ product: 'toaster', seed: 1, defect: null, width: 32 }), /unknown product type/);

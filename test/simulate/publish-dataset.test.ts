@@ -84,7 +84,9 @@ test('publish-dataset streams a generated dataset: the files on disk are the fra
         assert.ok(present(l.mask, `${r.key}: the mask`).equals(file(r.key, 'gt', 'png')), `${r.key}: the mask is the gt file`);
         assert.ok(l.defectPixels > 0);
         const table = present(meta.defects[defect], `the ${defect} entry of the dataset's meta`).visibility as Record<string, string>;
-        assert.deepEqual(Object.fromEntries(l.visibility.map((v) => [v.modality, v.level])), table);
+        // the label names the modalities the station publishes: the dataset has no CT volumes, so the table's ct column is not among them
+        const { ct: _ct, ...published } = table;
+        assert.deepEqual(Object.fromEntries(l.visibility.map((v) => [v.modality, v.level])), published);
       }
     } else {
       const f: Frame = frameCodec.decodeSync(r.value);

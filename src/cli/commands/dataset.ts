@@ -27,11 +27,13 @@ export const datasetCommand: Command = {
     'defect-size': { type: 'string', placeholder: 'X', description: `scale of defect footprints (default ${d.defectSize})` },
     'defect-contrast': { type: 'string', placeholder: 'X', description: `scale of defect magnitude (default ${d.defectContrast})` },
     'png-level': { type: 'string', placeholder: '0-9', description: `zlib level of the PNG files (default ${d.pngCompressionLevel})` },
+    ct: { type: 'boolean', description: 'also write a CT volume per sample (ct/, and gt_ct/, gt_ct_2d/ for test samples), and test folders for the defects inside the material (void, porosity, inclusion)' },
   },
   details: [
     'Layout: <root>/<product>/{train,validation}/good/{rgb,ir,xyz}/NNN.* and test/<good|defect>/{rgb,ir,xyz,gt}/NNN.*;',
     'xyz is a 3-sample float32 TIFF as in MVTec 3D-AD, ir a 16-bit PNG, gt an 8-bit mask; <product>/mmad-dataset.json',
-    'records the generator settings and the defect visibility table.',
+    'records the generator settings and the defect visibility table. With --ct: ct/NNN.tiff (16-bit multi-page volume),',
+    'gt_ct/NNN.tiff (its 3D mask) and gt_ct_2d/NNN.png (the mask projected on the image); 1 MiB a volume at 256x256.',
     'Example:',
     '  mmad dataset --root data/mmad-sim --product battery_lid --train 200 --test 30 --seed 7',
   ].join('\n'),
@@ -43,8 +45,10 @@ export const datasetCommand: Command = {
     const products = names.includes('all') ? [...PRODUCTS] : names.map((n) => productByName(n));
     const size = sizeFlag(ctx, 'size') ?? { width: s.width, height: s.height };
     const wanted = listFlag(ctx, 'defects') ?? s.defects;
+    const ct = ctx.values.ct === true;
+    const defectsOf = (p: (typeof products)[number]): readonly DefectName[] => (ct ? [...p.defects, ...p.interiorDefects] : p.defects);
     for (const x of wanted) {
-      if (!isDefectName(x) || !products.some((p) => p.defects.includes(x))) {
+      if (!isDefectName(x) || !products.some((p) => defectsOf(p).includes(x))) {
         throw new MmadError(ErrorCode.USAGE, `--defects: no selected product has a defect '${x}'`);
       }
     }
@@ -55,7 +59,7 @@ export const datasetCommand: Command = {
     };
     for (const product of products) {
       // with several products, a defect list applies to each product that has the defect
-      const defects = wanted.length === 0 ? [] : (wanted.filter((x) => product.defects.includes(x as DefectName)) as DefectName[]);
+      const defects = wanted.length === 0 ? [] : (wanted.filter((x) => defectsOf(product).includes(x as DefectName)) as DefectName[]);
       if (wanted.length > 0 && defects.length === 0) continue;
       let lastTenth = -1;
       const summary = await writeDataset({
@@ -69,6 +73,7 @@ export const datasetCommand: Command = {
         defectSize: numberFlag(ctx, 'defect-size', { min: 0.05, max: 10 }) ?? s.defectSize,
         defectContrast: numberFlag(ctx, 'defect-contrast', { min: 0.01, max: 10 }) ?? s.defectContrast,
         pngCompressionLevel: numberFlag(ctx, 'png-level', { min: 0, max: 9, integer: true }) ?? s.pngCompressionLevel,
+        ct,
         onProgress: (done, total) => {
           const tenth = Math.floor((done * 10) / total);
           if (tenth !== lastTenth && tenth < 10) ctx.out(`  ${product.name}: ${done}/${total}`);

@@ -23,6 +23,7 @@ const MM = 1e-3;
 const LENGTH = 94 * MM;
 const WIDTH = 40 * MM;
 const PLATE_TOP = 4 * MM; // above the nest
+const PLATE_THICKNESS = 1.5 * MM;
 const TERMINAL_RISE = 2.2 * MM;
 const MODULES = 10; // 2D code modules per side
 const MODULE = 0.85 * MM;
@@ -31,6 +32,7 @@ export const batteryLid: ProductType = {
   name: 'battery_lid',
   title: 'prismatic cell lid (aluminium, terminals, vent, laser-marked code)',
   defects: ['contamination', 'scratch', 'dent', 'bulge', 'crack', 'missing_material', 'extra_material', 'hot_spot'],
+  interiorDefects: ['void', 'porosity', 'inclusion'],
   fieldOfViewM: 110 * MM,
   build(rng: Rng, width: number, height: number): Scene {
     const pitch = this.fieldOfViewM / width;
@@ -50,6 +52,8 @@ export const batteryLid: ProductType = {
       },
       { workingDistanceM: 0.3, noiseM: 12e-6, maxSlope: 3, triangulationRad: 0.45, speckleLoss: 0.002, borderBand: 0.03 },
     );
+    // an aluminium lid plate 1.5 mm thick; the reconstruction reaches over the terminals
+    scene.ct = { bottomM: PLATE_TOP - PLATE_THICKNESS, topM: PLATE_TOP + TERMINAL_RISE + 0.5 * MM, densityGcm3: 2.7 };
     const pose = Pose.jittered(rng.fork('pose'), 2.5 * MM, 0.035, 0.004);
     const finish = rng.fork('finish');
     const alu = tinted(ALUMINIUM, finish.range(0.94, 1.06));

@@ -32,6 +32,7 @@ export const compositeCoupon: ProductType = {
   name: 'composite_coupon',
   title: 'woven carbon-fibre coupon (2×2 twill, bolt holes, ink stamp)',
   defects: ['contamination', 'scratch', 'dent', 'crack', 'missing_material', 'extra_material', 'delamination'],
+  interiorDefects: ['void', 'porosity', 'inclusion'],
   fieldOfViewM: 110 * MM,
   // composite already emits like a black body (ε ≈ 0.92), so a crack's cavity adds little in IR
   visibility: { crack: { ir: 'faint' } },
@@ -53,6 +54,8 @@ export const compositeCoupon: ProductType = {
       },
       { workingDistanceM: 0.3, noiseM: 15e-6, maxSlope: 3, triangulationRad: 0.45, speckleLoss: 0.002, borderBand: 0.03 },
     );
+    // a carbon-fibre laminate (about 1.55 g/cm³) resting on the fixture plane
+    scene.ct = { bottomM: 0, topM: THICKNESS + 0.5 * MM, densityGcm3: 1.55 };
     const pose = Pose.jittered(rng.fork('pose'), 3 * MM, 0.04, 0.003);
     const finish = rng.fork('finish');
     const carbon = tinted(CARBON, finish.range(0.9, 1.1));

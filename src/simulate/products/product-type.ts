@@ -5,7 +5,7 @@
  * generator handed in. To add a product, copy products/composite-coupon.ts and
  * register it in products/index.ts.
  */
-import { DEFECTS, type DefectName, type SensorModality, type VisibilityLevel } from '../defects.js';
+import { DEFECTS, type DefectName, type VisibilityLevel, type VisibilityModality } from '../defects.js';
 import { blendAt } from '../fields.js';
 import type { Rng } from '../prng.js';
 import type { Scene } from '../scene.js';
@@ -14,8 +14,14 @@ export interface ProductType {
   /** snake_case; also the category folder of a dataset. */
   readonly name: string;
   readonly title: string;
-  /** Defects this product can show, in the order datasets list them. */
+  /** Defects this product can show, in the order datasets list them (what a simulated line draws from). */
   readonly defects: readonly DefectName[];
+  /**
+   * Defects inside the material that only a CT sees (void, porosity, inclusion): a part can
+   * have one, but a simulated line draws them only when asked (`simulate.defects`), and a
+   * dataset lists them only with its CT volumes, since no other sensor could find them.
+   */
+  readonly interiorDefects: readonly DefectName[];
   /** Field of view across the image width, metres. */
   readonly fieldOfViewM: number;
   /**
@@ -23,7 +29,7 @@ export interface ProductType {
    * crack's emissivity contrast is large on bare metal, small on composite
    * that already emits well). Measured like the catalogue's table.
    */
-  readonly visibility?: Partial<Record<DefectName, Partial<Record<SensorModality, VisibilityLevel>>>>;
+  readonly visibility?: Partial<Record<DefectName, Partial<Record<VisibilityModality, VisibilityLevel>>>>;
   build(rng: Rng, width: number, height: number): Scene;
 }
 
@@ -66,6 +72,6 @@ export function tinted(m: Material, k: number): Material {
 }
 
 /** How each modality sees `defect` on `product`: the catalogue's table with the product's exceptions. */
-export function visibilityOf(product: ProductType, defect: DefectName): Record<SensorModality, VisibilityLevel> {
+export function visibilityOf(product: ProductType, defect: DefectName): Record<VisibilityModality, VisibilityLevel> {
   return { ...DEFECTS[defect].visibility, ...product.visibility?.[defect] };
 }
