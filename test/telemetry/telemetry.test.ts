@@ -190,7 +190,7 @@ async function runLine(): Promise<LineRun> {
   });
   // hand-made cases the random line may not produce: a NOK with an alert, a duplicate, ir timing out, an unreadable record
   const P = config.topics.partitions;
-  const send = async (m: 'rgb' | 'ir', id: string, value: Buffer): Promise<void> => {
+  const send = async (m: 'rgb' | 'ir' | 'xyz', id: string, value: Buffer): Promise<void> => {
     await producer.send({ topic: config.topics.inputs[m], messages: [{ key: id, value, partition: partitionFor(id, P) }] });
   };
   const t0 = Date.now();
@@ -200,10 +200,13 @@ async function runLine(): Promise<LineRun> {
   await send('ir', 'hand-nok', frameCodec.encode(await makeFrame('hand-nok', 'ir', { captureTime: t0 + 2, expected: ['rgb', 'ir'] })));
   await send('rgb', 'hand-noir', frameCodec.encode(await makeFrame('hand-noir', 'rgb', { captureTime: t0 + 5, expected: ['rgb', 'ir'] })));
   await send('rgb', 'hand-garbage', Buffer.from('not a frame'));
-  const extraFrames = { rgb: 4, ir: 1, xyz: 0 };
+  // a scan no student takes with rgb alone: the refinement is judged by test-rgb, the xyz frame unused
+  await send('rgb', 'hand-rgbxyz', frameCodec.encode(await makeFrame('hand-rgbxyz', 'rgb', { captureTime: t0 + 7, expected: ['rgb', 'xyz'] })));
+  await send('xyz', 'hand-rgbxyz', frameCodec.encode(await makeFrame('hand-rgbxyz', 'xyz', { captureTime: t0 + 400, expected: ['rgb', 'xyz'] })));
+  const extraFrames = { rgb: 5, ir: 1, xyz: 1 };
 
   // every record read, every sample judged and closed (late windows expire once the idle timer moves stream time)
-  const sentTotal = report.frames.rgb + report.frames.ir + report.frames.xyz + extraFrames.rgb + extraFrames.ir;
+  const sentTotal = report.frames.rgb + report.frames.ir + report.frames.xyz + extraFrames.rgb + extraFrames.ir + extraFrames.xyz;
   await until('every record read and every sample closed', () => processor.stats().framesRead === sentTotal && processor.joinSnapshot().pendingSamples === 0, 60_000);
   await new Promise((r) => setTimeout(r, 3 * config.processing.commitIntervalMs + 200));
   const out = await published();
@@ -235,6 +238,11 @@ test('verdicts by model, version, verdict and revision, and coverage by the moda
     sorted(byLabels(points, M.modalityCoverage.name, ['modalities'])),
     sorted(tally(events, (e) => (e.modalitiesUsed.length === 0 ? 'none' : e.modalitiesUsed.join('+')))),
   );
+  // the hand-made part's refinement had an xyz frame its student (test-rgb) does not take
+  const refined = events.filter((e) => e.sampleId === 'hand-rgbxyz' && e.revision === 2);
+  assert.deepEqual(refined.map((e) => [e.model?.id, e.modalitiesUsed.join('+')]), [['test-rgb', 'rgb']]);
+  assert.ok(sumOf(points, M.modalitiesUnused.name, { modality: 'xyz' }) >= 1, 'unused xyz frames counted');
+  assert.equal(sumOf(points, M.modalitiesUnused.name, { modality: 'rgb' }), 0, 'a frame its student takes is not counted');
 });
 
 test('dead letters by reason and alerts by severity: exactly those on their topics', LINE, async () => {
