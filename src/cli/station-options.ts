@@ -21,6 +21,11 @@ export const TIMING_OPTIONS: Record<string, OptionSpec> = {
     placeholder: 'MIN..MAX',
     description: `delay of the 3D measurement after the part passed, e.g. 5s..60s or 10s (default ${d.xyzDelayMinMs / 1000}s..${d.xyzDelayMaxMs / 1000}s)`,
   },
+  'ct-fraction': {
+    type: 'string',
+    placeholder: 'F',
+    description: `share of parts also sent to the CT, 0..1: a volume ${d.ctDelayMinMs / 60_000}..${d.ctDelayMaxMs / 60_000} min later, ${d.ctMissRate * 100}% never (config simulate.ct*; needs topics.inputs.ct; default ${d.ctFraction})`,
+  },
   drop: { type: 'string', placeholder: 'F', description: `probability that a frame is lost (default ${d.dropRate})` },
   duplicate: { type: 'string', placeholder: 'F', description: `probability that a frame is sent twice (default ${d.duplicateRate})` },
   reorder: { type: 'string', placeholder: 'F', description: `probability that a frame is held back and arrives out of order (default ${d.reorderRate})` },
@@ -134,6 +139,10 @@ export function timingFrom(ctx: CommandContext, config: Config): TimingOptions {
     burstRate: numberFlag(ctx, 'burst-rate', p) ?? s.burstRate,
     burstSize: numberFlag(ctx, 'burst-size', { min: 1, integer: true }) ?? s.burstSize,
     burstFactor: numberFlag(ctx, 'burst-factor', { min: 1 }) ?? s.burstFactor,
+    ctFraction: numberFlag(ctx, 'ct-fraction', p) ?? s.ctFraction,
+    ctDelayMinMs: s.ctDelayMinMs,
+    ctDelayMaxMs: s.ctDelayMaxMs,
+    ctMissRate: s.ctMissRate,
   };
 }
 

@@ -42,7 +42,10 @@ export async function runStationCommand(ctx: CommandContext, base: Config, r: St
     const codecs = await stationCodecs(config, topics);
     const source = await r.source();
     await producer.connect();
-    const targets = source.modalities.map((m) => `${topics.inputs[m].topic} (${topics.inputs[m].partitions} partitions)`);
+    const targets = source.modalities.flatMap((m) => {
+      const t = topics.inputs[m];
+      return t === undefined ? [] : [`${t.topic} (${t.partitions} partitions)`];
+    });
     ctx.out(
       `publishing to ${broker.brokers.join(',')}: ${targets.join(', ')}${r.run.labels ? `, labels → ${topics.labels.topic}` : ''}; ` +
         `${r.run.pace ? 'paced' : 'max speed'}, Ctrl-C stops`,

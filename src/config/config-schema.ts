@@ -315,12 +315,22 @@ export const SimulateSchema = z
     burstRate: probability.default(0),
     burstSize: z.number().int().min(1).default(10),
     burstFactor: z.number().min(1).default(5),
+    /**
+     * Share of parts the station also sends to the CT (0: no CT). Their volume comes minutes
+     * later (ctDelayMinMs..ctDelayMaxMs after the part passed) and, for ctMissRate of them,
+     * never, though announced. Needs topics.inputs.ct; every simulated part then gets a volume rendered.
+     */
+    ctFraction: probability.default(0),
+    ctDelayMinMs: z.number().min(0).default(60_000),
+    ctDelayMaxMs: z.number().min(0).default(300_000),
+    ctMissRate: probability.default(0.05),
     /** Parts pre-rendered and re-published under fresh IDs (load tests); 0 renders every part. */
     poolSize: z.number().int().min(0).max(100_000).default(32),
     /** zlib level of the PNG payloads: lower is faster and larger. */
     pngCompressionLevel: z.number().int().min(0).max(9).default(6),
   })
   .refine((s) => s.xyzDelayMaxMs >= s.xyzDelayMinMs, { error: 'xyzDelayMaxMs must not be below xyzDelayMinMs', path: ['xyzDelayMaxMs'] })
+  .refine((s) => s.ctDelayMaxMs >= s.ctDelayMinMs, { error: 'ctDelayMaxMs must not be below ctDelayMinMs', path: ['ctDelayMaxMs'] })
   .prefault({});
 
 /**

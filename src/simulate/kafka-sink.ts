@@ -35,7 +35,8 @@ export interface TopicTarget {
 }
 
 export interface StationTopics {
-  inputs: Record<SensorModality, TopicTarget>;
+  /** The sensors' topics, and the CT's when the configuration has one (topics.inputs.ct). */
+  inputs: Record<SensorModality, TopicTarget> & { ct?: TopicTarget };
   labels: TopicTarget;
 }
 
@@ -102,14 +103,15 @@ export async function stationTopics(admin: Admin, config: Config): Promise<Stati
     const topic = config.topics.inputs[m];
     return { topic, partitions: count(topic) };
   };
+  const ct = config.topics.inputs.ct;
   return {
-    inputs: { rgb: input('rgb'), ir: input('ir'), xyz: input('xyz') },
+    inputs: { rgb: input('rgb'), ir: input('ir'), xyz: input('xyz'), ...(ct === null ? {} : { ct: { topic: ct, partitions: count(ct) } }) },
     labels: { topic: config.topics.labels, partitions: count(config.topics.labels) },
   };
 }
 
 export interface StationCodecs {
-  frame: Record<SensorModality, AvroCodec<'Frame'>>;
+  frame: Record<SensorModality, AvroCodec<'Frame'>> & { ct?: AvroCodec<'Frame'> };
   label: AvroCodec<'Label'>;
 }
 
@@ -127,6 +129,7 @@ export async function stationCodecs(config: Config, topics: StationTopics, catal
       rgb: await make('Frame', topics.inputs.rgb.topic),
       ir: await make('Frame', topics.inputs.ir.topic),
       xyz: await make('Frame', topics.inputs.xyz.topic),
+      ...(topics.inputs.ct === undefined ? {} : { ct: await make('Frame', topics.inputs.ct.topic) }),
     },
     label: await make('Label', topics.labels.topic),
   };

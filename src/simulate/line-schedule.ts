@@ -9,7 +9,7 @@
  * live simulator and the dataset publisher share it and tests check it without
  * a broker. Times are milliseconds from the start of the line.
  */
-import { SENSOR_MODALITIES, type SensorModality } from './defects.js';
+import { SENSOR_MODALITIES, VISIBILITY_MODALITIES, type SensorModality, type VisibilityModality } from './defects.js';
 import { Rng } from './prng.js';
 import { MinHeap } from '../base/min-heap.js';
 
@@ -40,10 +40,23 @@ export interface TimingOptions {
   burstSize: number;
   /** A burst's parts come this many times faster than the mean rate. */
   burstFactor: number;
+  /**
+   * Share of parts the station sends to the CT (0 when absent: no CT). Their volume comes
+   * `ctDelayMinMs..ctDelayMaxMs` after the part passed (minutes: scanning and reconstruction),
+   * and for `ctMissRate` of them never (the scan was skipped or failed), though announced.
+   */
+  ctFraction?: number;
+  ctDelayMinMs?: number;
+  ctDelayMaxMs?: number;
+  ctMissRate?: number;
 }
 
+/** What a line without a CT has. */
+const NO_CT = { ctFraction: 0, ctDelayMinMs: 60_000, ctDelayMaxMs: 300_000, ctMissRate: 0 };
+
 export interface PlannedFrame {
-  modality: SensorModality;
+  /** A sensor of the station, or the CT. */
+  modality: VisibilityModality;
   /** True capture time. */
   captureMs: number;
   /** Capture time as the sensor's clock stamps it (true time + that sensor's skew). */
@@ -62,34 +75,40 @@ export interface PartPlan {
   timeMs: number;
   /** The station routes this part to the 3D measurement. */
   getsXyz: boolean;
+  /** The station routes this part to the CT (its volume may still never come: `dropped`). */
+  getsCt: boolean;
   /** What the station announces the part will get (the frames' expectedModalities hint). */
-  expected: SensorModality[];
+  expected: VisibilityModality[];
   /** Every emission of the part's frames, duplicates included, drops excluded. */
   frames: PlannedFrame[];
   /** Modalities with at least one emission. */
-  sent: SensorModality[];
-  /** Modalities whose frame was lost. */
-  dropped: SensorModality[];
+  sent: VisibilityModality[];
+  /** Modalities whose frame was lost (a CT scan that never came among them). */
+  dropped: VisibilityModality[];
 }
 
 export function validateTiming(t: TimingOptions): void {
   const prob = (name: keyof TimingOptions): void => {
-    const v = t[name];
+    const v = t[name] ?? 0;
     if (!(v >= 0 && v <= 1)) throw new RangeError(`${name} must be between 0 and 1, got ${v}`);
   };
-  for (const k of ['xyzFraction', 'dropRate', 'duplicateRate', 'reorderRate', 'burstRate'] as const) prob(k);
+  for (const k of ['xyzFraction', 'dropRate', 'duplicateRate', 'reorderRate', 'burstRate', 'ctFraction', 'ctMissRate'] as const) {
+    if (t[k] !== undefined) prob(k);
+  }
   if (!(t.ratePerSecond > 0)) throw new RangeError(`ratePerSecond must be positive, got ${t.ratePerSecond}`);
   for (const k of ['rgbIrJitterMs', 'xyzDelayMinMs', 'xyzDelayMaxMs', 'reorderMaxMs', 'clockSkewMs'] as const) {
     if (!(t[k] >= 0)) throw new RangeError(`${k} must be zero or positive, got ${t[k]}`);
   }
   if (t.xyzDelayMaxMs < t.xyzDelayMinMs) throw new RangeError(`xyzDelayMaxMs (${t.xyzDelayMaxMs}) is below xyzDelayMinMs (${t.xyzDelayMinMs})`);
+  const ct = { ...NO_CT, ...t };
+  if (!(ct.ctDelayMinMs >= 0) || ct.ctDelayMaxMs < ct.ctDelayMinMs) throw new RangeError(`the CT delay ${ct.ctDelayMinMs}..${ct.ctDelayMaxMs} ms is not a range of zero or more`);
   if (!(t.burstSize >= 1) || !(t.burstFactor >= 1)) throw new RangeError('burstSize and burstFactor must be at least 1');
 }
 
 /** Plans parts one after the other. */
 export class LineSchedule {
-  /** Constant clock offset of each sensor. */
-  readonly skewMs: Record<SensorModality, number>;
+  /** Constant clock offset of each sensor (and the CT's). */
+  readonly skewMs: Record<VisibilityModality, number>;
   private readonly rng: Rng;
   private nextIndex = 0;
   private nextTime = 0;
@@ -98,8 +117,8 @@ export class LineSchedule {
   constructor(
     readonly timing: TimingOptions,
     seed: number | string,
-    /** The modalities this station has (a recorded dataset may lack ir). */
-    readonly modalities: readonly SensorModality[] = SENSOR_MODALITIES,
+    /** The modalities this station has (a recorded dataset may lack ir; 'ct' is planned by ctFraction alone). */
+    readonly modalities: readonly VisibilityModality[] = SENSOR_MODALITIES,
   ) {
     validateTiming(timing);
     this.rng = Rng.fromSeed(`schedule/${String(seed)}`);
@@ -108,6 +127,7 @@ export class LineSchedule {
       rgb: Math.round(skew.range(-timing.clockSkewMs, timing.clockSkewMs)),
       ir: Math.round(skew.range(-timing.clockSkewMs, timing.clockSkewMs)),
       xyz: Math.round(skew.range(-timing.clockSkewMs, timing.clockSkewMs)),
+      ct: Math.round(skew.range(-timing.clockSkewMs, timing.clockSkewMs)),
     };
   }
 
@@ -130,25 +150,33 @@ export class LineSchedule {
 
     const has = (m: SensorModality): boolean => this.modalities.includes(m);
     const getsXyz = has('xyz') && r.chance(t.xyzFraction);
-    const capture: Partial<Record<SensorModality, number>> = {};
+    const capture: Partial<Record<VisibilityModality, number>> = {};
     if (has('rgb')) capture.rgb = timeMs;
     if (has('ir')) capture.ir = timeMs + r.range(0, t.rgbIrJitterMs);
     if (getsXyz) capture.xyz = timeMs + r.range(t.xyzDelayMinMs, t.xyzDelayMaxMs);
-    const expected = SENSOR_MODALITIES.filter((m) => capture[m] !== undefined);
+    // the CT's draws come from a generator of their own: a line without one plans exactly as before
+    const c = { ...NO_CT, ...t };
+    const rc = this.rng.fork(`ct/${index}`);
+    const getsCt = rc.chance(c.ctFraction);
+    const ctDelay = rc.range(c.ctDelayMinMs, c.ctDelayMaxMs);
+    const ctMissed = rc.chance(c.ctMissRate);
+    if (getsCt) capture.ct = timeMs + ctDelay;
+    const expected = VISIBILITY_MODALITIES.filter((m) => capture[m] !== undefined);
 
     const frames: PlannedFrame[] = [];
-    const sent: SensorModality[] = [];
-    const dropped: SensorModality[] = [];
-    for (const m of SENSOR_MODALITIES) {
+    const sent: VisibilityModality[] = [];
+    const dropped: VisibilityModality[] = [];
+    for (const m of VISIBILITY_MODALITIES) {
       const captureMs = capture[m];
       if (captureMs === undefined) continue; // not expected
       // draws happen whether or not they are used, so one option does not shift another's outcomes
-      const lost = r.chance(t.dropRate);
-      const latency = m === 'xyz' ? r.range(20, 80) : r.range(2, 8); // readout and transfer
-      const held = r.chance(t.reorderRate);
-      const hold = r.range(0, t.reorderMaxMs);
-      const twice = r.chance(t.duplicateRate);
-      const retryAfter = r.range(5, 500);
+      const g = m === 'ct' ? rc : r;
+      const lost = g.chance(t.dropRate) || (m === 'ct' && ctMissed);
+      const latency = m === 'xyz' || m === 'ct' ? g.range(20, 80) : g.range(2, 8); // readout and transfer
+      const held = g.chance(t.reorderRate);
+      const hold = g.range(0, t.reorderMaxMs);
+      const twice = g.chance(t.duplicateRate);
+      const retryAfter = g.range(5, 500);
       if (lost) {
         dropped.push(m);
         continue;
@@ -159,7 +187,7 @@ export class LineSchedule {
       if (twice) frames.push({ modality: m, captureMs, stampedMs, sendMs: sendMs + retryAfter, duplicate: true, delayed: held });
       sent.push(m);
     }
-    return { index, timeMs, getsXyz, expected, frames, sent, dropped };
+    return { index, timeMs, getsXyz, getsCt, expected, frames, sent, dropped };
   }
 }
 

@@ -10,9 +10,10 @@
  * (event time runs faster than the wall clock).
  */
 import { SpanKind, SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
-import type { VisibilityLevel } from '../codec/records.js';
+import type { VisibilityLevel, Volume } from '../codec/records.js';
+import { ErrorCode, MmadError } from '../base/errors.js';
 import { traceHeaders } from '../telemetry/tracing.js';
-import type { SensorModality } from './defects.js';
+import type { VisibilityModality } from './defects.js';
 import { EmissionStream, LineSchedule, type TimingOptions } from './line-schedule.js';
 import type { OutRecord, RecordSink, StationCodecs, StationTopics } from './kafka-sink.js';
 import { partitionFor } from '../kafka/partitioner.js';
@@ -25,11 +26,13 @@ export interface SourcedPart {
   name: string;
   productType: string;
   defectType: string;
-  visibility: Partial<Record<SensorModality, VisibilityLevel>>;
+  visibility: Partial<Record<VisibilityModality, VisibilityLevel>>;
   width: number;
   height: number;
   defectPixels: number;
-  payloads: Partial<Record<SensorModality, Buffer>>;
+  payloads: Partial<Record<VisibilityModality, Buffer>>;
+  /** With a ct payload: the volume's slice size and its geometry (its grid is not the 2D frames'). */
+  ct?: { width: number; height: number; volume: Volume };
   /** 8-bit PNG mask, null for a good part or when unknown. */
   mask: Buffer | null;
   seed: number | null;
@@ -39,8 +42,8 @@ export interface SourcedPart {
 }
 
 export interface PartSource {
-  /** Modalities the parts have. */
-  readonly modalities: readonly SensorModality[];
+  /** Modalities the parts have ('ct': a part the schedule sends to the CT has a volume). */
+  readonly modalities: readonly VisibilityModality[];
   /** Parts available; undefined for an endless source. */
   readonly size: number | undefined;
   get(index: number): Promise<SourcedPart>;
@@ -90,7 +93,7 @@ export interface PublishReport {
   parts: number;
   good: number;
   defective: number;
-  frames: Record<SensorModality, number>;
+  frames: Record<VisibilityModality, number>;
   labels: number;
   /** Frames the plan lost on purpose. */
   dropped: number;
@@ -120,7 +123,7 @@ export function emptyReport(topics: StationTopics): PublishReport {
     parts: 0,
     good: 0,
     defective: 0,
-    frames: { rgb: 0, ir: 0, xyz: 0 },
+    frames: { rgb: 0, ir: 0, xyz: 0, ct: 0 },
     labels: 0,
     dropped: 0,
     duplicated: 0,
@@ -143,6 +146,12 @@ const realClock = {
 export async function runStation(o: StationRunOptions): Promise<PublishReport> {
   const clock = o.clock ?? realClock;
   const report = emptyReport(o.topics);
+  if ((o.timing.ctFraction ?? 0) > 0 && (o.topics.inputs.ct === undefined || o.codecs.frame.ct === undefined || !o.source.modalities.includes('ct'))) {
+    throw new MmadError(
+      ErrorCode.USAGE,
+      `a CT share of ${String(o.timing.ctFraction)} needs a ct input topic (topics.inputs.ct)${o.source.modalities.includes('ct') ? '' : ' and a source with CT volumes'}`,
+    );
+  }
   const schedule = new LineSchedule(o.timing, o.scheduleSeed, o.source.modalities);
   const maxParts = Math.min(o.count ?? Infinity, o.source.size ?? Infinity);
   const stream = new EmissionStream(schedule, maxParts, o.pace && o.durationMs !== undefined ? o.durationMs : Infinity);
@@ -270,17 +279,20 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
         const f = e.frame;
         const payload = sourced.payloads[f.modality];
         if (payload === undefined) throw new Error(`part ${sourced.name} has no ${f.modality} payload`);
-        const target = o.topics.inputs[f.modality];
+        const target = present(o.topics.inputs[f.modality], `the ${f.modality} input topic`);
+        const codec = present(o.codecs.frame[f.modality], `the ${f.modality} frame codec`);
+        const ct = f.modality === 'ct' ? present(sourced.ct, `the CT volume of part ${sourced.name}`) : undefined;
         const frame = frameRecord({
           id: o.identity,
           sampleId,
           modality: f.modality,
           captureTime: new Date(startTime + f.stampedMs),
-          width: sourced.width,
-          height: sourced.height,
+          width: ct?.width ?? sourced.width,
+          height: ct?.height ?? sourced.height,
           payload,
           expected: announce ? part.expected : null,
           attributes: sourced.frameAttributes,
+          ...(ct === undefined ? {} : { volume: ct.volume }),
         });
         const partition = partitionFor(sampleId, target.partitions);
         const span = o.tracer?.startSpan(`send ${f.modality} frame`, {
@@ -303,7 +315,7 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
             topic: target.topic,
             partition,
             key: sampleId,
-            value: o.codecs.frame[f.modality].encode(frame),
+            value: codec.encode(frame),
             timestamp: startTime + Math.round(f.sendMs) + schedule.skewMs[f.modality],
             ...(Object.keys(headers).length > 0 ? { headers } : {}),
           },
@@ -347,17 +359,17 @@ async function sleepUnlessAborted(clock: { sleep(ms: number): Promise<void> }, m
 /** Frames per second and MB/s (10⁶ bytes) of a report. */
 export function throughput(r: PublishReport): { framesPerSecond: number; recordsPerSecond: number; megabytesPerSecond: number } {
   const s = Math.max(r.elapsedMs, 1) / 1000;
-  const frames = r.frames.rgb + r.frames.ir + r.frames.xyz;
+  const frames = r.frames.rgb + r.frames.ir + r.frames.xyz + r.frames.ct;
   return { framesPerSecond: frames / s, recordsPerSecond: (frames + r.labels) / s, megabytesPerSecond: r.bytes / 1e6 / s };
 }
 
 /** The report as lines for a terminal. */
 export function formatReport(r: PublishReport): string[] {
   const t = throughput(r);
-  const frames = r.frames.rgb + r.frames.ir + r.frames.xyz;
+  const frames = r.frames.rgb + r.frames.ir + r.frames.xyz + r.frames.ct;
   const lines = [
     `parts: ${r.parts} (good ${r.good}, defective ${r.defective})   line time: ${(r.lineTimeMs / 1000).toFixed(1)} s   wall time: ${(r.elapsedMs / 1000).toFixed(2)} s`,
-    `frames: ${frames} (rgb ${r.frames.rgb}, ir ${r.frames.ir}, xyz ${r.frames.xyz})   labels: ${r.labels}`,
+    `frames: ${frames} (rgb ${r.frames.rgb}, ir ${r.frames.ir}, xyz ${r.frames.xyz}${r.frames.ct > 0 ? `, ct ${r.frames.ct}` : ''})   labels: ${r.labels}`,
     `faults: dropped ${r.dropped}, duplicated ${r.duplicated}, out of order ${r.delayed}${r.unsent > 0 ? `, unsent (interrupted) ${r.unsent}` : ''}`,
     `throughput: ${t.framesPerSecond.toFixed(1)} frames/s, ${t.megabytesPerSecond.toFixed(2)} MB/s (${(r.bytes / 1e6).toFixed(1)} MB of records, ${(r.payloadBytes / 1e6).toFixed(1)} MB of payloads); waiting for the source ${(r.sourceMs / 1000).toFixed(2)} s`,
     'records per topic and partition:',

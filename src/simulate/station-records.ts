@@ -3,14 +3,16 @@
  * point cloud, and one Label per part on the labels topic. Only what a real
  * sensor knows goes into a frame — the ground truth stays in the label.
  */
-import type { Frame, Label, ModalityVisibility, VisibilityLevel } from '../codec/records.js';
-import type { SensorModality } from './defects.js';
+import type { Frame, Label, ModalityVisibility, VisibilityLevel, Volume } from '../codec/records.js';
+import type { VisibilityModality } from './defects.js';
 
-/** How each modality's payload is encoded (schemas/avro/Frame.v1.avsc). */
-export const FRAME_LAYOUT: Record<SensorModality, Pick<Frame, 'encoding' | 'channels' | 'dtype'>> = {
+/** How each modality's payload is encoded (schemas/avro/Frame.v2.avsc). */
+export const FRAME_LAYOUT: Record<VisibilityModality, Pick<Frame, 'encoding' | 'channels' | 'dtype'>> = {
   rgb: { encoding: 'png', channels: 3, dtype: 'uint8' },
   ir: { encoding: 'png', channels: 1, dtype: 'uint16' },
   xyz: { encoding: 'tiff', channels: 3, dtype: 'float32' },
+  // a multi-page 16-bit greyscale TIFF, one page per slice
+  ct: { encoding: 'tiff', channels: 1, dtype: 'uint16' },
 };
 
 export interface StationIdentity {
@@ -21,13 +23,15 @@ export interface StationIdentity {
 export function frameRecord(a: {
   id: StationIdentity;
   sampleId: string;
-  modality: SensorModality;
+  modality: VisibilityModality;
   captureTime: Date;
   width: number;
   height: number;
   payload: Buffer;
-  expected: SensorModality[] | null;
+  expected: VisibilityModality[] | null;
   attributes: Record<string, string>;
+  /** ct: the volume's depth and voxel size (width and height are its slices'). */
+  volume?: Volume;
 }): Frame {
   return {
     sampleId: a.sampleId,
@@ -43,7 +47,7 @@ export function frameRecord(a: {
     payloadRef: null,
     expectedModalities: a.expected,
     attributes: a.attributes,
-    volume: null,
+    volume: a.volume ?? null,
   };
 }
 
@@ -52,15 +56,15 @@ export function labelRecord(a: {
   sampleId: string;
   productType: string;
   defectType: string;
-  visibility: Partial<Record<SensorModality, VisibilityLevel>>;
-  modalities: readonly SensorModality[];
+  visibility: Partial<Record<VisibilityModality, VisibilityLevel>>;
+  modalities: readonly VisibilityModality[];
   mask: Buffer | null;
   width: number;
   height: number;
   defectPixels: number;
   captureTime: Date;
-  sent: SensorModality[];
-  dropped: SensorModality[];
+  sent: VisibilityModality[];
+  dropped: VisibilityModality[];
   source: string;
   seed: number | null;
   attributes: Record<string, string>;

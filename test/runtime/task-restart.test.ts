@@ -119,7 +119,7 @@ function line(seed: number, parts: number): InputFrame[] {
   const stream = new EmissionStream(new LineSchedule(timing, seed), parts);
   const frames: InputFrame[] = [];
   for (let e = stream.next(); e !== undefined; e = stream.next()) {
-    if (e.kind === 'frame') frames.push({ sampleId: `P${seed}-${e.part.index}`, modality: e.frame.modality, captureTime: T0 + e.frame.stampedMs, anomalous: e.part.index % 5 === 2 });
+    if (e.kind === 'frame' && e.frame.modality !== 'ct') frames.push({ sampleId: `P${seed}-${e.part.index}`, modality: e.frame.modality, captureTime: T0 + e.frame.stampedMs, anomalous: e.part.index % 5 === 2 });
   }
   return frames;
 }

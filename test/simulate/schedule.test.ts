@@ -127,3 +127,34 @@ test('an endless line plans parts lazily and can be closed', () => {
   while (stream.next() !== undefined) rest++;
   assert.ok(rest > 0 && stream.next() === undefined, 'what was planned drains, then the stream ends');
 });
+
+test('a CT for the configured share: announced, minutes later, sometimes never; a line without one plans exactly as before', () => {
+  const withCt: TimingOptions = { ...BASE, ctFraction: 0.2, ctDelayMinMs: 60_000, ctDelayMaxMs: 300_000, ctMissRate: 0.1 };
+  const es = drain(withCt, 3000);
+  const plans = new Map(es.map((e) => [e.part.index, e.part]));
+  const cts = es.filter((e) => e.kind === 'frame' && e.frame.modality === 'ct');
+  let routed = 0;
+  let missed = 0;
+  for (const plan of plans.values()) {
+    if (!plan.getsCt) {
+      assert.ok(!plan.expected.includes('ct'));
+      continue;
+    }
+    routed++;
+    assert.deepEqual(plan.expected, plan.getsXyz ? ['rgb', 'ir', 'xyz', 'ct'] : ['rgb', 'ir', 'ct'], 'the station announces the scan');
+    if (plan.dropped.includes('ct')) missed++;
+    else assert.ok(plan.sent.includes('ct'));
+  }
+  assert.ok(plausible(routed, 3000, 0.2), `${routed} parts sent to the CT`);
+  assert.ok(plausible(missed, routed, 0.1), `${missed} of ${routed} scans never came`);
+  assert.equal(cts.length, routed - missed);
+  for (const e of cts) {
+    if (e.kind !== 'frame') continue;
+    const delay = e.frame.captureMs - e.part.timeMs;
+    assert.ok(delay >= 60_000 && delay <= 300_000, `ct delay ${delay}`);
+  }
+  // the CT draws from its own generator: the fast sensors' plan is the one a line without a CT has
+  const strip = (list: Emission[]): unknown[] => list.filter((e) => e.kind === 'label' || e.frame.modality !== 'ct').map((e) => [e.kind, e.part.index, e.part.timeMs, e.kind === 'frame' ? [e.frame.modality, e.frame.stampedMs, e.frame.sendMs] : null]);
+  assert.deepEqual(strip(drain(withCt, 300)), strip(drain(BASE, 300)));
+  assert.throws(() => new LineSchedule({ ...withCt, ctDelayMinMs: 10, ctDelayMaxMs: 5 }, 1), /CT delay 10\.\.5/);
+});

@@ -76,7 +76,7 @@ test('simulate publishes a line into Kafka: counts per topic, co-partitioned key
 
   // what the plan says must arrive (the plan is a pure function of the seed)
   const stream = new EmissionStream(new LineSchedule(TIMING, 7), PARTS);
-  const planned = { rgb: 0, ir: 0, xyz: 0 };
+  const planned = { rgb: 0, ir: 0, xyz: 0, ct: 0 };
   for (let e = stream.next(); e !== undefined; e = stream.next()) if (e.kind === 'frame') planned[e.frame.modality]++;
   const report = lines.find((l) => l.startsWith('frames: '));
   assert.equal(report, `frames: ${planned.rgb + planned.ir + planned.xyz} (rgb ${planned.rgb}, ir ${planned.ir}, xyz ${planned.xyz})   labels: ${PARTS}`);

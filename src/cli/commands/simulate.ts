@@ -43,8 +43,9 @@ export const simulateCommand: Command = {
     const size = sizeFlag(ctx, 'size') ?? { width: s.width, height: s.height };
     const defects = listFlag(ctx, 'defects') ?? s.defects;
     for (const x of defects) {
-      if (!isDefectName(x) || !product.defects.includes(x)) {
-        throw new MmadError(ErrorCode.USAGE, `--defects: ${product.name} has no defect '${x}' (it has ${product.defects.join(', ')})`);
+      // the defects inside the material (only a CT sees them) are drawn only when named
+      if (!isDefectName(x) || !(product.defects.includes(x) || product.interiorDefects.includes(x))) {
+        throw new MmadError(ErrorCode.USAGE, `--defects: ${product.name} has no defect '${x}' (it has ${[...product.defects, ...product.interiorDefects].join(', ')})`);
       }
     }
     const sim = {
@@ -60,6 +61,8 @@ export const simulateCommand: Command = {
       },
       poolSize: numberFlag(ctx, 'pool', { min: 0, max: 100_000, integer: true }) ?? s.poolSize,
       pngCompressionLevel: numberFlag(ctx, 'png-level', { min: 0, max: 9, integer: true }) ?? s.pngCompressionLevel,
+      // the parts the schedule sends to the CT need a volume
+      ct: (timing.ctFraction ?? 0) > 0,
     };
     await runStationCommand(ctx, config, {
       source: async () => {
