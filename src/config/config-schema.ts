@@ -153,7 +153,7 @@ export const InputSchema = z
     /** Claim-check reads stuck past their deadline (each holds a file-system thread) beyond which references fail at once. */
     maxStuckClaimReads: z.number().int().min(1).max(64).default(2),
     /**
-     * Inflate each PNG's image data when the frame is read and check its scanlines, so a corrupt
+     * Inflate each PNG's image data (and decode each ct volume's TIFF) when the frame is read and check its scanlines, so a corrupt
      * frame is a dead letter before it joins a part and a station's retry of it is judged (it is
      * a new frame, not a duplicate). Costs 0.2-0.7 × a PNG decode per frame, in the thread pool
      * (about 2 ms of CPU per 256² rgb + ir part); false leaves corrupt data to the judge.

@@ -120,17 +120,19 @@ export function checkDeclared(frame: Pick<Frame, 'modality' | 'encoding' | 'widt
 }
 
 /**
- * Checks an encoded ct payload against the frame's volume without decoding it: a raw one's
- * length, a TIFF's pages from its IFDs (volume.ts). Call after checkDeclared.
+ * Checks an encoded ct payload against the frame's volume: a raw one's length, a TIFF's pages
+ * from its IFDs (volume.ts), and with `data` a TIFF's pixel data too (decoded: a Deflate strip
+ * that does not inflate is caught here, not when a student first reads it). Call after checkDeclared.
  */
-export function checkVolumePayload(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'volume'>, payload: Buffer, limits: DecodeLimits): void {
+export function checkVolumePayload(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'volume'>, payload: Buffer, limits: DecodeLimits, o: { data?: boolean } = {}): void {
   const volume = checkVolume(frame, ctLimits(limits));
   if (frame.encoding === 'raw') {
     const expected = rawVolumeBytes(frame, volume);
     if (payload.length !== expected) {
       throw shapeError(frame, `raw payload has ${payload.length} bytes, ${volume.depth}×${frame.height}×${frame.width} uint16 needs ${expected}`);
     }
-  } else checkVolumeTiff(frame, volume, payload, ctLimits(limits));
+  } else if (o.data === true) decodeVolume(frame, payload, ctLimits(limits));
+  else checkVolumeTiff(frame, volume, payload, ctLimits(limits));
 }
 
 export interface TargetSize {

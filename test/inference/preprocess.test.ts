@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import type { Frame } from '../../src/codec/records.js';
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { present } from '../../src/base/invariant.js';
-import { InflatedRows, decodeFrame, imageShape, inflatedRows, writeCHW } from '../../src/inference/preprocess.js';
+import { InflatedRows, checkVolumePayload, decodeFrame, imageShape, inflatedRows, writeCHW } from '../../src/inference/preprocess.js';
 import { encodeVolumeTiff, encodeXyzTiff } from '../../src/codec/tiff-writer.js';
 import { sampleFrame } from '../helpers/records.js';
 
@@ -269,4 +269,19 @@ test('ct frames that cannot be used are FRAME_SHAPE or FRAME_CORRUPT with a reas
   // a volume on another modality's frame is refused too
   const rgb = { ...frame('rgb', 'raw', 2, 2, Buffer.alloc(12)), volume: { depth: 2, voxelSizeMm: { x: 1, y: 1, z: 1 } } };
   assert.equal(await code(decodeFrame(rgb, Buffer.alloc(12), CT)), ErrorCode.FRAME_SHAPE);
+});
+
+test('a ct TIFF whose Deflate strips do not inflate passes the header check and is FRAME_CORRUPT when its data is checked (input.verifyImageData)', () => {
+  const [d, h, w] = [3, 4, 4];
+  const tiff = Buffer.from(encodeVolumeTiff(volumeOf(d, h, w), w, h, d));
+  // every page says Deflate (Compression 8) while its strip holds raw samples
+  for (let ifd = tiff.readUInt32LE(4); ifd !== 0; ) {
+    const n = tiff.readUInt16LE(ifd);
+    for (let k = 0; k < n; k++) if (tiff.readUInt16LE(ifd + 2 + 12 * k) === 259) tiff.writeUInt16LE(8, ifd + 2 + 12 * k + 8);
+    ifd = tiff.readUInt32LE(ifd + 2 + 12 * n);
+  }
+  const f = ctFrame('tiff', w, h, d, tiff);
+  checkVolumePayload(f, tiff, CT);
+  assert.throws(() => checkVolumePayload(f, tiff, CT, { data: true }), (e: unknown) => e instanceof MmadError && e.code === ErrorCode.FRAME_CORRUPT && /does not inflate/.test(e.message));
+  checkVolumePayload(f, encodeVolumeTiff(volumeOf(d, h, w), w, h, d), CT, { data: true });
 });
