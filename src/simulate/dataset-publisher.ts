@@ -4,7 +4,8 @@
  * the input topics with the same timing options as the simulated line.
  *
  * Files travel as they are on disk whenever they already are what the frame
- * schema asks (8-bit RGB PNG, 16-bit grey PNG, 3-sample float32 TIFF); an RGB
+ * schema asks (8-bit RGB PNG, 16-bit grey PNG, 3-sample float32 TIFF, a CT
+ * volume's multi-page 16-bit TIFF with the sidecar's voxel size); an RGB
  * image of another PNG flavour (palette, alpha, 16-bit) is re-encoded to 8-bit
  * sRGB, and anything that cannot be a frame of its modality is an error that
  * names the file.
@@ -13,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { ErrorCode, MmadError, isMmadError, messageOf } from '../base/errors.js';
 import { at } from '../base/invariant.js';
 import type { VisibilityLevel } from '../codec/records.js';
-import { isDefectName, type SensorModality } from './defects.js';
+import { isDefectName, type SensorModality, type VisibilityModality } from './defects.js';
 import type { Split } from './dataset-layout.js';
 import { commonModalities, scanDataset, type DatasetCategory, type DatasetSample } from './dataset-reader.js';
 import { sampleSeed } from './dataset-writer.js';
@@ -21,7 +22,7 @@ import { pngHeader } from '../codec/png.js';
 import { decodeMask, decodeRgb, encodeMaskPng, encodeRgbPng } from './image-codec.js';
 import { Rng } from './prng.js';
 import type { PartSource, SourcedPart } from './station-publisher.js';
-import { decodeXyzTiff } from '../codec/tiff-reader.js';
+import { decodeXyzTiff, tiffPages } from '../codec/tiff-reader.js';
 
 export interface DatasetSourceOptions {
   root: string;
@@ -33,7 +34,7 @@ export interface DatasetSourceOptions {
 }
 
 export class DatasetPartSource implements PartSource {
-  readonly modalities: readonly SensorModality[];
+  readonly modalities: readonly VisibilityModality[];
   readonly size: number;
   private readonly cache = new Map<number, Promise<SourcedPart>>();
 
@@ -96,7 +97,7 @@ export class DatasetPartSource implements PartSource {
       const read = async (m: 'rgb' | 'ir' | 'xyz' | 'gt'): Promise<Buffer | undefined> =>
         this.modalities.includes(m as SensorModality) || m === 'gt' ? (s.files[m] === undefined ? undefined : readFile(s.files[m])) : undefined;
       const [rgbFile, irFile, xyzFile, gtFile] = await Promise.all([read('rgb'), read('ir'), read('xyz'), read('gt')]);
-      const payloads: Partial<Record<SensorModality, Buffer>> = {};
+      const payloads: Partial<Record<VisibilityModality, Buffer>> = {};
       const sizes: { what: string; width: number; height: number }[] = [];
       if (rgbFile !== undefined) {
         const h = pngHeader(rgbFile);
@@ -136,8 +137,21 @@ export class DatasetPartSource implements PartSource {
         throw new MmadError(ErrorCode.DATASET_INVALID, `modalities are not pixel-aligned: ${sizes.map((x) => `${x.what} ${x.width}x${x.height}`).join(', ')}`);
       }
       const meta = category.meta;
-      let visibility: Partial<Record<SensorModality, VisibilityLevel>> = {};
-      if (s.defect === 'good') visibility = { rgb: 'none', ir: 'none', xyz: 'none' };
+      // a CT volume travels as it is on disk; its voxel size is the sidecar's (a volume's TIFF does not carry one)
+      let ct: SourcedPart['ct'];
+      const ctFile = this.modalities.includes('ct') && s.files.ct !== undefined ? await readFile(s.files.ct) : undefined;
+      if (ctFile !== undefined) {
+        if (meta?.ct === undefined) throw new MmadError(ErrorCode.DATASET_INVALID, `a ct volume without the voxel size (the sidecar's ct entry)`);
+        const pages = tiffPages(ctFile, meta.ct.depth).pages;
+        const page = at(pages, 0);
+        if (pages.length !== meta.ct.depth || page.dtype !== 'uint16' || page.samplesPerPixel !== 1) {
+          throw new MmadError(ErrorCode.DATASET_INVALID, `the ct volume has ${pages.length} pages of ${page.samplesPerPixel} × ${page.dtype}, the sidecar says ${meta.ct.depth} slices of 16-bit grey`);
+        }
+        payloads.ct = ctFile;
+        ct = { width: page.width, height: page.height, volume: { depth: pages.length, voxelSizeMm: meta.ct.voxelSizeMm } };
+      }
+      let visibility: Partial<Record<VisibilityModality, VisibilityLevel>> = {};
+      if (s.defect === 'good') visibility = { rgb: 'none', ir: 'none', xyz: 'none', ct: 'none' };
       else {
         const known = meta !== null && isDefectName(s.defect) ? meta.defects[s.defect] : undefined;
         if (known !== undefined) visibility = known.visibility;
@@ -152,6 +166,7 @@ export class DatasetPartSource implements PartSource {
         height: first.height,
         defectPixels,
         payloads,
+        ...(ct === undefined ? {} : { ct }),
         mask,
         seed,
         source: `dataset:${where}`,

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { FILE_EXTENSION, META_FILE, SPLITS, type DatasetFolder, type DatasetMeta, type Split } from './dataset-layout.js';
-import { SENSOR_MODALITIES, type SensorModality } from './defects.js';
+import { VISIBILITY_MODALITIES, type VisibilityModality } from './defects.js';
 import { decodeIr, decodeMask, decodeRgb } from './image-codec.js';
 import { decodeXyzTiff } from '../codec/tiff-reader.js';
 
@@ -38,7 +38,7 @@ export interface ScanOptions {
   splits?: readonly Split[];
 }
 
-const FOLDERS: DatasetFolder[] = ['rgb', 'ir', 'xyz', 'gt'];
+const FOLDERS: DatasetFolder[] = ['rgb', 'ir', 'xyz', 'gt', 'ct', 'gt_ct', 'gt_ct_2d'];
 
 function isDir(p: string): boolean {
   try {
@@ -116,9 +116,9 @@ function scanCategory(dir: string, category: string, splits: readonly Split[]): 
   return samples;
 }
 
-/** Modalities every given sample has (what a station publishing them can promise). */
-export function commonModalities(samples: readonly DatasetSample[]): SensorModality[] {
-  return SENSOR_MODALITIES.filter((m) => samples.length > 0 && samples.every((s) => s.files[m] !== undefined));
+/** Modalities every given sample has (what a station publishing them can promise; 'ct' when every sample has a volume). */
+export function commonModalities(samples: readonly DatasetSample[]): VisibilityModality[] {
+  return VISIBILITY_MODALITIES.filter((m) => samples.length > 0 && samples.every((s) => s.files[m] !== undefined));
 }
 
 export interface LoadedSample {

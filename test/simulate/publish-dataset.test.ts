@@ -125,6 +125,30 @@ test('a recorded dataset without ir or a sidecar (the real MVTec 3D-AD shape) pu
   assert.deepEqual(frame.expectedModalities, ['rgb', 'xyz']);
 });
 
+test('a dataset with CT volumes publishes them as ct frames on the ct topic: the file on disk, the sidecar\'s voxel size, announced', async () => {
+  const ctRoot = join(dir, 'ct');
+  await writeDataset({ root: ctRoot, product: 'battery_lid', seed: 4, width: 32, height: 32, train: 0, validation: 0, test: 1, defects: ['void'], defectSize: 1, defectContrast: 1, pngCompressionLevel: 6, ct: true });
+  const base = testConfig();
+  const config = { ...base, topics: { ...base.topics, inputs: { ...base.topics.inputs, ct: base.topics.inputs.rgb.replace(/\.rgb$/, '.ct') } } };
+  configs.push(config);
+  const file = join(dir, `${config.topics.labels}.json`);
+  writeFileSync(file, JSON.stringify({ topics: config.topics, simulate: { ctMissRate: 0, ctDelayMinMs: 1000, ctDelayMaxMs: 2000 } }));
+  const { ctx, lines } = cliContext({ config: file, 'max-speed': true, drop: '0', duplicate: '0', 'id-prefix': 'D-', 'ct-fraction': '1', 'xyz-fraction': '0', order: 'sorted' }, [ctRoot]);
+  assert.equal(await publishDatasetCommand.run(ctx), 0, lines.join('\n'));
+  assert.ok(lines.some((l) => l.startsWith('2 samples from battery_lid (2); modalities rgb, ir, xyz, ct')), lines.join('\n'));
+  const ctTopic = present(config.topics.inputs.ct, 'the ct topic');
+  const records = (await consumeAll(testKafka(config), config, [ctTopic])).map(keyed);
+  assert.deepEqual(records.map((r) => r.key).sort(), ['D-battery_lid-test-good-000', 'D-battery_lid-test-void-000']);
+  const meta = JSON.parse(readFileSync(join(ctRoot, 'battery_lid', META_FILE), 'utf8')) as { ct: { voxelSizeMm: unknown } };
+  for (const r of records) {
+    const f = frameCodec.decodeSync(r.value);
+    const defect = r.key.includes('void') ? 'void' : 'good';
+    assert.ok(present(f.payload, 'the volume').equals(readFileSync(join(ctRoot, 'battery_lid', 'test', defect, 'ct', '000.tiff'))), `${r.key}: the file on disk`);
+    assert.deepEqual(plain([f.width, f.height, f.volume?.depth, f.volume?.voxelSizeMm]), [16, 16, 32, meta.ct.voxelSizeMm]);
+    assert.deepEqual(f.expectedModalities, ['rgb', 'ir', 'ct'], 'announced, without the xyz this line does not scan');
+  }
+});
+
 test('publish-dataset refuses what it cannot publish, naming the problem', async () => {
   const { ctx } = cliContext({}, [join(dir, 'nothing-here')]);
   await assert.rejects(publishDatasetCommand.run(ctx), /does not exist/);
