@@ -8,7 +8,8 @@
  * huge allocation. BigTIFF, tiles, JPEG/LZW and the floating-point predictor
  * are refused with a message that says so.
  */
-import { inflateSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { inflate, inflateSync } from 'node:zlib';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { at, outOfRange } from '../base/invariant.js';
 import type { TiffImage, TiffSamples } from './tiff-writer.js';
@@ -22,6 +23,8 @@ export interface DecodedTiff extends TiffImage {
 
 const MAX_PIXELS = 64 * 1024 * 1024;
 const TYPE_SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8 };
+
+const inflateAsync = promisify(inflate);
 
 function bad(message: string, cause?: unknown): MmadError {
   return new MmadError(ErrorCode.IMAGE_INVALID, `TIFF: ${message}`, cause === undefined ? {} : { cause });
@@ -203,6 +206,29 @@ function decodePage(f: TiffFile, l: TiffPageLayout): TiffSamples {
   if (l.predictor === 2) undoHorizontalPredictor(data as Uint8Array | Uint16Array, width, height, l.planar === 2 ? 1 : spp, planes);
   if (l.planar === 2 && spp > 1) data = interleave(data, width * height, spp);
   return data;
+}
+
+/**
+ * Inflates every Deflate strip of `pages` (tiffPages' layout of `bytes`) in the thread pool,
+ * one trip per strip, and checks each holds the bytes its rows need: what a decode would
+ * find wrong, found without holding up the event loop (a decode inflates on it). Uncompressed
+ * strips were checked against the file when the layout was read. Throws IMAGE_INVALID.
+ */
+export async function verifyTiffStrips(bytes: Buffer | Uint8Array, pages: readonly TiffPageLayout[]): Promise<void> {
+  for (const [k, l] of pages.entries()) {
+    if (l.compression === 1) continue;
+    const { stripBytes } = geometry(l);
+    for (const [s, off] of l.offsets.entries()) {
+      const expected = stripBytes(s);
+      let strip: Buffer;
+      try {
+        strip = await inflateAsync(bytes.subarray(off, off + at(l.counts, s)), { maxOutputLength: expected, chunkSize: Math.max(64, expected) });
+      } catch (err) {
+        throw bad(`page ${k}, strip ${s} does not inflate: ${messageOf(err)}`, err);
+      }
+      if (strip.length < expected) throw bad(`page ${k}, strip ${s} holds ${strip.length} bytes, expected ${expected}`);
+    }
+  }
 }
 
 /** The first page of a TIFF (the only one of an image). */

@@ -24,7 +24,7 @@ import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { outOfRange } from '../base/invariant.js';
 import { resizeOrganized } from './point-cloud.js';
-import { checkVolume, checkVolumeTiff, decodeVolume, DEFAULT_CT_LIMITS, rawVolumeBytes, type CtLimits } from './volume.js';
+import { checkVolume, checkVolumeTiff, decodeVolume, DEFAULT_CT_LIMITS, rawVolumeBytes, verifyVolumeTiff, type CtLimits } from './volume.js';
 
 // libvips' operation cache pays off when the same image is processed again; a frame never is
 sharp.cache(false);
@@ -121,17 +121,18 @@ export function checkDeclared(frame: Pick<Frame, 'modality' | 'encoding' | 'widt
 
 /**
  * Checks an encoded ct payload against the frame's volume: a raw one's length, a TIFF's pages
- * from its IFDs (volume.ts), and with `data` a TIFF's pixel data too (decoded: a Deflate strip
- * that does not inflate is caught here, not when a student first reads it). Call after checkDeclared.
+ * from its IFDs (volume.ts), and with `data` a TIFF's pixel data too (every Deflate strip
+ * inflated in the thread pool: one that does not inflate is caught here, not when a student
+ * first reads it). Call after checkDeclared.
  */
-export function checkVolumePayload(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'volume'>, payload: Buffer, limits: DecodeLimits, o: { data?: boolean } = {}): void {
+export async function checkVolumePayload(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'volume'>, payload: Buffer, limits: DecodeLimits, o: { data?: boolean } = {}): Promise<void> {
   const volume = checkVolume(frame, ctLimits(limits));
   if (frame.encoding === 'raw') {
     const expected = rawVolumeBytes(frame, volume);
     if (payload.length !== expected) {
       throw shapeError(frame, `raw payload has ${payload.length} bytes, ${volume.depth}×${frame.height}×${frame.width} uint16 needs ${expected}`);
     }
-  } else if (o.data === true) decodeVolume(frame, payload, ctLimits(limits));
+  } else if (o.data === true) await verifyVolumeTiff(frame, volume, payload, ctLimits(limits));
   else checkVolumeTiff(frame, volume, payload, ctLimits(limits));
 }
 

@@ -11,7 +11,7 @@
  * A volume is not resampled here: it keeps its own grid, which need not be the 2D frames'
  * (the simulator's is coarser). A student that takes ct resamples it to its input.
  */
-import { decodeTiffStack, tiffPages } from '../codec/tiff-reader.js';
+import { decodeTiffStack, tiffPages, verifyTiffStrips, type TiffPageLayout } from '../codec/tiff-reader.js';
 import { HOST_LITTLE_ENDIAN } from '../codec/tiff-writer.js';
 import type { Frame, Volume } from '../codec/records.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
@@ -68,7 +68,7 @@ export function rawVolumeBytes(frame: Pick<Frame, 'width' | 'height'>, volume: V
  * decoded; every strip is checked to lie inside the file): one page per slice, each
  * width × height, one 16-bit unsigned sample.
  */
-export function checkVolumeTiff(frame: VolumeHeader, volume: Volume, payload: Buffer, limits: CtLimits): void {
+export function checkVolumeTiff(frame: VolumeHeader, volume: Volume, payload: Buffer, limits: CtLimits): TiffPageLayout[] {
   let pages;
   try {
     pages = tiffPages(payload, limits.maxDepth).pages;
@@ -83,6 +83,17 @@ export function checkVolumeTiff(frame: VolumeHeader, volume: Volume, payload: Bu
     if (p.samplesPerPixel !== 1 || p.dtype !== 'uint16') {
       throw shape(`TIFF page ${k} has ${p.samplesPerPixel} × ${p.dtype} samples, a ct slice is 1 × uint16 (16-bit greyscale)`);
     }
+  }
+  return pages;
+}
+
+/** checkVolumeTiff, then every Deflate strip inflated in the thread pool (codec/tiff-reader.ts verifyTiffStrips): FRAME_CORRUPT when one does not. */
+export async function verifyVolumeTiff(frame: VolumeHeader, volume: Volume, payload: Buffer, limits: CtLimits): Promise<void> {
+  const pages = checkVolumeTiff(frame, volume, payload, limits);
+  try {
+    await verifyTiffStrips(payload, pages);
+  } catch (err) {
+    throw new MmadError(ErrorCode.FRAME_CORRUPT, `ct frame: payload cannot be decoded: ${messageOf(err)}`, { cause: err });
   }
 }
 

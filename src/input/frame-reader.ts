@@ -192,7 +192,7 @@ export class FrameReader {
     // avsc decodes `bytes` into a copy: the payload kept is the same bytes inside the record instead
     const payload = viewInto(value, await this.payloadOf(frame, budgetBytes));
     if (frame.modality === 'ct') {
-      checkVolumePayload(frame, payload, this.options.limits, { data: this.options.verifyImageData });
+      await checkVolumePayload(frame, payload, this.options.limits, { data: this.options.verifyImageData });
     } else if (frame.encoding === 'raw' && payload.length !== rawBytes(frame)) {
       throw new MmadError(ErrorCode.FRAME_SHAPE, `raw ${frame.modality} payload has ${payload.length} bytes, ${frame.width}×${frame.height}×${frame.channels} ${frame.dtype} needs ${rawBytes(frame)}`);
     }

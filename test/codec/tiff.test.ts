@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { at } from '../../src/base/invariant.js';
 import { generatePart } from '../../src/simulate/part-generator.js';
-import { decodeTiff, decodeTiffStack, decodeXyzTiff, tiffPages } from '../../src/codec/tiff-reader.js';
+import { decodeTiff, decodeTiffStack, decodeXyzTiff, tiffPages, verifyTiffStrips } from '../../src/codec/tiff-reader.js';
 import { encodeTiff, encodeTiffPages, encodeVolumeTiff, encodeXyzTiff } from '../../src/codec/tiff-writer.js';
 
 // The independent reader is tifffile (Debian python3-tifffile, installed by scripts/bootstrap.sh).
@@ -177,7 +177,7 @@ with tifffile.TiffFile(sys.argv[1]) as t:
   assert.deepEqual(Array.from(back.data), Array.from(mask));
 });
 
-test('our stack reader reads multi-page 16-bit TIFFs tifffile writes (plain, Deflate with predictor, big-endian, strips)', () => {
+test('our stack reader reads multi-page 16-bit TIFFs tifffile writes (plain, Deflate with predictor, big-endian, strips); their strips verify in the thread pool', async () => {
   python(
     `
 import sys, numpy, tifffile
@@ -198,7 +198,15 @@ tifffile.imwrite(d + '/v-strips.tiff', v, photometric='minisblack', rowsperstrip
     assert.deepEqual([s.pages, s.height, s.width, s.samplesPerPixel, s.dtype], [6, 11, 13, 1, 'uint16'], name);
     assert.deepEqual(Array.from(s.data), expected, name);
     assert.equal(tiffPages(bytes, 64).pages.length, 6, name);
+    await verifyTiffStrips(bytes, tiffPages(bytes, 64).pages);
   }
+  // a Deflate strip with its stream damaged: the layout still reads, the strip check names the page and strip
+  const deflate = readFileSync(join(dir, 'v-deflate.tiff'));
+  const pages = tiffPages(deflate, 64).pages;
+  const third = at(pages, 2);
+  const damaged = Buffer.from(deflate);
+  damaged.fill(0xff, at(third.offsets, 0) + 2, at(third.offsets, 0) + Math.min(12, at(third.counts, 0)));
+  await assert.rejects(verifyTiffStrips(damaged, tiffPages(damaged, 64).pages), (e: unknown) => e instanceof MmadError && e.code === ErrorCode.IMAGE_INVALID && /page 2, strip 0 does not inflate/.test(e.message));
 });
 
 test('malformed multi-page TIFFs are IMAGE_INVALID before anything is allocated: a looping chain, too many pages or samples, pages that differ', () => {

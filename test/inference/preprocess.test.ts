@@ -271,7 +271,7 @@ test('ct frames that cannot be used are FRAME_SHAPE or FRAME_CORRUPT with a reas
   assert.equal(await code(decodeFrame(rgb, Buffer.alloc(12), CT)), ErrorCode.FRAME_SHAPE);
 });
 
-test('a ct TIFF whose Deflate strips do not inflate passes the header check and is FRAME_CORRUPT when its data is checked (input.verifyImageData)', () => {
+test('a ct TIFF whose Deflate strips do not inflate passes the header check and is FRAME_CORRUPT when its data is checked (input.verifyImageData): strips inflated in the thread pool', async () => {
   const [d, h, w] = [3, 4, 4];
   const tiff = Buffer.from(encodeVolumeTiff(volumeOf(d, h, w), w, h, d));
   // every page says Deflate (Compression 8) while its strip holds raw samples
@@ -281,7 +281,7 @@ test('a ct TIFF whose Deflate strips do not inflate passes the header check and 
     ifd = tiff.readUInt32LE(ifd + 2 + 12 * n);
   }
   const f = ctFrame('tiff', w, h, d, tiff);
-  checkVolumePayload(f, tiff, CT);
-  assert.throws(() => checkVolumePayload(f, tiff, CT, { data: true }), (e: unknown) => e instanceof MmadError && e.code === ErrorCode.FRAME_CORRUPT && /does not inflate/.test(e.message));
-  checkVolumePayload(f, encodeVolumeTiff(volumeOf(d, h, w), w, h, d), CT, { data: true });
+  await checkVolumePayload(f, tiff, CT);
+  await assert.rejects(checkVolumePayload(f, tiff, CT, { data: true }), (e: unknown) => e instanceof MmadError && e.code === ErrorCode.FRAME_CORRUPT && /does not inflate/.test(e.message));
+  await checkVolumePayload(f, encodeVolumeTiff(volumeOf(d, h, w), w, h, d), CT, { data: true });
 });
