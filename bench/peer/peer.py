@@ -58,24 +58,32 @@ def now_ms() -> float:
 
 
 class FrameDecoder:
-    """Avro Frame records: single-object encoding (C3 01, CRC-64-AVRO fingerprint) or Confluent (00, schema id)."""
+    """Avro Frame records: single-object encoding (C3 01, CRC-64-AVRO fingerprint of the writer's
+    schema, any version in the schemas folder) or Confluent (00, schema id; the newest version is
+    assumed: no registry look-up)."""
 
-    def __init__(self, schema_path: Path) -> None:
-        self.schema = fastavro.parse_schema(json.loads(schema_path.read_text()))
-        canonical = to_parsing_canonical_form(self.schema)
-        # fastavro's hex is the 8 bytes in the order they follow the marker (little-endian)
-        self.fingerprint = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
+    def __init__(self, schema_dir: Path) -> None:
+        paths = sorted(schema_dir.glob("Frame.v*.avsc"), key=lambda p: int(p.stem.split(".v")[-1]))
+        if not paths:
+            raise SystemExit(f"no Frame.v*.avsc in {schema_dir}")
+        self.writers: dict[bytes, dict] = {}
+        for path in paths:
+            schema = fastavro.parse_schema(json.loads(path.read_text()))
+            # fastavro's hex is the 8 bytes in the order they follow the marker (little-endian)
+            self.writers[bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))] = schema
+        self.newest = schema
 
     def decode(self, value: bytes) -> dict:
         if value[:2] == SINGLE_OBJECT_MARKER:
-            if value[2:10] != self.fingerprint:
+            writer = self.writers.get(value[2:10])
+            if writer is None:
                 raise ValueError(f"unknown writer schema fingerprint {value[2:10].hex()}")
             body = value[10:]
         elif value[:1] == b"\x00" and len(value) >= 5:
-            body = value[5:]  # one writer schema (Frame v1) is assumed: no registry look-up
+            writer, body = self.newest, value[5:]
         else:
             raise ValueError(f"not an Avro frame: starts with {value[:2].hex()}")
-        return fastavro.schemaless_reader(io.BytesIO(body), self.schema, self.schema)
+        return fastavro.schemaless_reader(io.BytesIO(body), writer, self.newest)
 
 
 @dataclass
@@ -142,7 +150,7 @@ class Peer:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.student = Student.load(Path(args.manifest), args.prefer.split(","))
-        self.frames = FrameDecoder(Path(args.schema))
+        self.frames = FrameDecoder(Path(args.schemas))
         self.modality_of = {args.rgb_topic: "rgb", args.ir_topic: "ir"}
         self.consumer = Consumer(
             {
@@ -365,7 +373,7 @@ def main() -> None:
     ap.add_argument("--group", required=True)
     ap.add_argument("--events-topic", required=True)
     ap.add_argument("--manifest", default=str(REPO / "models" / "exported" / "manifest.json"))
-    ap.add_argument("--schema", default=str(REPO / "schemas" / "avro" / "Frame.v1.avsc"))
+    ap.add_argument("--schemas", default=str(REPO / "schemas" / "avro"), help="folder of the Frame.v*.avsc versions")
     ap.add_argument("--prefer", default="mtfi,crd", help="method order when several rgb + ir students exist")
     ap.add_argument("--batch", type=int, default=8, help="micro-batch size of the model")
     ap.add_argument("--consume-batch", type=int, default=16, help="messages per consume() call")
