@@ -24,7 +24,7 @@ import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { outOfRange } from '../base/invariant.js';
 import { resizeOrganized } from './point-cloud.js';
-import { checkVolume, checkVolumeTiff, decodeVolume, DEFAULT_CT_LIMITS, rawVolumeBytes, verifyVolumeTiff, type CtLimits } from './volume.js';
+import { checkRawVolume, checkVolume, checkVolumeTiff, decodeVolume, DEFAULT_CT_LIMITS, verifyVolumeTiff, type CtLimits } from './volume.js';
 
 // libvips' operation cache pays off when the same image is processed again; a frame never is
 sharp.cache(false);
@@ -59,9 +59,9 @@ export function pixelLimit(modality: string, limits: DecodeLimits): number {
   return modality === 'xyz' ? (limits.maxXyzPixels ?? limits.maxPixels) : limits.maxPixels;
 }
 
-/** Bytes a raw payload of the declared size must have (a ct frame's: its volume's depth × height × width × 2). */
-export function rawBytes(frame: Pick<Frame, 'width' | 'height' | 'channels' | 'dtype' | 'volume'>): number {
-  return (frame.volume?.depth ?? 1) * frame.width * frame.height * frame.channels * BYTES[frame.dtype];
+/** Bytes a raw image or point cloud of the declared size must have (a ct volume's: volume.ts rawVolumeBytes). */
+export function rawBytes(frame: Pick<Frame, 'width' | 'height' | 'channels' | 'dtype'>): number {
+  return frame.width * frame.height * frame.channels * BYTES[frame.dtype];
 }
 
 /** A frame's pixels, interleaved (HWC), in the sample type of its modality. */
@@ -127,12 +127,8 @@ export function checkDeclared(frame: Pick<Frame, 'modality' | 'encoding' | 'widt
  */
 export async function checkVolumePayload(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'volume'>, payload: Buffer, limits: DecodeLimits, o: { data?: boolean } = {}): Promise<void> {
   const volume = checkVolume(frame, ctLimits(limits));
-  if (frame.encoding === 'raw') {
-    const expected = rawVolumeBytes(frame, volume);
-    if (payload.length !== expected) {
-      throw shapeError(frame, `raw payload has ${payload.length} bytes, ${volume.depth}×${frame.height}×${frame.width} uint16 needs ${expected}`);
-    }
-  } else if (o.data === true) await verifyVolumeTiff(frame, volume, payload, ctLimits(limits));
+  if (frame.encoding === 'raw') checkRawVolume(frame, volume, payload);
+  else if (o.data === true) await verifyVolumeTiff(frame, volume, payload, ctLimits(limits));
   else checkVolumeTiff(frame, volume, payload, ctLimits(limits));
 }
 

@@ -63,6 +63,14 @@ export function rawVolumeBytes(frame: Pick<Frame, 'width' | 'height'>, volume: V
   return volume.depth * frame.height * frame.width * 2;
 }
 
+/** A raw ct payload's length against the declared geometry: FRAME_SHAPE naming both when they disagree. */
+export function checkRawVolume(frame: Pick<Frame, 'width' | 'height'>, volume: Volume, payload: Buffer): void {
+  const expected = rawVolumeBytes(frame, volume);
+  if (payload.length !== expected) {
+    throw shape(`raw payload has ${payload.length} bytes, ${volume.depth}×${frame.height}×${frame.width} uint16 needs ${expected}`);
+  }
+}
+
 /**
  * Checks a ct TIFF payload against the declared geometry from its IFDs alone (no pixel is
  * decoded; every strip is checked to lie inside the file): one page per slice, each
@@ -112,10 +120,7 @@ export function decodeVolume(frame: VolumeHeader, payload: Buffer, limits: CtLim
   const { width, height } = frame;
   const { depth, voxelSizeMm } = volume;
   if (frame.encoding === 'raw') {
-    const expected = rawVolumeBytes(frame, volume);
-    if (payload.length !== expected) {
-      throw shape(`raw payload has ${payload.length} bytes, ${depth}×${height}×${width} uint16 needs ${expected}`);
-    }
+    checkRawVolume(frame, volume, payload);
     const copy = Buffer.from(payload); // an aligned copy of its own
     if (!HOST_LITTLE_ENDIAN) copy.swap16();
     return { width, height, depth, voxelSizeMm, data: new Uint16Array(copy.buffer, copy.byteOffset, copy.length / 2) };
