@@ -139,7 +139,7 @@ function scanlines(h: PngHeader): number[] {
  * take them instead of inflating again); throws IMAGE_INVALID.
  */
 export async function verifyPngData(idat: Buffer[], h: PngHeader): Promise<Buffer> {
-  return (await inflateScanlines(idat, h)).data;
+  return inflateScanlines(idat, h);
 }
 
 /**
@@ -148,7 +148,7 @@ export async function verifyPngData(idat: Buffer[], h: PngHeader): Promise<Buffe
  * header needs (node's default of 16 KiB chunks made a 256² RGB frame a dozen
  * trips, 2-3× the CPU of inflating it).
  */
-async function inflateScanlines(idat: Buffer[], h: PngHeader): Promise<{ data: Buffer; rows: number[] }> {
+async function inflateScanlines(idat: Buffer[], h: PngHeader): Promise<Buffer> {
   const rows = scanlines(h);
   const expected = rows.reduce((a, b) => a + b, 0);
   let data: Buffer;
@@ -166,7 +166,7 @@ async function inflateScanlines(idat: Buffer[], h: PngHeader): Promise<{ data: B
     if (filter > 4) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG scanline ${i} has filter type ${filter} (0..4 are valid)`);
     at += n;
   }
-  return { data, rows };
+  return data;
 }
 
 /** A PNG's samples, row-major and interleaved (HWC), alpha dropped: what sharp's `removeAlpha().raw()` gives for the same file. */
@@ -193,12 +193,12 @@ export async function decodePngSamples(bytes: Buffer, inflated?: Buffer): Promis
   if (h.interlaced || h.bitDepth < 8 || h.colourType === 3) return undefined;
   const { idat, profile } = walkPngChunks(bytes);
   if (profile) return undefined;
-  const rowBytesAll = h.height * (1 + h.width * h.channels * (h.bitDepth / 8));
-  const data = inflated !== undefined && inflated.length === rowBytesAll ? inflated : (await inflateScanlines(idat, h)).data;
   const bytesPerSample = h.bitDepth / 8;
   const bpp = h.channels * bytesPerSample; // bytes per pixel, alpha included
   const colours = h.colourType === 4 || h.colourType === 6 ? h.channels - 1 : h.channels;
   const rowBytes = h.width * bpp;
+  // the scanlines handed over are used when they have this image's length (filter byte + row, per row)
+  const data = inflated?.length === h.height * (rowBytes + 1) ? inflated : await inflateScanlines(idat, h);
   // samples without alpha are the unfiltered rows as they are (16-bit: big-endian, swapped once at the end)
   const whole = colours === h.channels;
   const bytesOut = new Uint8Array(h.width * h.height * colours * bytesPerSample);
