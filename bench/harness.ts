@@ -44,6 +44,12 @@ export async function measureAsync(fn: () => Promise<unknown>, runs: number): Pr
   return { micros: median(samples), runs };
 }
 
+/** The q-quantile (0..1) of `xs` by rank (floor(q × n), capped at the last): the benchmarks' p50/p99. */
+export function percentile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return at(s, Math.min(s.length - 1, Math.floor(q * s.length)));
+}
+
 export function printTable(title: string, rows: Record<string, string | number>[]): void {
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));

@@ -58,7 +58,7 @@ import { createLogger } from '../src/base/logger.js';
 import { at } from '../src/base/invariant.js';
 import { benchTopics, createTopics, publishParts, steadyTiming } from './backlog.js';
 import { processCpuMs } from './cpu.js';
-import { printTable } from './harness.js';
+import { percentile, printTable } from './harness.js';
 import { writeNullStudents } from './null-students.js';
 
 const { values } = parseArgs({
@@ -225,11 +225,6 @@ function cpuAt(samples: { t: number; ms: number }[], t: number): number {
   const a = at(samples, i - 1);
   const b = at(samples, i);
   return b.t === a.t ? b.ms : a.ms + ((b.ms - a.ms) * (t - a.t)) / (b.t - a.t);
-}
-
-function percentile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return at(s, Math.min(s.length - 1, Math.floor(q * s.length)));
 }
 
 /** Peak resident memory of a process so far, MiB (VmHWM); NaN when unknown. */

@@ -69,7 +69,7 @@ import { createLogger } from '../src/base/logger.js';
 import { at, present } from '../src/base/invariant.js';
 import { benchTopics, createTopics as createBenchTopics, publishParts, steadyTiming } from './backlog.js';
 import { busyThreads, cpuSince, processCpuMs, splitCpu, threadCpuMs, type CpuSplit } from './cpu.js';
-import { printTable } from './harness.js';
+import { percentile, printTable } from './harness.js';
 import { writeNullStudents } from './null-students.js';
 import { kafkaFloorRun, type FloorRun } from './kafka-floor.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
@@ -303,11 +303,6 @@ async function modelAloneAndCost(registry: ModelRegistry, run: PipelineRun, batc
   const raw = await rawThroughput(registry, run.model, batch, ms);
   const cpu = splitCpu(run.threadMs, busyThreads(cpuSince(before)), count);
   return { raw, cpu, total: cpu.model + cpu.main + cpu.other + run.brokerCpuMsPerPart };
-}
-
-function percentile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return at(s, Math.min(s.length - 1, Math.floor(q * s.length)));
 }
 
 /** A live line at `rate` parts/s for `seconds` through a fresh processor: its events, the model alone at batch 1, CPU per part. */
