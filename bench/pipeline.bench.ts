@@ -42,11 +42,13 @@
  *
  * The broker is KAFKA_BROKERS, a container, or a local one started here.
  *
- *   node --import tsx bench/pipeline.bench.ts [--parts 240] [--batches 1,4,8,16] [--size 256] [--xyz] [--latency-seconds 20]
+ *   node --import tsx bench/pipeline.bench.ts [--parts 240] [--batches 1,4,8,16] [--size 256] [--xyz] [--raw] [--latency-seconds 20]
  *
  * `--xyz` adds an xyz scan (TIFF) to every part, at its rgb + ir capture time, and has the join
  * wait for it as for ir (policy optional; by default xyz is late and refines a provisional rgb+ir
- * verdict), so each part is judged once, by the rgb+ir+xyz student; `--ceiling-only` runs parts 1 and 1b only (the backlog with the real and
+ * verdict), so each part is judged once, by the rgb+ir+xyz student; `--raw` has the station send raw
+ * samples (`encoding: raw`, as a camera streaming uncompressed frames) instead of PNG and TIFF files,
+ * so no part is decompressed or parsed; `--ceiling-only` runs parts 1 and 1b only (the backlog with the real and
  * the null students).
  * `--live-rate R` runs only the latency part, at R parts/s with max batch `--batches`' first
  * value (for investigating latency without the whole suite); `--commit-ms` sets
@@ -85,6 +87,7 @@ const { values } = parseArgs({
     'intra-op-threads': { type: 'string' },
     'timings-out': { type: 'string' },
     xyz: { type: 'boolean', default: false },
+    raw: { type: 'boolean', default: false },
     'ceiling-only': { type: 'boolean', default: false },
   },
 });
@@ -106,7 +109,7 @@ const quiet = createLogger({}, 'error');
 const runId = Date.now().toString(36);
 const base = loadConfig({ env: {} });
 const broker = await provideBroker(base, { logger: quiet });
-const source = await SimulatedPartSource.create({ product: 'battery_lid', width: SIZE, height: SIZE, seed: 1, defectRate: 0.2, defects: [], poolSize: 16 });
+const source = await SimulatedPartSource.create({ product: 'battery_lid', width: SIZE, height: SIZE, seed: 1, defectRate: 0.2, defects: [], poolSize: 16, rawFrames: values.raw });
 
 const TIMING = steadyTiming({ xyzFraction: values.xyz ? 1 : 0 });
 
@@ -322,7 +325,7 @@ async function liveRun(batch: number, rate: number, seconds: number): Promise<{ 
   }
 }
 
-console.log(`pipeline benchmark — ${broker.kind} broker, battery_lid ${MODALITIES.join('+')} ${SIZE}×${SIZE} frames, ${PARTS} parts per run, node ${process.version}`);
+console.log(`pipeline benchmark — ${broker.kind} broker, battery_lid ${MODALITIES.join('+')} ${SIZE}×${SIZE} ${values.raw ? 'raw' : 'PNG/TIFF'} frames, ${PARTS} parts per run, node ${process.version}`);
 const rows: Record<string, string | number>[] = [];
 const cpuRows: Record<string, string | number>[] = [];
 const ceiling: Record<string, string | number>[] = [];

@@ -83,6 +83,31 @@ export interface EncodedPart {
   gt: Buffer;
 }
 
+/**
+ * The bytes of a typed array as they lie in memory: row-major little-endian samples on the
+ * little-endian hosts this runs on (what `encoding: raw` frames carry and the service reads).
+ */
+export function rawSamples(a: Uint8Array | Uint16Array | Float32Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** A part as a camera streaming uncompressed frames sends it: rgb, ir and xyz as raw samples (`encoding: raw`); the mask stays a PNG. */
+export async function rawPart(part: GeneratedPart, o: PngOptions = {}): Promise<EncodedPart> {
+  const { width, height } = part;
+  return {
+    product: part.product,
+    defect: part.defect,
+    visibility: part.visibility,
+    width,
+    height,
+    defectPixels: part.defectPixels,
+    rgb: rawSamples(part.rgb),
+    ir: rawSamples(part.ir),
+    xyz: rawSamples(part.xyz),
+    gt: await encodeMaskPng(part.mask, width, height, o),
+  };
+}
+
 export async function encodePart(part: GeneratedPart, o: PngOptions = {}): Promise<EncodedPart> {
   const { width, height } = part;
   const [rgb, ir, gt] = await Promise.all([

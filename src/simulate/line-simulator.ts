@@ -14,7 +14,7 @@
 import type { Volume } from '../codec/records.js';
 import { encodeVolumeTiff } from '../codec/tiff-writer.js';
 import { DEFAULT_DEFECT_PARAMS, SENSOR_MODALITIES, type DefectName, type DefectParams, type VisibilityModality } from './defects.js';
-import { encodePart, type EncodedPart } from './image-codec.js';
+import { encodePart, rawPart, rawSamples, type EncodedPart } from './image-codec.js';
 import { generatePart } from './part-generator.js';
 import { Rng } from './prng.js';
 import { productByName } from './products/index.js';
@@ -39,11 +39,17 @@ export interface SimulationOptions {
    * render), so the parts the schedule sends to the CT (`ctFraction`) have one.
    */
   ct?: boolean;
+  /**
+   * Send every frame as raw samples (`encoding: raw`), as cameras streaming uncompressed frames
+   * do, instead of PNG (rgb, ir) and TIFF (xyz, ct) files.
+   */
+  rawFrames?: boolean;
 }
 
-/** A rendered part: its encoded files, its seed, and its CT volume when the line has a CT. */
+/** A rendered part: its encoded files (or raw samples), its seed, and its CT volume when the line has a CT. */
 interface RenderedPart {
   encoded: EncodedPart;
+  raw: boolean;
   seed: number;
   ct?: { payload: Buffer; width: number; height: number; volume: Volume };
 }
@@ -74,14 +80,17 @@ export async function renderPart(o: SimulationOptions, choice: { seed: number; d
     defectParams: { ...DEFAULT_DEFECT_PARAMS, ...o.defectParams },
     ct: o.ct === true,
   });
-  const encoded = await encodePart(part, { compressionLevel: o.pngCompressionLevel });
+  const raw = o.rawFrames === true;
+  const png = { compressionLevel: o.pngCompressionLevel };
+  const encoded = raw ? await rawPart(part, png) : await encodePart(part, png);
   const scan = part.ct;
-  if (scan === undefined) return { encoded, seed: choice.seed };
+  if (scan === undefined) return { encoded, raw, seed: choice.seed };
   return {
     encoded,
+    raw,
     seed: choice.seed,
     ct: {
-      payload: encodeVolumeTiff(scan.volume, scan.width, scan.height, scan.depth),
+      payload: raw ? rawSamples(scan.volume) : encodeVolumeTiff(scan.volume, scan.width, scan.height, scan.depth),
       width: scan.width,
       height: scan.height,
       volume: { depth: scan.depth, voxelSizeMm: scan.voxelSizeMm },
@@ -106,7 +115,7 @@ export function poolPlan(o: SimulationOptions): { seed: number; defect: DefectNa
   return out;
 }
 
-function sourced(name: string, { encoded: e, seed, ct }: RenderedPart): SourcedPart {
+function sourced(name: string, { encoded: e, raw, seed, ct }: RenderedPart): SourcedPart {
   return {
     name,
     productType: e.product,
@@ -116,6 +125,7 @@ function sourced(name: string, { encoded: e, seed, ct }: RenderedPart): SourcedP
     height: e.height,
     defectPixels: e.defectPixels,
     payloads: { rgb: e.rgb, ir: e.ir, xyz: e.xyz, ...(ct === undefined ? {} : { ct: ct.payload }) },
+    raw,
     ...(ct === undefined ? {} : { ct: { width: ct.width, height: ct.height, volume: ct.volume } }),
     mask: e.defect === 'good' ? null : e.gt,
     seed,

@@ -31,6 +31,12 @@ export interface SourcedPart {
   height: number;
   defectPixels: number;
   payloads: Partial<Record<VisibilityModality, Buffer>>;
+  /**
+   * The payloads are raw samples (`encoding: raw`: row-major little-endian samples, height ×
+   * width × channels; ct depth × height × width), as a camera streaming uncompressed frames
+   * sends them, instead of PNG/TIFF files.
+   */
+  raw?: boolean;
   /** With a ct payload: the volume's slice size and its geometry (its grid is not the 2D frames'). */
   ct?: { width: number; height: number; volume: Volume };
   /** 8-bit PNG mask, null for a good part or when unknown. */
@@ -293,6 +299,7 @@ export async function runStation(o: StationRunOptions): Promise<PublishReport> {
           expected: announce ? part.expected : null,
           attributes: sourced.frameAttributes,
           ...(ct === undefined ? {} : { volume: ct.volume }),
+          raw: sourced.raw === true,
         });
         const partition = partitionFor(sampleId, target.partitions);
         const span = o.tracer?.startSpan(`send ${f.modality} frame`, {

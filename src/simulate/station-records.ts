@@ -32,6 +32,8 @@ export function frameRecord(a: {
   attributes: Record<string, string>;
   /** ct: the volume's depth and voxel size (width and height are its slices'). */
   volume?: Volume;
+  /** The payload is raw samples (`encoding: raw`), not the modality's file format. */
+  raw?: boolean;
 }): Frame {
   return {
     sampleId: a.sampleId,
@@ -41,6 +43,7 @@ export function frameRecord(a: {
     modality: a.modality,
     captureTime: a.captureTime,
     ...FRAME_LAYOUT[a.modality],
+    ...(a.raw === true ? { encoding: 'raw' as const } : {}),
     width: a.width,
     height: a.height,
     payload: a.payload,

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { present } from '../../src/base/invariant.js';
+import { defaultConfig } from '../../src/config/load-config.js';
+import { decodeFrame, decodeLimitsOf, rawBytes } from '../../src/inference/preprocess.js';
 import { SimulatedPartSource, partChoice, poolPlan, renderPart, type SimulationOptions } from '../../src/simulate/line-simulator.js';
+import type { SourcedPart } from '../../src/simulate/station-publisher.js';
+import { frameRecord } from '../../src/simulate/station-records.js';
 
 const BASE: SimulationOptions = { product: 'battery_lid', width: 32, height: 32, seed: 4, defectRate: 0.5, defects: ['dent', 'hot_spot'], poolSize: 4 };
 
@@ -43,4 +47,40 @@ test('without a pool every part is rendered fresh, deterministically', async () 
   a.release(3);
   a.release(4);
   assert.throws(() => partChoice({ ...BASE, defects: ['delamination'] }, 0), /no defect 'delamination'/);
+});
+
+test('a line with raw frames sends the samples its files hold, and the service decodes both alike', async () => {
+  const o: SimulationOptions = { ...BASE, poolSize: 0, ct: true };
+  const files = await SimulatedPartSource.create(o);
+  const raw = await SimulatedPartSource.create({ ...o, rawFrames: true });
+  const [pf, pr] = [await files.get(1), await raw.get(1)];
+  assert.equal(pf.raw, false);
+  assert.equal(pr.raw, true);
+  const limits = decodeLimitsOf(defaultConfig());
+  for (const m of ['rgb', 'ir', 'xyz', 'ct'] as const) {
+    const frame = (p: SourcedPart) => {
+      const ct = m === 'ct' ? present(p.ct, 'ct') : undefined;
+      return frameRecord({
+        id: { line: 'l', station: 's' },
+        sampleId: p.name,
+        modality: m,
+        captureTime: new Date(0),
+        width: ct?.width ?? p.width,
+        height: ct?.height ?? p.height,
+        payload: present(p.payloads[m], m),
+        expected: null,
+        attributes: {},
+        ...(ct === undefined ? {} : { volume: ct.volume }),
+        raw: p.raw === true,
+      });
+    };
+    const [ff, fr] = [frame(pf), frame(pr)];
+    assert.equal(fr.encoding, 'raw', m);
+    assert.notEqual(ff.encoding, 'raw', m);
+    assert.equal(present(fr.payload, m).length, rawBytes(fr) * (m === 'ct' ? present(fr.volume, 'volume').depth : 1), `${m}: a raw payload is exactly its samples`);
+    const [a, b] = await Promise.all([decodeFrame(ff, present(ff.payload, m), limits), decodeFrame(fr, present(fr.payload, m), limits)]);
+    assert.deepEqual([b.width, b.height, b.channels], [a.width, a.height, a.channels], m);
+    assert.ok(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength)), `${m}: the same samples`);
+  }
+  assert.deepEqual(pr.mask, pf.mask, 'the label mask stays a PNG');
 });

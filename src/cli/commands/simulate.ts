@@ -23,6 +23,7 @@ export const simulateCommand: Command = {
     'defect-contrast': { type: 'string', placeholder: 'X', description: `scale of defect magnitude (default ${d.defectContrast})` },
     pool: { type: 'string', placeholder: 'N', description: `parts rendered up front and re-published under fresh IDs; 0 renders every part (default ${d.poolSize})` },
     'png-level': { type: 'string', placeholder: '0-9', description: `zlib level of the PNG payloads (default ${d.pngCompressionLevel})` },
+    'raw-frames': { type: 'boolean', description: 'send raw samples (encoding raw), as cameras streaming uncompressed frames do, instead of PNG and TIFF files' },
     ...TIMING_OPTIONS,
     ...RUN_OPTIONS,
   },
@@ -63,6 +64,7 @@ export const simulateCommand: Command = {
       pngCompressionLevel: numberFlag(ctx, 'png-level', { min: 0, max: 9, integer: true }) ?? s.pngCompressionLevel,
       // the parts the schedule sends to the CT need a volume
       ct: (timing.ctFraction ?? 0) > 0,
+      rawFrames: ctx.values['raw-frames'] === true,
     };
     await runStationCommand(ctx, config, {
       source: async () => {
