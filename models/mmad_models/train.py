@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .data import auto_size, load_split, source_size, stack
+from .data import MODALITIES, auto_size, ct_grid, load_split, source_size, stack
 from .methods import METHODS, Method
 from .methods.common import round_to_half_
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
@@ -66,11 +66,14 @@ class RunConfig:
     ir_robust: bool = False
     # round the weights to float16 values (the export stores them as float16, losslessly)
     half: bool = True
+    # depth x height x width of the ct volumes the model takes (every volume is resampled to
+    # it when loaded); None: the first training volume's, resolved when training starts
+    ct_grid: tuple[int, int, int] | None = None
 
     def all_modalities(self) -> tuple[str, ...]:
-        """Every modality the run reads from the training split, in rgb, ir, xyz order."""
+        """Every modality the run reads from the training split, in rgb, ir, xyz, ct order."""
         extra = set(self.train_modalities or ()) | set(self.modalities)
-        return tuple(m for m in ("rgb", "ir", "xyz") if m in extra)
+        return tuple(m for m in MODALITIES if m in extra)
 
 
 def load_data(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
@@ -82,7 +85,8 @@ def load_data(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.n
 def _load(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray]:
     """load_data's inputs, labels and masks, and each part's defect type ("good" for good parts)."""
     mods = cfg.all_modalities() if split == "train" else tuple(cfg.modalities)
-    samples = load_split(cfg.dataset, cfg.category, split, mods, tuple(cfg.size), cfg.plane_removal)
+    samples = load_split(cfg.dataset, cfg.category, split, mods, tuple(cfg.size), cfg.plane_removal,
+                         ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None)
     inputs = {m: torch.from_numpy(stack(samples, m)) for m in mods}
     labels = np.array([s.label for s in samples])
     masks = stack(samples, "mask")
@@ -115,7 +119,7 @@ def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Te
         if not path.exists():
             from .methods.preprocess import build_input
 
-            pre = build_input(modality, tuple(cfg.size), cfg.ir_robust)
+            pre = build_input(modality, tuple(cfg.size), cfg.ir_robust, cfg.ct_grid)
             pre.fit(train_inputs[modality])
             with torch.no_grad():
                 x = pre(train_inputs[modality]).contiguous()
@@ -165,6 +169,8 @@ def resolve_size(cfg: RunConfig) -> None:
     """Replaces ``size == "auto"`` by the size for the category's training frames."""
     if cfg.size == "auto":
         cfg.size = auto_size(*source_size(cfg.dataset, cfg.category, cfg.modalities[0]))
+    if "ct" in cfg.all_modalities() and cfg.ct_grid is None:
+        cfg.ct_grid = ct_grid(cfg.dataset, cfg.category)
 
 
 def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
@@ -279,7 +285,8 @@ def load_checkpoint(path: str | Path) -> tuple[Method, RunConfig, dict]:
     conf.setdefault("discriminator", False)  # nor a discriminator head
     tm = conf.get("train_modalities")
     cfg = RunConfig(**{**conf, "modalities": tuple(conf["modalities"]), "size": tuple(conf["size"]),
-                       "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None})
+                       "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None,
+                       "ct_grid": tuple(conf["ct_grid"]) if conf.get("ct_grid") else None})
     # the weights come from the checkpoint; the path only tells which modalities share a teacher
     specs = {m: {**{k: v for k, v in s.items() if k != "weights"}, **({"weightsId": s["weights"]} if s.get("weights") else {})}
              for m, s in res["specs"].items()}
