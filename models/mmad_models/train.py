@@ -84,13 +84,18 @@ def load_data(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.n
 
 def _load(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray]:
     """load_data's inputs, labels and masks, and each part's defect type ("good" for good parts)."""
+    return _load_samples(cfg, split)[:4]
+
+
+def _load_samples(cfg: RunConfig, split: str):
+    """_load's figures and the samples' ids ("<split>/<defect>/<NNN>")."""
     mods = cfg.all_modalities() if split == "train" else tuple(cfg.modalities)
     samples = load_split(cfg.dataset, cfg.category, split, mods, tuple(cfg.size), cfg.plane_removal,
                          ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None)
     inputs = {m: torch.from_numpy(stack(samples, m)) for m in mods}
     labels = np.array([s.label for s in samples])
     masks = stack(samples, "mask")
-    return inputs, labels, masks, np.array([s.defect for s in samples])
+    return inputs, labels, masks, np.array([s.defect for s in samples]), [s.id for s in samples]
 
 
 def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Tensor], log=print) -> dict:
@@ -143,7 +148,9 @@ def teacher_cache(model: Method, inputs: dict[str, torch.Tensor], batch: int = 1
 
 
 @torch.no_grad()
-def predict(model: Method, inputs: dict[str, torch.Tensor], batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def predict(model: Method, inputs: dict[str, torch.Tensor], batch: int = 16, depths: list | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Maps and scores; with ``depths`` (a list) a model's ``anomaly_depth`` batches are appended to it."""
     model.eval()
     n = len(next(iter(inputs.values())))
     maps, scores = [], []
@@ -151,6 +158,8 @@ def predict(model: Method, inputs: dict[str, torch.Tensor], batch: int = 16) -> 
         r = model({m: x[i:i + batch] for m, x in inputs.items()})
         maps.append(r.anomaly_map.numpy())
         scores.append(r.score.numpy())
+        if depths is not None and r.anomaly_depth is not None:
+            depths.append(r.anomaly_depth.numpy())
     return np.concatenate(maps), np.concatenate(scores)
 
 
@@ -259,9 +268,12 @@ def evaluate_model(model: Method, cfg: RunConfig, threshold: float) -> dict:
     (``peakOnDefect``), the counts, the figures at the threshold (``atThreshold``: NOK
     recall, false-alarm rate, F1, confusion counts) and, per defect type, that defect's
     parts against all good test parts (``defects``: I-AUROC, P-AUROC, AUPRO@0.3, peak on the
-    defect, NOK recall, count; ``perDefect`` repeats its I-AUROC alone)."""
-    test_x, labels, masks, defects = _load(cfg, "test")
-    maps, scores = predict(model, test_x)
+    defect, NOK recall, count; ``perDefect`` repeats its I-AUROC alone); for a model that
+    takes ct, per defect inside the material, the error of ``anomaly_depth`` at the map's
+    peak against the ct's 3D ground truth, in slices (``depthError``, ``metrics.depth_summary``)."""
+    test_x, labels, masks, defects, ids = _load_samples(cfg, "test")
+    depths: list = []
+    maps, scores = predict(model, test_x, depths=depths)
     res = M.evaluate(scores, labels, maps, masks, threshold).as_dict()
     res["peakOnDefect"] = M.peak_on_defect(maps, masks)
     res["testCount"] = len(labels)
@@ -269,7 +281,26 @@ def evaluate_model(model: Method, cfg: RunConfig, threshold: float) -> dict:
     res["atThreshold"] = M.at_threshold(scores, labels, threshold)
     res["defects"] = M.per_defect(scores, maps, masks, defects, threshold)
     res["perDefect"] = {d: v["i_auroc"] for d, v in res["defects"].items() if v["i_auroc"] is not None}
+    if depths:
+        res["depthError"] = _depth_error(cfg, maps, np.concatenate(depths), defects, ids)
     return res
+
+
+def _depth_error(cfg: RunConfig, maps: np.ndarray, depths: np.ndarray, defects: np.ndarray, ids: list[str]) -> dict:
+    """``metrics.depth_summary`` per defect inside the material whose parts have a 3D mask (gt_ct)."""
+    from .data import read_ct
+    from .data.dataset import INTERIOR_DEFECTS
+
+    out = {}
+    for d in INTERIOR_DEFECTS:
+        sel = [i for i, x in enumerate(defects) if x == d]
+        files = [Path(cfg.dataset) / cfg.category / "test" / d / "gt_ct" / (ids[i].rsplit("/", 1)[1] + ".tiff")
+                 for i in sel]
+        if not sel or not all(f.exists() for f in files):
+            continue
+        errors, on = M.depth_errors(maps[sel], depths[sel], [read_ct(f) for f in files])
+        out[d] = M.depth_summary(errors, on)
+    return out
 
 
 def load_checkpoint(path: str | Path) -> tuple[Method, RunConfig, dict]:

@@ -71,7 +71,8 @@ def test_ct_descriptors_see_a_void_and_an_inclusion_and_the_depth_points_at_thei
 
 
 def _ct_dataset(root: Path, rng) -> Path:
-    """A 16 x 16 category with ir frames and ct volumes; a test void part whose only mask is gt_ct_2d."""
+    """A 16 x 16 category with ir frames and ct volumes; a test void part whose only 2D mask is
+    gt_ct_2d (and its 3D mask gt_ct)."""
     from mmad_models.data import write_ir
 
     cat = root / "lid"
@@ -87,6 +88,10 @@ def _ct_dataset(root: Path, rng) -> Path:
                 if defect == "void":
                     m2[2 * VOID[1]:2 * VOID[1] + 2, 2 * VOID[2]:2 * VOID[2] + 2] = True
                 write_mask(d / "gt_ct_2d" / f"{stem}.png", m2)
+                m3 = np.zeros(GRID, np.uint8)
+                if defect == "void":
+                    m3[VOID] = 255
+                write_ct(d / "gt_ct" / f"{stem}.tiff", m3)
     return root
 
 
@@ -120,6 +125,8 @@ def test_train_evaluates_a_ct_model_and_refuses_to_distil_ct(tmp_path):
     res = json.loads((out / "result.json").read_text())
     assert res["config"]["ct_grid"] == list(GRID)
     assert res["metrics"]["defects"]["void"]["count"] == 2
+    depth = res["metrics"]["depthError"]["void"]  # the void sits in slice 5 of the column under the peak
+    assert depth["count"] == 2 and (depth["onDefect"] == 0 or depth["mean"] < 1.0)
     with pytest.raises(SystemExit, match="ct is not distilled"):
         main(["train", "--dataset", str(root), "--category", "lid", "--modalities", "ir", "--train-modalities",
               "ir,ct", "--size", "16", "--teacher", "random", "--out", str(tmp_path / "no")])
@@ -166,3 +173,23 @@ def test_a_ct_model_exports_with_anomaly_depth_matching_pytorch_and_a_valid_mani
     index = json.loads((tmp_path / "parity" / entry["id"] / "index.json").read_text())
     assert [o["name"] for o in index["outputs"]] == ["anomaly_map", "score", "anomaly_depth"]
     assert [i["shape"] for i in index["inputs"]] == [[1, 1, 16, 16], [1, 1, *GRID]]
+
+
+def test_depth_error_reads_the_depth_at_the_peak_against_the_masks_column():
+    from mmad_models.metrics import depth_errors, depth_summary
+
+    maps = np.zeros((3, 1, 16, 16))
+    depths = np.zeros((3, 1, 16, 16))
+    g = np.zeros((3, *GRID), bool)
+    maps[0, 0, 4, 6] = 1  # on the defect: column (2, 3) holds slices 5 and 6
+    depths[0, 0, 4, 6] = 5
+    g[0, 5:7, 2, 3] = True
+    maps[1, 0, 0, 0] = 1  # off the defect: against the whole mask's mean slice (4)
+    depths[1, 0, 0, 0] = 1
+    g[1, 4, 6, 6] = True
+    maps[2, 0, 8, 8] = 1  # no 3D mask: not counted
+    errors, on = depth_errors(maps, depths, list(g))
+    assert errors[:2].tolist() == [0.5, 3.0] and np.isnan(errors[2])
+    assert on.tolist() == [True, False, False]
+    s = depth_summary(errors, on)
+    assert (s["count"], s["onDefect"], s["mean"], s["meanAll"]) == (2, 1, 0.5, 1.75)
