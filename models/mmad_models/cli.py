@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .data import modality_list
+from .data.dataset import INTERIOR_DEFECTS
 from .methods import METHODS
 
 # train --method without one
@@ -160,12 +161,17 @@ def cmd_export(a) -> int:
     entries = []
     for model, cfg, res, mid, metrics, training in runs:
         # parity inputs: the first good and the first anomalous test part when there is a
-        # test split, else the first two validation parts
+        # test split, else the first two validation parts; a model that takes ct, whose
+        # volume is 2 MB a part, the first part with a defect inside the material alone
         split = "test" if (Path(cfg.dataset) / cfg.category / "test").is_dir() else "validation"
-        samples = load_split(cfg.dataset, cfg.category, split, tuple(cfg.modalities), tuple(cfg.size))
+        samples = load_split(cfg.dataset, cfg.category, split, tuple(cfg.modalities), tuple(cfg.size),
+                             ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None)
         good = [s for s in samples if s.label == 0][:1]
         bad = [s for s in samples if s.label == 1][:1]
         pick = (good + bad) if len(good + bad) == 2 else samples[:2]
+        if "ct" in cfg.modalities:
+            interior = [s for s in samples if s.defect in INTERIOR_DEFECTS]
+            pick = (interior or bad or samples)[:1]
         inputs = {m: stack(pick, m) for m in cfg.modalities}
         e = export_model(model, a.out, mid, a.version, cfg.method, res["threshold"], metrics, training, inputs)
         print(f"exported {a.out}/{e['file']} ({e['sizeBytes'] / 1e6:.1f} MB) max |ort - torch| "
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train, calibrate and evaluate one model")
     t.add_argument("--dataset", required=True, help="dataset root (MVTec 3D-AD layout)")
     t.add_argument("--category", required=True)
-    t.add_argument("--modalities", type=modality_list, required=True, help="e.g. rgb,ir,xyz")
+    t.add_argument("--modalities", type=modality_list, required=True, help="e.g. rgb,ir,xyz or rgb,ir,ct")
     # the default method first, then the others by name
     described = sorted(METHODS, key=lambda n: (n != DEFAULT_METHOD, n))
     t.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS),

@@ -1,9 +1,10 @@
 """ONNX export of a trained method module, its manifest entry and its parity fixtures.
 
 Each exported graph takes the raw inputs of its modality subset (in the manifest's
-order) and returns ``anomaly_map`` [B,1,H,W] and ``score`` [B], both float32; input
-normalisation, map upsampling, standardisation, fusion, smoothing and the image score
-are inside the graph. The batch axis is dynamic.
+order) and returns ``anomaly_map`` [B,1,H,W] and ``score`` [B], both float32, and a graph
+that takes ct also ``anomaly_depth`` [B,1,H,W]; input normalisation, map upsampling,
+standardisation, fusion, smoothing and the image score are inside the graph. The batch
+axis is dynamic.
 
 Parity fixtures: for every model, inputs and the onnxruntime outputs as raw
 little-endian float32 files plus an ``index.json``, replayed by the TypeScript tests
@@ -40,16 +41,25 @@ INPUT_CONVENTIONS = {
     "rgb": {"channels": 3, "units": "8-bit sample values 0..255 as float32, channel order R,G,B", "missing": None},
     "ir": {"channels": 1, "units": "16-bit sample values 0..65535 as float32", "missing": None},
     "xyz": {"channels": 3, "units": "metres, channel order x,y,z", "missing": "0,0,0 marks a missing point"},
+    "ct": {"channels": 1, "units": "raw 16-bit CT grey values 0..65535 as float32, the lowest slice first "
+                                   "(depth x height x width, row-major)", "missing": None},
 }
 RESIZE = {
     "rgb": "lanczos3 (sharp's default kernel) to the model's height x width, rounded to 0..255",
     "ir": "lanczos3 to the model's height x width, rounded to 0..65535",
     "xyz": "nearest valid point: each output pixel takes the valid source point of its footprint closest to the footprint centre, else 0,0,0; never interpolated",
+    "ct": "trilinear to the input's depth x height x width (voxel centres, align_corners false); the volume covers the 2D frames' field of view, so its grid need not match theirs",
 }
+OUTPUTS = ("anomaly_map", "score", "anomaly_depth")
+
+
+def output_names(model: Method) -> list[str]:
+    """anomaly_map, score, and anomaly_depth for a model that takes ct."""
+    return list(OUTPUTS if "ct" in model.modalities else OUTPUTS[:2])
 
 
 class _Graph(nn.Module):
-    """Named inputs (the modalities, in manifest order) -> (anomaly_map, score)."""
+    """Named inputs (the modalities, in manifest order) -> (anomaly_map, score[, anomaly_depth])."""
 
     def __init__(self, model: Method):
         super().__init__()
@@ -57,10 +67,10 @@ class _Graph(nn.Module):
         self.modalities = tuple(model.modalities)
 
     def forward(self, rgb: torch.Tensor | None = None, ir: torch.Tensor | None = None,
-                xyz: torch.Tensor | None = None):
-        given = {"rgb": rgb, "ir": ir, "xyz": xyz}
+                xyz: torch.Tensor | None = None, ct: torch.Tensor | None = None):
+        given = {"rgb": rgb, "ir": ir, "xyz": xyz, "ct": ct}
         r = self.model({m: given[m] for m in self.modalities})
-        return r.anomaly_map, r.score
+        return (r.anomaly_map, r.score) if r.anomaly_depth is None else (r.anomaly_map, r.score, r.anomaly_depth)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -80,14 +90,15 @@ def export_onnx(model: Method, path: str | Path, example: dict[str, torch.Tensor
     names = list(g.modalities)
     kwargs = {m: example[m] for m in names}
     h, w = model.size
+    outs = output_names(model)
     # The TorchScript-based exporter: a few seconds on CPU, where the dynamo exporter takes
     # tens; both give the same graph for these modules (checked against PyTorch below).
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         torch.onnx.export(
-            g, (), str(path), kwargs=kwargs, input_names=names, output_names=["anomaly_map", "score"],
-            dynamic_axes={**{m: {0: "batch"} for m in names}, "anomaly_map": {0: "batch"}, "score": {0: "batch"}},
+            g, (), str(path), kwargs=kwargs, input_names=names, output_names=outs,
+            dynamic_axes={**{m: {0: "batch"} for m in names + outs}},
             # no folding: batch norms stay separate nodes, so every weight in the file is the
             # PyTorch tensor itself (float16-exact after round_to_half_, see store_half);
             # onnxruntime folds them into the convolutions when it loads the graph
@@ -98,7 +109,7 @@ def export_onnx(model: Method, path: str | Path, example: dict[str, torch.Tensor
     store_half(proto)
     for o in proto.graph.output:
         dims = o.type.tensor_type.shape.dim
-        want = ["batch", 1, h, w] if o.name == "anomaly_map" else ["batch"]
+        want = ["batch"] if o.name == "score" else ["batch", 1, h, w]
         del dims[:]
         for d in want:
             nd = dims.add()
@@ -141,12 +152,18 @@ def store_half(proto: onnx.ModelProto, min_numel: int = 256) -> int:
     return n
 
 
-def run_onnx(path: str | Path, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def run_onnx_outputs(path: str | Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output of the graph, by name."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    amap, score = sess.run(["anomaly_map", "score"], {k: v.astype(np.float32) for k, v in inputs.items()})
-    return amap, score
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, {k: v.astype(np.float32) for k, v in inputs.items()})))
+
+
+def run_onnx(path: str | Path, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    out = run_onnx_outputs(path, inputs)
+    return out["anomaly_map"], out["score"]
 
 
 def write_parity(
@@ -183,9 +200,9 @@ def model_io(model: Method) -> tuple[list[dict], list[dict]]:
         inputs.append({
             "name": m,
             "modality": m,
-            "shape": ["batch", c["channels"], h, w],
+            "shape": ["batch", c["channels"], *(model.teachers[m].input.grid if m == "ct" else (h, w))],
             "dtype": "float32",
-            "layout": "NCHW",
+            "layout": "NCDHW" if m == "ct" else "NCHW",
             "units": c["units"],
             "missing": c["missing"],
             "resize": RESIZE[m],
@@ -197,6 +214,14 @@ def model_io(model: Method) -> tuple[list[dict], list[dict]]:
         {"name": "score", "shape": ["batch"], "dtype": "float32",
          "description": "image anomaly score: maximum of anomaly_map; NOK when score >= threshold.value"},
     ]
+    if "ct" in model.modalities:
+        outputs.append({
+            "name": "anomaly_depth", "shape": ["batch", 1, h, w], "dtype": "float32",
+            "description": "per pixel of anomaly_map, the height in the ct volume of its column's strongest deviation "
+                           "from the material among the voxels strictly inside it (material below and above), in "
+                           "slices of the input volume (0 = the centre of the lowest slice; 0 also where the column "
+                           "has no interior voxel); millimetres = (slice + 0.5) x the volume's slice thickness above "
+                           "the volume's lower face"})
     return inputs, outputs
 
 
@@ -219,17 +244,25 @@ def export_model(
     path = export_onnx(model, out_dir / fname, example)
     with torch.no_grad():
         ref = model.eval()(example)
-    amap, score = run_onnx(path, parity_inputs)
-    err_map = float(np.abs(amap - ref.anomaly_map.numpy()).max())
-    err_score = float(np.abs(score - ref.score.numpy()).max())
+    got = run_onnx_outputs(path, parity_inputs)
+    errors = {}
+    for name in output_names(model):
+        want = getattr(ref, name).numpy()
+        errors[name] = float(np.abs(got[name] - want).max())
     scale = max(1.0, float(np.abs(ref.anomaly_map.numpy()).max()))
-    if err_map > 1e-3 * scale or err_score > 1e-3 * scale:
-        raise RuntimeError(f"{model_id}: onnxruntime differs from PyTorch (map {err_map:.3g}, score {err_score:.3g})")
+    # anomaly_depth is an index: exact, or a tie between two slices broken otherwise
+    # (counted, not bounded by the map's tolerance)
+    if errors["anomaly_map"] > 1e-3 * scale or errors["score"] > 1e-3 * scale:
+        raise RuntimeError(f"{model_id}: onnxruntime differs from PyTorch (map {errors['anomaly_map']:.3g}, "
+                           f"score {errors['score']:.3g})")
+    if "anomaly_depth" in errors:
+        off = float((got["anomaly_depth"] != ref.anomaly_depth.numpy()).mean())
+        if off > 1e-3:
+            raise RuntimeError(f"{model_id}: onnxruntime's anomaly_depth differs from PyTorch's at {off:.2%} of pixels")
     parity_dir = out_dir / "parity" / model_id
-    write_parity(parity_dir, f"../../{fname}", parity_inputs, {"anomaly_map": amap, "score": score})
+    write_parity(parity_dir, f"../../{fname}", parity_inputs, {k: got[k] for k in output_names(model)})
     return manifest_entry(model, model_id, version, method, threshold, metrics, training,
-                          sha256=sha256_file(path), size_bytes=path.stat().st_size,
-                          max_abs_error={"anomaly_map": err_map, "score": err_score})
+                          sha256=sha256_file(path), size_bytes=path.stat().st_size, max_abs_error=errors)
 
 
 def manifest_entry(
@@ -264,7 +297,7 @@ def manifest_entry(
         "metrics": metrics,
         "training": training,
         "parity": {"index": f"parity/{model_id}/index.json",
-                   "maxAbsErrorVsPytorch": max_abs_error or {"anomaly_map": 0.0, "score": 0.0}},
+                   "maxAbsErrorVsPytorch": max_abs_error or dict.fromkeys(output_names(model), 0.0)},
     }
 
 

@@ -363,3 +363,44 @@ def per_defect(
             "nok_recall": nok_share(scores[sel], threshold),
         }
     return out
+
+
+def depth_errors(maps: np.ndarray, depths: np.ndarray, masks3d: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per part, the error of ``anomaly_depth`` read at the map's maximum against the ct's
+    3D ground truth, in slices: |depth at the peak - the mean slice of the mask's voxels in
+    that pixel's column| (the frame's pixel mapped to the volume's column, both grids
+    covering the same field of view); where the column holds no mask voxel (the peak
+    missed the defect), against the mean slice of the whole mask. Returns the errors and,
+    per part, whether the peak's column held mask voxels; NaN for a part without any."""
+    maps = np.asarray(maps, dtype=np.float64)
+    depths = np.asarray(depths, dtype=np.float64)
+    maps = maps.reshape(-1, *maps.shape[-2:])
+    depths = depths.reshape(-1, *depths.shape[-2:])
+    errors = np.full(len(maps), np.nan)
+    on = np.zeros(len(maps), dtype=bool)
+    for i, (m, dep, g) in enumerate(zip(maps, depths, masks3d)):
+        g = np.asarray(g) > 0
+        if not g.any():
+            continue
+        h, w = m.shape
+        y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+        col = g[:, y * g.shape[1] // h, x * g.shape[2] // w]
+        on[i] = bool(col.any())
+        truth = np.flatnonzero(col).mean() if on[i] else np.nonzero(g)[0].mean()
+        errors[i] = abs(float(dep[y, x]) - float(truth))
+    return errors, on
+
+
+def depth_summary(errors: np.ndarray, on: np.ndarray) -> dict[str, float | int | None]:
+    """Mean, median and largest depth error in slices (``depth_errors``), over the parts whose
+    peak's column held the defect (``onDefect``: how many) and over all parts with a mask."""
+    keep = ~np.isnan(errors)
+    e, o = errors[keep], on[keep]
+
+    def stats(a):
+        return (float(a.mean()), float(np.median(a)), float(a.max())) if len(a) else (None, None, None)
+
+    mean, median, worst = stats(e[o])
+    all_mean, all_median, _ = stats(e)
+    return {"count": int(keep.sum()), "onDefect": int(o.sum()), "mean": mean, "median": median, "max": worst,
+            "meanAll": all_mean, "medianAll": all_median}

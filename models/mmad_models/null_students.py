@@ -11,8 +11,9 @@ benchmark (``bench/pipeline.bench.ts``) runs them beside the real students.
 
 The graph reads every input (an unread input would let onnxruntime skip it): per input, the
 mean over its channels of the raw values times the input's documented scale (rgb 1/255,
-ir 1/65535, xyz 1: about 0..1 per pixel); the anomaly map is the mean of those over the
-inputs, the score its maximum. That is below every shipped threshold (about 3), so every part
+ir 1/65535, xyz 1: about 0..1 per pixel; a ct volume: the mean over its channel and depth
+times 1/65535, repeated nearest onto the map's grid); the anomaly map is the mean of those
+over the inputs, the score its maximum, and a ct student's anomaly_depth is 0. That is below every shipped threshold (about 3), so every part
 is OK: a null run writes no alerts, where the real students raise one for some parts.
 """
 
@@ -29,10 +30,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from . import manifest as manifest_schema
-from .export import OPSET, build_manifest, run_onnx, sha256_file, write_parity
+from .export import OPSET, build_manifest, run_onnx_outputs, sha256_file, write_parity
 
 RULE = ("null student: anomaly_map = mean over the inputs of the channel mean of the raw values "
         "times the input's normalisation scale; score = its maximum")
+CT_SCALE = 1 / 65535.0  # a ct input's raw range, which its normalisation states as levels
 
 
 def _dims(shape: list) -> list:
@@ -42,25 +44,40 @@ def _dims(shape: list) -> list:
 def null_graph(entry: dict) -> onnx.ModelProto:
     """The null student of one manifest entry: its inputs (names, shapes, order) and outputs."""
     nodes, inits, inputs, terms = [], [], [], []
-    inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "channel_axis"))
+    out = {o["name"]: _dims(o["shape"]) for o in entry["outputs"]}
+    h, w = out["anomaly_map"][2:]
+    if any(i["layout"] != "NCDHW" for i in entry["inputs"]):
+        inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "channel_axis"))
     inits.append(numpy_helper.from_array(np.array([1, 2, 3], dtype=np.int64), "map_axes"))
     for i in entry["inputs"]:
         name = i["name"]
         inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, _dims(i["shape"])))
-        scale = float(i["normalisation"].get("scale", 1.0)) / len(entry["inputs"])
+        volume = i["layout"] == "NCDHW"
+        scale = float(i["normalisation"].get("scale", CT_SCALE if volume else 1.0)) / len(entry["inputs"])
         inits.append(numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{name}_scale"))
-        nodes += [
-            helper.make_node("ReduceMean", [name, "channel_axis"], [f"{name}_mean"], keepdims=1),
-            helper.make_node("Mul", [f"{name}_mean", f"{name}_scale"], [f"{name}_term"]),
-        ]
+        if volume:  # mean over channel and depth, then nearest onto the map's grid
+            _, _, _, hc, wc = i["shape"]
+            inits.append(numpy_helper.from_array(np.array([1, 2], dtype=np.int64), f"{name}_axes"))
+            inits.append(numpy_helper.from_array(np.array([2], dtype=np.int64), f"{name}_depth_axis"))
+            inits.append(numpy_helper.from_array(np.array([1, 1, h / hc, w / wc], dtype=np.float32), f"{name}_scales"))
+            nodes += [
+                helper.make_node("ReduceMean", [name, f"{name}_axes"], [f"{name}_mean5"], keepdims=1),
+                helper.make_node("Squeeze", [f"{name}_mean5", f"{name}_depth_axis"], [f"{name}_mean4"]),
+                helper.make_node("Resize", [f"{name}_mean4", "", f"{name}_scales"], [f"{name}_mean"], mode="nearest"),
+            ]
+        else:
+            nodes.append(helper.make_node("ReduceMean", [name, "channel_axis"], [f"{name}_mean"], keepdims=1))
+        nodes.append(helper.make_node("Mul", [f"{name}_mean", f"{name}_scale"], [f"{name}_term"]))
         terms.append(f"{name}_term")
     if len(terms) == 1:
         nodes.append(helper.make_node("Identity", terms, ["anomaly_map"]))
     else:
         nodes.append(helper.make_node("Sum", terms, ["anomaly_map"]))
     nodes.append(helper.make_node("ReduceMax", ["anomaly_map", "map_axes"], ["score"], keepdims=0))
-    out = {o["name"]: _dims(o["shape"]) for o in entry["outputs"]}
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, out[n]) for n in ("anomaly_map", "score")]
+    if "anomaly_depth" in out:
+        inits.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"))
+        nodes.append(helper.make_node("Mul", ["anomaly_map", "zero"], ["anomaly_depth"]))
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, out[n]) for n in out]
     graph = helper.make_graph(nodes, f"null-{entry['id']}", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mmad-null-students")
     model.ir_version = 8
@@ -71,11 +88,10 @@ def null_graph(entry: dict) -> onnx.ModelProto:
 def _parity_inputs(entry: dict, batch: int = 2) -> dict[str, np.ndarray]:
     """Deterministic inputs in each modality's raw range (rgb 0..255, ir 0..65535, xyz metres)."""
     rng = np.random.default_rng(0)
-    top = {"rgb": 255.0, "ir": 65535.0, "xyz": 1.0}
+    top = {"rgb": 255.0, "ir": 65535.0, "xyz": 1.0, "ct": 65535.0}
     out = {}
     for i in entry["inputs"]:
-        _, c, h, w = i["shape"]
-        out[i["name"]] = (rng.random((batch, c, h, w)) * top[i["modality"]]).astype(np.float32)
+        out[i["name"]] = (rng.random((batch, *i["shape"][1:])) * top[i["modality"]]).astype(np.float32)
     return out
 
 
@@ -86,11 +102,11 @@ def null_entry(entry: dict, folder: Path) -> dict:
     fname = f"{entry['id']}.onnx"
     path = folder / fname
     path.write_bytes(null_graph(entry).SerializeToString())
-    x = _parity_inputs(entry)
-    amap, score = run_onnx(path, x)
-    write_parity(folder / "parity" / entry["id"], f"../../{fname}", x, {"anomaly_map": amap, "score": score})
-    h, w = entry["inputs"][0]["shape"][2:]
-    described = {"anomaly_map": f"{RULE} (not an anomaly measure)", "score": "maximum of anomaly_map (not an anomaly measure)"}
+    x = _parity_inputs(entry, batch=1 if any(i["layout"] == "NCDHW" for i in entry["inputs"]) else 2)
+    write_parity(folder / "parity" / entry["id"], f"../../{fname}", x, run_onnx_outputs(path, x))
+    h, w = next(o["shape"] for o in entry["outputs"] if o["name"] == "anomaly_map")[2:]
+    described = {"anomaly_map": f"{RULE} (not an anomaly measure)", "score": "maximum of anomaly_map (not an anomaly measure)",
+                 "anomaly_depth": "0 everywhere (not a depth)"}
     return {
         **entry,
         "file": fname,

@@ -11,7 +11,8 @@ shipped threshold (``result["threshold"]["value"]``). Per category one table:
 2. per defect type (grouped by defect, runs side by side): that defect's parts against all
    good test parts (I-AUROC), the pixels of that defect's images plus the good images
    (P-AUROC, AUPRO@0.3), the share of its parts whose map peaks on the defect, and the share
-   of them flagged (NOK recall);
+   of them flagged (NOK recall); for a model that takes ct, per defect inside the material,
+   the error of ``anomaly_depth`` at the map's peak against the ct's 3D mask (slices);
 3. the published rows for the category (``published.py``): I-AUROC and AUPRO@0.3, the
    method's input and whether it starts from pre-trained weights, from-scratch ones first.
 
@@ -33,12 +34,14 @@ LEGEND = (
     "F1 of the NOK verdicts at it. Per defect: that defect's parts against all good test parts; "
     "P-AUROC and AUPRO@0.3 over that defect's images plus the good images. Peak on defect: share of "
     "anomalous parts whose map maximum (the image score) lies on their defect's ground truth, widened by 1/64 "
-    "of the shorter side; a high I-AUROC with a low share ranks something else than the defects. Published: I-AUROC "
+    "of the shorter side; a high I-AUROC with a low share ranks something else than the defects. Depth error (ct "
+    "models, defects inside the material): mean |anomaly_depth at the map's peak - the 3D mask's mean slice in that "
+    "column| in slices, over the parts whose peak's column holds the defect (how many of how many). Published: I-AUROC "
     "and AUPRO@0.3 on the MVTec 3D-AD test split, from the source listed under the table."
 )
 _MODS = {"rgb": "RGB", "3d": "3D", "rgb+3d": "RGB+3D"}
 HEADER = ("", "method", "modalities", "weights", "size", "defect", "parts", "I-AUROC", "P-AUROC",
-          "AUPRO@0.3", "peak on defect", "NOK recall", "false alarms", "F1", "threshold")
+          "AUPRO@0.3", "peak on defect", "NOK recall", "false alarms", "F1", "threshold", "depth error")
 
 
 @dataclass
@@ -87,6 +90,12 @@ def _f(x) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
+def _depth(e: dict | None) -> str:
+    if not e:
+        return ""
+    return f"{_f(e['mean'])[:-1]} ({e['onDefect']}/{e['count']})"
+
+
 @dataclass
 class Section:
     title: str
@@ -107,7 +116,7 @@ def sections(runs: list[RunEval]) -> list[Section]:
             rows.append(("ours", r.cfg.method, r.modalities, r.weights, r.size, "all",
                          f"{m['testCount']} ({m['goodCount']} good)", _f(m["i_auroc"]), _f(m["p_auroc"]),
                          _f(m["aupro_0_3"]), _f(m.get("peakOnDefect")), _f(t["nok_recall"]), _f(t["false_alarm_rate"]), _f(t["f1"]),
-                         f"{r.result['threshold']['value']:.2f}"))
+                         f"{r.result['threshold']['value']:.2f}", ""))
         defects = sorted({d for r in group for d in r.metrics["defects"]})
         for d in defects:
             for r in group:
@@ -116,12 +125,12 @@ def sections(runs: list[RunEval]) -> list[Section]:
                     rows.append(("ours", r.cfg.method, r.modalities, r.weights, r.size, d, str(v["count"]),
                                  _f(v["i_auroc"]), _f(v["p_auroc"]), _f(v["aupro_0_3"]), _f(v.get("peak_on_defect")),
                                  _f(v["nok_recall"]),
-                                 "", "", ""))
+                                 "", "", "", _depth(r.metrics.get("depthError", {}).get(d))))
         published = for_category(category)
         for p, i_auroc, aupro in published:
             rows.append(("published", p.method, f"{_MODS[p.modalities]}: {p.input}",
                          "from scratch" if p.from_scratch else "pretrained", "", "all", "",
-                         _f(i_auroc), "", _f(aupro), "", "", "", "", ""))
+                         _f(i_auroc), "", _f(aupro), "", "", "", "", "", ""))
         n = group[0].metrics
         title = (f"{category} — {dataset}: {n['testCount']} test parts, {n['goodCount']} good, "
                  f"{len(defects)} defect types")

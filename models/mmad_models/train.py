@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .data import auto_size, load_split, source_size, stack
+from .data import MODALITIES, auto_size, ct_grid, load_split, source_size, stack
 from .methods import METHODS, Method
 from .methods.common import round_to_half_
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
@@ -66,11 +66,14 @@ class RunConfig:
     ir_robust: bool = False
     # round the weights to float16 values (the export stores them as float16, losslessly)
     half: bool = True
+    # depth x height x width of the ct volumes the model takes (every volume is resampled to
+    # it when loaded); None: the first training volume's, resolved when training starts
+    ct_grid: tuple[int, int, int] | None = None
 
     def all_modalities(self) -> tuple[str, ...]:
-        """Every modality the run reads from the training split, in rgb, ir, xyz order."""
+        """Every modality the run reads from the training split, in rgb, ir, xyz, ct order."""
         extra = set(self.train_modalities or ()) | set(self.modalities)
-        return tuple(m for m in ("rgb", "ir", "xyz") if m in extra)
+        return tuple(m for m in MODALITIES if m in extra)
 
 
 def load_data(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
@@ -81,12 +84,18 @@ def load_data(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.n
 
 def _load(cfg: RunConfig, split: str) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray]:
     """load_data's inputs, labels and masks, and each part's defect type ("good" for good parts)."""
+    return _load_samples(cfg, split)[:4]
+
+
+def _load_samples(cfg: RunConfig, split: str):
+    """_load's figures and the samples' ids ("<split>/<defect>/<NNN>")."""
     mods = cfg.all_modalities() if split == "train" else tuple(cfg.modalities)
-    samples = load_split(cfg.dataset, cfg.category, split, mods, tuple(cfg.size), cfg.plane_removal)
+    samples = load_split(cfg.dataset, cfg.category, split, mods, tuple(cfg.size), cfg.plane_removal,
+                         ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None)
     inputs = {m: torch.from_numpy(stack(samples, m)) for m in mods}
     labels = np.array([s.label for s in samples])
     masks = stack(samples, "mask")
-    return inputs, labels, masks, np.array([s.defect for s in samples])
+    return inputs, labels, masks, np.array([s.defect for s in samples]), [s.id for s in samples]
 
 
 def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Tensor], log=print) -> dict:
@@ -115,7 +124,7 @@ def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Te
         if not path.exists():
             from .methods.preprocess import build_input
 
-            pre = build_input(modality, tuple(cfg.size), cfg.ir_robust)
+            pre = build_input(modality, tuple(cfg.size), cfg.ir_robust, cfg.ct_grid)
             pre.fit(train_inputs[modality])
             with torch.no_grad():
                 x = pre(train_inputs[modality]).contiguous()
@@ -139,7 +148,9 @@ def teacher_cache(model: Method, inputs: dict[str, torch.Tensor], batch: int = 1
 
 
 @torch.no_grad()
-def predict(model: Method, inputs: dict[str, torch.Tensor], batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def predict(model: Method, inputs: dict[str, torch.Tensor], batch: int = 16, depths: list | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Maps and scores; with ``depths`` (a list) a model's ``anomaly_depth`` batches are appended to it."""
     model.eval()
     n = len(next(iter(inputs.values())))
     maps, scores = [], []
@@ -147,6 +158,8 @@ def predict(model: Method, inputs: dict[str, torch.Tensor], batch: int = 16) -> 
         r = model({m: x[i:i + batch] for m, x in inputs.items()})
         maps.append(r.anomaly_map.numpy())
         scores.append(r.score.numpy())
+        if depths is not None and r.anomaly_depth is not None:
+            depths.append(r.anomaly_depth.numpy())
     return np.concatenate(maps), np.concatenate(scores)
 
 
@@ -165,6 +178,8 @@ def resolve_size(cfg: RunConfig) -> None:
     """Replaces ``size == "auto"`` by the size for the category's training frames."""
     if cfg.size == "auto":
         cfg.size = auto_size(*source_size(cfg.dataset, cfg.category, cfg.modalities[0]))
+    if "ct" in cfg.all_modalities() and cfg.ct_grid is None:
+        cfg.ct_grid = ct_grid(cfg.dataset, cfg.category)
 
 
 def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
@@ -253,9 +268,12 @@ def evaluate_model(model: Method, cfg: RunConfig, threshold: float) -> dict:
     (``peakOnDefect``), the counts, the figures at the threshold (``atThreshold``: NOK
     recall, false-alarm rate, F1, confusion counts) and, per defect type, that defect's
     parts against all good test parts (``defects``: I-AUROC, P-AUROC, AUPRO@0.3, peak on the
-    defect, NOK recall, count; ``perDefect`` repeats its I-AUROC alone)."""
-    test_x, labels, masks, defects = _load(cfg, "test")
-    maps, scores = predict(model, test_x)
+    defect, NOK recall, count; ``perDefect`` repeats its I-AUROC alone); for a model that
+    takes ct, per defect inside the material, the error of ``anomaly_depth`` at the map's
+    peak against the ct's 3D ground truth, in slices (``depthError``, ``metrics.depth_summary``)."""
+    test_x, labels, masks, defects, ids = _load_samples(cfg, "test")
+    depths: list = []
+    maps, scores = predict(model, test_x, depths=depths)
     res = M.evaluate(scores, labels, maps, masks, threshold).as_dict()
     res["peakOnDefect"] = M.peak_on_defect(maps, masks)
     res["testCount"] = len(labels)
@@ -263,7 +281,26 @@ def evaluate_model(model: Method, cfg: RunConfig, threshold: float) -> dict:
     res["atThreshold"] = M.at_threshold(scores, labels, threshold)
     res["defects"] = M.per_defect(scores, maps, masks, defects, threshold)
     res["perDefect"] = {d: v["i_auroc"] for d, v in res["defects"].items() if v["i_auroc"] is not None}
+    if depths:
+        res["depthError"] = _depth_error(cfg, maps, np.concatenate(depths), defects, ids)
     return res
+
+
+def _depth_error(cfg: RunConfig, maps: np.ndarray, depths: np.ndarray, defects: np.ndarray, ids: list[str]) -> dict:
+    """``metrics.depth_summary`` per defect inside the material whose parts have a 3D mask (gt_ct)."""
+    from .data import read_ct
+    from .data.dataset import INTERIOR_DEFECTS
+
+    out = {}
+    for d in INTERIOR_DEFECTS:
+        sel = [i for i, x in enumerate(defects) if x == d]
+        files = [Path(cfg.dataset) / cfg.category / "test" / d / "gt_ct" / (ids[i].rsplit("/", 1)[1] + ".tiff")
+                 for i in sel]
+        if not sel or not all(f.exists() for f in files):
+            continue
+        errors, on = M.depth_errors(maps[sel], depths[sel], [read_ct(f) for f in files])
+        out[d] = M.depth_summary(errors, on)
+    return out
 
 
 def load_checkpoint(path: str | Path) -> tuple[Method, RunConfig, dict]:
@@ -279,7 +316,8 @@ def load_checkpoint(path: str | Path) -> tuple[Method, RunConfig, dict]:
     conf.setdefault("discriminator", False)  # nor a discriminator head
     tm = conf.get("train_modalities")
     cfg = RunConfig(**{**conf, "modalities": tuple(conf["modalities"]), "size": tuple(conf["size"]),
-                       "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None})
+                       "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None,
+                       "ct_grid": tuple(conf["ct_grid"]) if conf.get("ct_grid") else None})
     # the weights come from the checkpoint; the path only tells which modalities share a teacher
     specs = {m: {**{k: v for k, v in s.items() if k != "weights"}, **({"weightsId": s["weights"]} if s.get("weights") else {})}
              for m, s in res["specs"].items()}

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Trains the seven shipped students (the default method: a memory bank of the procedural
+# Trains the shipped students (the default method: a memory bank of the procedural
 # teacher's features per modality, one student per modality subset the service routes
 # to), prints the report and exports the ONNX models, manifest and parity fixtures to
 # models/exported/. With no arguments it reproduces exactly what is in exported/: the
 # simulator's battery_lid parts at 256 px (the frames' own size). EPOCHS only matters for a method that trains.
-#   bash models/scripts/train-all.sh [DATASET_ROOT] [CATEGORY] [EPOCHS] [SIZE] [VERSION] [OUT_DIR]
+# The seven image students train on DATASET_ROOT; the two ct students (ct, rgb+ir+ct) on
+# CT_DATASET_ROOT, the same parts written with --ct (their rgb, ir and xyz files are
+# byte-identical) plus a CT volume each and the test folders of the defects inside the
+# material, which only a ct student can be evaluated on. No ct students for a category
+# the simulator cannot write with CT volumes (the procedural development dataset).
+#   bash models/scripts/train-all.sh [DATASET_ROOT] [CATEGORY] [EPOCHS] [SIZE] [VERSION] [OUT_DIR] [CT_DATASET_ROOT]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ds="${1:-../data/mmad-sim256}"
@@ -13,13 +18,16 @@ epochs="${3:-40}"
 size="${4:-256}"
 version="${5:-0.4.0}"
 out_dir="${6:-exported}"  # another folder keeps the shipped students when trying another dataset
+ct_ds="${7:-../data/mmad-sim256ct}"
 py=.venv/bin/python
 # a smaller bank than train's default (2048 entries of 32 principal components, not 4096 of
 # 64): on a second simulated dataset (--seed 7) it scored within 0.02 of the default at 256 px
 # for a quarter of the distance's cost (models/README.md, "The shipped students")
 bank=(--bank-size 2048 --bank-dims 32)
+simulated=false
+if [ "$cat" = battery_lid ] || [ "$cat" = composite_coupon ]; then simulated=true; fi
 if [ ! -d "$ds/$cat" ]; then
-  if [ "$cat" = battery_lid ] || [ "$cat" = composite_coupon ]; then
+  if $simulated; then
     # the simulator's dataset the shipped students are trained and evaluated on
     root="$(realpath -m "$ds")"
     (cd .. && node bin/mmad.mjs dataset --root "$root" --product "$cat" --train 100 --validation 20 --test 20 \
@@ -27,6 +35,11 @@ if [ ! -d "$ds/$cat" ]; then
   else  # the procedural development dataset
     $py -m mmad_models synth --root "$ds" --category "$cat" --seed 2
   fi
+fi
+if $simulated && [ ! -d "$ct_ds/$cat" ]; then  # the same parts, with a CT volume each
+  root="$(realpath -m "$ct_ds")"
+  (cd .. && node bin/mmad.mjs dataset --root "$root" --product "$cat" --train 100 --validation 20 --test 20 \
+    --size 256 --seed 1 --ct)
 fi
 runs=()
 mkdir -p out/runs
@@ -38,5 +51,17 @@ for mods in rgb xyz rgb,ir rgb,xyz rgb,ir,xyz ir ir,xyz; do
   echo "trained $out in $(( $(date +%s) - start )) s" >&2
   runs+=("$out")
 done
+ct_runs=()
+if $simulated; then
+  for mods in ct rgb,ir,ct; do
+    out="out/runs/mtfi-${mods//,/-}"
+    start=$(date +%s)
+    $py -m mmad_models train --dataset "$ct_ds" --category "$cat" --modalities "$mods" --size "$size" "${bank[@]}" \
+      --epochs "$epochs" --out "$out" > "$out.log" 2>&1 || { cat "$out.log"; exit 1; }
+    echo "trained $out in $(( $(date +%s) - start )) s" >&2
+    ct_runs+=("$out")
+  done
+  $py -m mmad_models report "${ct_runs[@]}"
+fi
 $py -m mmad_models report "${runs[@]}"
-$py -m mmad_models export "${runs[@]}" --out "$out_dir" --version "$version"
+$py -m mmad_models export "${runs[@]}" "${ct_runs[@]}" --out "$out_dir" --version "$version"

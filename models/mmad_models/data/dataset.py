@@ -2,7 +2,18 @@
 
 Every modality is returned in the convention of the exported models' inputs:
 rgb float32 [3,H,W] raw 0..255, ir float32 [1,H,W] raw 0..65535, xyz float32 [3,H,W]
-metres with 0 for missing points. Normalisation happens inside the model.
+metres with 0 for missing points, ct float32 [1,D,Hc,Wc] raw 16-bit counts 0..65535, the
+lowest slice first. Normalisation happens inside the model.
+
+The images are resized to the model's H x W; a ct volume keeps its own grid (the in-graph
+``CtInput`` projects it onto the 2D frame), and only a volume of another grid than the
+training ones (``ct_grid``) is resampled to it, trilinearly: the volume covers the 2D
+frames' field of view whatever its grid.
+
+The mask of a test part is its ``gt/`` PNG; for a run whose modalities include ct it is the
+union of ``gt/`` and ``gt_ct_2d/`` (the ct's 3D mask projected onto the 2D frame): the
+defects inside the material (void, porosity, inclusion) have their ground truth only
+there, and a surface defect's 3D mask adds the material it displaced below the surface.
 """
 
 from __future__ import annotations
@@ -14,11 +25,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .io import read_ir, read_mask, read_rgb, read_xyz
+from .io import read_ct, read_ir, read_mask, read_rgb, read_xyz
 from .pointcloud import remove_plane, resize_mask, resize_organized
 
-MODALITIES = ("rgb", "ir", "xyz")
-_EXT = {"rgb": ".png", "ir": ".png", "xyz": ".tiff", "gt": ".png"}
+MODALITIES = ("rgb", "ir", "xyz", "ct")
+IMAGE_MODALITIES = ("rgb", "ir", "xyz")  # the frames of the 2D grid (ct is a volume)
+# the defects inside the material that only a ct sees (their ground truth: gt_ct_2d, gt_ct)
+INTERIOR_DEFECTS = ("void", "porosity", "inclusion")
+_EXT = {"rgb": ".png", "ir": ".png", "xyz": ".tiff", "ct": ".tiff", "gt": ".png", "gt_ct_2d": ".png",
+        "gt_ct": ".tiff"}
 
 
 def modality_list(s: str) -> tuple[str, ...]:
@@ -27,7 +42,7 @@ def modality_list(s: str) -> tuple[str, ...]:
     mods = tuple(m.strip() for m in s.split(",") if m.strip())
     bad = [m for m in mods if m not in MODALITIES]
     if bad or not mods:
-        raise argparse.ArgumentTypeError(f"modalities are a comma list of rgb, ir, xyz; got {s!r}")
+        raise argparse.ArgumentTypeError(f"modalities are a comma list of {', '.join(MODALITIES)}; got {s!r}")
     return mods
 
 
@@ -86,8 +101,15 @@ def auto_size(height: int, width: int, pixels: int = AUTO_PIXELS, multiple: int 
 
 def source_size(root: str | Path, category: str, modality: str, split: str = "train") -> tuple[int, int]:
     """Height x width of the first frame of ``modality`` in the split (all frames of a
-    category are expected to share it)."""
+    category are expected to share it). For ct, the 2D frames' size (the frame the volume
+    covers and the anomaly map is drawn in): that of the first 2D modality the split has,
+    else the volume's own height x width."""
     base = Path(root) / category / split
+    if modality == "ct":
+        for m in IMAGE_MODALITIES:
+            if any((d / m).is_dir() for d in base.iterdir()):
+                return source_size(root, category, m, split)
+        return ct_grid(root, category, split)[1:]
     for d in sorted(p for p in base.iterdir() if p.is_dir()):
         files = sorted((d / modality).glob("*" + _EXT[modality]))
         if files:
@@ -101,12 +123,37 @@ def source_size(root: str | Path, category: str, modality: str, split: str = "tr
     raise FileNotFoundError(f"no {modality} frame under {base}")
 
 
+def ct_grid(root: str | Path, category: str, split: str = "train") -> tuple[int, int, int]:
+    """Depth x height x width of the first ct volume of the split."""
+    import tifffile
+
+    base = Path(root) / category / split
+    for d in sorted(p for p in base.iterdir() if p.is_dir()):
+        files = sorted((d / "ct").glob("*" + _EXT["ct"]))
+        if files:
+            with tifffile.TiffFile(files[0]) as t:
+                return (len(t.pages), *(int(x) for x in t.pages[0].shape[:2]))
+    raise FileNotFoundError(f"no ct volume under {base}")
+
+
+def resample_volume(a: np.ndarray, grid: tuple[int, int, int]) -> np.ndarray:
+    """Trilinear resampling of a D x H x W volume to ``grid`` (voxel centres, both grids
+    covering the same box: ``align_corners=False``), in float."""
+    if a.shape == tuple(grid):
+        return a.astype(np.float32)
+    import torch
+
+    t = torch.from_numpy(a.astype(np.float32))[None, None]
+    return torch.nn.functional.interpolate(t, size=tuple(grid), mode="trilinear", align_corners=False)[0, 0].numpy()
+
+
 def load_sample(
     folder: Path,
     stem: str,
     modalities: tuple[str, ...],
     size: tuple[int, int] | None,
     plane_removal: bool,
+    ct_grid: tuple[int, int, int] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     inputs: dict[str, np.ndarray] = {}
     shape = None
@@ -130,16 +177,22 @@ def load_sample(
             if size is not None:
                 a = resize_organized(a, *size)
             inputs[m] = np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)
+        elif m == "ct":
+            a = read_ct(path)
+            inputs[m] = resample_volume(a, ct_grid or a.shape)[None]
         else:
             raise ValueError(f"unknown modality {m!r}")
     mask = None
-    gt = folder / "gt" / (stem + _EXT["gt"])
-    if gt.exists():
-        g = read_mask(gt)
-        if size is not None:
-            g = resize_mask(g, *size)
-        mask = g[None].astype(np.float32)
-    elif size is not None or shape is not None:
+    # a ct run's ground truth adds the ct's, projected on the frame (module docstring)
+    kinds = ("gt", "gt_ct_2d") if "ct" in modalities else ("gt",)
+    for kind in kinds:
+        gt = folder / kind / (stem + _EXT[kind])
+        if gt.exists():
+            g = read_mask(gt)
+            if size is not None:
+                g = resize_mask(g, *size)
+            mask = g[None].astype(np.float32) if mask is None else np.maximum(mask, g[None].astype(np.float32))
+    if mask is None and (size is not None or shape is not None):
         mask = np.zeros((1, *(size or shape)), dtype=np.float32)
     return inputs, mask
 
@@ -148,16 +201,19 @@ def load_split(
     root: str | Path,
     category: str,
     split: str,
-    modalities: tuple[str, ...] = MODALITIES,
+    modalities: tuple[str, ...] = IMAGE_MODALITIES,
     size: tuple[int, int] | None = None,
     plane_removal: bool = False,
     limit: int | None = None,
+    ct_grid: tuple[int, int, int] | None = None,
 ) -> list[Sample]:
     """All samples of ``<root>/<category>/<split>``, sorted by defect then file name.
 
     A sample is listed when its first modality's file exists; every requested modality
     must then be present, or the loader raises (a dataset without IR is loaded with
-    modalities that leave ``ir`` out).
+    modalities that leave ``ir`` out; the default: the three images, ct only when asked).
+    ``ct_grid``: the depth x height x width every ct volume is resampled to (None: each
+    keeps its own).
     """
     base = Path(root) / category / split
     if not base.is_dir():
@@ -169,7 +225,7 @@ def load_split(
         if limit is not None:
             stems = stems[:limit]
         for stem in stems:
-            inputs, mask = load_sample(defect_dir, stem, modalities, size, plane_removal)
+            inputs, mask = load_sample(defect_dir, stem, modalities, size, plane_removal, ct_grid)
             defect = defect_dir.name
             label = 0 if defect == "good" else 1
             if mask is not None and label == 0:
@@ -179,7 +235,7 @@ def load_split(
 
 
 def stack(samples: list[Sample], modality: str) -> np.ndarray:
-    """[N,C,H,W] float32 of one modality (or 'mask')."""
+    """[N,C,H,W] float32 of one modality (or 'mask'); [N,1,D,H,W] for ct."""
     if modality == "mask":
         return np.stack([s.mask for s in samples]).astype(np.float32)
     return np.stack([s.inputs[modality] for s in samples]).astype(np.float32)

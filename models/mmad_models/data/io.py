@@ -1,7 +1,10 @@
 """Reading and writing the files of one sample, with the exact sample types of the layout.
 
 rgb: 8-bit RGB PNG; ir: 16-bit grey PNG; xyz: 3-sample float32 TIFF (metres, missing
-point = 0,0,0); gt: 8-bit mask PNG (non-zero = anomalous).
+point = 0,0,0); ct: multi-page 16-bit grey TIFF, one page per slice, the lowest slice first
+(src/simulate/README.md "CT volumes in a dataset"); gt: 8-bit mask PNG (non-zero =
+anomalous), gt_ct: the ct's 3D mask (multi-page 8-bit TIFF), gt_ct_2d: its projection on
+the 2D frame (a PNG like gt).
 """
 
 from __future__ import annotations
@@ -43,6 +46,20 @@ def read_xyz(path: str | Path) -> np.ndarray:
     return a
 
 
+def read_ct(path: str | Path) -> np.ndarray:
+    """D x H x W uint16 volume, the lowest slice first."""
+    a = tifffile.imread(path)
+    if a.ndim == 2:  # a one-slice volume
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"{path}: expected a depth x height x width volume, got shape {a.shape}")
+    if a.dtype != np.uint16:
+        if not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{path}: unsupported ct sample type {a.dtype}")
+        a = np.clip(a, 0, 65535).astype(np.uint16)
+    return a
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """H x W bool, True where anomalous."""
     with Image.open(path) as im:
@@ -67,6 +84,11 @@ def write_xyz(path: str | Path, a: np.ndarray) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     a = np.ascontiguousarray(a, dtype="<f4")
     tifffile.imwrite(path, a, photometric="rgb", planarconfig="contig", compression=None)
+
+
+def write_ct(path: str | Path, a: np.ndarray) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(path, np.ascontiguousarray(a, dtype=np.uint16), photometric="minisblack", compression=None)
 
 
 def write_mask(path: str | Path, a: np.ndarray) -> None:

@@ -32,7 +32,7 @@ class Method(nn.Module, ABC):
 
     Attributes, set by the constructor:
 
-    * ``modalities``: the graph's inputs, in rgb, ir, xyz order (the manifest's ``inputs``);
+    * ``modalities``: the graph's inputs, in rgb, ir, xyz, ct order (the manifest's ``inputs``);
     * ``size``: the height and width the graph takes;
     * ``teachers``: a ``Teacher`` (``common.build_teachers``) for every modality the method
       reads in training (``modalities`` and any it only trains with): training fits their
@@ -109,6 +109,9 @@ class Method(nn.Module, ABC):
         the validation good parts."""
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> AnomalyResult:
-        """The branch maps standardised, fused and smoothed by the scorer, and the image score."""
+        """The branch maps standardised, fused and smoothed by the scorer, and the image score;
+        with a ct input also the depth of each column's strongest interior deviation
+        (``preprocess.CtInput.depth``), whatever the method."""
         amap, score = self.scorer.forward_upsampled(self.branch_maps(inputs))
-        return AnomalyResult(amap, score)
+        depth = self.teachers["ct"].input.depth(inputs["ct"]) if "ct" in self.modalities else None
+        return AnomalyResult(amap, score, depth)

@@ -16,6 +16,9 @@ from .preprocess import build_input
 class AnomalyResult(NamedTuple):
     anomaly_map: torch.Tensor  # [B,1,H,W] float32, standardised units (0 ~ typical good pixel)
     score: torch.Tensor  # [B] float32, max of the map
+    # [B,1,H,W] float32 for a model that takes ct: per pixel, the slice of the volume where
+    # its column deviates most from the material (preprocess.CtInput.depth); else None
+    anomaly_depth: torch.Tensor | None = None
 
 
 class Teacher(nn.Module):
@@ -25,11 +28,11 @@ class Teacher(nn.Module):
     """
 
     def __init__(self, modality: str, size: tuple[int, int], encoder_spec: dict, encoder: nn.Module | None = None,
-                 ir_robust: bool = False):
+                 ir_robust: bool = False, ct_grid: tuple[int, int, int] | None = None):
         super().__init__()
         self.modality = modality
         self.encoder_spec = dict(encoder_spec)
-        self.input = build_input(modality, size, ir_robust)
+        self.input = build_input(modality, size, ir_robust, ct_grid)
         self.encoder = encoder if encoder is not None else build_encoder(encoder_spec)
         self.channels = tuple(self.encoder.channels)
         self.strides = tuple(self.encoder.strides)
@@ -55,17 +58,17 @@ def _weights_key(spec: dict) -> str | None:
 
 
 def build_teachers(modalities: tuple[str, ...], size: tuple[int, int], specs: dict[str, dict],
-                   ir_robust: bool = False) -> nn.ModuleDict:
+                   ir_robust: bool = False, ct_grid: tuple[int, int, int] | None = None) -> nn.ModuleDict:
     """One ``Teacher`` per modality. Modalities whose teacher is the same weights file share
     one encoder module (the default procedural teacher serves every modality), so an
     exported graph stores those weights once; each keeps its own input normalisation
-    (``ir_robust``: see ``preprocess.build_input``)."""
+    (``ir_robust``, ``ct_grid``: see ``preprocess.build_input``)."""
     shared: dict[str, nn.Module] = {}
     teachers = nn.ModuleDict()
     for m in modalities:
         key = _weights_key(specs[m])
         enc = shared.get(key) if key is not None else None
-        teachers[m] = Teacher(m, size, specs[m], enc, ir_robust)
+        teachers[m] = Teacher(m, size, specs[m], enc, ir_robust, ct_grid)
         if key is not None and enc is None:
             shared[key] = teachers[m].encoder
     return teachers

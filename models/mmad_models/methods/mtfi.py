@@ -118,6 +118,12 @@ def greedy_coreset(x: torch.Tensor, k: int, seed: int = 0, proj_dim: int = 128) 
     return idx
 
 
+# the ct's interior projections are not predicted from the images' features: a defect inside
+# the material leaves no trace in rgb, ir or xyz for a student to carry over
+CT_NOT_DISTILLED = ("ct is not distilled from the other modalities: a model that trains with ct takes it as "
+                    "an input (add ct to --modalities, or leave it out of --train-modalities)")
+
+
 class CrossModalDistillation(Method):
     summary = ("cross-modal distillation (multimodal training, few-modal inference; with "
                "--train-modalities equal to --modalities, the normality model alone)")
@@ -139,6 +145,7 @@ class CrossModalDistillation(Method):
         ir_robust: bool = False,
         discriminate: bool = False,
         head_steps: int = 1500,
+        ct_grid: tuple[int, int, int] | None = None,
     ):
         super().__init__()
         if normality not in ("rd", "bank"):
@@ -149,6 +156,8 @@ class CrossModalDistillation(Method):
         self.train_modalities = tuple(train_modalities or modalities)
         if not set(self.modalities) <= set(self.train_modalities):
             raise ValueError(f"inference modalities {self.modalities} must be a subset of {self.train_modalities}")
+        if "ct" in self.train_modalities and "ct" not in self.modalities:
+            raise ValueError(CT_NOT_DISTILLED)
         self.missing = tuple(m for m in self.train_modalities if m not in self.modalities)
         self.size = tuple(size)
         self.normality = normality
@@ -161,7 +170,7 @@ class CrossModalDistillation(Method):
         self.input_weight = float(input_weight) if normality == "bank" else 0.0
         specs = encoder_spec if all(m in encoder_spec for m in self.train_modalities) else {
             m: encoder_spec for m in self.train_modalities}
-        self.teachers = build_teachers(self.train_modalities, size, specs, ir_robust)
+        self.teachers = build_teachers(self.train_modalities, size, specs, ir_robust, ct_grid)
         ch = {m: tuple(self.teachers[m].channels) for m in self.train_modalities}
         self.input_index = None
         if self.input_weight > 0:  # the pooled input is one more "scale", after the teacher's
@@ -200,7 +209,8 @@ class CrossModalDistillation(Method):
         return cls(tuple(cfg.modalities), tuple(cfg.size), specs, cfg.all_modalities(),
                    normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
                    bank_dims=cfg.bank_dims, discriminate=cfg.discriminator, head_steps=cfg.head_steps,
-                   fusion=cfg.fusion, slim=cfg.slim, ir_robust=cfg.ir_robust)
+                   fusion=cfg.fusion, slim=cfg.slim, ir_robust=cfg.ir_robust,
+                   ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None)
 
     @classmethod
     def add_cli_options(cls, train: argparse.ArgumentParser) -> None:
@@ -225,6 +235,8 @@ class CrossModalDistillation(Method):
             raise SystemExit("--train-modalities is for --method mtfi (multimodal training, few-modal inference)")
         if args.discriminator and (not chosen or args.normality != "bank"):
             raise SystemExit("--discriminator reads a memory bank's features: --method mtfi --normality bank (the defaults)")
+        if args.train_modalities and "ct" in args.train_modalities and "ct" not in args.modalities:
+            raise SystemExit(f"--train-modalities: {CT_NOT_DISTILLED}")
         if args.train_modalities and not set(args.modalities) <= set(args.train_modalities):
             raise SystemExit(f"--modalities {','.join(args.modalities)} must be among --train-modalities "
                              f"{','.join(args.train_modalities)}")
@@ -242,9 +254,10 @@ class CrossModalDistillation(Method):
     # ------------------------------------------------------------------ features
 
     def _input_channels(self, m: str) -> int:
-        raw = {"rgb": 3, "ir": 1, "xyz": 3}[m]
+        inp = self.teachers[m].input
+        x = inp.example() if m == "ct" else torch.zeros(1, {"rgb": 3, "ir": 1, "xyz": 3}[m], *self.size)
         with torch.no_grad():
-            return int(self.teachers[m].input(torch.zeros(1, raw, *self.size)).shape[1])
+            return int(inp(x).shape[1])
 
     def teacher_features(self, inputs: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         """Per modality in ``inputs``: the teacher's scales, then (bank) its normalised

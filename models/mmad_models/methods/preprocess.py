@@ -1,8 +1,9 @@
 """In-graph input preprocessing: raw sensor values in, a 3-channel normalised tensor out.
 
 These modules are part of every exported model, so the service feeds raw values:
-rgb 0..255, ir 0..65535, xyz metres with 0,0,0 for a missing point. Statistics are
-buffers fitted on training good parts (``fit``) and travel inside the ONNX file.
+rgb 0..255, ir 0..65535, xyz metres with 0,0,0 for a missing point, ct a volume of raw
+16-bit counts. Statistics are buffers fitted on training good parts (``fit``) and travel
+inside the ONNX file.
 """
 
 from __future__ import annotations
@@ -199,13 +200,121 @@ class XyzInput(nn.Module):
                 "mean": self.mean.tolist(), "std": self.std.tolist(), "missing": "0,0,0"}
 
 
-def build_input(modality: str, size: tuple[int, int], ir_robust: bool = False) -> nn.Module:
+CT_GRID = (32, 128, 128)  # the simulator's default grid (depth x height x width)
+
+
+class CtInput(nn.Module):
+    """A CT volume [B,1,D,Hc,Wc] of raw counts -> three projections per column on the 2D
+    frame [B,3,H,W], standardised; 2.5D, so the volume goes through the same 2D teacher,
+    memory bank and scorer as the images (a volumetric encoder costs too much on a CPU).
+
+    * density d = (x - air) / (material - air), the two levels fitted on training volumes
+      (``fit``: the medians of the voxels below and above the midpoint of the 2nd and 98th
+      percentiles), so d is ~0 in air and ~1 in the part's material;
+    * **mass**: the mean of d over the column: surface defects that add or remove material
+      (dents, bulges, pockets, spatter);
+    * **interior minimum** and **interior maximum** of d over the column's voxels strictly
+      inside the material, i.e. with material (d > 0.5) both below and above them (counted by
+      cumulative sums from below and from above: plain ONNX ops, and the partial-volume
+      voxels of the faces never count): a void or pores lower the minimum, a dense inclusion
+      raises the maximum, while the faces' partial volume moves neither. A column without
+      interior voxels takes 1 (plain material) in both;
+    * each channel standardised by its mean and standard deviation over the training
+      volumes' columns, then upsampled bilinearly to the model's H x W: the volume covers the
+      2D frames' field of view, so the map is drawn in the 2D frame.
+
+    ``depth``: per column, the slice of its strongest interior deviation from the material
+    (ArgMax of |d - 1| over the interior voxels; 0 where there are none), upsampled nearest
+    to H x W: the ``anomaly_depth`` output.
+    """
+
+    DESCRIPTORS = ("mass_mean_density", "interior_min_density", "interior_max_density")
+
+    def __init__(self, size: tuple[int, int], grid: tuple[int, int, int] | None = None):
+        super().__init__()
+        self.size = tuple(size)
+        self.grid = tuple(grid or CT_GRID)
+        self.register_buffer("air", torch.tensor(1000.0))
+        self.register_buffer("material", torch.tensor(17200.0))
+        self.register_buffer("mean", torch.zeros(3))
+        self.register_buffer("std", torch.ones(3))
+
+    def density(self, raw: torch.Tensor) -> torch.Tensor:
+        """[B,D,Hc,Wc] density, 0 air, 1 material."""
+        return (raw[:, 0] - self.air) / (self.material - self.air)
+
+    @staticmethod
+    def interior(d: torch.Tensor) -> torch.Tensor:
+        """[B,D,Hc,Wc] 1.0 where a voxel has material both below and above it in its column."""
+        solid = (d > 0.5).to(d.dtype)
+        below = torch.cumsum(solid, dim=1) - solid  # material voxels strictly below
+        above = solid.sum(dim=1, keepdim=True) - torch.cumsum(solid, dim=1)  # strictly above
+        return ((below > 0) & (above > 0)).to(d.dtype)
+
+    def descriptors(self, raw: torch.Tensor) -> torch.Tensor:
+        """Un-standardised [mass, interior min, interior max] at the volume's grid: [B,3,Hc,Wc]."""
+        d = self.density(raw)
+        inside = self.interior(d)
+        has = inside.amax(dim=1) > 0
+        one = torch.ones_like(d[:, 0])
+        lo = torch.where(inside > 0, d, torch.full_like(d, 1e4)).amin(dim=1)
+        hi = torch.where(inside > 0, d, torch.full_like(d, -1e4)).amax(dim=1)
+        lo = torch.where(has, lo, one)
+        hi = torch.where(has, hi, one)
+        return torch.stack([d.mean(dim=1), lo, hi], dim=1)
+
+    @torch.no_grad()
+    def fit(self, raw: torch.Tensor, batch: int = 16) -> None:
+        vals = raw.flatten()
+        if vals.numel() > 1 << 22:  # a seeded subsample: the levels are percentiles
+            g = torch.Generator().manual_seed(0)
+            vals = vals[torch.randint(vals.numel(), (1 << 22,), generator=g)]
+        q = torch.quantile(vals.double(), torch.tensor([0.02, 0.98], dtype=torch.float64)).float()
+        mid = (q[0] + q[1]) / 2
+        lo, hi = vals[vals < mid], vals[vals >= mid]
+        if len(lo) and len(hi):
+            self.air.copy_(lo.median())
+            self.material.copy_(hi.median())
+        if float(self.material - self.air) < 1.0:  # one level only: keep the scale finite
+            self.material.copy_(self.air + 1.0)
+        d = torch.cat([self.descriptors(raw[i:i + batch]) for i in range(0, len(raw), batch)])
+        self.mean.copy_(d.mean(dim=(0, 2, 3)))
+        self.std.copy_(d.std(dim=(0, 2, 3)).clamp_min(1e-4))
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        z = (self.descriptors(raw) - self.mean.view(1, 3, 1, 1)) / self.std.view(1, 3, 1, 1)
+        return nn.functional.interpolate(z, size=self.size, mode="bilinear", align_corners=False)
+
+    def depth(self, raw: torch.Tensor) -> torch.Tensor:
+        """[B,1,H,W] float slice index (0 = the centre of the lowest slice) of each column's
+        strongest interior deviation |d - 1|; 0 for a column without interior voxels."""
+        d = self.density(raw)
+        inside = self.interior(d)
+        dev = torch.where(inside > 0, (d - 1).abs(), -torch.ones_like(d))
+        idx = torch.argmax(dev, dim=1, keepdim=True).to(d.dtype)  # [B,1,Hc,Wc]
+        idx = idx * (inside.amax(dim=1, keepdim=True) > 0).to(d.dtype)
+        return nn.functional.interpolate(idx, size=self.size, mode="nearest")
+
+    def example(self, batch: int = 1) -> torch.Tensor:
+        """A zero volume of the model's grid (shapes only)."""
+        return torch.zeros(batch, 1, *self.grid)
+
+    def describe(self) -> dict:
+        return {"descriptors": list(self.DESCRIPTORS), "air": float(self.air), "material": float(self.material),
+                "density": "(x - air) / (material - air)", "interior": "density > 0.5 both below and above the voxel",
+                "mean": self.mean.tolist(), "std": self.std.tolist(), "upsample": "bilinear to height x width"}
+
+
+def build_input(modality: str, size: tuple[int, int], ir_robust: bool = False,
+                ct_grid: tuple[int, int, int] | None = None) -> nn.Module:
     """``ir_robust``: the ir input standardised by median and interquartile range, soft-clipped
-    (``IrInput``)."""
+    (``IrInput``); ``ct_grid``: the depth x height x width of the ct volumes (``CtInput``)."""
     if modality == "rgb":
         return RgbInput()
     if modality == "ir":
         return IrInput(robust=ir_robust)
     if modality == "xyz":
         return XyzInput(size)
+    if modality == "ct":
+        return CtInput(size, ct_grid)
     raise ValueError(f"unknown modality {modality!r}")
