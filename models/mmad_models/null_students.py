@@ -68,8 +68,6 @@ def null_graph(entry: dict) -> onnx.ModelProto:
     nodes, inits, inputs, terms = [], [], [], []
     size = _map_size(entry)
     inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "channel_axis"))
-    inits.append(numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "volume_axes"))
-    inits.append(numpy_helper.from_array(np.array([2], dtype=np.int64), "slice_axis"))
     inits.append(numpy_helper.from_array(np.array([1, 2, 3], dtype=np.int64), "map_axes"))
     depth = None
     for i in entry["inputs"]:
@@ -79,6 +77,8 @@ def null_graph(entry: dict) -> onnx.ModelProto:
         inits.append(numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{name}_scale"))
         if i["layout"] == "NCDHW":
             grid = (int(i["shape"][3]), int(i["shape"][4]))
+            inits.append(numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "volume_axes"))
+            inits.append(numpy_helper.from_array(np.array([2], dtype=np.int64), "slice_axis"))
             nodes += [
                 helper.make_node("ReduceMean", [name, "volume_axes"], [f"{name}_mean5"], keepdims=1),
                 helper.make_node("Squeeze", [f"{name}_mean5", "slice_axis"], [f"{name}_mean"]),
