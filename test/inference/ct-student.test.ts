@@ -12,17 +12,15 @@ import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { at, present } from '../../src/base/invariant.js';
 import type { FramePayload } from '../../src/codec/frame-payload.js';
 import type { Frame, Modality } from '../../src/codec/records.js';
-import { encodeVolumeTiff } from '../../src/codec/tiff-writer.js';
 import { SampleJudge, type Released } from '../../src/inference/judge.js';
 import { loadManifest } from '../../src/inference/model-manifest.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { buildOutputs } from '../../src/output/event-builder.js';
 import type { JoinInput } from '../../src/join/sample-joiner.js';
-import { makeFrame } from '../helpers/frames.js';
+import { makeFrame, makeVolumeFrame } from '../helpers/frames.js';
 import { quietLogger } from '../helpers/kafka.js';
-import { TEST_MODELS_DIR, copyOfTestModels, inferenceConfig, readF32 } from '../helpers/models.js';
+import { CT_MANIFEST, TEST_MODELS_DIR, copyOfTestModels, inferenceConfig, readF32 } from '../helpers/models.js';
 
-export const CT_MANIFEST = join(TEST_MODELS_DIR, 'ct', 'manifest.json');
 const registry = await ModelRegistry.open(inferenceConfig({ manifest: CT_MANIFEST }), quietLogger);
 after(() => registry.close());
 
@@ -93,25 +91,7 @@ test('routing: rgb+ir → the in-line student; rgb+ir+ct → the ct student; ct 
   assert.equal(r(['rgb', 'ct']), 'none');
 });
 
-// the volume: 16 × 16 slices of 8 (the model's grid) or 16 (resampled: 2 source slices per model slice)
 const VOXEL_Z = 0.5;
-function volumeFrame(sampleId: string, depth: number): Frame {
-  const [h, w] = [16, 16];
-  const data = new Uint16Array(depth * h * w);
-  const per = depth / 8;
-  // a bright column under map rows 8..11, columns 20..23 (volume rows 4..5, columns 10..11): slices 3..7 of the model's
-  // grid bright, slice 5 the brightest, so anomaly_depth there says 5
-  for (let z = 0; z < depth; z++) {
-    const modelSlice = Math.floor(z / per);
-    const v = modelSlice === 5 ? 65535 : modelSlice >= 3 ? 60000 : 0;
-    for (let y = 4; y < 6; y++) for (let x = 10; x < 12; x++) data[(z * h + y) * w + x] = v;
-  }
-  return {
-    sampleId, line: 'line-1', station: 'st-1', sensorId: 'ct-0', modality: 'ct', captureTime: new Date(60_000), encoding: 'tiff',
-    width: w, height: h, channels: 1, dtype: 'uint16', payload: encodeVolumeTiff(data, w, h, depth), payloadRef: null,
-    expectedModalities: ['rgb', 'ir', 'ct'], attributes: {}, volume: { depth, voxelSizeMm: { x: 0.1, y: 0.1, z: VOXEL_Z } },
-  };
-}
 
 function input(frame: Frame): JoinInput<FramePayload> {
   const payload = present(frame.payload, 'a payload');
@@ -133,7 +113,7 @@ test('a part judged in-line by the rgb+ir student, then with its late volume by 
     const ir = await makeFrame(id, 'ir', { captureTime: 0 });
     const first = await judge.judge(release(id, [rgb, ir], 1));
     assert.deepEqual([first.route?.model.spec.id, first.verdict, first.used, first.missing, first.depth], ['null-rgb-ir', 'OK', ['rgb', 'ir'], ['ct'], null]);
-    const refined = await judge.judge(release(id, [rgb, ir, volumeFrame(id, depth)], 2));
+    const refined = await judge.judge(release(id, [rgb, ir, makeVolumeFrame(id, { depth, voxelZMm: VOXEL_Z, captureTime: 60_000 })], 2));
     assert.deepEqual([refined.route?.model.spec.id, refined.route?.match, refined.verdict, refined.used, refined.missing], ['null-rgb-ir-ct', 'exact', 'NOK', ['rgb', 'ir', 'ct'], []]);
     assert.deepEqual(refined.sourceSize, { width: 32, height: 32 }, 'regions in the cameras\' pixels, not the volume\'s');
     const { event } = buildOutputs(refined, { heatmapSize: 16, maxRegions: 4 }, () => 0);
