@@ -11,10 +11,15 @@ benchmark (``bench/pipeline.bench.ts``) runs them beside the real students.
 
 The graph reads every input (an unread input would let onnxruntime skip it): per input, the
 mean over its channels of the raw values times the input's documented scale (rgb 1/255,
-ir 1/65535, xyz 1: about 0..1 per pixel; a ct volume: the mean over its channel and depth
-times 1/65535, repeated nearest onto the map's grid); the anomaly map is the mean of those
-over the inputs, the score its maximum, and a ct student's anomaly_depth is 0. That is below every shipped threshold (about 3), so every part
+ir 1/65535, xyz 1: about 0..1 per pixel); the anomaly map is the mean of those over the
+inputs, the score its maximum. That is below every shipped threshold (about 3), so every part
 is OK: a null run writes no alerts, where the real students raise one for some parts.
+
+A ct input (NCDHW, [batch, 1, depth, height, width], a grid of its own) adds the mean over
+its slices, brought to the map's height x width by nearest neighbour, and the student then
+has the third output of a model that takes ct, ``anomaly_depth``: per map pixel the slice of
+the column's brightest voxel (the lowest of equals), also by nearest neighbour — a cheap
+stand-in for "the height of the strongest deviation" that a test can steer.
 """
 
 from __future__ import annotations
@@ -27,57 +32,78 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from . import manifest as manifest_schema
-from .export import OPSET, build_manifest, run_onnx_outputs, sha256_file, write_parity
+from .export import OPSET, build_manifest, sha256_file, write_parity
 
 RULE = ("null student: anomaly_map = mean over the inputs of the channel mean of the raw values "
         "times the input's normalisation scale; score = its maximum")
-CT_SCALE = 1 / 65535.0  # a ct input's raw range, which its normalisation states as levels
 
 
 def _dims(shape: list) -> list:
     return [d if isinstance(d, str) else int(d) for d in shape]
 
 
+def _map_size(entry: dict) -> tuple[int, int]:
+    """Height and width of the anomaly map (its output's shape; a ct-only model has no 2D input)."""
+    shape = next(o["shape"] for o in entry["outputs"] if o["name"] == "anomaly_map")
+    return int(shape[2]), int(shape[3])
+
+
+def _to_map_size(nodes: list, inits: list, x: str, out: str, grid: tuple[int, int], size: tuple[int, int]) -> None:
+    """[B,1,h,w] → [B,1,H,W] by nearest neighbour (output pixel i takes floor(i * h / H))."""
+    if grid == size:
+        nodes.append(helper.make_node("Identity", [x], [out]))
+        return
+    scales = np.array([1.0, 1.0, size[0] / grid[0], size[1] / grid[1]], dtype=np.float32)
+    inits.append(numpy_helper.from_array(scales, f"{out}_scales"))
+    nodes.append(helper.make_node("Resize", [x, "", f"{out}_scales"], [out], mode="nearest",
+                                  coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+
+
 def null_graph(entry: dict) -> onnx.ModelProto:
     """The null student of one manifest entry: its inputs (names, shapes, order) and outputs."""
     nodes, inits, inputs, terms = [], [], [], []
-    out = {o["name"]: _dims(o["shape"]) for o in entry["outputs"]}
-    h, w = out["anomaly_map"][2:]
-    if any(i["layout"] != "NCDHW" for i in entry["inputs"]):
-        inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "channel_axis"))
+    size = _map_size(entry)
+    inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "channel_axis"))
     inits.append(numpy_helper.from_array(np.array([1, 2, 3], dtype=np.int64), "map_axes"))
+    depth = None
     for i in entry["inputs"]:
         name = i["name"]
         inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, _dims(i["shape"])))
-        volume = i["layout"] == "NCDHW"
-        scale = float(i["normalisation"].get("scale", CT_SCALE if volume else 1.0)) / len(entry["inputs"])
+        scale = float(i["normalisation"].get("scale", 1.0)) / len(entry["inputs"])
         inits.append(numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{name}_scale"))
-        if volume:  # mean over channel and depth, then nearest onto the map's grid
-            _, _, _, hc, wc = i["shape"]
-            inits.append(numpy_helper.from_array(np.array([1, 2], dtype=np.int64), f"{name}_axes"))
-            inits.append(numpy_helper.from_array(np.array([2], dtype=np.int64), f"{name}_depth_axis"))
-            inits.append(numpy_helper.from_array(np.array([1, 1, h / hc, w / wc], dtype=np.float32), f"{name}_scales"))
+        if i["layout"] == "NCDHW":
+            grid = (int(i["shape"][3]), int(i["shape"][4]))
+            inits.append(numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "volume_axes"))
+            inits.append(numpy_helper.from_array(np.array([2], dtype=np.int64), "slice_axis"))
             nodes += [
-                helper.make_node("ReduceMean", [name, f"{name}_axes"], [f"{name}_mean5"], keepdims=1),
-                helper.make_node("Squeeze", [f"{name}_mean5", f"{name}_depth_axis"], [f"{name}_mean4"]),
-                helper.make_node("Resize", [f"{name}_mean4", "", f"{name}_scales"], [f"{name}_mean"], mode="nearest"),
+                helper.make_node("ReduceMean", [name, "volume_axes"], [f"{name}_mean5"], keepdims=1),
+                helper.make_node("Squeeze", [f"{name}_mean5", "slice_axis"], [f"{name}_mean"]),
+                helper.make_node("Mul", [f"{name}_mean", f"{name}_scale"], [f"{name}_grid"]),
+                helper.make_node("ArgMax", [name], [f"{name}_argmax5"], axis=2, keepdims=1, select_last_index=0),
+                helper.make_node("Squeeze", [f"{name}_argmax5", "slice_axis"], [f"{name}_argmax"]),
+                helper.make_node("Cast", [f"{name}_argmax"], [f"{name}_slice"], to=TensorProto.FLOAT),
             ]
+            _to_map_size(nodes, inits, f"{name}_grid", f"{name}_term", grid, size)
+            _to_map_size(nodes, inits, f"{name}_slice", "anomaly_depth", grid, size)
+            depth = name
         else:
-            nodes.append(helper.make_node("ReduceMean", [name, "channel_axis"], [f"{name}_mean"], keepdims=1))
-        nodes.append(helper.make_node("Mul", [f"{name}_mean", f"{name}_scale"], [f"{name}_term"]))
+            nodes += [
+                helper.make_node("ReduceMean", [name, "channel_axis"], [f"{name}_mean"], keepdims=1),
+                helper.make_node("Mul", [f"{name}_mean", f"{name}_scale"], [f"{name}_term"]),
+            ]
         terms.append(f"{name}_term")
     if len(terms) == 1:
         nodes.append(helper.make_node("Identity", terms, ["anomaly_map"]))
     else:
         nodes.append(helper.make_node("Sum", terms, ["anomaly_map"]))
     nodes.append(helper.make_node("ReduceMax", ["anomaly_map", "map_axes"], ["score"], keepdims=0))
-    if "anomaly_depth" in out:
-        inits.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"))
-        nodes.append(helper.make_node("Mul", ["anomaly_map", "zero"], ["anomaly_depth"]))
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, out[n]) for n in out]
+    out = {o["name"]: _dims(o["shape"]) for o in entry["outputs"]}
+    names = ("anomaly_map", "score") if depth is None else ("anomaly_map", "score", "anomaly_depth")
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, out[n]) for n in names]
     graph = helper.make_graph(nodes, f"null-{entry['id']}", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mmad-null-students")
     model.ir_version = 8
@@ -86,13 +112,22 @@ def null_graph(entry: dict) -> onnx.ModelProto:
 
 
 def _parity_inputs(entry: dict, batch: int = 2) -> dict[str, np.ndarray]:
-    """Deterministic inputs in each modality's raw range (rgb 0..255, ir 0..65535, xyz metres)."""
+    """Deterministic inputs in each modality's raw range (rgb 0..255, ir and ct 0..65535, xyz metres)."""
     rng = np.random.default_rng(0)
     top = {"rgb": 255.0, "ir": 65535.0, "xyz": 1.0, "ct": 65535.0}
     out = {}
     for i in entry["inputs"]:
         out[i["name"]] = (rng.random((batch, *i["shape"][1:])) * top[i["modality"]]).astype(np.float32)
     return out
+
+
+def run_null(path: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output of a null student on ``inputs``, by name."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, inputs), strict=True))
 
 
 def null_entry(entry: dict, folder: Path) -> dict:
@@ -102,11 +137,11 @@ def null_entry(entry: dict, folder: Path) -> dict:
     fname = f"{entry['id']}.onnx"
     path = folder / fname
     path.write_bytes(null_graph(entry).SerializeToString())
-    x = _parity_inputs(entry, batch=1 if any(i["layout"] == "NCDHW" for i in entry["inputs"]) else 2)
-    write_parity(folder / "parity" / entry["id"], f"../../{fname}", x, run_onnx_outputs(path, x))
-    h, w = next(o["shape"] for o in entry["outputs"] if o["name"] == "anomaly_map")[2:]
+    x = _parity_inputs(entry)
+    write_parity(folder / "parity" / entry["id"], f"../../{fname}", x, run_null(path, x))
+    h, w = _map_size(entry)
     described = {"anomaly_map": f"{RULE} (not an anomaly measure)", "score": "maximum of anomaly_map (not an anomaly measure)",
-                 "anomaly_depth": "0 everywhere (not a depth)"}
+                 "anomaly_depth": "slice of the column's brightest ct voxel, nearest neighbour to the map's size (not a defect depth)"}
     return {
         **entry,
         "file": fname,

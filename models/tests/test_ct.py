@@ -173,13 +173,16 @@ def test_a_ct_model_exports_with_anomaly_depth_matching_pytorch_and_a_valid_mani
     index = json.loads((tmp_path / "parity" / entry["id"] / "index.json").read_text())
     assert [o["name"] for o in index["outputs"]] == ["anomaly_map", "score", "anomaly_depth"]
     assert [i["shape"] for i in index["inputs"]] == [[1, 1, 16, 16], [1, 1, *GRID]]
-    # its null student (the pipeline benchmark's ceiling) has the same signature, depth 0
+    # its null student (the pipeline benchmark's ceiling) has the same signature
     from mmad_models.null_students import write_null_students
 
     null = json.loads(write_null_students(path, tmp_path / "null").read_text())["models"][0]
     assert [(o["name"], o["shape"]) for o in null["outputs"]] == [(o["name"], o["shape"]) for o in entry["outputs"]]
     got = run_onnx_outputs(tmp_path / "null" / null["file"], x2)
-    assert got["anomaly_map"].shape == (2, 1, 16, 16) and not got["anomaly_depth"].any()
+    assert got["anomaly_map"].shape == (2, 1, 16, 16)
+    # the null depth is the slice of each column's brightest voxel, nearest onto the map's grid
+    brightest = x2["ct"].argmax(axis=2).astype(np.float32)
+    assert np.array_equal(got["anomaly_depth"], brightest.repeat(16 // GRID[1], axis=2).repeat(16 // GRID[2], axis=3))
 
 
 def test_depth_error_reads_the_depth_at_the_peak_against_the_masks_column():

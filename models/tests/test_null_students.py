@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from mmad_models import manifest as manifest_schema
@@ -72,3 +73,47 @@ def test_command_line_rewrites_the_folder(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(tmp_path / "manifest.json")
     assert len(json.loads((tmp_path / "manifest.json").read_text())["models"]) == len(json.loads(SHIPPED.read_text())["models"])
     assert main(["--manifest", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x")]) == 1
+
+
+def _with_ct(entry: dict, grid: tuple[int, int, int]) -> dict:
+    """A manifest entry like ``entry`` that also takes a ct volume of ``grid`` (depth, height, width)."""
+    ct = {"name": "ct", "modality": "ct", "shape": ["batch", 1, *grid], "dtype": "float32", "layout": "NCDHW",
+          "units": "16-bit CT grey values 0..65535 as float32, lowest slice first", "missing": None,
+          "resize": "trilinear to depth x height x width", "normalisation": {"inGraph": True, "scale": 1 / 65535}}
+    _b, _c, h, w = next(o["shape"] for o in entry["outputs"] if o["name"] == "anomaly_map")
+    depth = {"name": "anomaly_depth", "shape": ["batch", 1, h, w], "dtype": "float32",
+             "description": "slice of the strongest deviation per map pixel"}
+    return {**entry, "id": entry["id"] + "-ct", "modalities": [*entry["modalities"], "ct"],
+            "inputs": [*entry["inputs"], ct], "outputs": [*entry["outputs"], depth]}
+
+
+def test_a_ct_input_gives_the_volume_input_and_the_depth_output(tmp_path):
+    shipped = json.loads(SHIPPED.read_text())
+    entry = _with_ct(next(m for m in shipped["models"] if m["id"] == "mtfi-rgb-ir"), (8, 64, 64))
+    source = tmp_path / "source.json"
+    source.write_text(json.dumps({**shipped, "models": [entry]}))
+    path = write_null_students(source, tmp_path / "out")
+    got = json.loads(path.read_text())
+    assert manifest_schema.problems(got) == []
+    (e,) = got["models"]
+    assert e["modalities"] == ["rgb", "ir", "ct"] and e["training"]["size"] == [256, 256]
+    inputs, outputs = _io(path.parent / e["file"])
+    assert inputs["ct"] == (["batch", 1, 8, 64, 64], onnx.TensorProto.FLOAT)
+    assert list(outputs) == ["anomaly_map", "score", "anomaly_depth"]
+    assert outputs["anomaly_depth"] == (["batch", 1, 256, 256], onnx.TensorProto.FLOAT)
+
+    # a bright voxel at slice 5 under the ct pixel (10, 20): its 4x4 block of the map points at slice 5
+    rgb = np.zeros((2, 3, 256, 256), np.float32)
+    ir = np.zeros((2, 1, 256, 256), np.float32)
+    ct = np.zeros((2, 1, 8, 64, 64), np.float32)
+    ct[1, 0, 5, 10, 20] = 65535.0
+    ct[1, 0, 2, 10, 20] = 65535.0 / 2
+    so = ort.SessionOptions()
+    sess = ort.InferenceSession(str(path.parent / e["file"]), so, providers=["CPUExecutionProvider"])
+    amap, score, depth = sess.run(["anomaly_map", "score", "anomaly_depth"], {"rgb": rgb, "ir": ir, "ct": ct})
+    assert depth.shape == (2, 1, 256, 256) and not depth[0].any()
+    block = np.zeros((256, 256), bool)
+    block[40:44, 80:84] = True
+    assert (depth[1, 0][block] == 5).all() and not depth[1, 0][~block].any()
+    np.testing.assert_allclose(amap[1, 0][block], (1.5 / 8) / 3, rtol=1e-5)
+    np.testing.assert_allclose(score, [0, (1.5 / 8) / 3], rtol=1e-5)

@@ -73,6 +73,8 @@ export interface Region {
   height: number;
   area: number;
   peak: number;
+  /** AnomalyEvent v2: height of the region's peak above the CT volume's lowest slice, mm; null unless the model took ct. */
+  depthMm: number | null;
 }
 
 export interface Timings {

@@ -7,6 +7,10 @@
  * sample's other frames) is set aside with its reason (the caller dead-letters
  * it) and the sample is routed again without it, so the rest of the sample is
  * still judged when a student covers what is left.
+ *
+ * A student that takes ct gets the volume resampled to its grid (volume.ts resampleVolume)
+ * and gives anomaly_depth besides the map; the judgement carries it with what turns a slice
+ * into millimetres, for the regions' depthMm (output/event-builder.ts).
  */
 import type { Modality } from '../codec/records.js';
 import { ErrorCode, MmadError, isMmadError, messageOf } from '../base/errors.js';
@@ -14,6 +18,7 @@ import type { FramePayload } from '../codec/frame-payload.js';
 import type { JoinInput, JoinOutput } from '../join/sample-joiner.js';
 import type { ModelRegistry, Route } from './model-registry.js';
 import { decodeFrame, writeCHW, type DecodeLimits, type DecodedImage } from './preprocess.js';
+import { resampleVolume } from './volume.js';
 import { Slots } from './slots.js';
 import { at, present } from '../base/invariant.js';
 
@@ -48,6 +53,11 @@ export interface Judgement {
   map: { data: Float32Array; height: number; width: number } | null;
   /** Size of the frames (source pixels), for region coordinates. */
   sourceSize: { width: number; height: number } | null;
+  /**
+   * A model that takes ct: its anomaly_depth (height × width of the map, slices of the model's
+   * grid) and what turns a slice into millimetres (volume.ts depthMm); else null.
+   */
+  depth: { data: Float32Array; sourceDepth: number; modelDepth: number; voxelZMm: number } | null;
   used: Modality[];
   missing: Modality[];
   /** Frames the verdict was computed from. */
@@ -130,8 +140,16 @@ export class SampleJudge {
       }
       if (failed) continue; // route again without the unusable frame(s)
       const inputs: Record<string, Float32Array> = {};
+      let volume: { depth: number; voxelZMm: number } | null = null;
       for (const input of spec.inputs) {
         const img = present(decoded.find((d) => d.modality === input.modality), `the decoded ${input.modality} frame for model ${spec.id}`);
+        if (img.volume !== undefined && spec.volume !== null) {
+          // raw counts on the model's grid; the decoded uint16 volume is garbage once resampled
+          const v = img.volume;
+          inputs[input.name] = resampleVolume(img.data as Uint16Array, { depth: v.depth, height: img.height, width: img.width }, spec.volume);
+          volume = { depth: v.depth, voxelZMm: v.voxelSizeMm.z };
+          continue;
+        }
         const tensor = new Float32Array(img.channels * spec.height * spec.width);
         writeCHW(img, tensor);
         inputs[input.name] = tensor;
@@ -139,7 +157,8 @@ export class SampleJudge {
       const preprocessMs = performance.now() - t0;
       const result = await route.model.batcher.submit(inputs);
       const threshold = route.model.threshold.value; // the line's (inference.threshold), not always the manifest's
-      const source = at(needed, 0).payload.frame;
+      // regions are in the cameras' pixels, also for a model that takes ct alone (a volume's grid is its own)
+      const source = (frames.find((f) => f.modality !== 'ct') ?? at(needed, 0)).payload.frame;
       if (!Number.isFinite(result.score)) {
         throw new MmadError(ErrorCode.INFERENCE_FAILED, `model ${spec.id} returned a non-finite score (${result.score}) for sample ${base.sampleId}`);
       }
@@ -152,6 +171,10 @@ export class SampleJudge {
         threshold,
         map: { data: result.map, height: spec.height, width: spec.width },
         sourceSize: { width: source.width, height: source.height },
+        depth:
+          result.depth === null || volume === null || spec.volume === null
+            ? null
+            : { data: result.depth, sourceDepth: volume.depth, modelDepth: spec.volume.depth, voxelZMm: volume.voxelZMm },
         used: [...spec.modalities],
         missing: this.joined.filter((m) => !spec.modalities.includes(m)),
         frames: needed,
@@ -224,6 +247,7 @@ export class SampleJudge {
       threshold: null,
       map: null,
       sourceSize: null,
+      depth: null,
       used: [],
       missing: [...this.joined],
       frames,

@@ -14,13 +14,15 @@ import type { LoadedModelSpec } from './model-manifest.js';
 import type { FloatTensor, ModelSession } from './session-host.js';
 import { at, present } from '../base/invariant.js';
 
-/** One sample's inputs: CHW float32 per graph input name. */
+/** One sample's inputs: CHW (a ct volume: C·D·H·W) float32 per graph input name. */
 export type SampleInputs = Record<string, Float32Array>;
 
 export interface SampleResult {
   /** Anomaly map, height × width of the model (row-major). */
   map: Float32Array;
   score: number;
+  /** anomaly_depth, height × width of the model, for a model that takes ct; else null. */
+  depth: Float32Array | null;
   /** This sample's share of the batch run, ms. */
   inferenceMs: number;
   batchSize: number;
@@ -68,7 +70,7 @@ export class MicroBatcher {
   private inFlight = 0;
   readonly stats: BatchStats = { runs: 0, samples: 0 };
   /** The model's inputs with the values one sample has in each. */
-  private readonly inputs: readonly { name: string; channels: number; size: number }[];
+  private readonly inputs: readonly { name: string; dims: readonly number[]; size: number }[];
   private readonly timer: BatchTimer;
 
   constructor(
@@ -77,7 +79,11 @@ export class MicroBatcher {
     private readonly options: MicroBatcherOptions,
   ) {
     this.timer = options.timer ?? realTimer;
-    this.inputs = spec.inputs.map((i) => ({ name: i.name, channels: Number(i.shape[1]), size: Number(i.shape[1]) * spec.height * spec.width }));
+    this.inputs = spec.inputs.map((i) => {
+      // one sample's dimensions after the batch: [C, H, W], or a ct volume's [1, D, Hc, Wc]
+      const dims = i.layout === 'NCDHW' && spec.volume !== null ? [Number(i.shape[1]), spec.volume.depth, spec.volume.height, spec.volume.width] : [Number(i.shape[1]), spec.height, spec.width];
+      return { name: i.name, dims, size: dims.reduce((a, b) => a * b, 1) };
+    });
   }
 
   submit(inputs: SampleInputs): Promise<SampleResult> {
@@ -145,10 +151,10 @@ export class MicroBatcher {
     const n = batch.length;
     const { height, width } = this.spec;
     const feeds: Record<string, FloatTensor> = {};
-    for (const { name, channels, size } of this.inputs) {
+    for (const { name, dims, size } of this.inputs) {
       const data = new Float32Array(n * size);
       batch.forEach((p, i) => data.set(present(p.inputs[name], `input ${name} of a submitted sample`), i * size));
-      feeds[name] = { data, dims: [n, channels, height, width] };
+      feeds[name] = { data, dims: [n, ...dims] };
     }
     try {
       const { outputs, ms } = await this.session.run(feeds, { transfer: true }); // the batch buffers are ours to give away
@@ -158,9 +164,21 @@ export class MicroBatcher {
       if (map === undefined || score === undefined || map.length !== n * plane || score.length !== n) {
         throw new Error(`outputs have ${map?.length ?? 0} map values and ${score?.length ?? 0} scores for a batch of ${n} at ${height}x${width}`);
       }
+      const depth = this.spec.depthOutput ? outputs.anomaly_depth?.data : undefined;
+      if (this.spec.depthOutput && depth?.length !== n * plane) {
+        throw new Error(`outputs have ${depth?.length ?? 0} anomaly_depth values for a batch of ${n} at ${height}x${width}`);
+      }
       this.stats.runs++;
       this.stats.samples += n;
-      batch.forEach((p, i) => p.resolve({ map: map.subarray(i * plane, (i + 1) * plane), score: at(score, i), inferenceMs: ms / n, batchSize: n }));
+      batch.forEach((p, i) =>
+        p.resolve({
+          map: map.subarray(i * plane, (i + 1) * plane),
+          score: at(score, i),
+          depth: depth === undefined ? null : depth.subarray(i * plane, (i + 1) * plane),
+          inferenceMs: ms / n,
+          batchSize: n,
+        }),
+      );
     } catch (err) {
       const e = new MmadError(ErrorCode.INFERENCE_FAILED, `model ${this.spec.id}: inference failed for a batch of ${n}: ${messageOf(err)}`, { cause: err });
       batch.forEach((p) => p.reject(e));

@@ -23,9 +23,10 @@ export type Dim = number | string;
 export interface ModelInputSpec {
   name: string;
   modality: Modality;
-  shape: [Dim, Dim, Dim, Dim];
+  /** [batch, channels, height, width] (NCHW), or for ct [batch, 1, depth, height, width] (NCDHW). */
+  shape: Dim[];
   dtype: 'float32';
-  layout: 'NCHW';
+  layout: 'NCHW' | 'NCDHW';
   units: string;
   missing: string | null;
   resize: string;
@@ -33,7 +34,7 @@ export interface ModelInputSpec {
 }
 
 export interface ModelOutputSpec {
-  name: 'anomaly_map' | 'score';
+  name: 'anomaly_map' | 'score' | 'anomaly_depth';
   shape: Dim[];
   dtype: 'float32';
   description: string;
@@ -81,9 +82,54 @@ export interface LoadedModelSpec extends ModelSpec {
   path: string;
   /** The ONNX file's bytes as hashed: the session is created from these, not from the file read again. */
   bytes: Uint8Array;
-  /** Input height and width (fixed in the manifest). */
+  /** Input height and width (fixed in the manifest): the images' and the anomaly map's. */
   height: number;
   width: number;
+  /** The ct input's grid (depth × height × width) when the model takes ct; its volumes are resampled to it. */
+  volume: VolumeGrid | null;
+  /** The model has the anomaly_depth output (every model that takes ct has). */
+  depthOutput: boolean;
+}
+
+/** A volume's grid: slices, rows, columns. */
+export interface VolumeGrid {
+  depth: number;
+  height: number;
+  width: number;
+}
+
+/** The layout and rank each modality's input must have (schemas/model-manifest.schema.json). */
+function inputLayout(modality: unknown): { layout: 'NCHW' | 'NCDHW'; rank: number; shape: string } {
+  return modality === 'ct'
+    ? { layout: 'NCDHW', rank: 5, shape: '[batch, 1, depth, height, width]' }
+    : { layout: 'NCHW', rank: 4, shape: '[batch, channels, height, width]' };
+}
+
+/**
+ * The inputs' layout and rank, checked before the schema so that a ct input written like an
+ * image (or an image like a volume) is named plainly rather than as the schema's if/then failure.
+ */
+function layoutProblems(data: unknown): string[] {
+  const models = (data as { models?: unknown } | null)?.models;
+  if (!Array.isArray(models)) return [];
+  const problems: string[] = [];
+  for (const m of models as unknown[]) {
+    const raw = (m as { id?: unknown } | null)?.id;
+    const id = typeof raw === 'string' ? raw : '?';
+    const inputs = (m as { inputs?: unknown } | null)?.inputs;
+    if (!Array.isArray(inputs)) continue;
+    for (const i of inputs as unknown[]) {
+      const { modality, layout, shape, name } = (i ?? {}) as { modality?: unknown; layout?: unknown; shape?: unknown; name?: unknown };
+      const want = inputLayout(modality);
+      const rank = Array.isArray(shape) ? shape.length : undefined;
+      if (layout !== want.layout || rank !== want.rank) {
+        problems.push(
+          `model ${id}: input ${String(name)} (${String(modality)}) has layout ${String(layout)} and ${rank ?? 'no'} dimensions; a ${String(modality)} input is ${want.layout}, ${want.shape} (${want.rank} dimensions)`,
+        );
+      }
+    }
+  }
+  return problems;
 }
 
 let validator: ((data: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null } | undefined;
@@ -106,6 +152,10 @@ export function loadManifest(manifestPath: string): { manifest: Manifest; models
     data = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
     throw new MmadError(ErrorCode.MODEL_INVALID, `cannot read model manifest ${path}: ${messageOf(err)}`, { cause: err });
+  }
+  const layouts = layoutProblems(data);
+  if (layouts.length > 0) {
+    throw new MmadError(ErrorCode.MODEL_INVALID, `model manifest ${path}:\n${layouts.map((p) => `  - ${p}`).join('\n')}`);
   }
   const errors = validate(data);
   if (errors.length > 0) {
@@ -149,12 +199,36 @@ export function loadManifest(manifestPath: string): { manifest: Manifest; models
     if (inputModalities.join() !== m.modalities.join()) {
       throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: inputs are for ${inputModalities.join('+')}, modalities say ${m.modalities.join('+')}`);
     }
-    const sizes = new Set(m.inputs.map((i) => `${String(i.shape[2])}x${String(i.shape[3])}`));
-    const [h, w] = [m.inputs[0]?.shape[2], m.inputs[0]?.shape[3]];
+    // the images' height x width is the map's; a ct-only model has no image, so the map's shape says it
+    const map = m.outputs.find((o) => o.name === 'anomaly_map')?.shape;
+    const images = m.inputs.filter((i) => i.layout === 'NCHW');
+    const sizes = new Set([...images.map((i) => i.shape), ...(map === undefined ? [] : [map])].map((s) => `${String(s[2])}x${String(s[3])}`));
+    const [h, w] = [images[0]?.shape[2] ?? map?.[2], images[0]?.shape[3] ?? map?.[3]];
     if (sizes.size !== 1 || typeof h !== 'number' || typeof w !== 'number') {
-      throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: inputs must share one fixed height x width, found ${[...sizes].join(', ')}`);
+      throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: inputs and anomaly_map must share one fixed height x width, found ${[...sizes].join(', ')}`);
     }
-    return { ...m, path: file, bytes, height: h, width: w };
+    const cts = m.inputs.filter((i) => i.layout === 'NCDHW');
+    let volume: VolumeGrid | null = null;
+    if (cts.length > 0) {
+      const [, c, d, vh, vw] = at(cts, 0).shape;
+      if (cts.length > 1 || c !== 1 || ![d, vh, vw].every((x) => typeof x === 'number')) {
+        throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: a model takes one ct input of shape [batch, 1, depth, height, width], fixed but the batch; found ${cts.map((i) => JSON.stringify(i.shape)).join(', ')}`);
+      }
+      volume = { depth: d as number, height: vh as number, width: vw as number };
+    }
+    const names = m.outputs.map((o) => o.name).join();
+    const wanted = volume === null ? 'anomaly_map,score' : 'anomaly_map,score,anomaly_depth';
+    if (names !== wanted) {
+      throw new MmadError(
+        ErrorCode.MODEL_INVALID,
+        `model ${m.id}: outputs are [${names}], a model ${volume === null ? 'without' : 'with'} a ct input has [${wanted}]`,
+      );
+    }
+    const depthShape = m.outputs.find((o) => o.name === 'anomaly_depth')?.shape;
+    if (depthShape !== undefined && `${String(depthShape[2])}x${String(depthShape[3])}` !== `${h}x${w}`) {
+      throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: anomaly_depth is ${JSON.stringify(depthShape)}, it must have the anomaly map's ${h}x${w}`);
+    }
+    return { ...m, path: file, bytes, height: h, width: w, volume, depthOutput: volume !== null };
   });
   return { manifest, models };
 }

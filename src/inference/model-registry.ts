@@ -6,7 +6,9 @@
  * Routing rule (recorded in every event):
  *   1. exact — a model whose modality set equals the usable modalities;
  *   2. subset — else the model covering the largest subset of them;
- *   ties are broken by `inference.preferMethods`, then by model id.
+ *   ties are broken by taking ct (a part's ct revision exists for its volume: between
+ *   rgb+ir+xyz and rgb+ir+ct students, a part with all four is judged with its volume), then
+ *   by `inference.preferMethods`, then by model id.
  *   No model covering any subset → the sample is UNKNOWN (MODEL_NOT_AVAILABLE).
  *
  * The sessions live on one inference thread (SessionHost), so the service's
@@ -78,9 +80,13 @@ export class ModelRegistry {
       const i = this.preferMethods.indexOf(m.spec.method);
       return i < 0 ? this.preferMethods.length : i;
     };
+    const ct = (m: LoadedModel): number => (m.spec.modalities.includes('ct') ? 1 : 0);
     covering.sort(
       (a, b) =>
-        b.spec.modalities.length - a.spec.modalities.length || rank(a) - rank(b) || (a.spec.id < b.spec.id ? -1 : a.spec.id > b.spec.id ? 1 : 0),
+        b.spec.modalities.length - a.spec.modalities.length ||
+        ct(b) - ct(a) ||
+        rank(a) - rank(b) ||
+        (a.spec.id < b.spec.id ? -1 : a.spec.id > b.spec.id ? 1 : 0),
     );
     const model = at(covering, 0);
     const unused = present.filter((x) => !model.spec.modalities.includes(x));
@@ -114,6 +120,7 @@ async function openModel(host: SessionHost, spec: LoadedModelSpec, threshold: Re
     modalities: spec.modalities,
     provider,
     input: `${spec.height}x${spec.width}`,
+    ...(spec.volume === null ? {} : { volume: `${spec.volume.depth}x${spec.volume.height}x${spec.volume.width}` }),
     threshold: threshold.value,
     thresholdSource: threshold.source,
     ...(threshold.falseAlarmRate === null ? {} : { falseAlarmRate: threshold.falseAlarmRate }),

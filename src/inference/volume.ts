@@ -8,13 +8,15 @@
  * the payload) or a FRAME_CORRUPT (the TIFF cannot be read), with a reason naming the bound
  * or the disagreement, as for the other modalities (preprocess.ts).
  *
- * A volume is not resampled here: it keeps its own grid, which need not be the 2D frames'
- * (the simulator's is coarser). A student that takes ct resamples it to its input.
+ * A volume is decoded at its own grid, which need not be the 2D frames' (the simulator's is
+ * coarser); for a student that takes ct, resampleVolume brings it to the student's input grid
+ * (trilinear, same field of view), and depthMm turns the student's anomaly_depth into millimetres.
  */
 import { decodeTiffStack, tiffPages, verifyTiffStrips, type TiffPageLayout } from '../codec/tiff-reader.js';
 import { HOST_LITTLE_ENDIAN } from '../codec/tiff-writer.js';
 import type { Frame, Volume } from '../codec/records.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
+import { outOfRange } from '../base/invariant.js';
 
 /** The bounds a ct frame's volume must keep (config `inference.ct`). */
 export interface CtLimits {
@@ -132,4 +134,86 @@ export function decodeVolume(frame: VolumeHeader, payload: Buffer, limits: CtLim
   } catch (err) {
     throw new MmadError(ErrorCode.FRAME_CORRUPT, `ct frame: payload cannot be decoded: ${messageOf(err)}`, { cause: err });
   }
+}
+
+/** A grid: slices, rows, columns. */
+export interface Grid {
+  depth: number;
+  height: number;
+  width: number;
+}
+
+/**
+ * Source positions and weights along one axis for trilinear resampling, voxel centres aligned
+ * (PyTorch's interpolate with align_corners=False: the two grids cover the same extent, so
+ * output voxel i samples source position (i + 0.5) · n/m − 0.5, clamped to the end voxels).
+ */
+function axisTaps(n: number, m: number): { lo: Int32Array; hi: Int32Array; t: Float32Array } {
+  const lo = new Int32Array(m);
+  const hi = new Int32Array(m);
+  const t = new Float32Array(m);
+  const ratio = n / m;
+  for (let i = 0; i < m; i++) {
+    const x = Math.min(Math.max((i + 0.5) * ratio - 0.5, 0), n - 1);
+    const l = Math.floor(x);
+    lo[i] = l;
+    hi[i] = Math.min(l + 1, n - 1);
+    t[i] = x - l;
+  }
+  return { lo, hi, t };
+}
+
+/**
+ * A volume (depth × height × width uint16, slice-major) as float32 raw counts on the grid `to`,
+ * written into `out` at `offset` (one slot of a batch): a copy when the grids are equal, else
+ * trilinear resampling over the same field of view (voxel centres aligned, as above). Raw
+ * counts go in: the model normalises in its graph.
+ */
+export function resampleVolume(data: Uint16Array, from: Grid, to: Grid, out: Float32Array = new Float32Array(to.depth * to.height * to.width), offset = 0): Float32Array {
+  const n = from.depth * from.height * from.width;
+  if (data.length !== n) throw new RangeError(`${data.length} samples for a ${from.depth}×${from.height}×${from.width} volume`);
+  if (out.length < offset + to.depth * to.height * to.width) throw new RangeError(`${out.length - offset} values of room for a ${to.depth}×${to.height}×${to.width} grid`);
+  if (from.depth === to.depth && from.height === to.height && from.width === to.width) {
+    out.set(data, offset); // converted to float32 natively
+    return out;
+  }
+  const z = axisTaps(from.depth, to.depth);
+  const y = axisTaps(from.height, to.height);
+  const x = axisTaps(from.width, to.width);
+  const plane = from.height * from.width;
+  let o = offset;
+  for (let k = 0; k < to.depth; k++) {
+    const z0 = (z.lo[k] ?? outOfRange(z.lo, k)) * plane;
+    const z1 = (z.hi[k] ?? outOfRange(z.hi, k)) * plane;
+    const tz = z.t[k] ?? outOfRange(z.t, k);
+    for (let j = 0; j < to.height; j++) {
+      const y0 = (y.lo[j] ?? outOfRange(y.lo, j)) * from.width;
+      const y1 = (y.hi[j] ?? outOfRange(y.hi, j)) * from.width;
+      const ty = y.t[j] ?? outOfRange(y.t, j);
+      for (let i = 0; i < to.width; i++) {
+        const x0 = x.lo[i] ?? outOfRange(x.lo, i);
+        const x1 = x.hi[i] ?? outOfRange(x.hi, i);
+        const tx = x.t[i] ?? outOfRange(x.t, i);
+        const at = (p: number): number => data[p] ?? outOfRange(data, p);
+        const c00 = at(z0 + y0 + x0) + (at(z0 + y0 + x1) - at(z0 + y0 + x0)) * tx;
+        const c01 = at(z0 + y1 + x0) + (at(z0 + y1 + x1) - at(z0 + y1 + x0)) * tx;
+        const c10 = at(z1 + y0 + x0) + (at(z1 + y0 + x1) - at(z1 + y0 + x0)) * tx;
+        const c11 = at(z1 + y1 + x0) + (at(z1 + y1 + x1) - at(z1 + y1 + x0)) * tx;
+        const c0 = c00 + (c01 - c00) * ty;
+        const c1 = c10 + (c11 - c10) * ty;
+        out[o++] = c0 + (c1 - c0) * tz;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * A region's depth from the model's anomaly_depth at its peak: the slice (of the model's grid,
+ * 0 = centre of the lowest slice) in millimetres above the volume's lowest slice,
+ * (slice + 0.5) · sourceDepth / modelDepth · voxel z. Null for a value that is not finite.
+ */
+export function depthMm(slice: number, sourceDepth: number, modelDepth: number, voxelZMm: number): number | null {
+  if (!Number.isFinite(slice)) return null;
+  return (slice + 0.5) * (sourceDepth / modelDepth) * voxelZMm;
 }

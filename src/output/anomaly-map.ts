@@ -10,7 +10,9 @@ import { outOfRange } from '../base/invariant.js';
 /**
  * 8-connected components of map ≥ threshold (map is height × width, row
  * major). Boxes and areas are scaled to the source image (sourceW × sourceH);
- * largest first, at most `max`.
+ * largest first, at most `max`. With `depthAt` (a model that took ct), each
+ * region's depthMm is what it gives for the region's peak cell (the lowest index
+ * among equal peaks); else null.
  */
 export function anomalousRegions(
   map: Float32Array,
@@ -20,14 +22,15 @@ export function anomalousRegions(
   sourceW: number,
   sourceH: number,
   max: number,
+  depthAt?: (cell: number) => number | null,
 ): Region[] {
   const label = new Int32Array(height * width).fill(-1);
-  const regions: { x0: number; y0: number; x1: number; y1: number; area: number; peak: number }[] = [];
+  const regions: { x0: number; y0: number; x1: number; y1: number; area: number; peak: number; peakAt: number }[] = [];
   const stack: number[] = [];
   for (let start = 0; start < map.length; start++) {
     if (label[start] !== -1 || !((map[start] ?? outOfRange(map, start)) >= threshold)) continue;
     const id = regions.length;
-    const r = { x0: width, y0: height, x1: -1, y1: -1, area: 0, peak: Number.NEGATIVE_INFINITY };
+    const r = { x0: width, y0: height, x1: -1, y1: -1, area: 0, peak: Number.NEGATIVE_INFINITY, peakAt: -1 };
     regions.push(r);
     label[start] = id;
     stack.push(start);
@@ -36,7 +39,10 @@ export function anomalousRegions(
       const x = p - y * width;
       r.area++;
       const v = map[p] ?? outOfRange(map, p);
-      if (v > r.peak) r.peak = v;
+      if (v > r.peak || (v === r.peak && p < r.peakAt)) {
+        r.peak = v;
+        r.peakAt = p;
+      }
       if (x < r.x0) r.x0 = x;
       if (x > r.x1) r.x1 = x;
       if (y < r.y0) r.y0 = y;
@@ -68,6 +74,7 @@ export function anomalousRegions(
       height: Math.max(1, Math.round((r.y1 + 1) * sy) - Math.floor(r.y0 * sy)),
       area: Math.round(r.area * sx * sy),
       peak: r.peak,
+      depthMm: depthAt === undefined ? null : depthAt(r.peakAt),
     }));
 }
 

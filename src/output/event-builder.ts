@@ -8,6 +8,8 @@ import type { ErrorCode } from '../base/errors.js';
 import type { Alert, AnomalyEvent, DeadLetter, Severity } from '../codec/records.js';
 import type { Judgement } from '../inference/judge.js';
 import type { FrameSource } from '../join/sample-joiner.js';
+import { depthMm } from '../inference/volume.js';
+import { outOfRange } from '../base/invariant.js';
 import { anomalousRegions, heatmapPng } from './anomaly-map.js';
 
 export interface OutputOptions {
@@ -29,9 +31,12 @@ export function buildOutputs(j: Judgement, options: OutputOptions, now: () => nu
   const route = j.route;
   const map = j.map;
   const threshold = j.threshold;
+  const d = j.depth;
+  // a model that took ct: the depth of a region's peak, in mm above the volume's lowest slice
+  const depthAt = d === null ? undefined : (cell: number): number | null => depthMm(d.data[cell] ?? outOfRange(d.data, cell), d.sourceDepth, d.modelDepth, d.voxelZMm);
   const regions =
     map !== null && threshold !== null && j.sourceSize !== null && options.maxRegions > 0
-      ? anomalousRegions(map.data, map.height, map.width, threshold, j.sourceSize.width, j.sourceSize.height, options.maxRegions)
+      ? anomalousRegions(map.data, map.height, map.width, threshold, j.sourceSize.width, j.sourceSize.height, options.maxRegions, depthAt)
       : [];
   const heatmap = map !== null && threshold !== null && options.heatmapSize > 0 ? heatmapPng(map.data, map.height, map.width, options.heatmapSize, threshold) : null;
   const producedAt = now();

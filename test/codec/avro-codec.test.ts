@@ -140,6 +140,37 @@ test('Frame version 2: a ct frame with its volume round-trips', () => {
   assert.deepEqual(plain(codec.decodeSync(codec.encode(ctFrame()))), ctFrame());
 });
 
+const publishedEventV1 = (): ReturnType<typeof parseSchema> => parseSchema(readFileSync(join(DEFAULT_SCHEMA_DIR, 'AnomalyEvent.v1.avsc'), 'utf8'), 1);
+const eventWithDepth = (): ReturnType<typeof sampleEvent> => ({
+  ...sampleEvent(),
+  regions: [
+    { x: 10, y: 20, width: 30, height: 12, area: 250, peak: 5.5, depthMm: 3.75 },
+    { x: 1, y: 2, width: 3, height: 4, area: 9, peak: 4.5, depthMm: null },
+  ],
+});
+
+test('AnomalyEvent version 2 (Region.depthMm): written by the service; a version-1 record reads with depthMm null', () => {
+  const v1 = publishedEventV1();
+  assert.equal(catalog.current('AnomalyEvent').version, 2);
+  const codec = AvroCodec.local(catalog, 'AnomalyEvent');
+  assert.deepEqual(plain(codec.decodeSync(codec.encode(eventWithDepth()))), eventWithDepth());
+  const { regions, ...rest } = eventWithDepth();
+  const v1Regions = regions.map(({ depthMm: _d, ...r }) => r);
+  const decoded = codec.decodeSync(frameBytes(v1, { ...rest, regions: v1Regions }));
+  assert.deepEqual(plain(decoded), { ...rest, regions: v1Regions.map((r) => ({ ...r, depthMm: null })) });
+});
+
+test('AnomalyEvent version 2: a version-1 reader given the writer schema reads a version-2 record, depthMm skipped', () => {
+  const old = new SchemaCatalog();
+  old.add(publishedEventV1());
+  old.add({ ...catalog.current('AnomalyEvent'), version: 0 });
+  const reader = AvroCodec.local(old, 'AnomalyEvent');
+  assert.equal(reader.schema.version, 1);
+  const decoded = reader.decodeSync(AvroCodec.local(catalog, 'AnomalyEvent').encode(eventWithDepth()));
+  const { regions, ...rest } = eventWithDepth();
+  assert.deepEqual(plain(decoded), { ...rest, regions: regions.map(({ depthMm: _d, ...r }) => r) });
+});
+
 function codeOf(fn: () => unknown): string {
   try {
     fn();

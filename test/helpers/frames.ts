@@ -1,7 +1,7 @@
 /** Real encoded frames for the tests: PNGs through sharp, xyz as the MVTec 3D-AD TIFF. */
 import sharp from 'sharp';
 import type { Frame, Modality } from '../../src/codec/records.js';
-import { encodeXyzTiff } from '../../src/codec/tiff-writer.js';
+import { encodeVolumeTiff, encodeXyzTiff } from '../../src/codec/tiff-writer.js';
 
 export interface FrameOptions {
   size?: number;
@@ -47,5 +47,41 @@ export async function makeFrame(sampleId: string, modality: 'rgb' | 'ir' | 'xyz'
     expectedModalities: o.expected ?? null,
     attributes: {},
     volume: null,
+  };
+}
+
+/**
+ * A ct frame for the ct test students (fixtures/models/ct: an 8-slice grid of 16 × 16): a
+ * 16 × 16 volume of `depth` slices (a multiple of 8), dark but for a bright column under
+ * volume rows 4..5, columns 10..11 (map rows 8..11, columns 20..23 of the 32 × 32 frames),
+ * bright over slices 3..7 of the model's 8 and brightest at slice 5, so the null student's
+ * anomaly_depth there is 5.
+ */
+export function makeVolumeFrame(sampleId: string, o: { depth?: number; voxelZMm?: number; captureTime?: number; expected?: Modality[] | null } = {}): Frame {
+  const [depth, h, w] = [o.depth ?? 8, 16, 16];
+  const data = new Uint16Array(depth * h * w);
+  const per = depth / 8;
+  for (let z = 0; z < depth; z++) {
+    const modelSlice = Math.floor(z / per);
+    const v = modelSlice === 5 ? 65535 : modelSlice >= 3 ? 60000 : 0;
+    for (let y = 4; y < 6; y++) for (let x = 10; x < 12; x++) data[(z * h + y) * w + x] = v;
+  }
+  return {
+    sampleId,
+    line: 'line-1',
+    station: 'st-1',
+    sensorId: 'ct-0',
+    modality: 'ct',
+    captureTime: new Date(o.captureTime ?? Date.now()),
+    encoding: 'tiff',
+    width: w,
+    height: h,
+    channels: 1,
+    dtype: 'uint16',
+    payload: encodeVolumeTiff(data, w, h, depth),
+    payloadRef: null,
+    expectedModalities: o.expected ?? null,
+    attributes: {},
+    volume: { depth, voxelSizeMm: { x: 0.1, y: 0.1, z: o.voxelZMm ?? 0.5 } },
   };
 }

@@ -9,6 +9,8 @@ import { testConfig } from './kafka.js';
 
 export const TEST_MODELS_DIR = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 export const TEST_MANIFEST = join(TEST_MODELS_DIR, 'manifest.json');
+/** Null students of rgb+ir and rgb+ir+ct (fixtures/models/ct, built by ct/make.py): a ct grid of 8 × 16 × 16, maps of 32 × 32. */
+export const CT_MANIFEST = join(TEST_MODELS_DIR, 'ct', 'manifest.json');
 
 /** A writable copy of the test models, for tests that break something. */
 export function copyOfTestModels(): string {

@@ -39,7 +39,7 @@ export function sampleEvent(): AnomalyEvent {
     modalitiesMissing: [],
     model: { id: 'crd-rgb-ir-xyz', version: '1.0.0', modalities: ['rgb', 'ir', 'xyz'] },
     heatmap: { png: Buffer.from([1, 2, 3]), width: 64, height: 64, scale: 5.5 },
-    regions: [{ x: 10, y: 20, width: 30, height: 12, area: 250, peak: 5.5 }],
+    regions: [{ x: 10, y: 20, width: 30, height: 12, area: 250, peak: 5.5, depthMm: null }],
     timings: { joinWaitMs: 12.5, preprocessMs: 3.25, inferenceMs: 20, endToEndMs: 40.5 },
     sources: [
       { modality: 'rgb', topic: 'in.rgb', partition: 2, offset: 100, captureTime: new Date('2026-11-23T08:00:00.123Z') },

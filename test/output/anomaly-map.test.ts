@@ -54,8 +54,20 @@ test('regions: 8-connected components at or over the threshold, in source pixels
   map[10 * w + 12] = 3; // a single cell, higher peak
   const regions = anomalousRegions(map, 16, 16, 0.5, 64, 64, 10);
   assert.deepEqual(regions, [
-    { x: 8, y: 8, width: 12, height: 12, area: 64, peak: 1 },
-    { x: 48, y: 40, width: 4, height: 4, area: 16, peak: 3 },
+    { x: 8, y: 8, width: 12, height: 12, area: 64, peak: 1, depthMm: null },
+    { x: 48, y: 40, width: 4, height: 4, area: 16, peak: 3, depthMm: null },
   ]);
   assert.equal(anomalousRegions(map, 16, 16, 0.5, 64, 64, 1).length, 1, 'at most max');
+});
+
+test('regions of a model that took ct: depthMm is the depth at the region\'s peak cell, the lowest cell among equal peaks', () => {
+  const w = 8;
+  const map = new Float32Array(8 * 8);
+  map[1 * w + 1] = 2;
+  map[1 * w + 2] = 5; // the blob's peak
+  map[2 * w + 2] = 1;
+  map[6 * w + 5] = 3; // a second blob with two equal peaks: the lower index (6, 5) gives the depth
+  map[6 * w + 6] = 3;
+  const regions = anomalousRegions(map, 8, 8, 0.5, 8, 8, 10, (cell) => cell * 10);
+  assert.deepEqual(regions.map((r) => [r.area, r.peak, r.depthMm]), [[3, 5, 100], [2, 3, 530]]);
 });

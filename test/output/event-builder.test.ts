@@ -19,7 +19,7 @@ function judgement(over: Partial<Judgement>): Judgement {
     sampleId: 's-1', revision: 1, final: true, line: 'L1', station: 'S1',
     firstCapture: 1_000, firstArrival: 1_010, releasedAt: 1_050,
     verdict: 'NOK', reason: null, route, score: 4, threshold: 2,
-    map: { data, height: 4, width: 4 }, sourceSize: { width: 40, height: 40 },
+    map: { data, height: 4, width: 4 }, sourceSize: { width: 40, height: 40 }, depth: null,
     used: ['rgb', 'ir'], missing: [], frames: [], unusable: [],
     preprocessMs: 1, inferenceMs: 2, batchSize: 1,
     ...over,
@@ -68,6 +68,14 @@ test('no alert for OK, UNKNOWN, or a NOK without a model; the event is always th
     assert.equal(out.alert, null, JSON.stringify(over));
     assert.equal(out.event?.verdict, over.verdict ?? 'NOK');
   }
+});
+
+test('regions carry depthMm when the model took ct: (slice + 0.5) × source slices per model slice × voxel z, at the region\'s peak; null otherwise', () => {
+  const depth = new Float32Array(16).fill(9);
+  depth[5] = 3; // the hot cell's column: slice 3 of the model's 8, a source volume of 32 slices of 0.25 mm
+  const { event } = buildOutputs(judgement({ depth: { data: depth, sourceDepth: 32, modelDepth: 8, voxelZMm: 0.25 } }), options, () => 2_000);
+  assert.deepEqual(event?.regions.map((r) => r.depthMm), [(3 + 0.5) * 4 * 0.25]);
+  assert.deepEqual(buildOutputs(judgement({}), options, () => 2_000).event?.regions.map((r) => r.depthMm), [null]);
 });
 
 test('the event: timings from arrival to release and to production, regions in frame pixels, the heatmap at its size', () => {
