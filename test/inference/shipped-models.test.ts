@@ -44,9 +44,9 @@ function readChecked(dir: string, f: ParityFile): Float32Array {
   return data;
 }
 
-test('the default manifest offers the seven modality subsets, each a model of its own', () => {
+test('the default manifest offers the seven subsets of the in-line sensors and two with ct, each a model of its own', () => {
   const sets = registry.models.map((m) => [...m.spec.modalities].sort().join('+')).sort();
-  assert.deepEqual(sets, ['ir', 'ir+rgb', 'ir+rgb+xyz', 'ir+xyz', 'rgb', 'rgb+xyz', 'xyz']);
+  assert.deepEqual(sets, ['ct', 'ct+ir+rgb', 'ir', 'ir+rgb', 'ir+rgb+xyz', 'ir+xyz', 'rgb', 'rgb+xyz', 'xyz']);
 });
 
 for (const model of registry.models) {
