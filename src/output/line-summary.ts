@@ -17,6 +17,8 @@ export interface Confusion {
 export class LineSummary {
   /** Latest revision per sample. */
   private readonly finalBy = new Map<string, AnomalyEvent>();
+  /** Earliest revision per sample: the in-line verdict when a late modality refined it. */
+  private readonly firstBy = new Map<string, AnomalyEvent>();
   private readonly labels = new Map<string, Label>();
   private readonly provisionalLatency: number[] = [];
   private events = 0;
@@ -25,6 +27,8 @@ export class LineSummary {
     this.events++;
     const prev = this.finalBy.get(e.sampleId);
     if (prev === undefined || e.revision > prev.revision) this.finalBy.set(e.sampleId, e);
+    const first = this.firstBy.get(e.sampleId);
+    if (first === undefined || e.revision < first.revision) this.firstBy.set(e.sampleId, e);
     if (e.revision === 1) this.provisionalLatency.push(e.producedAt.getTime() - e.captureTime.getTime());
   }
 
@@ -87,6 +91,16 @@ export class LineSummary {
     return c;
   }
 
+  /**
+   * Parts NOK on their latest verdict, which used a CT volume, and not NOK before it: what
+   * the CT found that the in-line sensors did not.
+   */
+  foundByCt(id: string): boolean {
+    const last = this.finalBy.get(id);
+    const first = this.firstBy.get(id);
+    return last !== undefined && first !== undefined && last !== first && last.verdict === 'NOK' && first.verdict !== 'NOK' && last.modalitiesUsed.includes('ct');
+  }
+
   /** The closing report: verdicts vs ground truth, detection per defect type, latency. */
   report(): string[] {
     const c = this.confusion();
@@ -101,16 +115,23 @@ export class LineSummary {
       `  UNKNOWN / none      ${pad(c.unknown)}`,
       `NOK recall ${(recall * 100).toFixed(0)}%, precision ${(precision * 100).toFixed(0)}%`,
       '',
-      'defect type          parts  found (NOK)',
+      'defect type          parts  found (NOK)  CT scanned  found only after CT',
     ];
-    const by = new Map<string, { n: number; found: number }>();
+    const by = new Map<string, { n: number; found: number; scanned: number; byCt: number }>();
     for (const [id, l] of this.labels) {
-      const row = by.get(l.defectType) ?? { n: 0, found: 0 };
+      const row = by.get(l.defectType) ?? { n: 0, found: 0, scanned: 0, byCt: 0 };
       row.n++;
       if (this.finalBy.get(id)?.verdict === 'NOK') row.found++;
+      if (this.finalBy.get(id)?.modalitiesUsed.includes('ct') === true) row.scanned++;
+      if (this.foundByCt(id)) row.byCt++;
       by.set(l.defectType, row);
     }
-    for (const [d, r] of [...by].sort(([a], [b]) => a.localeCompare(b))) lines.push(`  ${d.padEnd(18)} ${pad(r.n)}  ${pad(r.found)}`);
+    for (const [d, r] of [...by].sort(([a], [b]) => a.localeCompare(b))) lines.push(`  ${d.padEnd(18)} ${pad(r.n)}  ${pad(r.found)}        ${pad(r.scanned)}       ${pad(r.byCt)}`);
+    const byCt = [...by].filter(([d, r]) => d !== 'good' && r.byCt > 0);
+    if (byCt.length > 0) {
+      const n = byCt.reduce((a, [, r]) => a + r.byCt, 0);
+      lines.push('', `found only once their CT volume came (OK in-line): ${n} defective part(s): ${byCt.map(([d, r]) => `${d} ${r.byCt}`).join(', ')}`);
+    }
     const p = percentiles(this.provisionalLatency, [0.5, 0.9, 0.99]);
     lines.push('', `first verdict after capture: p50 ${fmtMs(p[0])}, p90 ${fmtMs(p[1])}, p99 ${fmtMs(p[2])}`);
     return lines;

@@ -12,6 +12,7 @@ import { LineSummary } from '../../output/line-summary.js';
 import { StreamProcessor } from '../../runtime/stream-processor.js';
 import { KafkaRecordSink, stationCodecs, stationProducer, stationTopics } from '../../simulate/kafka-sink.js';
 import { SimulatedPartSource } from '../../simulate/line-simulator.js';
+import { productByName } from '../../simulate/products/index.js';
 import { runStation } from '../../simulate/station-publisher.js';
 import { createLogger } from '../../base/logger.js';
 import { Telemetry } from '../../telemetry/telemetry.js';
@@ -36,8 +37,10 @@ export const demoCommand: Command = {
     'Runs the simulated line (config section simulate; the demo defaults to 30% defective parts with',
     'defects 2.5x larger and 2x stronger than the simulator default, so that a run of 60 parts shows',
     'each defect type found; at the simulator default the students find fewer, models/README.md has',
-    'their figures; xyz for 30% of the parts 2-10 s after they pass) through the service (sections',
-    'join, inference, processing) and compares the last verdict on each part with its label.',
+    'their figures; xyz for 30% of the parts 2-10 s after they pass; a CT volume for --ct-fraction of',
+    'them 5-15 s after, the defects inside the material among the defect types) through the service',
+    '(sections join, inference, processing) and compares the last verdict on each part with its label;',
+    'the report names the defective parts found only once their CT volume came.',
     'The web view of the line (mmad view) runs beside it and its URL is printed; --no-view leaves it out,',
     '--keep-view keeps it (and the broker) running after the report until Ctrl-C. When --port is taken, the',
     'view takes a free port.',
@@ -50,6 +53,7 @@ export const demoCommand: Command = {
     // the students' faint defects (bulge, dent, the weakest hot spots) are below what they find at size 1, contrast 1
     'defect-size': { type: 'string', description: 'scale of defect footprints (1 = the simulator default)', placeholder: 'X', default: '2.5' },
     'defect-contrast': { type: 'string', description: 'scale of defect magnitude (1 = the simulator default)', placeholder: 'X', default: '2' },
+    'ct-fraction': { type: 'string', description: 'share of parts the line\'s CT scans, 5-15 s after they pass (0: no CT, and no defects inside the material)', placeholder: 'F', default: '0.4' },
     'no-view': { type: 'boolean', description: 'do not start the web view' },
     'keep-view': { type: 'boolean', description: 'keep the web view (and the broker) running after the report, until Ctrl-C' },
     ...VIEW_OPTIONS,
@@ -61,6 +65,9 @@ export const demoCommand: Command = {
     const viewOptions = viewOptionsOf(ctx.values);
     const defectRate = Number(ctx.values['defect-rate']);
     if (!(defectRate >= 0 && defectRate <= 1)) throw new MmadError(ErrorCode.USAGE, '--defect-rate must be between 0 and 1');
+    const ctFraction = Number(ctx.values['ct-fraction']);
+    if (!(ctFraction >= 0 && ctFraction <= 1)) throw new MmadError(ErrorCode.USAGE, '--ct-fraction must be between 0 and 1');
+    const withCt = ctFraction > 0;
     const base = configOf(ctx);
     if (!existsSync(fromRoot(base.inference.manifest))) {
       throw new MmadError(
@@ -70,10 +77,12 @@ export const demoCommand: Command = {
     }
     const run = randomBytes(3).toString('hex');
     // a fresh consumer group per demo run: its own changelog, nothing inherited from earlier runs
+    // the line's CT: its own input topic, and a window of seconds, not minutes (the demo's CT answers in 5-15 s)
     const demo: Config = {
       ...base,
       input: { ...base.input, groupId: `mmad-demo-${run}` },
-      join: { ...base.join, modalities: { ...base.join.modalities, xyz: { policy: 'late', windowMs: 20_000 } } },
+      topics: withCt ? { ...base.topics, inputs: { ...base.topics.inputs, ct: base.topics.inputs.ct ?? `${base.topics.inputs.rgb.replace(/\.rgb$/, '')}.ct` } } : base.topics,
+      join: { ...base.join, modalities: { ...base.join.modalities, xyz: { policy: 'late', windowMs: 20_000 }, ct: { policy: 'late', windowMs: 30_000 } } },
     };
     const { config, broker } = await brokerFor(demo);
     const quiet = createLogger({}, process.env.MMAD_LOG_LEVEL === undefined ? 'warn' : undefined);
@@ -130,17 +139,23 @@ export const demoCommand: Command = {
       });
 
       const s = config.simulate;
+      const product = productByName(s.product);
       const source = await SimulatedPartSource.create({
         product: s.product,
         width: s.width,
         height: s.height,
         seed: s.seed,
         defectRate,
-        defects: [],
+        // a CT sees inside the material: with one, the defects there are drawn too
+        defects: withCt ? [...product.defects, ...product.interiorDefects] : [],
         defectParams: { size: positive(ctx.values['defect-size'], 'defect-size'), contrast: positive(ctx.values['defect-contrast'], 'defect-contrast') },
         poolSize: Math.min(s.poolSize || 24, parts),
+        ct: withCt,
       });
-      ctx.out(`line: ${parts} ${s.product} parts at ${rate}/s, ${Math.round(defectRate * 100)}% defective, xyz for ${Math.round(s.xyzFraction * 100)}% of the parts; Ctrl-C stops`);
+      ctx.out(
+        `line: ${parts} ${s.product} parts at ${rate}/s, ${Math.round(defectRate * 100)}% defective, xyz for ${Math.round(s.xyzFraction * 100)}% of the parts` +
+          `${withCt ? `, a CT volume for ${Math.round(ctFraction * 100)}% (defects inside the material: ${product.interiorDefects.join(', ')})` : ''}; Ctrl-C stops`,
+      );
       const topics = await stationTopics(admin, config);
       await producer.connect();
       const abort = new AbortController();
@@ -170,6 +185,10 @@ export const demoCommand: Command = {
             burstRate: s.burstRate,
             burstSize: s.burstSize,
             burstFactor: s.burstFactor,
+            ctFraction,
+            ctDelayMinMs: 5_000,
+            ctDelayMaxMs: 15_000,
+            ctMissRate: 0.05,
           },
           scheduleSeed: run,
           count: parts,
@@ -182,7 +201,7 @@ export const demoCommand: Command = {
           ...(telemetry.tracer !== null ? { tracer: telemetry.tracer } : {}),
         });
         status.end();
-        ctx.out(`line done: ${report.parts} parts, ${report.frames.rgb + report.frames.ir + report.frames.xyz} frames (${report.dropped} dropped, ${report.duplicated} duplicated on purpose)`);
+        ctx.out(`line done: ${report.parts} parts, ${report.frames.rgb + report.frames.ir + report.frames.xyz + report.frames.ct} frames (${report.frames.ct} CT volumes; ${report.dropped} dropped, ${report.duplicated} duplicated on purpose)`);
         // the last parts settle when their waits expire (the idle timer advances stream time)
         const deadline = Date.now() + 45_000;
         while (Date.now() < deadline && !abort.signal.aborted && summary.settled() < summary.labelled) await new Promise((r) => setTimeout(r, 250));
