@@ -75,6 +75,10 @@ test('the README main command: mmad demo with no broker configured runs a simula
   assert.match(demo.stdout, /students: .*mtfi-rgb-ir@/);
   assert.match(demo.stdout, /parts with ground truth: 12, judged: 12/);
   assert.match(demo.stdout, /verdict vs label/);
+  // the line's CT: its topic, its volumes, the report's columns
+  assert.match(demo.stdout, /mmad\.frames\.ct\s+input:ct\s+6\s+created/);
+  assert.match(demo.stdout, /line done: 12 parts, \d+ frames \(\d+ CT volumes;/);
+  assert.match(demo.stdout, /defect type\s+parts\s+found \(NOK\)\s+CT scanned\s+found only after CT/);
   assert.match(demo.stdout, /first verdict after capture: p50 \d+ ms/);
   assert.match(demo.stdout, /service: \d+ frames read, \d+ verdicts, 0 dead letters/);
   // not a terminal: the progress line is written when it changes, never twice in a row
