@@ -25,7 +25,7 @@
  * was produced and how long after its part's first frame was read by the process):
  *   - parts/s: parts / (last event produced − first frame read), the first frame read
  *     being the earliest (produced − end-to-end) of the run's events: start-up (the
- *     service loads all seven students, the peer one) is outside the window;
+ *     service loads every student of the manifest, the peer one) is outside the window;
  *   - CPU ms per part: the process's CPU time (/proc/<pid>/stat, every thread, sampled
  *     every 50 ms and interpolated) over that window, per part; the broker's likewise;
  *   - p50 / p99 ms: per part, the first of its frames read by the process → its event

@@ -490,7 +490,7 @@ try {
       }
     }
   }
-  console.log(`\npeak RSS ${fmt(process.resourceUsage().maxRSS / 1024, 0)} MiB (this process: all 7 students loaded per run, processor, clients, simulator pool)`);
+  console.log(`\npeak RSS ${fmt(process.resourceUsage().maxRSS / 1024, 0)} MiB (this process: all the manifest's students loaded per run, processor, clients, simulator pool)`);
 } finally {
   await broker.stop();
 }
