@@ -220,7 +220,8 @@ def model_io(model: Method) -> tuple[list[dict], list[dict]]:
             "description": "per pixel of anomaly_map, the height in the ct volume of its column's strongest deviation "
                            "from the material among the voxels strictly inside it (material below and above), in "
                            "slices of the input volume (0 = the centre of the lowest slice; 0 also where the column "
-                           "has no interior voxel); millimetres = (slice + 0.5) x the volume's slice thickness above "
+                           "has no interior voxel; -1 where another modality's branch leads the map: no ct depth "
+                           "there); millimetres = (slice + 0.5) x the volume's slice thickness above "
                            "the volume's lower face"})
     return inputs, outputs
 

@@ -371,7 +371,8 @@ def depth_errors(maps: np.ndarray, depths: np.ndarray, masks3d: list[np.ndarray]
     that pixel's column| (the frame's pixel mapped to the volume's column, both grids
     covering the same field of view); where the column holds no mask voxel (the peak
     missed the defect), against the mean slice of the whole mask. Returns the errors and,
-    per part, whether the peak's column held mask voxels; NaN for a part without any."""
+    per part, whether the peak's column held mask voxels; NaN for a part without any mask,
+    or whose peak has no ct depth (-1: another modality's branch leads the map there)."""
     maps = np.asarray(maps, dtype=np.float64)
     depths = np.asarray(depths, dtype=np.float64)
     maps = maps.reshape(-1, *maps.shape[-2:])
@@ -380,10 +381,10 @@ def depth_errors(maps: np.ndarray, depths: np.ndarray, masks3d: list[np.ndarray]
     on = np.zeros(len(maps), dtype=bool)
     for i, (m, dep, g) in enumerate(zip(maps, depths, masks3d)):
         g = np.asarray(g) > 0
-        if not g.any():
-            continue
         h, w = m.shape
         y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+        if not g.any() or dep[y, x] < 0:
+            continue
         col = g[:, y * g.shape[1] // h, x * g.shape[2] // w]
         on[i] = bool(col.any())
         truth = np.flatnonzero(col).mean() if on[i] else np.nonzero(g)[0].mean()

@@ -151,8 +151,15 @@ def test_a_ct_model_exports_with_anomaly_depth_matching_pytorch_and_a_valid_mani
         model.teachers[m].input.fit(train[m])
     model.fit_normality(train)
     model.scorer.mean.copy_(torch.tensor([0.3, 0.2]))
-    model.scorer.std.copy_(torch.tensor([0.05, 0.1]))
+    # the ir branch's good-part spread set wide, so the ct branch leads the map (the untrained
+    # ir branch would otherwise lead it in places, and there the depth is -1)
+    model.scorer.std.copy_(torch.tensor([1e3, 0.1]))
     model.eval()
+    with torch.no_grad():
+        model.scorer.mean.copy_(torch.tensor([0.3, 1e6]))  # the ct branch far below every other
+        hidden = model({k: torch.from_numpy(v) for k, v in batch(1, void=True).items()}).anomaly_depth
+        assert bool((hidden == -1).all()), "where another branch leads the map, no ct depth"
+        model.scorer.mean.copy_(torch.tensor([0.3, 0.2]))
     x = batch(1, void=True, inclusion=True)
     entry = export_model(model, tmp_path, f"{method}-ir-ct", "0.1.0", method, THRESHOLD, METRICS,
                          {"dataset": "d", "category": "c"}, x)

@@ -211,9 +211,11 @@ export function resampleVolume(data: Uint16Array, from: Grid, to: Grid, out: Flo
 /**
  * A region's depth from the model's anomaly_depth at its peak: the slice (of the model's grid,
  * 0 = centre of the lowest slice) in millimetres above the volume's lowest slice,
- * (slice + 0.5) · sourceDepth / modelDepth · voxel z. Null for a value that is not finite.
+ * (slice + 0.5) · sourceDepth / modelDepth · voxel z. Null for a value that is not finite, and
+ * for a negative one: the student writes -1 where another modality's branch leads its map, so
+ * the anomaly there is not the CT's and the volume says nothing of its depth.
  */
 export function depthMm(slice: number, sourceDepth: number, modelDepth: number, voxelZMm: number): number | null {
-  if (!Number.isFinite(slice)) return null;
+  if (!Number.isFinite(slice) || slice < 0) return null;
   return (slice + 0.5) * (sourceDepth / modelDepth) * voxelZMm;
 }

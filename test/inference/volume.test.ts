@@ -56,8 +56,9 @@ test('resampling refuses a volume whose samples do not fill its grid, or an outp
   assert.throws(() => resampleVolume(new Uint16Array(8), grid(2, 2, 2), grid(2, 2, 2), new Float32Array(8), 1), /7 values of room for a 2×2×2 grid/);
 });
 
-test('depthMm: (slice + 0.5) × source slices per model slice × voxel z; not finite → null', () => {
+test('depthMm: (slice + 0.5) × source slices per model slice × voxel z; not finite or negative (no ct depth) → null', () => {
   assert.equal(depthMm(0, 32, 32, 0.5), 0.25, 'the centre of the lowest slice');
   assert.equal(depthMm(3, 64, 32, 0.25), 3.5 * 2 * 0.25);
   assert.equal(depthMm(Number.NaN, 32, 32, 0.5), null);
+  assert.equal(depthMm(-1, 32, 32, 0.5), null, 'another modality leads the map there');
 });

@@ -108,10 +108,21 @@ class Method(nn.Module, ABC):
         [B,1,H,W] each, larger where less normal. ``MapScorer.fit`` standardises each on
         the validation good parts."""
 
+    @property
+    def branch_modalities(self) -> tuple[str, ...]:
+        """The modality of each scorer branch, in ``branch_maps``' order."""
+        return self.modalities
+
     def forward(self, inputs: dict[str, torch.Tensor]) -> AnomalyResult:
         """The branch maps standardised, fused and smoothed by the scorer, and the image score;
         with a ct input also the depth of each column's strongest interior deviation
-        (``preprocess.CtInput.depth``), whatever the method."""
-        amap, score = self.scorer.forward_upsampled(self.branch_maps(inputs))
-        depth = self.teachers["ct"].input.depth(inputs["ct"]) if "ct" in self.modalities else None
-        return AnomalyResult(amap, score, depth)
+        (``preprocess.CtInput.depth``), whatever the method, where the ct branch leads the
+        fused map, and -1 where another modality's branch does: there the anomaly is not the
+        CT's, and the column's deviation says nothing of its depth."""
+        ups = self.branch_maps(inputs)
+        amap, score = self.scorer.forward_upsampled(ups)
+        if "ct" not in self.modalities:
+            return AnomalyResult(amap, score, None)
+        depth = self.teachers["ct"].input.depth(inputs["ct"])
+        lead = self.scorer.leads(ups, self.branch_modalities.index("ct"))
+        return AnomalyResult(amap, score, torch.where(lead, depth, torch.full_like(depth, -1.0)))

@@ -378,6 +378,10 @@ class CrossModalDistillation(Method):
         d2 = (q * q).sum(-1, keepdim=True) - 2.0 * torch.matmul(q, bank.t()) + (bank * bank).sum(1)
         return d2.amin(dim=-1).clamp_min(0.0).sqrt().reshape(b, 1, h, w)
 
+    @property
+    def branch_modalities(self) -> tuple[str, ...]:
+        return self.train_modalities
+
     def branch_maps(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         feats = self.features(inputs)
         maps = []

@@ -71,6 +71,15 @@ class MapScorer(nn.Module):
     def forward(self, maps: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.forward_upsampled(self.upsample(maps))
 
+    def leads(self, ups: list[torch.Tensor], k: int) -> torch.Tensor:
+        """[B,1,H,W] bool: where branch ``k``'s standardised, smoothed map is at least every
+        other branch's (everywhere for a single branch): the branch the fused map comes from."""
+        z = [self.smooth((m - self.mean[i]) / self.std[i]) for i, m in enumerate(ups)]
+        others = [zi for i, zi in enumerate(z) if i != k]
+        if not others:
+            return torch.ones_like(z[k], dtype=torch.bool)
+        return z[k] >= torch.cat(others, dim=1).amax(dim=1, keepdim=True)
+
     def forward_upsampled(self, ups: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         z = torch.cat([(m - self.mean[i]) / self.std[i] for i, m in enumerate(ups)], dim=1)
         fused = z.amax(dim=1, keepdim=True) if self.fusion == "max" else z.sum(dim=1, keepdim=True)
