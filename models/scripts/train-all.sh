@@ -41,25 +41,25 @@ if $simulated && [ ! -d "$ct_ds/$cat" ]; then  # the same parts, with a CT volum
   (cd .. && node bin/mmad.mjs dataset --root "$root" --product "$cat" --train 100 --validation 20 --test 20 \
     --size 256 --seed 1 --ct)
 fi
-runs=()
 mkdir -p out/runs
-for mods in rgb xyz rgb,ir rgb,xyz rgb,ir,xyz ir ir,xyz; do
-  out="out/runs/mtfi-${mods//,/-}"
+# train DATASET MODALITIES: one student into out/runs/mtfi-<modalities>, its log beside it
+train() {
+  local out="out/runs/mtfi-${2//,/-}" start
   start=$(date +%s)
-  $py -m mmad_models train --dataset "$ds" --category "$cat" --modalities "$mods" --size "$size" "${bank[@]}" \
+  $py -m mmad_models train --dataset "$1" --category "$cat" --modalities "$2" --size "$size" "${bank[@]}" \
     --epochs "$epochs" --out "$out" > "$out.log" 2>&1 || { cat "$out.log"; exit 1; }
   echo "trained $out in $(( $(date +%s) - start )) s" >&2
-  runs+=("$out")
+}
+runs=()
+for mods in rgb xyz rgb,ir rgb,xyz rgb,ir,xyz ir ir,xyz; do
+  train "$ds" "$mods"
+  runs+=("out/runs/mtfi-${mods//,/-}")
 done
 ct_runs=()
 if $simulated; then
   for mods in ct rgb,ir,ct; do
-    out="out/runs/mtfi-${mods//,/-}"
-    start=$(date +%s)
-    $py -m mmad_models train --dataset "$ct_ds" --category "$cat" --modalities "$mods" --size "$size" "${bank[@]}" \
-      --epochs "$epochs" --out "$out" > "$out.log" 2>&1 || { cat "$out.log"; exit 1; }
-    echo "trained $out in $(( $(date +%s) - start )) s" >&2
-    ct_runs+=("$out")
+    train "$ct_ds" "$mods"
+    ct_runs+=("out/runs/mtfi-${mods//,/-}")
   done
   $py -m mmad_models report "${ct_runs[@]}"
 fi

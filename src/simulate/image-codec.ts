@@ -93,19 +93,8 @@ export function rawSamples(a: Uint8Array | Uint16Array | Float32Array): Buffer {
 
 /** A part as a camera streaming uncompressed frames sends it: rgb, ir and xyz as raw samples (`encoding: raw`); the mask stays a PNG. */
 export async function rawPart(part: GeneratedPart, o: PngOptions = {}): Promise<EncodedPart> {
-  const { width, height } = part;
-  return {
-    product: part.product,
-    defect: part.defect,
-    visibility: part.visibility,
-    width,
-    height,
-    defectPixels: part.defectPixels,
-    rgb: rawSamples(part.rgb),
-    ir: rawSamples(part.ir),
-    xyz: rawSamples(part.xyz),
-    gt: await encodeMaskPng(part.mask, width, height, o),
-  };
+  const gt = await encodeMaskPng(part.mask, part.width, part.height, o);
+  return withPayloads(part, { rgb: rawSamples(part.rgb), ir: rawSamples(part.ir), xyz: rawSamples(part.xyz), gt });
 }
 
 export async function encodePart(part: GeneratedPart, o: PngOptions = {}): Promise<EncodedPart> {
@@ -115,16 +104,17 @@ export async function encodePart(part: GeneratedPart, o: PngOptions = {}): Promi
     encodeIrPng(part.ir, width, height, o),
     encodeMaskPng(part.mask, width, height, o),
   ]);
+  return withPayloads(part, { rgb, ir, xyz: encodeXyzTiff(part.xyz, width, height), gt });
+}
+
+function withPayloads(part: GeneratedPart, payloads: Pick<EncodedPart, 'rgb' | 'ir' | 'xyz' | 'gt'>): EncodedPart {
   return {
     product: part.product,
     defect: part.defect,
     visibility: part.visibility,
-    width,
-    height,
+    width: part.width,
+    height: part.height,
     defectPixels: part.defectPixels,
-    rgb,
-    ir,
-    xyz: encodeXyzTiff(part.xyz, width, height),
-    gt,
+    ...payloads,
   };
 }
