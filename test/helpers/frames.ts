@@ -66,22 +66,33 @@ export function makeVolumeFrame(sampleId: string, o: { depth?: number; voxelZMm?
     const v = modelSlice === 5 ? 65535 : modelSlice >= 3 ? 60000 : 0;
     for (let y = 4; y < 6; y++) for (let x = 10; x < 12; x++) data[(z * h + y) * w + x] = v;
   }
+  return volumeFrame(sampleId, { depth, height: h, width: w }, {
+    captureTime: new Date(o.captureTime ?? Date.now()),
+    payload: encodeVolumeTiff(data, w, h, depth),
+    expectedModalities: o.expected ?? null,
+    volume: { depth, voxelSizeMm: { x: 0.1, y: 0.1, z: o.voxelZMm ?? 0.5 } },
+  });
+}
+
+/** A ct frame of a depth × height × width grid, a multi-page TIFF by default; `o` sets any field (payload, volume...). */
+export function volumeFrame(sampleId: string, grid: { depth: number; height: number; width: number }, o: Partial<Frame> = {}): Frame {
   return {
     sampleId,
     line: 'line-1',
     station: 'st-1',
     sensorId: 'ct-0',
     modality: 'ct',
-    captureTime: new Date(o.captureTime ?? Date.now()),
+    captureTime: new Date(),
     encoding: 'tiff',
-    width: w,
-    height: h,
+    width: grid.width,
+    height: grid.height,
     channels: 1,
     dtype: 'uint16',
-    payload: encodeVolumeTiff(data, w, h, depth),
+    payload: encodeVolumeTiff(new Uint16Array(grid.depth * grid.height * grid.width), grid.width, grid.height, grid.depth),
     payloadRef: null,
-    expectedModalities: o.expected ?? null,
+    expectedModalities: null,
     attributes: {},
-    volume: { depth, voxelSizeMm: { x: 0.1, y: 0.1, z: o.voxelZMm ?? 0.5 } },
+    volume: { depth: grid.depth, voxelSizeMm: { x: 0.2, y: 0.2, z: 0.5 } },
+    ...o,
   };
 }

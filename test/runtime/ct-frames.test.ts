@@ -20,7 +20,7 @@ import { encodeVolumeTiff } from '../../src/codec/tiff-writer.js';
 import type { Judgement } from '../../src/inference/judge.js';
 import { inputTopics } from '../../src/kafka/topics.js';
 import { consumeN, consumeUntil, consumedAll } from '../helpers/kafka.js';
-import { makeFrame } from '../helpers/frames.js';
+import { makeFrame, volumeFrame } from '../helpers/frames.js';
 import { TEST_MANIFEST, processorTestConfig } from '../helpers/models.js';
 import { serviceUnderTest } from '../helpers/service.js';
 
@@ -49,25 +49,7 @@ const tiff = encodeVolumeTiff(volume, W, H, D);
 const raw = Buffer.from(volume.buffer, volume.byteOffset, volume.byteLength);
 
 function ct(sampleId: string, captureTime: number, o: Partial<Frame> = {}): Frame {
-  return {
-    sampleId,
-    line: 'line-1',
-    station: 'st-1',
-    sensorId: 'ct-0',
-    modality: 'ct',
-    captureTime: new Date(captureTime),
-    encoding: 'tiff',
-    width: W,
-    height: H,
-    channels: 1,
-    dtype: 'uint16',
-    payload: tiff,
-    payloadRef: null,
-    expectedModalities: ['rgb', 'ir', 'ct'],
-    attributes: {},
-    volume: { depth: D, voxelSizeMm: { x: 0.2, y: 0.2, z: 0.5 } },
-    ...o,
-  };
+  return volumeFrame(sampleId, { depth: D, height: H, width: W }, { captureTime: new Date(captureTime), payload: tiff, expectedModalities: ['rgb', 'ir', 'ct'], ...o });
 }
 
 test('ct volumes reach the join as a late modality; unusable ones are dead letters with their reason; nothing is lost', { timeout: 120_000 }, async () => {
