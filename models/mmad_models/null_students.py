@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from . import manifest as manifest_schema
-from .export import OPSET, build_manifest, sha256_file, write_parity
+from .export import OPSET, build_manifest, run_onnx_outputs, sha256_file, write_parity
 
 RULE = ("null student: anomaly_map = mean over the inputs of the channel mean of the raw values "
         "times the input's normalisation scale; score = its maximum")
@@ -121,15 +120,6 @@ def _parity_inputs(entry: dict, batch: int = 2) -> dict[str, np.ndarray]:
     return out
 
 
-def run_null(path: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every output of a null student on ``inputs``, by name."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, inputs), strict=True))
-
-
 def null_entry(entry: dict, folder: Path) -> dict:
     """Writes the null student of ``entry`` (ONNX file and parity fixture) into ``folder``; returns
     its manifest entry: the original's with the file, checksum, size, opset, parity and provenance
@@ -138,7 +128,7 @@ def null_entry(entry: dict, folder: Path) -> dict:
     path = folder / fname
     path.write_bytes(null_graph(entry).SerializeToString())
     x = _parity_inputs(entry)
-    write_parity(folder / "parity" / entry["id"], f"../../{fname}", x, run_null(path, x))
+    write_parity(folder / "parity" / entry["id"], f"../../{fname}", x, run_onnx_outputs(path, x))
     h, w = _map_size(entry)
     described = {"anomaly_map": f"{RULE} (not an anomaly measure)", "score": "maximum of anomaly_map (not an anomaly measure)",
                  "anomaly_depth": "slice of the column's brightest ct voxel, nearest neighbour to the map's size (not a defect depth)"}
