@@ -164,8 +164,10 @@ export class MicroBatcher {
       if (map === undefined || score === undefined || map.length !== n * plane || score.length !== n) {
         throw new Error(`outputs have ${map?.length ?? 0} map values and ${score?.length ?? 0} scores for a batch of ${n} at ${height}x${width}`);
       }
-      const depth = this.spec.depthOutput ? outputs.anomaly_depth?.data : undefined;
-      if (this.spec.depthOutput && depth?.length !== n * plane) {
+      // a model that takes ct has anomaly_depth (model-manifest.ts checks it at load)
+      const takesCt = this.spec.volume !== null;
+      const depth = takesCt ? outputs.anomaly_depth?.data : undefined;
+      if (takesCt && depth?.length !== n * plane) {
         throw new Error(`outputs have ${depth?.length ?? 0} anomaly_depth values for a batch of ${n} at ${height}x${width}`);
       }
       this.stats.runs++;

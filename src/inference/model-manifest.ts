@@ -85,10 +85,8 @@ export interface LoadedModelSpec extends ModelSpec {
   /** Input height and width (fixed in the manifest): the images' and the anomaly map's. */
   height: number;
   width: number;
-  /** The ct input's grid (depth × height × width) when the model takes ct; its volumes are resampled to it. */
+  /** The ct input's grid (depth × height × width) when the model takes ct; its volumes are resampled to it, and the model has the anomaly_depth output. */
   volume: VolumeGrid | null;
-  /** The model has the anomaly_depth output (every model that takes ct has). */
-  depthOutput: boolean;
 }
 
 /** A volume's grid: slices, rows, columns. */
@@ -228,7 +226,7 @@ export function loadManifest(manifestPath: string): { manifest: Manifest; models
     if (depthShape !== undefined && `${String(depthShape[2])}x${String(depthShape[3])}` !== `${h}x${w}`) {
       throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: anomaly_depth is ${JSON.stringify(depthShape)}, it must have the anomaly map's ${h}x${w}`);
     }
-    return { ...m, path: file, bytes, height: h, width: w, volume, depthOutput: volume !== null };
+    return { ...m, path: file, bytes, height: h, width: w, volume };
   });
   return { manifest, models };
 }

@@ -32,10 +32,10 @@ test('a manifest with a ct input loads: the volume grid, the anomaly_depth outpu
   const { models } = loadManifest(CT_MANIFEST);
   const byId = new Map(models.map((m) => [m.id, m]));
   const ct = present(byId.get('null-rgb-ir-ct'), 'the ct student');
-  assert.deepEqual([ct.height, ct.width, ct.volume, ct.depthOutput], [32, 32, { depth: 8, height: 16, width: 16 }, true]);
+  assert.deepEqual([ct.height, ct.width, ct.volume, ct.outputs.map((o) => o.name)], [32, 32, { depth: 8, height: 16, width: 16 }, ['anomaly_map', 'score', 'anomaly_depth']]);
   assert.deepEqual(ct.outputs.map((o) => o.name), ['anomaly_map', 'score', 'anomaly_depth']);
   const inline = present(byId.get('null-rgb-ir'), 'the in-line student');
-  assert.deepEqual([inline.volume, inline.depthOutput], [null, false]);
+  assert.deepEqual([inline.volume, inline.outputs.map((o) => o.name)], [null, ['anomaly_map', 'score']]);
   assert.deepEqual(registry.models.map((m) => m.spec.id), ['null-rgb-ir', 'null-rgb-ir-ct'], 'both open, signatures checked');
 });
 
