@@ -69,6 +69,10 @@ class RunConfig:
     # depth x height x width of the ct volumes the model takes (every volume is resampled to
     # it when loaded); None: the first training volume's, resolved when training starts
     ct_grid: tuple[int, int, int] | None = None
+    # mtfi: parts warped to the training parts' mean pose (none | shift | pose; methods/align.py)
+    align: str = "none"
+    # mtfi --normality local: principal components each place's Gaussian models
+    local_dims: int = 16
 
     def all_modalities(self) -> tuple[str, ...]:
         """Every modality the run reads from the training split, in rgb, ir, xyz, ct order."""
@@ -207,6 +211,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
                 model.teachers[m].input.fit(train_x[m])
     if cfg.half:  # the frozen teachers first, so that the students learn the rounded features
         round_to_half_(model.teachers)
+    model.fit_inputs(train_x)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.999)) if params else None
     g = torch.Generator().manual_seed(cfg.seed)
@@ -314,6 +319,7 @@ def load_checkpoint(path: str | Path) -> tuple[Method, RunConfig, dict]:
     conf.setdefault("ir_robust", False)  # plain ir statistics
     conf.setdefault("input_weight", 0.0)  # and no pooled input in a memory bank
     conf.setdefault("discriminator", False)  # nor a discriminator head
+    conf.setdefault("align", "none")  # nor an aligner
     tm = conf.get("train_modalities")
     cfg = RunConfig(**{**conf, "modalities": tuple(conf["modalities"]), "size": tuple(conf["size"]),
                        "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None,

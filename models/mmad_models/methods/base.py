@@ -95,6 +95,11 @@ class Method(nn.Module, ABC):
         """The training objective on a batch of good parts (a scalar); with ``feats`` (the
         teacher features of the batch) ``inputs`` is None."""
 
+    def fit_inputs(self, train_inputs: dict[str, torch.Tensor]) -> None:
+        """Fits what the method derives from the training parts' inputs before any feature is
+        computed (after each teacher's input statistics): the part aligner of ``mtfi
+        --align``. Nothing by default."""
+
     @abstractmethod
     def fit_normality(self, train_inputs: dict[str, torch.Tensor], *, seed: int = 0,
                       log: Callable[[str], object] | None = None) -> None:

@@ -42,6 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data import modality_list
+from .align import ALIGN_MODES, POSE_ORDER, PoseAlign, pose_channel
 from .base import Method
 from .blocks import Branch, conv_bn_relu, cosine_distance_maps
 from .common import build_teachers
@@ -118,6 +119,14 @@ def greedy_coreset(x: torch.Tensor, k: int, seed: int = 0, proj_dim: int = 128) 
     return idx
 
 
+NORMALITIES = ("bank", "local", "rd")
+# the local Gaussians sit on scale 1's grid (stride 4 for the small teacher) average-pooled by
+# this: on the simulator's lid stride 8 ranked as well as stride 4 (bulge 0.99 / 0.99) with a
+# quarter of the statistics
+LOCAL_POOL = 2
+# the local covariances' shrinkage toward the identity, relative to their mean variance
+LOCAL_SHRINK = 1e-2
+
 # the ct's interior projections are not predicted from the images' features: a defect inside
 # the material leaves no trace in rgb, ir or xyz for a student to carry over
 CT_NOT_DISTILLED = ("ct is not distilled from the other modalities: a model that trains with ct takes it as "
@@ -146,12 +155,18 @@ class CrossModalDistillation(Method):
         discriminate: bool = False,
         head_steps: int = 1500,
         ct_grid: tuple[int, int, int] | None = None,
+        align: str = "none",
+        local_dims: int = 16,
     ):
         super().__init__()
-        if normality not in ("rd", "bank"):
-            raise ValueError("normality is 'rd' or 'bank'")
+        if normality not in NORMALITIES:
+            raise ValueError(f"normality is one of {', '.join(NORMALITIES)}")
         if discriminate and normality != "bank":
             raise ValueError("the discriminator head reads a memory bank's features: normality 'bank'")
+        if align not in ALIGN_MODES:
+            raise ValueError(f"align is one of {', '.join(ALIGN_MODES)}")
+        if discriminate and align != "none":
+            raise ValueError("the discriminator head alters unaligned inputs: align 'none'")
         self.modalities = tuple(modalities)
         self.train_modalities = tuple(train_modalities or modalities)
         if not set(self.modalities) <= set(self.train_modalities):
@@ -167,7 +182,7 @@ class CrossModalDistillation(Method):
         # the colour (or height, or temperature) of a spot that the self-obtained teacher's
         # features barely tell apart (rope: AUPRO 0.852 -> 0.885 with weight 5, 0.860 with 2).
         self.bank_size = int(bank_size)
-        self.input_weight = float(input_weight) if normality == "bank" else 0.0
+        self.input_weight = float(input_weight) if normality != "rd" else 0.0
         specs = encoder_spec if all(m in encoder_spec for m in self.train_modalities) else {
             m: encoder_spec for m in self.train_modalities}
         self.teachers = build_teachers(self.train_modalities, size, specs, ir_robust, ct_grid)
@@ -176,7 +191,7 @@ class CrossModalDistillation(Method):
         if self.input_weight > 0:  # the pooled input is one more "scale", after the teacher's
             self.input_index = len(next(iter(ch.values())))
             ch = {m: c + (self._input_channels(m),) for m, c in ch.items()}
-        default = tuple(range(len(next(iter(ch.values()))))) if normality == "bank" else (0, 1, 2)
+        default = tuple(range(len(next(iter(ch.values()))))) if normality != "rd" else (0, 1, 2)
         self.layers = tuple(layers) if layers else default
         if normality == "rd" and self.layers != (0, 1, 2):
             raise ValueError("the rd normality model reconstructs all three scales: layers (0, 1, 2)")
@@ -196,7 +211,20 @@ class CrossModalDistillation(Method):
                 width = min(int(bank_dims), self.dims[m]) if bank_dims else self.dims[m]
                 self.register_buffer(f"center_{m}", torch.zeros(self.dims[m]))
                 self.register_buffer(f"proj_{m}", torch.eye(self.dims[m])[:, :width].clone())
-                self.register_buffer(f"bank_{m}", torch.zeros(self.bank_size, width))
+                if normality == "bank":
+                    self.register_buffer(f"bank_{m}", torch.zeros(self.bank_size, width))
+        self.local_grid = None
+        if normality == "local":  # a Gaussian per cell of scale 1's grid pooled by LOCAL_POOL
+            self.local_grid = self._local_grid()
+            gh, gw = self.local_grid
+            for m in self.train_modalities:
+                d = min(int(local_dims), self.dims[m])
+                self.register_buffer(f"proj_{m}", torch.eye(self.dims[m])[:, :d].clone())
+                self.register_buffer(f"lmean_{m}", torch.zeros(1, d, gh, gw))
+                self.register_buffer(f"lprec_{m}", torch.eye(d).repeat(gh * gw, 1, 1))
+        # the pose of every part from the first present modality of POSE_ORDER (align.py)
+        self.aligner = PoseAlign(self.size, align) if align != "none" else None
+        self.pose_modality = next(m for m in (*POSE_ORDER, *self.modalities) if m in self.modalities)
         # a present modality's map from a head trained on synthetic anomalies (fit_normality);
         # a missing modality's distilled features keep the plain distance
         self.head_steps = int(head_steps)
@@ -210,14 +238,22 @@ class CrossModalDistillation(Method):
                    normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
                    bank_dims=cfg.bank_dims, discriminate=cfg.discriminator, head_steps=cfg.head_steps,
                    fusion=cfg.fusion, slim=cfg.slim, ir_robust=cfg.ir_robust,
-                   ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None)
+                   ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None, align=cfg.align, local_dims=cfg.local_dims)
 
     @classmethod
     def add_cli_options(cls, train: argparse.ArgumentParser) -> None:
         train.add_argument("--train-modalities", type=modality_list, default=None,
                            help="mtfi: modalities seen in training (default: --modalities); the missing ones are distilled from the present ones")
-        train.add_argument("--normality", default="bank", choices=["bank", "rd"],
-                           help="mtfi: normality model per modality, memory bank (bank, default) or reconstruction student (rd)")
+        train.add_argument("--normality", default="bank", choices=list(NORMALITIES),
+                           help="mtfi: normality model per modality: memory bank (bank, default), a Gaussian of the bank's "
+                                "features at each place of the part (local: for parts held in a fixture, with --align), "
+                                "or reconstruction student (rd)")
+        train.add_argument("--local-dims", type=int, default=16,
+                           help="mtfi --normality local: principal components of the bank features each place's Gaussian models")
+        train.add_argument("--align", default="none", choices=list(ALIGN_MODES),
+                           help="mtfi: warp each part to the training parts' mean pose before the teacher, estimated from "
+                                "its foreground (shift: centroid; pose: centroid and principal axis), and the maps back "
+                                "(default none; for parts in a fixture, with --normality local)")
         train.add_argument("--bank-size", type=int, default=4096, help="mtfi --normality bank: entries per modality (coreset)")
         train.add_argument("--input-weight", type=float, default=5.0,
                            help="mtfi --normality bank: weight of the teacher's pooled normalised input in the bank features (0: none)")
@@ -235,6 +271,10 @@ class CrossModalDistillation(Method):
             raise SystemExit("--train-modalities is for --method mtfi (multimodal training, few-modal inference)")
         if args.discriminator and (not chosen or args.normality != "bank"):
             raise SystemExit("--discriminator reads a memory bank's features: --method mtfi --normality bank (the defaults)")
+        if args.discriminator and args.align != "none":
+            raise SystemExit("--discriminator alters unaligned inputs: leave --align at none")
+        if not chosen and (args.align != "none" or args.normality != "bank"):
+            raise SystemExit("--align and --normality are options of --method mtfi")
         if args.train_modalities and "ct" in args.train_modalities and "ct" not in args.modalities:
             raise SystemExit(f"--train-modalities: {CT_NOT_DISTILLED}")
         if args.train_modalities and not set(args.modalities) <= set(args.train_modalities):
@@ -249,6 +289,9 @@ class CrossModalDistillation(Method):
         if cfg.normality == "bank":
             record["bankSize"] = cfg.bank_size
             record["discriminator"] = cfg.discriminator
+        if cfg.normality == "local":
+            record["localDims"] = cfg.local_dims
+        record["align"] = cfg.align
         return record
 
     # ------------------------------------------------------------------ features
@@ -259,12 +302,46 @@ class CrossModalDistillation(Method):
         with torch.no_grad():
             return int(inp(x).shape[1])
 
-    def teacher_features(self, inputs: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
-        """Per modality in ``inputs``: the teacher's scales, then (bank) its normalised
-        input average-pooled to the grid of scale 1."""
+    def _local_grid(self) -> tuple[int, int]:
+        """The local Gaussians' grid: scale 1's (the bank features') pooled by LOCAL_POOL."""
+        m = self.train_modalities[0]
         with torch.no_grad():
-            return {m: self.normalised_features(m, self.teachers[m].input(inputs[m]))
-                    for m in self.train_modalities if m in inputs}
+            f = self.teachers[m].encoder(torch.zeros(1, self._input_channels(m), *self.size))
+        h, w = f[1].shape[-2:]
+        if h < LOCAL_POOL or w < LOCAL_POOL:
+            raise ValueError(f"input size {self.size} too small for the local normality model")
+        return h // LOCAL_POOL, w // LOCAL_POOL
+
+    def fit_inputs(self, train_inputs: dict[str, torch.Tensor], batch: int = 16) -> None:
+        """The aligner's foreground level and reference pose, from the pose modality's
+        normalised training inputs (after the inputs' own statistics are fitted)."""
+        if self.aligner is None:
+            return
+        m = self.pose_modality
+        x = train_inputs[m]
+        with torch.no_grad():
+            c = torch.cat([pose_channel(m, self.teachers[m].input(x[i:i + batch])) for i in range(0, len(x), batch)])
+        self.aligner.fit(c)
+
+    def normalised_inputs(self, inputs: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Each input of ``train_modalities`` normalised by its teacher's input module and, with
+        an aligner, warped to the canonical pose read from the pose modality (which must then
+        be among ``inputs``); and the grid that takes a canonical map back to the part's
+        frame (None without an aligner)."""
+        z = {m: self.teachers[m].input(inputs[m]) for m in self.train_modalities if m in inputs}
+        if self.aligner is None or not z:
+            return z, None
+        if self.pose_modality not in z:
+            raise ValueError(f"aligning needs the pose modality {self.pose_modality!r} among the inputs")
+        to_canonical, to_part = self.aligner.grids(pose_channel(self.pose_modality, z[self.pose_modality]))
+        return {m: PoseAlign.warp(x, to_canonical) for m, x in z.items()}, to_part
+
+    def teacher_features(self, inputs: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+        """Per modality in ``inputs``: the teacher's scales, then (bank, local) its normalised
+        input average-pooled to the grid of scale 1; aligned (``normalised_inputs``)."""
+        with torch.no_grad():
+            z, _ = self.normalised_inputs(inputs)
+            return {m: self.normalised_features(m, x) for m, x in z.items()}
 
     def normalised_features(self, m: str, x: torch.Tensor) -> list[torch.Tensor]:
         """teacher_features of the modality's already normalised input ``x``."""
@@ -278,7 +355,13 @@ class CrossModalDistillation(Method):
     def features(self, inputs: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         """Per modality of ``train_modalities``: its features at ``layers``, the real teacher
         features where the modality is in ``inputs``, else the cross-modal student's."""
-        feats = self.teacher_features(inputs)
+        return self._features(inputs)[0]
+
+    def _features(self, inputs: dict[str, torch.Tensor]) -> tuple[dict[str, list[torch.Tensor]], torch.Tensor | None]:
+        """``features`` and the grid back to the part's frame (``normalised_inputs``)."""
+        with torch.no_grad():
+            z, to_part = self.normalised_inputs(inputs)
+            feats = {m: self.normalised_features(m, x) for m, x in z.items()}
         sizes = self._sizes(feats)
         present = [feats[m] for m in self.modalities]
         out = {}
@@ -288,7 +371,7 @@ class CrossModalDistillation(Method):
             else:
                 pred = self.students[m](present, sizes)
                 out[m] = [pred[k] for k in self.layers]
-        return out
+        return out, to_part
 
     def embed(self, per_layer: list[torch.Tensor]) -> torch.Tensor:
         """Bank features of ``layers``: teacher scales locally aggregated (3x3 mean), the
@@ -332,16 +415,20 @@ class CrossModalDistillation(Method):
     @torch.no_grad()
     def fit_normality(self, train_inputs: dict[str, torch.Tensor], batch: int = 16, seed: int = 0, log=None) -> None:
         """bank: fills each modality's memory bank with a coreset of its real teacher
-        features on the training good parts (rd is trained by ``loss`` instead)."""
-        if self.normality != "bank":
+        features on the training good parts; local: fits a Gaussian of those features'
+        principal components at every place of the (aligned) part (rd is trained by ``loss``
+        instead)."""
+        if self.normality == "rd":
             return
         self.eval()
         n = len(next(iter(train_inputs.values())))
         for m in self.train_modalities:
             rows = []
+            read = {m, self.pose_modality} if self.aligner is not None else {m}
             for i in range(0, n, batch):
-                f = self.teacher_features({m: train_inputs[m][i:i + batch]})[m]
+                f = self.teacher_features({k: train_inputs[k][i:i + batch] for k in read})[m]
                 e = self.embed([f[k] for k in self.layers])
+                grid = e.shape[-2:]
                 rows.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
             x = torch.cat(rows)
             # candidates: a seeded random subset of 8 x bank_size features (k-centre on all of
@@ -355,6 +442,12 @@ class CrossModalDistillation(Method):
                 _, vecs = torch.linalg.eigh(c.t() @ c / max(1, len(c) - 1))
                 proj.copy_(vecs[:, -proj.shape[1]:].flip(1).float())
             getattr(self, f"center_{m}").copy_(center)
+            if self.normality == "local":
+                self._fit_local(m, ((x - center) @ proj).reshape(n, *grid, -1).permute(0, 3, 1, 2))
+                if log:
+                    log(f"  local normality {m}: a Gaussian per cell of {self.local_grid[0]}x{self.local_grid[1]}, "
+                        f"{n} parts, width {x.shape[1]} -> {proj.shape[1]} principal components")
+                continue
             cand = (cand - center) @ proj
             bank = cand[greedy_coreset(cand, self.bank_size, seed)]
             if len(bank) < self.bank_size:  # fewer features than slots: repeat (the min is unchanged)
@@ -368,6 +461,33 @@ class CrossModalDistillation(Method):
             feats = lambda z, m=m: self._bank_view(m, [self.normalised_features(m, z)[k] for k in self.layers])
             with torch.enable_grad():
                 train_head(head, feats, xn, steps=self.head_steps, seed=seed, log=log)
+
+    def _fit_local(self, m: str, e: torch.Tensor) -> None:
+        """e: the training parts' projected bank features [N,D,h,w]: per cell of the pooled
+        grid their mean and the Cholesky factor L of the precision (the inverse of their
+        covariance, shrunk toward the identity by LOCAL_SHRINK of the mean variance), so that
+        a feature's squared Mahalanobis distance is |(y - mean) L|^2, never negative."""
+        e = F.avg_pool2d(e, LOCAL_POOL).double()
+        n, d, gh, gw = e.shape
+        mean = e.mean(0, keepdim=True)
+        y = (e - mean).permute(2, 3, 0, 1).reshape(gh * gw, n, d)
+        cov = y.transpose(1, 2) @ y / max(1, n - 1)
+        shrink = LOCAL_SHRINK * float(torch.diagonal(cov, dim1=1, dim2=2).mean()) + 1e-12
+        cov = cov + shrink * torch.eye(d, dtype=cov.dtype)
+        chol = torch.linalg.cholesky(torch.linalg.inv(cov))
+        getattr(self, f"lmean_{m}").copy_(mean.float())
+        getattr(self, f"lprec_{m}").copy_(chol.float())
+
+    def _local_distance(self, m: str, per_layer: list[torch.Tensor]) -> torch.Tensor:
+        """[B,1,gh,gw]: the Mahalanobis distance of each cell's projected features to that
+        cell's Gaussian (``_fit_local``)."""
+        e = self.embed(per_layer) - getattr(self, f"center_{m}").view(1, -1, 1, 1)
+        e = F.avg_pool2d(torch.einsum("bdhw,dp->bphw", e, getattr(self, f"proj_{m}")), LOCAL_POOL)
+        b, d, gh, gw = e.shape
+        y = (e - getattr(self, f"lmean_{m}")).permute(2, 3, 0, 1).reshape(gh * gw, b, d)
+        z = torch.matmul(y, getattr(self, f"lprec_{m}"))  # [cells, B, D]
+        dist = (z * z).sum(-1).clamp_min(0.0).sqrt()  # [cells, B]
+        return dist.reshape(gh, gw, b).permute(2, 0, 1).unsqueeze(1)
 
     # ------------------------------------------------------------------ scoring
 
@@ -383,16 +503,20 @@ class CrossModalDistillation(Method):
         return self.train_modalities
 
     def branch_maps(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        feats = self.features(inputs)
+        feats, to_part = self._features(inputs)
         maps = []
         for m in self.train_modalities:
             if self.normal is not None:
                 up = self.scorer.upsample(cosine_distance_maps(feats[m], self.normal[m](feats[m])))
-                maps.append(torch.stack(up, 0).sum(0))
+                up = torch.stack(up, 0).sum(0)
+            elif self.normality == "local":
+                up = self.scorer.upsample([self._local_distance(m, feats[m])])[0]
             else:
                 f = self._bank_view(m, feats[m])
                 head = self.heads[m] if self.heads is not None and m in self.heads else None
-                maps.append(self.scorer.upsample([head(f) if head is not None else f[:, -1:]])[0])
+                up = self.scorer.upsample([head(f) if head is not None else f[:, -1:]])[0]
+            # an aligned part's maps are drawn in the canonical frame: back to the part's
+            maps.append(up if to_part is None else PoseAlign.warp(up, to_part, padding="border"))
         return maps
 
     def _bank_view(self, m: str, per_layer: list[torch.Tensor]) -> torch.Tensor:

@@ -1,0 +1,138 @@
+"""Part alignment in the graph: each part's pose is estimated from its foreground, the
+normalised inputs are warped to the training parts' mean pose before the teacher, and the
+branch maps are warped back to the part's own frame (``PoseAlign``).
+
+Parts held in a fixture still sit a few pixels and a degree or two apart (the simulator's
+battery lid: +-2.5 mm, +-2 degrees, up to ~10 px at 256 px). A memory bank ignores where a
+feature is, so it does not care; a model of what belongs *at each place* (``--normality
+local``) does: unaligned, a terminal's edge lands on a different cell in every part and that
+cell's statistics learn to accept anything.
+
+The pose is that of the foreground's image moments: its centroid and, for ``pose``, the
+orientation of its principal axis (half the angle of the second central moments, the
+textbook estimate; an axis, so defined modulo 180 degrees, and meaningless for a round part,
+for which ``shift`` keeps the rotation out). The foreground is where the pose channel of
+the normalised input (the height for xyz, the mean over channels otherwise) is above a
+level fitted on the training parts by Otsu's method. Everything is plain ONNX: sums,
+Atan2-free trigonometry from the moments themselves, and one GridSample per warped tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ALIGN_MODES = ("none", "shift", "pose")
+# which modality's foreground gives the pose when several are present: the geometry first
+POSE_ORDER = ("xyz", "rgb", "ir", "ct")
+
+
+def pose_channel(modality: str, z: torch.Tensor) -> torch.Tensor:
+    """[B,H,W]: what the foreground is read from, of a modality's normalised input [B,C,H,W]."""
+    return z[:, 0] if modality == "xyz" else z.mean(dim=1)
+
+
+def otsu_level(values: torch.Tensor, bins: int = 256) -> float:
+    """Otsu's threshold of a 1-d sample: the level that maximises the between-class variance."""
+    v = values.flatten().double()
+    lo, hi = float(v.min()), float(v.max())
+    if hi - lo < 1e-12:
+        return lo
+    hist = torch.histc(v, bins=bins, min=lo, max=hi)
+    centres = lo + (torch.arange(bins, dtype=torch.float64) + 0.5) * (hi - lo) / bins
+    w0 = torch.cumsum(hist, 0)
+    w1 = hist.sum() - w0
+    m0 = torch.cumsum(hist * centres, 0) / w0.clamp_min(1e-12)
+    m1 = (torch.sum(hist * centres) - torch.cumsum(hist * centres, 0)) / w1.clamp_min(1e-12)
+    between = (w0 * w1 * (m0 - m1) ** 2)[:-1]
+    # well-separated populations leave a plateau of equal scores across the gap: its middle
+    best = torch.nonzero(between >= between.max() * (1 - 1e-9)).flatten().double()
+    return float(lo + (best.mean() + 1) * (hi - lo) / bins)
+
+
+class PoseAlign(nn.Module):
+    """Warps [B,C,H,W] tensors between a part's frame and the canonical frame (the mean pose
+    of the training parts). Coordinates are isotropic (a pixel is as long in x as in y, also
+    for non-square frames), the origin at the frame's centre."""
+
+    def __init__(self, size: tuple[int, int], mode: str = "pose"):
+        super().__init__()
+        if mode not in ("shift", "pose"):
+            raise ValueError("align mode is 'shift' or 'pose'")
+        self.mode = mode
+        h, w = size
+        s = max(h, w)
+        # pixel centres in isotropic units (half the longer side = 1), as align_corners=False
+        ys = (torch.arange(h, dtype=torch.float32) * 2 + 1 - h) / s
+        xs = (torch.arange(w, dtype=torch.float32) * 2 + 1 - w) / s
+        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+        self.register_buffer("xx", xx.clone())
+        self.register_buffer("yy", yy.clone())
+        # grid_sample's normalised coordinates are per axis: isotropic units times this
+        self.register_buffer("to_grid", torch.tensor([s / w, s / h], dtype=torch.float32))
+        self.register_buffer("level", torch.tensor(0.0))
+        # the reference pose: centroid x, y and the principal axis as (cos 2a, sin 2a)
+        self.register_buffer("ref", torch.tensor([0.0, 0.0, 1.0, 0.0]))
+
+    def moments(self, c: torch.Tensor) -> torch.Tensor:
+        """[B,4]: the foreground's centroid x, y and its principal axis as the unit vector
+        (cos 2a, sin 2a) (from the second central moments; (1, 0) for an isotropic one)."""
+        fg = (c > self.level).to(c.dtype)
+        m0 = fg.flatten(1).sum(1).clamp_min(1.0)
+        cx = (fg * self.xx).flatten(1).sum(1) / m0
+        cy = (fg * self.yy).flatten(1).sum(1) / m0
+        dx = self.xx - cx[:, None, None]
+        dy = self.yy - cy[:, None, None]
+        a = ((fg * dx * dx).flatten(1).sum(1) - (fg * dy * dy).flatten(1).sum(1)) / m0
+        b = 2 * (fg * dx * dy).flatten(1).sum(1) / m0
+        n = torch.sqrt(a * a + b * b)
+        iso = (n < 1e-9).to(c.dtype)
+        n = n + iso
+        return torch.stack([cx, cy, a / n + iso, b / n * (1 - iso)], dim=1)
+
+    @torch.no_grad()
+    def fit(self, c: torch.Tensor) -> None:
+        """c: the training parts' pose channel [N,H,W]: the foreground level (Otsu) and the
+        reference pose (mean centroid, mean axis)."""
+        self.level.fill_(otsu_level(c))
+        m = self.moments(c)
+        ax = m[:, 2:].mean(0)
+        ax = ax / ax.norm().clamp_min(1e-12) if float(ax.norm()) > 1e-9 else torch.tensor([1.0, 0.0])
+        self.ref.copy_(torch.cat([m[:, :2].mean(0), ax]))
+
+    def _rotation(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin of the part's rotation from the reference (half the angle between the
+        axes' doubled-angle vectors, so within +-90 degrees); 0 rotation in ``shift`` mode."""
+        if self.mode == "shift":
+            one = torch.ones_like(m[:, 0])
+            return one, torch.zeros_like(one)
+        c2 = m[:, 2] * self.ref[2] + m[:, 3] * self.ref[3]  # cos 2d
+        s2 = m[:, 3] * self.ref[2] - m[:, 2] * self.ref[3]  # sin 2d
+        cos = torch.sqrt(((1 + c2) / 2).clamp_min(0.0))
+        sin = torch.sqrt(((1 - c2) / 2).clamp_min(0.0)) * torch.where(s2 < 0, -torch.ones_like(s2), torch.ones_like(s2))
+        return cos, sin
+
+    def grids(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """From a batch's pose channel [B,H,W]: the sampling grids [B,H,W,2] that take the
+        part to the canonical frame and the canonical frame back to the part's."""
+        m = self.moments(c)
+        cos, sin = self._rotation(m)
+        cx, cy = m[:, 0, None, None], m[:, 1, None, None]
+        rx, ry = self.ref[0], self.ref[1]
+        cos, sin = cos[:, None, None], sin[:, None, None]
+        # canonical point p -> the part's point R (p - ref) + c
+        px, py = self.xx - rx, self.yy - ry
+        fx = cos * px - sin * py + cx
+        fy = sin * px + cos * py + cy
+        # the part's point q -> canonical R^T (q - c) + ref
+        qx, qy = self.xx - cx, self.yy - cy
+        bx = cos * qx + sin * qy + rx
+        by = -sin * qx + cos * qy + ry
+        to_canonical = torch.stack([fx * self.to_grid[0], fy * self.to_grid[1]], dim=-1)
+        to_part = torch.stack([bx * self.to_grid[0], by * self.to_grid[1]], dim=-1)
+        return to_canonical, to_part
+
+    @staticmethod
+    def warp(x: torch.Tensor, grid: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)

@@ -1,0 +1,133 @@
+"""Part alignment (methods/align.py) and the per-place Gaussian normality model (mtfi --normality local)."""
+
+import math
+
+import pytest
+import torch
+
+from mmad_models.methods import CrossModalDistillation
+from mmad_models.methods.align import PoseAlign, otsu_level
+
+TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
+
+
+def _plates(poses, h=48, w=64, bump=None):
+    """[N,H,W] images of a bright 36x16 px plate with a dark notch at one end (so the images
+    are not symmetric), at (dx, dy, degrees) from the frame's centre; ``bump``: (x, y) in
+    the plate's own pixels where a bright spot is added."""
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5 - h / 2,
+                            torch.arange(w, dtype=torch.float32) + 0.5 - w / 2, indexing="ij")
+    out = []
+    for dx, dy, deg in poses:
+        a = math.radians(deg)
+        u = math.cos(a) * (xx - dx) + math.sin(a) * (yy - dy)  # the plate's own axes
+        v = -math.sin(a) * (xx - dx) + math.cos(a) * (yy - dy)
+        img = ((u.abs() < 18) & (v.abs() < 8)).float()
+        img = img - 0.5 * (((u - 14).abs() < 3) & ((v - 4).abs() < 3)).float()
+        if bump is not None:
+            img = img + 1.5 * torch.exp(-((u - bump[0]) ** 2 + (v - bump[1]) ** 2) / 4.0)
+        out.append(img)
+    return torch.stack(out)
+
+
+def test_otsu_level_splits_two_populations():
+    x = torch.cat([torch.full((300,), 0.1), torch.full((100,), 0.9)]) + 0.01 * torch.randn(400)
+    assert 0.2 < otsu_level(x) < 0.8
+
+
+def test_pose_align_brings_shifted_and_rotated_parts_to_the_reference_and_back():
+    ref = _plates([(0, 0, 0)] * 4)
+    al = PoseAlign((48, 64), "pose")
+    al.fit(ref)
+    assert 0.0 < float(al.level) < 1.0
+    moved = _plates([(5, -3, 4), (-6, 2, -3)])
+    to_canonical, to_part = al.grids(moved)
+    canon = PoseAlign.warp(moved.unsqueeze(1), to_canonical)[:, 0]
+    before = (moved - ref[:2]).abs().mean()
+    after = (canon - ref[:2]).abs().mean()
+    assert after < 0.25 * before
+    # the way back restores the part's own frame (up to resampling at the edges)
+    back = PoseAlign.warp(canon.unsqueeze(1), to_part)[:, 0]
+    assert (back - moved).abs().mean() < 0.25 * before
+    # shift only: the centroid moves back, the rotation stays
+    sh = PoseAlign((48, 64), "shift")
+    sh.fit(ref)
+    only = PoseAlign.warp(moved.unsqueeze(1), sh.grids(moved)[0])[:, 0]
+    assert after < (only - ref[:2]).abs().mean() < before
+
+
+def test_pose_align_on_a_non_square_frame_keeps_pixels_square():
+    """A 30-degree turn on a 48x64 frame: without isotropic coordinates the plate would come
+    back sheared."""
+    al = PoseAlign((48, 64), "pose")
+    al.fit(_plates([(0, 0, 0)] * 2))
+    canon = PoseAlign.warp(_plates([(0, 0, 30)]).unsqueeze(1), al.grids(_plates([(0, 0, 30)]))[0])[:, 0]
+    assert (canon - _plates([(0, 0, 0)])).abs().mean() < 0.05
+
+
+def _model(align="pose", dims=8):
+    torch.manual_seed(0)
+    return CrossModalDistillation(("ir",), (48, 64), TINY, normality="local", align=align, local_dims=dims,
+                                  input_weight=5.0).eval()
+
+
+def _ir(imgs):
+    return (imgs.unsqueeze(1) * 20000 + 20000 + 50 * torch.randn(len(imgs), 1, *imgs.shape[-2:]))
+
+
+def _jitter(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    r = torch.rand(n, 3, generator=g) * 2 - 1
+    return [(4 * a, 3 * b, 3 * c) for a, b, c in r.tolist()]
+
+
+def test_local_normality_finds_a_spot_where_the_part_has_none_whatever_its_pose():
+    """A bright spot on the plate's face, where no training part has one: the local Gaussians
+    of parts in other poses flag it, and the map draws it where it is in the part's own frame."""
+    model = _model()
+    train = {"ir": _ir(_plates(_jitter(40, 1)))}
+    model.teachers["ir"].input.fit(train["ir"])
+    model.fit_inputs(train)
+    model.fit_normality(train)
+    assert model.lmean_ir.shape == (1, 8, *model.local_grid) and model.lprec_ir.shape[1:] == (8, 8)
+    good = {"ir": _ir(_plates(_jitter(6, 2)))}
+    bad_pose = (4, -2, 2.5)
+    bad = {"ir": _ir(_plates([bad_pose], bump=(-8, -3)))}
+    g = model.branch_maps(good)[0]
+    b = model.branch_maps(bad)[0]
+    assert g.shape == (6, 1, 48, 64) and b.shape == (1, 1, 48, 64)
+    assert float(b.max()) > 2 * float(g.flatten(1).amax(1).max())
+    # the peak is drawn where the spot is in the part's own frame
+    y, x = divmod(int(b[0, 0].argmax()), 64)
+    a = math.radians(bad_pose[2])
+    sx = 32 + bad_pose[0] + math.cos(a) * -8 - math.sin(a) * -3
+    sy = 24 + bad_pose[1] + math.sin(a) * -8 + math.cos(a) * -3
+    assert abs(x + 0.5 - sx) <= 6 and abs(y + 0.5 - sy) <= 6
+
+
+def test_local_distance_is_the_mahalanobis_distance_of_each_cell():
+    model = _model(align="none", dims=4)
+    train = {"ir": _ir(_plates(_jitter(30, 3)))}
+    model.teachers["ir"].input.fit(train["ir"])
+    model.fit_normality(train)
+    feats = model.features(train)["ir"]
+    e = model.embed(feats) - model.center_ir.view(1, -1, 1, 1)
+    e = torch.nn.functional.avg_pool2d(torch.einsum("bdhw,dp->bphw", e, model.proj_ir), 2)
+    d = model._local_distance("ir", feats)
+    i, j = 1, 2
+    y = (e[:, :, i, j] - model.lmean_ir[0, :, i, j]).double()
+    chol = model.lprec_ir[i * model.local_grid[1] + j].double()
+    prec = chol @ chol.t()
+    ref = torch.sqrt(torch.einsum("bd,de,be->b", y, prec, y))
+    torch.testing.assert_close(d[:, 0, i, j].double(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_align_refuses_what_it_cannot_serve():
+    with pytest.raises(ValueError, match="align"):
+        CrossModalDistillation(("ir",), (48, 64), TINY, normality="bank", align="pose", discriminate=True)
+    with pytest.raises(ValueError, match="align is one of"):
+        CrossModalDistillation(("ir",), (48, 64), TINY, align="affine")
+    model = CrossModalDistillation(("rgb", "ir"), (48, 64), TINY, normality="local", align="pose")
+    assert model.pose_modality == "rgb"
+    with pytest.raises(ValueError, match="pose modality"):
+        model.normalised_inputs({"ir": torch.zeros(1, 1, 48, 64)})
