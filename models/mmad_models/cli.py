@@ -68,7 +68,8 @@ def cmd_train(a) -> int:
                     teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
                     train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight, bank_dims=a.bank_dims,
                     discriminator=a.discriminator, head_steps=a.head_steps, align=a.align, local_dims=a.local_dims,
-                    slim=a.slim, half=a.half, ir_robust=a.ir_robust, widths=a.teacher_widths)
+                    slim=a.slim, half=a.half, ir_robust=a.ir_robust, xyz_face=a.xyz_face,
+                    widths=a.teacher_widths)
     # every method's own options are parsed whatever --method is: each method refuses what it cannot serve
     for name, method in METHODS.items():
         method.check_cli_options(a, chosen=name == a.method)
@@ -220,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="lighter bottleneck, decoders and amplifiers (default; --no-slim: the full widths)")
     t.add_argument("--ir-robust", action=argparse.BooleanOptionalAction, default=False,
                    help="standardise ir by median / interquartile range with a soft clip instead of mean / std")
+    t.add_argument("--xyz-face", action=argparse.BooleanOptionalAction, default=False,
+                   help="xyz height channel relative to the part's dominant face (a Tukey-reweighted plane fit), "
+                        "signed-log compressed, instead of the height above the support plane; suits parts with "
+                        "one dominant face (default off)")
     t.add_argument("--half", action=argparse.BooleanOptionalAction, default=True,
                    help="round weights to float16 values, stored as float16 in the ONNX file (half the size)")
     t.add_argument("--size", type=_size, default="auto",

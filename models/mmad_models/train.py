@@ -64,6 +64,8 @@ class RunConfig:
     slim: bool = True
     # the ir input standardised by median / interquartile range and soft-clipped (preprocess.IrInput)
     ir_robust: bool = False
+    # the xyz height relative to the part's dominant face, signed-log compressed (preprocess.XyzInput)
+    xyz_face: bool = False
     # round the weights to float16 values (the export stores them as float16, losslessly)
     half: bool = True
     # depth x height x width of the ct volumes the model takes (every volume is resampled to
@@ -123,12 +125,13 @@ def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Te
             save_encoder(pretrain_procedural(cfg.widths, PROCEDURAL_SIZE, seed=cfg.seed, log=log), path)
     else:  # per dataset, category and modality
         tag = f"{Path(cfg.dataset).name}-{cfg.category}-{modality}-{cfg.size[0]}-{w}-s{cfg.seed}" + (
-            "-robust" if cfg.ir_robust and modality == "ir" else "")
+            "-robust" if cfg.ir_robust and modality == "ir" else "") + (
+            "-face" if cfg.xyz_face and modality == "xyz" else "")
         path = tdir / f"selfsup-{tag}.pt"
         if not path.exists():
             from .methods.preprocess import build_input
 
-            pre = build_input(modality, tuple(cfg.size), cfg.ir_robust, cfg.ct_grid)
+            pre = build_input(modality, tuple(cfg.size), cfg.ir_robust, cfg.ct_grid, xyz_face=cfg.xyz_face)
             pre.fit(train_inputs[modality])
             with torch.no_grad():
                 x = pre(train_inputs[modality]).contiguous()
@@ -317,6 +320,7 @@ def load_checkpoint(path: str | Path) -> tuple[Method, RunConfig, dict]:
     conf = {k: v for k, v in res["config"].items() if k in known}
     conf.setdefault("slim", False)  # checkpoints from before these options: full width,
     conf.setdefault("ir_robust", False)  # plain ir statistics
+    conf.setdefault("xyz_face", False)  # the xyz height above the support plane
     conf.setdefault("input_weight", 0.0)  # and no pooled input in a memory bank
     conf.setdefault("discriminator", False)  # nor a discriminator head
     conf.setdefault("align", "none")  # nor an aligner

@@ -28,11 +28,11 @@ class Teacher(nn.Module):
     """
 
     def __init__(self, modality: str, size: tuple[int, int], encoder_spec: dict, encoder: nn.Module | None = None,
-                 ir_robust: bool = False, ct_grid: tuple[int, int, int] | None = None):
+                 ir_robust: bool = False, ct_grid: tuple[int, int, int] | None = None, xyz_face: bool = False):
         super().__init__()
         self.modality = modality
         self.encoder_spec = dict(encoder_spec)
-        self.input = build_input(modality, size, ir_robust, ct_grid)
+        self.input = build_input(modality, size, ir_robust, ct_grid, xyz_face)
         self.encoder = encoder if encoder is not None else build_encoder(encoder_spec)
         self.channels = tuple(self.encoder.channels)
         self.strides = tuple(self.encoder.strides)
@@ -58,17 +58,18 @@ def _weights_key(spec: dict) -> str | None:
 
 
 def build_teachers(modalities: tuple[str, ...], size: tuple[int, int], specs: dict[str, dict],
-                   ir_robust: bool = False, ct_grid: tuple[int, int, int] | None = None) -> nn.ModuleDict:
+                   ir_robust: bool = False, ct_grid: tuple[int, int, int] | None = None,
+                   xyz_face: bool = False) -> nn.ModuleDict:
     """One ``Teacher`` per modality. Modalities whose teacher is the same weights file share
     one encoder module (the default procedural teacher serves every modality), so an
     exported graph stores those weights once; each keeps its own input normalisation
-    (``ir_robust``, ``ct_grid``: see ``preprocess.build_input``)."""
+    (``ir_robust``, ``ct_grid``, ``xyz_face``: see ``preprocess.build_input``)."""
     shared: dict[str, nn.Module] = {}
     teachers = nn.ModuleDict()
     for m in modalities:
         key = _weights_key(specs[m])
         enc = shared.get(key) if key is not None else None
-        teachers[m] = Teacher(m, size, specs[m], enc, ir_robust, ct_grid)
+        teachers[m] = Teacher(m, size, specs[m], enc, ir_robust, ct_grid, xyz_face)
         if key is not None and enc is None:
             shared[key] = teachers[m].encoder
     return teachers

@@ -79,12 +79,13 @@ class CrossmodalReverseDistillation(Method):
         slim: bool = False,
         ir_robust: bool = False,
         ct_grid: tuple[int, int, int] | None = None,
+        xyz_face: bool = False,
     ):
         super().__init__()
         self.modalities = tuple(modalities)
         self.size = tuple(size)
         specs = encoder_spec if all(m in encoder_spec for m in modalities) else {m: encoder_spec for m in modalities}
-        self.teachers = build_teachers(self.modalities, size, specs, ir_robust, ct_grid)
+        self.teachers = build_teachers(self.modalities, size, specs, ir_robust, ct_grid, xyz_face)
         ch = {m: self.teachers[m].channels for m in modalities}
         self.branches = nn.ModuleDict()
         for m in modalities:
@@ -101,7 +102,8 @@ class CrossmodalReverseDistillation(Method):
     @classmethod
     def from_config(cls, cfg: RunConfig, specs: dict[str, dict]) -> CrossmodalReverseDistillation:
         return cls(tuple(cfg.modalities), tuple(cfg.size), specs, fusion=cfg.fusion, slim=cfg.slim,
-                   ir_robust=cfg.ir_robust, ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None)
+                   ir_robust=cfg.ir_robust, ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None,
+                   xyz_face=cfg.xyz_face)
 
     def teacher_features(self, inputs: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         with torch.no_grad():

@@ -155,6 +155,7 @@ class CrossModalDistillation(Method):
         discriminate: bool = False,
         head_steps: int = 1500,
         ct_grid: tuple[int, int, int] | None = None,
+        xyz_face: bool = False,
         align: str = "none",
         local_dims: int = 16,
     ):
@@ -185,7 +186,7 @@ class CrossModalDistillation(Method):
         self.input_weight = float(input_weight) if normality != "rd" else 0.0
         specs = encoder_spec if all(m in encoder_spec for m in self.train_modalities) else {
             m: encoder_spec for m in self.train_modalities}
-        self.teachers = build_teachers(self.train_modalities, size, specs, ir_robust, ct_grid)
+        self.teachers = build_teachers(self.train_modalities, size, specs, ir_robust, ct_grid, xyz_face)
         ch = {m: tuple(self.teachers[m].channels) for m in self.train_modalities}
         self.input_index = None
         if self.input_weight > 0:  # the pooled input is one more "scale", after the teacher's
@@ -238,7 +239,8 @@ class CrossModalDistillation(Method):
                    normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
                    bank_dims=cfg.bank_dims, discriminate=cfg.discriminator, head_steps=cfg.head_steps,
                    fusion=cfg.fusion, slim=cfg.slim, ir_robust=cfg.ir_robust,
-                   ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None, align=cfg.align, local_dims=cfg.local_dims)
+                   ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None, xyz_face=cfg.xyz_face, align=cfg.align,
+                   local_dims=cfg.local_dims)
 
     @classmethod
     def add_cli_options(cls, train: argparse.ArgumentParser) -> None:
