@@ -173,6 +173,9 @@ class Calibration:
     count: int
     mean: float
     std: float
+    # of ``count``, the training good parts each scored by a model fitted without it
+    # (``Method.held_out_maps``); the others are validation parts
+    held_out: int = 0
 
     def rule(self) -> str:
         d = self.distribution
@@ -180,14 +183,21 @@ class Calibration:
             return (f"the mean of the image scores of the {self.count} validation good part(s): too few or no spread "
                     f"to fit a distribution, so no false-alarm rate holds (stated {self.false_alarm_rate:g})")
         how = "maximum likelihood" if d["fit"] == "maximum-likelihood" else "the method of moments"
+        parts = f"the {self.count} validation good parts"
+        if self.held_out:
+            parts = (f"{self.count} good parts ({self.count - self.held_out} validation parts and "
+                     f"{self.held_out} training parts, each scored by a model fitted without it)")
         return (f"quantile at 1 - {self.false_alarm_rate:g} of a Gumbel (max) distribution fitted by {how} to the "
-                f"image scores of the {self.count} validation good parts (stated false-alarm rate {self.false_alarm_rate:g})")
+                f"image scores of {parts} (stated false-alarm rate {self.false_alarm_rate:g})")
 
     def as_dict(self) -> dict:
         """The manifest's ``threshold`` object."""
-        return {"value": self.value, "rule": self.rule(), "falseAlarmRate": self.false_alarm_rate,
-                "distribution": dict(self.distribution), "validationCount": self.count,
-                "validationMean": self.mean, "validationStd": self.std}
+        d = {"value": self.value, "rule": self.rule(), "falseAlarmRate": self.false_alarm_rate,
+             "distribution": dict(self.distribution), "validationCount": self.count,
+             "validationMean": self.mean, "validationStd": self.std}
+        if self.held_out:
+            d["heldOutCount"] = self.held_out
+        return d
 
 
 def gumbel_quantile(location: float, scale: float, p: float) -> float:
@@ -219,7 +229,7 @@ def fit_gumbel(scores: np.ndarray) -> dict:
     return {"kind": "gumbel", "location": float(s.mean() - EULER_GAMMA * scale), "scale": float(scale), "fit": "moments"}
 
 
-def calibrate_threshold(val_good_scores: np.ndarray, false_alarm_rate: float = 0.01) -> Calibration:
+def calibrate_threshold(val_good_scores: np.ndarray, false_alarm_rate: float = 0.01, held_out: int = 0) -> Calibration:
     """Threshold for a stated false-alarm rate from the image scores of validation good parts.
 
     The image score is the maximum of an anomaly map, so the scores of good parts are fitted
@@ -244,6 +254,7 @@ def calibrate_threshold(val_good_scores: np.ndarray, false_alarm_rate: float = 0
         count=len(s),
         mean=float(s.mean()),
         std=float(s.std(ddof=1)) if len(s) > 1 else 0.0,
+        held_out=int(held_out),
     )
 
 

@@ -171,13 +171,18 @@ def predict(model: Method, inputs: dict[str, torch.Tensor], batch: int = 16, dep
 
 
 @torch.no_grad()
-def fit_scorer(model: Method, val_inputs: dict[str, torch.Tensor], batch: int = 16) -> None:
+def fit_scorer(model: Method, val_inputs: dict[str, torch.Tensor], batch: int = 16,
+               held_out: list[torch.Tensor] | None = None) -> None:
+    """The scorer's per-branch statistics from the validation parts' maps, and ``held_out``'s
+    (``Method.held_out_maps``) when there are any."""
     model.eval()
     n = len(next(iter(val_inputs.values())))
     per_branch = None
     for i in range(0, n, batch):
         maps = model.branch_maps({m: x[i:i + batch] for m, x in val_inputs.items()})
         per_branch = maps if per_branch is None else [torch.cat([a, b]) for a, b in zip(per_branch, maps)]
+    if held_out is not None:
+        per_branch = [torch.cat([a, b]) for a, b in zip(per_branch, held_out)]
     model.scorer.fit(per_branch)
 
 
@@ -250,9 +255,16 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
     if cfg.half:
         round_to_half_(model)
     t_train = time.time() - t1
-    fit_scorer(model, val_x)
+    # training parts scored without themselves (a local normality model): calibration parts
+    # beside the validation split
+    held_out = model.held_out_maps(train_x)
+    fit_scorer(model, val_x, held_out=held_out)
     _, val_scores = predict(model, val_x)
-    cal = M.calibrate_threshold(val_scores, cfg.false_alarm_rate)
+    if held_out is not None:
+        with torch.no_grad():
+            val_scores = np.concatenate([val_scores, model.scorer.forward_upsampled(held_out)[1].numpy()])
+        log(f"  calibration: {len(val_scores)} good parts ({len(held_out[0])} training parts held out in turn)")
+    cal = M.calibrate_threshold(val_scores, cfg.false_alarm_rate, held_out=0 if held_out is None else len(held_out[0]))
     if cal.distribution["fit"] == "degenerate":
         log(f"  warning: {cal.count} validation score(s) without spread: the threshold is their mean, "
             f"no false-alarm rate holds")

@@ -131,3 +131,20 @@ def test_align_refuses_what_it_cannot_serve():
     assert model.pose_modality == "rgb"
     with pytest.raises(ValueError, match="pose modality"):
         model.normalised_inputs({"ir": torch.zeros(1, 1, 48, 64)})
+
+
+def test_held_out_maps_score_each_training_part_without_it():
+    """Each training part scored by the Gaussians of the others: higher than by the model that
+    saw it, and in the part's own frame; none for a memory bank."""
+    model = _model()
+    train = {"ir": _ir(_plates(_jitter(30, 4)))}
+    model.teachers["ir"].input.fit(train["ir"])
+    model.fit_inputs(train)
+    model.fit_normality(train)
+    held = model.held_out_maps(train)
+    seen = model.branch_maps(train)[0]
+    assert len(held) == 1 and held[0].shape == seen.shape == (30, 1, 48, 64)
+    assert float(held[0].flatten(1).amax(1).mean()) > float(seen.flatten(1).amax(1).mean())
+    bank = CrossModalDistillation(("ir",), (48, 64), TINY, normality="bank", bank_size=64).eval()
+    bank.fit_normality(train)
+    assert bank.held_out_maps(train) is None

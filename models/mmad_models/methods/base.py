@@ -100,6 +100,13 @@ class Method(nn.Module, ABC):
         computed (after each teacher's input statistics): the part aligner of ``mtfi
         --align``. Nothing by default."""
 
+    def held_out_maps(self, train_inputs: dict[str, torch.Tensor]) -> list[torch.Tensor] | None:
+        """Per scorer branch, maps [N,1,H,W] of the training good parts, each scored by a
+        normality model fitted without it, called after ``fit_normality``: more good parts
+        for the scorer's statistics and the threshold than the validation split. None (the
+        default) when the method has none."""
+        return None
+
     @abstractmethod
     def fit_normality(self, train_inputs: dict[str, torch.Tensor], *, seed: int = 0,
                       log: Callable[[str], object] | None = None) -> None:

@@ -125,7 +125,9 @@ NORMALITIES = ("bank", "local", "rd")
 # quarter of the statistics
 LOCAL_POOL = 2
 # the local covariances' shrinkage toward the identity, relative to their mean variance
-LOCAL_SHRINK = 1e-2
+LOCAL_SHRINK = 0.1
+# the folds of held_out_maps: each training part scored by the Gaussians of the others
+HELD_OUT_FOLDS = 5
 
 # the ct's interior projections are not predicted from the images' features: a defect inside
 # the material leaves no trace in rgb, ir or xyz for a student to carry over
@@ -215,6 +217,7 @@ class CrossModalDistillation(Method):
                 if normality == "bank":
                     self.register_buffer(f"bank_{m}", torch.zeros(self.bank_size, width))
         self.local_grid = None
+        self._local_train: dict[str, torch.Tensor] = {}  # fit_normality's pooled features, for held_out_maps
         if normality == "local":  # a Gaussian per cell of scale 1's grid pooled by LOCAL_POOL
             self.local_grid = self._local_grid()
             gh, gw = self.local_grid
@@ -423,6 +426,7 @@ class CrossModalDistillation(Method):
         if self.normality == "rd":
             return
         self.eval()
+        self._local_train = {}
         n = len(next(iter(train_inputs.values())))
         for m in self.train_modalities:
             rows = []
@@ -465,31 +469,78 @@ class CrossModalDistillation(Method):
                 train_head(head, feats, xn, steps=self.head_steps, seed=seed, log=log)
 
     def _fit_local(self, m: str, e: torch.Tensor) -> None:
-        """e: the training parts' projected bank features [N,D,h,w]: per cell of the pooled
-        grid their mean and the Cholesky factor L of the precision (the inverse of their
-        covariance, shrunk toward the identity by LOCAL_SHRINK of the mean variance), so that
-        a feature's squared Mahalanobis distance is |(y - mean) L|^2, never negative."""
+        """e: the training parts' projected bank features [N,D,h,w]: each cell's Gaussian
+        (``_local_stats``); the pooled features are kept (not in the checkpoint) for
+        ``held_out_maps``."""
         e = F.avg_pool2d(e, LOCAL_POOL).double()
+        mean, chol = self._local_stats(e)
+        getattr(self, f"lmean_{m}").copy_(mean.float())
+        getattr(self, f"lprec_{m}").copy_(chol.float())
+        self._local_train[m] = e
+
+    @staticmethod
+    def _local_stats(e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per cell of pooled features e [N,D,gh,gw]: their mean [1,D,gh,gw] and the Cholesky
+        factor L [gh*gw,D,D] of the precision (the inverse of their covariance, shrunk toward
+        the identity by LOCAL_SHRINK of the mean variance), so that a feature's squared
+        Mahalanobis distance is |(y - mean) L|^2, never negative."""
         n, d, gh, gw = e.shape
         mean = e.mean(0, keepdim=True)
         y = (e - mean).permute(2, 3, 0, 1).reshape(gh * gw, n, d)
         cov = y.transpose(1, 2) @ y / max(1, n - 1)
         shrink = LOCAL_SHRINK * float(torch.diagonal(cov, dim1=1, dim2=2).mean()) + 1e-12
         cov = cov + shrink * torch.eye(d, dtype=cov.dtype)
-        chol = torch.linalg.cholesky(torch.linalg.inv(cov))
-        getattr(self, f"lmean_{m}").copy_(mean.float())
-        getattr(self, f"lprec_{m}").copy_(chol.float())
+        return mean, torch.linalg.cholesky(torch.linalg.inv(cov))
+
+    @staticmethod
+    def _mahalanobis(e: torch.Tensor, mean: torch.Tensor, chol: torch.Tensor) -> torch.Tensor:
+        """[B,1,gh,gw]: the distance of pooled features e [B,D,gh,gw] to each cell's Gaussian."""
+        b, d, gh, gw = e.shape
+        y = (e - mean).permute(2, 3, 0, 1).reshape(gh * gw, b, d)
+        z = torch.matmul(y, chol)  # [cells, B, D]
+        dist = (z * z).sum(-1).clamp_min(0.0).sqrt()  # [cells, B]
+        return dist.reshape(gh, gw, b).permute(2, 0, 1).unsqueeze(1)
 
     def _local_distance(self, m: str, per_layer: list[torch.Tensor]) -> torch.Tensor:
         """[B,1,gh,gw]: the Mahalanobis distance of each cell's projected features to that
         cell's Gaussian (``_fit_local``)."""
         e = self.embed(per_layer) - getattr(self, f"center_{m}").view(1, -1, 1, 1)
         e = F.avg_pool2d(torch.einsum("bdhw,dp->bphw", e, getattr(self, f"proj_{m}")), LOCAL_POOL)
-        b, d, gh, gw = e.shape
-        y = (e - getattr(self, f"lmean_{m}")).permute(2, 3, 0, 1).reshape(gh * gw, b, d)
-        z = torch.matmul(y, getattr(self, f"lprec_{m}"))  # [cells, B, D]
-        dist = (z * z).sum(-1).clamp_min(0.0).sqrt()  # [cells, B]
-        return dist.reshape(gh, gw, b).permute(2, 0, 1).unsqueeze(1)
+        return self._mahalanobis(e, getattr(self, f"lmean_{m}"), getattr(self, f"lprec_{m}"))
+
+    @torch.no_grad()
+    def held_out_maps(self, train_inputs: dict[str, torch.Tensor], folds: int = HELD_OUT_FOLDS,
+                      batch: int = 16) -> list[torch.Tensor] | None:
+        """local: per branch, the training parts' maps, each part scored by Gaussians fitted
+        without it (``folds`` interleaved folds: a part scored by statistics of 80 % of the
+        others with 5 folds, so a little higher than by the model's own): good parts for the
+        calibration that the 20 or so validation parts alone cannot give the tail of a
+        per-place model. None for the other normality models and with a distilled modality
+        (its features would have to be the students', fitted without the part as well)."""
+        if self.normality != "local" or self.missing or set(self._local_train) != set(self.train_modalities):
+            return None
+        n = len(next(iter(self._local_train.values())))
+        folds = min(folds, n // 2)  # two parts a fold at least: a small category gets fewer folds
+        if folds < 2:
+            return None
+        fold = torch.arange(n) % folds
+        to_part = None
+        if self.aligner is not None:
+            m = self.pose_modality
+            x = train_inputs[m]
+            to_part = torch.cat([self.aligner.grids(pose_channel(m, self.teachers[m].input(x[i:i + batch])))[1]
+                                 for i in range(0, n, batch)])
+        maps = []
+        for m in self.train_modalities:
+            e = self._local_train[m]
+            out = torch.zeros(n, 1, *self.size)
+            for k in range(folds):
+                held = fold == k
+                mean, chol = self._local_stats(e[~held])
+                up = self.scorer.upsample([self._mahalanobis(e[held], mean, chol).float()])[0]
+                out[held] = up if to_part is None else PoseAlign.warp(up, to_part[held], padding="border")
+            maps.append(out)
+        return maps
 
     # ------------------------------------------------------------------ scoring
 
