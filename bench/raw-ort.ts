@@ -22,9 +22,12 @@ export async function rawThroughput(registry: ModelRegistry, modelId: string, ba
   const feeds: Record<string, FloatTensor> = {};
   for (const input of m.spec.inputs) {
     const c = Number(input.shape[1]);
-    const data = new Float32Array(batch * c * m.spec.height * m.spec.width);
+    // a ct input is a volume on the model's grid (NCDHW); the images are NCHW
+    const v = input.name === 'ct' ? m.spec.volume : null;
+    const dims = v === null ? [batch, c, m.spec.height, m.spec.width] : [batch, c, v.depth, v.height, v.width];
+    const data = new Float32Array(dims.reduce((a, d) => a * d, 1));
     for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) % 255;
-    feeds[input.name] = { data, dims: [batch, c, m.spec.height, m.spec.width] };
+    feeds[input.name] = { data, dims };
   }
   const c0 = process.cpuUsage();
   const { runs, elapsedMs } = await m.session.repeat(feeds, { warmUpRuns: 3, minRuns: 1, ms });
