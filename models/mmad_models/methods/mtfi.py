@@ -14,6 +14,10 @@ Training sees every modality of ``train_modalities``; the exported graph takes o
     (``train --discriminator``) a present modality's map is instead the logit of a small head that
     reads those features and the distance and was trained to find synthetic anomalies on
     the training parts (``discriminator.py``);
+  * ``local``: for parts held in a fixture, with ``align`` (``align.py``): a Gaussian of the
+    bank's features (their top ``local_dims`` principal components) at every cell of the
+    aligned part, branch map = the Mahalanobis distance to its cell's Gaussian, so a feature
+    that is normal somewhere else on the part but not at this place is found;
 * for each modality *missing* at inference, a **cross-modal student**
   (``FeatureHallucinator``, a small CNN) that maps the teacher features of the present
   modalities to the missing modality's teacher features. It is trained on good parts
