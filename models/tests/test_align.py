@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mmad_models.methods import CrossModalDistillation
-from mmad_models.methods.align import PoseAlign, otsu_level
+from mmad_models.methods.align import PoseAlign
+from mmad_models.methods.preprocess import otsu_level
 
 TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
 

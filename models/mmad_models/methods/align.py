@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .preprocess import otsu_level
+
 ALIGN_MODES = ("none", "shift", "pose")
 # which modality's foreground gives the pose when several are present: the geometry first
 POSE_ORDER = ("xyz", "rgb", "ir", "ct")
@@ -35,24 +37,6 @@ def pose_channel(modality: str, z: torch.Tensor) -> torch.Tensor:
     alike), the mean over channels otherwise. On the seed-7 lid with a CT, mtfi-ct aligned by
     the mass gave I-AUROC 0.714 against 0.697 by the three channels' mean."""
     return z[:, 0] if modality in ("xyz", "ct") else z.mean(dim=1)
-
-
-def otsu_level(values: torch.Tensor, bins: int = 256) -> float:
-    """Otsu's threshold of a 1-d sample: the level that maximises the between-class variance."""
-    v = values.flatten().double()
-    lo, hi = float(v.min()), float(v.max())
-    if hi - lo < 1e-12:
-        return lo
-    hist = torch.histc(v, bins=bins, min=lo, max=hi)
-    centres = lo + (torch.arange(bins, dtype=torch.float64) + 0.5) * (hi - lo) / bins
-    w0 = torch.cumsum(hist, 0)
-    w1 = hist.sum() - w0
-    m0 = torch.cumsum(hist * centres, 0) / w0.clamp_min(1e-12)
-    m1 = (torch.sum(hist * centres) - torch.cumsum(hist * centres, 0)) / w1.clamp_min(1e-12)
-    between = (w0 * w1 * (m0 - m1) ** 2)[:-1]
-    # well-separated populations leave a plateau of equal scores across the gap: its middle
-    best = torch.nonzero(between >= between.max() * (1 - 1e-9)).flatten().double()
-    return float(lo + (best.mean() + 1) * (hi - lo) / bins)
 
 
 class PoseAlign(nn.Module):
@@ -99,7 +83,7 @@ class PoseAlign(nn.Module):
     def fit(self, c: torch.Tensor) -> None:
         """c: the training parts' pose channel [N,H,W]: the foreground level (Otsu) and the
         reference pose (mean centroid, mean axis)."""
-        self.level.fill_(otsu_level(c))
+        self.level.fill_(otsu_level(c, max_n=None))
         m = self.moments(c)
         ax = m[:, 2:].mean(0)
         ax = ax / ax.norm().clamp_min(1e-12) if float(ax.norm()) > 1e-9 else torch.tensor([1.0, 0.0])

@@ -121,10 +121,12 @@ FACE_REFITS = (1.0, 0.5, 0.25, 0.125, 0.125)
 FACE_FLOOR_M = 1e-7
 
 
-def _otsu(values: torch.Tensor, bins: int = 256, max_n: int = 1 << 22) -> float:
-    """Otsu's threshold of a 1-d tensor: the bin edge of a ``bins``-bin histogram that
-    maximises the between-class variance (on a seeded subsample when it is large)."""
-    if values.numel() > max_n:
+def otsu_level(values: torch.Tensor, bins: int = 256, max_n: int | None = 1 << 22) -> float:
+    """Otsu's threshold of a tensor's values: the bin edge of a ``bins``-bin histogram that
+    maximises the between-class variance (on a seeded subsample of ``max_n`` when it is
+    larger; None: all of them)."""
+    values = values.flatten()
+    if max_n is not None and values.numel() > max_n:
         g = torch.Generator().manual_seed(0)
         values = values[torch.randint(values.numel(), (max_n,), generator=g)]
     v = values.double()
@@ -278,7 +280,7 @@ class XyzInput(nn.Module):
         d, v = self._plane_descriptors(raw)
         height, valid = d[:, 0], v[:, 0]
         h = height[valid.bool()]
-        level = _otsu(h)
+        level = otsu_level(h)
         self.part_level.fill_(level)
         above = h[h > level]
         self.face_c0.fill_(max(float(above.std()) if above.numel() > 1 else 0.0, FACE_FLOOR_M))
