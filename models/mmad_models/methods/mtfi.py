@@ -321,16 +321,18 @@ class CrossModalDistillation(Method):
             raise ValueError(f"input size {self.size} too small for the local normality model")
         return h // LOCAL_POOL, w // LOCAL_POOL
 
-    def fit_inputs(self, train_inputs: dict[str, torch.Tensor], batch: int = 16) -> None:
+    @torch.no_grad()
+    def _pose_channels(self, inputs: dict[str, torch.Tensor], batch: int = 16) -> torch.Tensor:
+        """[N,H,W]: the pose channel of the pose modality's normalised ``inputs``, in batches."""
+        m = self.pose_modality
+        x = inputs[m]
+        return torch.cat([pose_channel(m, self.teachers[m].input(x[i:i + batch])) for i in range(0, len(x), batch)])
+
+    def fit_inputs(self, train_inputs: dict[str, torch.Tensor]) -> None:
         """The aligner's foreground level and reference pose, from the pose modality's
         normalised training inputs (after the inputs' own statistics are fitted)."""
-        if self.aligner is None:
-            return
-        m = self.pose_modality
-        x = train_inputs[m]
-        with torch.no_grad():
-            c = torch.cat([pose_channel(m, self.teachers[m].input(x[i:i + batch])) for i in range(0, len(x), batch)])
-        self.aligner.fit(c)
+        if self.aligner is not None:
+            self.aligner.fit(self._pose_channels(train_inputs))
 
     def normalised_inputs(self, inputs: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """Each input of ``train_modalities`` normalised by its teacher's input module and, with
@@ -348,9 +350,15 @@ class CrossModalDistillation(Method):
     def teacher_features(self, inputs: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         """Per modality in ``inputs``: the teacher's scales, then (bank, local) its normalised
         input average-pooled to the grid of scale 1; aligned (``normalised_inputs``)."""
-        with torch.no_grad():
-            z, _ = self.normalised_inputs(inputs)
-            return {m: self.normalised_features(m, x) for m, x in z.items()}
+        return self._teacher_features(inputs)[0]
+
+    @torch.no_grad()
+    def _teacher_features(self, inputs: dict[str, torch.Tensor], only: str | None = None
+                          ) -> tuple[dict[str, list[torch.Tensor]], torch.Tensor | None]:
+        """``teacher_features`` (of ``only`` alone when given: the other inputs are then read
+        for the pose only) and the grid back to the part's frame (``normalised_inputs``)."""
+        z, to_part = self.normalised_inputs(inputs)
+        return {m: self.normalised_features(m, x) for m, x in z.items() if only in (None, m)}, to_part
 
     def normalised_features(self, m: str, x: torch.Tensor) -> list[torch.Tensor]:
         """teacher_features of the modality's already normalised input ``x``."""
@@ -368,9 +376,7 @@ class CrossModalDistillation(Method):
 
     def _features(self, inputs: dict[str, torch.Tensor]) -> tuple[dict[str, list[torch.Tensor]], torch.Tensor | None]:
         """``features`` and the grid back to the part's frame (``normalised_inputs``)."""
-        with torch.no_grad():
-            z, to_part = self.normalised_inputs(inputs)
-            feats = {m: self.normalised_features(m, x) for m, x in z.items()}
+        feats, to_part = self._teacher_features(inputs)
         sizes = self._sizes(feats)
         present = [feats[m] for m in self.modalities]
         out = {}
@@ -436,7 +442,7 @@ class CrossModalDistillation(Method):
             rows = []
             read = {m, self.pose_modality} if self.aligner is not None else {m}
             for i in range(0, n, batch):
-                f = self.teacher_features({k: train_inputs[k][i:i + batch] for k in read})[m]
+                f = self._teacher_features({k: train_inputs[k][i:i + batch] for k in read}, only=m)[0][m]
                 e = self.embed([f[k] for k in self.layers])
                 grid = e.shape[-2:]
                 rows.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
@@ -528,12 +534,7 @@ class CrossModalDistillation(Method):
         if folds < 2:
             return None
         fold = torch.arange(n) % folds
-        to_part = None
-        if self.aligner is not None:
-            m = self.pose_modality
-            x = train_inputs[m]
-            to_part = torch.cat([self.aligner.grids(pose_channel(m, self.teachers[m].input(x[i:i + batch])))[1]
-                                 for i in range(0, n, batch)])
+        to_part = None if self.aligner is None else self.aligner.grids(self._pose_channels(train_inputs, batch))[1]
         maps = []
         for m in self.train_modalities:
             e = self._local_train[m]
