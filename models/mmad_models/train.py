@@ -75,6 +75,8 @@ class RunConfig:
     align: str = "none"
     # mtfi --normality local: principal components each place's Gaussian models
     local_dims: int = 16
+    # mtfi with --align: the aligned ir image relative to the part's own level (align.LevelMatch)
+    ir_relative: bool = False
 
     def all_modalities(self) -> tuple[str, ...]:
         """Every modality the run reads from the training split, in rgb, ir, xyz, ct order."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmad_models.methods import CrossModalDistillation
-from mmad_models.methods.align import PoseAlign
+from mmad_models.methods.align import LevelMatch, PoseAlign
 from mmad_models.methods.preprocess import otsu_level
 
 TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
@@ -55,6 +55,25 @@ def test_pose_align_brings_shifted_and_rotated_parts_to_the_reference_and_back()
     sh.fit(ref)
     only = PoseAlign.warp(moved.unsqueeze(1), sh.grids(moved)[0])[:, 0]
     assert after < (only - ref[:2]).abs().mean() < before
+
+
+def test_level_match_takes_a_part_to_the_reference_level_and_keeps_a_local_rise():
+    """A part 40 % cooler (gain) on a shifted background (offset) comes back to the training
+    parts' level; a hot spot is not a gain, so it keeps its height above the matched face."""
+    torch.manual_seed(0)
+    train = _plates([(0, 0, 0)] * 8) * (1 + 0.05 * torch.randn(8, 1, 1)) + 0.01 * torch.randn(8, 48, 64)
+    lm = LevelMatch((48, 64))
+    lm.fit(train)
+    torch.testing.assert_close(lm.ref, train.mean(0))
+    assert 0.0 < float(lm.scale) < 0.1
+    cool = 0.6 * _plates([(0, 0, 0)]) + 0.3
+    out = lm(cool.unsqueeze(1).expand(-1, 3, -1, -1))
+    assert out.shape == (1, 3, 48, 64)
+    assert (out[0, 0] - lm.ref).abs().mean() < 0.02 < (cool[0] - lm.ref).abs().mean()
+    spot = 0.6 * _plates([(0, 0, 0)], bump=(-8, -3)) + 0.3
+    rise = lm(spot.unsqueeze(1))[0, 0] - lm(cool.unsqueeze(1))[0, 0]
+    # the spot is 0.6 * 1.5 high in the cooler part's units: 1.5 in the reference's
+    assert 1.3 < float(rise.max()) < 1.6 and float(rise.abs().median()) < 0.02
 
 
 def test_pose_align_on_a_non_square_frame_keeps_pixels_square():
@@ -132,6 +151,22 @@ def test_align_refuses_what_it_cannot_serve():
     assert model.pose_modality == "rgb"
     with pytest.raises(ValueError, match="pose modality"):
         model.normalised_inputs({"ir": torch.zeros(1, 1, 48, 64)})
+    with pytest.raises(ValueError, match="ir_relative"):
+        CrossModalDistillation(("ir",), (48, 64), TINY, normality="local", ir_relative=True)
+
+
+def test_aligned_inputs_continue_the_parts_edge_where_the_frame_ends():
+    """A part far from the mean pose: the canonical frame reaches past its image, which the
+    warp fills with the image's edge (border), not with zeros that no training part shows."""
+    model = _model()
+    train = {"ir": _ir(_plates([(0, 0, 0)] * 4))}
+    model.teachers["ir"].input.fit(train["ir"])
+    model.fit_inputs(train)
+    far = {"ir": _ir(_plates([(0, -10, 0)]))}  # 10 px above the mean pose
+    z, _ = model.normalised_inputs(far)
+    edge = model.teachers["ir"].input(far["ir"])[0, 0, 0]  # the part's top row: the background
+    # the canonical frame's top rows come from above the part's image: its top row repeated
+    assert (z["ir"][0, 0, :5] - edge.mean()).abs().max() < 0.05 * float(edge.abs().mean() + 1)
 
 
 def test_held_out_maps_score_each_training_part_without_it():

@@ -199,7 +199,7 @@ def test_the_shipped_manifest_still_validates():
             jsonschema.Draft202012Validator(schema).validate({**manifest, "schemaVersion": 2})
 
 
-@pytest.fixture(scope="module", params=["rd", "bank", "bank+discriminator", "local+align"])
+@pytest.fixture(scope="module", params=["rd", "bank", "bank+discriminator", "local+align", "local+align+irrelative"])
 def exported_mtfi(tmp_path_factory, request):
     from mmad_models.methods import CrossModalDistillation
     from mmad_models.methods.common import round_to_half_
@@ -210,9 +210,10 @@ def exported_mtfi(tmp_path_factory, request):
     model = CrossModalDistillation(("rgb", "ir"), (24, 32), TINY, train_modalities=("rgb", "ir", "xyz"),
                                    normality=request.param.split("+")[0], bank_size=64,
                                    discriminate=request.param.endswith("discriminator"), head_steps=20,
-                                   align="pose" if request.param.endswith("align") else "none", local_dims=4)
+                                   align="pose" if "align" in request.param else "none", local_dims=4,
+                                   ir_relative=request.param.endswith("irrelative"))
     full = {k: torch.from_numpy(v) for k, v in _inputs(rng, ("rgb", "ir", "xyz"), b=4).items()}
-    model.fit_inputs(full)  # the aligner's level and reference pose (a no-op without one)
+    model.fit_inputs(full)  # the aligner's level and reference pose, the ir level's reference (no-ops without them)
     model.fit_normality(full)
     round_to_half_(model)  # as training does: the file stores the large tensors as float16
     model.scorer.mean.copy_(torch.tensor([0.3, 0.2, 0.5]))

@@ -137,3 +137,7 @@ def test_aligned_local_normality_train_export_cli(tiny_dataset, tmp_path):
         main(["train", *common, "--modalities", "rgb", "--align", "pose", "--discriminator"])
     with pytest.raises(SystemExit, match="--method mtfi"):
         main(["train", *common, "--method", "crd", "--modalities", "rgb", "--align", "pose"])
+    with pytest.raises(SystemExit, match="--align shift or pose"):
+        main(["train", *common, "--modalities", "ir", "--normality", "local", "--ir-relative"])
+    with pytest.raises(SystemExit, match="an ir input"):
+        main(["train", *common, "--modalities", "rgb", "--normality", "local", "--align", "pose", "--ir-relative"])

@@ -124,3 +124,65 @@ class PoseAlign(nn.Module):
     @staticmethod
     def warp(x: torch.Tensor, grid: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+# Tukey's biweight constant (95 % efficiency under normal residuals) and the reweighting steps
+TUKEY_C = 4.685
+LEVEL_STEPS = 4
+
+
+class LevelMatch(nn.Module):
+    """An aligned image taken relative to the part's own level: per part, the gain b and
+    offset a of ``y ~ a + b * ref`` are fitted against ``ref``, the training parts' mean
+    aligned image, by least squares reweighted with Tukey's biweight (``LEVEL_STEPS``
+    steps), and the image becomes ``(y - a) / b``, in the reference's units.
+
+    For a thermal image: a part's overall temperature depends on how long ago the process
+    warmed it (the simulator's lid: 8 +- 1.2 K over ambient), which scales its whole
+    radiance above the background. A per-place model reads a part 3 standard deviations
+    cooler than the training parts as anomalous all along its edges (on 400 fresh good
+    lids, the ir student's three highest were such parts). A local rise (a hot spot) is
+    not a gain: the reweighting leaves it, and anything else the reference does not
+    explain, out of the fit. The residual scale is fitted on the training parts: the root
+    mean square of their plain least-squares residuals, so that the biweight rejects
+    only what stands far out of an ordinary part's residual."""
+
+    def __init__(self, size: tuple[int, int]):
+        super().__init__()
+        self.register_buffer("ref", torch.zeros(*size))
+        self.register_buffer("scale", torch.tensor(1.0))
+
+    def coefficients(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y [B,H,W] -> offset a [B] and gain b [B] (b at least 0.05: an empty frame stays finite)."""
+        r = self.ref.flatten()[None]
+        y = y.flatten(1)
+        w = torch.ones_like(y)
+        a = b = None
+        for k in range(LEVEL_STEPS + 1):
+            sw = w.sum(1).clamp_min(1e-6)
+            sr, sy = (w * r).sum(1), (w * y).sum(1)
+            srr, sry = (w * r * r).sum(1), (w * r * y).sum(1)
+            b = (sw * sry - sr * sy) / (sw * srr - sr * sr).clamp_min(1e-12)
+            a = (sy - b * sr) / sw
+            if k < LEVEL_STEPS:
+                u = (y - a[:, None] - b[:, None] * r) / (TUKEY_C * self.scale)
+                w = (1 - u * u).clamp_min(0.0) ** 2
+        return a, b.clamp_min(0.05)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B,C,H,W] (the channels alike: the ir input is one channel replicated)."""
+        a, b = self.coefficients(x[:, 0])
+        return (x - a[:, None, None, None]) / b[:, None, None, None]
+
+    @torch.no_grad()
+    def fit(self, y: torch.Tensor) -> None:
+        """y: the training parts' aligned image [N,H,W]: the reference (their mean) and the
+        residual scale (the root mean square of their plain least-squares fits' residuals)."""
+        self.ref.copy_(y.mean(0))
+        r = self.ref.flatten()[None]
+        yf = y.flatten(1)
+        rc = r - r.mean()
+        b = ((yf - yf.mean(1, keepdim=True)) * rc).sum(1) / (rc * rc).sum().clamp_min(1e-12)
+        a = yf.mean(1) - b * r.mean()
+        res = yf - a[:, None] - b[:, None] * r
+        self.scale.fill_(max(float(res.pow(2).mean().sqrt()), 1e-6))
