@@ -182,3 +182,64 @@ def test_calibration_refuses_what_it_cannot_use():
             M.calibrate_threshold([1.0, 2.0, 3.0], rate)
     with pytest.raises(ValueError, match="finite"):
         M.fit_gumbel([1.0, float("nan")])
+
+
+def _mixture(rng, n):
+    """Good scores of a per-place model: most parts well inside, 5 % a little off at an edge."""
+    off = rng.random(n) < 0.05
+    return np.where(off, rng.normal(4.0, 0.8, n), rng.gumbel(0.0, 0.5, n))
+
+
+def test_many_scores_take_the_threshold_from_the_upper_tail():
+    """120 calibration scores from a mixture: the Gumbel fitted to all of them sits in the body
+    and flags several times the stated rate; the tail's quantile keeps near it."""
+    rng = np.random.default_rng(5)
+    cal_scores = _mixture(rng, 120)
+    fresh = _mixture(rng, 1_000_000)
+    cal = M.calibrate_threshold(cal_scores, 0.01, held_out=100)
+    d = cal.distribution
+    assert d["kind"] == "pareto-tail" and d["tailFraction"] == pytest.approx(0.2)
+    assert d["location"] == pytest.approx(np.sort(cal_scores)[-25])
+    gumbel = M.gumbel_quantile(*M.gumbel_r.fit(cal_scores), 0.99)
+    assert np.mean(fresh >= gumbel) > 0.03
+    assert 0.003 < np.mean(fresh >= cal.value) < 0.02
+    t = cal.as_dict()
+    assert "generalized Pareto tail" in t["rule"] and "highest 20%" in t["rule"] and "100 training parts" in t["rule"]
+    # below MIN_TAIL_COUNT scores, the Gumbel of all of them
+    assert M.calibrate_threshold(cal_scores[: M.MIN_TAIL_COUNT - 1], 0.01).distribution["kind"] == "gumbel"
+
+
+def test_tail_quantile_is_the_generalized_pareto_quantile_above_its_location():
+    from scipy.stats import genpareto
+
+    d = {"kind": "pareto-tail", "location": 2.0, "scale": 0.7, "shape": 0.2, "tailFraction": 0.2}
+    for rate in (0.1, 0.01, 0.001):
+        assert M.tail_quantile(d, 1 - rate) == pytest.approx(2.0 + genpareto.ppf(1 - rate / 0.2, 0.2, 0, 0.7))
+    assert M.tail_quantile({**d, "shape": 0.0}, 0.99) == pytest.approx(2.0 + 0.7 * np.log(20))
+    assert M.tail_quantile({**d, "scale": 0.0}, 0.99) == 2.0
+    with pytest.raises(ValueError, match="up to 0.2"):
+        M.tail_quantile(d, 0.7)
+    # a stated rate beyond the tail: the Gumbel of all the scores
+    assert M.calibrate_threshold(np.random.default_rng(6).gumbel(0, 1, 200), 0.3).distribution["kind"] == "gumbel"
+
+
+def test_a_wild_or_failed_tail_fit_is_held_or_falls_back(monkeypatch):
+    s = np.random.default_rng(7).gumbel(0, 1, 120)
+    real = M.genpareto.fit
+
+    def wild(y, *a, **k):
+        return real(y, *a, **k) if "f0" in k else (3.0, 0.0, 1.0)
+
+    monkeypatch.setattr(M.genpareto, "fit", wild)
+    d = M.fit_tail(s)
+    assert d["fit"] == "bounded-shape" and d["shape"] == M.TAIL_SHAPE_BOUNDS[1] and d["scale"] > 0
+
+    def fail(*_a, **_k):
+        raise RuntimeError("no convergence")
+
+    monkeypatch.setattr(M.genpareto, "fit", fail)
+    d = M.fit_tail(s)
+    top = np.sort(s)[-24:] - d["location"]
+    assert d["fit"] == "exponential" and d["shape"] == 0.0 and d["scale"] == pytest.approx(top.mean())
+    flat = np.concatenate([np.linspace(0, 1, 100), np.full(30, 2.0)])
+    assert M.fit_tail(flat)["fit"] == "degenerate" and M.fit_tail(flat)["location"] == 2.0

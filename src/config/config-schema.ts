@@ -253,9 +253,11 @@ export const InferenceSchema = z
       .strictObject({
         /**
          * The share of good parts a student may call NOK: each student's threshold becomes the
-         * quantile at 1 − rate of the Gumbel its manifest fitted to the validation good scores
-         * (threshold.distribution). null: the manifest's threshold.value. A student without a
-         * distribution in the manifest (schemaVersion 1) and without an override stops start-up.
+         * quantile at 1 − rate of the distribution its manifest fitted to the calibration good
+         * scores (threshold.distribution: a Gumbel, or a generalized Pareto tail, which describes
+         * rates up to its tailFraction only). null: the manifest's threshold.value. A student
+         * without a distribution in the manifest (schemaVersion 1), or whose tail stops below the
+         * rate, and without an override stops start-up.
          */
         falseAlarmRate: z.number().gt(0).lt(1).nullable().default(null),
         /** An explicit threshold per model id; wins over falseAlarmRate and the manifest. An id that is not in the manifest stops start-up. */

@@ -40,13 +40,30 @@ export interface ModelOutputSpec {
   description: string;
 }
 
-/** The distribution fitted to the validation good parts' scores (Gumbel (max): F(x) = exp(-exp(-(x - location) / scale))). */
-export interface ThresholdDistribution {
+/** A Gumbel (max) fitted to all the calibration scores: F(x) = exp(-exp(-(x - location) / scale)). */
+export interface GumbelDistribution {
   kind: 'gumbel';
   location: number;
   scale: number;
   fit?: 'maximum-likelihood' | 'moments' | 'degenerate';
 }
+
+/**
+ * The upper tail of the calibration scores (peaks over threshold): a good part scores above
+ * `location` with probability `tailFraction`, and its excess over it follows a generalized
+ * Pareto distribution of `scale` and `shape`. Describes exceedance rates up to `tailFraction`.
+ */
+export interface ParetoTailDistribution {
+  kind: 'pareto-tail';
+  location: number;
+  scale: number;
+  shape: number;
+  tailFraction: number;
+  fit?: 'maximum-likelihood' | 'bounded-shape' | 'exponential' | 'degenerate';
+}
+
+/** The distribution fitted to the calibration good parts' scores; the threshold is its quantile at 1 - falseAlarmRate. */
+export type ThresholdDistribution = GumbelDistribution | ParetoTailDistribution;
 
 export interface ModelSpec {
   id: string;

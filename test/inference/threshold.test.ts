@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/config/load-config.js';
 import { ErrorCode, MmadError } from '../../src/base/errors.js';
 import { present } from '../../src/base/invariant.js';
 import type { ModelSpec } from '../../src/inference/model-manifest.js';
-import { gumbelQuantile, resolveThresholds, type ThresholdSettings } from '../../src/inference/threshold.js';
+import { gumbelQuantile, resolveThresholds, tailQuantile, type ThresholdSettings } from '../../src/inference/threshold.js';
 
 /** A manifest entry with only what the threshold needs; `dist` false: written before schemaVersion 2. */
 function spec(id: string, value: number, dist: { location: number; scale: number } | false = { location: 0.5, scale: 0.1 }): ModelSpec {
@@ -41,6 +41,34 @@ test('the Gumbel quantile is the one the export computes (scipy.stats.gumbel_r.p
   assert.ok(Math.abs(gumbelQuantile({ location: 3, scale: 0.8 }, 0.999) - 8.525804056418973) < 1e-12);
   assert.ok(Math.abs(gumbelQuantile({ location: -1, scale: 2 }, 0.5) - -0.2669741588366713) < 1e-12);
   assert.equal(gumbelQuantile({ location: 2.5, scale: 0 }, 0.99), 2.5, 'a point mass: its location');
+});
+
+const TAIL = { location: 2, scale: 0.7, shape: 0.2, tailFraction: 0.2 };
+
+/** A manifest entry whose threshold comes from a generalized Pareto tail (the export's from 50 calibration scores on). */
+function tailSpec(id: string, tail: typeof TAIL = TAIL): ModelSpec {
+  const value = tailQuantile(tail, 0.99);
+  return { id, version: '0.6.0', threshold: { value, rule: 'tail', falseAlarmRate: 0.01, distribution: { kind: 'pareto-tail', ...tail } } } as unknown as ModelSpec;
+}
+
+test('the tail quantile is the one the export computes (location + scipy.stats.genpareto.ppf)', () => {
+  assert.ok(Math.abs(tailQuantile(TAIL, 0.99) - 4.871974710591279) < 1e-12);
+  assert.ok(Math.abs(tailQuantile({ ...TAIL, shape: -0.3 }, 0.999) - 3.857266652880714) < 1e-12);
+  assert.ok(Math.abs(tailQuantile({ ...TAIL, shape: 0 }, 0.99) - 4.097012591487793) < 1e-12, 'shape 0: an exponential tail');
+  assert.equal(tailQuantile({ ...TAIL, scale: 0 }, 0.99), 2, 'no spread: its location');
+  assert.ok(Number.isNaN(tailQuantile(TAIL, 0.7)), 'a rate beyond the tail is not described');
+});
+
+test('falseAlarmRate reads a tail within it, and stops start-up above it unless the model has an override', () => {
+  assert.equal(resolved([tailSpec('a'), spec('b', 5, { location: 3, scale: 0.8 })], { falseAlarmRate: 0.01 }), 'a 4.8720 falseAlarmRate@0.01; b 6.6801 falseAlarmRate@0.01');
+  assert.equal(resolved([tailSpec('a')], { falseAlarmRate: 0.2 }), 'a 2.0000 falseAlarmRate@0.2', 'at the tail fraction: its location');
+  const e = expectCode(
+    () => resolveThresholds([tailSpec('a'), spec('b', 1)], settings({ falseAlarmRate: 0.3 }), 'm.json'),
+    ErrorCode.CONFIG_INVALID,
+    /falseAlarmRate: 0\.3 is above the share of good parts the fitted tail describes for model a \(0\.2\) in the manifest m\.json/,
+  );
+  assert.deepEqual((e.details.issues as { path: string }[]).map((i) => i.path), ['inference.threshold.falseAlarmRate']);
+  assert.equal(resolved([tailSpec('a'), spec('b', 1)], { falseAlarmRate: 0.3, overrides: { a: 9 } }), 'a 9.0000 override@null; b 0.6031 falseAlarmRate@0.3');
 });
 
 test('by default every student keeps the threshold of its manifest', () => {
