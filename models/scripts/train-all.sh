@@ -16,7 +16,7 @@ ds="${1:-../data/mmad-sim256}"
 cat="${2:-battery_lid}"
 epochs="${3:-40}"
 size="${4:-256}"
-version="${5:-0.5.0}"
+version="${5:-0.6.0}"
 out_dir="${6:-exported}"  # another folder keeps the shipped students when trying another dataset
 ct_ds="${7:-../data/mmad-sim256ct}"
 py=.venv/bin/python
@@ -52,6 +52,9 @@ train() {
   # ct alone keeps the memory bank: on the seed-7 parts with a CT it ranked 0.744 against
   # 0.714 aligned and local (models/README.md, "CT branch")
   if [ "$2" = ct ]; then how=(); fi
+  # a part's overall temperature is not a defect, a local rise is: ir relative to the part's
+  # own level (models/README.md, "Thresholds and false alarms on many good parts")
+  if [[ ",$2," == *,ir,* ]]; then how+=(--ir-relative); fi
   start=$(date +%s)
   $py -m mmad_models train --dataset "$1" --category "$cat" --modalities "$2" --size "$size" "${bank[@]}" "${how[@]}" \
     --epochs "$epochs" --out "$out" > "$out.log" 2>&1 || { cat "$out.log"; exit 1; }
