@@ -264,7 +264,7 @@ def fit_tail(scores: np.ndarray, fraction: float = TAIL_FRACTION) -> dict:
     n = len(s)
     if n < MIN_EXCESSES + 1 or not np.isfinite(s).all():
         raise ValueError(f"a tail fit needs {MIN_EXCESSES + 1} or more finite scores")
-    k = min(n - 1, max(MIN_EXCESSES, int(round(fraction * n))))
+    k = min(n - 1, max(MIN_EXCESSES, round(fraction * n)))
     u = float(s[n - k - 1])
     y = s[n - k:] - u
     d = {"kind": "pareto-tail", "location": u, "tailFraction": k / n}
