@@ -77,6 +77,9 @@ class RunConfig:
     local_dims: int = 16
     # mtfi with --align: the aligned ir image relative to the part's own level (align.LevelMatch)
     ir_relative: bool = False
+    # mtfi --normality local --align: (pixels, degrees) standard deviations of the rigid motions of
+    # the jittered copies of each training part the per-place Gaussians are also fitted to
+    local_jitter: tuple[float, float] = (0.0, 0.0)
 
     def all_modalities(self) -> tuple[str, ...]:
         """Every modality the run reads from the training split, in rgb, ir, xyz, ct order."""

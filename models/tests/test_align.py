@@ -85,10 +85,10 @@ def test_pose_align_on_a_non_square_frame_keeps_pixels_square():
     assert (canon - _plates([(0, 0, 0)])).abs().mean() < 0.05
 
 
-def _model(align="pose", dims=8):
+def _model(align="pose", dims=8, **options):
     torch.manual_seed(0)
     return CrossModalDistillation(("ir",), (48, 64), TINY, normality="local", align=align, local_dims=dims,
-                                  input_weight=5.0).eval()
+                                  input_weight=5.0, **options).eval()
 
 
 def _ir(imgs):
@@ -184,3 +184,28 @@ def test_held_out_maps_score_each_training_part_without_it():
     bank = CrossModalDistillation(("ir",), (48, 64), TINY, normality="bank", bank_size=64).eval()
     bank.fit_normality(train)
     assert bank.held_out_maps(train) is None
+
+
+def test_local_jitter_widens_each_places_gaussian_by_the_registration_error():
+    """--local-jitter: the Gaussians are fitted to the parts and 2 copies of each moved by a
+    small rigid motion, so their spread holds a little misregistration; the held-out maps still
+    score each training part once, by Gaussians fitted without any copy of it."""
+    train = {"ir": _ir(_plates(_jitter(20, 5)))}
+    plain, jit = _model(), _model(local_jitter=(1.0, 1.0))  # the same teacher
+    for model in (plain, jit):
+        model.teachers["ir"].input.fit(train["ir"])
+        model.fit_inputs(train)
+        model.fit_normality(train)
+    assert plain._local_copies == 1 and jit._local_copies == 3 and len(jit._local_train["ir"]) == 60
+    # a part moved by 1.5 px and 1.5 degrees from its estimated pose is less anomalous to the jittered model
+    off = {"ir": _ir(_plates([(1.5, -1.5, 1.5)]))}
+    moved = plain.aligner.grids(plain._pose_channels(off), torch.tensor([[1.5, -1.5, math.radians(1.5)]]))[0]
+    assert moved.shape == (1, 48, 64, 2)
+    feats = plain.normalised_features("ir", PoseAlign.warp(plain.teachers["ir"].input(off["ir"]), moved))
+    d_plain = plain._local_distance("ir", feats).max()
+    d_jit = jit._local_distance("ir", feats).max()
+    assert float(d_jit) < float(d_plain)
+    held = jit.held_out_maps(train)
+    assert held[0].shape == (20, 1, 48, 64)
+    with pytest.raises(ValueError, match="local_jitter"):
+        CrossModalDistillation(("ir",), (48, 64), TINY, normality="local", local_jitter=(0.5, 0.0))

@@ -101,14 +101,22 @@ class PoseAlign(nn.Module):
         sin = torch.sqrt(((1 - c2) / 2).clamp_min(0.0)) * torch.where(s2 < 0, -torch.ones_like(s2), torch.ones_like(s2))
         return cos, sin
 
-    def grids(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def grids(self, c: torch.Tensor, jitter: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """From a batch's pose channel [B,H,W]: the sampling grids [B,H,W,2] that take the
-        part to the canonical frame and the canonical frame back to the part's."""
+        part to the canonical frame and the canonical frame back to the part's. ``jitter``
+        [B,3] (pixels along x and y, radians; training only): a small rigid motion composed
+        with each part's estimated pose."""
         m = self.moments(c)
         cos, sin = self._rotation(m)
         cx, cy = m[:, 0, None, None], m[:, 1, None, None]
         rx, ry = self.ref[0], self.ref[1]
         cos, sin = cos[:, None, None], sin[:, None, None]
+        if jitter is not None:
+            half = max(self.xx.shape) / 2.0  # pixels per isotropic unit
+            tx, ty = (jitter[:, 0] / half)[:, None, None], (jitter[:, 1] / half)[:, None, None]
+            th = jitter[:, 2, None, None]
+            cx, cy = cx + cos * tx - sin * ty, cy + sin * tx + cos * ty
+            cos, sin = cos * torch.cos(th) - sin * torch.sin(th), sin * torch.cos(th) + cos * torch.sin(th)
         # canonical point p -> the part's point R (p - ref) + c
         px, py = self.xx - rx, self.yy - ry
         fx = cos * px - sin * py + cx

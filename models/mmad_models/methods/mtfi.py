@@ -39,6 +39,7 @@ is one MatMul and a ReduceMin against a constant.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -55,6 +56,17 @@ from .scoring import MapScorer
 
 if TYPE_CHECKING:
     from ..train import RunConfig
+
+
+def _jitter(text: str) -> tuple[float, float]:
+    """--local-jitter PX,DEG: two standard deviations >= 0."""
+    try:
+        px, deg = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PX,DEG (two numbers), got {text!r}") from None
+    if not (px >= 0 and deg >= 0 and math.isfinite(px) and math.isfinite(deg)):
+        raise argparse.ArgumentTypeError(f"the standard deviations must be finite and >= 0, got {text!r}")
+    return px, deg
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -132,6 +144,8 @@ LOCAL_POOL = 2
 LOCAL_SHRINK = 0.1
 # the folds of held_out_maps: each training part scored by the Gaussians of the others
 HELD_OUT_FOLDS = 5
+# --local-jitter: the jittered copies of each training part the per-place Gaussians are fitted to
+LOCAL_JITTER_COPIES = 2
 
 # the ct's interior projections are not predicted from the images' features: a defect inside
 # the material leaves no trace in rgb, ir or xyz for a student to carry over
@@ -165,6 +179,7 @@ class CrossModalDistillation(Method):
         align: str = "none",
         local_dims: int = 16,
         ir_relative: bool = False,
+        local_jitter: tuple[float, float] = (0.0, 0.0),
     ):
         super().__init__()
         if normality not in NORMALITIES:
@@ -175,6 +190,8 @@ class CrossModalDistillation(Method):
             raise ValueError(f"align is one of {', '.join(ALIGN_MODES)}")
         if discriminate and align != "none":
             raise ValueError("the discriminator head alters unaligned inputs: align 'none'")
+        if any(local_jitter) and (normality != "local" or align == "none"):
+            raise ValueError("local_jitter perturbs the alignment of the per-place model: normality 'local' with an align mode")
         if ir_relative and align == "none":
             raise ValueError("ir_relative matches the aligned thermal image to the training parts' mean: align 'shift' or 'pose'")
         self.modalities = tuple(modalities)
@@ -225,6 +242,9 @@ class CrossModalDistillation(Method):
                     self.register_buffer(f"bank_{m}", torch.zeros(self.bank_size, width))
         self.local_grid = None
         self._local_train: dict[str, torch.Tensor] = {}  # fit_normality's pooled features, for held_out_maps
+        # --local-jitter: (pixels, degrees) standard deviations; the rows of _local_train per part
+        self.local_jitter = (float(local_jitter[0]), float(local_jitter[1]))
+        self._local_copies = 1
         if normality == "local":  # a Gaussian per cell of scale 1's grid pooled by LOCAL_POOL
             self.local_grid = self._local_grid()
             gh, gw = self.local_grid
@@ -252,7 +272,7 @@ class CrossModalDistillation(Method):
                    bank_dims=cfg.bank_dims, discriminate=cfg.discriminator, head_steps=cfg.head_steps,
                    fusion=cfg.fusion, slim=cfg.slim, ir_robust=cfg.ir_robust,
                    ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None, xyz_face=cfg.xyz_face, align=cfg.align,
-                   local_dims=cfg.local_dims, ir_relative=cfg.ir_relative)
+                   local_dims=cfg.local_dims, ir_relative=cfg.ir_relative, local_jitter=tuple(cfg.local_jitter))
 
     @classmethod
     def add_cli_options(cls, train: argparse.ArgumentParser) -> None:
@@ -264,6 +284,10 @@ class CrossModalDistillation(Method):
                                 "or reconstruction student (rd)")
         train.add_argument("--local-dims", type=int, default=16,
                            help="mtfi --normality local: principal components of the bank features each place's Gaussian models")
+        train.add_argument("--local-jitter", type=_jitter, default=(0.0, 0.0), metavar="PX,DEG",
+                           help="mtfi --normality local --align: also fit each place's Gaussian to 2 copies of every training "
+                                "part whose pose is moved by normal shifts of PX pixels and turns of DEG degrees (standard "
+                                "deviations), so a part aligned a little off is still normal there (default 0,0: off)")
         train.add_argument("--align", default="none", choices=list(ALIGN_MODES),
                            help="mtfi: warp each part to the training parts' mean pose before the teacher, estimated from "
                                 "its foreground (shift: centroid; pose: centroid and principal axis), and the maps back "
@@ -293,6 +317,8 @@ class CrossModalDistillation(Method):
             raise SystemExit("--discriminator alters unaligned inputs: leave --align at none")
         if not chosen and (args.align != "none" or args.normality != "bank" or args.ir_relative):
             raise SystemExit("--align, --ir-relative and --normality are options of --method mtfi")
+        if any(args.local_jitter) and (args.normality != "local" or args.align == "none"):
+            raise SystemExit("--local-jitter perturbs the alignment of the per-place model: --normality local --align shift or pose")
         if args.ir_relative and args.align == "none":
             raise SystemExit("--ir-relative matches the aligned ir image to the training parts' mean: --align shift or pose")
         if args.ir_relative and "ir" not in set(args.modalities) | set(args.train_modalities or ()):
@@ -316,6 +342,9 @@ class CrossModalDistillation(Method):
         record["align"] = cfg.align
         if cfg.ir_relative:
             record["irRelative"] = True
+        if any(cfg.local_jitter):
+            record["localJitter"] = {"pixels": float(cfg.local_jitter[0]), "degrees": float(cfg.local_jitter[1]),
+                                     "copies": LOCAL_JITTER_COPIES}
         return record
 
     # ------------------------------------------------------------------ features
@@ -354,8 +383,8 @@ class CrossModalDistillation(Method):
             self.ir_level.fit(torch.cat([self.normalised_inputs({k: train_inputs[k][i:i + batch] for k in read}, relative=False)[0]["ir"][:, 0]
                                          for i in range(0, n, batch)]))
 
-    def normalised_inputs(self, inputs: dict[str, torch.Tensor], relative: bool = True
-                          ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    def normalised_inputs(self, inputs: dict[str, torch.Tensor], relative: bool = True,
+                          jitter: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """Each input of ``train_modalities`` normalised by its teacher's input module and, with
         an aligner, warped to the canonical pose read from the pose modality (which must then
         be among ``inputs``); and the grid that takes a canonical map back to the part's
@@ -365,7 +394,7 @@ class CrossModalDistillation(Method):
             return z, None
         if self.pose_modality not in z:
             raise ValueError(f"aligning needs the pose modality {self.pose_modality!r} among the inputs")
-        to_canonical, to_part = self.aligner.grids(pose_channel(self.pose_modality, z[self.pose_modality]))
+        to_canonical, to_part = self.aligner.grids(pose_channel(self.pose_modality, z[self.pose_modality]), jitter)
         # border: where the canonical frame reaches past the part's frame, the part's edge
         # continues (zeros there made a band no training part had: on 400 fresh good lids, rgb
         # called 4.3 % of them anomalous along the frame's top edge; 1.3 % with border)
@@ -380,11 +409,12 @@ class CrossModalDistillation(Method):
         return self._teacher_features(inputs)[0]
 
     @torch.no_grad()
-    def _teacher_features(self, inputs: dict[str, torch.Tensor], only: str | None = None
-                          ) -> tuple[dict[str, list[torch.Tensor]], torch.Tensor | None]:
+    def _teacher_features(self, inputs: dict[str, torch.Tensor], only: str | None = None,
+                          jitter: torch.Tensor | None = None) -> tuple[dict[str, list[torch.Tensor]], torch.Tensor | None]:
         """``teacher_features`` (of ``only`` alone when given: the other inputs are then read
-        for the pose only) and the grid back to the part's frame (``normalised_inputs``)."""
-        z, to_part = self.normalised_inputs(inputs)
+        for the pose only) and the grid back to the part's frame (``normalised_inputs``;
+        ``jitter``: its rigid motions composed with the poses)."""
+        z, to_part = self.normalised_inputs(inputs, jitter=jitter)
         return {m: self.normalised_features(m, x) for m, x in z.items() if only in (None, m)}, to_part
 
     def normalised_features(self, m: str, x: torch.Tensor) -> list[torch.Tensor]:
@@ -465,14 +495,18 @@ class CrossModalDistillation(Method):
         self.eval()
         self._local_train = {}
         n = len(next(iter(train_inputs.values())))
+        jitters = self._jitters(n, seed)
+        self._local_copies = len(jitters)
         for m in self.train_modalities:
             rows = []
             read = {m, self.pose_modality} if self.aligner is not None else {m}
-            for i in range(0, n, batch):
-                f = self._teacher_features({k: train_inputs[k][i:i + batch] for k in read}, only=m)[0][m]
-                e = self.embed([f[k] for k in self.layers])
-                grid = e.shape[-2:]
-                rows.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
+            for jit in jitters:  # the parts as they are first, then each jittered copy
+                for i in range(0, n, batch):
+                    f = self._teacher_features({k: train_inputs[k][i:i + batch] for k in read}, only=m,
+                                               jitter=None if jit is None else jit[i:i + batch])[0][m]
+                    e = self.embed([f[k] for k in self.layers])
+                    grid = e.shape[-2:]
+                    rows.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
             x = torch.cat(rows)
             # candidates: a seeded random subset of 8 x bank_size features (k-centre on all of
             # a large category's features costs minutes for the same coverage)
@@ -486,7 +520,7 @@ class CrossModalDistillation(Method):
                 proj.copy_(vecs[:, -proj.shape[1]:].flip(1).float())
             getattr(self, f"center_{m}").copy_(center)
             if self.normality == "local":
-                self._fit_local(m, ((x - center) @ proj).reshape(n, *grid, -1).permute(0, 3, 1, 2))
+                self._fit_local(m, ((x - center) @ proj).reshape(len(jitters) * n, *grid, -1).permute(0, 3, 1, 2))
                 if log:
                     log(f"  local normality {m}: a Gaussian per cell of {self.local_grid[0]}x{self.local_grid[1]}, "
                         f"{n} parts, width {x.shape[1]} -> {proj.shape[1]} principal components")
@@ -504,6 +538,16 @@ class CrossModalDistillation(Method):
             feats = lambda z, m=m: self._bank_view(m, [self.normalised_features(m, z)[k] for k in self.layers])
             with torch.enable_grad():
                 train_head(head, feats, xn, steps=self.head_steps, seed=seed, log=log)
+
+    def _jitters(self, n: int, seed: int) -> list[torch.Tensor | None]:
+        """None (the parts as they are), then with ``local_jitter`` the rigid motions [n,3]
+        (pixels, pixels, radians; normal, seeded) of each of LOCAL_JITTER_COPIES copies."""
+        px, deg = self.local_jitter
+        if self.normality != "local" or self.aligner is None or (px == 0 and deg == 0):
+            return [None]
+        g = torch.Generator().manual_seed(seed + 1)
+        sd = torch.tensor([px, px, math.radians(deg) if self.aligner.mode == "pose" else 0.0])
+        return [None, *(torch.randn(n, 3, generator=g) * sd for _ in range(LOCAL_JITTER_COPIES))]
 
     def _fit_local(self, m: str, e: torch.Tensor) -> None:
         """e: the training parts' projected bank features [N,D,h,w]: each cell's Gaussian
@@ -556,7 +600,8 @@ class CrossModalDistillation(Method):
         (its features would have to be the students', fitted without the part as well)."""
         if self.normality != "local" or self.missing or set(self._local_train) != set(self.train_modalities):
             return None
-        n = len(next(iter(self._local_train.values())))
+        rows = len(next(iter(self._local_train.values())))
+        n = rows // self._local_copies  # the parts; a jittered copy is in its part's fold
         folds = min(folds, n // 2)  # two parts a fold at least: a small category gets fewer folds
         if folds < 2:
             return None
@@ -566,10 +611,11 @@ class CrossModalDistillation(Method):
         for m in self.train_modalities:
             e = self._local_train[m]
             out = torch.zeros(n, 1, *self.size)
+            fold_of_row = fold.repeat(self._local_copies)
             for k in range(folds):
                 held = fold == k
-                mean, chol = self._local_stats(e[~held])
-                up = self.scorer.upsample([self._mahalanobis(e[held], mean, chol).float()])[0]
+                mean, chol = self._local_stats(e[fold_of_row != k])
+                up = self.scorer.upsample([self._mahalanobis(e[:n][held], mean, chol).float()])[0]
                 out[held] = up if to_part is None else PoseAlign.warp(up, to_part[held], padding="border")
             maps.append(out)
         return maps
