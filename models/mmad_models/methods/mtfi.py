@@ -374,14 +374,16 @@ class CrossModalDistillation(Method):
 
     def fit_inputs(self, train_inputs: dict[str, torch.Tensor]) -> None:
         """The aligner's foreground level and reference pose, from the pose modality's
-        normalised training inputs (after the inputs' own statistics are fitted)."""
+        normalised training inputs (after the inputs' own statistics are fitted); then the ir
+        level match's reference, from the aligned ir images as they are."""
         if self.aligner is not None:
             self.aligner.fit(self._pose_channels(train_inputs))
         if self.ir_level is not None:
             n, batch = len(train_inputs["ir"]), 16
             read = ("ir", self.pose_modality)
-            self.ir_level.fit(torch.cat([self.normalised_inputs({k: train_inputs[k][i:i + batch] for k in read}, relative=False)[0]["ir"][:, 0]
-                                         for i in range(0, n, batch)]))
+            aligned = [self.normalised_inputs({k: train_inputs[k][i:i + batch] for k in read}, relative=False)[0]["ir"][:, 0]
+                       for i in range(0, n, batch)]
+            self.ir_level.fit(torch.cat(aligned))
 
     def normalised_inputs(self, inputs: dict[str, torch.Tensor], relative: bool = True,
                           jitter: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
