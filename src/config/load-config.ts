@@ -47,15 +47,20 @@ export function validateConfig(raw: unknown, earlier: ConfigIssue[] = [], source
   if (!result.success) {
     for (const issue of result.error.issues) issues.push(...describeIssue(issue));
   }
-  if (issues.length > 0 || !result.success) {
-    const where = source === undefined ? '' : ` (${source})`;
-    throw new MmadError(
-      ErrorCode.CONFIG_INVALID,
-      `invalid configuration${where}:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`,
-      { details: { issues } },
-    );
-  }
+  if (issues.length > 0 || !result.success) throw invalidConfig(issues, source);
   return result.data;
+}
+
+/**
+ * The CONFIG_INVALID error for configuration issues, each named by its path: what validation
+ * throws, and what a check made later against something outside the configuration (a model
+ * manifest) throws for a setting it cannot serve.
+ */
+export function invalidConfig(issues: ConfigIssue[], source?: string): MmadError {
+  const where = source === undefined ? '' : ` (${source})`;
+  return new MmadError(ErrorCode.CONFIG_INVALID, `invalid configuration${where}:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`, {
+    details: { issues },
+  });
 }
 
 function describeIssue(issue: z.core.$ZodIssue): ConfigIssue[] {

@@ -12,6 +12,7 @@
  */
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError } from '../base/errors.js';
+import { invalidConfig } from '../config/load-config.js';
 import type { GumbelDistribution, ModelSpec, ParetoTailDistribution, ThresholdDistribution } from './model-manifest.js';
 
 export type ThresholdSettings = Config['inference']['threshold'];
@@ -63,13 +64,12 @@ export function resolveThresholds(specs: readonly ModelSpec[], settings: Thresho
   const ids = new Set(specs.map((s) => s.id));
   const unknown = Object.keys(settings.overrides).filter((id) => !ids.has(id));
   if (unknown.length > 0) {
-    const issues = unknown.map((id) => ({
-      path: `inference.threshold.overrides.${id}`,
-      message: `no model ${id} in the manifest ${manifest} (it has ${[...ids].sort().join(', ')})`,
-    }));
-    throw new MmadError(ErrorCode.CONFIG_INVALID, `invalid configuration:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`, {
-      details: { issues },
-    });
+    throw invalidConfig(
+      unknown.map((id) => ({
+        path: `inference.threshold.overrides.${id}`,
+        message: `no model ${id} in the manifest ${manifest} (it has ${[...ids].sort().join(', ')})`,
+      })),
+    );
   }
   const rate = settings.falseAlarmRate;
   const lacking = rate === null ? [] : specs.filter((s) => settings.overrides[s.id] === undefined && s.threshold.distribution === undefined);
@@ -82,20 +82,18 @@ export function resolveThresholds(specs: readonly ModelSpec[], settings: Thresho
     );
   }
   // a tail describes the rates up to its tailFraction only: a higher rate would be read off the body it never fitted
-  const beyond = rate === null ? [] : specs.filter((s) => {
+  const beyond = specs.flatMap((s) => {
     const d = s.threshold.distribution;
-    return settings.overrides[s.id] === undefined && d?.kind === 'pareto-tail' && rate > d.tailFraction;
+    return rate !== null && settings.overrides[s.id] === undefined && d?.kind === 'pareto-tail' && rate > d.tailFraction
+      ? [`model ${s.id} (${String(d.tailFraction)})`]
+      : [];
   });
   if (beyond.length > 0) {
-    const issues = [{
+    throw invalidConfig([{
       path: 'inference.threshold.falseAlarmRate',
-      message: `${String(rate)} is above the share of good parts the fitted tail describes for ${beyond
-        .map((s) => `model ${s.id} (${String((s.threshold.distribution as ParetoTailDistribution).tailFraction)})`)
-        .join(', ')} in the manifest ${manifest}: state a lower rate, or give those thresholds in inference.threshold.overrides`,
-    }];
-    throw new MmadError(ErrorCode.CONFIG_INVALID, `invalid configuration:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`, {
-      details: { issues },
-    });
+      message: `${String(rate)} is above the share of good parts the fitted tail describes for ${beyond.join(', ')} in the manifest ${manifest}: ` +
+        'state a lower rate, or give those thresholds in inference.threshold.overrides',
+    }]);
   }
   const out = new Map<string, ResolvedThreshold>();
   for (const s of specs) {
