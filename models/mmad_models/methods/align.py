@@ -160,21 +160,23 @@ class LevelMatch(nn.Module):
         self.register_buffer("ref", torch.zeros(*size))
         self.register_buffer("scale", torch.tensor(1.0))
 
+    @staticmethod
+    def _line(y: torch.Tensor, r: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted least squares of y [B,P] ~ a + b * r [1,P] with weights w [B,P]: a [B], b [B]."""
+        sw = w.sum(1).clamp_min(1e-6)
+        sr, sy = (w * r).sum(1), (w * y).sum(1)
+        srr, sry = (w * r * r).sum(1), (w * r * y).sum(1)
+        b = (sw * sry - sr * sy) / (sw * srr - sr * sr).clamp_min(1e-12)
+        return (sy - b * sr) / sw, b
+
     def coefficients(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """y [B,H,W] -> offset a [B] and gain b [B] (b at least 0.05: an empty frame stays finite)."""
         r = self.ref.flatten()[None]
         y = y.flatten(1)
-        w = torch.ones_like(y)
-        a = b = None
-        for k in range(LEVEL_STEPS + 1):
-            sw = w.sum(1).clamp_min(1e-6)
-            sr, sy = (w * r).sum(1), (w * y).sum(1)
-            srr, sry = (w * r * r).sum(1), (w * r * y).sum(1)
-            b = (sw * sry - sr * sy) / (sw * srr - sr * sr).clamp_min(1e-12)
-            a = (sy - b * sr) / sw
-            if k < LEVEL_STEPS:
-                u = (y - a[:, None] - b[:, None] * r) / (TUKEY_C * self.scale)
-                w = (1 - u * u).clamp_min(0.0) ** 2
+        a, b = self._line(y, r, torch.ones_like(y))
+        for _ in range(LEVEL_STEPS):
+            u = (y - a[:, None] - b[:, None] * r) / (TUKEY_C * self.scale)
+            a, b = self._line(y, r, (1 - u * u).clamp_min(0.0) ** 2)
         return a, b.clamp_min(0.05)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,6 +191,7 @@ class LevelMatch(nn.Module):
         self.ref.copy_(y.mean(0))
         r = self.ref.flatten()[None]
         yf = y.flatten(1)
+        # the centred form of _line's unweighted fit (it sets the shipped students' scale)
         rc = r - r.mean()
         b = ((yf - yf.mean(1, keepdim=True)) * rc).sum(1) / (rc * rc).sum().clamp_min(1e-12)
         a = yf.mean(1) - b * r.mean()

@@ -242,9 +242,8 @@ class CrossModalDistillation(Method):
                     self.register_buffer(f"bank_{m}", torch.zeros(self.bank_size, width))
         self.local_grid = None
         self._local_train: dict[str, torch.Tensor] = {}  # fit_normality's pooled features, for held_out_maps
-        # --local-jitter: (pixels, degrees) standard deviations; the rows of _local_train per part
+        # --local-jitter: (pixels, degrees) standard deviations of the jittered copies' motions
         self.local_jitter = (float(local_jitter[0]), float(local_jitter[1]))
-        self._local_copies = 1
         if normality == "local":  # a Gaussian per cell of scale 1's grid pooled by LOCAL_POOL
             self.local_grid = self._local_grid()
             gh, gw = self.local_grid
@@ -498,7 +497,6 @@ class CrossModalDistillation(Method):
         self._local_train = {}
         n = len(next(iter(train_inputs.values())))
         jitters = self._jitters(n, seed)
-        self._local_copies = len(jitters)
         for m in self.train_modalities:
             rows = []
             read = {m, self.pose_modality} if self.aligner is not None else {m}
@@ -602,18 +600,18 @@ class CrossModalDistillation(Method):
         (its features would have to be the students', fitted without the part as well)."""
         if self.normality != "local" or self.missing or set(self._local_train) != set(self.train_modalities):
             return None
-        rows = len(next(iter(self._local_train.values())))
-        n = rows // self._local_copies  # the parts; a jittered copy is in its part's fold
+        n = len(next(iter(train_inputs.values())))
+        copies = len(next(iter(self._local_train.values()))) // n  # the part, then its jittered copies
         folds = min(folds, n // 2)  # two parts a fold at least: a small category gets fewer folds
         if folds < 2:
             return None
         fold = torch.arange(n) % folds
+        fold_of_row = fold.repeat(copies)  # a jittered copy is in its part's fold
         to_part = None if self.aligner is None else self.aligner.grids(self._pose_channels(train_inputs, batch))[1]
         maps = []
         for m in self.train_modalities:
             e = self._local_train[m]
             out = torch.zeros(n, 1, *self.size)
-            fold_of_row = fold.repeat(self._local_copies)
             for k in range(folds):
                 held = fold == k
                 mean, chol = self._local_stats(e[fold_of_row != k])
