@@ -12,12 +12,12 @@ import { demoCommand } from './commands/demo.js';
 import { kafkaCommand } from './commands/kafka.js';
 import { runCommand } from './commands/run.js';
 import { publishDatasetCommand } from './commands/publish-dataset.js';
-import { diffCommand, replayCommand } from './commands/replay.js';
+import { calibrateCommand, diffCommand, replayCommand } from './commands/replay.js';
 import { simulateCommand } from './commands/simulate.js';
 import { topicsCommand } from './commands/topics.js';
 import { viewCommand } from './commands/view.js';
 
-export const COMMANDS: Command[] = [demoCommand, runCommand, replayCommand, diffCommand, kafkaCommand, topicsCommand, configCommand, datasetCommand, simulateCommand, publishDatasetCommand, viewCommand];
+export const COMMANDS: Command[] = [demoCommand, runCommand, replayCommand, diffCommand, calibrateCommand, kafkaCommand, topicsCommand, configCommand, datasetCommand, simulateCommand, publishDatasetCommand, viewCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { AvroCodec } from '../../codec/avro-codec.js';
 import { SchemaCatalog } from '../../codec/schema-catalog.js';
 import type { Config } from '../../config/config-schema.js';
@@ -6,11 +7,12 @@ import { ErrorCode, MmadError } from '../../base/errors.js';
 import { ModelRegistry } from '../../inference/model-registry.js';
 import { createKafka } from '../../kafka/kafka-client.js';
 import { waitForBroker } from '../../kafka/wait-for-broker.js';
+import { BOOTSTRAP_RESAMPLES, MIN_CALIBRATION_PARTS, calibrateLine, formatCalibration, overridesYaml } from '../../replay/calibrate.js';
 import { diffRuns, formatDiff } from '../../replay/diff.js';
 import { readEventFile, readEventTopic, type EventSummary } from '../../replay/event-summary.js';
 import { replayRange, type ReplayProgress } from '../../replay/replay.js';
 import { rootLogger } from '../../base/logger.js';
-import { CONFIG_OPTION, type Command } from '../command.js';
+import { CONFIG_OPTION, type Command, type CommandContext } from '../command.js';
 import { brokerFor, configOf } from '../common.js';
 import { LiveLine } from '../live-line.js';
 
@@ -104,22 +106,84 @@ export const diffCommand: Command = {
   async run(ctx) {
     const [runA, runB, ...extra] = ctx.positionals;
     if (runA === undefined || runB === undefined || extra.length > 0) throw new MmadError(ErrorCode.USAGE, 'diff takes two runs: mmad diff <A> <B>');
-    const base = configOf(ctx);
-    const isFile = (s: string): boolean => /\.jsonl?$/.test(s) && !s.startsWith('topic:');
-    const needsKafka = ctx.positionals.some((s) => !isFile(s));
-    const { config, broker } = needsKafka ? await brokerFor(base) : { config: base, broker: undefined };
-    try {
-      const codec = AvroCodec.local(SchemaCatalog.load(), 'AnomalyEvent');
-      const kafka = needsKafka ? createKafka(config, config.kafka.brokers, rootLogger) : undefined;
-      // without a client every run is a file (needsKafka)
-      const read = (s: string): Promise<EventSummary[]> =>
-        kafka === undefined || isFile(s) ? readEventFile(s) : readEventTopic(kafka, config, s.replace(/^topic:/, ''), codec);
-      const [a, b] = await Promise.all([read(runA), read(runB)]);
+    return withEventRuns(ctx, [runA, runB], async ([a = [], b = []]) => {
       const d = diffRuns(a, b);
       ctx.out(formatDiff(d, [runA, runB], Number(ctx.values.list)));
       return d.changed.length === 0 ? 0 : 1;
-    } finally {
-      await broker?.stop();
-    }
+    });
+  },
+};
+
+/** An event topic (a name, or 'topic:NAME') or a JSON-lines file from 'replay --out' (.jsonl or .json). */
+const isEventFile = (s: string): boolean => /\.jsonl?$/.test(s) && !s.startsWith('topic:');
+
+/**
+ * Reads each run (a file, or a topic on the configured broker, started when none is
+ * configured and a topic is named) and hands their events to `use`.
+ */
+async function withEventRuns(ctx: CommandContext, runs: string[], use: (events: EventSummary[][]) => Promise<number>): Promise<number> {
+  const base = configOf(ctx);
+  const needsKafka = runs.some((s) => !isEventFile(s));
+  const { config, broker } = needsKafka ? await brokerFor(base) : { config: base, broker: undefined };
+  try {
+    const codec = AvroCodec.local(SchemaCatalog.load(), 'AnomalyEvent');
+    const kafka = needsKafka ? createKafka(config, config.kafka.brokers, rootLogger) : undefined;
+    // without a client every run is a file (needsKafka)
+    const read = (s: string): Promise<EventSummary[]> =>
+      kafka === undefined || isEventFile(s) ? readEventFile(s) : readEventTopic(kafka, config, s.replace(/^topic:/, ''), codec);
+    return await use(await Promise.all(runs.map(read)));
+  } finally {
+    await broker?.stop();
+  }
+}
+
+/** Sample ids, one per line ('#' starts a comment; blank lines are skipped). */
+function readIds(path: string): Set<string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new MmadError(ErrorCode.USAGE, `cannot read the list of sample ids ${path}`, { cause: err });
+  }
+  return new Set(text.split(/\r?\n/).map((l) => l.replace(/#.*/, '').trim()).filter((l) => l !== ''));
+}
+
+export const calibrateCommand: Command = {
+  name: 'calibrate',
+  summary: "Fit each student's threshold to a line's own good parts for a stated false-alarm rate; writes inference.threshold.overrides.",
+  positionals: '<EVENTS>',
+  details: [
+    "EVENTS is an event topic (a name, or 'topic:NAME') or a JSON-lines file from 'replay --out' (.jsonl or",
+    '.json): the scores of a period, from the live events or a replay of it (with --manifest, to calibrate new',
+    'students before they go live). Per student, each part counts once (its last revision by that student).',
+    'Defective parts in the period raise the thresholds: keep only parts known to be good with --good, or drop',
+    'those found defective with --exclude. Each threshold is the quantile at 1 - rate of the generalized Pareto',
+    'tail fitted to the highest 20 % of the scores (as the export fits it), with the 5-95 % range over',
+    `${BOOTSTRAP_RESAMPLES} bootstrap resamples; a student needs ${MIN_CALIBRATION_PARTS} good parts, a 1 % rate a few hundred for a narrow range.`,
+    'Exit code 0 when every student got a threshold, 1 otherwise.',
+  ].join('\n'),
+  options: {
+    ...CONFIG_OPTION,
+    'false-alarm-rate': { type: 'string', description: 'the share of good parts a student may call NOK', placeholder: 'RATE', default: '0.01' },
+    good: { type: 'string', description: 'file of the sample ids known to be good, one per line: only these are used', placeholder: 'FILE' },
+    exclude: { type: 'string', description: 'file of sample ids found defective, one per line: never used', placeholder: 'FILE' },
+    out: { type: 'string', description: 'write the thresholds as a configuration file (inference.threshold.overrides) to merge into the line\'s', placeholder: 'FILE' },
+  },
+  async run(ctx) {
+    const [source, ...extra] = ctx.positionals;
+    if (source === undefined || extra.length > 0) throw new MmadError(ErrorCode.USAGE, 'calibrate takes one run: mmad calibrate <EVENTS>');
+    const rate = Number(ctx.values['false-alarm-rate']);
+    if (!(rate > 0 && rate < 1)) throw new MmadError(ErrorCode.USAGE, `--false-alarm-rate ${String(ctx.values['false-alarm-rate'])}: expected a rate strictly between 0 and 1`);
+    const good = typeof ctx.values.good === 'string' ? readIds(ctx.values.good) : undefined;
+    const exclude = typeof ctx.values.exclude === 'string' ? readIds(ctx.values.exclude) : undefined;
+    return withEventRuns(ctx, [source], async ([events = []]) => {
+      const c = calibrateLine(events, { falseAlarmRate: rate, good, exclude });
+      ctx.out(formatCalibration(c, source));
+      if (typeof ctx.values.out === 'string') {
+        writeFileSync(ctx.values.out, overridesYaml(c, source, new Date()));
+        ctx.out(`\nwritten to ${ctx.values.out}`);
+      }
+      return c.models.length > 0 && c.models.every((m) => m.threshold !== null) ? 0 : 1;
+    });
   },
 };
