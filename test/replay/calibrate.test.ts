@@ -6,11 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { AvroCodec } from '../../src/codec/avro-codec.js';
+import { SchemaCatalog } from '../../src/codec/schema-catalog.js';
 import { loadConfig } from '../../src/config/load-config.js';
+import { labelRecord } from '../../src/simulate/station-records.js';
 import { fitTail } from '../../src/inference/tail-fit.js';
 import { tailQuantile } from '../../src/inference/threshold.js';
 import { calibrateLine, formatCalibration, overridesYaml } from '../../src/replay/calibrate.js';
 import type { EventSummary } from '../../src/replay/event-summary.js';
+import { deleteTopics, serviceEnv, testConfig, testKafka } from '../helpers/kafka.js';
 
 const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
 
@@ -105,4 +109,44 @@ test('mmad calibrate reads a replay file and the id lists, prints the table and 
   assert.match(bad.stderr, /--false-alarm-rate 2: expected a rate strictly between 0 and 1/);
   const missing = spawnSync(process.execPath, [bin, 'calibrate', run, '--good', join(dir, 'nope.txt')], { encoding: 'utf8', env });
   assert.match(missing.stderr, /cannot read the list of sample ids/);
+});
+
+test('mmad calibrate --labels keeps the parts a labels topic says are good (the last label of a part winning)', async () => {
+  const config = testConfig();
+  const kafka = testKafka(config);
+  const topic = config.topics.labels;
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+  const codec = AvroCodec.local(SchemaCatalog.load(), 'Label');
+  const label = (sampleId: string, defectType: string): { key: string; value: Buffer } => ({
+    key: sampleId,
+    value: codec.encode(labelRecord({
+      id: { line: 'line-1', station: 'station-1' }, sampleId, productType: 'battery_lid', defectType, visibility: {}, modalities: ['rgb'], mask: null,
+      width: 8, height: 8, defectPixels: 0, captureTime: new Date('2026-11-20T08:00:00Z'), sent: ['rgb'], dropped: [], source: 'test', seed: null, attributes: {},
+    })),
+  });
+  const { events } = week();
+  // g0..g79 labelled good, d0..d11 defective, g80 first good then found dented; the other goods unlabelled
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic, messages: [...Array.from({ length: 81 }, (_, i) => label(`g${i}`, 'good')), ...Array.from({ length: 12 }, (_, i) => label(`d${i}`, 'dent'))] });
+  await producer.send({ topic, messages: [label('g80', 'dent')] });
+  await producer.disconnect();
+  try {
+    const dir = mkdtempSync(join(tmpdir(), 'mmad-calibrate-'));
+    const run = join(dir, 'week.jsonl');
+    writeFileSync(run, `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
+    const env = { ...process.env, ...serviceEnv(config), MMAD_LOG_LEVEL: 'error' };
+    const r = spawnSync(process.execPath, [bin, 'calibrate', run, '--labels', topic], { encoding: 'utf8', env, timeout: 120_000 });
+    assert.match(r.stdout, new RegExp(`labels in ${topic.replace(/\./g, '\\.')}: 93 parts, 80 good`), r.stderr);
+    assert.match(r.stdout, /80 good parts used of 412 scored/);
+    assert.match(r.stdout, /^a\s+0\.6\.0\s+80\s/m);
+    writeFileSync(join(dir, 'good.txt'), Array.from({ length: 60 }, (_, i) => `g${i + 40}`).join('\n'));
+    const both = spawnSync(process.execPath, [bin, 'calibrate', run, '--labels', topic, '--good', join(dir, 'good.txt')], { encoding: 'utf8', env, timeout: 120_000 });
+    assert.match(both.stdout, /40 good parts used of 412 scored/, 'labelled good and listed: g40..g79');
+  } finally {
+    await deleteTopics(admin, [topic]);
+    await admin.disconnect();
+  }
 });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { AvroCodec } from '../../codec/avro-codec.js';
 import { SchemaCatalog } from '../../codec/schema-catalog.js';
+import type { Kafka } from 'kafkajs';
 import type { Config } from '../../config/config-schema.js';
 import { ErrorCode, MmadError } from '../../base/errors.js';
 import { ModelRegistry } from '../../inference/model-registry.js';
@@ -9,7 +10,7 @@ import { createKafka } from '../../kafka/kafka-client.js';
 import { waitForBroker } from '../../kafka/wait-for-broker.js';
 import { BOOTSTRAP_RESAMPLES, MIN_CALIBRATION_PARTS, calibrateLine, formatCalibration, overridesYaml } from '../../replay/calibrate.js';
 import { diffRuns, formatDiff } from '../../replay/diff.js';
-import { readEventFile, readEventTopic, type EventSummary } from '../../replay/event-summary.js';
+import { readEventFile, readEventTopic, readTopicToEnd, type EventSummary } from '../../replay/event-summary.js';
 import { replayRange, type ReplayProgress } from '../../replay/replay.js';
 import { rootLogger } from '../../base/logger.js';
 import { CONFIG_OPTION, type Command, type CommandContext } from '../command.js';
@@ -119,11 +120,17 @@ const isEventFile = (s: string): boolean => /\.jsonl?$/.test(s) && !s.startsWith
 
 /**
  * Reads each run (a file, or a topic on the configured broker, started when none is
- * configured and a topic is named) and hands their events to `use`.
+ * configured and a topic is named) and hands their events to `use`, with the client when
+ * one was needed (a topic among the runs, or `needsKafkaBesides`).
  */
-async function withEventRuns(ctx: CommandContext, runs: string[], use: (events: EventSummary[][]) => Promise<number>): Promise<number> {
+async function withEventRuns(
+  ctx: CommandContext,
+  runs: string[],
+  use: (events: EventSummary[][], kafka: Kafka | undefined, config: Config) => Promise<number>,
+  needsKafkaBesides = false,
+): Promise<number> {
   const base = configOf(ctx);
-  const needsKafka = runs.some((s) => !isEventFile(s));
+  const needsKafka = needsKafkaBesides || runs.some((s) => !isEventFile(s));
   const { config, broker } = needsKafka ? await brokerFor(base) : { config: base, broker: undefined };
   try {
     const codec = AvroCodec.local(SchemaCatalog.load(), 'AnomalyEvent');
@@ -131,7 +138,7 @@ async function withEventRuns(ctx: CommandContext, runs: string[], use: (events: 
     // without a client every run is a file (needsKafka)
     const read = (s: string): Promise<EventSummary[]> =>
       kafka === undefined || isEventFile(s) ? readEventFile(s) : readEventTopic(kafka, config, s.replace(/^topic:/, ''), codec);
-    return await use(await Promise.all(runs.map(read)));
+    return await use(await Promise.all(runs.map(read)), kafka, config);
   } finally {
     await broker?.stop();
   }
@@ -156,8 +163,8 @@ export const calibrateCommand: Command = {
     "EVENTS is an event topic (a name, or 'topic:NAME') or a JSON-lines file from 'replay --out' (.jsonl or",
     '.json): the scores of a period, from the live events or a replay of it (with --manifest, to calibrate new',
     'students before they go live). Per student, each part counts once (its last revision by that student).',
-    'Defective parts in the period raise the thresholds: keep only parts known to be good with --good, or drop',
-    'those found defective with --exclude. Each threshold is the quantile at 1 - rate of the generalized Pareto',
+    'Defective parts in the period raise the thresholds: keep only parts known to be good with --good (or those a',
+    'labels topic says are good, --labels), or drop those found defective with --exclude. Each threshold is the quantile at 1 - rate of the generalized Pareto',
     'tail fitted to the highest 20 % of the scores (as the export fits it), with the 5-95 % range over',
     `${BOOTSTRAP_RESAMPLES} bootstrap resamples; a student needs ${MIN_CALIBRATION_PARTS} good parts, a 1 % rate a few hundred for a narrow range.`,
     'Exit code 0 when every student got a threshold, 1 otherwise.',
@@ -167,6 +174,11 @@ export const calibrateCommand: Command = {
     'false-alarm-rate': { type: 'string', description: 'the share of good parts a student may call NOK', placeholder: 'RATE', default: '0.01' },
     good: { type: 'string', description: 'file of the sample ids known to be good, one per line: only these are used', placeholder: 'FILE' },
     exclude: { type: 'string', description: 'file of sample ids found defective, one per line: never used', placeholder: 'FILE' },
+    labels: {
+      type: 'string',
+      description: "a labels topic (Label records: a later inspection's findings, or the simulator's ground truth): only parts labelled good are used",
+      placeholder: 'TOPIC',
+    },
     out: { type: 'string', description: 'write the thresholds as a configuration file (inference.threshold.overrides) to merge into the line\'s', placeholder: 'FILE' },
   },
   async run(ctx) {
@@ -174,9 +186,17 @@ export const calibrateCommand: Command = {
     if (source === undefined || extra.length > 0) throw new MmadError(ErrorCode.USAGE, 'calibrate takes one run: mmad calibrate <EVENTS>');
     const rate = Number(ctx.values['false-alarm-rate']);
     if (!(rate > 0 && rate < 1)) throw new MmadError(ErrorCode.USAGE, `--false-alarm-rate ${String(ctx.values['false-alarm-rate'])}: expected a rate strictly between 0 and 1`);
-    const good = typeof ctx.values.good === 'string' ? readIds(ctx.values.good) : undefined;
+    const listed = typeof ctx.values.good === 'string' ? readIds(ctx.values.good) : undefined;
     const exclude = typeof ctx.values.exclude === 'string' ? readIds(ctx.values.exclude) : undefined;
-    return withEventRuns(ctx, [source], async ([events = []]) => {
+    const labelTopic = typeof ctx.values.labels === 'string' ? ctx.values.labels : undefined;
+    return withEventRuns(ctx, [source], async ([events = []], kafka, config) => {
+      let good = listed;
+      if (labelTopic !== undefined && kafka !== undefined) {
+        const labelled = await readLabels(kafka, config, labelTopic);
+        const goodByLabel = [...labelled].filter(([, defect]) => defect === 'good').map(([id]) => id);
+        good = new Set(listed === undefined ? goodByLabel : goodByLabel.filter((id) => listed.has(id)));
+        ctx.out(`labels in ${labelTopic}: ${labelled.size} parts, ${goodByLabel.length} good`);
+      }
       const c = calibrateLine(events, { falseAlarmRate: rate, good, exclude });
       ctx.out(formatCalibration(c, source));
       if (typeof ctx.values.out === 'string') {
@@ -184,6 +204,17 @@ export const calibrateCommand: Command = {
         ctx.out(`\nwritten to ${ctx.values.out}`);
       }
       return c.models.length > 0 && c.models.every((m) => m.threshold !== null) ? 0 : 1;
-    });
+    }, labelTopic !== undefined);
   },
 };
+
+/** Each labelled part's defect type ('good' for a good part), the last label of a part winning (a re-inspection). */
+async function readLabels(kafka: Kafka, config: Config, topic: string): Promise<Map<string, string>> {
+  const codec = AvroCodec.local(SchemaCatalog.load(), 'Label');
+  const out = new Map<string, string>();
+  await readTopicToEnd(kafka, config, topic, async (value) => {
+    const l = await codec.decode(value);
+    out.set(l.sampleId, l.defectType);
+  });
+  return out;
+}
