@@ -75,6 +75,7 @@ class RunConfig:
     align: str = "none"
     # mtfi --normality local: principal components each place's Gaussian models
     local_dims: int = 16
+    local_pool: int = 2
     # mtfi with --align: the aligned ir image relative to the part's own level (align.LevelMatch)
     ir_relative: bool = False
     # mtfi --normality local --align: (pixels, degrees) standard deviations of the rigid motions of

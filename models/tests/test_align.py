@@ -209,3 +209,37 @@ def test_local_jitter_widens_each_places_gaussian_by_the_registration_error():
     assert held[0].shape == (20, 1, 48, 64)
     with pytest.raises(ValueError, match="local_jitter"):
         CrossModalDistillation(("ir",), (48, 64), TINY, normality="local", local_jitter=(0.5, 0.0))
+
+
+def test_local_pool_sets_the_cells_each_gaussian_models():
+    """--local-pool: pool 1 gives a Gaussian to every cell of the bank features' grid (four
+    times the cells of the default 2), and the distance of each cell is still its Mahalanobis
+    distance to that cell's Gaussian; the same spot stands out of the finer grid's good maps."""
+    train = {"ir": _ir(_plates(_jitter(30, 3)))}
+    coarse, fine = _model(align="none", dims=4), _model(align="none", dims=4, local_pool=1)
+    for model in (coarse, fine):
+        model.teachers["ir"].input.fit(train["ir"])
+        model.fit_normality(train)
+    gh, gw = coarse.local_grid
+    assert fine.local_grid == (2 * gh, 2 * gw)
+    assert fine.lmean_ir.shape == (1, 4, 2 * gh, 2 * gw) and fine.lprec_ir.shape == (4 * gh * gw, 4, 4)
+    feats = fine.features(train)["ir"]
+    e = fine.embed(feats) - fine.center_ir.view(1, -1, 1, 1)
+    e = torch.einsum("bdhw,dp->bphw", e, fine.proj_ir)  # pool 1: the cells are the grid's own
+    i, j = 3, 5
+    y = (e[:, :, i, j] - fine.lmean_ir[0, :, i, j]).double()
+    chol = fine.lprec_ir[i * fine.local_grid[1] + j].double()
+    ref = torch.sqrt(torch.einsum("bd,de,be->b", y, chol @ chol.t(), y))
+    torch.testing.assert_close(fine._local_distance("ir", feats)[:, 0, i, j].double(), ref, rtol=1e-4, atol=1e-4)
+    # aligned, as the shipped students are: a spot no training part has stands out at both pools
+    train = {"ir": _ir(_plates(_jitter(40, 1)))}
+    good = {"ir": _ir(_plates(_jitter(6, 2)))}
+    bad = {"ir": _ir(_plates([(4, -2, 2.5)], bump=(-8, -3)))}
+    for pool in (2, 1):
+        model = _model(local_pool=pool)
+        model.teachers["ir"].input.fit(train["ir"])
+        model.fit_inputs(train)
+        model.fit_normality(train)
+        assert float(model.branch_maps(bad)[0].max()) > 2 * float(model.branch_maps(good)[0].flatten(1).amax(1).max())
+    with pytest.raises(ValueError, match="local_pool"):
+        CrossModalDistillation(("ir",), (48, 64), TINY, normality="local", local_pool=0)

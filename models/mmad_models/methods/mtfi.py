@@ -139,7 +139,7 @@ NORMALITIES = ("bank", "local", "rd")
 # the local Gaussians sit on scale 1's grid (stride 4 for the small teacher) average-pooled by
 # this: on the simulator's lid stride 8 ranked as well as stride 4 (bulge 0.99 / 0.99) with a
 # quarter of the statistics
-LOCAL_POOL = 2
+LOCAL_POOL = 2  # the default of --local-pool
 # the local covariances' shrinkage toward the identity, relative to their mean variance
 LOCAL_SHRINK = 0.1
 # the folds of held_out_maps: each training part scored by the Gaussians of the others
@@ -180,6 +180,7 @@ class CrossModalDistillation(Method):
         local_dims: int = 16,
         ir_relative: bool = False,
         local_jitter: tuple[float, float] = (0.0, 0.0),
+        local_pool: int = LOCAL_POOL,
     ):
         super().__init__()
         if normality not in NORMALITIES:
@@ -192,6 +193,8 @@ class CrossModalDistillation(Method):
             raise ValueError("the discriminator head alters unaligned inputs: align 'none'")
         if any(local_jitter) and (normality != "local" or align == "none"):
             raise ValueError("local_jitter perturbs the alignment of the per-place model: normality 'local' with an align mode")
+        if int(local_pool) < 1:
+            raise ValueError(f"local_pool is a positive number of cells, got {local_pool}")
         if ir_relative and align == "none":
             raise ValueError("ir_relative matches the aligned thermal image to the training parts' mean: align 'shift' or 'pose'")
         self.modalities = tuple(modalities)
@@ -244,7 +247,8 @@ class CrossModalDistillation(Method):
         self._local_train: dict[str, torch.Tensor] = {}  # fit_normality's pooled features, for held_out_maps
         # --local-jitter: (pixels, degrees) standard deviations of the jittered copies' motions
         self.local_jitter = (float(local_jitter[0]), float(local_jitter[1]))
-        if normality == "local":  # a Gaussian per cell of scale 1's grid pooled by LOCAL_POOL
+        self.local_pool = int(local_pool)
+        if normality == "local":  # a Gaussian per cell of scale 1's grid pooled by local_pool
             self.local_grid = self._local_grid()
             gh, gw = self.local_grid
             for m in self.train_modalities:
@@ -271,7 +275,8 @@ class CrossModalDistillation(Method):
                    bank_dims=cfg.bank_dims, discriminate=cfg.discriminator, head_steps=cfg.head_steps,
                    fusion=cfg.fusion, slim=cfg.slim, ir_robust=cfg.ir_robust,
                    ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None, xyz_face=cfg.xyz_face, align=cfg.align,
-                   local_dims=cfg.local_dims, ir_relative=cfg.ir_relative, local_jitter=tuple(cfg.local_jitter))
+                   local_dims=cfg.local_dims, ir_relative=cfg.ir_relative, local_jitter=tuple(cfg.local_jitter),
+                   local_pool=cfg.local_pool)
 
     @classmethod
     def add_cli_options(cls, train: argparse.ArgumentParser) -> None:
@@ -283,6 +288,9 @@ class CrossModalDistillation(Method):
                                 "or reconstruction student (rd)")
         train.add_argument("--local-dims", type=int, default=16,
                            help="mtfi --normality local: principal components of the bank features each place's Gaussian models")
+        train.add_argument("--local-pool", type=int, default=LOCAL_POOL, metavar="N",
+                           help="mtfi --normality local: each place's Gaussian models N x N cells of the bank features' grid "
+                                "(scale 1: 4 pixels a cell at stride 4); 1 resolves small and shallow defects better")
         train.add_argument("--local-jitter", type=_jitter, default=(0.0, 0.0), metavar="PX,DEG",
                            help="mtfi --normality local --align: also fit each place's Gaussian to 2 copies of every training "
                                 "part whose pose is moved by normal shifts of PX pixels and turns of DEG degrees (standard "
@@ -316,6 +324,10 @@ class CrossModalDistillation(Method):
             raise SystemExit("--discriminator alters unaligned inputs: leave --align at none")
         if not chosen and (args.align != "none" or args.normality != "bank" or args.ir_relative):
             raise SystemExit("--align, --ir-relative and --normality are options of --method mtfi")
+        if args.local_pool != LOCAL_POOL and args.normality != "local":
+            raise SystemExit("--local-pool sets the cells of the per-place model: --normality local")
+        if args.local_pool < 1:
+            raise SystemExit(f"--local-pool is a positive number of feature cells, got {args.local_pool}")
         if any(args.local_jitter) and (args.normality != "local" or args.align == "none"):
             raise SystemExit("--local-jitter perturbs the alignment of the per-place model: --normality local --align shift or pose")
         if args.ir_relative and args.align == "none":
@@ -338,6 +350,7 @@ class CrossModalDistillation(Method):
             record["discriminator"] = cfg.discriminator
         if cfg.normality == "local":
             record["localDims"] = cfg.local_dims
+            record["localPool"] = cfg.local_pool
         record["align"] = cfg.align
         if cfg.ir_relative:
             record["irRelative"] = True
@@ -355,14 +368,14 @@ class CrossModalDistillation(Method):
             return int(inp(x).shape[1])
 
     def _local_grid(self) -> tuple[int, int]:
-        """The local Gaussians' grid: scale 1's (the bank features') pooled by LOCAL_POOL."""
+        """The local Gaussians' grid: scale 1's (the bank features') pooled by ``local_pool``."""
         m = self.train_modalities[0]
         with torch.no_grad():
             f = self.teachers[m].encoder(torch.zeros(1, self._input_channels(m), *self.size))
         h, w = f[1].shape[-2:]
-        if h < LOCAL_POOL or w < LOCAL_POOL:
+        if h < self.local_pool or w < self.local_pool:
             raise ValueError(f"input size {self.size} too small for the local normality model")
-        return h // LOCAL_POOL, w // LOCAL_POOL
+        return h // self.local_pool, w // self.local_pool
 
     @torch.no_grad()
     def _pose_channels(self, inputs: dict[str, torch.Tensor], batch: int = 16) -> torch.Tensor:
@@ -553,7 +566,7 @@ class CrossModalDistillation(Method):
         """e: the training parts' projected bank features [N,D,h,w]: each cell's Gaussian
         (``_local_stats``); the pooled features are kept (not in the checkpoint) for
         ``held_out_maps``."""
-        e = F.avg_pool2d(e, LOCAL_POOL).double()
+        e = F.avg_pool2d(e, self.local_pool).double()
         mean, chol = self._local_stats(e)
         getattr(self, f"lmean_{m}").copy_(mean.float())
         getattr(self, f"lprec_{m}").copy_(chol.float())
@@ -586,7 +599,7 @@ class CrossModalDistillation(Method):
         """[B,1,gh,gw]: the Mahalanobis distance of each cell's projected features to that
         cell's Gaussian (``_fit_local``)."""
         e = self.embed(per_layer) - getattr(self, f"center_{m}").view(1, -1, 1, 1)
-        e = F.avg_pool2d(torch.einsum("bdhw,dp->bphw", e, getattr(self, f"proj_{m}")), LOCAL_POOL)
+        e = F.avg_pool2d(torch.einsum("bdhw,dp->bphw", e, getattr(self, f"proj_{m}")), self.local_pool)
         return self._mahalanobis(e, getattr(self, f"lmean_{m}"), getattr(self, f"lprec_{m}"))
 
     @torch.no_grad()
