@@ -109,6 +109,8 @@ test('mmad calibrate reads a replay file and the id lists, prints the table and 
   assert.match(bad.stderr, /--false-alarm-rate 2: expected a rate strictly between 0 and 1/);
   const missing = spawnSync(process.execPath, [bin, 'calibrate', run, '--good', join(dir, 'nope.txt')], { encoding: 'utf8', env });
   assert.match(missing.stderr, /cannot read the list of sample ids/);
+  const unwritable = spawnSync(process.execPath, [bin, 'calibrate', run, '--out', join(dir, 'no-such-dir', 'line.yaml')], { encoding: 'utf8', env });
+  assert.match(unwritable.stderr, /cannot write the thresholds to .*no-such-dir/);
 });
 
 test('mmad calibrate --labels keeps the parts a labels topic says are good (the last label of a part winning)', async () => {

@@ -163,10 +163,11 @@ export const calibrateCommand: Command = {
     "EVENTS is an event topic (a name, or 'topic:NAME') or a JSON-lines file from 'replay --out' (.jsonl or",
     '.json): the scores of a period, from the live events or a replay of it (with --manifest, to calibrate new',
     'students before they go live). Per student, each part counts once (its last revision by that student).',
-    'Defective parts in the period raise the thresholds: keep only parts known to be good with --good (or those a',
-    'labels topic says are good, --labels), or drop those found defective with --exclude. Each threshold is the quantile at 1 - rate of the generalized Pareto',
-    'tail fitted to the highest 20 % of the scores (as the export fits it), with the 5-95 % range over',
-    `${BOOTSTRAP_RESAMPLES} bootstrap resamples; a student needs ${MIN_CALIBRATION_PARTS} good parts, a 1 % rate a few hundred for a narrow range.`,
+    'Defective parts in the period raise the thresholds: keep only parts known to be good with --good (or those',
+    'a labels topic says are good, --labels), or drop those found defective with --exclude. Each threshold is',
+    'the quantile at 1 - rate of the generalized Pareto tail fitted to the highest 20 % of the scores (as the',
+    `export fits it), with the 5-95 % range over ${BOOTSTRAP_RESAMPLES} bootstrap resamples; a student needs ${MIN_CALIBRATION_PARTS} good parts,`,
+    'a 1 % rate a few hundred for a narrow range.',
     'Exit code 0 when every student got a threshold, 1 otherwise.',
   ].join('\n'),
   options: {
@@ -200,7 +201,11 @@ export const calibrateCommand: Command = {
       const c = calibrateLine(events, { falseAlarmRate: rate, good, exclude });
       ctx.out(formatCalibration(c, source));
       if (typeof ctx.values.out === 'string') {
-        writeFileSync(ctx.values.out, overridesYaml(c, source, new Date()));
+        try {
+          writeFileSync(ctx.values.out, overridesYaml(c, source, new Date()));
+        } catch (err) {
+          throw new MmadError(ErrorCode.USAGE, `cannot write the thresholds to ${ctx.values.out}`, { cause: err });
+        }
         ctx.out(`\nwritten to ${ctx.values.out}`);
       }
       return c.models.length > 0 && c.models.every((m) => m.threshold !== null) ? 0 : 1;
