@@ -83,9 +83,9 @@ function thetaForShape(y: readonly number[], target: number, yMax: number): numb
   return (lo + hi) / 2;
 }
 
-/** The maximum-likelihood (shape, scale) of excesses y (all ≥ 0, some > 0), the shape within SHAPE_BOUNDS. */
+/** The maximum-likelihood (shape, scale) of excesses y (ascending, all ≥ 0, the last > 0), the shape within SHAPE_BOUNDS. */
 function fitExcesses(y: readonly number[]): { shape: number; scale: number; fit: FittedTail['fit'] } {
-  const yMax = Math.max(...y);
+  const yMax = y[y.length - 1] as number;
   const mean = y.reduce((a, b) => a + b, 0) / y.length;
   const [lo, hi] = SHAPE_BOUNDS;
   const profile = (theta: number): number => {
@@ -126,6 +126,7 @@ export function fitTail(scores: readonly number[], fraction = TAIL_FRACTION): Fi
   const location = s[n - k - 1] as number;
   const y = s.slice(n - k).map((v) => v - location);
   const base = { kind: 'pareto-tail' as const, location, tailFraction: k / n };
-  if (Math.max(...y) <= 0) return { ...base, scale: 0, shape: 0, fit: 'degenerate' };
+  // the excesses ascend: the last is the largest (no spread of thousands of arguments into Math.max)
+  if ((y[k - 1] as number) <= 0) return { ...base, scale: 0, shape: 0, fit: 'degenerate' };
   return { ...base, ...fitExcesses(y) };
 }
