@@ -3,7 +3,7 @@
  * broker that is down or restarting, kafkajs' logs routed into ours, and fetch
  * sizes that fit image frames (kafkajs' default 1 MiB per partition does not).
  */
-import { Kafka, Partitioners, logLevel, type ConsumerConfig, type LogEntry, type ProducerConfig } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type Consumer, type ConsumerConfig, type LogEntry, type ProducerConfig } from 'kafkajs';
 import type { Config } from '../config/config-schema.js';
 import { rootLogger, type Logger } from '../base/logger.js';
 
@@ -65,4 +65,15 @@ export function producerConfig(config: Config, extra: ProducerConfig = {}): Prod
     retry: { initialRetryTime: config.kafka.retry.initialRetryTimeMs, maxRetryTime: config.kafka.retry.maxRetryTimeMs, retries: Number.MAX_SAFE_INTEGER },
     ...extra,
   };
+}
+
+/**
+ * Calls `fail` when the consumer crashes for good. kafkajs also reports a crash on a retriable
+ * error (a group coordinator still loading on a broker just started, a rebalance) and then
+ * restarts the consumer itself (`restart`); that one is only logged (kafkajs' own log).
+ */
+export function onFatalCrash(consumer: Consumer, fail: (error: Error) => void): void {
+  consumer.on(consumer.events.CRASH, (e) => {
+    if (!e.payload.restart) fail(e.payload.error);
+  });
 }

@@ -10,7 +10,7 @@ import type { AvroCodec } from '../codec/avro-codec.js';
 import type { AnomalyEvent } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError } from '../base/errors.js';
-import { frameConsumerConfig } from '../kafka/kafka-client.js';
+import { frameConsumerConfig, onFatalCrash } from '../kafka/kafka-client.js';
 
 export interface EventSummary {
   sampleId: string;
@@ -67,7 +67,7 @@ export async function readTopicToEnd(kafka: Kafka, config: Config, topic: string
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      consumer.on(consumer.events.CRASH, (e) => reject(e.payload.error));
+      onFatalCrash(consumer, reject);
       // a read_committed fetch skips aborted records and transaction markers: the end is reached
       // when a partition's position passes its end offset, whether or not a record sits there
       consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {

@@ -18,7 +18,7 @@ import type { AvroCodec } from '../codec/avro-codec.js';
 import type { AnomalyEvent } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { messageOf } from '../base/errors.js';
-import { frameConsumerConfig } from '../kafka/kafka-client.js';
+import { frameConsumerConfig, onFatalCrash } from '../kafka/kafka-client.js';
 import { partitionFor } from '../kafka/partitioner.js';
 import { offsetsForTimes, type PartitionRange } from '../replay/replay.js';
 import { LineStore, type PartView } from './line-store.js';
@@ -236,9 +236,9 @@ export class EventHistory {
           clearTimeout(timer);
           resolve(whole);
         };
-        consumer.on(consumer.events.CRASH, (e) => {
+        onFatalCrash(consumer, (error) => {
           clearTimeout(timer);
-          reject(e.payload.error);
+          reject(error);
         });
         consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
           for (const partition of payload.memberAssignment[topic] ?? []) {
