@@ -8,7 +8,7 @@
  * scanner noise, and a part rendered with and without a defect shares every
  * stream except the defect's — which is what the visibility tests compare.
  */
-import { at, outOfRange } from '../base/invariant.js';
+import { at, outOfRange } from './invariant.js';
 
 /** 32-bit string/number hash with full avalanche (FNV-1a over UTF-16 units, then a murmur3 finalizer). */
 export function hash32(value: string | number, seed = 0x811c9dc5): number {

@@ -10,6 +10,8 @@
  * reads the events and the id lists.
  */
 import type { EventSummary } from './event-summary.js';
+import { Rng } from '../base/prng.js';
+import { percentiles } from '../output/line-summary.js';
 import { fitTail, type FittedTail } from '../inference/tail-fit.js';
 import { tailQuantile } from '../inference/threshold.js';
 
@@ -59,26 +61,6 @@ export interface LineCalibration {
   models: ModelCalibration[];
 }
 
-/** A seeded uniform generator in [0, 1) (mulberry32): the same interval on every run. */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function quantileOf(sorted: readonly number[], p: number): number {
-  const x = p * (sorted.length - 1);
-  const i = Math.floor(x);
-  const lo = sorted[i] as number;
-  const hi = sorted[Math.min(i + 1, sorted.length - 1)] as number;
-  return lo + (hi - lo) * (x - i);
-}
-
 const share = (scores: readonly number[], t: number): number => scores.filter((s) => s >= t).length / scores.length;
 
 /** One model's calibration from the scores of its good parts. */
@@ -89,21 +71,21 @@ export function calibrateScores(id: string, version: string, scores: readonly nu
   const tail = fitTail(scores);
   if (o.falseAlarmRate > tail.tailFraction) return none(`a rate of ${o.falseAlarmRate} is beyond the fitted tail (${tail.tailFraction.toFixed(3)} of the parts)`, tail);
   const threshold = tailQuantile(tail, 1 - o.falseAlarmRate);
-  const rand = uniform(o.seed ?? 1);
+  // seeded: the same range on every run
+  const rng = Rng.fromSeed(o.seed ?? 1);
   const boot: number[] = [];
   const sample = new Array<number>(scores.length);
   for (let b = 0; b < (o.resamples ?? BOOTSTRAP_RESAMPLES); b++) {
-    for (let i = 0; i < scores.length; i++) sample[i] = scores[Math.floor(rand() * scores.length)] as number;
-    const t = fitTail(sample);
-    boot.push(tailQuantile(t, 1 - o.falseAlarmRate));
+    for (let i = 0; i < scores.length; i++) sample[i] = scores[rng.int(scores.length)] as number;
+    boot.push(tailQuantile(fitTail(sample), 1 - o.falseAlarmRate));
   }
-  boot.sort((x, y) => x - y);
+  const [lo = threshold, hi = threshold] = percentiles(boot, [0.05, 0.95]);
   return {
     ...base,
     tail,
     threshold,
     overThreshold: share(scores, threshold),
-    interval: [quantileOf(boot, 0.05), quantileOf(boot, 0.95)],
+    interval: [lo, hi],
     note: null,
   };
 }

@@ -18,7 +18,7 @@
  * 3D mask, and its projection along the height is the mask on the image frame.
  */
 import { fieldAt } from './fields.js';
-import type { Rng } from './prng.js';
+import type { Rng } from '../base/prng.js';
 import type { InteriorFeature, Scene } from './scene.js';
 
 /** The CT grid: in-plane pixels of the 2D frame per voxel side, and slices. */

@@ -20,7 +20,7 @@ import { commonModalities, scanDataset, type DatasetCategory, type DatasetSample
 import { sampleSeed } from './dataset-writer.js';
 import { pngHeader } from '../codec/png.js';
 import { decodeMask, decodeRgb, encodeMaskPng, encodeRgbPng } from './image-codec.js';
-import { Rng } from './prng.js';
+import { Rng } from '../base/prng.js';
 import type { PartSource, SourcedPart } from './station-publisher.js';
 import { decodeXyzTiff, tiffPages } from '../codec/tiff-reader.js';
 

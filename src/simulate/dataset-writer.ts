@@ -14,7 +14,7 @@ import { DEFECTS, type DefectName } from './defects.js';
 import { META_FILE, sampleFileName, type DatasetMeta, type Split } from './dataset-layout.js';
 import { encodeCtFiles, encodePart } from './image-codec.js';
 import { generatePart } from './part-generator.js';
-import { hash32 } from './prng.js';
+import { hash32 } from '../base/prng.js';
 import { productByName, visibilityOf } from './products/index.js';
 
 export interface DatasetWriteOptions {

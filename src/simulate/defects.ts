@@ -18,7 +18,7 @@
  * DEFECT_NAMES and to the products that can show it.
  */
 import { addAt, blendAt, clamp, coverage, dilate, fbm, fieldAt, scaleAt, segmentDistance } from './fields.js';
-import type { Rng } from './prng.js';
+import type { Rng } from '../base/prng.js';
 import type { Scene } from './scene.js';
 
 export const DEFECT_NAMES = [

@@ -4,7 +4,7 @@
  * distance functions. All operate on row-major Float32Array/Uint8Array
  * images of width × height, allocate their output, and never touch I/O.
  */
-import { latticeHash } from './prng.js';
+import { latticeHash } from '../base/prng.js';
 import { outOfRange } from '../base/invariant.js';
 
 export const clamp = (v: number, lo: number, hi: number): number => (v < lo ? lo : v > hi ? hi : v);

@@ -10,7 +10,7 @@
  * a broker. Times are milliseconds from the start of the line.
  */
 import { SENSOR_MODALITIES, VISIBILITY_MODALITIES, type SensorModality, type VisibilityModality } from './defects.js';
-import { Rng } from './prng.js';
+import { Rng } from '../base/prng.js';
 import { MinHeap } from '../base/min-heap.js';
 
 

@@ -16,7 +16,7 @@ import { encodeVolumeTiff } from '../codec/tiff-writer.js';
 import { DEFAULT_DEFECT_PARAMS, SENSOR_MODALITIES, type DefectName, type DefectParams, type VisibilityModality } from './defects.js';
 import { encodePart, rawPart, rawSamples, type EncodedPart } from './image-codec.js';
 import { generatePart } from './part-generator.js';
-import { Rng } from './prng.js';
+import { Rng } from '../base/prng.js';
 import { productByName } from './products/index.js';
 import type { PartSource, SourcedPart } from './station-publisher.js';
 import { at } from '../base/invariant.js';

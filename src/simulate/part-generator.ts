@@ -12,7 +12,7 @@ import { DEFAULT_DEFECT_PARAMS, DEFECTS, THERMAL_MASK_FRACTION, type DefectName,
 import { DEFAULT_CT_GRID, scanCt, type CtGrid, type CtScan } from './ct-scanner.js';
 import { productByName, visibilityOf, type ProductType } from './products/index.js';
 import { fieldAt } from './fields.js';
-import { Rng } from './prng.js';
+import { Rng } from '../base/prng.js';
 import { renderRgb } from './render-rgb.js';
 import { scanXyz } from './scanner.js';
 import type { Scene } from './scene.js';

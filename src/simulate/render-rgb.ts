@@ -6,7 +6,7 @@
  * or a bulge leaves a faint cue in RGB exactly where its slopes are.
  */
 import { fieldAt, gaussianBlur } from './fields.js';
-import type { Rng } from './prng.js';
+import type { Rng } from '../base/prng.js';
 import type { Scene } from './scene.js';
 
 /** Surface normals (unit, 3 per pixel) from the elevation map by central differences. */

@@ -9,7 +9,7 @@
  * poor return, stray speckle, and the fading border of the projected field.
  */
 import { fieldAt, smoothstep } from './fields.js';
-import type { Rng } from './prng.js';
+import type { Rng } from '../base/prng.js';
 import type { Scene } from './scene.js';
 
 export function scanXyz(scene: Scene, rng: Rng): Float32Array {

@@ -12,7 +12,7 @@
  * That separation is what makes a defect's modality visibility hold by
  * construction: a stain that edits only albedo cannot move a 3D point.
  */
-import type { Rng } from './prng.js';
+import type { Rng } from '../base/prng.js';
 
 export interface Light {
   /** Unit vector from the surface toward the light. */

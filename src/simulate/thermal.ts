@@ -6,7 +6,7 @@
  * aluminium looks dark and printed marks look bright at the same temperature.
  */
 import { fieldAt, gaussianBlur } from './fields.js';
-import type { Rng } from './prng.js';
+import type { Rng } from '../base/prng.js';
 import type { Scene } from './scene.js';
 
 const SIGMA_SB = 5.670374419e-8;

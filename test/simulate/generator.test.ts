@@ -6,7 +6,7 @@ import { DEFECTS, DEFECT_NAMES, VISIBILITY_MODALITIES, type DefectName, type Sen
 import { dilate } from '../../src/simulate/fields.js';
 import { encodePart } from '../../src/simulate/image-codec.js';
 import { buildScene, generatePart, type GeneratedPart } from '../../src/simulate/part-generator.js';
-import { Rng } from '../../src/simulate/prng.js';
+import { Rng } from '../../src/base/prng.js';
 import { PRODUCTS, visibilityOf } from '../../src/simulate/products/index.js';
 import { thermalNoiseCounts } from '../../src/simulate/thermal.js';
 

@@ -7,7 +7,7 @@
  * formation and the terminals warmer from the test contacts.
  */
 import { addAt, blendAt, coverage, ellipseSdf, fieldAt, noiseField, roundedRectSdf, segmentDistance } from '../fields.js';
-import type { Rng } from '../prng.js';
+import type { Rng } from '../../base/prng.js';
 import { Pose, emptyScene, stationCamera, type Scene } from '../scene.js';
 import { paint, tinted, type Material, type ProductType } from './product-type.js';
 

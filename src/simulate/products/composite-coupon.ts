@@ -9,7 +9,7 @@
  * set elevation, heat and partMask, then register it in products/index.ts.
  */
 import { blendAt, coverage, fieldAt, noiseField, roundedRectSdf, valueNoise } from '../fields.js';
-import type { Rng } from '../prng.js';
+import type { Rng } from '../../base/prng.js';
 import { Pose, emptyScene, stationCamera, type Scene } from '../scene.js';
 import { paint, tinted, type Material, type ProductType } from './product-type.js';
 

@@ -7,7 +7,7 @@
  */
 import { DEFECTS, type DefectName, type VisibilityLevel, type VisibilityModality } from '../defects.js';
 import { blendAt } from '../fields.js';
-import type { Rng } from '../prng.js';
+import type { Rng } from '../../base/prng.js';
 import type { Scene } from '../scene.js';
 
 export interface ProductType {
