@@ -68,7 +68,7 @@ def cmd_train(a) -> int:
                     teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
                     train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight, bank_dims=a.bank_dims,
                     discriminator=a.discriminator, head_steps=a.head_steps, align=a.align, local_dims=a.local_dims,
-                    slim=a.slim, half=a.half, ir_robust=a.ir_robust, xyz_face=a.xyz_face, ir_relative=a.ir_relative, local_jitter=a.local_jitter, local_pool=a.local_pool,
+                    slim=a.slim, half=a.half, ir_robust=a.ir_robust, xyz_face=a.xyz_face, ir_relative=a.ir_relative, local_jitter=a.local_jitter, local_pool=a.local_pool, input_detail=a.input_detail,
                     widths=a.teacher_widths)
     # every method's own options are parsed whatever --method is: each method refuses what it cannot serve
     for name, method in METHODS.items():

@@ -76,6 +76,8 @@ class RunConfig:
     # mtfi --normality local: principal components each place's Gaussian models
     local_dims: int = 16
     local_pool: int = 2
+    # mtfi: the modalities whose pooled input also carries each cell's brightest and darkest fine detail
+    input_detail: tuple[str, ...] = ()
     # mtfi with --align: the aligned ir image relative to the part's own level (align.LevelMatch)
     ir_relative: bool = False
     # mtfi --normality local --align: (pixels, degrees) standard deviations of the rigid motions of

@@ -243,3 +243,47 @@ def test_local_pool_sets_the_cells_each_gaussian_models():
         assert float(model.branch_maps(bad)[0].max()) > 2 * float(model.branch_maps(good)[0].flatten(1).amax(1).max())
     with pytest.raises(ValueError, match="local_pool"):
         CrossModalDistillation(("ir",), (48, 64), TINY, normality="local", local_pool=0)
+
+
+def test_detail_extremes_keep_a_thin_line_at_full_contrast():
+    """--input-detail: a 1-px line of contrast 1 on a flat image is 1/4 of the cell's mean at
+    stride 4, but its brightest detail (against the 5x5 mean) keeps 4/5 of it; a dark line shows
+    in the darkest detail alone; a grid the input does not divide evenly is reached too."""
+    from mmad_models.methods.mtfi import _detail_extremes
+
+    x = torch.zeros(1, 1, 32, 32)
+    x[0, 0, :, 13] = 1.0
+    hi, lo = _detail_extremes(x, (8, 8))
+    assert hi.shape == lo.shape == (1, 1, 8, 8)
+    torch.testing.assert_close(hi[0, 0, :, 3], torch.full((8,), 0.8))
+    assert float(hi[0, 0, :, 0].abs().max()) == 0.0 and float(lo.max()) < 0.25
+    assert float(torch.nn.functional.avg_pool2d(x, 4)[0, 0, :, 3].max()) == 0.25
+    hi, lo = _detail_extremes(-x, (8, 8))
+    torch.testing.assert_close(lo[0, 0, :, 3], torch.full((8,), 0.8))
+    assert _detail_extremes(x, (6, 7))[0].shape == (1, 1, 6, 7)
+
+
+def test_input_detail_finds_a_thin_line_the_cell_mean_loses():
+    """A 1-px scratch across the plate: with the detail extremes in the pooled input it stands
+    out of the good parts' maps by more than without; the channels are three times the input's;
+    a modality the student does not read, or a model without the pooled input, is refused."""
+    train = {"ir": _ir(_plates(_jitter(40, 1)))}
+    good = {"ir": _ir(_plates(_jitter(6, 2)))}
+    bad = _plates([(2, -1, 1.5)])
+    bad[0, 18:30, 28] += 0.6  # a thin bright line across the plate's face
+    bad = {"ir": _ir(bad)}
+    ratio, channels = {}, {}
+    for detail in ((), ("ir",)):
+        model = _model(input_detail=detail)
+        model.teachers["ir"].input.fit(train["ir"])
+        model.fit_inputs(train)
+        model.fit_normality(train)
+        ratio[detail] = float(model.branch_maps(bad)[0].max()) / float(model.branch_maps(good)[0].flatten(1).amax(1).max())
+        feats = model.features(train)["ir"]
+        channels[detail] = feats[model.input_index].shape[1]
+    assert channels[("ir",)] == 3 * channels[()]
+    assert ratio[("ir",)] > 1.5 * ratio[()]
+    with pytest.raises(ValueError, match="input_detail"):
+        _model(input_detail=("rgb",))
+    with pytest.raises(ValueError, match="input_detail"):
+        CrossModalDistillation(("ir",), (48, 64), TINY, normality="local", input_weight=0.0, input_detail=("ir",))

@@ -116,7 +116,7 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
 
 
 def test_aligned_local_normality_train_export_cli(tiny_dataset, tmp_path):
-    """--align pose --normality local --xyz-face --local-jitter --local-pool 1 through the CLI: the threshold is
+    """--align pose --normality local --xyz-face --local-jitter --local-pool 1 --input-detail rgb through the CLI: the threshold is
     calibrated on the validation parts and the training parts held out in turn (each part once,
     not its jittered copies), and the export (GridSample and the per-cell Gaussians in the
     graph) matches PyTorch."""
@@ -124,11 +124,11 @@ def test_aligned_local_normality_train_export_cli(tiny_dataset, tmp_path):
               "--teacher-dir", str(tmp_path / "t"), "--threads", "1"]
     assert main(["train", *common, "--modalities", "rgb,xyz", "--normality", "local", "--align", "pose",
                  "--local-dims", "8", "--xyz-face", "--bank-size", "64", "--local-jitter", "0.5,0.2",
-                 "--local-pool", "1", "--out", str(tmp_path / "local")]) == 0
+                 "--local-pool", "1", "--input-detail", "rgb", "--out", str(tmp_path / "local")]) == 0
     model, cfg, res = load_checkpoint(tmp_path / "local" / "model.pt")
     assert cfg.normality == "local" and cfg.align == "pose" and model.pose_modality == "xyz"
     assert model.lprec_rgb.shape[1:] == (8, 8) and float(model.aligner.level) != 0.0
-    assert cfg.local_pool == 1 and model.local_pool == 1
+    assert cfg.local_pool == 1 and model.local_pool == 1 and model.input_detail == ("rgb",)
     # 3 validation parts and the 6 training parts, each scored by Gaussians fitted without it
     assert res["threshold"]["validationCount"] == 9 and res["threshold"]["heldOutCount"] == 6
     out = tmp_path / "exported"
@@ -136,6 +136,7 @@ def test_aligned_local_normality_train_export_cli(tiny_dataset, tmp_path):
     e = json.loads((out / "manifest.json").read_text())["models"][0]
     assert e["training"]["normality"] == "local" and e["training"]["align"] == "pose" and e["training"]["localDims"] == 8
     assert e["training"]["localJitter"] == {"pixels": 0.5, "degrees": 0.2, "copies": 2} and e["training"]["localPool"] == 1
+    assert e["training"]["inputDetail"] == ["rgb"]
     assert e["parity"]["maxAbsErrorVsPytorch"]["score"] < 1e-3
     with pytest.raises(SystemExit, match="--discriminator"):
         main(["train", *common, "--modalities", "rgb", "--align", "pose", "--discriminator"])
@@ -151,5 +152,11 @@ def test_aligned_local_normality_train_export_cli(tiny_dataset, tmp_path):
         main(["train", *common, "--modalities", "rgb", "--normality", "local", "--align", "pose", "--local-pool", "0"])
     with pytest.raises(SystemExit):  # not two numbers
         main(["train", *common, "--modalities", "rgb", "--normality", "local", "--align", "pose", "--local-jitter", "0.5"])
+    with pytest.raises(SystemExit, match="--input-detail rgb,ir: only modalities the student reads"):
+        main(["train", *common, "--modalities", "rgb", "--input-detail", "rgb,ir"])
+    with pytest.raises(SystemExit, match="--input-detail extends the pooled input"):
+        main(["train", *common, "--modalities", "rgb", "--normality", "rd", "--input-detail", "rgb"])
+    with pytest.raises(SystemExit, match="--method mtfi"):
+        main(["train", *common, "--method", "crd", "--modalities", "rgb", "--input-detail", "rgb"])
     with pytest.raises(SystemExit, match="an ir input"):
         main(["train", *common, "--modalities", "rgb", "--normality", "local", "--align", "pose", "--ir-relative"])

@@ -82,6 +82,22 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def _detail_extremes(x: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The brightest and the darkest fine detail of each cell of ``grid``: the input minus its
+    5 x 5 mean, max-pooled and (negated) min-pooled over the cell. A line one or two pixels
+    wide keeps its full contrast here, where the cell's mean (the pooled input) and the
+    teacher's features average it over the cell and its neighbours."""
+    d = x - F.avg_pool2d(x, DETAIL_WINDOW, 1, DETAIL_WINDOW // 2, count_include_pad=False)
+    # plain integers: the export traces the graph at fixed input sizes
+    h, w, gh, gw = (int(v) for v in (*x.shape[-2:], *grid))
+    k = (max(1, h // gh), max(1, w // gw))
+    hi, lo = F.max_pool2d(d, k), F.max_pool2d(-d, k)
+    if tuple(hi.shape[-2:]) != (gh, gw):
+        hi = F.interpolate(hi, size=(gh, gw), mode="bilinear", align_corners=False)
+        lo = F.interpolate(lo, size=(gh, gw), mode="bilinear", align_corners=False)
+    return hi, lo
+
+
 class FeatureHallucinator(nn.Module):
     """Teacher features of the present modalities -> teacher features of one missing modality.
 
@@ -142,6 +158,8 @@ NORMALITIES = ("bank", "local", "rd")
 LOCAL_POOL = 2  # the default of --local-pool
 # the local covariances' shrinkage toward the identity, relative to their mean variance
 LOCAL_SHRINK = 0.1
+# --input-detail: the window of the mean the fine detail is taken against (pixels)
+DETAIL_WINDOW = 5
 # the folds of held_out_maps: each training part scored by the Gaussians of the others
 HELD_OUT_FOLDS = 5
 # --local-jitter: the jittered copies of each training part the per-place Gaussians are fitted to
@@ -181,6 +199,7 @@ class CrossModalDistillation(Method):
         ir_relative: bool = False,
         local_jitter: tuple[float, float] = (0.0, 0.0),
         local_pool: int = LOCAL_POOL,
+        input_detail: tuple[str, ...] = (),
     ):
         super().__init__()
         if normality not in NORMALITIES:
@@ -213,6 +232,11 @@ class CrossModalDistillation(Method):
         # features barely tell apart (rope: AUPRO 0.852 -> 0.885 with weight 5, 0.860 with 2).
         self.bank_size = int(bank_size)
         self.input_weight = float(input_weight) if normality != "rd" else 0.0
+        if input_detail and self.input_weight <= 0:
+            raise ValueError("input_detail extends the pooled input: normality 'bank' or 'local' with input_weight > 0")
+        if not set(input_detail) <= set(self.train_modalities):
+            raise ValueError(f"input_detail {', '.join(input_detail)}: not among the modalities {', '.join(self.train_modalities)}")
+        self.input_detail = tuple(input_detail)
         specs = encoder_spec if all(m in encoder_spec for m in self.train_modalities) else {
             m: encoder_spec for m in self.train_modalities}
         self.teachers = build_teachers(self.train_modalities, size, specs, ir_robust, ct_grid, xyz_face)
@@ -220,7 +244,8 @@ class CrossModalDistillation(Method):
         self.input_index = None
         if self.input_weight > 0:  # the pooled input is one more "scale", after the teacher's
             self.input_index = len(next(iter(ch.values())))
-            ch = {m: c + (self._input_channels(m),) for m, c in ch.items()}
+            # the cell's mean, then (input_detail) its brightest and darkest fine detail
+            ch = {m: c + ((3 if m in self.input_detail else 1) * self._input_channels(m),) for m, c in ch.items()}
         default = tuple(range(len(next(iter(ch.values()))))) if normality != "rd" else (0, 1, 2)
         self.layers = tuple(layers) if layers else default
         if normality == "rd" and self.layers != (0, 1, 2):
@@ -276,7 +301,7 @@ class CrossModalDistillation(Method):
                    fusion=cfg.fusion, slim=cfg.slim, ir_robust=cfg.ir_robust,
                    ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None, xyz_face=cfg.xyz_face, align=cfg.align,
                    local_dims=cfg.local_dims, ir_relative=cfg.ir_relative, local_jitter=tuple(cfg.local_jitter),
-                   local_pool=cfg.local_pool)
+                   local_pool=cfg.local_pool, input_detail=tuple(cfg.input_detail))
 
     @classmethod
     def add_cli_options(cls, train: argparse.ArgumentParser) -> None:
@@ -291,6 +316,10 @@ class CrossModalDistillation(Method):
         train.add_argument("--local-pool", type=int, default=LOCAL_POOL, metavar="N",
                            help="mtfi --normality local: each place's Gaussian models N x N cells of the bank features' grid "
                                 "(scale 1: 4 pixels a cell at stride 4); 1 resolves small and shallow defects better")
+        train.add_argument("--input-detail", type=modality_list, default=(), metavar="MODALITIES",
+                           help="mtfi --normality bank or local: for these modalities, add to the pooled input the "
+                                "brightest and the darkest fine detail of each feature cell (input minus its 5x5 mean, max- "
+                                "and min-pooled), so a line one or two pixels wide is not averaged away (default: none)")
         train.add_argument("--local-jitter", type=_jitter, default=(0.0, 0.0), metavar="PX,DEG",
                            help="mtfi --normality local --align: also fit each place's Gaussian to 2 copies of every training "
                                 "part whose pose is moved by normal shifts of PX pixels and turns of DEG degrees (standard "
@@ -322,8 +351,14 @@ class CrossModalDistillation(Method):
             raise SystemExit("--discriminator reads a memory bank's features: --method mtfi --normality bank (the defaults)")
         if args.discriminator and args.align != "none":
             raise SystemExit("--discriminator alters unaligned inputs: leave --align at none")
-        if not chosen and (args.align != "none" or args.normality != "bank" or args.ir_relative):
-            raise SystemExit("--align, --ir-relative and --normality are options of --method mtfi")
+        if not chosen and (args.align != "none" or args.normality != "bank" or args.ir_relative or args.input_detail):
+            raise SystemExit("--align, --ir-relative, --input-detail and --normality are options of --method mtfi")
+        if args.input_detail and (args.normality == "rd" or args.input_weight <= 0):
+            raise SystemExit("--input-detail extends the pooled input: --normality bank or local with --input-weight > 0")
+        read = set(args.modalities) | set(args.train_modalities or ())
+        if args.input_detail and not set(args.input_detail) <= read:
+            raise SystemExit(f"--input-detail {','.join(args.input_detail)}: only modalities the student reads "
+                             f"({','.join(m for m in args.modalities)})")
         if args.local_pool != LOCAL_POOL and args.normality != "local":
             raise SystemExit("--local-pool sets the cells of the per-place model: --normality local")
         if args.local_pool < 1:
@@ -351,6 +386,8 @@ class CrossModalDistillation(Method):
         if cfg.normality == "local":
             record["localDims"] = cfg.local_dims
             record["localPool"] = cfg.local_pool
+        if cfg.input_detail:
+            record["inputDetail"] = list(cfg.input_detail)
         record["align"] = cfg.align
         if cfg.ir_relative:
             record["irRelative"] = True
@@ -434,7 +471,13 @@ class CrossModalDistillation(Method):
     def normalised_features(self, m: str, x: torch.Tensor) -> list[torch.Tensor]:
         """teacher_features of the modality's already normalised input ``x``."""
         f = self.teachers[m].encoder(x)
-        return [*f, _resize(x, tuple(f[1].shape[-2:]))] if self.input_index is not None else list(f)
+        if self.input_index is None:
+            return list(f)
+        grid = tuple(f[1].shape[-2:])
+        pooled = _resize(x, grid)
+        if m not in self.input_detail:
+            return [*f, pooled]
+        return [*f, torch.cat([pooled, *_detail_extremes(x, grid)], dim=1)]
 
     def _sizes(self, feats: dict[str, list[torch.Tensor]]) -> dict[int, tuple[int, int]]:
         any_ = next(iter(feats.values()))
