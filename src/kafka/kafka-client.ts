@@ -77,3 +77,23 @@ export function onFatalCrash(consumer: Consumer, fail: (error: Error) => void): 
     if (!e.payload.restart) fail(e.payload.error);
   });
 }
+
+/** A group join's assignment: partitions per topic. */
+export type GroupAssignment = Record<string, number[]>;
+
+/**
+ * Calls `handler` with the consumer's assignment on each group join until the consumer stops.
+ * A join can complete after the consumer was stopped (stopped while joining: a reader closed
+ * right after it started, or a slow coordinator): kafkajs then reports it all the same, and a
+ * handler that seeks or pauses there throws ("consumer#run must be called first") inside
+ * kafkajs' event emitter, where nothing of ours can catch it. Such a join is ignored.
+ */
+export function onGroupJoin(consumer: Consumer, handler: (assignment: GroupAssignment) => void): void {
+  let stopped = false;
+  consumer.on(consumer.events.STOP, () => {
+    stopped = true;
+  });
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    if (!stopped) handler(payload.memberAssignment);
+  });
+}

@@ -75,11 +75,13 @@ export async function readTopicToEnd(kafka: Kafka, config: Config, topic: string
         if (end !== undefined && BigInt(payload.lastOffset) + 1n >= end) remaining.delete(payload.partition);
         if (remaining.size === 0) resolve();
       });
-      void consumer.run({
-        eachBatch: async ({ batch }) => {
-          for (const m of batch.messages) if (m.value !== null) await each(m.value);
-        },
-      });
+      consumer
+        .run({
+          eachBatch: async ({ batch }) => {
+            for (const m of batch.messages) if (m.value !== null) await each(m.value);
+          },
+        })
+        .catch(reject);
     });
   } finally {
     await consumer.disconnect();

@@ -34,7 +34,7 @@ import { FrameReader, frameReaderOptions } from '../input/frame-reader.js';
 import { SampleJudge, type Judgement } from '../inference/judge.js';
 import { decodeLimitsOf } from '../inference/preprocess.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
-import { createKafka, frameConsumerConfig, producerConfig } from '../kafka/kafka-client.js';
+import { createKafka, frameConsumerConfig, onGroupJoin, producerConfig } from '../kafka/kafka-client.js';
 import type { RequestQueue } from '../kafka/request-queue.js';
 import { inputTopics } from '../kafka/topics.js';
 import type { Outputs } from '../output/event-builder.js';
@@ -173,7 +173,7 @@ export class StreamProcessor {
     // the delivery guarantee is decided here: a transactional producer per task, or a share of the one idempotent producer
     this.tasks.open(encoder, (p): Promise<TaskSink> => (this.eos ? TransactionalSink.open(this.kafka, this.config, p) : Promise.resolve(new AtLeastOnceSink(present(this.sharedQueue, 'the shared producer queue'), this.consumer))));
     await this.consumer.connect();
-    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => this.tasks.onAssignment(e.payload.memberAssignment));
+    onGroupJoin(this.consumer, (assignment) => this.tasks.onAssignment(assignment));
     // a fetch that returned only transaction markers never reaches eachBatch, yet it tells the merge the partition is at its end
     this.consumer.on(this.consumer.events.START_BATCH_PROCESS, ({ payload }) => {
       if (payload.batchSize === 0) this.tasks.get(payload.partition)?.position(payload.topic, BigInt(payload.offsetLag) <= 0n);

@@ -18,7 +18,7 @@ import type { AvroCodec } from '../codec/avro-codec.js';
 import type { AnomalyEvent } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { messageOf } from '../base/errors.js';
-import { frameConsumerConfig, onFatalCrash } from '../kafka/kafka-client.js';
+import { frameConsumerConfig, onFatalCrash, onGroupJoin } from '../kafka/kafka-client.js';
 import { partitionFor } from '../kafka/partitioner.js';
 import { offsetsForTimes, type PartitionRange } from '../replay/replay.js';
 import { LineStore, type PartView } from './line-store.js';
@@ -240,8 +240,8 @@ export class EventHistory {
           clearTimeout(timer);
           reject(error);
         });
-        consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-          for (const partition of payload.memberAssignment[topic] ?? []) {
+        onGroupJoin(consumer, (assignment) => {
+          for (const partition of assignment[topic] ?? []) {
             const r = remaining.get(partition);
             if (r === undefined) consumer.pause([{ topic, partitions: [partition] }]);
             else consumer.seek({ topic, partition, offset: r.start.toString() });

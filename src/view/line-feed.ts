@@ -10,7 +10,7 @@ import type { AvroCodec } from '../codec/avro-codec.js';
 import type { Logger } from '../base/logger.js';
 import { messageOf } from '../base/errors.js';
 import type { Config } from '../config/config-schema.js';
-import { frameConsumerConfig } from '../kafka/kafka-client.js';
+import { frameConsumerConfig, onGroupJoin } from '../kafka/kafka-client.js';
 import type { LineStore } from './line-store.js';
 
 export interface FeedCodecs {
@@ -60,8 +60,8 @@ export class LineFeed {
       await admin.disconnect();
     }
     await this.consumer.connect();
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
-      for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
+    onGroupJoin(this.consumer, (assignment) => {
+      for (const [topic, partitions] of Object.entries(assignment)) {
         for (const partition of partitions) {
           const offset = starts.get(`${topic}/${partition}`);
           // a partition seen before (a later rebalance) goes on from where it is

@@ -12,7 +12,7 @@
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import type { Logger } from '../base/logger.js';
 import type { Config } from '../config/config-schema.js';
-import { frameConsumerConfig } from '../kafka/kafka-client.js';
+import { frameConsumerConfig, onGroupJoin } from '../kafka/kafka-client.js';
 
 export type FetchResult = { found: true; message: KafkaMessage } | { found: false; why: string };
 
@@ -43,7 +43,7 @@ export class RecordFetcher {
   async start(): Promise<void> {
     await this.consumer.connect();
     this.joined = new Promise((resolve) => {
-      this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
+      onGroupJoin(this.consumer, () => {
         // nothing is read until asked for
         this.consumer.pause(this.topics.map((topic) => ({ topic })));
         resolve();
