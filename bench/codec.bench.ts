@@ -3,7 +3,7 @@
  * several payload sizes, and what the bounds-checking guard costs on decode
  * (guarded decode vs avsc alone); and what the frame reader's PNG checks cost at
  * read time (header, chunk walk, image data inflated) against the decode at judge
- * time. Run: npm run bench -- codec
+ * time; and what an event's map outputs cost (regions, heatmap). Run: npm run bench -- codec
  */
 import { randomBytes } from 'node:crypto';
 import { AvroCodec } from '../src/codec/avro-codec.js';
@@ -11,6 +11,7 @@ import { SchemaCatalog } from '../src/codec/schema-catalog.js';
 import { sampleEvent, sampleFrame } from '../test/helpers/records.js';
 import sharp from 'sharp';
 import { checkPngChunks, pngHeader, verifyPngData } from '../src/codec/png.js';
+import { anomalousRegions, heatmapPng } from '../src/output/anomaly-map.js';
 import { measure, measureAsync, printTable } from './harness.js';
 
 const catalog = SchemaCatalog.load();
@@ -74,3 +75,23 @@ for (const [n, channels, depth] of [[256, 3, 8], [256, 1, 16], [512, 3, 8]] as c
   });
 }
 printTable('read-time PNG checks (input.verifyImageData) vs the decode at judge time', checks);
+
+// what each event's map outputs cost (output/anomaly-map.ts) on a model's 256×256 map: a smooth
+// good part's map (nothing at the threshold: no region to label) and one with a defect over it
+const outputs: Record<string, string | number>[] = [];
+const side = 256;
+const good = new Float32Array(side * side);
+for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) good[y * side + x] = 1.5 + Math.sin(x / 9) * Math.cos(y / 13) + Math.random() * 0.2;
+const defective = good.slice();
+for (let y = 100; y < 130; y++) for (let x = 60; x < 90; x++) defective[y * side + x] = 6 - Math.hypot(x - 75, y - 115) / 10;
+for (const [part, map] of [['good (no cell at the threshold)', good], ['defective (a 30×30 region over it)', defective]] as const) {
+  const regions = measure(() => anomalousRegions(map, side, side, 4, 1024, 1024, 10));
+  const heatmap = measure(() => heatmapPng(map, side, side, 64, 4));
+  outputs.push({
+    map: `256×256, ${part}`,
+    'regions µs': regions.micros.toFixed(0),
+    'heatmap 64×64 PNG µs': heatmap.micros.toFixed(0),
+    'regions / heatmap': `${(regions.micros / heatmap.micros).toFixed(2)}×`,
+  });
+}
+printTable("an event's map outputs (regions at the threshold, heatmap)", outputs);

@@ -24,10 +24,14 @@ export function anomalousRegions(
   max: number,
   depthAt?: (cell: number) => number | null,
 ): Region[] {
+  // most parts have no cell at the threshold: nothing to label, nothing to allocate
+  let first = 0;
+  while (first < map.length && !((map[first] ?? outOfRange(map, first)) >= threshold)) first++;
+  if (first === map.length) return [];
   const label = new Int32Array(height * width).fill(-1);
   const regions: { x0: number; y0: number; x1: number; y1: number; area: number; peak: number; peakAt: number }[] = [];
   const stack: number[] = [];
-  for (let start = 0; start < map.length; start++) {
+  for (let start = first; start < map.length; start++) {
     if (label[start] !== -1 || !((map[start] ?? outOfRange(map, start)) >= threshold)) continue;
     const id = regions.length;
     const r = { x0: width, y0: height, x1: -1, y1: -1, area: 0, peak: Number.NEGATIVE_INFINITY, peakAt: -1 };
@@ -127,3 +131,4 @@ export function heatmapPng(map: Float32Array, height: number, width: number, siz
   }
   return { png: encodeGreyPng(grey, outW, outH), width: outW, height: outH, scale };
 }
+

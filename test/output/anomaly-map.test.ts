@@ -58,6 +58,11 @@ test('regions: 8-connected components at or over the threshold, in source pixels
     { x: 48, y: 40, width: 4, height: 4, area: 16, peak: 3, depthMm: null },
   ]);
   assert.equal(anomalousRegions(map, 16, 16, 0.5, 64, 64, 1).length, 1, 'at most max');
+  // nothing at the threshold (most parts): no region; a lone cell at the map's last index is one
+  assert.deepEqual(anomalousRegions(map, 16, 16, 3.5, 64, 64, 10), []);
+  const last = new Float32Array(16 * 16);
+  last[last.length - 1] = 2;
+  assert.deepEqual(anomalousRegions(last, 16, 16, 2, 64, 64, 10), [{ x: 60, y: 60, width: 4, height: 4, area: 16, peak: 2, depthMm: null }]);
 });
 
 test('regions of a model that took ct: depthMm is the depth at the region\'s peak cell, the lowest cell among equal peaks', () => {
