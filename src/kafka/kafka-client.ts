@@ -82,18 +82,20 @@ export function onFatalCrash(consumer: Consumer, fail: (error: Error) => void): 
 export type GroupAssignment = Record<string, number[]>;
 
 /**
- * Calls `handler` with the consumer's assignment on each group join until the consumer stops.
- * A join can complete after the consumer was stopped (stopped while joining: a reader closed
- * right after it started, or a slow coordinator): kafkajs then reports it all the same, and a
- * handler that seeks or pauses there throws ("consumer#run must be called first") inside
- * kafkajs' event emitter, where nothing of ours can catch it. Such a join is ignored.
+ * Calls `handler` with the consumer's assignment on each group join, until the function it
+ * returns is called: call that before stopping the consumer. A join can complete after the
+ * consumer was stopped (stopped while joining: a reader closed right after it started, or a
+ * slow coordinator); kafkajs reports it all the same, and a handler that seeks or pauses there
+ * throws ("consumer#run must be called first") inside kafkajs' event emitter, where nothing of
+ * ours can catch it. kafkajs' own STOP event cannot tell that case: it also stops a consumer to
+ * restart it after a retriable crash, and then joins again, and that join must be handled.
  */
-export function onGroupJoin(consumer: Consumer, handler: (assignment: GroupAssignment) => void): void {
-  let stopped = false;
-  consumer.on(consumer.events.STOP, () => {
-    stopped = true;
-  });
+export function onGroupJoin(consumer: Consumer, handler: (assignment: GroupAssignment) => void): () => void {
+  let ended = false;
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-    if (!stopped) handler(payload.memberAssignment);
+    if (!ended) handler(payload.memberAssignment);
   });
+  return () => {
+    ended = true;
+  };
 }

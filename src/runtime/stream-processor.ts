@@ -72,6 +72,8 @@ export class StreamProcessor {
   private readonly now: () => number;
   private readonly kafka: Kafka;
   private readonly consumer: Consumer;
+  /** Ends the task assignment on group joins (in stop(): a join completing after it opens no task). */
+  private endJoins = (): void => undefined;
   private readonly producer: Producer;
   private readonly inputs: { topic: string; modality: Modality }[];
   private readonly eos: boolean;
@@ -173,7 +175,7 @@ export class StreamProcessor {
     // the delivery guarantee is decided here: a transactional producer per task, or a share of the one idempotent producer
     this.tasks.open(encoder, (p): Promise<TaskSink> => (this.eos ? TransactionalSink.open(this.kafka, this.config, p) : Promise.resolve(new AtLeastOnceSink(present(this.sharedQueue, 'the shared producer queue'), this.consumer))));
     await this.consumer.connect();
-    onGroupJoin(this.consumer, (assignment) => this.tasks.onAssignment(assignment));
+    this.endJoins = onGroupJoin(this.consumer, (assignment) => this.tasks.onAssignment(assignment));
     // a fetch that returned only transaction markers never reaches eachBatch, yet it tells the merge the partition is at its end
     this.consumer.on(this.consumer.events.START_BATCH_PROCESS, ({ payload }) => {
       if (payload.batchSize === 0) this.tasks.get(payload.partition)?.position(payload.topic, BigInt(payload.offsetLag) <= 0n);
@@ -201,6 +203,7 @@ export class StreamProcessor {
     if (this.stopping) return;
     this.stopping = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.endJoins();
     await this.consumer.stop();
     const tasks = this.tasks.running();
     await Promise.all(tasks.map((t) => t.commit()));

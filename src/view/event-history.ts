@@ -226,6 +226,7 @@ export class EventHistory {
     const consumer = this.kafka.consumer({ ...frameConsumerConfig(this.config, `${this.groupPrefix}-search-${++this.queries}-${Date.now().toString(36)}`), readUncommitted: false });
     await consumer.connect();
     let complete: boolean;
+    let endJoins = (): void => undefined;
     try {
       complete = await new Promise<boolean>((resolve, reject) => {
         const timer = setTimeout(() => {
@@ -240,7 +241,7 @@ export class EventHistory {
           clearTimeout(timer);
           reject(error);
         });
-        onGroupJoin(consumer, (assignment) => {
+        endJoins = onGroupJoin(consumer, (assignment) => {
           for (const partition of assignment[topic] ?? []) {
             const r = remaining.get(partition);
             if (r === undefined) consumer.pause([{ topic, partitions: [partition] }]);
@@ -286,6 +287,7 @@ export class EventHistory {
           });
       });
     } finally {
+      endJoins();
       await consumer.disconnect().catch(() => undefined);
     }
     return { scanned, complete, notices: [...new Set(notices)] };

@@ -21,6 +21,8 @@ export interface FeedCodecs {
 
 export class LineFeed {
   private readonly consumer: Consumer;
+  /** Ends the join handling (before the consumer stops: a late join must not seek). */
+  private endJoins = (): void => undefined;
   private readonly topics: { events: string; alerts: string; deadLetters: string };
   /** Records that did not decode (counted, logged once per topic). */
   undecodable = 0;
@@ -60,7 +62,7 @@ export class LineFeed {
       await admin.disconnect();
     }
     await this.consumer.connect();
-    onGroupJoin(this.consumer, (assignment) => {
+    this.endJoins = onGroupJoin(this.consumer, (assignment) => {
       for (const [topic, partitions] of Object.entries(assignment)) {
         for (const partition of partitions) {
           const offset = starts.get(`${topic}/${partition}`);
@@ -93,6 +95,7 @@ export class LineFeed {
   }
 
   async stop(): Promise<void> {
+    this.endJoins();
     await this.consumer.disconnect().catch(() => undefined);
   }
 }

@@ -25,6 +25,8 @@ interface Pending {
 
 export class RecordFetcher {
   private readonly consumer: Consumer;
+  /** Ends the join handling (before the consumer stops: a late join must not pause). */
+  private endJoins = (): void => undefined;
   private pending: Pending | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private joined: Promise<void> | undefined;
@@ -43,7 +45,7 @@ export class RecordFetcher {
   async start(): Promise<void> {
     await this.consumer.connect();
     this.joined = new Promise((resolve) => {
-      onGroupJoin(this.consumer, () => {
+      this.endJoins = onGroupJoin(this.consumer, () => {
         // nothing is read until asked for
         this.consumer.pause(this.topics.map((topic) => ({ topic })));
         resolve();
@@ -113,6 +115,7 @@ export class RecordFetcher {
   }
 
   async stop(): Promise<void> {
+    this.endJoins();
     await this.consumer.disconnect().catch(() => undefined);
   }
 }
