@@ -20,6 +20,7 @@ import type { ModelRegistry, Route } from './model-registry.js';
 import { decodeFrame, writeCHW, type DecodeLimits, type DecodedImage } from './preprocess.js';
 import { resampleVolume } from './volume.js';
 import { Slots } from './slots.js';
+import type { SampleInputs } from './micro-batcher.js';
 import { at, present } from '../base/invariant.js';
 
 /** An UNKNOWN event's reason: the error code, then what happened ("FRAME_SHAPE: the required ir frame is unusable (…)"). */
@@ -139,7 +140,7 @@ export class SampleJudge {
         }
       }
       if (failed) continue; // route again without the unusable frame(s)
-      const inputs: Record<string, Float32Array> = {};
+      const inputs: SampleInputs = {};
       let volume: { depth: number; voxelZMm: number } | null = null;
       for (const input of spec.inputs) {
         const img = present(decoded.find((d) => d.modality === input.modality), `the decoded ${input.modality} frame for model ${spec.id}`);
@@ -150,9 +151,8 @@ export class SampleJudge {
           volume = { depth: v.depth, voxelZMm: v.voxelSizeMm.z };
           continue;
         }
-        const tensor = new Float32Array(img.channels * spec.height * spec.width);
-        writeCHW(img, tensor);
-        inputs[input.name] = tensor;
+        // written straight into the batch's tensor when the batch forms: no tensor of its own
+        inputs[input.name] = { length: img.data.length, writeTo: (target, offset) => writeCHW(img, target, offset) };
       }
       const preprocessMs = performance.now() - t0;
       const result = await route.model.batcher.submit(inputs);

@@ -14,8 +14,22 @@ import type { LoadedModelSpec } from './model-manifest.js';
 import type { FloatTensor, ModelSession } from './session-host.js';
 import { at, present } from '../base/invariant.js';
 
-/** One sample's inputs: CHW (a ct volume: C·D·H·W) float32 per graph input name. */
-export type SampleInputs = Record<string, Float32Array>;
+/**
+ * A sample's input that writes its values into the batch's tensor when the batch forms (from
+ * its decoded frame), so a sample needs no float32 tensor of its own to be copied from.
+ */
+export interface TensorWriter {
+  /** How many values it writes. */
+  readonly length: number;
+  /** Writes them into `target` from `offset` on. */
+  writeTo(target: Float32Array, offset: number): void;
+}
+
+/** One sample's input: CHW (a ct volume: C·D·H·W) float32 values, or what writes them. */
+export type SampleInput = Float32Array | TensorWriter;
+
+/** One sample's inputs per graph input name. */
+export type SampleInputs = Record<string, SampleInput>;
 
 export interface SampleResult {
   /** Anomaly map, height × width of the model (row-major). */
@@ -152,11 +166,17 @@ export class MicroBatcher {
     const { height, width } = this.spec;
     const feeds: Record<string, FloatTensor> = {};
     for (const { name, dims, size } of this.inputs) {
-      const data = new Float32Array(n * size);
-      batch.forEach((p, i) => data.set(present(p.inputs[name], `input ${name} of a submitted sample`), i * size));
-      feeds[name] = { data, dims: [n, ...dims] };
+      feeds[name] = { data: new Float32Array(n * size), dims: [n, ...dims] };
     }
     try {
+      for (const { name, size } of this.inputs) {
+        const data = present(feeds[name], `the batch tensor of input ${name}`).data;
+        batch.forEach((p, i) => {
+          const t = present(p.inputs[name], `input ${name} of a submitted sample`);
+          if (t instanceof Float32Array) data.set(t, i * size);
+          else t.writeTo(data, i * size);
+        });
+      }
       const { outputs, ms } = await this.session.run(feeds, { transfer: true }); // the batch buffers are ours to give away
       const map = outputs.anomaly_map?.data;
       const score = outputs.score?.data;

@@ -130,3 +130,24 @@ test('a partial batch whose wait ends goes without drain()', async () => {
   finish();
   assert.deepEqual((await Promise.all(results)).map((r) => r.batchSize), [2, 2]);
 });
+
+test('an input that writes itself is written into its slot of the batch tensor, beside inputs given as arrays; a wrong length is refused at submit', async () => {
+  const { batches, finish, timer, b } = heldBatcher({ maxBatchSize: 3, maxWaitMs: 5 });
+  const writes: number[] = [];
+  const writer = (id: number) => ({
+    rgb: {
+      length: 3 * PLANE,
+      writeTo: (target: Float32Array, offset: number) => {
+        writes.push(offset);
+        target.fill(id, offset, offset + 3 * PLANE);
+      },
+    },
+  });
+  const results = [b.submit(sample(1)), b.submit(writer(2)), b.submit(writer(3))];
+  timer.advance(0);
+  assert.deepEqual(batches, [[1, 2, 3]]);
+  assert.deepEqual(writes, [3 * PLANE, 6 * PLANE], 'each writer wrote at its own slot, once the batch formed');
+  finish();
+  assert.deepEqual((await Promise.all(results)).map((r) => r.score), [1, 2, 3]);
+  assert.throws(() => b.submit({ rgb: { length: PLANE, writeTo: () => undefined } }), /input rgb needs/);
+});
