@@ -131,4 +131,3 @@ export function heatmapPng(map: Float32Array, height: number, width: number, siz
   }
   return { png: encodeGreyPng(grey, outW, outH), width: outW, height: outH, scale };
 }
-

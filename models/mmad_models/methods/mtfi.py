@@ -358,7 +358,7 @@ class CrossModalDistillation(Method):
         read = set(args.modalities) | set(args.train_modalities or ())
         if args.input_detail and not set(args.input_detail) <= read:
             raise SystemExit(f"--input-detail {','.join(args.input_detail)}: only modalities the student reads "
-                             f"({','.join(m for m in args.modalities)})")
+                             f"({','.join(sorted(read))})")
         if args.local_pool != LOCAL_POOL and args.normality != "local":
             raise SystemExit("--local-pool sets the cells of the per-place model: --normality local")
         if args.local_pool < 1:
