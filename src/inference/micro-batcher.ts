@@ -165,17 +165,15 @@ export class MicroBatcher {
     const n = batch.length;
     const { height, width } = this.spec;
     const feeds: Record<string, FloatTensor> = {};
-    for (const { name, dims, size } of this.inputs) {
-      feeds[name] = { data: new Float32Array(n * size), dims: [n, ...dims] };
-    }
     try {
-      for (const { name, size } of this.inputs) {
-        const data = present(feeds[name], `the batch tensor of input ${name}`).data;
+      for (const { name, dims, size } of this.inputs) {
+        const data = new Float32Array(n * size);
         batch.forEach((p, i) => {
           const t = present(p.inputs[name], `input ${name} of a submitted sample`);
           if (t instanceof Float32Array) data.set(t, i * size);
           else t.writeTo(data, i * size);
         });
+        feeds[name] = { data, dims: [n, ...dims] };
       }
       const { outputs, ms } = await this.session.run(feeds, { transfer: true }); // the batch buffers are ours to give away
       const map = outputs.anomaly_map?.data;
