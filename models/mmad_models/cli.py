@@ -20,6 +20,7 @@ import torch
 from .data import modality_list
 from .data.dataset import INTERIOR_DEFECTS
 from .methods import METHODS
+from .methods.scoring import MAP_SIGMA
 
 # train --method without one
 DEFAULT_METHOD = "mtfi"
@@ -33,6 +34,16 @@ def _rate(s: str) -> float:
     if not 0.0 < r < 1.0:
         raise argparse.ArgumentTypeError(f"a false-alarm rate is a probability strictly between 0 and 1, got {s!r}")
     return r
+
+
+def _sigma(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 <= v <= 64.0:
+        raise argparse.ArgumentTypeError(f"the map's smoothing is 0 (none) or a sigma in pixels up to 64, got {s!r}")
+    return v
 
 
 def _widths(text: str) -> tuple[int, int, int]:
@@ -64,11 +75,11 @@ def cmd_train(a) -> int:
     torch.set_num_threads(a.threads)
     cfg = RunConfig(dataset=a.dataset, category=a.category, modalities=a.modalities, method=a.method,
                     size=a.size, teacher=a.teacher, resnet_arch=a.resnet_arch, epochs=a.epochs,
-                    batch_size=a.batch_size, lr=a.lr, fusion=a.fusion, false_alarm_rate=a.false_alarm_rate, seed=a.seed,
+                    batch_size=a.batch_size, lr=a.lr, fusion=a.fusion, map_sigma=a.map_sigma, false_alarm_rate=a.false_alarm_rate, seed=a.seed,
                     teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
                     train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight, bank_dims=a.bank_dims,
                     discriminator=a.discriminator, head_steps=a.head_steps, align=a.align, local_dims=a.local_dims,
-                    slim=a.slim, half=a.half, ir_robust=a.ir_robust, xyz_face=a.xyz_face, ir_relative=a.ir_relative, local_jitter=a.local_jitter, local_pool=a.local_pool, input_detail=a.input_detail,
+                    slim=a.slim, half=a.half, ir_robust=a.ir_robust, xyz_face=a.xyz_face, ir_relative=a.ir_relative, local_jitter=a.local_jitter, local_pool=a.local_pool, input_detail=a.input_detail, keep_input=a.keep_input,
                     widths=a.teacher_widths)
     # every method's own options are parsed whatever --method is: each method refuses what it cannot serve
     for name, method in METHODS.items():
@@ -149,7 +160,7 @@ def cmd_export(a) -> int:
                     "epochs": cfg.epochs, "seconds": round(sum(res["seconds"].values()), 1),
                     "teacher": {m: {"spec": {k: v for k, v in s.items() if k != "weights"}, "source": cfg.teacher}
                                 for m, s in res["specs"].items()},
-                    "fusion": cfg.fusion, "seed": cfg.seed, "size": list(cfg.size),
+                    "fusion": cfg.fusion, "mapSigma": cfg.map_sigma, "seed": cfg.seed, "size": list(cfg.size),
                     **model.training_record(cfg)}
         runs.append((model, cfg, res, mid, metrics, training))
     # The manifest these runs make, checked before anything is written: a run from before the
@@ -240,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--fusion", default="max", choices=["max", "sum"])
+    t.add_argument("--map-sigma", type=_sigma, default=None, metavar="PX",
+                   help=f"the anomaly map's Gaussian smoothing, in pixels at 256 px (scaled to the input's shorter "
+                        f"side, 0.5 px at least; 0: none); default {MAP_SIGMA:g}, 1 for mtfi --normality local")
     t.add_argument("--false-alarm-rate", type=_rate, default=0.01,
                    help="share of good parts the threshold may call NOK (default 0.01): the threshold is the quantile "
                         "at 1 - RATE of a Gumbel fitted to the validation good parts' scores")

@@ -42,6 +42,9 @@ class RunConfig:
     batch_size: int = 8
     lr: float = 2e-3
     fusion: str = "max"
+    # the anomaly map's Gaussian smoothing, pixels at 256 px (scoring.map_sigma_px; 0 = none);
+    # None: the method's default (Method.default_map_sigma), set when the model is built
+    map_sigma: float | None = None
     # the threshold is the score a good part reaches with this probability (metrics.calibrate_threshold)
     false_alarm_rate: float = 0.01
     seed: int = 0
@@ -78,6 +81,8 @@ class RunConfig:
     local_pool: int = 2
     # mtfi: the modalities whose pooled input also carries each cell's brightest and darkest fine detail
     input_detail: tuple[str, ...] = ()
+    # mtfi --normality local: the pooled input's channels kept whole in each place's Gaussian
+    keep_input: bool = False
     # mtfi with --align: the aligned ir image relative to the part's own level (align.LevelMatch)
     ir_relative: bool = False
     # mtfi --normality local --align: (pixels, degrees) standard deviations of the rigid motions of
@@ -148,9 +153,12 @@ def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Te
 
 
 def build_model(cfg: RunConfig, specs: dict[str, dict]) -> Method:
-    """The run's method (``methods.METHODS[cfg.method]``) with the run's options."""
+    """The run's method (``methods.METHODS[cfg.method]``) with the run's options; a map
+    smoothing left unset (None) becomes the method's default for the run, in ``cfg``."""
     if cfg.method not in METHODS:
         raise ValueError(f"unknown method {cfg.method!r}")
+    if cfg.map_sigma is None:
+        cfg.map_sigma = METHODS[cfg.method].default_map_sigma(cfg)
     return METHODS[cfg.method].from_config(cfg, specs)
 
 
@@ -344,6 +352,7 @@ def load_checkpoint(path: str | Path) -> tuple[Method, RunConfig, dict]:
     conf.setdefault("input_weight", 0.0)  # and no pooled input in a memory bank
     conf.setdefault("discriminator", False)  # nor a discriminator head
     conf.setdefault("align", "none")  # nor an aligner
+    conf.setdefault("map_sigma", 4.0)  # and maps smoothed by 4 px at 256 px
     tm = conf.get("train_modalities")
     cfg = RunConfig(**{**conf, "modalities": tuple(conf["modalities"]), "size": tuple(conf["size"]),
                        "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None,

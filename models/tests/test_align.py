@@ -287,3 +287,35 @@ def test_input_detail_finds_a_thin_line_the_cell_mean_loses():
         _model(input_detail=("rgb",))
     with pytest.raises(ValueError, match="input_detail"):
         CrossModalDistillation(("ir",), (48, 64), TINY, normality="local", input_weight=0.0, input_detail=("ir",))
+
+
+def test_keep_input_keeps_the_pooled_input_whole_beside_the_teachers_components():
+    """With keep_input the projection passes the pooled input's channels (cell mean and fine
+    detail) as they are and fills the other columns with the teacher features' principal
+    components, orthogonal to them; the model then still finds the thin line; local_dims that
+    leave no teacher component, or a model without the pooled input, are refused."""
+    train = {"ir": _ir(_plates(_jitter(40, 1)))}
+    good = {"ir": _ir(_plates(_jitter(6, 2)))}
+    bad = _plates([(2, -1, 1.5)])
+    bad[0, 18:30, 28] += 0.6
+    bad = {"ir": _ir(bad)}
+    model = _model(dims=12, input_detail=("ir",), keep_input=True)
+    model.teachers["ir"].input.fit(train["ir"])
+    model.fit_inputs(train)
+    model.fit_normality(train)
+    a, b = model.input_columns["ir"]
+    assert b - a == 3 * model._input_channels("ir") and b == model.dims["ir"]  # mean, brightest, darkest: last
+    proj = model.proj_ir
+    k = b - a
+    assert torch.equal(proj[a:b, -k:], torch.eye(k))
+    assert float(proj[a:b, :-k].abs().max()) == 0.0 and float(proj[:a, -k:].abs().max()) == 0.0
+    teacher = proj[:a, :-k]
+    assert torch.allclose(teacher.t() @ teacher, torch.eye(proj.shape[1] - k), atol=1e-4)
+    ratio = float(model.branch_maps(bad)[0].max()) / float(model.branch_maps(good)[0].flatten(1).amax(1).max())
+    assert ratio > 1.5
+    with pytest.raises(ValueError, match="leaves no principal component"):
+        _model(dims=3, input_detail=("ir",), keep_input=True)
+    with pytest.raises(ValueError, match="keep_input"):
+        CrossModalDistillation(("ir",), (48, 64), TINY, normality="bank", keep_input=True)
+    with pytest.raises(ValueError, match="keep_input"):
+        CrossModalDistillation(("ir",), (48, 64), TINY, normality="local", input_weight=0.0, keep_input=True)

@@ -9,7 +9,7 @@ import torch
 from mmad_models.methods import METHODS, AnomalyResult, CrossmodalReverseDistillation, Method
 from mmad_models.methods.backbones import ResNetEncoder, load_encoder, load_torchvision_checkpoint
 from mmad_models.methods.preprocess import XyzInput, _solve3
-from mmad_models.methods.scoring import MapScorer
+from mmad_models.methods.scoring import MapScorer, map_sigma_px
 
 TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
 
@@ -82,6 +82,31 @@ def test_scorer_max_fusion_keeps_a_single_modality_anomaly():
     _, s_alone = alone.forward_upsampled([spike[1]])
     _, s_max = scorers["max"].forward_upsampled(spike)
     assert s_max.item() == pytest.approx(s_alone.item(), rel=0.05)
+
+
+def test_scorer_smoothing_scales_with_the_input_and_zero_leaves_the_map_as_it_is():
+    """map_sigma is in pixels at 256 px, scaled to the shorter side with a floor of 0.5 px;
+    0 smooths nothing; a thin line keeps more of its peak under a narrow smoothing than a wide
+    one (why the shipped students smooth by 1 px, not 4)."""
+    assert map_sigma_px(4.0, (256, 256)) == 4.0
+    assert map_sigma_px(4.0, (160, 352)) == pytest.approx(2.5)
+    assert map_sigma_px(1.0, (64, 64)) == 0.5
+    assert map_sigma_px(0.0, (256, 256)) == 0.0
+    with pytest.raises(ValueError, match="smoothing"):
+        map_sigma_px(-1.0, (64, 64))
+    size = (256, 256)  # where 1 and 4 px are above the floor
+    good = [torch.rand(8, 1, *size) * 0.1]
+    line = good[0][:1].clone()
+    line[..., 128, 32:224] += 2.0  # one pixel wide
+    peaks = {}
+    for sigma in (0.0, 1.0, 4.0):
+        s = MapScorer(1, size, map_sigma=sigma)
+        s.fit(good)
+        amap, score = s.forward_upsampled([line])
+        peaks[sigma] = float(score)
+        if sigma == 0.0:
+            assert torch.allclose(amap, (line - s.mean[0]) / s.std[0])
+    assert peaks[0.0] > peaks[1.0] > peaks[4.0]
 
 
 @pytest.mark.parametrize("mods", [("rgb",), ("ir", "xyz"), ("rgb", "ir", "xyz")])

@@ -116,28 +116,37 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
 
 
 def test_aligned_local_normality_train_export_cli(tiny_dataset, tmp_path):
-    """--align pose --normality local --xyz-face --local-jitter --local-pool 1 --input-detail rgb through the CLI: the threshold is
+    """--align pose --normality local --xyz-face --local-jitter --local-pool 1 --input-detail rgb --keep-input --map-sigma 0
+    through the CLI: the threshold is
     calibrated on the validation parts and the training parts held out in turn (each part once,
     not its jittered copies), and the export (GridSample and the per-cell Gaussians in the
     graph) matches PyTorch."""
     common = ["--dataset", str(tiny_dataset), "--category", "slab", "--teacher", "random",
               "--teacher-dir", str(tmp_path / "t"), "--threads", "1"]
     assert main(["train", *common, "--modalities", "rgb,xyz", "--normality", "local", "--align", "pose",
-                 "--local-dims", "8", "--xyz-face", "--bank-size", "64", "--local-jitter", "0.5,0.2",
-                 "--local-pool", "1", "--input-detail", "rgb", "--out", str(tmp_path / "local")]) == 0
+                 "--local-dims", "12", "--xyz-face", "--bank-size", "64", "--local-jitter", "0.5,0.2",
+                 "--local-pool", "1", "--input-detail", "rgb", "--keep-input", "--map-sigma", "0",
+                 "--out", str(tmp_path / "local")]) == 0
     model, cfg, res = load_checkpoint(tmp_path / "local" / "model.pt")
     assert cfg.normality == "local" and cfg.align == "pose" and model.pose_modality == "xyz"
-    assert model.lprec_rgb.shape[1:] == (8, 8) and float(model.aligner.level) != 0.0
+    assert model.lprec_rgb.shape[1:] == (12, 12) and float(model.aligner.level) != 0.0
     assert cfg.local_pool == 1 and model.local_pool == 1 and model.input_detail == ("rgb",)
+    assert cfg.keep_input and cfg.map_sigma == 0 and model.scorer.sigma == 0
     # 3 validation parts and the 6 training parts, each scored by Gaussians fitted without it
     assert res["threshold"]["validationCount"] == 9 and res["threshold"]["heldOutCount"] == 6
     out = tmp_path / "exported"
     assert main(["export", str(tmp_path / "local"), "--out", str(out)]) == 0
     e = json.loads((out / "manifest.json").read_text())["models"][0]
-    assert e["training"]["normality"] == "local" and e["training"]["align"] == "pose" and e["training"]["localDims"] == 8
+    assert e["training"]["normality"] == "local" and e["training"]["align"] == "pose" and e["training"]["localDims"] == 12
     assert e["training"]["localJitter"] == {"pixels": 0.5, "degrees": 0.2, "copies": 2} and e["training"]["localPool"] == 1
     assert e["training"]["inputDetail"] == ["rgb"]
+    assert e["training"]["keepInput"] is True and e["training"]["mapSigma"] == 0
     assert e["parity"]["maxAbsErrorVsPytorch"]["score"] < 1e-3
+    with pytest.raises(SystemExit, match="--keep-input"):
+        main(["train", *common, "--modalities", "rgb", "--keep-input"])
+    for sigma in ("-1", "x"):
+        with pytest.raises(SystemExit):
+            main(["train", *common, "--modalities", "rgb", "--map-sigma", sigma])
     with pytest.raises(SystemExit, match="--discriminator"):
         main(["train", *common, "--modalities", "rgb", "--align", "pose", "--discriminator"])
     with pytest.raises(SystemExit, match="--method mtfi"):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .common import AnomalyResult
-from .scoring import MapScorer
+from .scoring import MAP_SIGMA, MapScorer
 
 if TYPE_CHECKING:
     import argparse
@@ -69,6 +69,12 @@ class Method(nn.Module, ABC):
         """Refuses (``SystemExit``, naming the options) parsed ``train`` options this
         method's own options do not go with: among themselves when it is the run's method
         (``chosen``), or ones only it can serve given to another method. Default: none."""
+
+    @classmethod
+    def default_map_sigma(cls, cfg: RunConfig) -> float:
+        """The anomaly map's smoothing (``MapScorer``'s ``map_sigma``, pixels at 256 px) for a
+        run that does not set it. Default: ``scoring.MAP_SIGMA``."""
+        return MAP_SIGMA
 
     @classmethod
     def training_record(cls, cfg: RunConfig) -> dict:

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from .base import Method
 from .blocks import Branch, conv_bn_relu, cosine_distance_maps
 from .common import build_teachers
-from .scoring import MapScorer
+from .scoring import MAP_SIGMA, MapScorer
 
 if TYPE_CHECKING:
     from ..train import RunConfig
@@ -76,6 +76,7 @@ class CrossmodalReverseDistillation(Method):
         encoder_spec: dict | dict[str, dict],
         emb: int | None = None,
         fusion: str = "max",
+        map_sigma: float = MAP_SIGMA,
         slim: bool = False,
         ir_robust: bool = False,
         ct_grid: tuple[int, int, int] | None = None,
@@ -97,11 +98,11 @@ class CrossmodalReverseDistillation(Method):
             self.branches[m] = Branch(ch[m], width, slim,
                                       crossmodal_filter=CrossmodalFilter(assist[2], width) if assist else None,
                                       crossmodal_amplifier=CrossmodalAmplifier(assist, ch[m], slim) if assist else None)
-        self.scorer = MapScorer(len(modalities), size, fusion=fusion)
+        self.scorer = MapScorer(len(modalities), size, map_sigma=map_sigma, fusion=fusion)
 
     @classmethod
     def from_config(cls, cfg: RunConfig, specs: dict[str, dict]) -> CrossmodalReverseDistillation:
-        return cls(tuple(cfg.modalities), tuple(cfg.size), specs, fusion=cfg.fusion, slim=cfg.slim,
+        return cls(tuple(cfg.modalities), tuple(cfg.size), specs, fusion=cfg.fusion, map_sigma=cfg.map_sigma, slim=cfg.slim,
                    ir_robust=cfg.ir_robust, ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None,
                    xyz_face=cfg.xyz_face)
 

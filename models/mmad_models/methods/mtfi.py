@@ -17,7 +17,9 @@ Training sees every modality of ``train_modalities``; the exported graph takes o
   * ``local``: for parts held in a fixture, with ``align`` (``align.py``): a Gaussian of the
     bank's features (their top ``local_dims`` principal components) at every cell of the
     aligned part, branch map = the Mahalanobis distance to its cell's Gaussian, so a feature
-    that is normal somewhere else on the part but not at this place is found;
+    that is normal somewhere else on the part but not at this place is found; with
+    ``keep_input`` the pooled input's channels enter each Gaussian as they are, beside the
+    teacher features' top principal components (``local_dims`` in all);
 * for each modality *missing* at inference, a **cross-modal student**
   (``FeatureHallucinator``, a small CNN) that maps the teacher features of the present
   modalities to the missing modality's teacher features. It is trained on good parts
@@ -52,7 +54,7 @@ from .base import Method
 from .blocks import Branch, conv_bn_relu, cosine_distance_maps
 from .common import build_teachers
 from .discriminator import DiscriminatorHead, train_head
-from .scoring import MapScorer
+from .scoring import MAP_SIGMA, MapScorer
 
 if TYPE_CHECKING:
     from ..train import RunConfig
@@ -158,6 +160,12 @@ NORMALITIES = ("bank", "local", "rd")
 LOCAL_POOL = 2  # the default of --local-pool
 # the local covariances' shrinkage toward the identity, relative to their mean variance
 LOCAL_SHRINK = 0.1
+# the map's smoothing (pixels at 256 px) with --normality local: its maps are made of 4 x 4-pixel
+# cells, each a Mahalanobis distance, so the literature's 4 px flattened a defect one cell wide (a
+# scratch, a dent's rim) more than good parts' broader peaks: on the seed-7 lid the triple's NOK
+# recall at its threshold 0.77 -> 0.88 with 1 px, fewer of 400 fresh goods over it; a memory bank's
+# maps, noisy pixel to pixel, keep 4 (real rope 0.790 with 4, 0.762 with 1; models/README.md)
+LOCAL_MAP_SIGMA = 1.0
 # --input-detail: the window of the mean the fine detail is taken against (pixels)
 DETAIL_WINDOW = 5
 # the folds of held_out_maps: each training part scored by the Gaussians of the others
@@ -188,6 +196,7 @@ class CrossModalDistillation(Method):
         input_weight: float = 5.0,
         bank_dims: int = 64,
         fusion: str = "max",
+        map_sigma: float = MAP_SIGMA,
         slim: bool = True,
         ir_robust: bool = False,
         discriminate: bool = False,
@@ -200,6 +209,7 @@ class CrossModalDistillation(Method):
         local_jitter: tuple[float, float] = (0.0, 0.0),
         local_pool: int = LOCAL_POOL,
         input_detail: tuple[str, ...] = (),
+        keep_input: bool = False,
     ):
         super().__init__()
         if normality not in NORMALITIES:
@@ -237,6 +247,9 @@ class CrossModalDistillation(Method):
         if not set(input_detail) <= set(self.train_modalities):
             raise ValueError(f"input_detail {', '.join(input_detail)}: not among the modalities {', '.join(self.train_modalities)}")
         self.input_detail = tuple(input_detail)
+        if keep_input and (normality != "local" or self.input_weight <= 0):
+            raise ValueError("keep_input keeps the pooled input in each place's Gaussian: normality 'local' with input_weight > 0")
+        self.keep_input = bool(keep_input)
         specs = encoder_spec if all(m in encoder_spec for m in self.train_modalities) else {
             m: encoder_spec for m in self.train_modalities}
         self.teachers = build_teachers(self.train_modalities, size, specs, ir_robust, ct_grid, xyz_face)
@@ -255,6 +268,17 @@ class CrossModalDistillation(Method):
         self.students = nn.ModuleDict({
             m: FeatureHallucinator(cin, {k: ch[m][k] for k in self.layers}, hidden, linear=linear) for m in self.missing})
         self.dims = {m: sum(ch[m][k] for k in self.layers) for m in self.train_modalities}
+        # where the pooled input's channels lie among the bank features (embed's order)
+        self.input_columns = {}
+        if self.input_index is not None and self.input_index in self.layers:
+            for m in self.train_modalities:
+                start = sum(ch[m][k] for k in self.layers[:self.layers.index(self.input_index)])
+                self.input_columns[m] = (start, start + ch[m][self.input_index])
+        if self.keep_input:
+            for m, (a, b) in self.input_columns.items():
+                if int(local_dims) <= b - a:
+                    raise ValueError(f"keep_input: local_dims {local_dims} leaves no principal component of {m}'s "
+                                     f"teacher features beside its {b - a} input channels")
         if normality == "rd":
             self.normal = nn.ModuleDict({
                 m: Branch(ch[m][:3], ch[m][2] // 2 if slim else ch[m][2], slim) for m in self.train_modalities})
@@ -291,17 +315,17 @@ class CrossModalDistillation(Method):
         self.head_steps = int(head_steps)
         self.heads = nn.ModuleDict({
             m: DiscriminatorHead(getattr(self, f"bank_{m}").shape[1] + 1) for m in self.modalities}) if discriminate else None
-        self.scorer = MapScorer(len(self.train_modalities), size, fusion=fusion)
+        self.scorer = MapScorer(len(self.train_modalities), size, map_sigma=map_sigma, fusion=fusion)
 
     @classmethod
     def from_config(cls, cfg: RunConfig, specs: dict[str, dict]) -> CrossModalDistillation:
         return cls(tuple(cfg.modalities), tuple(cfg.size), specs, cfg.all_modalities(),
                    normality=cfg.normality, bank_size=cfg.bank_size, input_weight=cfg.input_weight,
-                   bank_dims=cfg.bank_dims, discriminate=cfg.discriminator, head_steps=cfg.head_steps,
+                   bank_dims=cfg.bank_dims, discriminate=cfg.discriminator, head_steps=cfg.head_steps, map_sigma=cfg.map_sigma,
                    fusion=cfg.fusion, slim=cfg.slim, ir_robust=cfg.ir_robust,
                    ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None, xyz_face=cfg.xyz_face, align=cfg.align,
                    local_dims=cfg.local_dims, ir_relative=cfg.ir_relative, local_jitter=tuple(cfg.local_jitter),
-                   local_pool=cfg.local_pool, input_detail=tuple(cfg.input_detail))
+                   local_pool=cfg.local_pool, input_detail=tuple(cfg.input_detail), keep_input=cfg.keep_input)
 
     @classmethod
     def add_cli_options(cls, train: argparse.ArgumentParser) -> None:
@@ -320,6 +344,10 @@ class CrossModalDistillation(Method):
                            help="mtfi --normality bank or local: for these modalities, add to the pooled input the "
                                 "brightest and the darkest fine detail of each feature cell (input minus its 5x5 mean, max- "
                                 "and min-pooled), so a line one or two pixels wide is not averaged away (default: none)")
+        train.add_argument("--keep-input", action=argparse.BooleanOptionalAction, default=False,
+                           help="mtfi --normality local: the pooled input's channels (with --input-detail, its fine detail "
+                                "too) enter each place's Gaussian as they are, beside the top principal components of the "
+                                "teacher's features (--local-dims in all), instead of projected with them (default off)")
         train.add_argument("--local-jitter", type=_jitter, default=(0.0, 0.0), metavar="PX,DEG",
                            help="mtfi --normality local --align: also fit each place's Gaussian to 2 copies of every training "
                                 "part whose pose is moved by normal shifts of PX pixels and turns of DEG degrees (standard "
@@ -361,6 +389,8 @@ class CrossModalDistillation(Method):
                              f"({','.join(sorted(read))})")
         if args.local_pool != LOCAL_POOL and args.normality != "local":
             raise SystemExit("--local-pool sets the cells of the per-place model: --normality local")
+        if args.keep_input and (args.normality != "local" or args.input_weight <= 0):
+            raise SystemExit("--keep-input keeps the pooled input in each place's Gaussian: --normality local with --input-weight > 0")
         if args.local_pool < 1:
             raise SystemExit(f"--local-pool is a positive number of feature cells, got {args.local_pool}")
         if any(args.local_jitter) and (args.normality != "local" or args.align == "none"):
@@ -376,6 +406,10 @@ class CrossModalDistillation(Method):
                              f"{','.join(args.train_modalities)}")
 
     @classmethod
+    def default_map_sigma(cls, cfg: RunConfig) -> float:
+        return LOCAL_MAP_SIGMA if cfg.normality == "local" else MAP_SIGMA
+
+    @classmethod
     def training_record(cls, cfg: RunConfig) -> dict:
         record = {"trainModalities": list(cfg.all_modalities()),
                   "distilledModalities": [m for m in cfg.all_modalities() if m not in cfg.modalities],
@@ -386,6 +420,8 @@ class CrossModalDistillation(Method):
         if cfg.normality == "local":
             record["localDims"] = cfg.local_dims
             record["localPool"] = cfg.local_pool
+            if cfg.keep_input:
+                record["keepInput"] = True
         if cfg.input_detail:
             record["inputDetail"] = list(cfg.input_detail)
         record["align"] = cfg.align
@@ -570,10 +606,8 @@ class CrossModalDistillation(Method):
             cand = x[torch.randperm(len(x), generator=g)[: 8 * self.bank_size]]
             proj = getattr(self, f"proj_{m}")
             center = cand.mean(0)
-            if proj.shape[1] < proj.shape[0]:  # principal components of the candidates
-                c = (cand - center).double()
-                _, vecs = torch.linalg.eigh(c.t() @ c / max(1, len(c) - 1))
-                proj.copy_(vecs[:, -proj.shape[1]:].flip(1).float())
+            if proj.shape[1] < proj.shape[0]:
+                proj.copy_(self._projection(m, cand - center, proj.shape[1]))
             getattr(self, f"center_{m}").copy_(center)
             if self.normality == "local":
                 self._fit_local(m, ((x - center) @ proj).reshape(len(jitters) * n, *grid, -1).permute(0, 3, 1, 2))
@@ -594,6 +628,29 @@ class CrossModalDistillation(Method):
             feats = lambda z, m=m: self._bank_view(m, [self.normalised_features(m, z)[k] for k in self.layers])
             with torch.enable_grad():
                 train_head(head, feats, xn, steps=self.head_steps, seed=seed, log=log)
+
+    def _projection(self, m: str, c: torch.Tensor, width: int) -> torch.Tensor:
+        """[D, width]: the top ``width`` principal components of the centred candidates ``c``
+        [N, D]; with ``keep_input``, the pooled input's channels as they are in the last
+        columns and the top principal components of the teacher's features alone in the first.
+
+        Projected together with 224 teacher channels, the input's channels kept a fifth to a
+        third of their variance in the 16 components (the global components follow what
+        varies over the whole part, edges and print, not a line on a plain face), so a scratch
+        that stands out in the fine detail lost most of it before each place's Gaussian."""
+        def top(x: torch.Tensor, k: int) -> torch.Tensor:
+            x = x.double()
+            _, vecs = torch.linalg.eigh(x.t() @ x / max(1, len(x) - 1))
+            return vecs[:, -k:].flip(1).float()
+        if not self.keep_input:
+            return top(c, width)
+        a, b = self.input_columns[m]
+        teacher = torch.cat([torch.arange(0, a), torch.arange(b, c.shape[1])])
+        k = b - a
+        out = torch.zeros(c.shape[1], width)
+        out[teacher, :width - k] = top(c[:, teacher], width - k)
+        out[torch.arange(a, b), torch.arange(width - k, width)] = 1.0
+        return out
 
     def _jitters(self, n: int, seed: int) -> list[torch.Tensor | None]:
         """None (the parts as they are), then with ``local_jitter`` the rigid motions [n,3]

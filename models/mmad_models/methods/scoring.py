@@ -8,8 +8,23 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+# the anomaly map's Gaussian smoothing, in pixels at 256 px (scaled to the input's shorter side):
+# the reverse-distillation literature's 4; a method may default to another (Method.default_map_sigma)
+MAP_SIGMA = 4.0
+
+
+def map_sigma_px(map_sigma: float, size: tuple[int, int]) -> float:
+    """The smoothing's standard deviation in pixels of an input of ``size`` for ``map_sigma``
+    pixels at 256 px: scaled to the shorter side, 0.5 px at least; 0 = no smoothing."""
+    if map_sigma < 0:
+        raise ValueError(f"the map's smoothing is 0 (none) or a positive sigma, got {map_sigma}")
+    return 0.0 if map_sigma == 0 else max(0.5, float(map_sigma) * min(size) / 256.0)
+
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """A normalised 1-D Gaussian of radius ceil(4 sigma); sigma 0: the identity [1]."""
+    if sigma == 0:
+        return torch.ones(1)
     radius = max(1, math.ceil(4 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     k = torch.exp(-(x**2) / (2 * sigma**2))
@@ -25,14 +40,14 @@ class MapScorer(nn.Module):
     other branches cannot dilute it); ``sum`` adds the standardised maps, as CRD does.
     """
 
-    def __init__(self, n_branches: int, size: tuple[int, int], sigma: float | None = None, fusion: str = "max"):
+    def __init__(self, n_branches: int, size: tuple[int, int], map_sigma: float = MAP_SIGMA, fusion: str = "max"):
         super().__init__()
         if fusion not in ("max", "sum"):
             raise ValueError("fusion is 'max' or 'sum'")
         self.size = tuple(size)
         self.fusion = fusion
-        # sigma 4 at 256 px in the reverse-distillation literature; scaled to the input size
-        self.sigma = float(sigma if sigma is not None else max(0.5, 4.0 * min(size) / 256.0))
+        # map_sigma px at 256 px, scaled to the input size (map_sigma_px)
+        self.sigma = map_sigma_px(map_sigma, size)
         k = gaussian_kernel(self.sigma)
         self.register_buffer("kx", k.view(1, 1, 1, -1))
         self.register_buffer("ky", k.view(1, 1, -1, 1))
@@ -44,6 +59,8 @@ class MapScorer(nn.Module):
 
     def smooth(self, m: torch.Tensor) -> torch.Tensor:
         r = self.kx.shape[-1] // 2
+        if r == 0:
+            return m
         m = F.conv2d(F.pad(m, (r, r, 0, 0), mode="replicate"), self.kx)
         return F.conv2d(F.pad(m, (0, 0, r, r), mode="replicate"), self.ky)
 
