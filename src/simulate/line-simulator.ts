@@ -9,7 +9,8 @@
  * load test. Without one (poolSize 0) every part is rendered fresh. Either way
  * whether part i is good or which defect it has is drawn per part, so the
  * defect rate holds however small the pool; the pool only bounds the variety
- * of images.
+ * of images. A short run that should show distinct parts, as a real line's are,
+ * renders them up front instead (`prerender`, no pool).
  */
 import type { Volume } from '../codec/records.js';
 import { encodeVolumeTiff } from '../codec/tiff-writer.js';
@@ -33,6 +34,11 @@ export interface SimulationOptions {
   defectParams?: Partial<DefectParams>;
   /** Parts rendered up front and reused under fresh IDs; 0 renders every part. */
   poolSize: number;
+  /**
+   * Without a pool: the line's first `prerender` parts rendered up front (each its own part,
+   * held until published), the rest as the line reaches them.
+   */
+  prerender?: number;
   pngCompressionLevel?: number;
   /**
    * Scan every part with the CT too (a volume per part, 1 MiB at 256², about 0.2 s of CPU to
@@ -137,7 +143,7 @@ function sourced(name: string, { encoded: e, raw, seed, ct }: RenderedPart): Sou
 export class SimulatedPartSource implements PartSource {
   readonly modalities: readonly VisibilityModality[];
   readonly size = undefined;
-  /** Wall time spent rendering the pool, ms. */
+  /** Wall time spent rendering the pool (or the prerendered parts), ms. */
   poolMs = 0;
   private pool: RenderedPart[] = [];
   private readonly live = new Map<number, Promise<RenderedPart>>();
@@ -154,6 +160,11 @@ export class SimulatedPartSource implements PartSource {
     for (const [k, part] of plan.entries()) {
       s.pool.push(await renderPart(o, part));
       onPool?.(k + 1, plan.length);
+    }
+    const ahead = o.poolSize > 0 ? 0 : (o.prerender ?? 0);
+    for (let i = 0; i < ahead; i++) {
+      await s.render(i);
+      onPool?.(i + 1, ahead);
     }
     s.poolMs = performance.now() - t0;
     return s;

@@ -49,6 +49,32 @@ test('without a pool every part is rendered fresh, deterministically', async () 
   assert.throws(() => partChoice({ ...BASE, defects: ['delamination'] }, 0), /no defect 'delamination'/);
 });
 
+test('prerendered parts are the line\'s own parts, each distinct, rendered before the line starts', async () => {
+  const o: SimulationOptions = { ...BASE, defectRate: 0.5, poolSize: 0, prerender: 12 };
+  let progress = 0;
+  const ahead = await SimulatedPartSource.create(o, (done, total) => {
+    assert.equal(total, 12);
+    progress = done;
+  });
+  assert.equal(progress, 12, 'every prerendered part reported');
+  assert.ok(ahead.poolMs > 0);
+  const fresh = await SimulatedPartSource.create({ ...o, prerender: 0 });
+  const seen = new Set<string>();
+  for (let i = 0; i < 14; i++) {
+    const [pa, pf] = [await ahead.get(i), await fresh.get(i)];
+    assert.equal(pa.defectType, partChoice(o, i).defect ?? 'good', `part ${i}`);
+    assert.ok(present(pa.payloads.rgb, 'rgb').equals(present(pf.payloads.rgb, 'rgb')), `part ${i}: the same bytes rendered ahead or as the line reaches it`);
+    seen.add(present(pa.payloads.rgb, 'rgb').toString('base64'));
+    ahead.release(i);
+    fresh.release(i);
+  }
+  assert.equal(seen.size, 14, 'no part repeats, unlike a pool');
+  // a pool leaves nothing to prerender: its parts are the ones reused
+  let pooled = 0;
+  await SimulatedPartSource.create({ ...o, poolSize: 3 }, () => pooled++);
+  assert.equal(pooled, 3);
+});
+
 test('a line with raw frames sends the samples its files hold, and the service decodes both alike', async () => {
   const o: SimulationOptions = { ...BASE, poolSize: 0, ct: true };
   const files = await SimulatedPartSource.create(o);
