@@ -23,11 +23,14 @@ interface Pending {
   resolve: (r: FetchResult) => void;
 }
 
+const STOPPED = 'the frame reader has stopped';
+
 export class RecordFetcher {
   private readonly consumer: Consumer;
   /** Ends the join handling (before the consumer stops: a late join must not pause). */
   private endJoins = (): void => undefined;
   private pending: Pending | undefined;
+  private stopped = false;
   private queue: Promise<unknown> = Promise.resolve();
   private joined: Promise<void> | undefined;
 
@@ -69,6 +72,11 @@ export class RecordFetcher {
     });
   }
 
+  /** Whether a read is waiting for its record. */
+  get reading(): boolean {
+    return this.pending !== undefined;
+  }
+
   /** The record at topic/partition/offset, or why it cannot be had. */
   fetch(topic: string, partition: number, offset: number): Promise<FetchResult> {
     const run = this.queue.then(() => this.fetchOne(topic, partition, BigInt(offset)));
@@ -93,6 +101,7 @@ export class RecordFetcher {
     }
     if (offset < low) return { found: false, why: `the frame at ${topic}/${partition}@${offset} is no longer in the topic (retention: the partition now starts at ${low})` };
     if (offset >= high) return { found: false, why: `${topic}/${partition} ends at ${high}, before ${offset}` };
+    if (this.stopped) return { found: false, why: STOPPED };
     return await new Promise<FetchResult>((resolve) => {
       const timer = setTimeout(() => {
         this.pending = undefined;
@@ -114,7 +123,15 @@ export class RecordFetcher {
     });
   }
 
+  /**
+   * Ends reading: a read in flight is answered at once (its timer cleared, so nothing touches
+   * the consumer once it is stopped, where kafkajs throws), later reads are refused.
+   */
   async stop(): Promise<void> {
+    this.stopped = true;
+    const p = this.pending;
+    this.pending = undefined;
+    p?.resolve({ found: false, why: STOPPED });
     this.endJoins();
     await this.consumer.disconnect().catch(() => undefined);
   }
