@@ -55,23 +55,21 @@ mkdir -p out/runs
 # train DATASET MODALITIES: one student into out/runs/mtfi-<modalities>, its log beside it
 train() {
   local out="out/runs/mtfi-${2//,/-}" start how=("${local[@]}")
-  # ct alone keeps the memory bank: on the seed-7 parts with a CT it ranked 0.744 against
-  # 0.714 aligned and local (models/README.md, "CT branch")
-  if [ "$2" = ct ]; then how=(); fi
   # the Gaussians one per 4x4 pixels rather than 8x8: on the seed-7 parts xyz's dents 0.85 ->
   # 0.90, the triple 0.962 -> 0.966, false alarms on 400 fresh goods unchanged; rgb+ir+ct (since
   # 0.8.1) scratches 0.89 -> 0.94 with the interior defects unchanged (models/README.md, "The
-  # shipped students", "CT branch"); ct alone keeps its memory bank
-  if [ "$2" != ct ]; then how+=(--local-pool 1); fi
+  # shipped students", "CT branch")
   # the pooled input (the cell's mean and, with rgb, its fine detail) enters each place's Gaussian as
   # it is, beside the teacher's top principal components, instead of projected with them (where it
   # kept a fifth to a third of its variance); and the maps are smoothed by 1 px, not 4 (train's
   # default for --normality local since 0.9.0): on the seed-7 parts the triple's NOK recall at its
   # threshold 0.77 -> 0.90 (scratches 0.35 -> 0.85, dents 0.30 -> 0.60), fewer of 400 fresh goods
   # over the thresholds (models/README.md, "0.9.0: the input kept whole, the map smoothed by 1 px")
-  if [ "$2" != ct ]; then how+=(--keep-input); fi
-  # except ir alone: its hot spots are broad and its noise is per pixel, so 1 px lost recall there
-  # (hot spots 0.75 -> 0.55 at the threshold) where every other student gained
+  # ct alone keeps the memory bank: on the seed-7 parts with a CT it ranked 0.744 against
+  # 0.714 aligned and local (models/README.md, "CT branch")
+  if [ "$2" = ct ]; then how=(); else how+=(--local-pool 1 --keep-input); fi
+  # ir alone keeps the 4 px smoothing: its hot spots are broad and its noise is per pixel, so 1 px
+  # lost recall there (hot spots 0.75 -> 0.55 at the threshold) where every other student gained
   if [ "$2" = ir ]; then how+=(--map-sigma 4); fi
   # a part's overall temperature is not a defect, a local rise is: ir relative to the part's
   # own level (models/README.md, "Thresholds and false alarms on many good parts")
