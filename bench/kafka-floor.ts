@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../src/config/config-schema.js';
 import { AvroCodec } from '../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../src/codec/schema-catalog.js';
-import { createKafka, frameConsumerConfig, producerConfig } from '../src/kafka/kafka-client.js';
+import { createKafka, createConsumer, frameConsumerConfig, producerConfig } from '../src/kafka/kafka-client.js';
 import type { Logger } from '../src/base/logger.js';
 import { cpuSince, threadCpuMs } from './cpu.js';
 
@@ -36,7 +36,7 @@ export async function kafkaFloorRun(config: Config, parts: number, framesPerPart
   await admin.createTopics({ topics: [{ topic: out, numPartitions: config.topics.partitions, replicationFactor: 1 }], waitForLeaders: true });
   const frames = AvroCodec.local(SchemaCatalog.load(), 'Frame');
   const producer = kafka.producer({ ...producerConfig(config), transactionalId: `${groupId}-txn`, transactionTimeout: 60_000 });
-  const consumer = kafka.consumer({ ...frameConsumerConfig(config, groupId), readUncommitted: false });
+  const consumer = createConsumer(kafka, { ...frameConsumerConfig(config, groupId), readUncommitted: false });
   await producer.connect();
   await consumer.connect();
   const inputs = Object.values(config.topics.inputs).filter((t): t is string => t !== null);

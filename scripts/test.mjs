@@ -72,7 +72,11 @@ if (!passes(process.execPath, [eslint, '.'], 'the linter found problems (run it 
 const group = `test-${randomBytes(6).toString('hex')}`;
 process.env[BROKER_GROUP_ENV] = group;
 const broker = await provideBroker(loadConfig());
+/** The whole TypeScript run takes 5-7 minutes on 2 cores; far past that, something hangs. */
+const TEST_LIMIT_MIN = Number(process.env.TEST_LIMIT_MIN ?? 40);
 let code;
+// a run that is interrupted stops there: its broker stopped, no Python tests after it
+let interrupted = false;
 try {
   code = await new Promise((resolve) => {
     const child = spawn(
@@ -80,8 +84,21 @@ try {
       ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
       { cwd: root, stdio: 'inherit', env: { ...process.env, KAFKA_BROKERS: broker.brokers.join(',') } },
     );
-    for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => child.kill(sig));
-    child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0)));
+    for (const sig of ['SIGINT', 'SIGTERM'])
+      process.once(sig, () => {
+        interrupted = true;
+        child.kill(sig);
+      });
+    // a test that hangs (or a file whose process never exits) fails the run with this line instead of running out CI's clock
+    const limit = setTimeout(() => {
+      console.error(`FAIL: the TypeScript tests ran past ${TEST_LIMIT_MIN} minutes: a test hangs or a file's process does not exit (the spec output above names the last file that ended)`);
+      interrupted = true;
+      child.kill('SIGTERM');
+    }, TEST_LIMIT_MIN * 60_000);
+    child.on('exit', (c, s) => {
+      clearTimeout(limit);
+      resolve(c ?? (s ? 1 : 0));
+    });
   });
 } finally {
   await broker.stop();
@@ -98,5 +115,5 @@ if (leftover.length > 0) {
   for (const pid of leftover) process.kill(pid, 'SIGKILL');
   code = code || 1;
 }
-if (python) code = pythonTests() || code;
+if (python && !interrupted) code = pythonTests() || code;
 process.exit(code);

@@ -36,6 +36,38 @@ export function createKafka(config: Config, brokers: string[] = config.kafka.bro
   });
 }
 
+/**
+ * A kafkajs consumer that stays stopped once its owner stops or disconnects it.
+ * kafkajs restarts a consumer after a retriable crash on a timer; a crash that lands
+ * while its owner is disconnecting (a fetch or join cut off by the disconnect itself)
+ * sets that timer after `stop()` cleared it, and the consumer starts again on its own:
+ * on a deleted topic it then crashes and restarts for ever, keeping its process alive.
+ * Every consumer of the project is made here, so none restarts after its owner ended it.
+ */
+export function createConsumer(kafka: Kafka, consumerConfig: ConsumerConfig): Consumer {
+  let ended = false;
+  const restartOnFailure = consumerConfig.retry?.restartOnFailure;
+  const consumer = kafka.consumer({
+    ...consumerConfig,
+    retry: { ...consumerConfig.retry, restartOnFailure: async (e) => !ended && (restartOnFailure === undefined || (await restartOnFailure(e))) },
+  });
+  return {
+    ...consumer,
+    run: async (runConfig) => {
+      ended = false;
+      await consumer.run(runConfig);
+    },
+    stop: async () => {
+      ended = true;
+      await consumer.stop();
+    },
+    disconnect: async () => {
+      ended = true;
+      await consumer.disconnect();
+    },
+  };
+}
+
 /** Consumer settings for frames of several MiB. */
 export function frameConsumerConfig(config: Config, groupId: string): ConsumerConfig {
   return {

@@ -10,7 +10,7 @@ import type { AvroCodec } from '../codec/avro-codec.js';
 import type { AnomalyEvent } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError } from '../base/errors.js';
-import { frameConsumerConfig, onFatalCrash } from '../kafka/kafka-client.js';
+import { createConsumer, frameConsumerConfig, onFatalCrash } from '../kafka/kafka-client.js';
 
 export interface EventSummary {
   sampleId: string;
@@ -62,7 +62,7 @@ export async function readTopicToEnd(kafka: Kafka, config: Config, topic: string
   }
   const remaining = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high)]));
   if (remaining.size === 0) return;
-  const consumer = kafka.consumer({ ...frameConsumerConfig(config, `mmad-read-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`), readUncommitted: false });
+  const consumer = createConsumer(kafka, { ...frameConsumerConfig(config, `mmad-read-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`), readUncommitted: false });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });

@@ -14,7 +14,7 @@ import type { AvroCodec } from '../codec/avro-codec.js';
 import type { JoinState, Modality } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
-import { frameConsumerConfig } from '../kafka/kafka-client.js';
+import { createConsumer, frameConsumerConfig } from '../kafka/kafka-client.js';
 import type { Logger } from '../base/logger.js';
 
 export function changelogTopic(config: Config): string {
@@ -71,7 +71,7 @@ export async function readChangelog(
   }));
   if (remaining.size === 0) return new Map(partitions.map((p) => [p, []]));
   const groupId = `${config.input.groupId}-restore-${randomBytes(6).toString('hex')}`;
-  const consumer = kafka.consumer({ ...frameConsumerConfig(config, groupId), readUncommitted: false });
+  const consumer = createConsumer(kafka, { ...frameConsumerConfig(config, groupId), readUncommitted: false });
   const t0 = Date.now();
   await consumer.connect();
   try {

@@ -34,7 +34,7 @@ import { FrameReader, frameReaderOptions } from '../input/frame-reader.js';
 import { SampleJudge, type Judgement } from '../inference/judge.js';
 import { decodeLimitsOf } from '../inference/preprocess.js';
 import type { ModelRegistry } from '../inference/model-registry.js';
-import { createKafka, frameConsumerConfig, onGroupJoin, producerConfig } from '../kafka/kafka-client.js';
+import { createKafka, createConsumer, frameConsumerConfig, onGroupJoin, producerConfig } from '../kafka/kafka-client.js';
 import type { RequestQueue } from '../kafka/request-queue.js';
 import { inputTopics } from '../kafka/topics.js';
 import type { Outputs } from '../output/event-builder.js';
@@ -113,7 +113,7 @@ export class StreamProcessor {
     this.now = options.now ?? Date.now;
     this.kafka = createKafka(config, config.kafka.brokers, this.log);
     this.inputs = inputTopics(config);
-    this.consumer = this.kafka.consumer({
+    this.consumer = createConsumer(this.kafka, {
       ...frameConsumerConfig(config, config.input.groupId),
       partitionAssigners: [coPartitionedAssignor],
       readUncommitted: false,

@@ -18,7 +18,7 @@ import type { AvroCodec } from '../codec/avro-codec.js';
 import type { AnomalyEvent } from '../codec/records.js';
 import type { Config } from '../config/config-schema.js';
 import { messageOf } from '../base/errors.js';
-import { frameConsumerConfig, onFatalCrash, onGroupJoin } from '../kafka/kafka-client.js';
+import { createConsumer, frameConsumerConfig, onFatalCrash, onGroupJoin } from '../kafka/kafka-client.js';
 import { partitionFor } from '../kafka/partitioner.js';
 import { offsetsForTimes, type PartitionRange } from '../replay/replay.js';
 import { LineStore, type PartView } from './line-store.js';
@@ -223,7 +223,7 @@ export class EventHistory {
     const notices: string[] = [];
     let scanned = 0;
     if (remaining.size === 0) return { scanned, complete: true, notices };
-    const consumer = this.kafka.consumer({ ...frameConsumerConfig(this.config, `${this.groupPrefix}-search-${++this.queries}-${Date.now().toString(36)}`), readUncommitted: false });
+    const consumer = createConsumer(this.kafka, { ...frameConsumerConfig(this.config, `${this.groupPrefix}-search-${++this.queries}-${Date.now().toString(36)}`), readUncommitted: false });
     await consumer.connect();
     let complete: boolean;
     let endJoins = (): void => undefined;

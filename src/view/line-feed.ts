@@ -10,7 +10,7 @@ import type { AvroCodec } from '../codec/avro-codec.js';
 import type { Logger } from '../base/logger.js';
 import { messageOf } from '../base/errors.js';
 import type { Config } from '../config/config-schema.js';
-import { frameConsumerConfig, onGroupJoin } from '../kafka/kafka-client.js';
+import { createConsumer, frameConsumerConfig, onGroupJoin } from '../kafka/kafka-client.js';
 import type { LineStore } from './line-store.js';
 
 export interface FeedCodecs {
@@ -41,7 +41,7 @@ export class LineFeed {
   ) {
     if (groupId === config.input.groupId) throw new Error(`the view's group must not be the service's (${groupId})`);
     this.topics = { events: config.topics.events, alerts: config.topics.alerts, deadLetters: config.topics.deadLetters };
-    this.consumer = kafka.consumer({ ...frameConsumerConfig(config, groupId), readUncommitted: false });
+    this.consumer = createConsumer(kafka, { ...frameConsumerConfig(config, groupId), readUncommitted: false });
     this.ready = new Promise((resolve) => (this.joined = resolve));
   }
 

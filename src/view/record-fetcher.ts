@@ -12,7 +12,7 @@
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import type { Logger } from '../base/logger.js';
 import type { Config } from '../config/config-schema.js';
-import { frameConsumerConfig, onGroupJoin } from '../kafka/kafka-client.js';
+import { createConsumer, frameConsumerConfig, onGroupJoin } from '../kafka/kafka-client.js';
 
 export type FetchResult = { found: true; message: KafkaMessage } | { found: false; why: string };
 
@@ -42,7 +42,7 @@ export class RecordFetcher {
     private readonly log: Logger,
     private readonly timeoutMs = 15_000,
   ) {
-    this.consumer = kafka.consumer({ ...frameConsumerConfig(config, groupId), readUncommitted: false });
+    this.consumer = createConsumer(kafka, { ...frameConsumerConfig(config, groupId), readUncommitted: false });
   }
 
   async start(): Promise<void> {

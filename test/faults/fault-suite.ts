@@ -26,7 +26,7 @@ import { loadConfig } from '../../src/config/load-config.js';
 import { ModelRegistry } from '../../src/inference/model-registry.js';
 import { sameDecision } from '../../src/replay/diff.js';
 import { summarise } from '../../src/replay/event-summary.js';
-import { createKafka, frameConsumerConfig } from '../../src/kafka/kafka-client.js';
+import { createKafka, createConsumer, frameConsumerConfig } from '../../src/kafka/kafka-client.js';
 import { LocalKraftBroker } from '../../src/kafka/local-kraft.js';
 import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { StreamProcessor } from '../../src/runtime/stream-processor.js';
@@ -160,7 +160,7 @@ async function publishLine(kafka: Kafka, config: Config, o: FaultSuiteOptions): 
 /** Every event on the topic (read committed), until nothing new for idleMs. */
 async function readEvents(kafka: Kafka, config: Config, topic: string, idleMs: number): Promise<AnomalyEvent[]> {
   const codec = AvroCodec.local(SchemaCatalog.load(), 'AnomalyEvent');
-  const consumer = kafka.consumer({ ...frameConsumerConfig(config, `verify-${Date.now()}-${Math.random()}`), readUncommitted: false });
+  const consumer = createConsumer(kafka, { ...frameConsumerConfig(config, `verify-${Date.now()}-${Math.random()}`), readUncommitted: false });
   const out: AnomalyEvent[] = [];
   let last = Date.now();
   await consumer.connect();
@@ -179,7 +179,7 @@ async function readEvents(kafka: Kafka, config: Config, topic: string, idleMs: n
 
 async function deadLetterReasons(kafka: Kafka, config: Config, topic: string): Promise<Record<string, number>> {
   const codec = AvroCodec.local(SchemaCatalog.load(), 'DeadLetter');
-  const consumer = kafka.consumer({ ...frameConsumerConfig(config, `verify-dl-${Date.now()}-${Math.random()}`), readUncommitted: false });
+  const consumer = createConsumer(kafka, { ...frameConsumerConfig(config, `verify-dl-${Date.now()}-${Math.random()}`), readUncommitted: false });
   const out: Record<string, number> = {};
   let last = Date.now();
   await consumer.connect();

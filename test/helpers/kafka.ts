@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
 import type { Config } from '../../src/config/config-schema.js';
 import { loadConfig } from '../../src/config/load-config.js';
-import { createKafka, frameConsumerConfig } from '../../src/kafka/kafka-client.js';
+import { createKafka, createConsumer, frameConsumerConfig } from '../../src/kafka/kafka-client.js';
 import { present } from '../../src/base/invariant.js';
 import { createLogger } from '../../src/base/logger.js';
 
@@ -81,7 +81,7 @@ export async function consumeN(
   count: number,
   timeoutMs = 30_000,
 ): Promise<KafkaMessage[]> {
-  const consumer = kafka.consumer(frameConsumerConfig(config, uniqueName('g')));
+  const consumer = createConsumer(kafka, frameConsumerConfig(config, uniqueName('g')));
   const got: KafkaMessage[] = [];
   await consumer.connect();
   try {
@@ -133,7 +133,7 @@ export async function consumeAll(kafka: Kafka, config: Config, topics: string | 
   if (ends.size === 0) return got;
   const unread = new Set(ends.keys());
   const seen = new Set<string>();
-  const consumer = kafka.consumer(frameConsumerConfig(config, uniqueName('g')));
+  const consumer = createConsumer(kafka, frameConsumerConfig(config, uniqueName('g')));
   let timer: NodeJS.Timeout | undefined;
   await consumer.connect();
   try {

@@ -6,7 +6,7 @@ import type { Config } from '../../config/config-schema.js';
 import { fromRoot } from '../../config/paths.js';
 import { ErrorCode, MmadError } from '../../base/errors.js';
 import { ModelRegistry } from '../../inference/model-registry.js';
-import { createKafka, frameConsumerConfig } from '../../kafka/kafka-client.js';
+import { createKafka, createConsumer, frameConsumerConfig } from '../../kafka/kafka-client.js';
 import { ensureTopics, planTopics } from '../../kafka/topics.js';
 import { LineSummary } from '../../output/line-summary.js';
 import { StreamProcessor } from '../../runtime/stream-processor.js';
@@ -95,7 +95,7 @@ export const demoCommand: Command = {
     let processor: StreamProcessor | undefined;
     let telemetry: Telemetry | undefined;
     let view: LineView | undefined;
-    const collector = kafka.consumer(frameConsumerConfig(config, `mmad-demo-${run}-summary`));
+    const collector = createConsumer(kafka, frameConsumerConfig(config, `mmad-demo-${run}-summary`));
     const producer = stationProducer(kafka, config);
     try {
       await admin.connect();
