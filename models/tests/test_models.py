@@ -353,3 +353,21 @@ def test_the_shipped_teacher_loads_and_half_storage_is_lossless_for_the_students
     round_to_half_(src)
     for (k, a), b in zip(src.state_dict().items(), back.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("normality", ["bank", "local"])
+def test_every_tensor_of_a_graph_follows_its_device(normality):
+    """A tensor made in forward without the input's device breaks the graph on a GPU (PyTorch
+    CUDA, as scripts/gpu-time.py runs the students) while the CPU and the ONNX export work:
+    the model and its inputs on the meta device find such a tensor on the CPU."""
+    from mmad_models.methods import CrossModalDistillation
+
+    torch.manual_seed(0)
+    extra = {"align": "pose", "xyz_face": True} if normality == "local" else {}
+    model = CrossModalDistillation(("rgb", "ir", "xyz"), (24, 32), TINY, normality=normality, bank_size=32, **extra)
+    x = _mtfi_inputs()
+    model.fit_normality(x)
+    model = model.eval().to("meta")
+    with torch.no_grad():
+        r = model({m: v.to("meta") for m, v in x.items()})
+    assert r.anomaly_map.device.type == "meta" and r.anomaly_map.shape == (3, 1, 24, 32)

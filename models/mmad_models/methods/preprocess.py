@@ -200,7 +200,7 @@ class XyzInput(nn.Module):
         feats = torch.stack([x, y, ones], dim=1).flatten(2)  # [B,3,N]
         wf = w.flatten(1).unsqueeze(1)  # [B,1,N]
         a = torch.matmul(feats * wf, feats.transpose(1, 2))  # [B,3,3]
-        a = a + 1e-9 * torch.eye(3, dtype=x.dtype).unsqueeze(0)
+        a = a + 1e-9 * torch.eye(3, dtype=x.dtype, device=x.device).unsqueeze(0)
         b = (feats * wf * z.flatten(1).unsqueeze(1)).sum(-1)  # [B,3]
         return _solve3(a, b)
 
