@@ -68,7 +68,7 @@ def main() -> None:
                 torch.backends.cudnn.allow_tf32 = mode != "fp32"
                 amp = torch.autocast("cuda", dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
 
-                def fwd(x=x, amp=amp):
+                def fwd(x=x, amp=amp, g=g):
                     with torch.inference_mode(), amp:
                         g(**x)
                 try:
