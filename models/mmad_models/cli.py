@@ -69,6 +69,18 @@ def cmd_synth(a) -> int:
     return 0
 
 
+def cmd_pretrain(a) -> int:
+    from .teachers import pretrain_resnet
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    path = pretrain_resnet(a.out, arch=a.arch, objective=a.objective, steps=a.steps, minutes=a.minutes,
+                           batch_size=a.batch, size=a.size, classes=a.classes, lr=a.lr, seed=a.seed,
+                           device=a.device, resume=a.resume, log=lambda m: print(m, flush=True))
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_train(a) -> int:
     from .train import RunConfig, train_run
 
@@ -240,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="round weights to float16 values, stored as float16 in the ONNX file (half the size)")
     t.add_argument("--size", type=_size, default="auto",
                    help="HxW or N the model takes; auto (default): the training frames' aspect at about 160x352 pixels, multiples of 8; a frame that would shrink by less than 0.75 keeps its own size")
-    t.add_argument("--teacher", default="procedural",
-                   help="random | procedural | selfsup | path of a local torchvision ResNet checkpoint")
+    t.add_argument("--teacher", default="corpus",
+                   help="random | procedural | selfsup | corpus (the shipped ResNet-18 pre-trained on the "
+                        "formula-driven corpus) | path of a local torchvision ResNet checkpoint")
     t.add_argument("--resnet-arch", default="resnet18", help="architecture of --teacher FILE")
     t.add_argument("--teacher-widths", type=_widths, default=(32, 64, 128),
                    help="channels of the small encoder's three stages for random, procedural and selfsup "
@@ -277,6 +290,23 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--markdown", help="also write the report as markdown to this file")
     r.add_argument("--threads", type=int, default=2)
     r.set_defaults(fn=cmd_report)
+
+    q = sub.add_parser("pretrain", help="pre-train a ResNet teacher on the formula-driven corpus (GPU or CPU)")
+    q.add_argument("--out", required=True, help="the teacher file (then: train --teacher FILE --resnet-arch ARCH)")
+    q.add_argument("--arch", default="resnet18")
+    q.add_argument("--objective", choices=("simclr", "classify"), default="simclr")
+    n = q.add_mutually_exclusive_group(required=True)
+    n.add_argument("--steps", type=int, help="optimiser steps (the run's length, reproducible)")
+    n.add_argument("--minutes", type=float, help="fill this time: the step count is fixed after 20 steps and logged")
+    q.add_argument("--batch", type=int, default=256, help="images a step (simclr: two views of each)")
+    q.add_argument("--size", type=int, default=128, help="the views' side in pixels")
+    q.add_argument("--classes", type=int, default=1000, help="fractal classes (classify)")
+    q.add_argument("--lr", type=float, default=2e-3)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", default="auto", help="auto (cuda when there is one), cpu, cuda")
+    q.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    q.add_argument("--resume", action="store_true", help="continue from OUT.resume")
+    q.set_defaults(fn=cmd_pretrain)
 
     x = sub.add_parser("export", help="ONNX + manifest + parity fixtures")
     x.add_argument("checkpoints", nargs="+")

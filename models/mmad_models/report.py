@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .published import Published, for_category
-from .train import RunConfig, evaluate_model, load_checkpoint
+from .train import SELF_OBTAINED, RunConfig, evaluate_model, load_checkpoint
 
 LEGEND = (
     "NOK recall: share of anomalous test parts with score >= the run's threshold (per defect: "
@@ -60,14 +60,14 @@ class RunEval:
 
     @property
     def teacher(self) -> str:
-        return self.cfg.teacher if self.cfg.teacher in ("random", "procedural", "selfsup") else "file"
+        return self.cfg.teacher if self.cfg.teacher in SELF_OBTAINED else "file"
 
     @property
     def weights(self) -> str:
         """Where the run's teacher weights come from, in the published rows' terms: the
-        procedural teacher is pre-trained, but on generated fractals, no real image."""
+        procedural and corpus teachers are pre-trained, but on generated images, no real image."""
         return {"random": "from scratch", "selfsup": "from scratch (selfsup)",
-                "procedural": "procedural teacher"}.get(self.teacher, f"pretrained ({self.cfg.resnet_arch} file)")
+                "procedural": "procedural teacher", "corpus": "corpus teacher (resnet18)"}.get(self.teacher, f"pretrained ({self.cfg.resnet_arch} file)")
 
     @property
     def size(self) -> str:

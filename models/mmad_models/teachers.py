@@ -16,6 +16,7 @@ The comparison that chose the default is in models/README.md.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -159,6 +160,133 @@ def pretrain_selfsup(
     return enc.eval()
 
 
+# ---------------------------------------------------------------------------- a ResNet on the corpus
+
+
+def _lr_at(step: int, total: int, peak: float) -> float:
+    warm = max(1, total // 30)
+    if step < warm:
+        return peak * (step + 1) / warm
+    return 0.5 * peak * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def _standardise(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel z-scores over the batch: the students feed their teachers inputs
+    normalised by the training parts' per-channel statistics."""
+    return (x - x.mean((0, 2, 3), keepdim=True)) / (x.std((0, 2, 3), keepdim=True) + 1e-6)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR's loss: each view's partner is its positive, the other 2N - 2 views negatives."""
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    n = len(z1)
+    sim = z @ z.t() / temperature
+    sim.fill_diagonal_(float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
+def pretrain_resnet(
+    out: str | Path, arch: str = "resnet18", objective: str = "simclr", steps: int | None = None,
+    minutes: float | None = None, batch_size: int = 256, size: int = 128, render: int = 160,
+    classes: int = 1000, lr: float = 2e-3, temperature: float = 0.2, seed: int = 0, device: str = "auto",
+    resume: bool = False, log=print,
+) -> Path:
+    """Pre-trains a ResNet's stem and layers 1-3 (what ``ResNetEncoder`` uses) on the
+    formula-driven corpus of ``corpus.py``, rendered on the fly on ``device``:
+
+    * ``simclr``: two augmented views of every image, a projection head on the pooled
+      layer-3 features, the NT-Xent loss (instance discrimination over all four families);
+    * ``classify``: the fractal family alone, ``classes`` IFS classes (FractalDB-style
+      formula-driven supervision), a linear head on the pooled layer-3 features.
+
+    ``steps`` fixes the length; ``minutes`` instead measures the rate over the first steps
+    and fixes the step count that fills the time (logged, so a rerun with ``--steps`` repeats
+    the schedule). Writes ``out`` (the encoder's torchvision-named weights, float16 for the
+    large tensors; ``--teacher out --resnet-arch arch``) and beside it ``out.resume``
+    (encoder, head, optimiser, step) every minute; ``resume`` continues from that.
+    """
+    from . import corpus
+    from .methods.backbones import ResNetEncoder
+
+    if (steps is None) == (minutes is None):
+        raise ValueError("give exactly one of steps and minutes")
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    out = Path(out)
+    state_path = out.with_name(out.name + ".resume")
+    torch.manual_seed(seed)
+    enc = ResNetEncoder(arch).to(dev).to(memory_format=torch.channels_last)
+    width = enc.channels[2]
+    if objective == "simclr":
+        head = nn.Sequential(nn.Linear(width, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Linear(512, 128)).to(dev)
+    elif objective == "classify":
+        head = nn.Linear(width, classes).to(dev)
+    else:
+        raise ValueError(f"unknown objective {objective!r}: simclr or classify")
+    params = list(enc.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    g = torch.Generator(device=dev).manual_seed(seed)
+    systems = corpus.fractal_systems(classes, seed, dev)
+    step, total = 0, steps
+    if resume and state_path.exists():
+        ck = torch.load(state_path, map_location="cpu", weights_only=False)
+        enc.load_state_dict(ck["encoder"])
+        head.load_state_dict(ck["head"])
+        opt.load_state_dict(ck["opt"])
+        step, total = ck["step"], ck["total"]
+        g.set_state(ck["rng"])
+        log(f"resumed at step {step} of {total}")
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    t0 = time.time()
+    last_save = t0
+    probe, t_probe = 40, t0
+    enc.train()
+    head.train()
+    while total is None or step < total:
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, total or 10**9, lr)
+        with torch.no_grad():
+            if objective == "simclr":
+                img, _ = corpus.batch(batch_size, render, g, systems)
+                x = _standardise(torch.cat([corpus.views(img, size, g), corpus.views(img, size, g)]))
+            else:
+                img, y = corpus.batch(batch_size, render, g, systems, families=("fractal",))
+                x = _standardise(corpus.views(img, size, g))
+        x = x.contiguous(memory_format=torch.channels_last)
+        with amp:
+            z = head(enc(x)[2].float().mean(dim=(2, 3)))
+            loss = nt_xent(z[:batch_size], z[batch_size:], temperature) if objective == "simclr" else \
+                F.cross_entropy(z.float(), y, label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        now = time.time()
+        if total is None and step in (probe // 2, probe):
+            # the rate after the first steps (CUDA's start and cuDNN's autotuning are slow)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if step == probe // 2:
+                t_probe = time.time()
+            else:
+                rate = (probe - probe // 2) / (time.time() - t_probe)
+                total = max(probe + 1, probe + int(rate * (minutes * 60 - (time.time() - t0))))
+                log(f"{rate:.2f} steps/s over steps {probe // 2}-{probe}: the run is fixed at {total} steps "
+                    f"(repeat it with --steps {total})")
+        if step % 50 == 0 or step == total:
+            log(f"step {step}/{total} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e} {now - t0:.0f}s")
+        if now - last_save > 60 or step == total:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"encoder": enc.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
+                        "step": step, "total": total, "rng": g.get_state()}, state_path)
+            save_encoder(enc, out, half=True)
+            last_save = now
+    log(f"pre-trained {arch} ({objective}) for {step} steps of {batch_size} in {time.time() - t0:.0f}s on {dev}")
+    return save_encoder(enc.eval(), out, half=True)
+
+
 def save_encoder(enc: nn.Module, path: str | Path, half: bool = False) -> Path:
     """Saves the encoder's state dict; ``half`` stores the tensors that ``round_to_half_``
     rounds (floating, 256 elements or more) as float16: the students round their frozen
@@ -166,7 +294,7 @@ def save_encoder(enc: nn.Module, path: str | Path, half: bool = False) -> Path:
     them back into the float32 parameters); the small batch-norm tensors stay float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = enc.state_dict()
+    state = {k: v.detach().cpu() for k, v in enc.state_dict().items()}
     if half:
         state = {k: (v.half() if v.is_floating_point() and v.numel() >= 256 else v) for k, v in state.items()}
     torch.save(state, path)

@@ -169,3 +169,23 @@ def test_aligned_local_normality_train_export_cli(tiny_dataset, tmp_path):
         main(["train", *common, "--method", "crd", "--modalities", "rgb", "--input-detail", "rgb"])
     with pytest.raises(SystemExit, match="an ir input"):
         main(["train", *common, "--modalities", "rgb", "--normality", "local", "--align", "pose", "--ir-relative"])
+
+
+def test_the_corpus_teacher_ships_and_trains_a_student_on_standardised_inputs(tiny_dataset, tmp_path):
+    """--teacher corpus: the shipped ResNet-18 (teachers/corpus-simclr-r18-s0.pt), rgb normalised with
+    its corpus's statistics (as in its pre-training), xyz standardised with the training parts', one
+    copy of the weights for all modalities; the export matches PyTorch."""
+    from mmad_models.train import CORPUS_RGB_MEAN, CORPUS_TEACHER, SHIPPED_TEACHERS
+
+    assert (SHIPPED_TEACHERS / CORPUS_TEACHER).stat().st_size < 30 * 2**20
+    common = ["--dataset", str(tiny_dataset), "--category", "slab", "--teacher", "corpus", "--threads", "1"]
+    assert main(["train", *common, "--modalities", "rgb,xyz", "--bank-size", "64", "--out", str(tmp_path / "c")]) == 0
+    model, cfg, res = load_checkpoint(tmp_path / "c" / "model.pt")
+    assert cfg.teacher == "corpus" and res["specs"]["rgb"]["kind"] == "resnet"
+    assert model.teachers["rgb"].encoder is model.teachers["xyz"].encoder
+    torch.testing.assert_close(model.teachers["rgb"].input.mean.flatten(), torch.tensor(CORPUS_RGB_MEAN))
+    assert float(model.teachers["xyz"].input.std.flatten()[0]) != 1.0  # fitted to the training parts
+    out = tmp_path / "exported"
+    assert main(["export", str(tmp_path / "c"), "--out", str(out)]) == 0
+    e = json.loads((out / "manifest.json").read_text())["models"][0]
+    assert e["parity"]["maxAbsErrorVsPytorch"]["score"] < 1e-3
