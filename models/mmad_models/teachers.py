@@ -200,9 +200,10 @@ def pretrain_resnet(
     * ``classify``: the fractal family alone, ``classes`` IFS classes (FractalDB-style
       formula-driven supervision), a linear head on the pooled layer-3 features.
 
-    ``steps`` fixes the length; ``minutes`` instead measures the rate over the first steps
-    and fixes the step count that fills the time (logged, so a rerun with ``--steps`` repeats
-    the schedule). Writes ``out`` (the encoder's torchvision-named weights, float16 for the
+    ``steps`` fixes the length; ``minutes`` instead measures the rate over the first 40 steps
+    (trained at a learning rate of about zero, the schedule's length being unknown) and fixes
+    the step count that fills the time (logged: a rerun with ``--steps`` repeats the schedule
+    from step 40 on). Writes ``out`` (the encoder's torchvision-named weights, float16 for the
     large tensors; ``--teacher out --resnet-arch arch``) and beside it ``out.resume``
     (encoder, head, optimiser, step) every minute; ``resume`` continues from that.
     """
