@@ -4,7 +4,7 @@
 // typescript-eslint, eslint.config.js), provides
 // one real Kafka broker for the whole run (KAFKA_BROKERS if set, else a container or a local KRaft broker, see
 // src/kafka/provide-broker.ts), runs every test/**/*.test.ts with node's test
-// runner, stops the broker, and fails the run if any broker JVM it started is
+// runner (each file's process ended when its tests have), stops the broker, and fails the run if any broker JVM it started is
 // still alive afterwards.
 //
 //   npm test                      all tests: TypeScript, then the Python package in models/
@@ -81,7 +81,9 @@ try {
   code = await new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+      // --test-force-exit: a file's process ends when its tests have, so a client a test left half-closed
+      // (kafkajs can leave a socket or timer behind a disconnect that races a crash) cannot hold the run
+      ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...files],
       { cwd: root, stdio: 'inherit', env: { ...process.env, KAFKA_BROKERS: broker.brokers.join(',') } },
     );
     for (const sig of ['SIGINT', 'SIGTERM'])
