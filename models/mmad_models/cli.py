@@ -253,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--size", type=_size, default="auto",
                    help="HxW or N the model takes; auto (default): the training frames' aspect at about 160x352 pixels, multiples of 8; a frame that would shrink by less than 0.75 keeps its own size")
     t.add_argument("--teacher", default="corpus",
-                   help="random | procedural | selfsup | corpus (the shipped ResNet-18 pre-trained on the "
-                        "formula-driven corpus) | path of a local torchvision ResNet checkpoint")
+                   help="corpus (default: the shipped ResNet-18 pre-trained on the formula-driven corpus) | "
+                        "procedural | selfsup | random | path of a local torchvision ResNet checkpoint")
     t.add_argument("--resnet-arch", default="resnet18", help="architecture of --teacher FILE")
     t.add_argument("--teacher-widths", type=_widths, default=(32, 64, 128),
                    help="channels of the small encoder's three stages for random, procedural and selfsup "
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--objective", choices=("simclr", "classify"), default="simclr")
     n = q.add_mutually_exclusive_group(required=True)
     n.add_argument("--steps", type=int, help="optimiser steps (the run's length, reproducible)")
-    n.add_argument("--minutes", type=float, help="fill this time: the step count is fixed after 20 steps and logged")
+    n.add_argument("--minutes", type=float, help="fill this time: the step count is fixed after 40 steps and logged")
     q.add_argument("--batch", type=int, default=256, help="images a step (simclr: two views of each)")
     q.add_argument("--size", type=int, default=128, help="the views' side in pixels")
     q.add_argument("--classes", type=int, default=1000, help="fractal classes (classify)")
