@@ -25,7 +25,7 @@ from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
 PROCEDURAL_SIZE = 64
 SHIPPED_TEACHERS = Path(__file__).resolve().parent.parent / "teachers"
 # the ResNet-18 pre-trained by `pretrain --objective simclr` on the formula-driven corpus (models/README.md,
-# "Teachers"); shipped, since its pre-training takes 6 min on a GPU and hours on 2 CPU cores
+# "Teachers"); shipped, since its pre-training takes 6 min on a GPU and about 17 h on 2 CPU cores
 CORPUS_TEACHER = "corpus-simclr-r18-s0.pt"
 # the statistics of the corpus's rgb images (mmad_models/corpus.py, 2048 augmented views): the corpus
 # teacher sees rgb normalised as in its pre-training, as a torchvision backbone keeps ImageNet's
