@@ -49,7 +49,9 @@ export function createConsumer(kafka: Kafka, consumerConfig: ConsumerConfig): Co
   const restartOnFailure = consumerConfig.retry?.restartOnFailure;
   const consumer = kafka.consumer({
     ...consumerConfig,
-    retry: { ...consumerConfig.retry, restartOnFailure: async (e) => !ended && (restartOnFailure === undefined || (await restartOnFailure(e))) },
+    // `retries: 5` is kafkajs' own default for a consumer given no retry settings, which a retry
+    // object with only restartOnFailure would replace by the client's
+    retry: { retries: 5, ...consumerConfig.retry, restartOnFailure: async (e) => !ended && (restartOnFailure === undefined || (await restartOnFailure(e))) },
   });
   return {
     ...consumer,
