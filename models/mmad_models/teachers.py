@@ -212,7 +212,7 @@ def pretrain_resnet(
 
     if (steps is None) == (minutes is None):
         raise ValueError("give exactly one of steps and minutes")
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     out = Path(out)
@@ -285,7 +285,7 @@ def pretrain_resnet(
             save_encoder(enc, out, half=True)
             last_save = now
     log(f"pre-trained {arch} ({objective}) for {step} steps of {batch_size} in {time.time() - t0:.0f}s on {dev}")
-    return save_encoder(enc.eval(), out, half=True)
+    return out  # written with the state at the last step
 
 
 def save_encoder(enc: nn.Module, path: str | Path, half: bool = False) -> Path:

@@ -31,8 +31,10 @@ CORPUS_TEACHER = "corpus-simclr-r18-s0.pt"
 # teacher sees rgb normalised as in its pre-training, as a torchvision backbone keeps ImageNet's
 CORPUS_RGB_MEAN = (0.436, 0.433, 0.429)
 CORPUS_RGB_STD = (0.296, 0.293, 0.296)
-# the teachers the project obtains itself
-SELF_OBTAINED = ("random", "procedural", "selfsup", "corpus")
+# the teachers the project obtains itself: the small encoder's (inputs standardised with the training
+# parts' statistics) and the corpus ResNet
+SMALL_TEACHERS = ("random", "procedural", "selfsup")
+SELF_OBTAINED = (*SMALL_TEACHERS, "corpus")
 
 
 @dataclass
@@ -244,7 +246,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
     # teacher its corpus's: real rope 0.801 with the corpus's, 0.760 with ImageNet's, 0.637 with the
     # parts' own; tire 0.611 / 0.558 / 0.491)
     for m in mods:
-        if m != "rgb" or cfg.teacher in ("random", "procedural", "selfsup"):
+        if m != "rgb" or cfg.teacher in SMALL_TEACHERS:
             model.teachers[m].input.fit(train_x[m])
         elif cfg.teacher == "corpus":
             model.teachers[m].input.mean.copy_(torch.tensor(CORPUS_RGB_MEAN).view(1, 3, 1, 1))

@@ -15,22 +15,14 @@ import time
 
 import torch
 
-from mmad_models.export import _Graph
+from mmad_models.export import _Graph, model_io
 from mmad_models.train import load_checkpoint
 
-CHANNELS = {"rgb": 3, "ir": 1, "xyz": 3}
 
-
-def example(model, cfg, n: int, dev) -> dict[str, torch.Tensor]:
-    h, w = model.size
-    out = {}
-    for m in model.modalities:
-        if m == "ct":
-            d, ch, cw = cfg.ct_grid
-            out[m] = torch.rand(n, 1, d, ch, cw, device=dev)
-        else:
-            out[m] = torch.rand(n, CHANNELS[m], h, w, device=dev) * (255 if m == "rgb" else 1)
-    return out
+def example(model, n: int, dev) -> dict[str, torch.Tensor]:
+    """Random inputs of the shapes the manifest gives the model's inputs (rgb in 0-255)."""
+    return {i["name"]: torch.rand(n, *i["shape"][1:], device=dev) * (255 if i["name"] == "rgb" else 1)
+            for i in model_io(model)[0]}
 
 
 def timed(fn, reps: int, dev) -> float:
@@ -57,10 +49,10 @@ def main() -> None:
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     rows = []
     for run in a.runs:
-        model, cfg, _ = load_checkpoint(run)
+        model, _, _ = load_checkpoint(run)
         g = _Graph(model).eval().to(dev)
         for b in [int(x) for x in a.batches.split(",")]:
-            x = example(model, cfg, b, dev)
+            x = example(model, b, dev)
             for mode in ("fp32", "tf32", "bf16"):
                 if dev.type != "cuda" and mode != "fp32":
                     continue
