@@ -104,7 +104,9 @@ export function producerConfig(config: Config, extra: ProducerConfig = {}): Prod
 /**
  * Calls `fail` when the consumer crashes for good. kafkajs also reports a crash on a retriable
  * error (a group coordinator still loading on a broker just started, a rebalance) and then
- * restarts the consumer itself (`restart`); that one is only logged (kafkajs' own log).
+ * restarts the consumer itself (`restart`); that one is only logged (kafkajs' own log). A
+ * consumer of `createConsumer` is not restarted once its owner stopped it, so a crash during
+ * that stop also comes here: settle what `fail` ends before stopping the consumer.
  */
 export function onFatalCrash(consumer: Consumer, fail: (error: Error) => void): void {
   consumer.on(consumer.events.CRASH, (e) => {
