@@ -61,6 +61,15 @@ def _size(s: str) -> tuple[int, int] | str:
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
 
+def _roi(s: str):
+    from .data.roi import parse_roi
+
+    try:
+        return parse_roi(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_synth(a) -> int:
     from .data.synthetic import write_dataset
 
@@ -86,7 +95,7 @@ def cmd_train(a) -> int:
 
     torch.set_num_threads(a.threads)
     cfg = RunConfig(dataset=a.dataset, category=a.category, modalities=a.modalities, method=a.method,
-                    size=a.size, teacher=a.teacher, resnet_arch=a.resnet_arch, epochs=a.epochs,
+                    size=a.size, roi=a.roi, teacher=a.teacher, resnet_arch=a.resnet_arch, epochs=a.epochs,
                     batch_size=a.batch_size, lr=a.lr, fusion=a.fusion, map_sigma=a.map_sigma, false_alarm_rate=a.false_alarm_rate, seed=a.seed,
                     teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
                     train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight, bank_dims=a.bank_dims,
@@ -156,7 +165,7 @@ def cmd_export(a) -> int:
     from .data import load_split, stack
     from .export import check_manifest, export_model, manifest_entry, write_manifest
     from .manifest import ManifestError
-    from .train import load_checkpoint
+    from .train import load_checkpoint, roi_of
 
     torch.set_num_threads(a.threads)
     runs = []
@@ -178,7 +187,8 @@ def cmd_export(a) -> int:
     # The manifest these runs make, checked before anything is written: a run from before the
     # current calibration (no threshold.falseAlarmRate) or a bad field stops here, named.
     try:
-        check_manifest(a.out, [manifest_entry(model, mid, a.version, cfg.method, res["threshold"], metrics, training)
+        check_manifest(a.out, [manifest_entry(model, mid, a.version, cfg.method, res["threshold"], metrics, training,
+                                              roi=roi_of(cfg))
                                for model, cfg, res, mid, metrics, training in runs])
     except ManifestError as e:
         raise SystemExit(f"export: nothing written: {e}") from None
@@ -189,7 +199,7 @@ def cmd_export(a) -> int:
         # volume is 2 MB a part, the first part with a defect inside the material alone
         split = "test" if (Path(cfg.dataset) / cfg.category / "test").is_dir() else "validation"
         samples = load_split(cfg.dataset, cfg.category, split, tuple(cfg.modalities), tuple(cfg.size),
-                             ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None)
+                             ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None, roi=roi_of(cfg))
         good = [s for s in samples if s.label == 0][:1]
         bad = [s for s in samples if s.label == 1][:1]
         pick = (good + bad) if len(good + bad) == 2 else samples[:2]
@@ -197,7 +207,8 @@ def cmd_export(a) -> int:
             interior = [s for s in samples if s.defect in INTERIOR_DEFECTS]
             pick = (interior or bad or samples)[:1]
         inputs = {m: stack(pick, m) for m in cfg.modalities}
-        e = export_model(model, a.out, mid, a.version, cfg.method, res["threshold"], metrics, training, inputs)
+        e = export_model(model, a.out, mid, a.version, cfg.method, res["threshold"], metrics, training, inputs,
+                         roi=roi_of(cfg))
         print(f"exported {a.out}/{e['file']} ({e['sizeBytes'] / 1e6:.1f} MB) max |ort - torch| "
               f"map {e['parity']['maxAbsErrorVsPytorch']['anomaly_map']:.2e} score {e['parity']['maxAbsErrorVsPytorch']['score']:.2e}")
         entries.append(e)
@@ -250,8 +261,14 @@ def main(argv: list[str] | None = None) -> int:
                         "one dominant face (default off)")
     t.add_argument("--half", action=argparse.BooleanOptionalAction, default=True,
                    help="round weights to float16 values, stored as float16 in the ONNX file (half the size)")
+    t.add_argument("--roi", type=_roi, default="none",
+                   help="the box of the 2D frames the model judges: none (default: the whole frame), auto (the "
+                        "union of the training parts' boxes, found on their rgb or ir frames, widened by 1/16 each "
+                        "side; the whole frame when the part fills it, and always with ct), or LEFT,TOP,RIGHT,BOTTOM "
+                        "fractions of the frame; the service crops every frame to it before resizing (manifest "
+                        "inputs[].roi); nothing outside it is judged")
     t.add_argument("--size", type=_size, default="auto",
-                   help="HxW or N the model takes; auto (default): the training frames' aspect at about 160x352 pixels, multiples of 8; a frame that would shrink by less than 0.75 keeps its own size")
+                   help="HxW or N the model takes; auto (default): the training frames' aspect (within the roi) at about 160x352 pixels, multiples of 8; a frame that would shrink by less than 0.75 keeps its own size")
     t.add_argument("--teacher", default="corpus",
                    help="corpus (default: the shipped ResNet-18 pre-trained on the formula-driven corpus) | "
                         "procedural | selfsup | random | path of a local torchvision ResNet checkpoint")

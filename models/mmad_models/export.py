@@ -192,11 +192,14 @@ def write_parity(
     return index
 
 
-def model_io(model: Method) -> tuple[list[dict], list[dict]]:
+def model_io(model: Method, roi: tuple[float, float, float, float] | None = None) -> tuple[list[dict], list[dict]]:
+    """The manifest's inputs and outputs; ``roi`` (data/roi.py; None: the whole frame) on every
+    2D input: the service crops a frame to it before resizing."""
     h, w = model.size
     inputs = []
     for m in model.modalities:
         c = INPUT_CONVENTIONS[m]
+        crop = {} if roi is None or m == "ct" else {"roi": dict(zip(("left", "top", "right", "bottom"), map(float, roi)))}
         inputs.append({
             "name": m,
             "modality": m,
@@ -206,6 +209,7 @@ def model_io(model: Method) -> tuple[list[dict], list[dict]]:
             "units": c["units"],
             "missing": c["missing"],
             "resize": RESIZE[m],
+            **crop,
             "normalisation": {"inGraph": True, **model.teachers[m].input.describe()},
         })
     outputs = [
@@ -236,9 +240,11 @@ def export_model(
     metrics: dict | None,
     training: dict,
     parity_inputs: dict[str, np.ndarray],
+    roi: tuple[float, float, float, float] | None = None,
 ) -> dict:
     """Exports one model, verifies onnxruntime against PyTorch, writes parity fixtures;
-    returns its manifest entry (the caller assembles the manifest)."""
+    returns its manifest entry (the caller assembles the manifest; ``roi``: the box of the
+    frames the model was trained on, model_io)."""
     out_dir = Path(out_dir)
     fname = f"{model_id}.onnx"
     example = {k: torch.from_numpy(v.astype(np.float32)) for k, v in parity_inputs.items()}
@@ -268,7 +274,7 @@ def export_model(
     parity_dir = out_dir / "parity" / model_id
     write_parity(parity_dir, f"../../{fname}", parity_inputs, {k: got[k] for k in output_names(model)})
     return manifest_entry(model, model_id, version, method, threshold, metrics, training,
-                          sha256=sha256_file(path), size_bytes=path.stat().st_size, max_abs_error=errors)
+                          sha256=sha256_file(path), size_bytes=path.stat().st_size, max_abs_error=errors, roi=roi)
 
 
 def manifest_entry(
@@ -283,11 +289,12 @@ def manifest_entry(
     sha256: str = "0" * 64,
     size_bytes: int = 1,
     max_abs_error: dict | None = None,
+    roi: tuple[float, float, float, float] | None = None,
 ) -> dict:
     """A model's manifest entry. The file's checksum, size and parity error are known only
     after the export; without them (placeholders) the entry is a plan, which the command line
     validates before exporting anything."""
-    inputs, outputs = model_io(model)
+    inputs, outputs = model_io(model, roi)
     return {
         "id": model_id,
         "version": version,

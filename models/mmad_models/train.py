@@ -18,6 +18,7 @@ import torch
 
 from . import metrics as M
 from .data import MODALITIES, auto_size, ct_grid, load_split, source_size, stack
+from .data.roi import ROI_SOURCES, check_roi, cropped_size, estimate_roi, is_full, training_frames
 from .methods import METHODS, Method
 from .methods.common import round_to_half_
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
@@ -43,8 +44,14 @@ class RunConfig:
     category: str
     modalities: tuple[str, ...]
     method: str = "mtfi"
-    # height x width the model takes; "auto": the training frames' aspect at about 56k
-    # pixels (data.auto_size), resolved when training starts
+    # the box of the 2D frames the model judges, (left, top, right, bottom) fractions of the
+    # frame (data/roi.py); "auto": estimated on the training frames, "none" or None: the whole
+    # frame (the default: at the same input size a crop ranked the real parts no better, and a
+    # part placed outside it would not be judged there); resolved when training starts (a
+    # tuple, or None for the whole frame)
+    roi: tuple[float, float, float, float] | str | None = "none"
+    # height x width the model takes; "auto": the training frames' aspect (within the roi) at
+    # about 56k pixels (data.auto_size), resolved when training starts
     size: tuple[int, int] | str = "auto"
     teacher: str = "corpus"  # corpus | procedural | selfsup | random | path to a torchvision checkpoint
     resnet_arch: str = "resnet18"
@@ -121,7 +128,7 @@ def _load_samples(cfg: RunConfig, split: str):
     """_load's figures and the samples' ids ("<split>/<defect>/<NNN>")."""
     mods = cfg.all_modalities() if split == "train" else tuple(cfg.modalities)
     samples = load_split(cfg.dataset, cfg.category, split, mods, tuple(cfg.size), cfg.plane_removal,
-                         ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None)
+                         ct_grid=tuple(cfg.ct_grid) if cfg.ct_grid else None, roi=roi_of(cfg))
     inputs = {m: torch.from_numpy(stack(samples, m)) for m in mods}
     labels = np.array([s.label for s in samples])
     masks = stack(samples, "mask")
@@ -219,10 +226,43 @@ def fit_scorer(model: Method, val_inputs: dict[str, torch.Tensor], batch: int = 
     model.scorer.fit(per_branch)
 
 
-def resolve_size(cfg: RunConfig) -> None:
-    """Replaces ``size == "auto"`` by the size for the category's training frames."""
+def roi_of(cfg: RunConfig) -> tuple[float, float, float, float] | None:
+    """A resolved run's roi as a tuple (None: the whole frame); a checkpoint's JSON gives a list."""
+    if isinstance(cfg.roi, str):
+        raise TypeError(f"roi {cfg.roi!r} is not resolved yet (resolve_size)")
+    return None if is_full(cfg.roi) else check_roi(cfg.roi)
+
+
+def resolve_roi(cfg: RunConfig, log=print) -> None:
+    """Replaces ``roi`` "auto" / "none" by the box (None for the whole frame). "auto" reads
+    the training frames of the first of ``ROI_SOURCES`` the run has; a run with ct keeps the
+    whole frame (its volume covers the whole frame: a cropped frame would not meet its
+    projection), as one without rgb or ir does."""
+    mods = cfg.all_modalities()
+    if cfg.roi in ("none", None):
+        cfg.roi = None
+        return
+    if cfg.roi == "auto":
+        source = next((m for m in ROI_SOURCES if m in mods), None)
+        if "ct" in mods or source is None:
+            cfg.roi = None
+            return
+        found = estimate_roi(training_frames(cfg.dataset, cfg.category, source))
+        cfg.roi = None if is_full(found) else found
+        log(f"  roi: {'the whole frame' if cfg.roi is None else ', '.join(f'{v:.4f}' for v in found)} "
+            f"(left, top, right, bottom; estimated on the training {source} frames)")
+        return
+    if "ct" in mods:
+        raise ValueError("roi: a run with ct judges the whole frame (the volume covers it); --roi none")
+    cfg.roi = check_roi(cfg.roi)
+
+
+def resolve_size(cfg: RunConfig, log=print) -> None:
+    """Resolves ``roi`` (resolve_roi), then replaces ``size == "auto"`` by the size for the
+    category's training frames cropped to it."""
+    resolve_roi(cfg, log)
     if cfg.size == "auto":
-        cfg.size = auto_size(*source_size(cfg.dataset, cfg.category, cfg.modalities[0]))
+        cfg.size = auto_size(*cropped_size(roi_of(cfg), *source_size(cfg.dataset, cfg.category, cfg.modalities[0])))
     if "ct" in cfg.all_modalities() and cfg.ct_grid is None:
         cfg.ct_grid = ct_grid(cfg.dataset, cfg.category)
 
@@ -230,7 +270,7 @@ def resolve_size(cfg: RunConfig) -> None:
 def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     t0 = time.time()
-    resolve_size(cfg)
+    resolve_size(cfg, log)
     mods = cfg.all_modalities()
     train_x, _, _ = load_data(cfg, "train")
     val_x, _, _ = load_data(cfg, "validation")
@@ -374,7 +414,9 @@ def load_checkpoint(path: str | Path) -> tuple[Method, RunConfig, dict]:
     tm = conf.get("train_modalities")
     cfg = RunConfig(**{**conf, "modalities": tuple(conf["modalities"]), "size": tuple(conf["size"]),
                        "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None,
-                       "ct_grid": tuple(conf["ct_grid"]) if conf.get("ct_grid") else None})
+                       "ct_grid": tuple(conf["ct_grid"]) if conf.get("ct_grid") else None,
+                       # checkpoints from before the roi: the whole frame
+                       "roi": tuple(conf["roi"]) if conf.get("roi") else None})
     # the weights come from the checkpoint; the path only tells which modalities share a teacher
     specs = {m: {**{k: v for k, v in s.items() if k != "weights"}, **({"weightsId": s["weights"]} if s.get("weights") else {})}
              for m, s in res["specs"].items()}

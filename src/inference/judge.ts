@@ -11,6 +11,10 @@
  * A student that takes ct gets the volume resampled to its grid (volume.ts resampleVolume)
  * and gives anomaly_depth besides the map; the judgement carries it with what turns a slice
  * into millimetres, for the regions' depthMm (output/event-builder.ts).
+ *
+ * A student with a region of interest (roi.ts) gets its image frames cropped to it, and its map,
+ * which covers only the roi, is placed on a canvas of the frame's geometry: the judgement's map is
+ * always the frame's, so regions and the heatmap are in frame coordinates.
  */
 import type { Modality } from '../codec/records.js';
 import { ErrorCode, MmadError, isMmadError, messageOf } from '../base/errors.js';
@@ -19,6 +23,7 @@ import type { JoinInput, JoinOutput } from '../join/sample-joiner.js';
 import type { ModelRegistry, Route } from './model-registry.js';
 import { decodeFrame, writeCHW, type DecodeLimits, type DecodedImage } from './preprocess.js';
 import { resampleVolume } from './volume.js';
+import { isWholeFrame, placeOnFrame, roiBox } from './roi.js';
 import { Slots } from './slots.js';
 import type { SampleInputs } from './micro-batcher.js';
 import { at, present } from '../base/invariant.js';
@@ -50,7 +55,10 @@ export interface Judgement {
   route: Route | null;
   score: number | null;
   threshold: number | null;
-  /** The anomaly map at the model's input size, when a model ran. */
+  /**
+   * The anomaly map, when a model ran: at the model's input size, or for a model with a roi
+   * placed on a canvas of the frame's geometry (roi.ts placeOnFrame; 0 outside the roi).
+   */
   map: { data: Float32Array; height: number; width: number } | null;
   /** Size of the frames (source pixels), for region coordinates. */
   sourceSize: { width: number; height: number } | null;
@@ -132,7 +140,7 @@ export class SampleJudge {
       let failed = false;
       for (const f of needed) {
         try {
-          decoded.push(await decodeFrame(f.payload.frame, f.payload.payload, this.limits, { height: spec.height, width: spec.width }));
+          decoded.push(await decodeFrame(f.payload.frame, f.payload.payload, this.limits, { height: spec.height, width: spec.width }, spec.roi));
         } catch (err) {
           unusable.push({ input: f, code: isMmadError(err) ? err.code : ErrorCode.FRAME_CORRUPT, message: messageOf(err) });
           frames = frames.filter((x) => x !== f);
@@ -162,6 +170,14 @@ export class SampleJudge {
       if (!Number.isFinite(result.score)) {
         throw new MmadError(ErrorCode.INFERENCE_FAILED, `model ${spec.id} returned a non-finite score (${result.score}) for sample ${base.sampleId}`);
       }
+      // the map covers the roi's box of the frame: placed on the frame (a model that takes ct, the one
+      // with anomaly_depth, has no roi: model-manifest.ts)
+      let map = { data: result.map, height: spec.height, width: spec.width };
+      const depthMap = result.depth;
+      const box = roiBox(spec.roi, source.width, source.height);
+      if (!isWholeFrame(box, source.width, source.height)) {
+        map = placeOnFrame(result.map, spec.height, spec.width, box, source.width, source.height);
+      }
       return {
         ...base,
         verdict: result.score >= threshold ? 'NOK' : 'OK',
@@ -169,12 +185,12 @@ export class SampleJudge {
         route,
         score: result.score,
         threshold,
-        map: { data: result.map, height: spec.height, width: spec.width },
+        map,
         sourceSize: { width: source.width, height: source.height },
         depth:
-          result.depth === null || volume === null || spec.volume === null
+          depthMap === null || volume === null || spec.volume === null
             ? null
-            : { data: result.depth, sourceDepth: volume.depth, modelDepth: spec.volume.depth, voxelZMm: volume.voxelZMm },
+            : { data: depthMap, sourceDepth: volume.depth, modelDepth: spec.volume.depth, voxelZMm: volume.voxelZMm },
         used: [...spec.modalities],
         missing: this.joined.filter((m) => !spec.modalities.includes(m)),
         frames: needed,

@@ -15,6 +15,7 @@ import { REPO_ROOT, isInside } from '../config/paths.js';
 import type { Modality } from '../codec/records.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { at } from '../base/invariant.js';
+import type { Roi } from './roi.js';
 
 export const MANIFEST_SCHEMA_FILE = join(REPO_ROOT, 'schemas', 'model-manifest.schema.json');
 
@@ -31,6 +32,8 @@ export interface ModelInputSpec {
   missing: string | null;
   resize: string;
   normalisation: { inGraph: true; [k: string]: unknown };
+  /** Image inputs only: the region of interest the model was trained on (roi.ts); absent: the whole frame. */
+  roi?: Roi;
 }
 
 export interface ModelOutputSpec {
@@ -104,6 +107,12 @@ export interface LoadedModelSpec extends ModelSpec {
   width: number;
   /** The ct input's grid (depth × height × width) when the model takes ct; its volumes are resampled to it, and the model has the anomaly_depth output. */
   volume: VolumeGrid | null;
+  /**
+   * The region of interest of the image inputs (one for all: they share the frame's geometry), to
+   * which every image frame is cropped before it is resized, and on which the anomaly map lies in
+   * the frame; null: the whole frame.
+   */
+  roi: Roi | null;
 }
 
 /** A volume's grid: slices, rows, columns. */
@@ -147,6 +156,68 @@ function layoutProblems(data: unknown): string[] {
   return problems;
 }
 
+const ROI_SIDES = ['left', 'top', 'right', 'bottom'] as const;
+
+/**
+ * The inputs' regions of interest, checked before the schema for the same reason: a roi on a
+ * volume, a side outside 0..1 or a box with no width or height is named plainly.
+ */
+function roiProblems(data: unknown): string[] {
+  const models = (data as { models?: unknown } | null)?.models;
+  if (!Array.isArray(models)) return [];
+  const problems: string[] = [];
+  for (const m of models as unknown[]) {
+    const raw = (m as { id?: unknown } | null)?.id;
+    const id = typeof raw === 'string' ? raw : '?';
+    const inputs = (m as { inputs?: unknown } | null)?.inputs;
+    if (!Array.isArray(inputs)) continue;
+    for (const i of inputs as unknown[]) {
+      const { modality, name, roi } = (i ?? {}) as { modality?: unknown; name?: unknown; roi?: unknown };
+      if (roi === undefined) continue;
+      const what = `model ${id}: input ${String(name)} (${String(modality)})`;
+      if (modality === 'ct') {
+        // a volume has a grid of its own, not the cameras' pixels: it is judged whole
+        problems.push(`${what} has a roi; only image inputs (NCHW) have one, a ct volume is judged whole`);
+        continue;
+      }
+      if (typeof roi !== 'object' || roi === null) continue; // the schema names it
+      const r = roi as Record<string, unknown>;
+      const bad = ROI_SIDES.filter((k) => r[k] !== undefined && !(typeof r[k] === 'number' && r[k] >= 0 && r[k] <= 1));
+      if (bad.length > 0) {
+        problems.push(`${what} has a roi with ${bad.map((k) => `${k} ${JSON.stringify(r[k])}`).join(', ')}; every side is a fraction of the frame, 0..1`);
+        continue;
+      }
+      const { left, top, right, bottom } = r;
+      if (typeof left === 'number' && typeof right === 'number' && left >= right) {
+        problems.push(`${what} has a roi with left ${left} >= right ${right}; the box must have a width`);
+      }
+      if (typeof top === 'number' && typeof bottom === 'number' && top >= bottom) {
+        problems.push(`${what} has a roi with top ${top} >= bottom ${bottom}; the box must have a height`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** The one roi of a model's image inputs (null: the whole frame); refused when they differ. */
+function imageRoi(m: ModelSpec): Roi | null {
+  const images = m.inputs.filter((i) => i.layout === 'NCHW');
+  const key = (r: Roi | undefined): string => (r === undefined ? '0,0,1,1' : `${r.left},${r.top},${r.right},${r.bottom}`);
+  const keys = new Set(images.map((i) => key(i.roi)));
+  if (keys.size > 1) {
+    throw new MmadError(
+      ErrorCode.MODEL_INVALID,
+      `model ${m.id}: its image inputs have different rois (${images.map((i) => `${i.name} ${i.roi === undefined ? 'none' : JSON.stringify(i.roi)}`).join(', ')}); they share the frame's geometry, so they must have the same roi`,
+    );
+  }
+  const roi = images.find((i) => i.roi !== undefined)?.roi;
+  if (roi !== undefined && m.inputs.some((i) => i.layout === 'NCDHW')) {
+    // the volume covers the whole frame and is projected onto it: a cropped frame would not meet that projection
+    throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: has a roi and a ct input; a model that takes ct judges the whole frame (its volume covers it)`);
+  }
+  return roi === undefined ? null : { left: roi.left, top: roi.top, right: roi.right, bottom: roi.bottom };
+}
+
 let validator: ((data: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null } | undefined;
 
 function validate(data: unknown): { instancePath: string; message?: string }[] {
@@ -168,7 +239,7 @@ export function loadManifest(manifestPath: string): { manifest: Manifest; models
   } catch (err) {
     throw new MmadError(ErrorCode.MODEL_INVALID, `cannot read model manifest ${path}: ${messageOf(err)}`, { cause: err });
   }
-  const layouts = layoutProblems(data);
+  const layouts = [...layoutProblems(data), ...roiProblems(data)];
   if (layouts.length > 0) {
     throw new MmadError(ErrorCode.MODEL_INVALID, `model manifest ${path}:\n${layouts.map((p) => `  - ${p}`).join('\n')}`);
   }
@@ -243,7 +314,7 @@ export function loadManifest(manifestPath: string): { manifest: Manifest; models
     if (depthShape !== undefined && `${String(depthShape[2])}x${String(depthShape[3])}` !== `${h}x${w}`) {
       throw new MmadError(ErrorCode.MODEL_INVALID, `model ${m.id}: anomaly_depth is ${JSON.stringify(depthShape)}, it must have the anomaly map's ${h}x${w}`);
     }
-    return { ...m, path: file, bytes, height: h, width: w, volume };
+    return { ...m, path: file, bytes, height: h, width: w, volume, roi: imageRoi(m) };
   });
   return { manifest, models };
 }

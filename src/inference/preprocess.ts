@@ -13,6 +13,9 @@
  *   ct   multi-page TIFF 16-bit grey (or raw uint16), Frame.volume's depth
  *        → depth × height × width uint16 at its own grid (volume.ts; not resized)
  *
+ * A student whose inputs have a region of interest (roi.ts) gets its image frames cropped to
+ * the roi's pixel box first, then resized: the model was trained on frames cropped so.
+ *
  * Every check names what is wrong: FRAME_CORRUPT (undecodable bytes, a point
  * cloud with no valid point), FRAME_SHAPE (declared and actual size, channels
  * or sample type disagree, or the image is larger than the pixel limit).
@@ -24,6 +27,7 @@ import type { Config } from '../config/config-schema.js';
 import { ErrorCode, MmadError, messageOf } from '../base/errors.js';
 import { outOfRange } from '../base/invariant.js';
 import { resizeOrganized } from './point-cloud.js';
+import { cropRows, isWholeFrame, roiBox, type PixelBox, type Roi } from './roi.js';
 import { checkRawVolume, checkVolume, checkVolumeTiff, decodeVolume, DEFAULT_CT_LIMITS, verifyVolumeTiff, type CtLimits } from './volume.js';
 
 // libvips' operation cache pays off when the same image is processed again; a frame never is
@@ -233,10 +237,18 @@ export async function imageShape(frame: Pick<Frame, 'modality' | 'encoding'>, pa
 
 /**
  * Decodes a frame's payload to pixels, checking it against what the frame
- * declares, and resizes to `size` when given (one decode for both). A ct
- * volume is decoded at its own grid whatever `size` says (volume.ts).
+ * declares, crops it to `roi` (a student's region of interest, roi.ts) and
+ * resizes the crop to `size` when given (one decode for all). The checks of the
+ * declared size are about the whole frame, whatever the roi. A ct volume is
+ * decoded whole at its own grid whatever `size` and `roi` say (volume.ts).
  */
-export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype' | 'volume'>, payload: Buffer, limits: DecodeLimits, size?: TargetSize): Promise<DecodedImage> {
+export async function decodeFrame(
+  frame: Pick<Frame, 'modality' | 'encoding' | 'width' | 'height' | 'channels' | 'dtype' | 'volume'>,
+  payload: Buffer,
+  limits: DecodeLimits,
+  size?: TargetSize,
+  roi: Roi | null = null,
+): Promise<DecodedImage> {
   const spec = checkDeclared(frame, limits);
   const { width, height, channels } = frame;
   const modality = frame.modality as Modality;
@@ -244,19 +256,17 @@ export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | '
     const v = decodeVolume(frame, payload, ctLimits(limits));
     return { modality, width, height, channels: 1, data: v.data, volume: { depth: v.depth, voxelSizeMm: v.voxelSizeMm } };
   }
+  const box = roiBox(roi, width, height);
+  const whole = isWholeFrame(box, width, height);
+  const cropped = { width: box.x1 - box.x0, height: box.y1 - box.y0 };
   if (frame.encoding === 'raw') {
     const expected = rawBytes(frame);
     if (payload.length !== expected) {
       throw shapeError(frame, `raw payload has ${payload.length} bytes, ${width}×${height}×${channels} ${spec.dtype} needs ${expected}`);
     }
-    const copy = Buffer.from(payload); // aligned, owned copy
-    const data =
-      spec.dtype === 'uint8'
-        ? new Uint8Array(copy.buffer, copy.byteOffset, copy.length)
-        : spec.dtype === 'uint16'
-          ? new Uint16Array(copy.buffer.slice(copy.byteOffset, copy.byteOffset + copy.length))
-          : new Float32Array(copy.buffer.slice(copy.byteOffset, copy.byteOffset + copy.length));
-    return resizeDecoded(finish({ modality, width, height, channels, data }), size);
+    // the box's rows in one aligned, owned copy (the whole frame's without a roi)
+    const bytes = cropRows(payload, width, channels * BYTES[spec.dtype], box);
+    return resizeDecoded(finish({ modality, ...cropped, channels, data: typedView(bytes, spec.dtype) }, !whole), size);
   }
 
   const meta = await imageShape(frame, payload, limits);
@@ -267,18 +277,24 @@ export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | '
     throw shapeError(frame, `payload is ${meta.width}×${meta.height}, the frame declares ${width}×${height}`);
   }
   const image = (): Sharp => sharp(payload, { limitInputPixels: limits.maxPixels, failOn: 'error', sequentialRead: true });
-  const resize = (img: Sharp): Sharp =>
-    size === undefined || (size.width === width && size.height === height) ? img : img.resize(size.width, size.height, { kernel: 'lanczos3', fit: 'fill' });
-  const out = size ?? { width, height };
+  // extract called before resize is applied before it (sharp's pre-resize extraction); no resize when the crop has the size already
+  const resize = (img: Sharp): Sharp => {
+    const c = whole ? img : img.extract({ left: box.x0, top: box.y0, width: cropped.width, height: cropped.height });
+    return size === undefined || (size.width === cropped.width && size.height === cropped.height) ? c : c.resize(size.width, size.height, { kernel: 'lanczos3', fit: 'fill' });
+  };
+  const out = size ?? cropped;
   try {
     if (modality === 'rgb' && meta.depth !== 'uchar') throw shapeError(frame, `PNG sample depth is ${meta.depth}, expected 8-bit`);
     if (modality === 'ir' && meta.depth !== 'ushort') throw shapeError(frame, `PNG sample depth is ${meta.depth}, expected 16-bit`);
-    // 8-bit RGB(A) and 16-bit grey PNGs, what stations send, are decoded here (codec/png.ts), then resized
-    // like raw frames; sharp decodes the others (palette, Adam7, a colour profile, grey as rgb)
+    // 8-bit RGB(A) and 16-bit grey PNGs, what stations send, are decoded here (codec/png.ts), then cropped and
+    // resized like raw frames; sharp decodes the others (palette, Adam7, a colour profile, grey as rgb)
     const handed = frame.encoding === 'png' ? inflatedRows.take(payload) : undefined;
     if (frame.encoding === 'png' && (modality === 'rgb' ? meta.channels === 3 || meta.channels === 4 : modality === 'ir' && meta.channels === 1)) {
       const samples = await decodePngSamples(payload, handed);
-      if (samples !== undefined) return await resizeDecoded({ modality, width, height, channels: samples.channels, data: samples.data }, size);
+      if (samples !== undefined) {
+        const decoded: DecodedImage = { modality, width, height, channels: samples.channels, data: samples.data };
+        return await resizeDecoded(whole ? decoded : crop(decoded, box), size);
+      }
     }
     if (modality === 'rgb') {
       const { data, info } = await resize(image().removeAlpha()).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
@@ -293,16 +309,33 @@ export async function decodeFrame(frame: Pick<Frame, 'modality' | 'encoding' | '
     if (meta.depth !== 'float' || meta.channels !== 3) {
       throw shapeError(frame, `TIFF has ${meta.channels} × ${meta.depth} samples, expected 3 × float`);
     }
+    // decoded whole, then the organised cloud cropped by pixel index: one copy, which also aligns it
     const { data } = await image().toColourspace('scrgb').raw({ depth: 'float' }).toBuffer({ resolveWithObject: true });
-    return await resizeDecoded(finish({ modality, width, height, channels: 3, data: new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)) }), size);
+    const bytes = cropRows(data, width, 12, box);
+    return await resizeDecoded(finish({ modality, ...cropped, channels: 3, data: typedView(bytes, 'float32') }, !whole), size);
   } catch (err) {
     if (err instanceof MmadError && err.code !== ErrorCode.IMAGE_INVALID) throw err;
     throw new MmadError(ErrorCode.FRAME_CORRUPT, `${modality} frame: payload cannot be decoded: ${messageOf(err)}`, { cause: err });
   }
 }
 
-/** xyz: NaN/inf points become missing; a cloud without any valid point cannot be judged. */
-function finish(img: DecodedImage): DecodedImage {
+/** Samples of a sample type over a fresh, offset-0 (so aligned) buffer, without a copy. */
+function typedView(bytes: Uint8Array, dtype: Frame['dtype']): Uint8Array | Uint16Array | Float32Array {
+  if (dtype === 'uint8') return bytes;
+  if (dtype === 'uint16') return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+}
+
+/** A decoded image cropped to `box`: one copy of the box's rows, in the same sample type. */
+function crop(img: DecodedImage, box: PixelBox): DecodedImage {
+  const d = img.data;
+  const bytes = cropRows(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), img.width, img.channels * d.BYTES_PER_ELEMENT, box);
+  const data = d instanceof Uint8Array ? bytes : typedView(bytes, d instanceof Uint16Array ? 'uint16' : 'float32');
+  return { ...img, width: box.x1 - box.x0, height: box.y1 - box.y0, data };
+}
+
+/** xyz: NaN/inf points become missing; a cloud without any valid point (in the roi, when `cropped`) cannot be judged. */
+function finish(img: DecodedImage, cropped = false): DecodedImage {
   if (img.modality !== 'xyz') return img;
   const d = img.data as Float32Array;
   let nonFinite = 0;
@@ -323,7 +356,7 @@ function finish(img: DecodedImage): DecodedImage {
   if (valid === 0) {
     throw new MmadError(
       ErrorCode.FRAME_CORRUPT,
-      `xyz frame: the point cloud has no valid point (${img.width * img.height} points, ${nonFinite} non-finite, the rest 0,0,0)`,
+      `xyz frame: the point cloud has no valid point${cropped ? ' in the region of interest' : ''} (${img.width * img.height} points, ${nonFinite} non-finite, the rest 0,0,0)`,
     );
   }
   img.nonFinitePoints = nonFinite;

@@ -27,6 +27,7 @@ from PIL import Image
 
 from .io import read_ct, read_ir, read_mask, read_rgb, read_xyz
 from .pointcloud import remove_plane, resize_mask, resize_organized
+from .roi import Roi, crop
 
 MODALITIES = ("rgb", "ir", "xyz", "ct")
 IMAGE_MODALITIES = ("rgb", "ir", "xyz")  # the frames of the 2D grid (ct is a volume)
@@ -154,23 +155,26 @@ def load_sample(
     size: tuple[int, int] | None,
     plane_removal: bool,
     ct_grid: tuple[int, int, int] | None = None,
+    roi: Roi | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """One part's inputs and mask; the 2D frames and the mask cropped to ``roi`` (roi.py)
+    before they are resized (a point cloud before its plane is removed)."""
     inputs: dict[str, np.ndarray] = {}
     shape = None
     for m in modalities:
         path = folder / m / (stem + _EXT[m])
         if m == "rgb":
-            a = read_rgb(path)
+            a = crop(read_rgb(path), roi)
             shape = a.shape[:2]
             a = _resize_image(a, size or shape, 255.0)
             inputs[m] = np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)
         elif m == "ir":
-            a = read_ir(path)
+            a = crop(read_ir(path), roi)
             shape = a.shape
             a = _resize_image(a, size or shape, 65535.0)
             inputs[m] = a[None].astype(np.float32)
         elif m == "xyz":
-            a = read_xyz(path)
+            a = crop(read_xyz(path), roi)
             shape = a.shape[:2]
             if plane_removal:
                 a = remove_plane(a)
@@ -188,7 +192,7 @@ def load_sample(
     for kind in kinds:
         gt = folder / kind / (stem + _EXT[kind])
         if gt.exists():
-            g = read_mask(gt)
+            g = crop(read_mask(gt), roi)
             if size is not None:
                 g = resize_mask(g, *size)
             mask = g[None].astype(np.float32) if mask is None else np.maximum(mask, g[None].astype(np.float32))
@@ -206,6 +210,7 @@ def load_split(
     plane_removal: bool = False,
     limit: int | None = None,
     ct_grid: tuple[int, int, int] | None = None,
+    roi: Roi | None = None,
 ) -> list[Sample]:
     """All samples of ``<root>/<category>/<split>``, sorted by defect then file name.
 
@@ -213,7 +218,7 @@ def load_split(
     must then be present, or the loader raises (a dataset without IR is loaded with
     modalities that leave ``ir`` out; the default: the three images, ct only when asked).
     ``ct_grid``: the depth x height x width every ct volume is resampled to (None: each
-    keeps its own).
+    keeps its own). ``roi``: the box of the 2D frames kept (roi.py; None: the whole frame).
     """
     base = Path(root) / category / split
     if not base.is_dir():
@@ -225,7 +230,7 @@ def load_split(
         if limit is not None:
             stems = stems[:limit]
         for stem in stems:
-            inputs, mask = load_sample(defect_dir, stem, modalities, size, plane_removal, ct_grid)
+            inputs, mask = load_sample(defect_dir, stem, modalities, size, plane_removal, ct_grid, roi)
             defect = defect_dir.name
             label = 0 if defect == "good" else 1
             if mask is not None and label == 0:
