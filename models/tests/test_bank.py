@@ -1,0 +1,50 @@
+"""The memory bank's coreset (mtfi --normality bank)."""
+
+import pytest
+import torch
+
+from mmad_models.methods import CrossModalDistillation, mtfi
+
+TINY = {"kind": "small", "widths": [4, 8, 16], "stem": 4}
+SAMPLE, CANDIDATES = mtfi.BANK_SAMPLE, mtfi.BANK_CANDIDATES  # the shipped rule
+
+
+def _parts(n, spot_part=None, seed=0):
+    """[n,1,48,64] ir frames of a plain plate on a flat background with mild noise; part
+    ``spot_part`` has a small hot spot: a normal place that only one training part shows."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.full((n, 1, 48, 64), 20000.0)
+    x[:, :, 12:36, 8:56] = 30000.0
+    x += 50 * torch.randn(x.shape, generator=g)
+    if spot_part is not None:
+        x[spot_part, :, 20:24, 30:34] = 45000.0
+    return x
+
+
+def _bank(train, size):
+    torch.manual_seed(0)
+    model = CrossModalDistillation(("ir",), (48, 64), TINY, normality="bank", bank_size=size, input_weight=5.0).eval()
+    model.teachers["ir"].input.fit(train["ir"])
+    model.fit_inputs(train)
+    model.fit_normality(train, seed=0)
+    return model
+
+
+@pytest.mark.parametrize("candidates, covered", [(CANDIDATES, True), (SAMPLE, False)])
+def test_the_coreset_is_chosen_among_every_training_location(monkeypatch, candidates, covered):
+    """A normal place that one training part of 40 shows (a hot spot) is in the bank when the
+    coreset is chosen among every training location (the farthest point is taken first), so
+    that part scores like the others; chosen among a random sample of them, as before 0.11.0,
+    the spot is not among the candidates with this seed and the part scores as an anomaly."""
+    monkeypatch.setattr(mtfi, "BANK_CANDIDATES", candidates)
+    train = {"ir": _parts(40, spot_part=7)}
+    model = _bank(train, size=128)
+    locations = 40 * 12 * 16  # the bank's grid: stride 4 at 48x64
+    assert SAMPLE * 128 < locations <= CANDIDATES * 128
+    with torch.no_grad():
+        peaks = model.branch_maps(train)[0].flatten(1).amax(1)
+    others = torch.cat([peaks[:7], peaks[8:]])
+    if covered:
+        assert float(peaks[7]) <= float(others.max())
+    else:
+        assert float(peaks[7]) > 2 * float(others.max())
