@@ -129,11 +129,17 @@ function inputLayout(modality: unknown): { layout: 'NCHW' | 'NCDHW'; rank: numbe
     : { layout: 'NCHW', rank: 4, shape: '[batch, channels, height, width]' };
 }
 
-/**
- * The inputs' layout and rank, checked before the schema so that a ct input written like an
- * image (or an image like a volume) is named plainly rather than as the schema's if/then failure.
- */
-function layoutProblems(data: unknown): string[] {
+/** An input of a manifest not yet checked against the schema: any field may be missing or of another type. */
+interface RawInput {
+  modality?: unknown;
+  layout?: unknown;
+  shape?: unknown;
+  name?: unknown;
+  roi?: unknown;
+}
+
+/** The problems `check` finds in every input of every model of a manifest not yet checked against the schema (`id`: the model's, '?' when it has none). */
+function inputProblems(data: unknown, check: (id: string, input: RawInput) => string[]): string[] {
   const models = (data as { models?: unknown } | null)?.models;
   if (!Array.isArray(models)) return [];
   const problems: string[] = [];
@@ -142,18 +148,24 @@ function layoutProblems(data: unknown): string[] {
     const id = typeof raw === 'string' ? raw : '?';
     const inputs = (m as { inputs?: unknown } | null)?.inputs;
     if (!Array.isArray(inputs)) continue;
-    for (const i of inputs as unknown[]) {
-      const { modality, layout, shape, name } = (i ?? {}) as { modality?: unknown; layout?: unknown; shape?: unknown; name?: unknown };
-      const want = inputLayout(modality);
-      const rank = Array.isArray(shape) ? shape.length : undefined;
-      if (layout !== want.layout || rank !== want.rank) {
-        problems.push(
-          `model ${id}: input ${String(name)} (${String(modality)}) has layout ${String(layout)} and ${rank ?? 'no'} dimensions; a ${String(modality)} input is ${want.layout}, ${want.shape} (${want.rank} dimensions)`,
-        );
-      }
-    }
+    for (const i of inputs as unknown[]) problems.push(...check(id, i ?? {}));
   }
   return problems;
+}
+
+/**
+ * The inputs' layout and rank, checked before the schema so that a ct input written like an
+ * image (or an image like a volume) is named plainly rather than as the schema's if/then failure.
+ */
+function layoutProblems(data: unknown): string[] {
+  return inputProblems(data, (id, { modality, layout, shape, name }) => {
+    const want = inputLayout(modality);
+    const rank = Array.isArray(shape) ? shape.length : undefined;
+    if (layout === want.layout && rank === want.rank) return [];
+    return [
+      `model ${id}: input ${String(name)} (${String(modality)}) has layout ${String(layout)} and ${rank ?? 'no'} dimensions; a ${String(modality)} input is ${want.layout}, ${want.shape} (${want.rank} dimensions)`,
+    ];
+  });
 }
 
 const ROI_SIDES = ['left', 'top', 'right', 'bottom'] as const;
@@ -163,40 +175,27 @@ const ROI_SIDES = ['left', 'top', 'right', 'bottom'] as const;
  * volume, a side outside 0..1 or a box with no width or height is named plainly.
  */
 function roiProblems(data: unknown): string[] {
-  const models = (data as { models?: unknown } | null)?.models;
-  if (!Array.isArray(models)) return [];
-  const problems: string[] = [];
-  for (const m of models as unknown[]) {
-    const raw = (m as { id?: unknown } | null)?.id;
-    const id = typeof raw === 'string' ? raw : '?';
-    const inputs = (m as { inputs?: unknown } | null)?.inputs;
-    if (!Array.isArray(inputs)) continue;
-    for (const i of inputs as unknown[]) {
-      const { modality, name, roi } = (i ?? {}) as { modality?: unknown; name?: unknown; roi?: unknown };
-      if (roi === undefined) continue;
-      const what = `model ${id}: input ${String(name)} (${String(modality)})`;
-      if (modality === 'ct') {
-        // a volume has a grid of its own, not the cameras' pixels: it is judged whole
-        problems.push(`${what} has a roi; only image inputs (NCHW) have one, a ct volume is judged whole`);
-        continue;
-      }
-      if (typeof roi !== 'object' || roi === null) continue; // the schema names it
-      const r = roi as Record<string, unknown>;
-      const bad = ROI_SIDES.filter((k) => r[k] !== undefined && !(typeof r[k] === 'number' && r[k] >= 0 && r[k] <= 1));
-      if (bad.length > 0) {
-        problems.push(`${what} has a roi with ${bad.map((k) => `${k} ${JSON.stringify(r[k])}`).join(', ')}; every side is a fraction of the frame, 0..1`);
-        continue;
-      }
-      const { left, top, right, bottom } = r;
-      if (typeof left === 'number' && typeof right === 'number' && left >= right) {
-        problems.push(`${what} has a roi with left ${left} >= right ${right}; the box must have a width`);
-      }
-      if (typeof top === 'number' && typeof bottom === 'number' && top >= bottom) {
-        problems.push(`${what} has a roi with top ${top} >= bottom ${bottom}; the box must have a height`);
-      }
+  return inputProblems(data, (id, { modality, name, roi }) => {
+    if (roi === undefined) return [];
+    const what = `model ${id}: input ${String(name)} (${String(modality)})`;
+    // a volume has a grid of its own, not the cameras' pixels: it is judged whole
+    if (modality === 'ct') return [`${what} has a roi; only image inputs (NCHW) have one, a ct volume is judged whole`];
+    if (typeof roi !== 'object' || roi === null) return []; // the schema names it
+    const r = roi as Record<string, unknown>;
+    const bad = ROI_SIDES.filter((k) => r[k] !== undefined && !(typeof r[k] === 'number' && r[k] >= 0 && r[k] <= 1));
+    if (bad.length > 0) {
+      return [`${what} has a roi with ${bad.map((k) => `${k} ${JSON.stringify(r[k])}`).join(', ')}; every side is a fraction of the frame, 0..1`];
     }
-  }
-  return problems;
+    const { left, top, right, bottom } = r;
+    const problems: string[] = [];
+    if (typeof left === 'number' && typeof right === 'number' && left >= right) {
+      problems.push(`${what} has a roi with left ${left} >= right ${right}; the box must have a width`);
+    }
+    if (typeof top === 'number' && typeof bottom === 'number' && top >= bottom) {
+      problems.push(`${what} has a roi with top ${top} >= bottom ${bottom}; the box must have a height`);
+    }
+    return problems;
+  });
 }
 
 /** The one roi of a model's image inputs (null: the whole frame); refused when they differ. */
