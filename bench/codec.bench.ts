@@ -3,7 +3,8 @@
  * several payload sizes, and what the bounds-checking guard costs on decode
  * (guarded decode vs avsc alone); and what the frame reader's PNG checks cost at
  * read time (header, chunk walk, image data inflated) against the decode at judge
- * time; and what an event's map outputs cost (regions, heatmap). Run: npm run bench -- codec
+ * time; and what an event's map outputs cost (regions, heatmap); and what a student's region of
+ * interest costs (the crop before the resize, the map drawn back on the frame). Run: npm run bench -- codec
  */
 import { randomBytes } from 'node:crypto';
 import { AvroCodec } from '../src/codec/avro-codec.js';
@@ -12,6 +13,8 @@ import { sampleEvent, sampleFrame } from '../test/helpers/records.js';
 import sharp from 'sharp';
 import { checkPngChunks, pngHeader, verifyPngData } from '../src/codec/png.js';
 import { anomalousRegions, heatmapPng } from '../src/output/anomaly-map.js';
+import { decodeFrame } from '../src/inference/preprocess.js';
+import { placeOnFrame, roiBox } from '../src/inference/roi.js';
 import { measure, measureAsync, printTable } from './harness.js';
 
 const catalog = SchemaCatalog.load();
@@ -95,3 +98,25 @@ for (const [part, map] of [['good (no cell at the threshold)', good], ['defectiv
   });
 }
 printTable("an event's map outputs (regions at the threshold, heatmap)", outputs);
+
+// a student's region of interest (inference/roi.ts) on a tire-sized 600×800 rgb PNG: decoded and resized to
+// the model's input whole (272×208 as `train --size auto` makes it), or cropped first to the box
+// `--roi auto` finds on the real tire and resized to its input (296×192); and the map drawn back on the frame
+const tw = 600;
+const th = 800;
+const tirePx = new Uint8Array(tw * th * 3);
+for (let i = 0; i < tirePx.length; i++) tirePx[i] = ((((i % (tw * 3)) * 5) >> 3) + (Math.random() * 9 | 0)) & 255;
+const tirePng = await sharp(Buffer.from(tirePx.buffer), { raw: { width: tw, height: th, channels: 3 } }).png().toBuffer();
+const tireFrame = { modality: 'rgb', encoding: 'png', width: tw, height: th, channels: 3, dtype: 'uint8', volume: null } as const;
+const limits = { maxPixels: 4096 * 4096 };
+const tireRoi = { left: 0.141, top: 0.0839, right: 0.852, bottom: 0.9161 };
+const whole = await measureAsync(() => decodeFrame(tireFrame, tirePng, limits, { height: 272, width: 208 }), 60);
+const cropped = await measureAsync(() => decodeFrame(tireFrame, tirePng, limits, { height: 296, width: 192 }, tireRoi), 60);
+const box = roiBox(tireRoi, tw, th);
+const roiMap = new Float32Array(296 * 192).fill(1);
+const placed = measure(() => placeOnFrame(roiMap, 296, 192, box, tw, th));
+printTable("a student's region of interest (600×800 rgb PNG, decoded and resized to the model's input)", [
+  { step: 'decode + resize, the whole frame to 272×208', 'µs': whole.micros.toFixed(0), 'against the whole frame': '1.00×' },
+  { step: `decode + crop to the roi (${box.x1 - box.x0}×${box.y1 - box.y0}) + resize to 296×192`, 'µs': cropped.micros.toFixed(0), 'against the whole frame': `${(cropped.micros / whole.micros).toFixed(2)}×` },
+  { step: 'the 296×192 map drawn back on the frame', 'µs': placed.micros.toFixed(0), 'against the whole frame': `${(placed.micros / whole.micros).toFixed(2)}×` },
+]);
