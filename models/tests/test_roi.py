@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from mmad_models.cli import main
-from mmad_models.data import load_split, write_mask, write_rgb
+from mmad_models.data import load_split, write_ir, write_mask, write_rgb
 from mmad_models.data.roi import FULL, box_pixels, check_roi, crop, estimate_roi, parse_roi, training_frames
 from mmad_models.train import RunConfig, resolve_size, train_run
 
@@ -57,6 +57,14 @@ def test_estimate_roi_takes_the_union_of_the_parts_with_a_margin(tmp_path):
         write_rgb(tmp_path / "tex" / "train" / "good" / "rgb" / f"{i:03d}.png", rng.integers(0, 255, (40, 40, 3)).astype(np.uint8))
     assert estimate_roi(training_frames(tmp_path, "tex", "rgb")) == FULL
     assert estimate_roi([]) == FULL
+    # 16-bit ir frames: a warm plate in columns 10..49 and rows 20..39 of 80 x 60
+    for i in range(4):
+        a = rng.integers(20000, 21000, size=(60, 80)).astype(np.uint16)
+        a[20:40, 10:50] = 40000
+        write_ir(tmp_path / "plate" / "train" / "good" / "ir" / f"{i:03d}.png", a)
+    left, top, right, bottom = estimate_roi(training_frames(tmp_path, "plate", "ir"))
+    assert left * 80 <= 10 and right * 80 >= 50 and top * 60 <= 20 and bottom * 60 >= 40
+    assert right - left < 0.8 and bottom - top < 0.6
 
 
 def test_load_split_crops_frames_and_masks_before_resizing(tmp_path):

@@ -54,6 +54,11 @@ export function isWholeFrame(box: PixelBox, width: number, height: number): bool
 export function cropRows(src: Uint8Array, width: number, pixelBytes: number, box: PixelBox): Uint8Array {
   const rowBytes = (box.x1 - box.x0) * pixelBytes;
   const out = new Uint8Array((box.y1 - box.y0) * rowBytes);
+  // full rows (the whole frame, or a band across it) are one contiguous run
+  if (box.x0 === 0 && box.x1 === width) {
+    out.set(src.subarray(box.y0 * rowBytes, box.y1 * rowBytes));
+    return out;
+  }
   for (let y = box.y0, o = 0; y < box.y1; y++, o += rowBytes) {
     const start = (y * width + box.x0) * pixelBytes;
     out.set(src.subarray(start, start + rowBytes), o);

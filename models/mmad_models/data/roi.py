@@ -115,7 +115,7 @@ def estimate_roi(frames: list[Path], margin: float = ROI_MARGIN, work_side: int 
             im = im.convert("RGB") if im.mode not in ("L", "I;16", "I") else im.convert("F")
             s = work_side / max(im.width, im.height)
             w, h = max(8, round(im.width * s)), max(8, round(im.height * s))
-            a = np.asarray(im.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+            a = np.array(im.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
         x = torch.from_numpy(a if a.ndim == 3 else a[..., None]).permute(2, 0, 1)[None]
         fg = foreground(x / max(1.0, float(x.max())))[0, 0]
         if bool(fg.all()):
