@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                         "fractions of the frame; the service crops every frame to it before resizing (manifest "
                         "inputs[].roi); nothing outside it is judged")
     t.add_argument("--size", type=_size, default="auto",
-                   help="HxW or N the model takes; auto (default): the training frames' aspect (within the roi) at about 160x352 pixels, multiples of 8; a frame that would shrink by less than 0.75 keeps its own size")
+                   help="HxW or N the model takes; auto (default): the training frames' aspect (within the roi) at about 240x536 pixels (128 640), multiples of 8; a frame that would shrink by less than 0.75 keeps its own size")
     t.add_argument("--teacher", default="corpus",
                    help="corpus (default: the shipped ResNet-18 pre-trained on the formula-driven corpus) | "
                         "procedural | selfsup | random | path of a local torchvision ResNet checkpoint")

@@ -51,7 +51,7 @@ class RunConfig:
     # tuple, or None for the whole frame)
     roi: tuple[float, float, float, float] | str | None = "none"
     # height x width the model takes; "auto": the training frames' aspect (within the roi) at
-    # about 56k pixels (data.auto_size), resolved when training starts
+    # about 129k pixels (data.auto_size), resolved when training starts
     size: tuple[int, int] | str = "auto"
     teacher: str = "corpus"  # corpus | procedural | selfsup | random | path to a torchvision checkpoint
     resnet_arch: str = "resnet18"

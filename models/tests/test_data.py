@@ -167,15 +167,17 @@ def test_load_split_resizes_non_square_and_subsets(tmp_path):
 
 def test_auto_size_keeps_the_aspect_at_the_pixel_budget_in_multiples_of_eight(tmp_path):
     from mmad_models.data import auto_size, source_size, write_rgb
+    from mmad_models.data.dataset import AUTO_PIXELS
 
-    assert auto_size(400, 900) == (160, 352)  # the rope's frames
-    assert auto_size(800, 600) == (272, 208)  # the tire's
+    assert auto_size(400, 900) == (240, 536)  # the rope's frames
+    assert auto_size(800, 600) == (416, 312)  # the tire's
     assert auto_size(64, 64) == (64, 64)  # never upscaled
-    assert auto_size(256, 256) == (256, 256)  # 0.94 of its size: kept, not resampled
-    assert auto_size(272, 272) == (272, 272)  # 0.87: kept
-    assert auto_size(300, 300) == (240, 240)  # 0.79, but 300 is no multiple of 8: resized
-    assert auto_size(320, 320) == (240, 240)  # 0.74: resized to the budget
+    assert auto_size(256, 256) == (256, 256)  # within the budget: kept, not resampled
+    assert auto_size(272, 272) == (272, 272)
+    assert auto_size(300, 300) == (296, 296)  # within the budget, but 300 is no multiple of 8: the one below
+    assert auto_size(480, 480) == (360, 360)  # 0.75 of its side: resized to the budget
+    assert auto_size(640, 640) == (360, 360)
     h, w = auto_size(3000, 1000)
-    assert h % 8 == 0 and w % 8 == 0 and abs(h / w - 3.0) < 0.1 and h * w <= 1.05 * 160 * 352
+    assert h % 8 == 0 and w % 8 == 0 and abs(h / w - 3.0) < 0.1 and h * w <= 1.05 * AUTO_PIXELS
     write_rgb(tmp_path / "c" / "train" / "good" / "rgb" / "000.png", np.zeros((40, 90, 3), np.uint8))
     assert source_size(tmp_path, "c", "rgb") == (40, 90)
