@@ -173,7 +173,6 @@ export class SampleJudge {
       // the map covers the roi's box of the frame: placed on the frame (a model that takes ct, the one
       // with anomaly_depth, has no roi: model-manifest.ts)
       let map = { data: result.map, height: spec.height, width: spec.width };
-      const depthMap = result.depth;
       const box = roiBox(spec.roi, source.width, source.height);
       if (!isWholeFrame(box, source.width, source.height)) {
         map = placeOnFrame(result.map, spec.height, spec.width, box, source.width, source.height);
@@ -188,9 +187,9 @@ export class SampleJudge {
         map,
         sourceSize: { width: source.width, height: source.height },
         depth:
-          depthMap === null || volume === null || spec.volume === null
+          result.depth === null || volume === null || spec.volume === null
             ? null
-            : { data: depthMap, sourceDepth: volume.depth, modelDepth: spec.volume.depth, voxelZMm: volume.voxelZMm },
+            : { data: result.depth, sourceDepth: volume.depth, modelDepth: spec.volume.depth, voxelZMm: volume.voxelZMm },
         used: [...spec.modalities],
         missing: this.joined.filter((m) => !spec.modalities.includes(m)),
         frames: needed,

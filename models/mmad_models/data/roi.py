@@ -91,7 +91,7 @@ def crop(a: np.ndarray, roi: Roi | None) -> np.ndarray:
 
 def cropped_size(roi: Roi | None, height: int, width: int) -> tuple[int, int]:
     """Height x width of a ``height`` x ``width`` frame cropped to ``roi``."""
-    x0, y0, x1, y1 = box_pixels(None if is_full(roi) else roi, width, height)
+    x0, y0, x1, y1 = box_pixels(roi, width, height)
     return y1 - y0, x1 - x0
 
 
