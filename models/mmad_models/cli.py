@@ -85,7 +85,8 @@ def cmd_pretrain(a) -> int:
         torch.set_num_threads(a.threads)
     path = pretrain_resnet(a.out, arch=a.arch, objective=a.objective, steps=a.steps, minutes=a.minutes,
                            batch_size=a.batch, size=a.size, classes=a.classes, lr=a.lr, seed=a.seed,
-                           device=a.device, resume=a.resume, log=lambda m: print(m, flush=True))
+                           device=a.device, resume=a.resume, init=a.init, dense=a.dense,
+                           log=lambda m: print(m, flush=True))
     print(f"wrote {path}")
     return 0
 
@@ -323,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--device", default="auto", help="auto (cuda when there is one), cpu, cuda")
     q.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     q.add_argument("--resume", action="store_true", help="continue from OUT.resume")
+    q.add_argument("--init", help="start the encoder from this teacher file (a longer pre-training in stages)")
+    q.add_argument("--dense", type=float, default=0.0,
+                   help="simclr: weight of the dense loss (a location of one view against the same place in the other)")
     q.set_defaults(fn=cmd_pretrain)
 
     x = sub.add_parser("export", help="ONNX + manifest + parity fixtures")

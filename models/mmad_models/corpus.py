@@ -186,9 +186,12 @@ def batch(n: int, size: int, g: torch.Generator, systems, families=FAMILIES) -> 
     return img, torch.cat(labels)
 
 
-def views(img: torch.Tensor, out: int, g: torch.Generator) -> torch.Tensor:
+def views(img: torch.Tensor, out: int, g: torch.Generator, with_crop: bool = False):
     """One augmented view per image: a random resized crop (8-100 % of the area, aspect
-    3/4-4/3), a mirror, brightness / contrast / saturation changes, sometimes grey."""
+    3/4-4/3), a mirror, brightness / contrast / saturation changes, sometimes grey.
+    ``with_crop`` also returns the crops' affine maps ``theta`` (n, 2, 3): a view's
+    coordinate ``u`` in [-1, 1]² (x first) shows the image at ``theta[:, :, :2] @ u +
+    theta[:, :, 2]`` (``correspondence`` pairs the cells of two views with it)."""
     n, dev = len(img), img.device
     area = _u(g, n, lo=0.08, hi=1.0, device=dev)
     logr = _u(g, n, lo=math.log(3 / 4), hi=math.log(4 / 3), device=dev)
@@ -200,8 +203,7 @@ def views(img: torch.Tensor, out: int, g: torch.Generator) -> torch.Tensor:
     theta = torch.zeros(n, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 2] = sw * flip, tx
     theta[:, 1, 1], theta[:, 1, 2] = sh, ty
-    grid = F.affine_grid(theta, (n, 3, out, out), align_corners=False)
-    v = F.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    v = crop(img, theta, out)
     bright = _u(g, n, 1, 1, 1, lo=0.6, hi=1.4, device=dev)
     contrast = _u(g, n, 1, 1, 1, lo=0.6, hi=1.4, device=dev)
     sat = _u(g, n, 1, 1, 1, lo=0.6, hi=1.4, device=dev)
@@ -210,4 +212,26 @@ def views(img: torch.Tensor, out: int, g: torch.Generator) -> torch.Tensor:
     grey = v.mean(1, keepdim=True)
     v = grey + (v - grey) * sat
     v = torch.where(_u(g, n, 1, 1, 1, device=dev) < 0.2, grey.expand_as(v), v)
-    return v
+    return (v, theta) if with_crop else v
+
+
+def crop(img: torch.Tensor, theta: torch.Tensor, out: int) -> torch.Tensor:
+    """The ``out`` x ``out`` views of ``img`` that the affine maps ``theta`` give (bilinear)."""
+    grid = F.affine_grid(theta, (len(img), img.shape[1], out, out), align_corners=False)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def correspondence(theta_a: torch.Tensor, theta_b: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the centres of an ``h`` x ``w`` feature grid over view a lie in view b (both
+    crops of one image, ``views(..., with_crop=True)``): ``grid`` (n, h, w, 2) in view b's
+    coordinates, for ``grid_sample`` on view b's features (align_corners False), and
+    ``inside`` (n, h, w), true where that point is inside view b by half a cell or more."""
+    dev = theta_a.device
+    ys = (torch.arange(h, device=dev) + 0.5) / h * 2 - 1
+    xs = (torch.arange(w, device=dev) + 0.5) / w * 2 - 1
+    u = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).view(1, h * w, 2)
+    img = u @ theta_a[:, :, :2].transpose(1, 2) + theta_a[:, None, :, 2]
+    ub = torch.linalg.solve(theta_b[:, :, :2], (img - theta_b[:, None, :, 2]).transpose(1, 2)).transpose(1, 2)
+    ub = ub.view(-1, h, w, 2)
+    inside = (ub[..., 0].abs() <= 1 - 1 / w) & (ub[..., 1].abs() <= 1 - 1 / h)
+    return ub, inside

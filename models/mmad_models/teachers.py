@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import corpus
 from .methods.backbones import SmallEncoder, load_encoder  # noqa: F401 (re-exported)
 
 # ---------------------------------------------------------------------------- fractals
@@ -186,11 +187,32 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(sim, target)
 
 
+def dense_nt_xent(fa: torch.Tensor, fb: torch.Tensor, theta_a: torch.Tensor, theta_b: torch.Tensor,
+                  proj: nn.Module, pairs: int, temperature: float, g: torch.Generator) -> torch.Tensor:
+    """The dense counterpart of ``nt_xent`` (DenseCL / PixPro's idea): a feature cell of view a
+    and the point of view b that shows the same place of the image are positives; ``pairs``
+    such pairs drawn at random from the whole batch, every other drawn cell a negative. So a
+    location's features must tell it from other places and other images, not only the image's
+    pooled features, which is what a memory bank of locations reads."""
+    za, zb = proj(fa.float()), proj(fb.float())
+    grid, inside = corpus.correspondence(theta_a, theta_b, za.shape[2], za.shape[3])
+    zb = F.grid_sample(zb, grid, mode="bilinear", align_corners=False)
+    za, zb, inside = za.permute(0, 2, 3, 1).flatten(0, 2), zb.permute(0, 2, 3, 1).flatten(0, 2), inside.flatten()
+    idx = inside.nonzero().squeeze(1)
+    idx = idx[torch.randperm(len(idx), generator=g, device=g.device)[:pairs].to(idx.device)]
+    return nt_xent(za[idx], zb[idx], temperature)
+
+
+def _dense_head(width: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(width, 256, 1), nn.BatchNorm2d(256), nn.ReLU(inplace=True), nn.Conv2d(256, 128, 1))
+
+
 def pretrain_resnet(
     out: str | Path, arch: str = "resnet18", objective: str = "simclr", steps: int | None = None,
     minutes: float | None = None, batch_size: int = 256, size: int = 128, render: int = 160,
     classes: int = 1000, lr: float = 2e-3, temperature: float = 0.2, seed: int = 0, device: str = "auto",
-    resume: bool = False, log=print,
+    resume: bool = False, init: str | Path | None = None, dense: float = 0.0, dense_pairs: int = 4096,
+    log=print,
 ) -> Path:
     """Pre-trains a ResNet's stem and layers 1-3 (what ``ResNetEncoder`` uses) on the
     formula-driven corpus of ``corpus.py``, rendered on the fly on ``device``:
@@ -200,6 +222,11 @@ def pretrain_resnet(
     * ``classify``: the fractal family alone, ``classes`` IFS classes (FractalDB-style
       formula-driven supervision), a linear head on the pooled layer-3 features.
 
+    ``dense`` (simclr only) adds that weight times ``dense_nt_xent`` on layers 2 and 3 (a
+    projection head each; ``dense_pairs`` pairs a layer and step). ``init`` starts the encoder
+    from a teacher file (``save_encoder``'s) instead of at random: a longer pre-training in
+    stages, each with its own schedule.
+
     ``steps`` fixes the length; ``minutes`` instead measures the rate over the first 40 steps
     (trained at a learning rate of about zero, the schedule's length being unknown) and fixes
     the step count that fills the time (logged: a rerun with ``--steps`` repeats the schedule
@@ -207,18 +234,23 @@ def pretrain_resnet(
     large tensors; ``--teacher out --resnet-arch arch``) and beside it ``out.resume``
     (encoder, head, optimiser, step) every minute; ``resume`` continues from that.
     """
-    from . import corpus
-    from .methods.backbones import ResNetEncoder
+    from .methods.backbones import ResNetEncoder, load_torchvision_checkpoint
 
     if (steps is None) == (minutes is None):
         raise ValueError("give exactly one of steps and minutes")
+    if dense and objective != "simclr":
+        raise ValueError("dense applies to the simclr objective")
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     out = Path(out)
     state_path = out.with_name(out.name + ".resume")
     torch.manual_seed(seed)
-    enc = ResNetEncoder(arch).to(dev).to(memory_format=torch.channels_last)
+    enc = ResNetEncoder(arch)
+    if init is not None:
+        load_torchvision_checkpoint(enc, init)  # strict on the encoder's tensors; float16 ones copy back in
+        log(f"started from {init}")
+    enc = enc.to(dev).to(memory_format=torch.channels_last)
     width = enc.channels[2]
     if objective == "simclr":
         head = nn.Sequential(nn.Linear(width, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Linear(512, 128)).to(dev)
@@ -226,7 +258,8 @@ def pretrain_resnet(
         head = nn.Linear(width, classes).to(dev)
     else:
         raise ValueError(f"unknown objective {objective!r}: simclr or classify")
-    params = list(enc.parameters()) + list(head.parameters())
+    dense_heads = nn.ModuleList([_dense_head(c) for c in enc.channels[1:]] if dense else []).to(dev)
+    params = list(enc.parameters()) + list(head.parameters()) + list(dense_heads.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     g = torch.Generator(device=dev).manual_seed(seed)
     systems = corpus.fractal_systems(classes, seed, dev)
@@ -235,6 +268,7 @@ def pretrain_resnet(
         ck = torch.load(state_path, map_location="cpu", weights_only=False)
         enc.load_state_dict(ck["encoder"])
         head.load_state_dict(ck["head"])
+        dense_heads.load_state_dict(ck.get("dense_heads", {}))
         opt.load_state_dict(ck["opt"])
         step, total = ck["step"], ck["total"]
         g.set_state(ck["rng"])
@@ -245,21 +279,28 @@ def pretrain_resnet(
     probe, t_probe = 40, t0
     enc.train()
     head.train()
+    dense_heads.train()
     while total is None or step < total:
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, total or 10**9, lr)
         with torch.no_grad():
             if objective == "simclr":
                 img, _ = corpus.batch(batch_size, render, g, systems)
-                x = _standardise(torch.cat([corpus.views(img, size, g), corpus.views(img, size, g)]))
+                (va, ta), (vb, tb) = corpus.views(img, size, g, with_crop=True), corpus.views(img, size, g, with_crop=True)
+                x = _standardise(torch.cat([va, vb]))
             else:
                 img, y = corpus.batch(batch_size, render, g, systems, families=("fractal",))
                 x = _standardise(corpus.views(img, size, g))
         x = x.contiguous(memory_format=torch.channels_last)
         with amp:
-            z = head(enc(x)[2].float().mean(dim=(2, 3)))
+            feats = enc(x)
+            z = head(feats[2].float().mean(dim=(2, 3)))
             loss = nt_xent(z[:batch_size], z[batch_size:], temperature) if objective == "simclr" else \
                 F.cross_entropy(z.float(), y, label_smoothing=0.1)
+            if dense:
+                dl = sum(dense_nt_xent(f[:batch_size], f[batch_size:], ta, tb, h, dense_pairs, temperature, g)
+                         for f, h in zip(feats[1:], dense_heads)) / len(dense_heads)
+                loss = loss + dense * dl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -280,7 +321,8 @@ def pretrain_resnet(
             log(f"step {step}/{total} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e} {now - t0:.0f}s")
         if now - last_save > 60 or step == total:
             out.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"encoder": enc.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
+            torch.save({"encoder": enc.state_dict(), "head": head.state_dict(), "dense_heads": dense_heads.state_dict(),
+                        "opt": opt.state_dict(),
                         "step": step, "total": total, "rng": g.get_state()}, state_path)
             save_encoder(enc, out, half=True)
             last_save = now

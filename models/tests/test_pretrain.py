@@ -70,3 +70,54 @@ def test_the_pretrain_command_writes_the_teacher_and_refuses_two_lengths(tmp_pat
     assert out.exists() and f"wrote {out}" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["pretrain", "--out", str(out), "--steps", "1", "--minutes", "1"])
+
+
+def test_correspondence_finds_in_one_view_the_place_a_cell_of_the_other_shows():
+    g = torch.Generator().manual_seed(1)
+    # a smooth image whose value tells the place: x in channel 0, y in channel 1
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 200), torch.linspace(-1, 1, 200), indexing="ij")
+    img = torch.stack([xs, ys, xs * ys]).expand(6, 3, 200, 200).contiguous()
+    _, ta = corpus.views(img, 64, g, with_crop=True)
+    _, tb = corpus.views(img, 64, g, with_crop=True)
+    va, vb = corpus.crop(img, ta, 64), corpus.crop(img, tb, 64)
+    fa = torch.nn.functional.avg_pool2d(va, 8)  # an 8 x 8 grid of cells, as a stride-8 feature map
+    grid, inside = corpus.correspondence(ta, tb, 8, 8)
+    at_b = torch.nn.functional.grid_sample(vb, grid, mode="bilinear", align_corners=False)
+    assert inside.any() and not inside.all()  # the views overlap only in part
+    # where a cell of view a is inside view b, view b shows the same place there
+    err = (fa - at_b).abs().amax(1)[inside]
+    assert float(err.max()) < 0.05
+    # the rule is not trivially true: another image's crop does not match
+    wrong = torch.nn.functional.grid_sample(vb.roll(1, 0), grid, mode="bilinear", align_corners=False)
+    assert float((fa - wrong).abs().amax(1)[inside].mean()) > 0.1
+
+
+def test_dense_nt_xent_is_low_when_the_matching_places_agree():
+    from mmad_models.teachers import dense_nt_xent
+
+    g = torch.Generator().manual_seed(0)
+    theta = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]).expand(4, 2, 3).contiguous()  # the whole image, twice
+    f = torch.randn(4, 16, 6, 6, generator=g) * 10
+    ident = torch.nn.Identity()
+    same = dense_nt_xent(f, f, theta, theta, ident, 64, 0.05, g)
+    moved = dense_nt_xent(f, f.roll(2, 3), theta, theta, ident, 64, 0.05, g)
+    assert float(same) < 0.05
+    assert float(moved) > 2
+
+
+def test_a_dense_pretraining_starts_from_a_teacher_and_changes_it(tmp_path):
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    pretrain_resnet(first, steps=1, batch_size=4, size=32, render=40, device="cpu", log=lambda m: None)
+    lines = []
+    pretrain_resnet(second, steps=1, batch_size=4, size=32, render=40, device="cpu", init=first, dense=1.0,
+                    dense_pairs=16, log=lines.append)
+    assert lines[0] == f"started from {first}"
+    a, b = torch.load(first, weights_only=True), torch.load(second, weights_only=True)
+    w = "layer2.0.conv1.weight"
+    # one step on from the first teacher: close to it, not equal, and far closer than a fresh start
+    fresh = ResNetEncoder("resnet18").state_dict()[w]
+    assert not torch.equal(a[w], b[w])
+    assert float((a[w].float() - b[w].float()).abs().mean()) < 0.2 * float((a[w].float() - fresh).abs().mean())
+    assert "dense_heads" in torch.load(second.with_name(second.name + ".resume"), weights_only=False)
+    with pytest.raises(ValueError, match="simclr"):
+        pretrain_resnet(second, objective="classify", steps=1, dense=1.0)
