@@ -20,6 +20,7 @@ import torch
 from .data import modality_list
 from .data.dataset import INTERIOR_DEFECTS
 from .methods import METHODS
+from .methods.preprocess import RGB_GAMMA
 from .methods.scoring import MAP_SIGMA
 
 # train --method without one
@@ -52,6 +53,16 @@ def _widths(text: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(f"three positive channel counts, e.g. 64,128,256, not {text!r}")
     a, b, c = (int(p) for p in parts)
     return (a, b, c)
+
+
+def _gamma(s: str) -> float:
+    try:
+        g = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r}: a number in (0, 1]") from None
+    if not 0 < g <= 1:
+        raise argparse.ArgumentTypeError(f"{s!r}: the exponent must be in (0, 1]")
+    return g
 
 
 def _size(s: str) -> tuple[int, int] | str:
@@ -101,7 +112,7 @@ def cmd_train(a) -> int:
                     teacher_dir=a.teacher_dir, plane_removal=a.plane_removal,
                     train_modalities=a.train_modalities, normality=a.normality, bank_size=a.bank_size, input_weight=a.input_weight, bank_dims=a.bank_dims,
                     discriminator=a.discriminator, head_steps=a.head_steps, align=a.align, local_dims=a.local_dims,
-                    slim=a.slim, half=a.half, ir_robust=a.ir_robust, xyz_face=a.xyz_face, ir_relative=a.ir_relative, local_jitter=a.local_jitter, local_pool=a.local_pool, input_detail=a.input_detail, keep_input=a.keep_input,
+                    slim=a.slim, half=a.half, ir_robust=a.ir_robust, xyz_face=a.xyz_face, rgb_gamma=a.rgb_gamma, ir_relative=a.ir_relative, local_jitter=a.local_jitter, local_pool=a.local_pool, input_detail=a.input_detail, keep_input=a.keep_input,
                     widths=a.teacher_widths)
     # every method's own options are parsed whatever --method is: each method refuses what it cannot serve
     for name, method in METHODS.items():
@@ -260,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="xyz height channel relative to the part's dominant face (a Tukey-reweighted plane fit), "
                         "signed-log compressed, instead of the height above the support plane; suits parts with "
                         "one dominant face (default off)")
+    t.add_argument("--rgb-gamma", type=_gamma, default=RGB_GAMMA,
+                   help=f"the rgb values the teacher sees, (x / 255) ** G inside the graph (default {RGB_GAMMA}: dark "
+                        "detail lifted, highlights compressed; 1: linear, as the shipped 0.11.0 students)")
     t.add_argument("--half", action=argparse.BooleanOptionalAction, default=True,
                    help="round weights to float16 values, stored as float16 in the ONNX file (half the size)")
     t.add_argument("--roi", type=_roi, default="none",

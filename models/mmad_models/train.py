@@ -21,6 +21,7 @@ from .data import MODALITIES, auto_size, ct_grid, load_split, source_size, stack
 from .data.roi import ROI_SOURCES, check_roi, cropped_size, estimate_roi, is_full, training_frames
 from .methods import METHODS, Method
 from .methods.common import round_to_half_
+from .methods.preprocess import RGB_GAMMA
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
 
 PROCEDURAL_SIZE = 64
@@ -87,6 +88,9 @@ class RunConfig:
     ir_robust: bool = False
     # the xyz height relative to the part's dominant face, signed-log compressed (preprocess.XyzInput)
     xyz_face: bool = False
+    # the response curve of the rgb values the teacher sees: (x / 255) ** rgb_gamma (1: linear;
+    # preprocess.RgbInput.set_gamma; chosen on real parts, models/README.md "The rgb response curve")
+    rgb_gamma: float = RGB_GAMMA
     # round the weights to float16 values (the export stores them as float16, losslessly)
     half: bool = True
     # depth x height x width of the ct volumes the model takes (every volume is resampled to
@@ -163,12 +167,15 @@ def teacher_spec(cfg: RunConfig, modality: str, train_inputs: dict[str, torch.Te
     else:  # per dataset, category and modality
         tag = f"{Path(cfg.dataset).name}-{cfg.category}-{modality}-{cfg.size[0]}-{w}-s{cfg.seed}" + (
             "-robust" if cfg.ir_robust and modality == "ir" else "") + (
-            "-face" if cfg.xyz_face and modality == "xyz" else "")
+            "-face" if cfg.xyz_face and modality == "xyz" else "") + (
+            f"-g{cfg.rgb_gamma:g}" if cfg.rgb_gamma != 1.0 and modality == "rgb" else "")
         path = tdir / f"selfsup-{tag}.pt"
         if not path.exists():
             from .methods.preprocess import build_input
 
             pre = build_input(modality, tuple(cfg.size), cfg.ir_robust, cfg.ct_grid, xyz_face=cfg.xyz_face)
+            if modality == "rgb":  # the teacher learns the rgb its students will feed it
+                pre.set_gamma(cfg.rgb_gamma)
             pre.fit(train_inputs[modality])
             with torch.no_grad():
                 x = pre(train_inputs[modality]).contiguous()
@@ -183,7 +190,10 @@ def build_model(cfg: RunConfig, specs: dict[str, dict]) -> Method:
         raise ValueError(f"unknown method {cfg.method!r}")
     if cfg.map_sigma is None:
         cfg.map_sigma = METHODS[cfg.method].default_map_sigma(cfg)
-    return METHODS[cfg.method].from_config(cfg, specs)
+    model = METHODS[cfg.method].from_config(cfg, specs)
+    if "rgb" in model.teachers:
+        model.teachers["rgb"].input.set_gamma(cfg.rgb_gamma)
+    return model
 
 
 @torch.no_grad()
@@ -411,6 +421,7 @@ def load_checkpoint(path: str | Path) -> tuple[Method, RunConfig, dict]:
     conf.setdefault("discriminator", False)  # nor a discriminator head
     conf.setdefault("align", "none")  # nor an aligner
     conf.setdefault("map_sigma", 4.0)  # and maps smoothed by 4 px at 256 px
+    conf.setdefault("rgb_gamma", 1.0)  # and rgb linear (before the response curve)
     tm = conf.get("train_modalities")
     cfg = RunConfig(**{**conf, "modalities": tuple(conf["modalities"]), "size": tuple(conf["size"]),
                        "widths": tuple(conf["widths"]), "train_modalities": tuple(tm) if tm else None,

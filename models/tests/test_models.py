@@ -313,6 +313,33 @@ def test_robust_ir_input_scales_by_the_surface_not_the_hot_terminals():
     assert d["softClip"] == 3.0 and "interquartile" in d["statistics"]
 
 
+def test_rgb_gamma_lifts_a_dark_parts_texture_and_compresses_a_highlight():
+    from mmad_models.methods.preprocess import RgbInput
+
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(128.0), indexing="ij")
+    tread = 20 + 10 * ((xx // 4 + yy // 4) % 2)  # a dark textured part, 20-30 of 255
+    tread[:, 64:] *= 6  # its right half under a highlight: 120-180
+    raw = tread.expand(1, 3, 64, 128).clone()
+    linear, curved = RgbInput(), RgbInput()
+    curved.set_gamma(0.33)
+    assert curved.describe()["gamma"] == 0.33 and "gamma" not in linear.describe()
+
+    def swing(pre, half):  # the texture's swing on one half, in the teacher's units
+        v = pre(raw)[0, 0][:, half]
+        return float(v.max() - v.min())
+
+    dark, lit = slice(0, 64), slice(64, 128)
+    # linear: the highlight's texture swings 6x the dark texture's; through the curve 6 ** 0.33 = 1.8x
+    assert swing(linear, lit) / swing(linear, dark) == pytest.approx(6, rel=0.01)
+    assert swing(curved, lit) / swing(curved, dark) == pytest.approx(6**0.33, rel=0.01)
+    # the small teachers' statistics are fitted on the curved values
+    curved.fit(raw)
+    assert abs(float(curved(raw).mean())) < 1e-4
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="gamma"):
+            curved.set_gamma(bad)
+
+
 def _assert_training_lowers_loss(model, x, steps):
     """A few Adam steps lower the loss by 30 %; the frozen teachers (weights and batch-norm statistics) do not move."""
     teacher_before = {k: v.clone() for k, v in model.teachers.state_dict().items()}

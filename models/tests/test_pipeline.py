@@ -83,7 +83,8 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
               "--epochs", "2", "--batch-size", "4", "--teacher-dir", str(tmp_path / "t"), "--threads", "1",
               "--head-steps", "40"]
     assert main(["train", *common, "--modalities", "rgb", "--train-modalities", "rgb,xyz",
-                 "--bank-size", "128", "--discriminator", "--out", str(tmp_path / "mtfi")]) == 0  # mtfi: the default
+                 "--bank-size", "128", "--discriminator", "--rgb-gamma", "0.5",
+                 "--out", str(tmp_path / "mtfi")]) == 0  # mtfi: the default
     assert main(["train", *common, "--method", "crd", "--modalities", "rgb", "--false-alarm-rate", "0.05",
                  "--teacher-widths", "8,16,32", "--out", str(tmp_path / "crd")]) == 0
     _, crd_cfg, crd_res = load_checkpoint(tmp_path / "crd" / "model.pt")
@@ -91,6 +92,7 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     model, cfg, res = load_checkpoint(tmp_path / "mtfi" / "model.pt")
     assert cfg.method == "mtfi" and cfg.modalities == ("rgb",) and model.missing == ("xyz",) and cfg.size == (32, 32)
     assert cfg.discriminator and list(model.heads) == ["rgb"]  # the distilled xyz keeps its distance map
+    assert cfg.rgb_gamma == 0.5 and model.teachers["rgb"].input.gamma == 0.5
     assert res["threshold"]["validationCount"] == 3 and 0 <= res["metrics"]["i_auroc"] <= 1
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "crd"), str(tmp_path / "mtfi"), "--per-defect"]) == 0
@@ -103,6 +105,7 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     e = json.loads((out / "manifest.json").read_text())["models"][0]
     assert e["id"] == "mtfi-rgb" and e["method"] == "mtfi" and e["modalities"] == ["rgb"]
     assert e["training"]["discriminator"] is True
+    assert e["inputs"][0]["normalisation"]["gamma"] == 0.5
     assert e["training"]["trainModalities"] == ["rgb", "xyz"] and e["training"]["distilledModalities"] == ["xyz"]
     with pytest.raises(SystemExit):
         main(["train", *common, "--method", "mtfi", "--modalities", "ir", "--train-modalities", "rgb,xyz"])
@@ -110,7 +113,8 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
         with pytest.raises(SystemExit, match="--discriminator"):
             main(["train", *common, "--modalities", "rgb", "--discriminator", *bad])
     for bad in (["--false-alarm-rate", "1"], ["--false-alarm-rate", "0"], ["--sigmas", "3"],  # --sigmas: the older rule, gone
-                ["--teacher-widths", "8,16"], ["--teacher-widths", "8,0,32"]):
+                ["--teacher-widths", "8,16"], ["--teacher-widths", "8,0,32"],
+                ["--rgb-gamma", "0"], ["--rgb-gamma", "1.5"], ["--rgb-gamma", "x"]):
         with pytest.raises(SystemExit):
             main(["train", *common, "--modalities", "rgb", *bad])
 

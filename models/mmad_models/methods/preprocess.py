@@ -13,26 +13,46 @@ from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# the rgb response curve's default exponent (train --rgb-gamma; models/README.md, "The rgb response curve")
+RGB_GAMMA = 0.33
 
 
 class RgbInput(nn.Module):
-    """(x / 255 - mean) / std per channel."""
+    """((x / 255) ** gamma - mean) / std per channel (``set_gamma``; gamma 1: linear)."""
 
     def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.gamma = 1.0
+
+    def set_gamma(self, gamma: float) -> None:
+        """The response curve the teacher sees: each value (0..1) raised to ``gamma``. Below 1
+        it lifts dark detail and compresses the bright end, as a camera's gamma does: a dark
+        part's texture gains contrast, and a specular highlight, which moves from part to part
+        with the pose, takes less of it. Part of the graph."""
+        if not 0 < gamma <= 1:
+            raise ValueError(f"rgb gamma {gamma}: must be in (0, 1]")
+        self.gamma = float(gamma)
+
+    def curve(self, raw: torch.Tensor) -> torch.Tensor:
+        """``raw`` (0..255) as 0..1 values through the response curve."""
+        x = raw / 255.0
+        return x if self.gamma == 1.0 else x.clamp_min(0) ** self.gamma
 
     def fit(self, raw: torch.Tensor) -> None:
-        x = raw / 255.0
+        x = self.curve(raw)
         self.mean.copy_(x.mean(dim=(0, 2, 3)).view(1, 3, 1, 1))
         self.std.copy_(x.std(dim=(0, 2, 3)).clamp_min(1e-3).view(1, 3, 1, 1))
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
-        return (raw / 255.0 - self.mean) / self.std
+        return (self.curve(raw) - self.mean) / self.std
 
     def describe(self) -> dict:
-        return {"scale": 1 / 255.0, "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+        d = {"scale": 1 / 255.0, "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+        if self.gamma != 1.0:
+            d["gamma"] = self.gamma
+        return d
 
 
 SOFT_CLIP = 3.0
