@@ -92,6 +92,10 @@ def cmd_synth(a) -> int:
 def cmd_pretrain(a) -> int:
     from .teachers import pretrain_resnet
 
+    if a.dense and a.objective != "simclr":
+        raise SystemExit("pretrain: --dense applies to --objective simclr")
+    if a.init and not Path(a.init).is_file():
+        raise SystemExit(f"pretrain: --init {a.init}: no such teacher file")
     if a.threads:
         torch.set_num_threads(a.threads)
     path = pretrain_resnet(a.out, arch=a.arch, objective=a.objective, steps=a.steps, minutes=a.minutes,

@@ -70,6 +70,10 @@ def test_the_pretrain_command_writes_the_teacher_and_refuses_two_lengths(tmp_pat
     assert out.exists() and f"wrote {out}" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["pretrain", "--out", str(out), "--steps", "1", "--minutes", "1"])
+    with pytest.raises(SystemExit, match="--dense applies to --objective simclr"):
+        main(["pretrain", "--out", str(out), "--steps", "1", "--objective", "classify", "--dense", "1"])
+    with pytest.raises(SystemExit, match="no such teacher file"):
+        main(["pretrain", "--out", str(out), "--steps", "1", "--init", str(tmp_path / "missing.pt")])
 
 
 def test_correspondence_finds_in_one_view_the_place_a_cell_of_the_other_shows():
