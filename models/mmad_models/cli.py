@@ -20,7 +20,7 @@ import torch
 from .data import modality_list
 from .data.dataset import INTERIOR_DEFECTS
 from .methods import METHODS
-from .methods.preprocess import RGB_GAMMA
+from .methods.preprocess import RGB_GAMMA, check_rgb_gamma
 from .methods.scoring import MAP_SIGMA
 
 # train --method without one
@@ -57,12 +57,9 @@ def _widths(text: str) -> tuple[int, int, int]:
 
 def _gamma(s: str) -> float:
     try:
-        g = float(s)
+        return check_rgb_gamma(float(s))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r}: a number in (0, 1]") from None
-    if not 0 < g <= 1:
-        raise argparse.ArgumentTypeError(f"{s!r}: the exponent must be in (0, 1]")
-    return g
+        raise argparse.ArgumentTypeError(f"{s!r}: the exponent must be a number in (0, 1]") from None
 
 
 def _size(s: str) -> tuple[int, int] | str:

@@ -17,6 +17,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RGB_GAMMA = 0.33
 
 
+def check_rgb_gamma(gamma: float) -> float:
+    """``gamma`` as the rgb response curve's exponent; ValueError outside (0, 1]."""
+    if not 0 < gamma <= 1:
+        raise ValueError(f"rgb gamma {gamma}: must be in (0, 1]")
+    return float(gamma)
+
+
 class RgbInput(nn.Module):
     """((x / 255) ** gamma - mean) / std per channel (``set_gamma``; gamma 1: linear)."""
 
@@ -31,9 +38,7 @@ class RgbInput(nn.Module):
         it lifts dark detail and compresses the bright end, as a camera's gamma does: a dark
         part's texture gains contrast, and a specular highlight, which moves from part to part
         with the pose, takes less of it. Part of the graph."""
-        if not 0 < gamma <= 1:
-            raise ValueError(f"rgb gamma {gamma}: must be in (0, 1]")
-        self.gamma = float(gamma)
+        self.gamma = check_rgb_gamma(gamma)
 
     def curve(self, raw: torch.Tensor) -> torch.Tensor:
         """``raw`` (0..255) as 0..1 values through the response curve."""
