@@ -48,3 +48,43 @@ def test_the_coreset_is_chosen_among_every_training_location(monkeypatch, candid
         assert float(peaks[7]) <= float(others.max())
     else:
         assert float(peaks[7]) > 2 * float(others.max())
+
+
+def test_held_out_maps_score_each_training_part_by_a_bank_chosen_without_it():
+    """The calibration's extra good parts: each training part scored by a bank chosen among
+    the other folds' locations. The part with the only hot spot is normal to the model's own
+    bank (the spot is in it) and stands out held out; the others score alike both ways; the
+    head of synthetic anomalies gives none (its map is not the distance)."""
+    train = {"ir": _parts(40, spot_part=7)}
+    model = _bank(train, size=128)
+    with torch.no_grad():
+        seen = model.branch_maps(train)[0].flatten(1).amax(1)
+    held = model.held_out_maps(train)
+    assert len(held) == 1 and held[0].shape == (40, 1, 48, 64)
+    peaks = held[0].flatten(1).amax(1)
+    others = torch.cat([peaks[:7], peaks[8:]])
+    assert float(seen[7]) <= float(torch.cat([seen[:7], seen[8:]]).max())
+    assert float(peaks[7]) > 2 * float(others.max())
+    assert float(others.median()) < 1.5 * float(seen.median())
+    assert model.held_out_maps(train) is not held and torch.equal(model.held_out_maps(train)[0], held[0])  # seeded
+    head = CrossModalDistillation(("ir",), (48, 64), TINY, normality="bank", bank_size=64, discriminate=True,
+                                  head_steps=2).eval()
+    head.teachers["ir"].input.fit(train["ir"])
+    head.fit_normality(train)
+    assert head.held_out_maps(train) is None
+
+
+def test_held_out_folds_of_a_bank_are_contiguous_runs_of_the_parts():
+    """Parts come in runs that share a look (here 5 runs of 8, each with a hot spot of its own
+    level, as a line's parts drift in lighting or lot). A part held out must not be vouched for
+    by its run's other parts still in the bank, or the calibration's good parts score lower
+    than new ones and the threshold passes too many: the folds are the runs, so every part
+    held out stands out, while the model that saw them all finds them normal."""
+    train = {"ir": _parts(40)}
+    for run in range(5):
+        train["ir"][run * 8:(run + 1) * 8, :, 20:24, 30:34] = 36000.0 + 3000.0 * run
+    model = _bank(train, size=128)
+    with torch.no_grad():
+        seen = model.branch_maps(train)[0].flatten(1).amax(1)
+    held = model.held_out_maps(train)[0].flatten(1).amax(1)
+    assert float(held.min()) > 2 * float(seen.max())

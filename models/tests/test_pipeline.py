@@ -16,9 +16,11 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
                     head_steps=40)
     res = train_run(cfg, run, log=lambda *_: None)
     th = res["threshold"]
-    assert th["validationCount"] == 3 and th["falseAlarmRate"] == 0.01
+    # 3 validation parts and the 6 training parts, each scored by a bank chosen without it
+    assert th["validationCount"] == 9 and th["heldOutCount"] == 6 and th["falseAlarmRate"] == 0.01
+    assert "6 training parts, each scored by a model fitted without it" in th["rule"]
     d = th["distribution"]
-    assert d["kind"] == "gumbel" and d["fit"] == "moments"  # 3 validation parts: too few for maximum likelihood
+    assert d["kind"] == "gumbel"  # fewer than 50 scores: a Gumbel fitted to all of them
     assert th["value"] == pytest.approx(d["location"] - d["scale"] * np.log(-np.log(0.99)))
     m = res["metrics"]
     assert m["testCount"] == 11 and 0 <= m["i_auroc"] <= 1 and 0 <= m["aupro_0_3"] <= 1
