@@ -624,16 +624,18 @@ class CrossModalDistillation(Method):
             if proj.shape[1] < proj.shape[0]:
                 proj.copy_(self._projection(m, cand - center, proj.shape[1]))
             getattr(self, f"center_{m}").copy_(center)
+            z = (x - center) @ proj  # every training location in the principal components
+            e = z.reshape(len(jitters) * n, *grid, -1).permute(0, 3, 1, 2)
             if self.normality == "local":
-                self._fit_local(m, ((x - center) @ proj).reshape(len(jitters) * n, *grid, -1).permute(0, 3, 1, 2))
+                self._fit_local(m, e)
                 if log:
                     log(f"  local normality {m}: a Gaussian per cell of {self.local_grid[0]}x{self.local_grid[1]}, "
                         f"{n} parts, width {x.shape[1]} -> {proj.shape[1]} principal components")
                 continue
-            cand = (x[order[: BANK_CANDIDATES * self.bank_size]] - center) @ proj
+            cand = z[order[: BANK_CANDIDATES * self.bank_size]]
             getattr(self, f"bank_{m}").copy_(self._coreset_bank(cand, seed))
             if self.heads is None:  # a head's map is not the distance held_out_maps would give
-                self._fitted_train[m] = ((x - center) @ proj).reshape(n, *grid, -1).permute(0, 3, 1, 2)
+                self._fitted_train[m] = e
             if log:
                 log(f"  memory bank {m}: {min(len(cand), self.bank_size)} of {len(x)} features, width {x.shape[1]} "
                     f"-> {proj.shape[1]} principal components")
