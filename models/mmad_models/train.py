@@ -21,6 +21,7 @@ from .data import MODALITIES, auto_size, ct_grid, load_split, source_size, stack
 from .data.roi import ROI_SOURCES, check_roi, cropped_size, estimate_roi, is_full, training_frames
 from .methods import METHODS, Method
 from .methods.common import round_to_half_
+from .methods.mtfi import BANK_SIZE
 from .methods.preprocess import RGB_GAMMA
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
 
@@ -73,7 +74,7 @@ class RunConfig:
     # inputs; None = the same) and the memory-bank size per modality
     train_modalities: tuple[str, ...] | None = None
     normality: str = "bank"  # mtfi: bank (memory bank) | rd (reconstruction student)
-    bank_size: int = 4096
+    bank_size: int | str = BANK_SIZE  # "auto": mtfi chooses it from the training locations (fitted_config)
     # mtfi bank: weight of the teacher's pooled normalised input in the bank features
     input_weight: float = 5.0
     # mtfi bank: principal components kept of the bank features (0: all)
@@ -336,6 +337,8 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
     # a normality model fitted rather than trained (a no-op for the others); the second rounding
     # leaves values already rounded as they are
     model.fit_normality(train_x, seed=cfg.seed, log=log)
+    for field, value in model.fitted_config().items():  # e.g. the bank's size chosen: the checkpoint rebuilds it
+        setattr(cfg, field, value)
     if cfg.half:
         round_to_half_(model)
     t_train = time.time() - t1

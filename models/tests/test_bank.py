@@ -30,17 +30,18 @@ def _bank(train, size):
     return model
 
 
-@pytest.mark.parametrize("candidates, covered", [(CANDIDATES, True), (SAMPLE, False)])
-def test_the_coreset_is_chosen_among_every_training_location(monkeypatch, candidates, covered):
+@pytest.mark.parametrize("candidates, size, covered", [(CANDIDATES, 512, True), (SAMPLE, 128, False)])
+def test_the_coreset_is_chosen_among_every_training_location(monkeypatch, candidates, size, covered):
     """A normal place that one training part of 40 shows (a hot spot) is in the bank when the
-    coreset is chosen among every training location (the farthest point is taken first), so
-    that part scores like the others; chosen among a random sample of them, as before 0.11.0,
-    the spot is not among the candidates with this seed and the part scores as an anomaly."""
+    coreset is chosen among every training location (the farthest point is taken first), as
+    the shipped rule does while the locations are at most BANK_CANDIDATES a entry, so that part
+    scores like the others; chosen among a random sample of them, as before 0.11.0, the spot is
+    not among the candidates with this seed and the part scores as an anomaly."""
     monkeypatch.setattr(mtfi, "BANK_CANDIDATES", candidates)
     train = {"ir": _parts(40, spot_part=7)}
-    model = _bank(train, size=128)
+    model = _bank(train, size=size)
     locations = 40 * 12 * 16  # the bank's grid: stride 4 at 48x64
-    assert SAMPLE * 128 < locations <= CANDIDATES * 128
+    assert (candidates * size >= locations) == covered and SAMPLE * 128 < locations
     with torch.no_grad():
         peaks = model.branch_maps(train)[0].flatten(1).amax(1)
     others = torch.cat([peaks[:7], peaks[8:]])
@@ -56,7 +57,7 @@ def test_held_out_maps_score_each_training_part_by_a_bank_chosen_without_it():
     bank (the spot is in it) and stands out held out; the others score alike both ways; the
     head of synthetic anomalies gives none (its map is not the distance)."""
     train = {"ir": _parts(40, spot_part=7)}
-    model = _bank(train, size=128)
+    model = _bank(train, size=512)  # the coreset among every location (7680: at most BANK_CANDIDATES a entry)
     with torch.no_grad():
         seen = model.branch_maps(train)[0].flatten(1).amax(1)
     held = model.held_out_maps(train)
@@ -83,8 +84,43 @@ def test_held_out_folds_of_a_bank_are_contiguous_runs_of_the_parts():
     train = {"ir": _parts(40)}
     for run in range(5):
         train["ir"][run * 8:(run + 1) * 8, :, 20:24, 30:34] = 36000.0 + 3000.0 * run
-    model = _bank(train, size=128)
+    model = _bank(train, size=512)
     with torch.no_grad():
         seen = model.branch_maps(train)[0].flatten(1).amax(1)
     held = model.held_out_maps(train)[0].flatten(1).amax(1)
     assert float(held.min()) > 2 * float(seen.max())
+
+
+def test_the_distance_to_a_bank_is_taken_in_blocks_with_the_same_minimum(monkeypatch):
+    """A bank of more than BANK_CHUNK entries is compared a block at a time, each block's
+    minimum kept: every location's distance is the one to its nearest entry over all blocks,
+    including an entry in the last, partial block."""
+    monkeypatch.setattr(mtfi, "BANK_CHUNK", 64)
+    model = CrossModalDistillation(("ir",), (48, 64), TINY, normality="bank", bank_size=200, bank_dims=8)
+    g = torch.Generator().manual_seed(3)
+    bank = torch.randn(200, 8, generator=g)
+    e = torch.randn(2, 8, 5, 7, generator=g)
+    e[0, :, 1, 2] = bank[197]  # on an entry of the last block: distance 0
+    got = model._distance(e, bank)
+    want = torch.cdist(e.flatten(2).transpose(1, 2), bank).amin(-1).reshape(2, 1, 5, 7)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert float(got[0, 0, 1, 2]) < 1e-2 < float(got.mean())
+
+
+def test_an_auto_bank_has_one_entry_per_bank_locations_in_whole_blocks(monkeypatch):
+    """--bank-size auto: one entry per BANK_LOCATIONS training locations, in
+    whole blocks of BANK_CHUNK, from one block to BANK_MAX; the size chosen goes into the run's
+    config, so that the checkpoint rebuilds the same model."""
+    assert mtfi.auto_bank_size(1) == mtfi.BANK_CHUNK
+    assert mtfi.auto_bank_size(952_560) == 16384  # the real tire's 210 parts at 432x672
+    assert mtfi.auto_bank_size(598_980) == 12288  # the real rope's 298 parts at 240x536
+    assert mtfi.auto_bank_size(10**9) == mtfi.BANK_MAX
+    monkeypatch.setattr(mtfi, "BANK_CHUNK", 16)
+    train = {"ir": _parts(40)}  # 7680 locations: 120 entries, 8 blocks of 16
+    model = _bank(train, size="auto")
+    assert model.bank_ir.shape[0] == 128 and model.fitted_config() == {"bank_size": 128}
+    assert len(torch.unique(model.bank_ir, dim=0)) == 128  # a coreset of 128 distinct locations
+    again = CrossModalDistillation(("ir",), (48, 64), TINY, normality="bank", bank_size=128, input_weight=5.0)
+    again.load_state_dict(model.state_dict())
+    with pytest.raises(ValueError, match="positive number of entries or 'auto'"):
+        CrossModalDistillation(("ir",), (48, 64), TINY, normality="bank", bank_size=0)

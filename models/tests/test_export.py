@@ -1,6 +1,7 @@
 import hashlib
 import json
 from pathlib import Path
+from unittest import mock
 
 import jsonschema
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from mmad_models.cli import main
 from mmad_models.export import export_model, run_onnx, sha256_file, write_manifest
 from mmad_models.manifest import ManifestError
-from mmad_models.methods import CrossmodalReverseDistillation
+from mmad_models.methods import CrossmodalReverseDistillation, mtfi
 from mmad_models.metrics import calibrate_threshold
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "model-manifest.schema.json"
@@ -199,7 +200,7 @@ def test_the_shipped_manifest_still_validates():
             jsonschema.Draft202012Validator(schema).validate({**manifest, "schemaVersion": 2})
 
 
-@pytest.fixture(scope="module", params=["rd", "bank", "bank+discriminator", "bank+gamma", "local+align",
+@pytest.fixture(scope="module", params=["rd", "bank", "bank+discriminator", "bank+gamma", "bank+blocks", "local+align",
                                         "local+align+irrelative"])
 def exported_mtfi(tmp_path_factory, request):
     from mmad_models.methods import CrossModalDistillation
@@ -223,10 +224,16 @@ def exported_mtfi(tmp_path_factory, request):
     model.scorer.std.copy_(torch.tensor([0.05, 0.1, 0.2]))
     model.eval()
     x = _inputs(rng, ("rgb", "ir"))
-    entry = export_model(model, out, "mtfi-rgb-ir", "0.1.0", "mtfi",
-                         THRESHOLD, METRICS,
-                         {"dataset": "d", "category": "c", "trainModalities": ["rgb", "ir", "xyz"],
-                          "distilledModalities": ["xyz"]}, x)
+    # blocks: the graph compares the 64 entries 16 at a time (BANK_CHUNK); the PyTorch reference
+    # of the tests below takes them at once, so the two agree only if the blocks' minimum is right
+    with mock.patch.object(mtfi, "BANK_CHUNK", 16 if request.param.endswith("blocks") else mtfi.BANK_CHUNK):
+        entry = export_model(model, out, "mtfi-rgb-ir", "0.1.0", "mtfi",
+                             THRESHOLD, METRICS,
+                             {"dataset": "d", "category": "c", "trainModalities": ["rgb", "ir", "xyz"],
+                              "distilledModalities": ["xyz"]}, x)
+    if request.param.endswith("blocks"):  # one ReduceMin per block and per bank (rgb, ir, xyz)
+        ops = [n.op_type for n in onnx.load(str(out / entry["file"])).graph.node]
+        assert ops.count("ReduceMin") == 3 * 4, ops.count("ReduceMin")
     write_manifest(out, [entry])
     return out, model, entry, x
 

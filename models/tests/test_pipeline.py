@@ -13,7 +13,7 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     cfg = RunConfig(dataset=str(tiny_dataset), category="slab", modalities=("rgb", "xyz"), size=(32, 32),
                     teacher="random", widths=(4, 8, 16), epochs=2, batch_size=4, teacher_dir=str(tmp_path / "t"),
-                    head_steps=40)
+                    head_steps=40, bank_size="auto")
     res = train_run(cfg, run, log=lambda *_: None)
     th = res["threshold"]
     # 3 validation parts and the 6 training parts, each scored by a bank chosen without it
@@ -29,6 +29,8 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     # the scorer standardises each branch by its validation goods' image scores
     model, cfg2, _ = load_checkpoint(run / "model.pt")
     assert cfg2.modalities == ("rgb", "xyz")
+    # --bank-size auto: one block for the few locations of 6 parts at 32x32, written as a number
+    assert cfg.bank_size == cfg2.bank_size == 4096 and model.bank_rgb.shape[0] == 4096
     with torch.no_grad():
         maps = model.branch_maps({"rgb": torch.zeros(1, 3, 32, 32), "xyz": torch.zeros(1, 3, 32, 32)})
     assert len(maps) == 2 and maps[0].shape == (1, 1, 32, 32)
@@ -42,6 +44,7 @@ def test_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     e = manifest["models"][0]
     assert e["id"] == "mtfi-rgb-xyz" and e["version"] == "1.2.3" and (out / e["file"]).exists()
+    assert e["training"]["bankSize"] == 4096
     assert e["metrics"]["i_auroc"] == m["i_auroc"] and e["threshold"]["value"] == th["value"]
     assert e["threshold"]["falseAlarmRate"] == 0.01 and e["metrics"]["recall"] == m["recall"]
     assert e["metrics"]["peakOnDefect"] == m["peakOnDefect"] and 0 <= m["peakOnDefect"] <= 1
@@ -116,7 +119,7 @@ def test_mtfi_train_eval_export_cli(tiny_dataset, tmp_path, capsys):
             main(["train", *common, "--modalities", "rgb", "--discriminator", *bad])
     for bad in (["--false-alarm-rate", "1"], ["--false-alarm-rate", "0"], ["--sigmas", "3"],  # --sigmas: the older rule, gone
                 ["--teacher-widths", "8,16"], ["--teacher-widths", "8,0,32"],
-                ["--rgb-gamma", "0"], ["--rgb-gamma", "1.5"], ["--rgb-gamma", "x"]):
+                ["--rgb-gamma", "0"], ["--rgb-gamma", "1.5"], ["--rgb-gamma", "x"], ["--bank-size", "0"], ["--bank-size", "big"]):
         with pytest.raises(SystemExit):
             main(["train", *common, "--modalities", "rgb", *bad])
 

@@ -113,6 +113,12 @@ class Method(nn.Module, ABC):
         default) when the method has none."""
         return None
 
+    def fitted_config(self) -> dict:
+        """The ``RunConfig`` fields that fitting decided, called after ``fit_normality``: the
+        run's config takes them, so that its checkpoint rebuilds the same model (mtfi: the
+        memory bank's size when it was "auto"). None by default."""
+        return {}
+
     @abstractmethod
     def fit_normality(self, train_inputs: dict[str, torch.Tensor], *, seed: int = 0,
                       log: Callable[[str], object] | None = None) -> None:
