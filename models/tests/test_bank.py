@@ -30,18 +30,17 @@ def _bank(train, size):
     return model
 
 
-@pytest.mark.parametrize("candidates, size, covered", [(CANDIDATES, 512, True), (SAMPLE, 128, False)])
-def test_the_coreset_is_chosen_among_every_training_location(monkeypatch, candidates, size, covered):
+@pytest.mark.parametrize("candidates, covered", [(CANDIDATES, True), (SAMPLE, False)])
+def test_the_coreset_is_chosen_among_every_training_location(monkeypatch, candidates, covered):
     """A normal place that one training part of 40 shows (a hot spot) is in the bank when the
-    coreset is chosen among every training location (the farthest point is taken first), as
-    the shipped rule does while the locations are at most BANK_CANDIDATES a entry, so that part
-    scores like the others; chosen among a random sample of them, as before 0.11.0, the spot is
-    not among the candidates with this seed and the part scores as an anomaly."""
+    coreset is chosen among every training location (the farthest point is taken first), so
+    that part scores like the others; chosen among a random sample of them, as before 0.11.0,
+    the spot is not among the candidates with this seed and the part scores as an anomaly."""
     monkeypatch.setattr(mtfi, "BANK_CANDIDATES", candidates)
     train = {"ir": _parts(40, spot_part=7)}
-    model = _bank(train, size=size)
+    model = _bank(train, size=128)
     locations = 40 * 12 * 16  # the bank's grid: stride 4 at 48x64
-    assert (candidates * size >= locations) == covered and SAMPLE * 128 < locations
+    assert SAMPLE * 128 < locations <= CANDIDATES * 128
     with torch.no_grad():
         peaks = model.branch_maps(train)[0].flatten(1).amax(1)
     others = torch.cat([peaks[:7], peaks[8:]])
@@ -57,7 +56,7 @@ def test_held_out_maps_score_each_training_part_by_a_bank_chosen_without_it():
     bank (the spot is in it) and stands out held out; the others score alike both ways; the
     head of synthetic anomalies gives none (its map is not the distance)."""
     train = {"ir": _parts(40, spot_part=7)}
-    model = _bank(train, size=512)  # the coreset among every location (7680: at most BANK_CANDIDATES a entry)
+    model = _bank(train, size=128)
     with torch.no_grad():
         seen = model.branch_maps(train)[0].flatten(1).amax(1)
     held = model.held_out_maps(train)
@@ -84,12 +83,11 @@ def test_held_out_folds_of_a_bank_are_contiguous_runs_of_the_parts():
     train = {"ir": _parts(40)}
     for run in range(5):
         train["ir"][run * 8:(run + 1) * 8, :, 20:24, 30:34] = 36000.0 + 3000.0 * run
-    model = _bank(train, size=512)
+    model = _bank(train, size=128)
     with torch.no_grad():
         seen = model.branch_maps(train)[0].flatten(1).amax(1)
     held = model.held_out_maps(train)[0].flatten(1).amax(1)
     assert float(held.min()) > 2 * float(seen.max())
-
 
 def test_the_distance_to_a_bank_is_taken_in_blocks_with_the_same_minimum(monkeypatch):
     """A bank of more than BANK_CHUNK entries is compared a block at a time, each block's
