@@ -663,12 +663,16 @@ class CrossModalDistillation(Method):
                     grid = e.shape[-2:]
                     rows.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
             x = torch.cat(rows)
+            if self.bank_size is None:  # auto: the first modality's locations decide for every bank
+                self.bank_size = auto_bank_size(len(x))
+                for k in self.train_modalities if self.normality == "bank" else ():
+                    self.register_buffer(f"bank_{k}", torch.zeros(self.bank_size, getattr(self, f"bank_{k}").shape[1]))
             # the centre and the principal components from a seeded random sample of the
             # training locations (BANK_SAMPLE per entry); the coreset from all of them (up to
             # BANK_CANDIDATES per entry)
             g = torch.Generator().manual_seed(seed)
             order = torch.randperm(len(x), generator=g)
-            cand = x[order[: BANK_SAMPLE * (self.bank_size or auto_bank_size(len(x)))]]
+            cand = x[order[: BANK_SAMPLE * self.bank_size]]
             proj = getattr(self, f"proj_{m}")
             center = cand.mean(0)
             if proj.shape[1] < proj.shape[0]:
@@ -682,10 +686,6 @@ class CrossModalDistillation(Method):
                     log(f"  local normality {m}: a Gaussian per cell of {self.local_grid[0]}x{self.local_grid[1]}, "
                         f"{n} parts, width {x.shape[1]} -> {proj.shape[1]} principal components")
                 continue
-            if self.bank_size is None:  # auto: the first modality's locations decide for every bank
-                self.bank_size = auto_bank_size(len(x))
-                for k in self.train_modalities:
-                    self.register_buffer(f"bank_{k}", torch.zeros(self.bank_size, getattr(self, f"bank_{k}").shape[1]))
             cand = z[order[: BANK_CANDIDATES * self.bank_size]]
             getattr(self, f"bank_{m}").copy_(self._coreset_bank(cand, seed))
             if self.heads is None:  # a head's map is not the distance held_out_maps would give
@@ -700,7 +700,7 @@ class CrossModalDistillation(Method):
                 train_head(head, feats, xn, steps=self.head_steps, seed=seed, log=log)
 
     def fitted_config(self) -> dict:
-        return {"bank_size": self.bank_size} if self.normality == "bank" and self.bank_size is not None else {}
+        return {"bank_size": self.bank_size} if self.normality == "bank" else {}
 
     def _coreset_bank(self, cand: torch.Tensor, seed: int) -> torch.Tensor:
         """[bank_size, width]: the bank's entries, a greedy k-centre coreset of the projected
