@@ -86,6 +86,12 @@ export class MicroBatcher {
   /** The model's inputs with the values one sample has in each. */
   private readonly inputs: readonly { name: string; dims: readonly number[]; size: number }[];
   private readonly timer: BatchTimer;
+  /**
+   * Batch tensors back from the inference thread, per input name, to be filled again: a batch of 8
+   * 256² rgb + ir parts is 8 MiB, and a new one per run is memory the garbage collector has to
+   * chase (V8 counts it as external memory and marks the whole heap to free it).
+   */
+  private readonly spare = new Map<string, Float32Array>();
 
   constructor(
     private readonly spec: LoadedModelSpec,
@@ -161,13 +167,23 @@ export class MicroBatcher {
     });
   }
 
+  /**
+   * A tensor of `length` values for input `name`: the one back from the last run when it has that
+   * length (every slot is written before it goes again, so its old values need no clearing), else new.
+   */
+  private tensor(name: string, length: number): Float32Array {
+    const t = this.spare.get(name);
+    this.spare.delete(name);
+    return t?.length === length ? t : new Float32Array(length);
+  }
+
   private async run(batch: Pending[]): Promise<void> {
     const n = batch.length;
     const { height, width } = this.spec;
     const feeds: Record<string, FloatTensor> = {};
     try {
       for (const { name, dims, size } of this.inputs) {
-        const data = new Float32Array(n * size);
+        const data = this.tensor(name, n * size);
         batch.forEach((p, i) => {
           const t = present(p.inputs[name], `input ${name} of a submitted sample`);
           if (t instanceof Float32Array) data.set(t, i * size);
@@ -175,7 +191,8 @@ export class MicroBatcher {
         });
         feeds[name] = { data, dims: [n, ...dims] };
       }
-      const { outputs, ms } = await this.session.run(feeds, { transfer: true }); // the batch buffers are ours to give away
+      const { outputs, ms, feeds: back } = await this.session.run(feeds, { transfer: true }); // the batch buffers are ours to give away
+      for (const [name, t] of Object.entries(back ?? {})) this.spare.set(name, t.data);
       const map = outputs.anomaly_map?.data;
       const score = outputs.score?.data;
       const plane = height * width;

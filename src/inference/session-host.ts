@@ -11,7 +11,9 @@
  * posts a batch and goes on.
  *
  * Tensors cross by transfer where the caller allows it (the micro-batcher's
- * own batch buffers), else by copy. If the thread dies, what was in flight
+ * own batch buffers, handed back with the outputs so it fills them again
+ * instead of allocating a batch's worth of memory per run), else by copy;
+ * outputs always by transfer. If the thread dies, what was in flight
  * fails with INFERENCE_FAILED (those parts are UNKNOWN, with the reason) and
  * the next request starts a new thread and opens the sessions again. The
  * thread is only ever ended between runs: onnxruntime-node aborts the process
@@ -30,6 +32,8 @@ export interface RunResult {
   outputs: Record<string, FloatTensor>;
   /** The model's own time for this run, on the inference thread. */
   ms: number;
+  /** With `transfer`: the feeds' buffers, back from the inference thread and the caller's again (values unchanged). */
+  feeds?: Record<string, FloatTensor>;
 }
 
 /** One model's session, as the service sees it. */
@@ -38,7 +42,10 @@ export interface ModelSession {
   readonly outputNames: readonly string[];
   readonly inputMetadata: readonly InferenceSession.ValueMetadata[];
   readonly outputMetadata: readonly InferenceSession.ValueMetadata[];
-  /** Runs the model once. With `transfer`, the feeds' buffers move to the inference thread (unusable here afterwards). */
+  /**
+   * Runs the model once. With `transfer`, the feeds' buffers move to the inference thread (unusable
+   * here meanwhile) and come back with the outputs as the result's `feeds`, for the caller to fill again.
+   */
   run(feeds: Record<string, FloatTensor>, o?: { transfer?: boolean }): Promise<RunResult>;
   /** The model alone: the same feeds back to back on the inference thread, no messages between runs. */
   repeat(feeds: Record<string, FloatTensor>, o: { warmUpRuns: number; minRuns: number; ms: number }): Promise<{ runs: number; elapsedMs: number }>;
@@ -96,9 +103,9 @@ export class SessionHost {
       outputMetadata: reply.outputMetadata,
       run: async (feeds, o = {}) => {
         const plain = plainFeeds(feeds);
-        const transfer = o.transfer === true ? Object.values(plain).map((t) => t.data.buffer as ArrayBuffer) : [];
-        const r = (await this.request({ type: 'run', session, feeds: plain }, transfer)) as Ok<'run'>;
-        return { outputs: r.outputs, ms: r.ms };
+        const transfer = o.transfer === true ? [...new Set(Object.values(plain).map((t) => t.data.buffer as ArrayBuffer))] : [];
+        const r = (await this.request({ type: 'run', session, feeds: plain, giveBack: o.transfer === true }, transfer)) as Ok<'run'>;
+        return { outputs: r.outputs, ms: r.ms, ...(r.feeds === undefined ? {} : { feeds: r.feeds }) };
       },
       repeat: async (feeds, o) => {
         const r = (await this.request({ type: 'repeat', session, feeds: plainFeeds(feeds), ...o })) as Ok<'repeat'>;

@@ -10,7 +10,8 @@ export interface FloatTensor {
 export type HostRequest =
   /** `model`: the ONNX file's path, or its bytes (as checked against the manifest: what is hashed is what runs). */
   | { id: number; type: 'open'; session: number; model: string | Uint8Array; options: InferenceSession.SessionOptions }
-  | { id: number; type: 'run'; session: number; feeds: Record<string, FloatTensor> }
+  /** `giveBack`: the feeds came by transfer; the reply hands their buffers back (so the caller can fill them again). */
+  | { id: number; type: 'run'; session: number; feeds: Record<string, FloatTensor>; giveBack: boolean }
   /** Runs the model on the same feeds until both `minRuns` and `ms` are reached (after `warmUpRuns`): the model alone. */
   | { id: number; type: 'repeat'; session: number; feeds: Record<string, FloatTensor>; warmUpRuns: number; minRuns: number; ms: number }
   | { id: number; type: 'release'; session: number };
@@ -25,7 +26,8 @@ export type HostReply =
       inputMetadata: InferenceSession.ValueMetadata[];
       outputMetadata: InferenceSession.ValueMetadata[];
     }
-  | { id: number; ok: true; type: 'run'; outputs: Record<string, FloatTensor>; ms: number }
+  /** The outputs come by transfer; `feeds` are the request's, handed back when it asked for them (`giveBack`). */
+  | { id: number; ok: true; type: 'run'; outputs: Record<string, FloatTensor>; feeds?: Record<string, FloatTensor>; ms: number }
   | { id: number; ok: true; type: 'repeat'; runs: number; elapsedMs: number }
   | { id: number; ok: true; type: 'release' }
   | { id: number; ok: false; error: string };

@@ -45,7 +45,8 @@ async function handle(req: HostRequest): Promise<HostReply> {
       const feeds = tensors(req.feeds);
       const t0 = performance.now();
       const out = await session(req.session).run(feeds);
-      return { id: req.id, ok: true, type: 'run', outputs: plain(out), ms: performance.now() - t0 };
+      const ms = performance.now() - t0;
+      return { id: req.id, ok: true, type: 'run', outputs: plain(out), ...(req.giveBack ? { feeds: req.feeds } : {}), ms };
     }
     case 'repeat': {
       // the model alone, back to back on the same tensors: no messages between runs
@@ -68,9 +69,19 @@ async function handle(req: HostRequest): Promise<HostReply> {
   }
 }
 
+/**
+ * The buffers a reply can move instead of copying: a run's outputs (new for each run) and the feeds it
+ * hands back. Each once: two tensors may share a buffer, and a buffer listed twice cannot be sent.
+ */
+function movable(reply: HostReply): ArrayBuffer[] {
+  if (!reply.ok || reply.type !== 'run') return [];
+  const tensors = [...Object.values(reply.outputs), ...Object.values(reply.feeds ?? {})];
+  return [...new Set(tensors.map((t) => t.data.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer))];
+}
+
 port.on('message', (req: HostRequest) => {
   handle(req).then(
-    (reply) => port.postMessage(reply),
+    (reply) => port.postMessage(reply, movable(reply)),
     (err: unknown) => port.postMessage({ id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) } satisfies HostReply),
   );
 });

@@ -151,3 +151,28 @@ test('an input that writes itself is written into its slot of the batch tensor, 
   assert.deepEqual((await Promise.all(results)).map((r) => r.score), [1, 2, 3]);
   assert.throws(() => b.submit({ rgb: { length: PLANE, writeTo: () => undefined } }), /input rgb needs/);
 });
+
+test('a batch tensor handed back with the outputs is filled again by the next batch of its size; another size gets a new one', async () => {
+  const seen: { data: Float32Array; ids: number[] }[] = [];
+  const session = {
+    // as SessionHost with transfer: the feeds come back with the outputs
+    run: (feeds: Record<string, FloatTensor>, o?: { transfer?: boolean }): Promise<RunResult> => {
+      const { data, dims } = present(feeds.rgb, 'the rgb input');
+      const n = at(dims, 0);
+      const ids = Array.from({ length: n }, (_, i) => at(data, i * 3 * PLANE));
+      seen.push({ data, ids });
+      const outputs = { anomaly_map: { data: new Float32Array(n * PLANE), dims: [n, 1, spec.height, spec.width] }, score: { data: Float32Array.from(ids), dims: [n] } };
+      return Promise.resolve({ ms: 1, outputs, ...(o?.transfer === true ? { feeds } : {}) });
+    },
+  } as unknown as ModelSession;
+  const b = new MicroBatcher(spec, session, { maxBatchSize: 2, maxWaitMs: 5, timer: manualTimer() });
+  assert.deepEqual((await Promise.all([b.submit(sample(1)), b.submit(sample(2))])).map((r) => r.score), [1, 2]);
+  assert.deepEqual((await Promise.all([b.submit(sample(3)), b.submit(sample(4))])).map((r) => r.score), [3, 4]);
+  const lone = b.submit(sample(5));
+  await b.drain();
+  assert.equal((await lone).score, 5);
+  assert.deepEqual(seen.map((s) => s.ids), [[1, 2], [3, 4], [5]], 'every slot written anew');
+  assert.equal(at(seen, 1).data, at(seen, 0).data, 'the second batch of two filled the first one\'s tensor');
+  assert.notEqual(at(seen, 2).data, at(seen, 1).data, 'a batch of one, a tensor of its own');
+  assert.ok(at(seen, 1).data.every((v, i) => v === (i < 3 * PLANE ? 3 : 4)), 'no value of the first batch left');
+});

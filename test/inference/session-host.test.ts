@@ -45,9 +45,15 @@ test('feeds are copied unless transfer is asked for', async () => {
   await rgb.run(kept);
   assert.equal(kept.rgb.data.length, 3 * 32 * 32, 'still usable after a copying run');
   const given = { rgb: { data: new Float32Array(3 * 32 * 32).fill(128), dims: [1, 3, 32, 32] } };
-  const { outputs } = await rgb.run(given, { transfer: true });
+  const { outputs, feeds } = await rgb.run(given, { transfer: true });
   assert.equal(given.rgb.data.length, 0, 'transferred: detached here');
   assert.equal(outputs.anomaly_map?.dims.join('x'), '1x1x32x32');
+  const back = feeds?.rgb;
+  assert.ok(back !== undefined && back.data.length === 3 * 32 * 32 && back.data.every((v) => v === 128), 'handed back with the outputs, values unchanged');
+  assert.deepEqual(back.dims, [1, 3, 32, 32]);
+  const again = await rgb.run({ rgb: back }, { transfer: true });
+  assert.equal(again.outputs.score?.data[0], outputs.score?.data[0], 'and runs again: the same score');
+  assert.equal((await rgb.run(kept)).feeds, undefined, 'a copying run hands nothing back');
 });
 
 test('a bad feed fails that run with INFERENCE_FAILED and the reason; the session goes on', async () => {
