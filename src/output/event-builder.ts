@@ -34,11 +34,13 @@ export function buildOutputs(j: Judgement, options: OutputOptions, now: () => nu
   const d = j.depth;
   // a model that took ct: the depth of a region's peak, in mm above the volume's lowest slice
   const depthAt = d === null ? undefined : (cell: number): number | null => depthMm(d.data[cell] ?? outOfRange(d.data, cell), d.sourceDepth, d.modelDepth, d.voxelZMm);
+  const drawn = map !== null && threshold !== null && options.heatmapSize > 0 ? heatmapPng(map.data, map.height, map.width, options.heatmapSize, threshold) : null;
+  // a map whose peak is under the threshold (most parts) has no region: not scanned again
   const regions =
-    map !== null && threshold !== null && j.sourceSize !== null && options.maxRegions > 0
+    map !== null && threshold !== null && j.sourceSize !== null && options.maxRegions > 0 && (drawn === null || drawn.peak >= threshold)
       ? anomalousRegions(map.data, map.height, map.width, threshold, j.sourceSize.width, j.sourceSize.height, options.maxRegions, depthAt)
       : [];
-  const heatmap = map !== null && threshold !== null && options.heatmapSize > 0 ? heatmapPng(map.data, map.height, map.width, options.heatmapSize, threshold) : null;
+  const heatmap = drawn?.heatmap ?? null;
   const producedAt = now();
   const event: AnomalyEvent = {
     sampleId: j.sampleId,

@@ -16,7 +16,8 @@ test('the heatmap is an 8-bit grey PNG that sharp decodes; each pixel is the lar
   const map = new Float32Array(h * w).fill(0.1);
   map[37 * w + 90] = 2; // one hot cell: must survive the 2× reduction at full strength
   map[100 * w + 10] = 1;
-  const hm = heatmapPng(map, h, w, 64, 0.5);
+  const { heatmap: hm, peak } = heatmapPng(map, h, w, 64, 0.5);
+  assert.equal(peak, 2);
   assert.deepEqual([hm.width, hm.height, hm.scale], [64, 64, 2]);
   assert.deepEqual(pngHeader(hm.png), { width: 64, height: 64, bitDepth: 8, colourType: 0, channels: 1, interlaced: false });
   checkPngChunks(hm.png);
@@ -31,18 +32,20 @@ test('the heatmap is an 8-bit grey PNG that sharp decodes; each pixel is the lar
 
 test('scale is the threshold when the map stays below it; the longer side is the size and the aspect is kept; sizes that do not divide and larger heatmaps work', async () => {
   const map = new Float32Array(10 * 7).map((_, i) => (i % 7) / 10);
-  const down = heatmapPng(map, 10, 7, 5, 2);
+  const { heatmap: down, peak } = heatmapPng(map, 10, 7, 5, 2);
+  assert.ok(Math.abs(peak - 0.6) < 1e-6, 'the peak, under the threshold');
   assert.equal(down.scale, 2);
   const d = await pixels(down.png);
   // the longer side (height 10) becomes 5, the width keeps the aspect: round(5 × 7 / 10) = 4
   assert.deepEqual([d.width, d.height, down.width, down.height], [4, 5, 4, 5]);
   // columns 0 | 1..2 | 3..4 | 5..6: their maxima 0.0, 0.2, 0.4, 0.6 of scale 2
   assert.deepEqual([...d.data.subarray(0, 4)], [0, 0.2, 0.4, 0.6].map((v) => Math.round((v / 2) * 255)));
-  const up = await pixels(heatmapPng(map, 10, 7, 20, 0.5).png);
+  const up = await pixels(heatmapPng(map, 10, 7, 20, 0.5).heatmap.png);
   assert.deepEqual([up.width, up.height], [14, 20]);
   assert.equal(up.data[13], 255, 'the last column (value 0.6 ≥ threshold 0.5) is the peak');
   // a wide map: the width is the longer side
-  const wide = heatmapPng(new Float32Array(160 * 352), 160, 352, 64, 1);
+  const { heatmap: wide, peak: zero } = heatmapPng(new Float32Array(160 * 352), 160, 352, 64, 1);
+  assert.equal(zero, 0);
   assert.deepEqual([wide.width, wide.height], [64, 29]);
   assert.deepEqual(pngHeader(wide.png), { width: 64, height: 29, bitDepth: 8, colourType: 0, channels: 1, interlaced: false });
 });
