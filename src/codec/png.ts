@@ -160,11 +160,10 @@ async function inflateScanlines(idat: Buffer[], h: PngHeader): Promise<Buffer> {
   if (data.length !== expected) {
     throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG image data inflates to ${data.length > expected ? 'more than' : data.length} bytes, a ${h.width}×${h.height} image needs ${expected}`);
   }
-  let at = 0;
-  for (const [i, n] of rows.entries()) {
-    const filter = data.readUInt8(at);
+  for (let i = 0, at = 0; i < rows.length; i++) {
+    const filter = data[at] ?? outOfRange(data, at);
     if (filter > 4) throw new MmadError(ErrorCode.IMAGE_INVALID, `PNG scanline ${i} has filter type ${filter} (0..4 are valid)`);
-    at += n;
+    at += rows[i] ?? outOfRange(rows, i);
   }
   return data;
 }
@@ -199,30 +198,30 @@ export async function decodePngSamples(bytes: Buffer, inflated?: Buffer): Promis
   const rowBytes = h.width * bpp;
   // the scanlines handed over are used when they have this image's length (filter byte + row, per row)
   const data = inflated?.length === h.height * (rowBytes + 1) ? inflated : await inflateScanlines(idat, h);
-  // samples without alpha are the unfiltered rows as they are (16-bit: big-endian, swapped once at the end)
+  // samples without alpha are the unfiltered rows as they are (16-bit: big-endian, swapped once at the end):
+  // unfiltered straight into the output, each row against the one above it there; with alpha, into two
+  // alternating rows, then the colours copied out
   const whole = colours === h.channels;
   const bytesOut = new Uint8Array(h.width * h.height * colours * bytesPerSample);
   const out = bytesPerSample === 1 || whole ? bytesOut : new Uint16Array(bytesOut.buffer);
-  let prev = new Uint8Array(rowBytes); // the row above the first is zeros
-  let cur = new Uint8Array(rowBytes);
+  const rows = whole ? bytesOut : new Uint8Array(2 * rowBytes);
   let o = 0;
   for (let y = 0; y < h.height; y++) {
     const start = y * (rowBytes + 1);
-    unfilterRow(data.readUInt8(start), data.subarray(start + 1, start + 1 + rowBytes), prev, cur, bpp);
-    if (whole) {
-      bytesOut.set(cur, o);
-      o += rowBytes;
-    } else if (bytesPerSample === 1) {
-      for (let i = 0; i < rowBytes; i += bpp) for (let c = 0; c < colours; c++) out[o++] = cur[i + c] ?? outOfRange(cur, i + c);
+    const cur = whole ? y * rowBytes : (y % 2) * rowBytes;
+    const up = y === 0 ? -1 : whole ? cur - rowBytes : rowBytes - cur; // -1: the row above the first is zeros
+    unfilterRow(data[start] ?? outOfRange(data, start), data, start + 1, rows, cur, up, rowBytes, bpp);
+    if (whole) continue;
+    if (bytesPerSample === 1) {
+      for (let i = cur; i < cur + rowBytes; i += bpp) for (let c = 0; c < colours; c++) out[o++] = rows[i + c] ?? outOfRange(rows, i + c);
     } else {
-      for (let i = 0; i < rowBytes; i += bpp) {
+      for (let i = cur; i < cur + rowBytes; i += bpp) {
         for (let c = 0; c < colours; c++) {
           const j = i + 2 * c;
-          out[o++] = ((cur[j] ?? outOfRange(cur, j)) << 8) | (cur[j + 1] ?? outOfRange(cur, j + 1));
+          out[o++] = ((rows[j] ?? outOfRange(rows, j)) << 8) | (rows[j + 1] ?? outOfRange(rows, j + 1));
         }
       }
     }
-    [prev, cur] = [cur, prev];
   }
   if (bytesPerSample === 1) return { width: h.width, height: h.height, channels: colours, data: bytesOut };
   if (whole && !BIG_ENDIAN) Buffer.from(bytesOut.buffer).swap16();
@@ -231,37 +230,41 @@ export async function decodePngSamples(bytes: Buffer, inflated?: Buffer): Promis
 
 const BIG_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 0;
 
-/** One scanline's filter undone into `out` (PNG specification, section 9), `prev` the row above, unfiltered. */
-function unfilterRow(filter: number, line: Uint8Array, prev: Uint8Array, out: Uint8Array, bpp: number): void {
-  const n = line.length;
+/**
+ * One scanline's filter undone (PNG specification, section 9): the `n` filtered bytes at `line[at]` into
+ * `out[o]`, the row above unfiltered at `out[up]` (-1: the first row, whose row above is zeros). Offsets,
+ * not subarrays: no object per row.
+ */
+function unfilterRow(filter: number, line: Uint8Array, at: number, out: Uint8Array, o: number, up: number, n: number, bpp: number): void {
+  const b = (i: number): number => (up < 0 ? 0 : (out[up + i] ?? outOfRange(out, up + i)));
   switch (filter) {
     case 0:
-      out.set(line);
+      out.set(line.subarray(at, at + n), o);
       return;
     case 1:
-      for (let i = 0; i < n; i++) out[i] = ((line[i] ?? outOfRange(line, i)) + (i >= bpp ? (out[i - bpp] ?? outOfRange(out, i - bpp)) : 0)) & 0xff;
+      for (let i = 0; i < n; i++) out[o + i] = ((line[at + i] ?? outOfRange(line, at + i)) + (i >= bpp ? (out[o + i - bpp] ?? outOfRange(out, o + i - bpp)) : 0)) & 0xff;
       return;
     case 2:
-      for (let i = 0; i < n; i++) out[i] = ((line[i] ?? outOfRange(line, i)) + (prev[i] ?? outOfRange(prev, i))) & 0xff;
+      for (let i = 0; i < n; i++) out[o + i] = ((line[at + i] ?? outOfRange(line, at + i)) + b(i)) & 0xff;
       return;
     case 3:
       for (let i = 0; i < n; i++) {
-        const left = i >= bpp ? (out[i - bpp] ?? outOfRange(out, i - bpp)) : 0;
-        out[i] = ((line[i] ?? outOfRange(line, i)) + ((left + (prev[i] ?? outOfRange(prev, i))) >> 1)) & 0xff;
+        const left = i >= bpp ? (out[o + i - bpp] ?? outOfRange(out, o + i - bpp)) : 0;
+        out[o + i] = ((line[at + i] ?? outOfRange(line, at + i)) + ((left + b(i)) >> 1)) & 0xff;
       }
       return;
     default: {
       // 4, Paeth (inflateScanlines has checked the filter types)
       for (let i = 0; i < n; i++) {
-        const a = i >= bpp ? (out[i - bpp] ?? outOfRange(out, i - bpp)) : 0;
-        const b = prev[i] ?? outOfRange(prev, i);
-        const c = i >= bpp ? (prev[i - bpp] ?? outOfRange(prev, i - bpp)) : 0;
-        const p = a + b - c;
+        const a = i >= bpp ? (out[o + i - bpp] ?? outOfRange(out, o + i - bpp)) : 0;
+        const bb = b(i);
+        const c = i >= bpp ? b(i - bpp) : 0;
+        const p = a + bb - c;
         const pa = Math.abs(p - a);
-        const pb = Math.abs(p - b);
+        const pb = Math.abs(p - bb);
         const pc = Math.abs(p - c);
-        const pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-        out[i] = ((line[i] ?? outOfRange(line, i)) + pred) & 0xff;
+        const pred = pa <= pb && pa <= pc ? a : pb <= pc ? bb : c;
+        out[o + i] = ((line[at + i] ?? outOfRange(line, at + i)) + pred) & 0xff;
       }
     }
   }
