@@ -23,6 +23,10 @@
  *      Avro alone reading the same frames and writing one event-sized record per part in
  *      transactions, beside the null students' cost: the share of the service's own cost per
  *      part that no change inside the service removes, short of another Kafka client.
+ *      Then the peer (bench/peer-compare.ts, `--peer-runs` runs, 0 for none): the same job as a
+ *      plain Python consumer, on the null students too, beside `mmad run` as a process of its own
+ *      at both guarantees; each output checked, and what each spends around the model per part
+ *      as parts/s per core, service over peer (rgb + ir PNG frames only).
  *   3. Latency, at the best batch size. A live line costs more per part than
  *      a backlog (its station and the broker's intake share these cores;
  *      requests and batches are smaller), so a probe run at half the backlog
@@ -42,14 +46,14 @@
  *
  * The broker is KAFKA_BROKERS, a container, or a local one started here.
  *
- *   node --import tsx bench/pipeline.bench.ts [--parts 240] [--batches 1,4,8,16] [--size 256] [--xyz] [--raw] [--latency-seconds 20]
+ *   node --import tsx bench/pipeline.bench.ts [--parts 240] [--batches 1,4,8,16] [--size 256] [--xyz] [--raw] [--latency-seconds 20] [--peer-runs 1]
  *
  * `--xyz` adds an xyz scan (TIFF) to every part, at its rgb + ir capture time, and has the join
  * wait for it as for ir (policy optional; by default xyz is late and refines a provisional rgb+ir
  * verdict), so each part is judged once, by the rgb+ir+xyz student; `--raw` has the station send raw
  * samples (`encoding: raw`, as a camera streaming uncompressed frames) instead of PNG and TIFF files,
  * so no part is decompressed or parsed; `--ceiling-only` runs parts 1 and 1b only (the backlog with the real and
- * the null students).
+ * the null students, the Kafka client's floor and the peer).
  * `--live-rate R` runs only the latency part, at R parts/s with max batch `--batches`' first
  * value (for investigating latency without the whole suite); `--commit-ms` sets
  * processing.commitIntervalMs, `--intra-op-threads` inference.intraOpThreads; `--timings-out FILE`
@@ -75,6 +79,7 @@ import { percentile, printTable } from './harness.js';
 import { writeNullStudents } from './null-students.js';
 import { kafkaFloorRun, type FloorRun } from './kafka-floor.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
+import { PEER, comparePeer } from './peer-compare.js';
 
 const { values } = parseArgs({
   options: {
@@ -89,6 +94,7 @@ const { values } = parseArgs({
     xyz: { type: 'boolean', default: false },
     raw: { type: 'boolean', default: false },
     'ceiling-only': { type: 'boolean', default: false },
+    'peer-runs': { type: 'string', default: '1' },
   },
 });
 const PARTS = Number(values.parts);
@@ -101,6 +107,8 @@ const WARM_UP_S = 3;
 const PROBE_S = 10;
 const LIVE_ONLY = values['live-rate'] === undefined ? undefined : Number(values['live-rate']);
 const CEILING_ONLY = values['ceiling-only'];
+/** Runs of the peer comparison on the null students after the ceiling (0: none). */
+const PEER_RUNS = Number(values['peer-runs']);
 /** What every part carries (the station announces it, so the join waits for no other). */
 const MODALITIES: Modality[] = values.xyz ? ['rgb', 'ir', 'xyz'] : ['rgb', 'ir'];
 const fmt = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : '-');
@@ -325,6 +333,31 @@ async function liveRun(batch: number, rate: number, seconds: number): Promise<{ 
   }
 }
 
+/**
+ * What the service spends around the model beside the peer's (bench/peer-compare.ts): the null students
+ * in both, each a process of its own on a backlog of PARTS parts, and the ratio that sizes a GPU's feeders,
+ * parts/s per core (1000 / CPU ms per part), service over peer. rgb + ir PNG only, as the peer reads.
+ */
+async function peerBeside(): Promise<void> {
+  if (values.xyz || values.raw) {
+    console.log('(the peer is not run: it reads rgb + ir PNG frames, not xyz or raw ones)');
+    return;
+  }
+  const figures = await comparePeer({ parts: PARTS, runs: PEER_RUNS, size: SIZE, students: 'null', broker });
+  const mean = (name: string, f: (x: (typeof figures)[number]) => number): number => {
+    const of = figures.filter((x) => x.name === name);
+    return of.reduce((a, x) => a + f(x), 0) / of.length;
+  };
+  const peerCpu = mean(PEER, (x) => x.cpuMsPerPart);
+  for (const name of ['service at-least-once', 'service exactly-once']) {
+    const cpu = mean(name, (x) => x.cpuMsPerPart);
+    console.log(
+      `around the model, ${name} (mmad run) beside the peer: ${fmt(cpu, 1)} against ${fmt(peerCpu, 1)} CPU ms per part, ` +
+        `${fmt(1000 / cpu)} against ${fmt(1000 / peerCpu)} parts/s per core: ${fmt(peerCpu / cpu, 2)}× the peer's (mean of ${String(PEER_RUNS)} run${PEER_RUNS === 1 ? '' : 's'})`,
+    );
+  }
+}
+
 console.log(`pipeline benchmark — ${broker.kind} broker, battery_lid ${MODALITIES.join('+')} ${SIZE}×${SIZE} ${values.raw ? 'raw' : 'PNG/TIFF'} frames, ${PARTS} parts per run, node ${process.version}`);
 const rows: Record<string, string | number>[] = [];
 const cpuRows: Record<string, string | number>[] = [];
@@ -407,6 +440,7 @@ try {
         `${fmt((run.main + run.other) / (zero.cpu.main + zero.cpu.other + zero.cpu.model), 2)} of the service's own cost per part`,
     );
   }
+  if (nullManifest !== undefined && PEER_RUNS > 0) await peerBeside();
 
   if (!CEILING_ONLY) {
     // the live line, the guarantees, the PNG check and replay, at the best batch size
