@@ -50,6 +50,7 @@ import { SchemaCatalog } from '../src/codec/schema-catalog.js';
 import type { Config } from '../src/config/config-schema.js';
 import { loadConfig } from '../src/config/load-config.js';
 import { REPO_ROOT, fromRoot } from '../src/config/paths.js';
+import { NODE_FLAGS } from '../src/cli/node-flags.js';
 import { createKafka } from '../src/kafka/kafka-client.js';
 import type { ProvidedBroker } from '../src/kafka/provide-broker.js';
 import { readTopicToEnd } from '../src/replay/event-summary.js';
@@ -193,7 +194,7 @@ export async function comparePeer(o: PeerOptions): Promise<PeerFigures[]> {
           MMAD_TELEMETRY__PROMETHEUS__PORT: '0',
           MMAD_LOG_LEVEL: 'warn',
         };
-        return spawn(process.execPath, [join(REPO_ROOT, 'bin', 'mmad.mjs'), 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        return spawn(process.execPath, [...NODE_FLAGS, join(REPO_ROOT, 'bin', 'mmad.mjs'), 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       },
       decode: async (value) => {
         const e = await eventCodec.decode(value);

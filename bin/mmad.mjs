@@ -1,7 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 // Entry point of the `mmad` CLI. A source checkout runs the TypeScript through
 // tsx, so what a developer edits is what runs; a production image ships only
-// the compiled tree (npm run build → dist/) and runs that.
+// the compiled tree (npm run build → dist/) and runs that. The shebang's V8 options are
+// src/cli/node-flags.ts's (`node bin/mmad.mjs` runs without them: pass them to node).
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';

@@ -19,6 +19,7 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { parse, parseAllDocuments } from 'yaml';
 import { at, present } from '../../src/base/invariant.js';
 import { COMMANDS } from '../../src/cli/main.js';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 import type { Config } from '../../src/config/config-schema.js';
 import { defaultConfig, loadConfig } from '../../src/config/load-config.js';
 import { fromRoot } from '../../src/config/paths.js';
@@ -476,6 +477,24 @@ test('the images: pinned bases, the Node the dependencies need, the files the se
   assert.match(cuda, /--onnxruntime-node-install=cuda12/);
   assert.match(cuda, /FROM nvidia\/cuda:12\.[\d.]+-cudnn-runtime/, 'CUDA 12 with cuDNN (9), what onnxruntime-node’s CUDA provider needs');
   assert.deepEqual(configFrom(undefined, { MMAD_INFERENCE__EXECUTION_PROVIDERS: 'cuda' }).inference.executionProviders, ['cuda']);
+});
+
+test('every long-running mmad process starts with the same V8 options: the images, npm start, the CLI\'s shebang', () => {
+  const flags = NODE_FLAGS.join(' ');
+  assert.ok(NODE_FLAGS.length > 0);
+  for (const file of ['Dockerfile', 'Dockerfile.cuda']) {
+    const entry = present(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(read(file))?.[1], `${file}: an ENTRYPOINT in exec form`);
+    assert.deepEqual(JSON.parse(entry), ['node', ...NODE_FLAGS, 'bin/mmad.mjs'], `${file}: the entrypoint passes node the flags of src/cli/node-flags.ts`);
+  }
+  // the Deployment and compose give the image arguments (run, simulate...), never a command of their own
+  for (const doc of parseAllDocuments(read('k8s/deployment.yaml'))) {
+    const d = doc.toJS() as { spec?: { template?: { spec?: { containers?: { command?: unknown }[] } } } };
+    for (const c of d.spec?.template?.spec?.containers ?? []) assert.equal(c.command, undefined, 'k8s: the image entrypoint, not another command');
+  }
+  const pkg = JSON.parse(readFileSync(fromRoot('package.json'), 'utf8')) as { scripts: Record<string, string> };
+  assert.equal(pkg.scripts.start, `node ${flags} bin/mmad.mjs demo`);
+  assert.ok(pkg.scripts.bench?.startsWith(`node ${flags} `), 'the benchmarks measure the service as it runs');
+  assert.equal(readFileSync(fromRoot('bin/mmad.mjs'), 'utf8').split('\n')[0], `#!/usr/bin/env -S node ${flags}`);
 });
 
 test('README documents every metric, the endpoints and the telemetry configuration', () => {
