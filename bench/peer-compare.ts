@@ -57,6 +57,7 @@ import { readTopicToEnd } from '../src/replay/event-summary.js';
 import { SimulatedPartSource } from '../src/simulate/line-simulator.js';
 import { createLogger } from '../src/base/logger.js';
 import { at } from '../src/base/invariant.js';
+import { messageOf } from '../src/base/errors.js';
 import { benchTopics, createTopics, publishParts, steadyTiming } from './backlog.js';
 import { processCpuMs } from './cpu.js';
 import { percentile, printTable } from './harness.js';
@@ -154,6 +155,19 @@ function peakRssMiB(pid: number | undefined): number {
 }
 
 /**
+ * The peer's environment made or checked (bench/peer/setup-venv.sh: Python 3.11 and its pinned
+ * wheels from the package index): undefined when it is ready, else why not.
+ */
+export function setUpPeer(): string | undefined {
+  try {
+    execFileSync('bash', [join(REPO_ROOT, 'bench', 'peer', 'setup-venv.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    return undefined;
+  } catch (err) {
+    return `bench/peer/setup-venv.sh failed: ${at(messageOf(err).split('\n'), 0)}`;
+  }
+}
+
+/**
  * Publishes one backlog, has each contender judge it `runs` times (checking every output first), prints
  * the table of figures and ratios, and returns each run's figures.
  */
@@ -166,7 +180,8 @@ export async function comparePeer(o: PeerOptions): Promise<PeerFigures[]> {
   if (MANIFEST === undefined) throw new Error('the null students are needed (models/.venv)');
 
   const python = join(REPO_ROOT, 'bench', 'peer', '.venv', 'bin', 'python');
-  execFileSync('bash', [join(REPO_ROOT, 'bench', 'peer', 'setup-venv.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const notReady = setUpPeer();
+  if (notReady !== undefined) throw new Error(notReady);
 
   const prefix = `bench-${runId}-peer`;
   const config: Config = loadConfig({ env: {}, overrides: { kafka: { brokers: broker.brokers }, topics: benchTopics(prefix), input: { groupId: prefix } } });

@@ -79,7 +79,7 @@ import { percentile, printTable } from './harness.js';
 import { writeNullStudents } from './null-students.js';
 import { kafkaFloorRun, type FloorRun } from './kafka-floor.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
-import { PEER, comparePeer } from './peer-compare.js';
+import { PEER, comparePeer, setUpPeer } from './peer-compare.js';
 
 const { values } = parseArgs({
   options: {
@@ -341,6 +341,11 @@ async function liveRun(batch: number, rate: number, seconds: number): Promise<{ 
 async function peerBeside(): Promise<void> {
   if (values.xyz || values.raw) {
     console.log('(the peer is not run: it reads rgb + ir PNG frames, not xyz or raw ones)');
+    return;
+  }
+  const notReady = setUpPeer();
+  if (notReady !== undefined) {
+    console.log(`(the peer is not run: ${notReady})`);
     return;
   }
   const figures = await comparePeer({ parts: PARTS, runs: PEER_RUNS, size: SIZE, students: 'null', broker });
