@@ -21,7 +21,7 @@ from .data import MODALITIES, auto_size, ct_grid, load_split, source_size, stack
 from .data.roi import ROI_SOURCES, check_roi, cropped_size, estimate_roi, is_full, training_frames
 from .methods import METHODS, Method
 from .methods.common import round_to_half_
-from .methods.mtfi import BANK_SIZE
+from .methods.mtfi import BANK_DIMS, BANK_SIZE
 from .methods.preprocess import RGB_GAMMA
 from .teachers import pretrain_procedural, pretrain_selfsup, save_encoder
 
@@ -78,7 +78,7 @@ class RunConfig:
     # mtfi bank: weight of the teacher's pooled normalised input in the bank features
     input_weight: float = 5.0
     # mtfi bank: principal components kept of the bank features (0: all)
-    bank_dims: int = 64
+    bank_dims: int = BANK_DIMS
     # mtfi bank: a present modality's map from a head trained on synthetic anomalies
     # (methods/discriminator.py) instead of the bank distance alone; its Adam steps
     discriminator: bool = False
