@@ -49,7 +49,7 @@ import { AvroCodec } from '../src/codec/avro-codec.js';
 import { SchemaCatalog } from '../src/codec/schema-catalog.js';
 import type { Config } from '../src/config/config-schema.js';
 import { loadConfig } from '../src/config/load-config.js';
-import { REPO_ROOT, fromRoot } from '../src/config/paths.js';
+import { REPO_ROOT } from '../src/config/paths.js';
 import { NODE_FLAGS } from '../src/cli/node-flags.js';
 import { createKafka } from '../src/kafka/kafka-client.js';
 import type { ProvidedBroker } from '../src/kafka/provide-broker.js';
@@ -61,7 +61,6 @@ import { messageOf } from '../src/base/errors.js';
 import { benchTopics, createTopics, publishParts, steadyTiming } from './backlog.js';
 import { processCpuMs } from './cpu.js';
 import { percentile, printTable } from './harness.js';
-import { writeNullStudents } from './null-students.js';
 
 /** A contender whose committed offsets have not moved for this long has failed. */
 const STALL_MS = 120_000;
@@ -80,8 +79,10 @@ export interface PeerOptions {
   runs: number;
   /** Frame side, pixels. */
   size: number;
-  /** The shipped students, or their null students: what each contender spends around the model. */
-  students: 'shipped' | 'null';
+  /** The manifest of the students both contenders run: the shipped ones, or their null students (what each spends around the model). */
+  manifest: string;
+  /** Whether they are the null students (the table says so). */
+  nullStudents: boolean;
   /** The broker to run on (the caller's; left running). */
   broker: ProvidedBroker;
 }
@@ -154,6 +155,9 @@ function peakRssMiB(pid: number | undefined): number {
   }
 }
 
+/** A `mmad run` contender's name in the figures. */
+export const serviceName = (guarantee: Config['processing']['guarantee']): string => `service ${guarantee}`;
+
 /**
  * The peer's environment made or checked (bench/peer/setup-venv.sh: Python 3.11 and its pinned
  * wheels from the package index): undefined when it is ready, else why not.
@@ -169,19 +173,14 @@ export function setUpPeer(): string | undefined {
 
 /**
  * Publishes one backlog, has each contender judge it `runs` times (checking every output first), prints
- * the table of figures and ratios, and returns each run's figures.
+ * the table of figures and ratios, and returns each run's figures. The peer's environment must be
+ * ready (setUpPeer).
  */
 export async function comparePeer(o: PeerOptions): Promise<PeerFigures[]> {
   const { parts: PARTS, runs: RUNS, size: SIZE, broker } = o;
   const runId = Date.now().toString(36);
-  const base = loadConfig({ env: {} });
-  /** The students both contenders run: the shipped ones, or their null students (what each spends around the model). */
-  const MANIFEST = o.students === 'null' ? writeNullStudents(base.inference.manifest) : fromRoot(base.inference.manifest);
-  if (MANIFEST === undefined) throw new Error('the null students are needed (models/.venv)');
-
+  const MANIFEST = o.manifest;
   const python = join(REPO_ROOT, 'bench', 'peer', '.venv', 'bin', 'python');
-  const notReady = setUpPeer();
-  if (notReady !== undefined) throw new Error(notReady);
 
   const prefix = `bench-${runId}-peer`;
   const config: Config = loadConfig({ env: {}, overrides: { kafka: { brokers: broker.brokers }, topics: benchTopics(prefix), input: { groupId: prefix } } });
@@ -190,7 +189,7 @@ export async function comparePeer(o: PeerOptions): Promise<PeerFigures[]> {
 
   function serviceContender(guarantee: Config['processing']['guarantee']): Contender {
     return {
-      name: `service ${guarantee}`,
+      name: serviceName(guarantee),
       start: (group) => {
         const t = benchTopics(group);
         const env = {
@@ -398,7 +397,7 @@ export async function comparePeer(o: PeerOptions): Promise<PeerFigures[]> {
         if (peer !== undefined) rows.push({ run, contender: `${o.name} / peer`, ...Object.fromEntries(figures.map(([name, f]) => [name, fmt(f(o) / f(peer), 2)])) });
       }
     }
-    printTable(`the service (mmad run, a child process) beside the peer (bench/peer/peer.py), ${String(PARTS)}-part backlog, ${o.students === 'null' ? 'null student ' : ''}${model ?? '?'}; p50/p99: first frame read → event produced, per part`, rows);
+    printTable(`the service (mmad run, a child process) beside the peer (bench/peer/peer.py), ${String(PARTS)}-part backlog, ${o.nullStudents ? 'null student ' : ''}${model ?? '?'}; p50/p99: first frame read → event produced, per part`, rows);
     const peerCounts = outcomes.filter((o) => o.name === peerName).map((o) => o.counts);
     console.log(`peer counts per run: ${peerCounts.map((c) => JSON.stringify(c)).join('; ')}`);
     console.log('outputs verified: one final event per part, every part judged by the same student with rgb+ir, scores equal within 1e-3 across contenders');

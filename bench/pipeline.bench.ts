@@ -79,7 +79,7 @@ import { percentile, printTable } from './harness.js';
 import { writeNullStudents } from './null-students.js';
 import { kafkaFloorRun, type FloorRun } from './kafka-floor.js';
 import { rawThroughput, type RawThroughput } from './raw-ort.js';
-import { PEER, comparePeer, setUpPeer } from './peer-compare.js';
+import { PEER, comparePeer, serviceName, setUpPeer } from './peer-compare.js';
 
 const { values } = parseArgs({
   options: {
@@ -338,7 +338,7 @@ async function liveRun(batch: number, rate: number, seconds: number): Promise<{ 
  * in both, each a process of its own on a backlog of PARTS parts, and the ratio that sizes a GPU's feeders,
  * parts/s per core (1000 / CPU ms per part), service over peer. rgb + ir PNG only, as the peer reads.
  */
-async function peerBeside(): Promise<void> {
+async function peerBeside(manifest: string): Promise<void> {
   if (values.xyz || values.raw) {
     console.log('(the peer is not run: it reads rgb + ir PNG frames, not xyz or raw ones)');
     return;
@@ -348,13 +348,13 @@ async function peerBeside(): Promise<void> {
     console.log(`(the peer is not run: ${notReady})`);
     return;
   }
-  const figures = await comparePeer({ parts: PARTS, runs: PEER_RUNS, size: SIZE, students: 'null', broker });
+  const figures = await comparePeer({ parts: PARTS, runs: PEER_RUNS, size: SIZE, manifest, nullStudents: true, broker });
   const mean = (name: string, f: (x: (typeof figures)[number]) => number): number => {
     const of = figures.filter((x) => x.name === name);
     return of.reduce((a, x) => a + f(x), 0) / of.length;
   };
   const peerCpu = mean(PEER, (x) => x.cpuMsPerPart);
-  for (const name of ['service at-least-once', 'service exactly-once']) {
+  for (const name of [serviceName('at-least-once'), serviceName('exactly-once')]) {
     const cpu = mean(name, (x) => x.cpuMsPerPart);
     console.log(
       `around the model, ${name} (mmad run) beside the peer: ${fmt(cpu, 1)} against ${fmt(peerCpu, 1)} CPU ms per part, ` +
@@ -445,7 +445,7 @@ try {
         `${fmt((run.main + run.other) / (zero.cpu.main + zero.cpu.other + zero.cpu.model), 2)} of the service's own cost per part`,
     );
   }
-  if (nullManifest !== undefined && PEER_RUNS > 0) await peerBeside();
+  if (nullManifest !== undefined && PEER_RUNS > 0) await peerBeside(nullManifest);
 
   if (!CEILING_ONLY) {
     // the live line, the guarantees, the PNG check and replay, at the best batch size
