@@ -182,7 +182,7 @@ BANK_LOCATIONS = 64
 # 32768 entries, chosen among a random 524 288 of its locations: 0.926)
 BANK_MAX = 32768
 # the memory bank's centre and principal components are fitted on this many random training
-# locations per entry (4096 entries: 32 768 locations, plenty for 64 components)
+# locations per entry (4096 entries: 32 768 locations, plenty for 128 components)
 BANK_SAMPLE = 8
 # its coreset is chosen among all training locations, or this many random ones per entry when
 # there are more (all of them with --bank-size auto). Among a random 8 per entry of a 4096
