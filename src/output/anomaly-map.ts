@@ -94,8 +94,7 @@ export function anomalousRegions(
  *
  * Also `peak`, the map's largest value (0 when no cell is above 0), found in the
  * same pass: a peak under the threshold means no region (anomalousRegions) to
- * look for. A heatmap smaller than the map, the usual case, is one pass over the
- * map in memory order, each cell into its pixel's maximum.
+ * look for.
  */
 export function heatmapPng(map: Float32Array, height: number, width: number, size: number, threshold: number): { heatmap: Heatmap; peak: number } {
   const outW = width >= height ? size : Math.max(1, Math.round((size * width) / height));
@@ -105,44 +104,23 @@ export function heatmapPng(map: Float32Array, height: number, width: number, siz
   for (let ox = 0; ox < outW; ox++) xs[ox] = Math.floor((ox * width) / outW);
   xs[outW] = width;
   const block = new Float32Array(outW * outH); // each pixel's maximum; 0 stays 0 (grey 0)
-  let peak = 0;
-  if (outW <= width && outH <= height) {
-    // smaller: the blocks tile the map, so each cell has one pixel (the column's, once per row of cells)
-    const column = new Int32Array(width);
-    for (let ox = 0; ox < outW; ox++) column.fill(ox, xs[ox] ?? outOfRange(xs, ox), xs[ox + 1] ?? outOfRange(xs, ox + 1));
-    for (let oy = 0, y = 0; oy < outH; oy++) {
-      const y1 = Math.floor(((oy + 1) * height) / outH);
-      const rowOut = oy * outW;
-      for (; y < y1; y++) {
-        const row = y * width;
-        for (let x = 0; x < width; x++) {
-          const v = map[row + x] ?? outOfRange(map, row + x);
-          const k = rowOut + (column[x] ?? outOfRange(column, x));
-          if (v > (block[k] ?? outOfRange(block, k))) block[k] = v;
-          if (v > peak) peak = v;
-        }
-      }
-    }
-  } else {
-    // larger on a side: each pixel gathers its cells (the nearest one where it is smaller than a cell)
-    for (let i = 0; i < map.length; i++) {
-      const v = map[i] ?? outOfRange(map, i);
-      if (v > peak) peak = v;
-    }
-    for (let oy = 0; oy < outH; oy++) {
-      const y0 = Math.floor((oy * height) / outH);
-      const y1 = Math.max(y0 + 1, Math.floor(((oy + 1) * height) / outH));
+  let peak = 0; // every cell is some pixel's (a pixel smaller than a cell takes the nearest)
+  for (let oy = 0; oy < outH; oy++) {
+    const y0 = Math.floor((oy * height) / outH);
+    const y1 = Math.max(y0 + 1, Math.floor(((oy + 1) * height) / outH));
+    for (let y = y0; y < y1; y++) {
+      const row = y * width;
       for (let ox = 0; ox < outW; ox++) {
         const x0 = xs[ox] ?? outOfRange(xs, ox);
         const x1 = Math.max(x0 + 1, xs[ox + 1] ?? outOfRange(xs, ox + 1));
-        let v = 0;
-        for (let y = y0; y < y1; y++) {
-          for (let x = x0; x < x1; x++) {
-            const m = map[y * width + x] ?? outOfRange(map, y * width + x);
-            if (m > v) v = m;
-          }
+        const k = oy * outW + ox;
+        let v = block[k] ?? outOfRange(block, k);
+        for (let x = x0; x < x1; x++) {
+          const m = map[row + x] ?? outOfRange(map, row + x);
+          if (m > v) v = m;
         }
-        block[oy * outW + ox] = v;
+        block[k] = v;
+        if (v > peak) peak = v;
       }
     }
   }
