@@ -301,6 +301,16 @@ def tail_quantile(d: dict, p: float) -> float:
     return float(d["location"] + d["scale"] / d["shape"] * ((r / z) ** -d["shape"] - 1.0))
 
 
+def distribution_quantile(d: dict, p: float) -> float:
+    """Quantile at p of a calibration distribution (the manifest's ``threshold.distribution``):
+    the threshold for a stated false-alarm rate 1 - p. A Pareto tail describes the rates up to
+    its tail fraction only (``tail_quantile`` raises beyond). The service computes the same
+    (``distributionQuantile``, src/inference/threshold.ts)."""
+    if d["kind"] == "pareto-tail":
+        return tail_quantile(d, p)
+    return gumbel_quantile(d["location"], d["scale"], p)
+
+
 def calibrate_threshold(val_good_scores: np.ndarray, false_alarm_rate: float = 0.01, held_out: int = 0) -> Calibration:
     """Threshold for a stated false-alarm rate from the image scores of validation good parts.
 
@@ -321,14 +331,9 @@ def calibrate_threshold(val_good_scores: np.ndarray, false_alarm_rate: float = 0
     s = np.asarray(val_good_scores, dtype=np.float64).ravel()
     if len(s) == 0:
         raise ValueError("calibration needs validation good scores")
-    if len(s) >= MIN_TAIL_COUNT and false_alarm_rate < TAIL_FRACTION:
-        d = fit_tail(s)
-        value = tail_quantile(d, 1.0 - false_alarm_rate)
-    else:
-        d = fit_gumbel(s)
-        value = gumbel_quantile(d["location"], d["scale"], 1.0 - false_alarm_rate)
+    d = fit_tail(s) if len(s) >= MIN_TAIL_COUNT and false_alarm_rate < TAIL_FRACTION else fit_gumbel(s)
     return Calibration(
-        value=value,
+        value=distribution_quantile(d, 1.0 - false_alarm_rate),
         false_alarm_rate=float(false_alarm_rate),
         distribution=d,
         count=len(s),
@@ -395,6 +400,38 @@ def at_threshold(scores: np.ndarray, labels: np.ndarray, threshold: float) -> di
         "f1": r.f1, "precision": r.precision,
         "tp": r.tp, "fp": r.fp, "fn": r.fn, "tn": r.tn,
     }
+
+
+# the stated false-alarm rates of the operating points (``operating_points``) beside a run's own
+OPERATING_RATES = (0.005, 0.01, 0.02, 0.05)
+
+
+def operating_points(scores: np.ndarray, labels: np.ndarray, distribution: dict,
+                     rates: tuple[float, ...] = OPERATING_RATES) -> list[dict]:
+    """What a line would see at other stated false-alarm rates of the same calibration (the
+    service's ``inference.threshold`` rate): per rate, the threshold the distribution gives for
+    it, the NOK recall and the good parts flagged there (score >= threshold); and beside it the
+    recall of the best threshold chosen after the fact with no more good parts over it
+    (``bestRecall``: what the ranking allows at that many false alarms, so whether the
+    calibration or the ranking stops a recall). A rate the distribution does not describe (beyond
+    a Pareto tail's fraction) is left out."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel()
+    good, bad = s[y == 0], s[y == 1]
+    if len(good) == 0 or len(bad) == 0:
+        raise ValueError("operating points need good and anomalous parts")
+    ranked = np.sort(good)[::-1]
+    out = []
+    for r in sorted({float(x) for x in rates}):
+        try:
+            thr = distribution_quantile(distribution, 1.0 - r)
+        except ValueError:
+            continue
+        over = int((good >= thr).sum())
+        best = 1.0 if over >= len(ranked) else float((bad > ranked[over]).mean())
+        out.append({"statedRate": r, "threshold": thr, "nokRecall": float((bad >= thr).mean()),
+                    "falseAlarms": over, "goodCount": len(good), "bestRecall": best})
+    return out
 
 
 def peak_hits(maps: np.ndarray, masks: np.ndarray, tolerance: int | None = None) -> np.ndarray:

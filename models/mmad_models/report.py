@@ -23,7 +23,7 @@ MVTec 3D-AD itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .published import Published, for_category
 from .train import SELF_OBTAINED, RunConfig, evaluate_model, load_checkpoint
@@ -39,9 +39,17 @@ LEGEND = (
     "column| in slices, over the parts whose peak's column holds the defect (how many of how many). Published: I-AUROC "
     "and AUPRO@0.3 on the MVTec 3D-AD test split, from the source listed under the table."
 )
+POINTS_LEGEND = (
+    "Operating points: the same calibration at other stated false-alarm rates (inference.threshold's rate "
+    "in the service; * the run's own): the threshold it gives, the NOK recall and the good test parts flagged "
+    "there, and the recall of the best threshold chosen after the fact on these test parts with no more "
+    "good parts over it (what the ranking allows at that many false alarms)."
+)
 _MODS = {"rgb": "RGB", "3d": "3D", "rgb+3d": "RGB+3D"}
 HEADER = ("", "method", "modalities", "weights", "size", "defect", "parts", "I-AUROC", "P-AUROC",
           "AUPRO@0.3", "peak on defect", "NOK recall", "false alarms", "F1", "threshold", "depth error")
+POINTS_HEADER = ("method", "modalities", "size", "stated rate", "threshold", "NOK recall", "false alarms",
+                 "best recall at as many")
 
 
 @dataclass
@@ -82,7 +90,8 @@ def evaluate_runs(paths, dataset: str | None = None) -> list[RunEval]:
         model, cfg, res = load_checkpoint(p)
         if dataset:
             cfg.dataset = dataset
-        runs.append(RunEval(str(p), cfg, res, evaluate_model(model, cfg, res["threshold"]["value"])))
+        t = res["threshold"]
+        runs.append(RunEval(str(p), cfg, res, evaluate_model(model, cfg, t["value"], t.get("distribution"))))
     return runs
 
 
@@ -101,6 +110,8 @@ class Section:
     title: str
     rows: list[tuple[str, ...]]
     sources: list[Published]
+    # the runs' operating points (POINTS_HEADER); empty when no run has them
+    points: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def sections(runs: list[RunEval]) -> list[Section]:
@@ -134,8 +145,15 @@ def sections(runs: list[RunEval]) -> list[Section]:
         n = group[0].metrics
         title = (f"{category} — {dataset}: {n['testCount']} test parts, {n['goodCount']} good, "
                  f"{len(defects)} defect types")
-        out.append(Section(title, rows, [p for p, _, _ in published]))
+        out.append(Section(title, rows, [p for p, _, _ in published], [x for r in group for x in _points(r)]))
     return out
+
+
+def _points(r: RunEval) -> list[tuple[str, ...]]:
+    own = r.result["threshold"].get("falseAlarmRate")
+    return [(r.cfg.method, r.modalities, r.size, f"{p['statedRate']:g}" + (" *" if p["statedRate"] == own else ""),
+             f"{p['threshold']:.2f}", _f(p["nokRecall"]), f"{p['falseAlarms']} of {p['goodCount']}", _f(p["bestRecall"]))
+            for p in r.metrics.get("operatingPoints", [])]
 
 
 def _source_lines(sources: list[Published]) -> list[str]:
@@ -143,34 +161,45 @@ def _source_lines(sources: list[Published]) -> list[str]:
             for p in sources]
 
 
+def _text_table(header: tuple[str, ...], rows: list[tuple[str, ...]], first_figure: int) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def fmt(row):  # the figures (from first_figure on) right-aligned
+        return "  ".join(c.rjust(w) if i >= first_figure else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    return [fmt(header), "-" * len(fmt(header)), *(fmt(r) for r in rows)]
+
+
+def _markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]], first_figure: int) -> list[str]:
+    return ["| " + " | ".join(header) + " |",
+            "|" + "|".join("---:" if i >= first_figure else "---" for i in range(len(header))) + "|",
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
 def to_text(secs: list[Section]) -> str:
-    lines = [LEGEND, ""]
+    lines = [LEGEND, POINTS_LEGEND, ""]
     for s in secs:
-        widths = [max(len(row[i]) for row in [HEADER, *s.rows]) for i in range(len(HEADER))]
-
-        def fmt(row, widths=widths):  # the figures (from I-AUROC on) right-aligned
-            return "  ".join(c.rjust(w) if i >= 7 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-
-        lines += [s.title, fmt(HEADER), "-" * len(fmt(HEADER))]
-        lines += [fmt(r) for r in s.rows]
+        lines += [s.title, *_text_table(HEADER, s.rows, 7)]
         if s.sources:
             lines += ["published rows:"] + [f"  {x}" for x in _source_lines(s.sources)]
         else:
             lines.append("no published MVTec 3D-AD figures for this category")
+        if s.points:
+            lines += ["operating points:", *_text_table(POINTS_HEADER, s.points, 3)]
         lines.append("")
     return "\n".join(lines)
 
 
 def to_markdown(secs: list[Section]) -> str:
-    lines = [LEGEND, ""]
+    lines = [LEGEND, "", POINTS_LEGEND, ""]
     for s in secs:
-        lines += [f"### {s.title}", "", "| " + " | ".join(HEADER) + " |",
-                  "|" + "|".join("---:" if i >= 7 else "---" for i in range(len(HEADER))) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in s.rows]
+        lines += [f"### {s.title}", "", *_markdown_table(HEADER, s.rows, 7)]
         lines.append("")
         if s.sources:
             lines += ["Published rows:", ""] + [f"* {x}" for x in _source_lines(s.sources)]
         else:
             lines.append("No published MVTec 3D-AD figures for this category.")
         lines.append("")
+        if s.points:
+            lines += ["Operating points:", "", *_markdown_table(POINTS_HEADER, s.points, 3), ""]
     return "\n".join(lines)

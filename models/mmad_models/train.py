@@ -361,7 +361,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
               "seconds": {"load": t_load, "teacher": t_teacher, "train": t_train}, "trainCount": n}
     test_dir = Path(cfg.dataset) / cfg.category / "test"
     if test_dir.is_dir():
-        result["metrics"] = evaluate_model(model, cfg, thr)
+        result["metrics"] = evaluate_model(model, cfg, thr, cal.distribution)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save({"result": result, "state": model.state_dict()}, out_dir / "model.pt")
@@ -369,7 +369,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log=print) -> dict:
     return result
 
 
-def evaluate_model(model: Method, cfg: RunConfig, threshold: float) -> dict:
+def evaluate_model(model: Method, cfg: RunConfig, threshold: float, distribution: dict | None = None) -> dict:
     """The test split's figures: I-AUROC, P-AUROC, AUPRO@0.3, F1 and the threshold
     (metrics.evaluate), the share of anomalous parts whose map peaks on their defect
     (``peakOnDefect``), the counts, the figures at the threshold (``atThreshold``: NOK
@@ -377,7 +377,9 @@ def evaluate_model(model: Method, cfg: RunConfig, threshold: float) -> dict:
     parts against all good test parts (``defects``: I-AUROC, P-AUROC, AUPRO@0.3, peak on the
     defect, NOK recall, count; ``perDefect`` repeats its I-AUROC alone); for a model that
     takes ct, per defect inside the material, the error of ``anomaly_depth`` at the map's
-    peak against the ct's 3D ground truth, in slices (``depthError``, ``metrics.depth_summary``)."""
+    peak against the ct's 3D ground truth, in slices (``depthError``, ``metrics.depth_summary``);
+    with the calibration's ``distribution``, the figures at other stated false-alarm rates
+    (``operatingPoints``, ``metrics.operating_points``: OPERATING_RATES and the run's own)."""
     test_x, labels, masks, defects, ids = _load_samples(cfg, "test")
     depths: list = []
     maps, scores = predict(model, test_x, depths=depths)
@@ -388,6 +390,9 @@ def evaluate_model(model: Method, cfg: RunConfig, threshold: float) -> dict:
     res["atThreshold"] = M.at_threshold(scores, labels, threshold)
     res["defects"] = M.per_defect(scores, maps, masks, defects, threshold)
     res["perDefect"] = {d: v["i_auroc"] for d, v in res["defects"].items() if v["i_auroc"] is not None}
+    if distribution is not None and res["goodCount"] and res["goodCount"] < len(labels):
+        res["operatingPoints"] = M.operating_points(scores, labels, distribution,
+                                                    (*M.OPERATING_RATES, cfg.false_alarm_rate))
     if depths:
         res["depthError"] = _depth_error(cfg, maps, np.concatenate(depths), defects, ids)
     return res

@@ -223,6 +223,33 @@ def test_tail_quantile_is_the_generalized_pareto_quantile_above_its_location():
     assert M.calibrate_threshold(np.random.default_rng(6).gumbel(0, 1, 200), 0.3).distribution["kind"] == "gumbel"
 
 
+def test_operating_points_hand_computed():
+    """Per stated rate: the distribution's threshold, the recall and goods flagged at it, and the
+    best recall after the fact with no more goods over it."""
+    d = {"kind": "gumbel", "location": 0.0, "scale": 1.0, "fit": "maximum-likelihood"}
+    t1, t5 = M.gumbel_quantile(0, 1, 0.99), M.gumbel_quantile(0, 1, 0.95)  # 4.60, 2.97
+    good = np.array([0.0, 1.0, 3.5, 5.0])  # one good over the 1 % threshold, two over the 5 %
+    bad = np.array([2.0, 3.0, 4.0, 4.5, 6.0])
+    scores, labels = np.concatenate([good, bad]), np.array([0] * 4 + [1] * 5)
+    p1, p5 = M.operating_points(scores, labels, d, (0.05, 0.01, 0.01))  # sorted, each rate once
+    assert p1["statedRate"] == 0.01 and p1["threshold"] == pytest.approx(t1) and p5["threshold"] == pytest.approx(t5)
+    assert (p1["nokRecall"], p1["falseAlarms"], p1["goodCount"]) == (0.2, 1, 4)
+    assert (p5["nokRecall"], p5["falseAlarms"]) == (0.8, 2)
+    # the best threshold with one good over it lies just above 3.5 (4.0, 4.5, 6.0 flagged), with
+    # two just above 1.0 (all five)
+    assert p1["bestRecall"] == 0.6 and p5["bestRecall"] == 1.0
+    # every good over it: every defective part can be flagged
+    assert M.operating_points(scores, labels, {**d, "location": -10.0}, (0.5,))[0]["bestRecall"] == 1.0
+    # a Pareto tail does not describe a rate beyond its fraction: left out
+    tail = {"kind": "pareto-tail", "location": 2.0, "scale": 0.7, "shape": 0.2, "tailFraction": 0.2}
+    assert [p["statedRate"] for p in M.operating_points(scores, labels, tail, (0.01, 0.3))] == [0.01]
+    with pytest.raises(ValueError, match="good and anomalous"):
+        M.operating_points(good, np.zeros(4), d)
+    # the calibration's own threshold is its distribution's quantile at its rate
+    cal = M.calibrate_threshold(np.random.default_rng(3).gumbel(0, 1, 80), 0.02)
+    assert M.distribution_quantile(cal.distribution, 0.98) == cal.value
+
+
 def test_a_wild_or_failed_tail_fit_is_held_or_falls_back(monkeypatch):
     s = np.random.default_rng(7).gumbel(0, 1, 120)
     real = M.genpareto.fit
