@@ -414,7 +414,10 @@ def operating_points(scores: np.ndarray, labels: np.ndarray, distribution: dict,
     recall of the best threshold chosen after the fact with no more good parts over it
     (``bestRecall``: what the ranking allows at that many false alarms, so whether the
     calibration or the ranking stops a recall). A rate the distribution does not describe (beyond
-    a Pareto tail's fraction) is left out."""
+    a Pareto tail's fraction) is left out, and a point mass (``fit: degenerate``, no rate holds)
+    gives none."""
+    if distribution.get("fit") == "degenerate":
+        return []
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels).ravel()
     good, bad = s[y == 0], s[y == 1]

@@ -48,7 +48,7 @@ POINTS_LEGEND = (
 _MODS = {"rgb": "RGB", "3d": "3D", "rgb+3d": "RGB+3D"}
 HEADER = ("", "method", "modalities", "weights", "size", "defect", "parts", "I-AUROC", "P-AUROC",
           "AUPRO@0.3", "peak on defect", "NOK recall", "false alarms", "F1", "threshold", "depth error")
-POINTS_HEADER = ("method", "modalities", "size", "stated rate", "threshold", "NOK recall", "false alarms",
+POINTS_HEADER = ("method", "modalities", "weights", "size", "stated rate", "threshold", "NOK recall", "false alarms",
                  "best recall at as many")
 
 
@@ -151,7 +151,7 @@ def sections(runs: list[RunEval]) -> list[Section]:
 
 def _points(r: RunEval) -> list[tuple[str, ...]]:
     own = r.result["threshold"].get("falseAlarmRate")
-    return [(r.cfg.method, r.modalities, r.size, f"{p['statedRate']:g}" + (" *" if p["statedRate"] == own else ""),
+    return [(r.cfg.method, r.modalities, r.weights, r.size, f"{p['statedRate']:g}" + (" *" if p["statedRate"] == own else ""),
              f"{p['threshold']:.2f}", _f(p["nokRecall"]), f"{p['falseAlarms']} of {p['goodCount']}", _f(p["bestRecall"]))
             for p in r.metrics.get("operatingPoints", [])]
 
@@ -185,7 +185,7 @@ def to_text(secs: list[Section]) -> str:
         else:
             lines.append("no published MVTec 3D-AD figures for this category")
         if s.points:
-            lines += ["operating points:", *_text_table(POINTS_HEADER, s.points, 3)]
+            lines += ["operating points:", *_text_table(POINTS_HEADER, s.points, 4)]
         lines.append("")
     return "\n".join(lines)
 
@@ -201,5 +201,5 @@ def to_markdown(secs: list[Section]) -> str:
             lines.append("No published MVTec 3D-AD figures for this category.")
         lines.append("")
         if s.points:
-            lines += ["Operating points:", "", *_markdown_table(POINTS_HEADER, s.points, 3), ""]
+            lines += ["Operating points:", "", *_markdown_table(POINTS_HEADER, s.points, 4), ""]
     return "\n".join(lines)

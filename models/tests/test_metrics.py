@@ -243,6 +243,8 @@ def test_operating_points_hand_computed():
     # a Pareto tail does not describe a rate beyond its fraction: left out
     tail = {"kind": "pareto-tail", "location": 2.0, "scale": 0.7, "shape": 0.2, "tailFraction": 0.2}
     assert [p["statedRate"] for p in M.operating_points(scores, labels, tail, (0.01, 0.3))] == [0.01]
+    # no spread in the calibration scores: no rate holds, so no point
+    assert M.operating_points(scores, labels, {**d, "scale": 0.0, "fit": "degenerate"}) == []
     with pytest.raises(ValueError, match="good and anomalous"):
         M.operating_points(good, np.zeros(4), d)
     # the calibration's own threshold is its distribution's quantile at its rate

@@ -63,16 +63,16 @@ def test_report_end_to_end(rope_runs, tmp_path, capsys):
         flagged_any |= bool(flagged.any())
         # the operating points: the run's own rate (*) at its threshold, others from the same fit
         points = [r for r in (_cells(line) for line in md.read_text().splitlines())
-                  if len(r) == 8 and r[0] == cfg.method and r[1] == overall[2]]
-        rates = [float(r[3].rstrip(" *")) for r in points]
-        assert rates == sorted({*M.OPERATING_RATES, 0.5})
-        own = next(r for r in points if r[3].endswith("*"))
-        assert own[3] == "0.5 *" and own[4] == f"{stored['threshold']['value']:.2f}"
-        assert own[5] == f"{flagged[labels == 1].mean():.3f}" and own[6] == f"{int(flagged[labels == 0].sum())} of 3"
+                  if len(r) == 9 and r[0] == cfg.method and r[1] == overall[2]]
+        rates = [float(r[4].rstrip(" *")) for r in points]
+        assert rates == sorted({*M.OPERATING_RATES, 0.5}) and all(r[2:4] == overall[3:5] for r in points)
+        own = next(r for r in points if r[4].endswith("*"))
+        assert own[4] == "0.5 *" and own[5] == f"{stored['threshold']['value']:.2f}"
+        assert own[6] == f"{flagged[labels == 1].mean():.3f}" and own[7] == f"{int(flagged[labels == 0].sum())} of 3"
         for r in points:
-            thr = M.distribution_quantile(stored["threshold"]["distribution"], 1 - float(r[3].rstrip(" *")))
-            assert r[6] == f"{int((scores[labels == 0] >= thr).sum())} of 3"
-            assert float(r[7]) >= float(r[5])  # the best threshold with as many goods over it flags as many at least
+            thr = M.distribution_quantile(stored["threshold"]["distribution"], 1 - float(r[4].rstrip(" *")))
+            assert r[7] == f"{int((scores[labels == 0] >= thr).sum())} of 3"
+            assert float(r[8]) >= float(r[6])  # the best threshold with as many goods over it flags as many at least
     assert flagged_any  # the comparison above is not 0 against 0 only
     assert "operating points:" in text and "Operating points:" in md.read_text()
     crack = [r for r in ours if r[5] == "crack"]
