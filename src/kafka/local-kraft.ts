@@ -212,9 +212,9 @@ export class LocalKraftBroker {
       this.watchdog.unref();
     }
 
-    const deadline = Date.now() + this.options.startTimeoutMs;
+    const deadline = performance.now() + this.options.startTimeoutMs;
     let lastError = '';
-    while (Date.now() < deadline) {
+    while (performance.now() < deadline) {
       const exit = proc.exitCode ?? proc.signalCode;
       if (exit !== null) {
         throw new MmadError(

@@ -72,7 +72,7 @@ export async function readChangelog(
   if (remaining.size === 0) return new Map(partitions.map((p) => [p, []]));
   const groupId = `${config.input.groupId}-restore-${randomBytes(6).toString('hex')}`;
   const consumer = createConsumer(kafka, { ...frameConsumerConfig(config, groupId), readUncommitted: false });
-  const t0 = Date.now();
+  const t0 = performance.now();
   await consumer.connect();
   try {
     let decodeError: unknown;
@@ -121,6 +121,6 @@ export async function readChangelog(
   }
   const out = new Map<number, RestoredState[]>();
   for (const [p, m] of states) out.set(p, [...m.values()]);
-  log.info('join state restored', { partitions, samples: [...out.values()].reduce((s, v) => s + v.length, 0), ms: Date.now() - t0 });
+  log.info('join state restored', { partitions, samples: [...out.values()].reduce((s, v) => s + v.length, 0), ms: Math.round(performance.now() - t0) });
   return out;
 }

@@ -162,17 +162,17 @@ async function readEvents(kafka: Kafka, config: Config, topic: string, idleMs: n
   const codec = AvroCodec.local(SchemaCatalog.load(), 'AnomalyEvent');
   const consumer = createConsumer(kafka, { ...frameConsumerConfig(config, `verify-${Date.now()}-${Math.random()}`), readUncommitted: false });
   const out: AnomalyEvent[] = [];
-  let last = Date.now();
+  let last = performance.now();
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
     eachMessage: async ({ message }) => {
       out.push(await codec.decode(present(message.value, `the value of ${topic} offset ${message.offset}`)));
-      last = Date.now();
+      last = performance.now();
     },
   });
   await new Promise((r) => setTimeout(r, 1500));
-  while (Date.now() - last < idleMs) await new Promise((r) => setTimeout(r, 200));
+  while (performance.now() - last < idleMs) await new Promise((r) => setTimeout(r, 200));
   await consumer.disconnect();
   return out;
 }
@@ -181,7 +181,7 @@ async function deadLetterReasons(kafka: Kafka, config: Config, topic: string): P
   const codec = AvroCodec.local(SchemaCatalog.load(), 'DeadLetter');
   const consumer = createConsumer(kafka, { ...frameConsumerConfig(config, `verify-dl-${Date.now()}-${Math.random()}`), readUncommitted: false });
   const out: Record<string, number> = {};
-  let last = Date.now();
+  let last = performance.now();
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
@@ -189,11 +189,11 @@ async function deadLetterReasons(kafka: Kafka, config: Config, topic: string): P
       const d = await codec.decode(present(message.value, `a dead letter's value`));
       const k = `${d.reasonCode}:${d.message.slice(0, 60)}`;
       out[k] = (out[k] ?? 0) + 1;
-      last = Date.now();
+      last = performance.now();
     },
   });
   await new Promise((r) => setTimeout(r, 1500));
-  while (Date.now() - last < 2000) await new Promise((r) => setTimeout(r, 200));
+  while (performance.now() - last < 2000) await new Promise((r) => setTimeout(r, 200));
   await consumer.disconnect();
   return out;
 }
@@ -211,7 +211,7 @@ async function countRecords(kafka: Kafka, topic: string): Promise<number> {
 
 export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteResult> {
   const log = o.log ?? (() => {});
-  const t0 = Date.now();
+  const t0 = performance.now();
   const random = xorshift(o.seed);
   const dataDir = mkdtempSync(join(tmpdir(), 'mmad-faults-broker-'));
   const quiet = createLogger({}, 'silent');
@@ -252,11 +252,11 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
     const brokerAt = o.brokerRestart ? chaosMs * (0.3 + 0.4 * random()) : Number.POSITIVE_INFINITY;
     const killTimes = Array.from({ length: o.kills }, () => chaosMs * (0.1 + 0.8 * random())).sort((a, b) => a - b);
     const pauseTimes = new Set(Array.from({ length: o.pauses ?? 0 }, () => chaosMs * (0.1 + 0.6 * random())));
-    const chaosStart = Date.now();
+    const chaosStart = performance.now();
     const wokeAt = new Map<number, number>();
     for (const at of [...killTimes, ...pauseTimes, brokerAt].sort((a, b) => a - b)) {
       if (!Number.isFinite(at)) continue;
-      await new Promise((r) => setTimeout(r, Math.max(0, chaosStart + at - Date.now())));
+      await new Promise((r) => setTimeout(r, Math.max(0, chaosStart + at - performance.now())));
       if (pauseTimes.has(at)) {
         // a zombie: frozen past its session, its tasks move on; woken, nothing it writes may land
         const victim = Math.floor(random() * o.instances);
@@ -265,7 +265,7 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
         log(`froze instance ${victim} (SIGSTOP) at ${Math.round(at / 1000)} s for ${(SESSION_MS + 4000) / 1000} s`);
         await new Promise((r) => setTimeout(r, SESSION_MS + 4000));
         child?.kill('SIGCONT');
-        wokeAt.set(victim, Date.now());
+        wokeAt.set(victim, performance.now());
         pauses++;
       } else if (at === brokerAt) {
         log(`restarting the broker at ${Math.round(at / 1000)} s`);
@@ -276,7 +276,7 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
       } else {
         let victim = Math.floor(random() * o.instances);
         // a zombie just woken is left to live a while: its writes must be fenced, not cut short by a kill
-        if (Date.now() - (wokeAt.get(victim) ?? Number.NEGATIVE_INFINITY) < 10_000 && o.instances > 1) victim = (victim + 1) % o.instances;
+        if (performance.now() - (wokeAt.get(victim) ?? Number.NEGATIVE_INFINITY) < 10_000 && o.instances > 1) victim = (victim + 1) % o.instances;
         children.get(victim)?.kill('SIGKILL');
         kills++;
         log(`killed instance ${victim} (SIGKILL) at ${Math.round(at / 1000)} s`);
@@ -286,7 +286,7 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
       }
     }
     // let everything settle: all input consumed, waits expired, transactions committed
-    const settleDeadline = Date.now() + 180_000;
+    const settleDeadline = performance.now() + 180_000;
     let faultyEvents: AnomalyEvent[] = [];
     let cleanEvents: AnomalyEvent[] = [];
     // done = both groups committed every input offset: an offset commits only with the outputs it
@@ -296,7 +296,7 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
       await new Promise((r) => setTimeout(r, 2000));
       const [f, c] = await Promise.all([consumedAll(kafka, faulty.input.groupId, inputs), consumedAll(kafka, clean.input.groupId, inputs)]);
       if (f && c) break;
-      if (Date.now() > settleDeadline) {
+      if (performance.now() > settleDeadline) {
         problems.push(`not settled after 180 s: faulty group ${f ? 'done' : 'behind'}, clean group ${c ? 'done' : 'behind'}`);
         break;
       }
@@ -351,7 +351,7 @@ export async function runFaultSuite(o: FaultSuiteOptions): Promise<FaultSuiteRes
       doubled,
       mismatched: mismatched + extra,
       extraDeadLetters: dlqFaulty - dlqClean,
-      elapsedMs: Date.now() - t0,
+      elapsedMs: Math.round(performance.now() - t0),
       problems,
     };
   } finally {

@@ -173,11 +173,11 @@ export async function consumeUntil(
   what: string,
   timeoutMs = 60_000,
 ): Promise<Consumed[]> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   for (;;) {
     const got = await consumeAll(kafka, config, topics);
     if (done(got)) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${got.length} records on ${String(topics)})`);
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${got.length} records on ${String(topics)})`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -62,9 +62,9 @@ function manualTimer(): BatchTimer & { advance: (ms: number) => void; pending: (
 const sample = (id: number): { rgb: Float32Array } => ({ rgb: new Float32Array(3 * PLANE).fill(id) });
 /** Lets the batcher's promise callbacks run until `cond` holds; fails after 2 s of real time. */
 const until = async (cond: () => boolean, what: string): Promise<void> => {
-  const deadline = Date.now() + 2000;
+  const deadline = performance.now() + 2000;
   while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`still waiting for ${what}`);
+    if (performance.now() > deadline) assert.fail(`still waiting for ${what}`);
     await new Promise((r) => setImmediate(r));
   }
 };

@@ -28,8 +28,8 @@ const alive = (pid: number): boolean => {
 };
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
     if (!alive(pid)) return true;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -25,6 +25,7 @@ import { SimulatedPartSource } from '../../src/simulate/line-simulator.js';
 import { runStation } from '../../src/simulate/station-publisher.js';
 import { consumedAll, quietLogger, testKafka } from '../helpers/kafka.js';
 import { processorTestConfig } from '../helpers/models.js';
+import { until } from '../helpers/wait.js';
 
 const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
 
@@ -99,8 +100,7 @@ test('a replay of a live run publishes the same decisions: sample, revision, mod
       labels: false,
     });
     const inputs = [config.topics.inputs.rgb, config.topics.inputs.ir, config.topics.inputs.xyz];
-    const deadline = Date.now() + 60_000;
-    while (!(await consumedAll(kafka, config.input.groupId, inputs)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    await until('the live run to commit every input', () => consumedAll(kafka, config.input.groupId, inputs), 60_000, { everyMs: 500 });
     await live.stop();
     const liveEvents = await readEventTopic(kafka, config, config.topics.events, AvroCodec.local(SchemaCatalog.load(), 'AnomalyEvent'));
     assert.ok(liveEvents.length > report.parts, `the live run judged every part, some twice (${liveEvents.length} events, ${report.parts} parts)`);

@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -26,6 +25,8 @@ import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { makeFrame } from '../helpers/frames.js';
 import { consumeN, consumeUntil, deleteTopics, quietLogger, serviceEnv, testConfig, testKafka, type Consumed } from '../helpers/kafka.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
+import { until } from '../helpers/wait.js';
+import { freePort } from '../telemetry/helpers.js';
 
 const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
 const frames = AvroCodec.local(SchemaCatalog.load(), 'Frame');
@@ -48,14 +49,6 @@ function startService(config: Config, extraEnv: Record<string, string> = {}): Se
   return { child, out: () => out, err: () => err, exited: new Promise((r) => child.on('exit', (c) => r(c))) };
 }
 
-async function until(what: string, cond: () => boolean, ms: number, detail: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}\n${detail()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function publish(config: Config, ids: string[], modalities: ('rgb' | 'ir')[], captureTime: number): Promise<void> {
   const producer = testKafka(config).producer();
   await producer.connect();
@@ -71,17 +64,6 @@ async function publish(config: Config, ids: string[], modalities: ('rgb' | 'ir')
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 test('a broker that is not there at start-up is waited for with backoff and a clear log; then the service works', { timeout: 180_000 }, async () => {
   const port = await freePort();
   const config = { ...testConfig(), kafka: { ...testConfig().kafka, brokers: [`127.0.0.1:${port}`] } };
@@ -95,14 +77,14 @@ test('a broker that is not there at start-up is waited for with backoff and a cl
   const dataDir = mkdtempSync(join(tmpdir(), 'mmad-late-broker-'));
   const broker = new LocalKraftBroker({ kafkaVersion: config.broker.kafkaVersion, cacheDir: '.cache/kafka', heapMb: 512, maxMessageBytes: config.kafka.maxMessageBytes, startTimeoutMs: 120_000, dataDir, port, logger: quietLogger });
   try {
-    await until('three retries', () => retries().length >= 3, 30_000, svc.err);
+    await until('three retries', () => retries().length >= 3, 30_000, { detail: svc.err });
     const r = retries();
     assert.deepEqual(r.slice(0, 3).map((x) => x.attempt), [1, 2, 3]);
     assert.ok(at(r, 1).retryInMs > at(r, 0).retryInMs && at(r, 2).retryInMs > at(r, 1).retryInMs, `backoff grows: ${r.map((x) => x.retryInMs).join(', ')}`);
     assert.equal(svc.child.exitCode, null, 'still running, still waiting');
 
     await broker.start();
-    await until('the service running', () => svc.out().includes('running on'), 90_000, svc.err);
+    await until('the service running', () => svc.out().includes('running on'), 90_000, { detail: svc.err });
     assert.match(svc.err(), /"msg":"Kafka reachable".*"attempts":\d+/);
     await publish(config, ['LB-1', 'LB-2'], ['rgb', 'ir'], Date.now());
     const got = await consumeN(testKafka(config), config, config.topics.events, 2, 60_000);
@@ -127,7 +109,7 @@ test('a topic deleted under the service stops it with TOPIC_MISSING; after recre
   const env = { MMAD_PROCESSING__TOPIC_CHECK_MS: '500', MMAD_JOIN__MODALITIES__IR: JSON.stringify({ policy: 'optional', timeoutMs: 60_000 }) };
   let svc = startService(config, env);
   try {
-    await until('the service running', () => svc.out().includes('running on'), 60_000, svc.err);
+    await until('the service running', () => svc.out().includes('running on'), 60_000, { detail: svc.err });
     const t0 = Date.now();
     await publish(config, ['TD-1', 'TD-2'], ['rgb', 'ir'], t0);
     await consumeN(kafka, config, config.topics.events, 2, 60_000);

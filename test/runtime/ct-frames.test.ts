@@ -23,6 +23,7 @@ import { consumeN, consumeUntil, consumedAll } from '../helpers/kafka.js';
 import { makeFrame, volumeFrame } from '../helpers/frames.js';
 import { TEST_MANIFEST, processorTestConfig } from '../helpers/models.js';
 import { serviceUnderTest } from '../helpers/service.js';
+import { until } from '../helpers/wait.js';
 
 const claimDir = mkdtempSync(join(tmpdir(), 'mmad-ct-claims-'));
 const config = processorTestConfig((base) => ({
@@ -118,10 +119,6 @@ test('ct volumes reach the join as a late modality; unusable ones are dead lette
     assert.deepEqual(mine.map((e) => [e.revision, e.final, e.model?.id]), [[1, false, 'test-rgb-ir']], `${id}: its in-line verdict stands, its volume a dead letter`);
   }
   // nothing lost: every record of every input topic, ct included, is committed once its part closed (the bad ones' at the end of the ct window)
-  const deadline = Date.now() + 30_000;
-  while (!(await consumedAll(kafka, config.input.groupId, inputTopics(config).map((i) => i.topic)))) {
-    assert.ok(Date.now() < deadline, 'every input offset is committed');
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await until('every input offset committed', () => consumedAll(kafka, config.input.groupId, inputTopics(config).map((i) => i.topic)), 30_000, { everyMs: 200 });
   assert.equal(processor.stats().taskRestarts, 0);
 });

@@ -15,6 +15,7 @@ import { consumeUntil, consumedAll } from '../helpers/kafka.js';
 import { makeFrame, makeVolumeFrame } from '../helpers/frames.js';
 import { CT_MANIFEST, processorTestConfig } from '../helpers/models.js';
 import { serviceUnderTest } from '../helpers/service.js';
+import { until } from '../helpers/wait.js';
 
 const config = processorTestConfig((base) => ({
   topics: { ...base.topics, inputs: { ...base.topics.inputs, ct: base.topics.inputs.rgb.replace(/\.rgb$/, '.ct') } },
@@ -61,9 +62,5 @@ test('a part\'s CT revision is judged by the ct student: ct among the modalities
       `${id}: the region and the depth of its peak`,
     );
   }
-  const deadline = Date.now() + 30_000;
-  while (!(await consumedAll(kafka, config.input.groupId, inputTopics(config).map((i) => i.topic)))) {
-    assert.ok(Date.now() < deadline, 'every input offset is committed');
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await until('every input offset committed', () => consumedAll(kafka, config.input.groupId, inputTopics(config).map((i) => i.topic)), 30_000, { everyMs: 200 });
 });

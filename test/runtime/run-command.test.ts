@@ -15,6 +15,7 @@ import { partitionFor } from '../../src/kafka/partitioner.js';
 import { consumeN, deleteTopics, serviceEnv, testConfig, testKafka } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
+import { until } from '../helpers/wait.js';
 
 const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
 const config = testConfig();
@@ -37,9 +38,7 @@ test('mmad run judges frames and stops gracefully on SIGTERM with its offsets co
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  const deadline = Date.now() + 60_000;
-  while (!out.includes('running on') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  assert.match(out, /running on/, err);
+  await until('the service running', () => out.includes('running on'), 60_000, { detail: () => err });
 
   const frames = AvroCodec.local(SchemaCatalog.load(), 'Frame');
   const producer = kafka.producer();

@@ -14,6 +14,7 @@ import { partitionFor } from '../../src/kafka/partitioner.js';
 import { consumeUntil, deleteTopics, quietLogger, testKafka } from '../helpers/kafka.js';
 import { makeFrame } from '../helpers/frames.js';
 import { processorTestConfig } from '../helpers/models.js';
+import { until } from '../helpers/wait.js';
 
 const config = processorTestConfig((base) => ({ topics: { ...base.topics, partitions: 6 } }));
 const kafka = testKafka(config);
@@ -35,10 +36,8 @@ test('two instances in one group split the tasks and judge every part once', { t
   await a.start();
   await b.start();
   // wait until the group has settled with both members holding tasks
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && !(a.stats().tasks.length > 0 && b.stats().tasks.length > 0 && a.stats().tasks.length + b.stats().tasks.length === 6)) {
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const settled = (): boolean => a.stats().tasks.length > 0 && b.stats().tasks.length > 0 && a.stats().tasks.length + b.stats().tasks.length === 6;
+  await until('both members to hold tasks, six in all', settled, 60_000, { everyMs: 200, detail: () => `tasks ${JSON.stringify(a.stats().tasks)} + ${JSON.stringify(b.stats().tasks)}` });
   const ta = a.stats().tasks;
   const tb = b.stats().tasks;
   assert.deepEqual([...ta, ...tb].sort(), [0, 1, 2, 3, 4, 5], `tasks ${JSON.stringify(ta)} + ${JSON.stringify(tb)}`);

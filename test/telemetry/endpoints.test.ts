@@ -84,7 +84,7 @@ test('mmad run serves /healthz, /readyz (ready once it has its tasks) and /metri
   const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   const base = `http://127.0.0.1:${port}`;
   try {
-    await until('/healthz', async () => (await get(`${base}/healthz`).catch(() => ({ status: 0 }))).status === 200, 60_000, 200);
+    await until('/healthz', async () => (await get(`${base}/healthz`).catch(() => ({ status: 0 }))).status === 200, 60_000, { everyMs: 200 });
     const statuses: number[] = [];
     await until(
       '/readyz to say ready',
@@ -93,7 +93,7 @@ test('mmad run serves /healthz, /readyz (ready once it has its tasks) and /metri
         return statuses.at(-1) === 200;
       },
       60_000,
-      50,
+      { everyMs: 50 },
     );
     // the server is up before the models and the consumer: the first answers say not ready
     assert.equal(statuses[0], 503, `readiness answers: ${statuses.join(',')}`);

@@ -21,6 +21,7 @@ import { makeFrame } from '../helpers/frames.js';
 import { consumeAll, quietLogger, testKafka } from '../helpers/kafka.js';
 import { processorTestConfig } from '../helpers/models.js';
 import { serviceUnderTest } from '../helpers/service.js';
+import { until } from '../helpers/wait.js';
 
 const config = processorTestConfig(() => ({
   join: { modalities: { rgb: { policy: 'required', timeoutMs: 1500 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 60_000 } }, idleAdvanceMs: 300 },
@@ -42,11 +43,12 @@ for (const [i, id] of IDS.entries()) {
 const codec = AvroCodec.local(SchemaCatalog.load(), 'AnomalyEvent');
 const kafka = testKafka(config);
 let live = new Map<string, EventSummary>();
-for (const deadline = Date.now() + 60_000; live.size < IDS.length; ) {
-  if (Date.now() > deadline) throw new Error(`the live run judged ${live.size} of ${IDS.length} parts`);
-  await new Promise((r) => setTimeout(r, 200));
-  live = lastRevisions(await readEventTopic(kafka, config, config.topics.events, codec));
-}
+await until(
+  `the live run to judge ${IDS.length} parts`,
+  async () => (live = lastRevisions(await readEventTopic(kafka, config, config.topics.events, codec))).size >= IDS.length,
+  60_000,
+  { everyMs: 200, detail: () => `it judged ${live.size}` },
+);
 const liveOf = (id: string): EventSummary => {
   const e = live.get(id);
   if (e === undefined) throw new Error(`no live event of ${id}`);

@@ -15,6 +15,7 @@ import { makeFrame } from '../helpers/frames.js';
 import { quietLogger } from '../helpers/kafka.js';
 import { processorTestConfig } from '../helpers/models.js';
 import { serviceUnderTest } from '../helpers/service.js';
+import { until } from '../helpers/wait.js';
 
 const config = processorTestConfig(() => ({
   join: { modalities: { rgb: { policy: 'required', timeoutMs: 1500 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 60_000 } }, idleAdvanceMs: 300 },
@@ -58,10 +59,7 @@ for (const [i, id] of IDS.entries()) {
   await send('rgb', id, frames.encode(await makeFrame(id, 'rgb', { captureTime: t0 + i * 10, size: 64, ...extra })));
   await send('ir', id, frames.encode(await makeFrame(id, 'ir', { captureTime: t0 + i * 10 + 1, size: 64 })));
 }
-for (const deadline = Date.now() + 60_000; view.store.taken.events < IDS.length; ) {
-  if (Date.now() > deadline) throw new Error(`the view took ${view.store.taken.events} of ${IDS.length} events`);
-  await new Promise((r) => setTimeout(r, 50));
-}
+await until(`the view to take ${IDS.length} events`, () => view.store.taken.events >= IDS.length, 60_000, { everyMs: 50, detail: () => `it took ${view.store.taken.events}` });
 const t1 = Date.now() + 1;
 // the events come in the order the joins close, not that of sending: which parts are forgotten is read from the store
 const kept = IDS.filter((id) => view.store.part(id) !== undefined);

@@ -74,11 +74,11 @@ async function sseClient(url: string): Promise<{ events: { event: string; data: 
     }
   })();
   const until = async (pred: (e: { event: string; data: unknown }) => boolean, ms = 30_000): Promise<{ at: number }> => {
-    const deadline = Date.now() + ms;
+    const deadline = performance.now() + ms;
     for (;;) {
       const hit = events.find(pred);
       if (hit !== undefined) return hit;
-      if (Date.now() > deadline) throw new Error(`no such event in ${ms} ms; saw ${events.map((e) => e.event).join(', ')}`);
+      if (performance.now() > deadline) throw new Error(`no such event in ${ms} ms; saw ${events.map((e) => e.event).join(', ')}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   };

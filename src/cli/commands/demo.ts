@@ -210,8 +210,8 @@ export const demoCommand: Command = {
         status.end();
         ctx.out(`line done: ${report.parts} parts, ${report.frames.rgb + report.frames.ir + report.frames.xyz + report.frames.ct} frames (${report.frames.ct} CT volumes; ${report.dropped} dropped, ${report.duplicated} duplicated on purpose)`);
         // the last parts settle when their waits expire (the idle timer advances stream time)
-        const deadline = Date.now() + 45_000;
-        while (Date.now() < deadline && !abort.signal.aborted && summary.settled() < summary.labelled) await new Promise((r) => setTimeout(r, 250));
+        const deadline = performance.now() + 45_000;
+        while (performance.now() < deadline && !abort.signal.aborted && summary.settled() < summary.labelled) await new Promise((r) => setTimeout(r, 250));
       } finally {
         clearInterval(ticker);
       }
