@@ -9,6 +9,7 @@ import { loadConfig } from '../../src/config/load-config.js';
 import { createKafka, createConsumer, frameConsumerConfig } from '../../src/kafka/kafka-client.js';
 import { present } from '../../src/base/invariant.js';
 import { createLogger } from '../../src/base/logger.js';
+import { until } from './wait.js';
 
 export const quietLogger = createLogger({}, 'error');
 
@@ -173,13 +174,9 @@ export async function consumeUntil(
   what: string,
   timeoutMs = 60_000,
 ): Promise<Consumed[]> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const got = await consumeAll(kafka, config, topics);
-    if (done(got)) return got;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${got.length} records on ${String(topics)})`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  let got: Consumed[] = [];
+  await until(what, async () => done((got = await consumeAll(kafka, config, topics))), timeoutMs, { everyMs: 200, detail: () => `${got.length} records on ${String(topics)}` });
+  return got;
 }
 
 /** A record that has a key and a value (what stations write), its key as text. */

@@ -11,7 +11,7 @@ import { createLogger } from '../../src/base/logger.js';
 import type { Config } from '../../src/config/config-schema.js';
 import { waitForBroker } from '../../src/kafka/wait-for-broker.js';
 import { testConfig } from '../helpers/kafka.js';
-import { freePort } from '../telemetry/helpers.js';
+import { freePort } from '../helpers/ports.js';
 
 interface Line {
   msg: string;

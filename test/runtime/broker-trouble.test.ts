@@ -25,8 +25,8 @@ import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { makeFrame } from '../helpers/frames.js';
 import { consumeN, consumeUntil, deleteTopics, quietLogger, serviceEnv, testConfig, testKafka, type Consumed } from '../helpers/kafka.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
+import { freePort } from '../helpers/ports.js';
 import { until } from '../helpers/wait.js';
-import { freePort } from '../telemetry/helpers.js';
 
 const bin = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'mmad.mjs');
 const frames = AvroCodec.local(SchemaCatalog.load(), 'Frame');

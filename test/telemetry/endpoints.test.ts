@@ -16,7 +16,9 @@ import { ensureTopics, planTopics } from '../../src/kafka/topics.js';
 import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { deleteTopics, quietLogger, serviceEnv, testConfig, testKafka } from '../helpers/kafka.js';
 import { TEST_MANIFEST } from '../helpers/models.js';
-import { freePort, get, until } from './helpers.js';
+import { freePort } from '../helpers/ports.js';
+import { until } from '../helpers/wait.js';
+import { get } from './helpers.js';
 
 test('with telemetry.otlp.endpoint set, traces and metrics go to <endpoint>/v1/traces and /v1/metrics', async () => {
   const received: { path: string; type: string; body: Buffer }[] = [];

@@ -1,5 +1,4 @@
-/** What the telemetry tests share: a metric reader collected on demand, flattened data points, HTTP GETs, a free port. */
-import { createServer } from 'node:net';
+/** What the telemetry tests share: a metric reader collected on demand, flattened data points, HTTP GETs. */
 import { MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics';
 
 /** A pull reader: the test collects when it wants to look. */
@@ -38,14 +37,3 @@ export async function get(url: string): Promise<{ status: number; body: string; 
   const res = await fetch(url);
   return { status: res.status, body: await res.text(), type: res.headers.get('content-type') };
 }
-
-/** A port nothing listens on right now (for a child process's operations server). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
-export { until } from '../helpers/wait.js';

@@ -30,7 +30,8 @@ import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { makeFrame } from '../helpers/frames.js';
 import { consumeUntil, deleteTopics, quietLogger, testKafka, type Consumed } from '../helpers/kafka.js';
 import { processorTestConfig } from '../helpers/models.js';
-import { CollectingReader, collectPoints, get, sumOf, until, type Point } from './helpers.js';
+import { until } from '../helpers/wait.js';
+import { CollectingReader, collectPoints, get, sumOf, type Point } from './helpers.js';
 
 const config = processorTestConfig(() => ({
   join: { modalities: { rgb: { policy: 'required', timeoutMs: 1500 }, ir: { policy: 'optional', timeoutMs: 1000 }, xyz: { policy: 'late', windowMs: 4000 } }, idleAdvanceMs: 300 },
