@@ -430,10 +430,10 @@ def operating_points(scores: np.ndarray, labels: np.ndarray, distribution: dict,
             thr = distribution_quantile(distribution, 1.0 - r)
         except ValueError:
             continue
-        over = int((good >= thr).sum())
-        best = 1.0 if over >= len(ranked) else float((bad > ranked[over]).mean())
-        out.append({"statedRate": r, "threshold": thr, "nokRecall": float((bad >= thr).mean()),
-                    "falseAlarms": over, "goodCount": len(good), "bestRecall": best})
+        op = operational(s, y, thr)
+        best = 1.0 if op.fp >= len(ranked) else float((bad > ranked[op.fp]).mean())
+        out.append({"statedRate": r, "threshold": thr, "nokRecall": float(op.recall),
+                    "falseAlarms": op.fp, "goodCount": len(good), "bestRecall": best})
     return out
 
 
